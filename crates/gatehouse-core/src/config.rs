@@ -1,0 +1,777 @@
+//! Configuration: the reviewed `gatehouse.toml`, the environment contract inherited from the
+//! Python prototype, and command-line flags, resolved in one place with one precedence:
+//! **flag > environment > config file > default**.
+//!
+//! Every environment variable gatehouse reads is listed in [`env`]. S3 settings follow the
+//! prototype's precedence `OVH_S3_*` → `AWS_*` → `DATASET_S3_*`; an access key and its secret
+//! always come from the same family of variables. Secrets are accepted only from the
+//! environment, never from the (committed) config file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::store::{
+    Backend, Credentials, S3Config, Secret, ServerSideEncryption, StoreConfig, Timeouts,
+};
+use crate::waiver::Waiver;
+
+/// The config file looked for in the working directory when `--config` is not given.
+pub const CONFIG_FILE_NAME: &str = "gatehouse.toml";
+
+/// Every environment variable gatehouse reads, in one documented place.
+pub mod env {
+    /// Path of the config file (default: `./gatehouse.toml` when it exists).
+    pub const CONFIG: &str = "GATEHOUSE_CONFIG";
+    /// Path of the registry file (default: `registry` in the config file).
+    pub const REGISTRY: &str = "GATEHOUSE_REGISTRY";
+    /// Log filter, e.g. `info` or `gatehouse_core=debug`.
+    pub const LOG: &str = "GATEHOUSE_LOG";
+    /// `local` or `s3`.
+    pub const BACKEND: &str = "DATASET_STORAGE_BACKEND";
+    /// Root directory of the local backend.
+    pub const LOCAL_PATH: &str = "DATASET_STORAGE_LOCAL_PATH";
+    /// Key prefix releases are written under (default `exports`).
+    pub const EXPORTS_PREFIX: &str = "DATASET_EXPORTS_PREFIX";
+    /// Allow plain-HTTP S3 endpoints that are not on this machine (`true`/`false`).
+    pub const S3_ALLOW_HTTP: &str = "DATASET_S3_ALLOW_HTTP";
+    /// Bucket name, in precedence order.
+    pub const BUCKET: &[&str] = &["OVH_S3_BUCKET", "AWS_S3_BUCKET", "DATASET_S3_BUCKET"];
+    /// Endpoint URL, in precedence order.
+    pub const ENDPOINT: &[&str] = &[
+        "OVH_S3_ENDPOINT",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL",
+        "DATASET_S3_ENDPOINT",
+    ];
+    /// Region, in precedence order.
+    pub const REGION: &[&str] = &[
+        "OVH_S3_REGION",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "DATASET_S3_REGION",
+    ];
+    /// Credential families in precedence order: (access key, secret key, session token).
+    pub const CREDENTIALS: &[(&str, &str, Option<&str>)] = &[
+        ("OVH_S3_ACCESS_KEY", "OVH_S3_SECRET_KEY", None),
+        (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            Some("AWS_SESSION_TOKEN"),
+        ),
+        ("DATASET_S3_ACCESS_KEY", "DATASET_S3_SECRET_KEY", None),
+    ];
+    /// Fixes timestamps in generated artefacts (reproducible builds convention).
+    pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+}
+
+/// A source of environment variables; the process environment, or a map in tests.
+pub trait Env {
+    /// The variable's value; unset and blank are the same.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Env for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.trim().is_empty()).cloned()
+    }
+}
+
+/// `gatehouse.toml`. Relative paths in it are relative to the file's own directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Registry file.
+    pub registry: Option<PathBuf>,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub coverage: CoverageConfig,
+    /// Explicit, reviewed exceptions to gate rules.
+    #[serde(default)]
+    pub waivers: Vec<Waiver>,
+}
+
+/// `[store]`: everything but secrets.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    pub backend: Option<BackendKind>,
+    pub local_path: Option<PathBuf>,
+    pub exports_prefix: Option<String>,
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: Option<bool>,
+    /// `none`, `s3` (SSE-S3, AES256) or `kms` (needs `sse_kms_key_id`).
+    pub sse: Option<SseKind>,
+    pub sse_kms_key_id: Option<String>,
+    pub connect_timeout_secs: Option<u64>,
+    pub read_timeout_secs: Option<u64>,
+    pub retry_budget_secs: Option<u64>,
+    pub max_retries: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Local,
+    S3,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "s3" => Ok(Self::S3),
+            other => Err(format!(
+                "unknown storage backend {other:?} (expected local or s3)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SseKind {
+    None,
+    S3,
+    Kms,
+}
+
+/// `[coverage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoverageConfig {
+    /// Evidence keys listed per dataset (the first ones in key order).
+    pub evidence_keys: usize,
+    /// Unmapped keys listed as examples (the first ones in key order).
+    pub unmapped_examples: usize,
+}
+
+impl Default for CoverageConfig {
+    fn default() -> Self {
+        Self {
+            evidence_keys: 5,
+            unmapped_examples: 20,
+        }
+    }
+}
+
+/// What the command line said; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub registry: Option<PathBuf>,
+    pub backend: Option<BackendKind>,
+    pub local_path: Option<PathBuf>,
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub exports_prefix: Option<String>,
+}
+
+/// Where one resolved setting came from, for `gatehouse doctor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingOrigin {
+    pub setting: &'static str,
+    /// The value, or `(set)` for secrets.
+    pub value: String,
+    /// `--flag`, an environment variable's name, `gatehouse.toml` or `default`.
+    pub from: String,
+}
+
+/// The fully resolved configuration a command runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config_file: Option<PathBuf>,
+    pub registry_path: PathBuf,
+    pub store: StoreConfig,
+    pub coverage: CoverageConfig,
+    pub waivers: Vec<Waiver>,
+    pub origins: Vec<SettingOrigin>,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        hint: Option<String>,
+    },
+}
+
+impl ConfigError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Invalid { hint, .. } => hint.clone(),
+            ConfigError::Parse { .. } => {
+                Some("see the configuration reference in README.md for the accepted keys".into())
+            }
+            ConfigError::Read { .. } => {
+                Some("pass --config PATH or set GATEHOUSE_CONFIG to an existing file".into())
+            }
+        }
+    }
+
+    fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parses TOML into `T`, turning errors into `path:line:column: message`.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+struct Resolver<'a> {
+    env: &'a dyn Env,
+    origins: Vec<SettingOrigin>,
+}
+
+impl Resolver<'_> {
+    /// First of: flag, the environment variables in order, the file, the default.
+    fn pick(
+        &mut self,
+        setting: &'static str,
+        flag: Option<String>,
+        vars: &[&str],
+        file: Option<String>,
+        default: Option<String>,
+    ) -> Option<String> {
+        let (value, from) = if let Some(v) = flag {
+            (v, format!("--{}", setting.replace('_', "-")))
+        } else if let Some((var, v)) = vars.iter().find_map(|v| self.env.var(v).map(|x| (v, x))) {
+            (v, (*var).to_string())
+        } else if let Some(v) = file {
+            (v, CONFIG_FILE_NAME.to_string())
+        } else if let Some(v) = default {
+            (v, "default".to_string())
+        } else {
+            return None;
+        };
+        self.origins.push(SettingOrigin {
+            setting,
+            value: value.clone(),
+            from,
+        });
+        Some(value)
+    }
+}
+
+/// Resolves the configuration for one command.
+pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigError> {
+    let config_file = overrides
+        .config
+        .clone()
+        .or_else(|| env.var(env::CONFIG).map(PathBuf::from))
+        .or_else(|| {
+            let p = PathBuf::from(CONFIG_FILE_NAME);
+            p.is_file().then_some(p)
+        });
+    let file: ConfigFile = match &config_file {
+        Some(path) => {
+            let text = fs_read(path)?;
+            parse_toml(path, &text)?
+        }
+        None => ConfigFile::default(),
+    };
+    let base = config_file
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let rel = |p: &Path| -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+
+    let mut r = Resolver {
+        env,
+        origins: Vec::new(),
+    };
+    let path_string = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+
+    let registry_path = r
+        .pick(
+            "registry",
+            path_string(&overrides.registry),
+            &[env::REGISTRY],
+            file.registry
+                .as_deref()
+                .map(|p| rel(p).display().to_string()),
+            Some(rel(Path::new("registry.toml")).display().to_string()),
+        )
+        .map(PathBuf::from)
+        .unwrap_or_default();
+
+    let backend_name = r
+        .pick(
+            "backend",
+            overrides.backend.map(|b| format!("{b:?}").to_lowercase()),
+            &[env::BACKEND],
+            file.store.backend.map(|b| format!("{b:?}").to_lowercase()),
+            Some("local".into()),
+        )
+        .unwrap_or_default();
+    let backend_kind: BackendKind = backend_name.parse().map_err(|m: String| {
+        ConfigError::invalid(m, format!("set {} to local or s3", env::BACKEND))
+    })?;
+
+    let exports_prefix = r
+        .pick(
+            "exports_prefix",
+            overrides.exports_prefix.clone(),
+            &[env::EXPORTS_PREFIX],
+            file.store.exports_prefix.clone(),
+            Some("exports".into()),
+        )
+        .unwrap_or_default()
+        .trim_matches('/')
+        .to_string();
+    if exports_prefix.is_empty() {
+        return Err(ConfigError::invalid(
+            "the exports prefix is empty",
+            format!(
+                "set {} to a key prefix such as `exports`",
+                env::EXPORTS_PREFIX
+            ),
+        ));
+    }
+
+    let backend =
+        match backend_kind {
+            BackendKind::Local => {
+                let root = r
+                .pick(
+                    "local_path",
+                    path_string(&overrides.local_path),
+                    &[env::LOCAL_PATH],
+                    file.store.local_path.as_deref().map(|p| rel(p).display().to_string()),
+                    None,
+                )
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "the local backend needs a directory and none is configured",
+                        format!(
+                            "set {} (or [store] local_path in {CONFIG_FILE_NAME}, or --local-path)",
+                            env::LOCAL_PATH
+                        ),
+                    )
+                })?;
+                Backend::Local { root: root.into() }
+            }
+            BackendKind::S3 => Backend::S3(Box::new(resolve_s3(&mut r, overrides, &file.store)?)),
+        };
+
+    Ok(Settings {
+        config_file,
+        registry_path,
+        store: StoreConfig {
+            backend,
+            exports_prefix,
+        },
+        coverage: file.coverage,
+        waivers: file.waivers,
+        origins: r.origins,
+    })
+}
+
+fn resolve_s3(
+    r: &mut Resolver<'_>,
+    overrides: &Overrides,
+    file: &StoreSection,
+) -> Result<S3Config, ConfigError> {
+    let bucket = r
+        .pick(
+            "bucket",
+            overrides.bucket.clone(),
+            env::BUCKET,
+            file.bucket.clone(),
+            None,
+        )
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "the s3 backend needs a bucket and none is configured",
+                "set OVH_S3_BUCKET (or AWS_S3_BUCKET / DATASET_S3_BUCKET, or --bucket)",
+            )
+        })?;
+    let endpoint = r
+        .pick(
+            "endpoint",
+            overrides.endpoint.clone(),
+            env::ENDPOINT,
+            file.endpoint.clone(),
+            None,
+        )
+        .map(|e| {
+            if e.contains("://") {
+                e
+            } else {
+                format!("https://{e}")
+            }
+        });
+    let region = r
+        .pick(
+            "region",
+            overrides.region.clone(),
+            env::REGION,
+            file.region.clone(),
+            Some("us-east-1".into()),
+        )
+        .unwrap_or_default();
+    let allow_http_setting = r
+        .env
+        .var(env::S3_ALLOW_HTTP)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    let allow_http_explicit = allow_http_setting.or(file.allow_http).unwrap_or(false);
+    let allow_http = match &endpoint {
+        Some(e) if e.starts_with("http://") => {
+            let host = endpoint_host(e);
+            if is_loopback(&host) || allow_http_explicit {
+                true
+            } else {
+                return Err(ConfigError::invalid(
+                    format!("S3 endpoint {e} uses plain HTTP to a remote host"),
+                    format!(
+                        "use https:// (credentials and data would cross the network unencrypted), \
+                         or set {}=true if this is really intended",
+                        env::S3_ALLOW_HTTP
+                    ),
+                ));
+            }
+        }
+        Some(e) if !e.starts_with("https://") => {
+            return Err(ConfigError::invalid(
+                format!("S3 endpoint {e} is not an http(s) URL"),
+                "write it as https://host[:port]",
+            ));
+        }
+        _ => false,
+    };
+
+    let credentials = resolve_credentials(r)?;
+    let sse = match file.sse.unwrap_or(SseKind::None) {
+        SseKind::None => ServerSideEncryption::None,
+        SseKind::S3 => ServerSideEncryption::S3,
+        SseKind::Kms => ServerSideEncryption::Kms {
+            key_id: file.sse_kms_key_id.clone().ok_or_else(|| {
+                ConfigError::invalid(
+                    "[store] sse = \"kms\" needs sse_kms_key_id",
+                    "add sse_kms_key_id = \"<key id or ARN>\" to [store]",
+                )
+            })?,
+        },
+    };
+    let d = Timeouts::default();
+    let secs = |v: Option<u64>, default: std::time::Duration| {
+        v.map_or(default, std::time::Duration::from_secs)
+    };
+    Ok(S3Config {
+        bucket,
+        endpoint,
+        region,
+        credentials,
+        allow_http,
+        virtual_hosted_style: file.virtual_hosted_style.unwrap_or(false),
+        sse,
+        timeouts: Timeouts {
+            connect: secs(file.connect_timeout_secs, d.connect),
+            read_idle: secs(file.read_timeout_secs, d.read_idle),
+            retry_budget: secs(file.retry_budget_secs, d.retry_budget),
+            max_retries: file.max_retries.unwrap_or(d.max_retries),
+        },
+    })
+}
+
+fn resolve_credentials(r: &mut Resolver<'_>) -> Result<Credentials, ConfigError> {
+    for (key_var, secret_var, token_var) in env::CREDENTIALS {
+        let key = r.env.var(key_var);
+        let secret = r.env.var(secret_var);
+        match (key, secret) {
+            (None, None) => continue,
+            (Some(key), Some(secret)) => {
+                let session_token = token_var.and_then(|t| r.env.var(t)).map(Secret::new);
+                r.origins.push(SettingOrigin {
+                    setting: "credentials",
+                    value: "(set)".into(),
+                    from: format!("{key_var}/{secret_var}"),
+                });
+                return Ok(Credentials {
+                    access_key_id: Secret::new(key),
+                    secret_access_key: Secret::new(secret),
+                    session_token,
+                    source: format!("{key_var}/{secret_var}"),
+                });
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    format!("{key_var} is set but {secret_var} is not"),
+                    format!("set both {key_var} and {secret_var}, or neither"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    format!("{secret_var} is set but {key_var} is not"),
+                    format!("set both {key_var} and {secret_var}, or neither"),
+                ));
+            }
+        }
+    }
+    Err(ConfigError::invalid(
+        "the s3 backend needs credentials and none are set",
+        "set OVH_S3_ACCESS_KEY and OVH_S3_SECRET_KEY (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, \
+         or DATASET_S3_ACCESS_KEY/DATASET_S3_SECRET_KEY)",
+    ))
+}
+
+fn endpoint_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default().to_string();
+    }
+    authority
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn fs_read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    fn no_file() -> Overrides {
+        Overrides {
+            config: Some(PathBuf::from("/dev/null")),
+            ..Overrides::default()
+        }
+    }
+
+    fn s3(settings: &Settings) -> &S3Config {
+        match &settings.store.backend {
+            Backend::S3(s3) => s3,
+            other => panic!("expected s3, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ovh_variables_win_over_aws_and_dataset_ones() {
+        let e = env(&[
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "ovh-bucket"),
+            ("AWS_S3_BUCKET", "aws-bucket"),
+            ("DATASET_S3_BUCKET", "ds-bucket"),
+            ("AWS_REGION", "eu-west-3"),
+            ("DATASET_S3_REGION", "gra"),
+            ("OVH_S3_ACCESS_KEY", "ovh-ak"),
+            ("OVH_S3_SECRET_KEY", "ovh-sk"),
+            ("AWS_ACCESS_KEY_ID", "aws-ak"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-sk"),
+            ("OVH_S3_ENDPOINT", "s3.gra.io.cloud.ovh.net"),
+        ]);
+        let s = resolve(&no_file(), &e).unwrap();
+        let s3 = s3(&s);
+        assert_eq!(s3.bucket, "ovh-bucket");
+        assert_eq!(s3.region, "eu-west-3");
+        assert_eq!(s3.credentials.access_key_id.expose(), "ovh-ak");
+        assert_eq!(s3.credentials.source, "OVH_S3_ACCESS_KEY/OVH_S3_SECRET_KEY");
+        assert_eq!(
+            s3.endpoint.as_deref(),
+            Some("https://s3.gra.io.cloud.ovh.net")
+        );
+        assert!(!s3.allow_http);
+        assert!(!s3.virtual_hosted_style, "path-style is the default");
+    }
+
+    #[test]
+    fn flags_win_over_environment() {
+        let e = env(&[
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "env-bucket"),
+            ("DATASET_S3_ACCESS_KEY", "a"),
+            ("DATASET_S3_SECRET_KEY", "b"),
+        ]);
+        let o = Overrides {
+            bucket: Some("flag-bucket".into()),
+            ..no_file()
+        };
+        let s = resolve(&o, &e).unwrap();
+        assert_eq!(s3(&s).bucket, "flag-bucket");
+        let origin = s.origins.iter().find(|o| o.setting == "bucket").unwrap();
+        assert_eq!(origin.from, "--bucket");
+    }
+
+    #[test]
+    fn half_a_credential_pair_is_refused() {
+        let e = env(&[
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "b"),
+            ("OVH_S3_ACCESS_KEY", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ]);
+        let err = resolve(&no_file(), &e).unwrap_err();
+        assert!(err.to_string().contains("OVH_S3_SECRET_KEY"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_for_loopback() {
+        let base = [
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "b"),
+            ("OVH_S3_ACCESS_KEY", "a"),
+            ("OVH_S3_SECRET_KEY", "s"),
+        ];
+        let with = |endpoint: &str| {
+            let mut e = env(&base);
+            e.insert("OVH_S3_ENDPOINT".into(), endpoint.into());
+            e
+        };
+        assert!(s3(&resolve(&no_file(), &with("http://127.0.0.1:9000")).unwrap()).allow_http);
+        assert!(s3(&resolve(&no_file(), &with("http://localhost:9000")).unwrap()).allow_http);
+        assert!(s3(&resolve(&no_file(), &with("http://[::1]:9000")).unwrap()).allow_http);
+        let err = resolve(&no_file(), &with("http://storage.example.com")).unwrap_err();
+        assert!(err.hint().unwrap().contains("DATASET_S3_ALLOW_HTTP"));
+        let mut e = with("http://storage.example.com");
+        e.insert("DATASET_S3_ALLOW_HTTP".into(), "true".into());
+        assert!(s3(&resolve(&no_file(), &e).unwrap()).allow_http);
+    }
+
+    #[test]
+    fn missing_bucket_and_credentials_have_hints() {
+        let e = env(&[("DATASET_STORAGE_BACKEND", "s3")]);
+        let err = resolve(&no_file(), &e).unwrap_err();
+        assert!(err.hint().unwrap().contains("OVH_S3_BUCKET"));
+        let e = env(&[("DATASET_STORAGE_BACKEND", "s3"), ("OVH_S3_BUCKET", "b")]);
+        let err = resolve(&no_file(), &e).unwrap_err();
+        assert!(err.hint().unwrap().contains("OVH_S3_ACCESS_KEY"));
+    }
+
+    #[test]
+    fn config_file_paths_are_relative_to_the_file_and_env_overrides_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        std::fs::write(
+            &path,
+            "registry = \"reg.toml\"\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            config: Some(path.clone()),
+            ..Overrides::default()
+        };
+        let s = resolve(&o, &env(&[])).unwrap();
+        assert_eq!(s.registry_path, dir.path().join("reg.toml"));
+        assert_eq!(
+            s.store.backend,
+            Backend::Local {
+                root: dir.path().join("store")
+            }
+        );
+        assert_eq!(s.store.exports_prefix, "exports");
+        let s = resolve(&o, &env(&[("DATASET_STORAGE_LOCAL_PATH", "/elsewhere")])).unwrap();
+        assert_eq!(
+            s.store.backend,
+            Backend::Local {
+                root: "/elsewhere".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_config_keys_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        std::fs::write(&path, "[store]\nbackend = \"local\"\nsecret_key = \"x\"\n").unwrap();
+        let o = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        let err = resolve(&o, &env(&[])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("gatehouse.toml:3:"), "{msg}");
+        assert!(msg.contains("secret_key"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_backend_is_refused() {
+        let err = resolve(&no_file(), &env(&[("DATASET_STORAGE_BACKEND", "gcs")])).unwrap_err();
+        assert!(err.to_string().contains("gcs"));
+    }
+}

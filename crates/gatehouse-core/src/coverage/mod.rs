@@ -1,0 +1,647 @@
+//! Coverage: which dataset families exist in the source store, judged against the registry.
+//!
+//! It lists the store (never downloading an object), maps every key to at most one dataset,
+//! and reports per family whether it is present, partial, missing or waived, with evidence
+//! keys, object counts and bytes. Objects no dataset claims are summarised and excluded,
+//! never defaulted into a family. Memory is bounded by the number of datasets and the
+//! configured caps, not by the number of objects.
+
+mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::CoverageConfig;
+use crate::registry::{Holdout, Registry};
+use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
+use crate::store::{Store, StoreDescription, StoreError};
+use crate::waiver::{self, Subject, Waiver, WaiverStatus, WaiverUse};
+
+pub use render::render_markdown;
+
+/// Coverage report schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Finding codes of the coverage stage.
+pub mod codes {
+    /// A required family has no objects.
+    pub const REQUIRED_FAMILY_MISSING: (&str, &str) = ("COV001", "required-family-missing");
+    /// Some datasets of a family have objects, others none.
+    pub const FAMILY_PARTIAL: (&str, &str) = ("COV002", "family-partial");
+    /// A dataset's patterns match no object.
+    pub const DATASET_EMPTY: (&str, &str) = ("COV003", "dataset-no-objects");
+    /// Objects that no dataset claims (excluded from the release).
+    pub const UNMAPPED_OBJECTS: (&str, &str) = ("COV004", "unmapped-objects");
+    /// A dataset without a licence tag (excluded by the build, fails the provenance gate).
+    pub const MISSING_LICENCE: (&str, &str) = ("COV005", "dataset-missing-licence");
+    /// A dataset without provenance (excluded by the build, fails the provenance gate).
+    pub const MISSING_PROVENANCE: (&str, &str) = ("COV006", "dataset-missing-provenance");
+    /// An optional family has no objects.
+    pub const OPTIONAL_FAMILY_MISSING: (&str, &str) = ("COV007", "optional-family-missing");
+}
+
+/// Presence of a family in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FamilyStatus {
+    /// Every dataset of the family has objects.
+    Present,
+    /// Some datasets have objects, some none.
+    Partial,
+    /// No dataset of the family has objects (or it has no datasets).
+    Missing,
+    /// Missing or partial, and an unexpired waiver covers it.
+    Waived,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoverageReport {
+    pub schema_version: u32,
+    pub generated_by: String,
+    pub store: StoreDescription,
+    pub registry_digest: String,
+    /// The day waivers were judged against.
+    pub as_of: NaiveDate,
+    pub verdict: Verdict,
+    pub totals: Totals,
+    pub families: Vec<FamilyCoverage>,
+    pub datasets: Vec<DatasetCoverage>,
+    pub unmapped: Unmapped,
+    pub findings: Vec<Finding>,
+    pub config: CoverageConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Objects listed outside the exports prefix.
+    pub objects: u64,
+    pub bytes: u64,
+    pub mapped_objects: u64,
+    pub mapped_bytes: u64,
+    /// Objects under the exports prefix (gatehouse's own output), not considered.
+    pub export_objects_ignored: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FamilyCoverage {
+    pub family: String,
+    pub stage: String,
+    pub required: bool,
+    pub holdout: Holdout,
+    pub status: FamilyStatus,
+    pub datasets: usize,
+    pub datasets_present: usize,
+    pub objects: u64,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<WaiverUse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetCoverage {
+    pub dataset: String,
+    pub family: String,
+    pub stage: String,
+    pub format: String,
+    pub license_tag: Option<String>,
+    pub has_provenance: bool,
+    pub objects: u64,
+    pub bytes: u64,
+    /// The first keys in key order, capped by `coverage.evidence_keys`.
+    pub evidence_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Unmapped {
+    pub objects: u64,
+    pub bytes: u64,
+    /// Counts per folder (first two key segments), largest first.
+    pub by_prefix: Vec<PrefixCount>,
+    /// The first unmapped keys in key order, capped by `coverage.unmapped_examples`.
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrefixCount {
+    pub prefix: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum CoverageError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key} is claimed by both dataset {first:?} and dataset {second:?}")]
+    AmbiguousKey {
+        key: String,
+        first: String,
+        second: String,
+    },
+    #[error("{store} holds no objects outside {exports}/")]
+    EmptyStore { store: String, exports: String },
+    #[error("invalid waiver in gatehouse.toml: {0}")]
+    InvalidWaiver(String),
+}
+
+impl CoverageError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CoverageError::Store(e) => e.hint(),
+            CoverageError::AmbiguousKey { .. } => Some(
+                "an object belongs to at most one dataset: narrow one of them with `exclude` in \
+                 the registry"
+                    .into(),
+            ),
+            CoverageError::EmptyStore { .. } => Some(
+                "check the bucket or local path (`gatehouse doctor` shows what is configured)"
+                    .into(),
+            ),
+            CoverageError::InvalidWaiver(_) => Some(
+                "every waiver needs a finding code, a reason, an approver and an expiry".into(),
+            ),
+        }
+    }
+}
+
+/// Keeps the `cap` smallest keys seen, so evidence is stable whatever the listing order.
+#[derive(Debug, Default)]
+struct FirstKeys {
+    cap: usize,
+    keys: BTreeSet<String>,
+}
+
+impl FirstKeys {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            keys: BTreeSet::new(),
+        }
+    }
+
+    fn offer(&mut self, key: &str) {
+        if self.cap == 0 {
+            return;
+        }
+        if self.keys.len() < self.cap {
+            self.keys.insert(key.to_string());
+        } else if self.keys.last().is_some_and(|last| key < last.as_str()) {
+            self.keys.pop_last();
+            self.keys.insert(key.to_string());
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    objects: u64,
+    bytes: u64,
+}
+
+fn folder_of(key: &str) -> String {
+    let segments: Vec<&str> = key.split('/').collect();
+    match segments.len() {
+        0 | 1 => "(root)".into(),
+        2 => format!("{}/", segments[0]),
+        _ => format!("{}/{}/", segments[0], segments[1]),
+    }
+}
+
+/// Lists the store and builds the coverage report. `progress` is called with the number of
+/// objects listed so far, every 1000 objects.
+pub fn run(
+    store: &Store,
+    registry: &Registry,
+    config: &CoverageConfig,
+    waivers: &[Waiver],
+    as_of: NaiveDate,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CoverageReport, CoverageError> {
+    if let Some(problem) = waivers.iter().flat_map(Waiver::problems).next() {
+        return Err(CoverageError::InvalidWaiver(problem));
+    }
+    let exports = format!("{}/", store.exports_prefix());
+    let mut totals = Totals::default();
+    let mut per_dataset: Vec<(Tally, FirstKeys)> = registry
+        .datasets
+        .iter()
+        .map(|_| (Tally::default(), FirstKeys::new(config.evidence_keys)))
+        .collect();
+    let mut unmapped = Tally::default();
+    let mut unmapped_examples = FirstKeys::new(config.unmapped_examples);
+    let mut unmapped_folders: BTreeMap<String, Tally> = BTreeMap::new();
+
+    let mut listed = 0u64;
+    for object in store.list("") {
+        let object = object?;
+        listed += 1;
+        if listed % 1000 == 0 {
+            progress(listed);
+        }
+        if object.key.starts_with(&exports) {
+            totals.export_objects_ignored += 1;
+            continue;
+        }
+        totals.objects += 1;
+        totals.bytes += object.size;
+        let mut claimed = None;
+        for (i, d) in registry.datasets.iter().enumerate() {
+            if d.claims(&object.key) {
+                if let Some(first) = claimed {
+                    let first: &crate::registry::Dataset = &registry.datasets[first];
+                    return Err(CoverageError::AmbiguousKey {
+                        key: object.key,
+                        first: first.name.clone(),
+                        second: d.name.clone(),
+                    });
+                }
+                claimed = Some(i);
+            }
+        }
+        match claimed {
+            Some(i) => {
+                let (tally, keys) = &mut per_dataset[i];
+                tally.objects += 1;
+                tally.bytes += object.size;
+                keys.offer(&object.key);
+                totals.mapped_objects += 1;
+                totals.mapped_bytes += object.size;
+            }
+            None => {
+                unmapped.objects += 1;
+                unmapped.bytes += object.size;
+                unmapped_examples.offer(&object.key);
+                let folder = unmapped_folders.entry(folder_of(&object.key)).or_default();
+                folder.objects += 1;
+                folder.bytes += object.size;
+            }
+        }
+    }
+    progress(listed);
+    if totals.objects == 0 {
+        return Err(CoverageError::EmptyStore {
+            store: store.describe().to_string(),
+            exports: store.exports_prefix().to_string(),
+        });
+    }
+
+    let mut findings = Vec::new();
+    let mut finding = |code: (&'static str, &'static str),
+                       severity: Severity,
+                       subject: String,
+                       message: String,
+                       waiver: Option<WaiverUse>| {
+        findings.push(Finding {
+            code: code.0,
+            name: code.1,
+            severity,
+            subject,
+            message,
+            waiver,
+        });
+    };
+
+    let datasets: Vec<DatasetCoverage> = registry
+        .datasets
+        .iter()
+        .zip(per_dataset)
+        .map(|(d, (tally, keys))| DatasetCoverage {
+            dataset: d.name.clone(),
+            family: d.family.clone(),
+            stage: d.stage.clone(),
+            format: d.format.to_string(),
+            license_tag: d.license_tag.clone(),
+            has_provenance: d.provenance.is_some(),
+            objects: tally.objects,
+            bytes: tally.bytes,
+            evidence_keys: keys.keys.into_iter().collect(),
+        })
+        .collect();
+
+    let mut families = Vec::new();
+    for (name, fam) in &registry.families {
+        let members: Vec<&DatasetCoverage> =
+            datasets.iter().filter(|d| &d.family == name).collect();
+        let present = members.iter().filter(|d| d.objects > 0).count();
+        let status = if members.is_empty() || present == 0 {
+            FamilyStatus::Missing
+        } else if present < members.len() {
+            FamilyStatus::Partial
+        } else {
+            FamilyStatus::Present
+        };
+        let subject = Subject {
+            family: Some(name),
+            ..Subject::default()
+        };
+        let code = match status {
+            FamilyStatus::Missing if fam.required => Some(codes::REQUIRED_FAMILY_MISSING),
+            FamilyStatus::Missing => Some(codes::OPTIONAL_FAMILY_MISSING),
+            FamilyStatus::Partial => Some(codes::FAMILY_PARTIAL),
+            _ => None,
+        };
+        let waiver = code.and_then(|c| waiver::find(waivers, c.0, subject, as_of));
+        let waived = waiver
+            .as_ref()
+            .is_some_and(|w| w.status == WaiverStatus::Applied);
+        if let Some(code) = code {
+            let base = match (code, fam.required) {
+                (codes::REQUIRED_FAMILY_MISSING, _) => Severity::Error,
+                (codes::FAMILY_PARTIAL, true) => Severity::Warning,
+                _ => Severity::Info,
+            };
+            let severity = if waived { Severity::Info } else { base };
+            let message = match status {
+                FamilyStatus::Missing if members.is_empty() => {
+                    format!("family {name} has no datasets in the registry")
+                }
+                FamilyStatus::Missing => {
+                    format!(
+                        "none of the {} dataset(s) of family {name} has objects",
+                        members.len()
+                    )
+                }
+                _ => format!(
+                    "{present} of {} dataset(s) of family {name} have objects",
+                    members.len()
+                ),
+            };
+            finding(code, severity, name.clone(), message, waiver.clone());
+        }
+        families.push(FamilyCoverage {
+            family: name.clone(),
+            stage: fam.stage.clone(),
+            required: fam.required,
+            holdout: fam.holdout,
+            status: if waived { FamilyStatus::Waived } else { status },
+            datasets: members.len(),
+            datasets_present: present,
+            objects: members.iter().map(|d| d.objects).sum(),
+            bytes: members.iter().map(|d| d.bytes).sum(),
+            waiver,
+        });
+    }
+
+    for d in &datasets {
+        if d.objects == 0 {
+            finding(
+                codes::DATASET_EMPTY,
+                Severity::Warning,
+                d.dataset.clone(),
+                format!("dataset {} matches no object", d.dataset),
+                None,
+            );
+        }
+        if d.license_tag.is_none() {
+            finding(
+                codes::MISSING_LICENCE,
+                Severity::Warning,
+                d.dataset.clone(),
+                format!(
+                    "dataset {} has no license_tag: the build excludes it and the provenance gate fails",
+                    d.dataset
+                ),
+                None,
+            );
+        }
+        if !d.has_provenance {
+            finding(
+                codes::MISSING_PROVENANCE,
+                Severity::Warning,
+                d.dataset.clone(),
+                format!(
+                    "dataset {} has no provenance: the build excludes it and the provenance gate fails",
+                    d.dataset
+                ),
+                None,
+            );
+        }
+    }
+    if unmapped.objects > 0 {
+        finding(
+            codes::UNMAPPED_OBJECTS,
+            Severity::Warning,
+            "(store)".into(),
+            format!(
+                "{} object(s) are claimed by no dataset and are excluded",
+                unmapped.objects
+            ),
+            None,
+        );
+    }
+
+    let mut by_prefix: Vec<PrefixCount> = unmapped_folders
+        .into_iter()
+        .map(|(prefix, t)| PrefixCount {
+            prefix,
+            objects: t.objects,
+            bytes: t.bytes,
+        })
+        .collect();
+    by_prefix.sort_by(|a, b| b.objects.cmp(&a.objects).then(a.prefix.cmp(&b.prefix)));
+    by_prefix.truncate(50);
+
+    Ok(CoverageReport {
+        schema_version: SCHEMA_VERSION,
+        generated_by: generated_by(),
+        store: store.describe(),
+        registry_digest: registry.digest.clone(),
+        as_of,
+        verdict: verdict_of(&findings),
+        totals,
+        families,
+        datasets,
+        unmapped: Unmapped {
+            objects: unmapped.objects,
+            bytes: unmapped.bytes,
+            by_prefix,
+            examples: unmapped_examples.keys.into_iter().collect(),
+        },
+        findings,
+        config: config.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const REGISTRY: &str = r#"
+schema_version = 1
+[families.therapy]
+stage = "stage1_foundation"
+required = true
+review = ["clinician_foundation"]
+[families.voice]
+stage = "stage4_voice_persona"
+required = true
+holdout = "strict"
+review = ["bias_cultural"]
+[families.extra]
+stage = "stage2_more"
+review = ["clinician_foundation"]
+
+[[datasets]]
+name = "sessions"
+family = "therapy"
+include = ["src/sessions/"]
+format = "chatml"
+license_tag = "CC0-1.0"
+provenance = { origin = "o", method = "m", consent = "c" }
+
+[[datasets]]
+name = "qa"
+family = "therapy"
+include = ["src/qa/*.csv"]
+format = "csv_columns"
+fields = { user = "q", assistant = "a" }
+
+[[datasets]]
+name = "voice"
+family = "voice"
+include = ["src/voice/"]
+format = "text_transcript"
+"#;
+
+    fn registry() -> Registry {
+        Registry::parse(Path::new("r.toml"), REGISTRY, "sha256:test".into()).unwrap()
+    }
+
+    fn day() -> NaiveDate {
+        "2026-11-25".parse().unwrap()
+    }
+
+    fn run_on(store: &Store, waivers: &[Waiver]) -> CoverageReport {
+        run(
+            store,
+            &registry(),
+            &CoverageConfig::default(),
+            waivers,
+            day(),
+            &mut |_| {},
+        )
+        .unwrap()
+    }
+
+    fn store_with(keys: &[&str]) -> Store {
+        let store = Store::memory();
+        for k in keys {
+            store.put(k, "0123456789").unwrap();
+        }
+        store
+    }
+
+    fn family<'a>(r: &'a CoverageReport, name: &str) -> &'a FamilyCoverage {
+        r.families.iter().find(|f| f.family == name).unwrap()
+    }
+
+    #[test]
+    fn present_partial_and_missing_families() {
+        let store = store_with(&[
+            "src/sessions/a.jsonl",
+            "src/sessions/b.jsonl",
+            "other/x.bin",
+        ]);
+        let r = run_on(&store, &[]);
+        let therapy = family(&r, "therapy");
+        assert_eq!(therapy.status, FamilyStatus::Partial);
+        assert_eq!((therapy.objects, therapy.bytes), (2, 20));
+        assert_eq!(family(&r, "voice").status, FamilyStatus::Missing);
+        assert_eq!(family(&r, "extra").status, FamilyStatus::Missing);
+        assert_eq!(r.verdict, Verdict::Fail, "required voice family is missing");
+        assert_eq!(r.unmapped.objects, 1);
+        assert_eq!(r.unmapped.examples, ["other/x.bin"]);
+        let codes: Vec<_> = r.findings.iter().map(|f| f.code).collect();
+        for c in [
+            "COV001", "COV002", "COV003", "COV004", "COV005", "COV006", "COV007",
+        ] {
+            assert!(codes.contains(&c), "{c} missing from {codes:?}");
+        }
+    }
+
+    #[test]
+    fn a_waiver_turns_a_missing_required_family_into_waived() {
+        let store = store_with(&["src/sessions/a.jsonl", "src/qa/q.csv"]);
+        let waiver = Waiver {
+            code: "COV001".into(),
+            family: Some("voice".into()),
+            dataset: None,
+            record: None,
+            reason: "voice transcripts arrive in December".into(),
+            approver: "release-manager".into(),
+            expires: "2026-12-31".parse().unwrap(),
+        };
+        let r = run_on(&store, std::slice::from_ref(&waiver));
+        assert_eq!(family(&r, "voice").status, FamilyStatus::Waived);
+        assert_ne!(r.verdict, Verdict::Fail);
+        let mut lapsed = waiver;
+        lapsed.expires = "2026-11-24".parse().unwrap();
+        let r = run_on(&store, &[lapsed]);
+        assert_eq!(family(&r, "voice").status, FamilyStatus::Missing);
+        assert_eq!(r.verdict, Verdict::Fail);
+        assert_eq!(
+            family(&r, "voice").waiver.as_ref().unwrap().status,
+            WaiverStatus::Expired
+        );
+    }
+
+    #[test]
+    fn evidence_keys_are_the_first_in_key_order_whatever_the_listing_order() {
+        let keys: Vec<String> = (0..40)
+            .rev()
+            .map(|i| format!("src/sessions/{i:03}.jsonl"))
+            .collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let r = run_on(&store_with(&refs), &[]);
+        let d = r.datasets.iter().find(|d| d.dataset == "sessions").unwrap();
+        assert_eq!(d.objects, 40);
+        assert_eq!(d.evidence_keys.len(), 5);
+        assert_eq!(d.evidence_keys[0], "src/sessions/000.jsonl");
+        assert_eq!(d.evidence_keys[4], "src/sessions/004.jsonl");
+    }
+
+    #[test]
+    fn exports_are_ignored_and_an_empty_store_is_an_error() {
+        let store = store_with(&["exports/releases/v1/manifest.json"]);
+        let err = run(
+            &store,
+            &registry(),
+            &CoverageConfig::default(),
+            &[],
+            day(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, CoverageError::EmptyStore { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_claimed_twice_is_an_error_naming_both_datasets() {
+        let text = REGISTRY.replace(
+            "include = [\"src/qa/*.csv\"]",
+            "include = [\"src/**/*.csv\"]",
+        );
+        let reg = Registry::parse(Path::new("r.toml"), &text, String::new()).unwrap();
+        let store = store_with(&["src/sessions/odd.csv"]);
+        let err = run(
+            &store,
+            &reg,
+            &CoverageConfig::default(),
+            &[],
+            day(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("src/sessions/odd.csv")
+                && msg.contains("\"sessions\"")
+                && msg.contains("\"qa\""),
+            "{msg}"
+        );
+    }
+}

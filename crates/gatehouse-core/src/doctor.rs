@@ -1,0 +1,216 @@
+//! `gatehouse doctor`: is the configured store reachable, writable, and does it really refuse
+//! a second create-only write? Some S3-compatible stores silently ignore conditional writes;
+//! publishing relies on them, so doctor probes with a canary object under the exports prefix
+//! (never under source data), reports what it found, and deletes the canary.
+
+use serde::Serialize;
+
+use crate::config::SettingOrigin;
+use crate::report::generated_by;
+use crate::store::{Store, StoreDescription, StoreError};
+
+/// Doctor report schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: CheckStatus,
+    pub detail: String,
+}
+
+/// What the store does with a second create-only write of the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CreateOnly {
+    /// The second write was refused: write-once publication is safe.
+    Enforced,
+    /// The second write succeeded: the store ignores conditional writes.
+    Ignored,
+    /// The store rejected conditional writes as unsupported.
+    Unsupported,
+    /// The probe could not run (the store was not reachable or writable).
+    NotTested,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DoctorReport {
+    pub schema_version: u32,
+    pub generated_by: String,
+    pub store: StoreDescription,
+    pub settings: Vec<SettingOrigin>,
+    pub checks: Vec<Check>,
+    pub create_only: CreateOnly,
+    /// Whether write-once publication can rely on this store.
+    pub publish_safe: bool,
+}
+
+impl DoctorReport {
+    /// Whether any check failed outright (the store cannot be used at all).
+    pub fn store_unusable(&self) -> bool {
+        self.checks.iter().any(|c| c.status == CheckStatus::Fail)
+    }
+}
+
+fn check(name: &'static str, status: CheckStatus, detail: impl Into<String>) -> Check {
+    Check {
+        name,
+        status,
+        detail: detail.into(),
+    }
+}
+
+fn failure(e: &StoreError) -> String {
+    match e.hint() {
+        Some(h) => format!("{e} (hint: {h})"),
+        None => {
+            let mut msg = e.to_string();
+            if let Some(src) = std::error::Error::source(e) {
+                msg.push_str(&format!(": {src}"));
+            }
+            msg
+        }
+    }
+}
+
+/// A key no other run uses: time and process id.
+fn canary_key(store: &Store) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}/_gatehouse/doctor/canary-{nanos}-{}",
+        store.exports_prefix(),
+        std::process::id()
+    )
+}
+
+/// Runs every check against `store`.
+pub fn run(store: &Store, settings: Vec<SettingOrigin>) -> DoctorReport {
+    let mut checks = Vec::new();
+    let mut create_only = CreateOnly::NotTested;
+    let finish = |checks, create_only| DoctorReport {
+        schema_version: SCHEMA_VERSION,
+        generated_by: generated_by(),
+        store: store.describe(),
+        settings,
+        publish_safe: create_only == CreateOnly::Enforced,
+        checks,
+        create_only,
+    };
+
+    match store.list("").next() {
+        None => checks.push(check(
+            "list",
+            CheckStatus::Warn,
+            "reachable, but the store holds no objects",
+        )),
+        Some(Ok(_)) => checks.push(check("list", CheckStatus::Ok, "reachable; listing works")),
+        Some(Err(e)) => {
+            checks.push(check("list", CheckStatus::Fail, failure(&e)));
+            return finish(checks, create_only);
+        }
+    }
+
+    let key = canary_key(store);
+    if let Err(e) = store.put_create(&key, "gatehouse doctor canary: first write") {
+        let status = CheckStatus::Fail;
+        let detail = match &e {
+            StoreError::NotSupported { .. } => {
+                create_only = CreateOnly::Unsupported;
+                format!(
+                    "the store does not support create-only writes: {}",
+                    failure(&e)
+                )
+            }
+            _ => format!(
+                "cannot write under {}/: {}",
+                store.exports_prefix(),
+                failure(&e)
+            ),
+        };
+        checks.push(check("write", status, detail));
+        return finish(checks, create_only);
+    }
+    checks.push(check(
+        "write",
+        CheckStatus::Ok,
+        format!("wrote canary {key}"),
+    ));
+
+    match store.put_create(&key, "gatehouse doctor canary: second write") {
+        Err(StoreError::AlreadyExists { .. }) => {
+            create_only = CreateOnly::Enforced;
+            checks.push(check(
+                "create-only",
+                CheckStatus::Ok,
+                "a second create-only write of the canary was refused: write-once publication is enforced by the store",
+            ));
+        }
+        Ok(()) => {
+            create_only = CreateOnly::Ignored;
+            checks.push(check(
+                "create-only",
+                CheckStatus::Warn,
+                "a second create-only write of the canary SUCCEEDED: this store ignores conditional \
+                 writes, so it cannot guarantee a published release is never overwritten; publishing \
+                 will refuse unless explicitly overridden",
+            ));
+        }
+        Err(e @ StoreError::NotSupported { .. }) => {
+            create_only = CreateOnly::Unsupported;
+            checks.push(check("create-only", CheckStatus::Warn, failure(&e)));
+        }
+        Err(e) => checks.push(check("create-only", CheckStatus::Fail, failure(&e))),
+    }
+
+    match store.get_bytes(&key) {
+        Ok(b) if b.as_ref() == b"gatehouse doctor canary: first write" => {
+            checks.push(check(
+                "read",
+                CheckStatus::Ok,
+                "read the canary back intact",
+            ));
+        }
+        Ok(_) => checks.push(check(
+            "read",
+            CheckStatus::Warn,
+            "the canary holds the second write's bytes: the refused write overwrote it",
+        )),
+        Err(e) => checks.push(check("read", CheckStatus::Fail, failure(&e))),
+    }
+
+    match store.delete(&key) {
+        Ok(()) => checks.push(check("cleanup", CheckStatus::Ok, "deleted the canary")),
+        Err(e) => checks.push(check(
+            "cleanup",
+            CheckStatus::Warn,
+            format!("could not delete canary {key}: {}", failure(&e)),
+        )),
+    }
+    finish(checks, create_only)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_enforces_create_only_and_leaves_no_canary() {
+        let store = Store::memory();
+        store.put("sources/a.jsonl", "x").unwrap();
+        let r = run(&store, vec![]);
+        assert_eq!(r.create_only, CreateOnly::Enforced, "{r:#?}");
+        assert!(r.publish_safe && !r.store_unusable());
+        let keys: Vec<_> = store.list("").map(|o| o.unwrap().key).collect();
+        assert_eq!(keys, ["sources/a.jsonl"]);
+    }
+}

@@ -1,0 +1,16 @@
+//! gatehouse-core: the vocabulary and the engine of gatehouse.
+//!
+//! Modules follow the data flow: [`config`] and [`registry`] say what to do, [`store`] reaches
+//! the data, [`coverage`] finds what exists, [`doctor`] checks the store is fit for
+//! publishing, [`release`] plans and runs the stages. Everything here is synchronous; the
+//! only async code is inside [`store`].
+
+pub mod config;
+pub mod coverage;
+pub mod digest;
+pub mod doctor;
+pub mod registry;
+pub mod release;
+pub mod report;
+pub mod store;
+pub mod waiver;

@@ -1,0 +1,774 @@
+//! The dataset registry: which datasets exist in the source store, which family and
+//! curriculum stage each belongs to, how to read it, and under which licence and provenance
+//! it may be used. It is one TOML file reviewed in git (format in `docs/registry.md`).
+//!
+//! Loading validates everything that can be checked without the store and reports every
+//! problem at once as `file:line: field: message`. Missing licence or provenance is *not* a
+//! load error: such a dataset is reported and excluded later (deny by default), which is
+//! what an imported prototype registry looks like until a human fills the gaps.
+
+pub mod import;
+mod matcher;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use toml::Spanned;
+
+use crate::config::{ConfigError, line_col, parse_toml};
+use crate::digest::sha256;
+
+pub use matcher::{KeyMatcher, is_glob};
+
+/// The registry schema this version of gatehouse reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A loaded, validated registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub path: PathBuf,
+    /// `sha256:` of the file's bytes; reports and manifests record it.
+    pub digest: String,
+    pub families: BTreeMap<String, Family>,
+    /// In file order.
+    pub datasets: Vec<Dataset>,
+}
+
+/// A dataset family: the unit of coverage, routing and review.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Family {
+    /// Curriculum stage, `stage<N>_<name>`; N orders the curriculum.
+    pub stage: String,
+    /// Whether a release needs this family present (coverage fails otherwise, unless waived).
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub holdout: Holdout,
+    /// Human review types that cover this family.
+    pub review: Vec<ReviewType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Split policy of a family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holdout {
+    /// Ordinary seeded train/val/test split.
+    #[default]
+    None,
+    /// Zero cross-split leakage tolerated.
+    Strict,
+    /// Every record goes to test.
+    TestOnly,
+}
+
+/// Kinds of human review (rubrics are defined in the QA config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewType {
+    ClinicianFoundation,
+    ClinicianEdge,
+    BiasCultural,
+}
+
+/// How a source is laid out; the build's adapters read these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// `{"messages": [{"role", "content"}]}` per record.
+    Chatml,
+    /// `{"conversations": [{"from", "value"}]}` with human/gpt/system.
+    Sharegpt,
+    /// `{"prompt", "response"}`.
+    PromptResponse,
+    /// `{"input", "output"}`.
+    InputOutput,
+    /// `{"question", "answer"}`.
+    QuestionAnswer,
+    /// `{"instruction", "input", "output"}`.
+    Alpaca,
+    /// CSV, one exchange per row, with named user/assistant columns.
+    CsvColumns,
+    /// CSV, one utterance per row, grouped by a conversation column, ordered by an index.
+    UtteranceCsv,
+    /// Plain-text transcripts with `Speaker: text` lines.
+    TextTranscript,
+}
+
+impl SourceFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceFormat::Chatml => "chatml",
+            SourceFormat::Sharegpt => "sharegpt",
+            SourceFormat::PromptResponse => "prompt_response",
+            SourceFormat::InputOutput => "input_output",
+            SourceFormat::QuestionAnswer => "question_answer",
+            SourceFormat::Alpaca => "alpaca",
+            SourceFormat::CsvColumns => "csv_columns",
+            SourceFormat::UtteranceCsv => "utterance_csv",
+            SourceFormat::TextTranscript => "text_transcript",
+        }
+    }
+
+    /// `fields` keys this format cannot do without.
+    fn required_fields(self) -> &'static [&'static str] {
+        match self {
+            SourceFormat::CsvColumns => &["user", "assistant"],
+            SourceFormat::UtteranceCsv => &["conversation", "order", "speaker", "text"],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Field and column names for formats that need them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fields {
+    /// Column or field holding the user turn (`csv_columns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Column or field holding the assistant turn (`csv_columns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<String>,
+    /// Optional column or field holding a system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Column grouping utterances into one conversation (`utterance_csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
+    /// Column ordering utterances within a conversation (`utterance_csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// Column naming the speaker (`utterance_csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    /// Column holding the utterance (`utterance_csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Key of the list inside a JSON object that wraps records (e.g. `data`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<String>,
+}
+
+/// Where a dataset came from and on what basis it may be used.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Who produced or supplied it.
+    pub origin: String,
+    /// How it was collected or generated.
+    pub method: String,
+    /// Consent or other usage basis.
+    pub consent: String,
+}
+
+/// One dataset: a set of source objects with one format, family and licence.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub family: String,
+    /// The family's stage unless the entry overrides it.
+    pub stage: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub format: SourceFormat,
+    pub fields: Fields,
+    /// Speaker label → `system|user|assistant`, for sources that name speakers.
+    pub speaker_roles: BTreeMap<String, String>,
+    pub license_tag: Option<String>,
+    pub provenance: Option<Provenance>,
+    pub group_by: Option<String>,
+    pub pii_allowlist: Vec<String>,
+    pub matcher: KeyMatcher,
+    /// 1-based line of the entry in the registry file, for messages.
+    pub line: usize,
+}
+
+impl Dataset {
+    pub fn claims(&self, key: &str) -> bool {
+        self.matcher.is_match(key)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    schema_version: Spanned<u32>,
+    families: Spanned<BTreeMap<Spanned<String>, Spanned<Family>>>,
+    #[serde(default)]
+    datasets: Vec<Spanned<DatasetEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatasetEntry {
+    name: Spanned<String>,
+    family: Spanned<String>,
+    #[serde(default)]
+    stage: Option<Spanned<String>>,
+    include: Spanned<Vec<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    format: SourceFormat,
+    #[serde(default)]
+    fields: Fields,
+    #[serde(default)]
+    speaker_roles: BTreeMap<String, String>,
+    #[serde(default)]
+    license_tag: Option<Spanned<String>>,
+    #[serde(default)]
+    provenance: Option<Spanned<Provenance>>,
+    #[serde(default)]
+    group_by: Option<String>,
+    #[serde(default)]
+    pii_allowlist: Vec<String>,
+}
+
+/// One validation problem, located in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    #[error("cannot read registry {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Parse(ConfigError),
+    #[error("{} has {} problem(s):\n{}", path.display(), problems.len(), render_problems(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+impl RegistryError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RegistryError::Read { .. } => Some(
+                "pass --registry PATH, set GATEHOUSE_REGISTRY, or set `registry` in gatehouse.toml; \
+                 `gatehouse registry import` converts the prototype's dataset_registry.json"
+                    .into(),
+            ),
+            RegistryError::Parse(_) | RegistryError::Invalid { .. } => {
+                Some("the registry format is described in docs/registry.md".into())
+            }
+        }
+    }
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            format!(
+                "  {}:{}: {}: {}",
+                path.display(),
+                p.line,
+                p.field,
+                p.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn valid_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn valid_dataset_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// `stage<N>_<name>`, e.g. `stage1_foundation`.
+pub fn stage_number(stage: &str) -> Option<u32> {
+    let rest = stage.strip_prefix("stage")?;
+    let (n, name) = rest.split_once('_')?;
+    (!name.is_empty() && valid_identifier(name)).then_some(())?;
+    n.parse().ok()
+}
+
+const ROLES: &[&str] = &["system", "user", "assistant"];
+
+impl Registry {
+    /// Reads and validates a registry file.
+    pub fn load(path: &Path) -> Result<Self, RegistryError> {
+        let bytes = std::fs::read(path).map_err(|source| RegistryError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes.clone()).map_err(|_| RegistryError::Invalid {
+            path: path.to_path_buf(),
+            problems: vec![Problem {
+                line: 1,
+                field: "(file)".into(),
+                message: "the file is not valid UTF-8".into(),
+            }],
+        })?;
+        Self::parse(path, &text, sha256(&bytes))
+    }
+
+    /// Parses and validates registry text (`path` is used in messages only).
+    pub fn parse(path: &Path, text: &str, digest: String) -> Result<Self, RegistryError> {
+        let file: RegistryFile = parse_toml(path, text).map_err(RegistryError::Parse)?;
+        let line = |span: std::ops::Range<usize>| line_col(text, span.start).0;
+        let mut problems = Vec::new();
+        let mut problem = |line: usize, field: String, message: String| {
+            problems.push(Problem {
+                line,
+                field,
+                message,
+            });
+        };
+
+        if *file.schema_version.get_ref() != SCHEMA_VERSION {
+            problem(
+                line(file.schema_version.span()),
+                "schema_version".into(),
+                format!(
+                    "this gatehouse reads registry schema {SCHEMA_VERSION}, the file says {}",
+                    file.schema_version.get_ref()
+                ),
+            );
+        }
+
+        let families_line = line(file.families.span());
+        let mut families = BTreeMap::new();
+        for (name, fam) in file.families.into_inner() {
+            let at = line(fam.span());
+            let fam = fam.into_inner();
+            let field = format!("families.{}", name.get_ref());
+            if !valid_identifier(name.get_ref()) {
+                problem(
+                    line(name.span()),
+                    field.clone(),
+                    "family names are lowercase letters, digits and `_`, starting with a letter"
+                        .into(),
+                );
+            }
+            if stage_number(&fam.stage).is_none() {
+                problem(
+                    at,
+                    format!("{field}.stage"),
+                    format!("stage {:?} is not of the form stage<N>_<name>", fam.stage),
+                );
+            }
+            if fam.review.is_empty() {
+                problem(
+                    at,
+                    format!("{field}.review"),
+                    "name at least one review type (clinician_foundation, clinician_edge, \
+                     bias_cultural)"
+                        .into(),
+                );
+            }
+            families.insert(name.into_inner(), fam);
+        }
+        if families.is_empty() {
+            problem(
+                families_line,
+                "families".into(),
+                "the registry defines no families".into(),
+            );
+        }
+
+        let mut datasets = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, entry) in file.datasets.into_iter().enumerate() {
+            let at = line(entry.span());
+            let e = entry.into_inner();
+            let field = format!("datasets[{i}]");
+            let name = e.name.get_ref().clone();
+            if !valid_dataset_name(&name) {
+                problem(
+                    line(e.name.span()),
+                    format!("{field}.name"),
+                    format!("dataset name {name:?} may use letters, digits, `_`, `-` and `.`"),
+                );
+            }
+            if !names.insert(name.clone()) {
+                problem(
+                    line(e.name.span()),
+                    format!("{field}.name"),
+                    format!("dataset {name:?} is defined twice"),
+                );
+            }
+            let family = e.family.get_ref().clone();
+            let family_stage = match families.get(&family) {
+                Some(f) => f.stage.clone(),
+                None => {
+                    problem(
+                        line(e.family.span()),
+                        format!("{field}.family"),
+                        format!(
+                            "unknown family {family:?} (known: {})",
+                            families.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    );
+                    String::new()
+                }
+            };
+            let stage = match &e.stage {
+                Some(s) => {
+                    if stage_number(s.get_ref()).is_none() {
+                        problem(
+                            line(s.span()),
+                            format!("{field}.stage"),
+                            format!("stage {:?} is not of the form stage<N>_<name>", s.get_ref()),
+                        );
+                    }
+                    s.get_ref().clone()
+                }
+                None => family_stage,
+            };
+            let include_line = line(e.include.span());
+            let include = e.include.into_inner();
+            if include.is_empty() {
+                problem(
+                    include_line,
+                    format!("{field}.include"),
+                    "name at least one key, folder or glob".into(),
+                );
+            }
+            for p in include.iter().chain(&e.exclude) {
+                if p.trim().is_empty() || p.starts_with('/') || p.contains("://") {
+                    problem(
+                        include_line,
+                        format!("{field}.include"),
+                        format!("{p:?} must be a key, folder or glob relative to the store root"),
+                    );
+                }
+            }
+            for required in e.format.required_fields() {
+                let present = match *required {
+                    "user" => e.fields.user.is_some(),
+                    "assistant" => e.fields.assistant.is_some(),
+                    "conversation" => e.fields.conversation.is_some(),
+                    "order" => e.fields.order.is_some(),
+                    "speaker" => e.fields.speaker.is_some(),
+                    "text" => e.fields.text.is_some(),
+                    _ => true,
+                };
+                if !present {
+                    problem(
+                        at,
+                        format!("{field}.fields.{required}"),
+                        format!("format {} needs fields.{required}", e.format),
+                    );
+                }
+            }
+            for (speaker, role) in &e.speaker_roles {
+                if !ROLES.contains(&role.as_str()) {
+                    problem(
+                        at,
+                        format!("{field}.speaker_roles.{speaker}"),
+                        format!("role {role:?} is not one of system, user, assistant"),
+                    );
+                }
+            }
+            if let Some(l) = &e.license_tag
+                && l.get_ref().trim().is_empty()
+            {
+                problem(
+                    line(l.span()),
+                    format!("{field}.license_tag"),
+                    "empty licence tag; leave it out if the licence is unknown".into(),
+                );
+            }
+            if let Some(p) = &e.provenance {
+                let pv = p.get_ref();
+                for (k, v) in [
+                    ("origin", &pv.origin),
+                    ("method", &pv.method),
+                    ("consent", &pv.consent),
+                ] {
+                    if v.trim().is_empty() {
+                        problem(
+                            line(p.span()),
+                            format!("{field}.provenance.{k}"),
+                            "empty; leave provenance out if it is unknown".into(),
+                        );
+                    }
+                }
+            }
+            let matcher = match KeyMatcher::new(&include, &e.exclude) {
+                Ok(m) => m,
+                Err(msg) => {
+                    problem(include_line, format!("{field}.include"), msg);
+                    continue;
+                }
+            };
+            datasets.push(Dataset {
+                name,
+                family,
+                stage,
+                include,
+                exclude: e.exclude,
+                format: e.format,
+                fields: e.fields,
+                speaker_roles: e.speaker_roles,
+                license_tag: e.license_tag.map(Spanned::into_inner),
+                provenance: e.provenance.map(Spanned::into_inner),
+                group_by: e.group_by,
+                pii_allowlist: e.pii_allowlist,
+                matcher,
+                line: at,
+            });
+        }
+
+        // Overlaps that are certain from the patterns alone; the listing catches the rest.
+        for (i, a) in datasets.iter().enumerate() {
+            for b in &datasets[i + 1..] {
+                let overlap = a
+                    .matcher
+                    .literal_probes()
+                    .into_iter()
+                    .chain(b.matcher.literal_probes())
+                    .find(|k| a.claims(k) && b.claims(k));
+                if let Some(key) = overlap {
+                    let shown = key.replace("/~probe~", "/…");
+                    problem(
+                        b.line,
+                        "include".into(),
+                        format!(
+                            "datasets {:?} (line {}) and {:?} both claim {shown:?}; an object \
+                             belongs to at most one dataset (narrow one with `exclude`)",
+                            a.name, a.line, b.name
+                        ),
+                    );
+                }
+            }
+        }
+
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line);
+            return Err(RegistryError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            });
+        }
+        Ok(Registry {
+            path: path.to_path_buf(),
+            digest,
+            families,
+            datasets,
+        })
+    }
+
+    /// The dataset that claims `key`; an error names both datasets if two claim it.
+    pub fn dataset_for(&self, key: &str) -> Result<Option<&Dataset>, (String, String)> {
+        let mut found: Option<&Dataset> = None;
+        for d in &self.datasets {
+            if d.claims(key) {
+                if let Some(first) = found {
+                    return Err((first.name.clone(), d.name.clone()));
+                }
+                found = Some(d);
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAMILIES: &str = r#"
+schema_version = 1
+
+[families.professional_therapeutic]
+stage = "stage1_foundation"
+required = true
+review = ["clinician_foundation"]
+
+[families.edge_cases]
+stage = "stage3_edge_stress_test"
+required = true
+holdout = "strict"
+review = ["clinician_edge"]
+"#;
+
+    fn parse(datasets: &str) -> Result<Registry, RegistryError> {
+        let text = format!("{FAMILIES}{datasets}");
+        Registry::parse(Path::new("registry.toml"), &text, sha256(text.as_bytes()))
+    }
+
+    fn problems(datasets: &str) -> String {
+        parse(datasets).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_complete_entry_loads() {
+        let r = parse(
+            r#"
+[[datasets]]
+name = "sessions"
+family = "professional_therapeutic"
+include = ["sources/sessions/"]
+format = "chatml"
+license_tag = "CC0-1.0"
+group_by = "session_id"
+provenance = { origin = "gatehouse-synth", method = "synthetic", consent = "no real persons" }
+"#,
+        )
+        .unwrap();
+        let d = &r.datasets[0];
+        assert_eq!(d.stage, "stage1_foundation");
+        assert!(d.claims("sources/sessions/part-0.jsonl"));
+        assert_eq!(r.families["edge_cases"].holdout, Holdout::Strict);
+        assert!(r.digest.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn unknown_family_names_file_line_and_field() {
+        let msg = problems(
+            r#"
+[[datasets]]
+name = "x"
+family = "voice"
+include = ["a/"]
+format = "chatml"
+"#,
+        );
+        assert!(
+            msg.contains("registry.toml:17: datasets[0].family: unknown family \"voice\""),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("known: edge_cases, professional_therapeutic"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let msg = problems(
+            r#"
+[[datasets]]
+name = "x"
+family = "edge_cases"
+include = ["a/"]
+format = "chatml"
+licence = "MIT"
+"#,
+        );
+        assert!(msg.contains("registry.toml:20:"), "{msg}");
+        assert!(msg.contains("licence"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_format_lists_the_known_ones() {
+        let msg = problems(
+            r#"
+[[datasets]]
+name = "x"
+family = "edge_cases"
+include = ["a/"]
+format = "parquet"
+"#,
+        );
+        assert!(msg.contains("parquet") && msg.contains("sharegpt"), "{msg}");
+    }
+
+    #[test]
+    fn overlapping_prefixes_are_refused_unless_excluded() {
+        let two = |exclude: &str| {
+            format!(
+                r#"
+[[datasets]]
+name = "all_raw"
+family = "professional_therapeutic"
+include = ["raw/"]
+exclude = [{exclude}]
+format = "chatml"
+
+[[datasets]]
+name = "crisis"
+family = "edge_cases"
+include = ["raw/crisis"]
+format = "sharegpt"
+"#
+            )
+        };
+        let msg = problems(&two(""));
+        assert!(
+            msg.contains("\"all_raw\"") && msg.contains("\"crisis\""),
+            "{msg}"
+        );
+        assert!(msg.contains("both claim"), "{msg}");
+        let ok = parse(&two("\"raw/crisis/\", \"raw/crisis\"")).unwrap();
+        assert_eq!(
+            ok.dataset_for("raw/crisis/a.json").unwrap().unwrap().name,
+            "crisis"
+        );
+        assert_eq!(
+            ok.dataset_for("raw/b.json").unwrap().unwrap().name,
+            "all_raw"
+        );
+    }
+
+    #[test]
+    fn format_specific_fields_are_required() {
+        let msg = problems(
+            r#"
+[[datasets]]
+name = "mi"
+family = "professional_therapeutic"
+include = ["mi.csv"]
+format = "utterance_csv"
+fields = { conversation = "transcript_id", text = "utterance_text" }
+speaker_roles = { therapist = "assistant", client = "patient" }
+"#,
+        );
+        assert!(msg.contains("fields.order"), "{msg}");
+        assert!(msg.contains("fields.speaker"), "{msg}");
+        assert!(msg.contains("speaker_roles.client"), "{msg}");
+    }
+
+    #[test]
+    fn missing_licence_and_provenance_load_but_are_recorded_as_absent() {
+        let r = parse(
+            r#"
+[[datasets]]
+name = "imported"
+family = "edge_cases"
+include = ["x/"]
+format = "chatml"
+"#,
+        )
+        .unwrap();
+        assert!(r.datasets[0].license_tag.is_none() && r.datasets[0].provenance.is_none());
+    }
+
+    #[test]
+    fn stage_names_are_checked() {
+        assert_eq!(stage_number("stage2_therapeutic_expertise"), Some(2));
+        assert_eq!(stage_number("stage_x"), None);
+        assert_eq!(stage_number("stage3"), None);
+        assert_eq!(stage_number("foundation"), None);
+    }
+}

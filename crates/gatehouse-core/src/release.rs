@@ -1,0 +1,266 @@
+//! `gatehouse release`: the orchestrator. It resolves the release version and location,
+//! prints the plan, and runs the stages that exist in this version of gatehouse, writing
+//! their reports into the release's draft folder `{exports}/releases/{version}/`.
+//!
+//! Stages not built yet are listed in the plan as unavailable, never faked: a release run
+//! by this version can never be published.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::Settings;
+use crate::coverage::{self, CoverageError, CoverageReport};
+use crate::registry::Registry;
+use crate::report::Verdict;
+use crate::store::{Store, StoreError};
+
+/// The file whose presence marks a published release (created with a create-only put).
+pub const PUBLISHED_MARKER: &str = "_PUBLISHED";
+
+/// Pipeline stages in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Coverage,
+    Build,
+    Gates,
+    Qa,
+    Consume,
+    Publish,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Coverage,
+        Stage::Build,
+        Stage::Gates,
+        Stage::Qa,
+        Stage::Consume,
+        Stage::Publish,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Coverage => "coverage",
+            Stage::Build => "build",
+            Stage::Gates => "gates",
+            Stage::Qa => "qa",
+            Stage::Consume => "consume",
+            Stage::Publish => "publish",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stage::Coverage => "list the store and map keys to datasets and families",
+            Stage::Build => "compile the ChatML export, splits, shards and manifest",
+            Stage::Gates => "privacy, provenance, dedup, leakage and distribution gates",
+            Stage::Qa => "human review packets and signoff bound to the release digest",
+            Stage::Consume => "load the release the way training will",
+            Stage::Publish => "write-once publication with release notes and dataset card",
+        }
+    }
+
+    /// Whether this version of gatehouse can run the stage.
+    pub fn available(self) -> bool {
+        matches!(self, Stage::Coverage)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStage {
+    pub stage: Stage,
+    pub what: &'static str,
+    pub action: &'static str,
+}
+
+/// What `release` will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub version: String,
+    /// Key prefix of the release, with trailing slash.
+    pub location: String,
+    pub store: String,
+    pub registry: String,
+    pub already_published: bool,
+    pub stages: Vec<PlannedStage>,
+}
+
+#[derive(Debug, Error)]
+pub enum ReleaseError {
+    #[error("invalid release version {0:?}")]
+    InvalidVersion(String),
+    #[error(
+        "release {version} is already published at {location}; a published version is never modified"
+    )]
+    AlreadyPublished { version: String, location: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Coverage(#[from] CoverageError),
+    #[error("cannot serialise the {0} report")]
+    Serialise(&'static str, #[source] serde_json::Error),
+}
+
+impl ReleaseError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ReleaseError::InvalidVersion(_) => Some(
+                "use v followed by letters, digits, `.`, `_` or `-`, e.g. v2026-11-25 or v2026-11-25.1"
+                    .into(),
+            ),
+            ReleaseError::AlreadyPublished { .. } => {
+                Some("choose a new version with --release-version".into())
+            }
+            ReleaseError::Store(e) => e.hint(),
+            ReleaseError::Coverage(e) => e.hint(),
+            ReleaseError::Serialise(..) => None,
+        }
+    }
+}
+
+/// `vYYYY-MM-DD` for today (UTC).
+pub fn default_version() -> String {
+    format!("v{}", crate::waiver::today().format("%Y-%m-%d"))
+}
+
+/// Checks a version is safe to use as one key segment.
+pub fn validate_version(version: &str) -> Result<(), ReleaseError> {
+    let ok = version.len() <= 64
+        && version.strip_prefix('v').is_some_and(|rest| {
+            rest.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ReleaseError::InvalidVersion(version.to_string()))
+    }
+}
+
+/// The date a version stands for (`v2026-11-25…`), used so a release judges waivers by its
+/// own date rather than the wall clock. Falls back to today.
+pub fn as_of(version: &str) -> NaiveDate {
+    version
+        .get(1..11)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or_else(crate::waiver::today)
+}
+
+/// `{exports}/releases/{version}/`.
+pub fn location(store: &Store, version: &str) -> String {
+    format!("{}/releases/{version}/", store.exports_prefix())
+}
+
+/// Builds the plan. Reads only the published marker; writes nothing.
+pub fn plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, ReleaseError> {
+    validate_version(version)?;
+    let location = location(store, version);
+    let already_published = store.exists(&format!("{location}{PUBLISHED_MARKER}"))?;
+    let stages = Stage::ALL
+        .iter()
+        .map(|&stage| PlannedStage {
+            stage,
+            what: stage.describe(),
+            action: if stage.available() {
+                "run"
+            } else {
+                "not available in this version of gatehouse"
+            },
+        })
+        .collect();
+    Ok(Plan {
+        version: version.to_string(),
+        location,
+        store: store.describe().to_string(),
+        registry: settings.registry_path.display().to_string(),
+        already_published,
+        stages,
+    })
+}
+
+/// What a release run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub plan: Plan,
+    pub coverage: CoverageReport,
+    /// Keys written, in order.
+    pub written: Vec<String>,
+    /// Whether every stage that ran passed (warnings allowed).
+    pub passed: bool,
+}
+
+fn to_json<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, ReleaseError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| ReleaseError::Serialise(what, e))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Runs the available stages and writes their reports into the draft folder.
+pub fn run(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    version: &str,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Outcome, ReleaseError> {
+    let plan = plan(store, settings, version)?;
+    if plan.already_published {
+        return Err(ReleaseError::AlreadyPublished {
+            version: version.to_string(),
+            location: store.locate(&plan.location),
+        });
+    }
+    let report = coverage::run(
+        store,
+        registry,
+        &settings.coverage,
+        &settings.waivers,
+        as_of(version),
+        progress,
+    )?;
+    let mut written = Vec::new();
+    let json_key = format!("{}coverage_report.json", plan.location);
+    store.put(&json_key, to_json("coverage", &report)?)?;
+    written.push(json_key);
+    let md_key = format!("{}coverage_report.md", plan.location);
+    store.put(&md_key, coverage::render_markdown(&report).into_bytes())?;
+    written.push(md_key);
+    Ok(Outcome {
+        passed: report.verdict != Verdict::Fail,
+        plan,
+        coverage: report,
+        written,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_one_safe_key_segment() {
+        for ok in ["v2026-11-25", "v2026-11-25.1", "v1", "vrc_2"] {
+            assert!(validate_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["2026-11-25", "v", "v../x", "v2026/11", "v-1", ""] {
+            assert!(validate_version(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn as_of_reads_the_version_date() {
+        assert_eq!(
+            as_of("v2026-01-31"),
+            "2026-01-31".parse::<NaiveDate>().unwrap()
+        );
+        assert_eq!(
+            as_of("v2026-01-31.2"),
+            "2026-01-31".parse::<NaiveDate>().unwrap()
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Command-line interface definition (clap). Help text is written for someone who has never
+//! used gatehouse.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gatehouse_core::config::{BackendKind, Overrides};
+
+/// gatehouse turns raw mental-health conversation data in object storage into versioned,
+/// gated, training-ready dataset releases.
+///
+/// Run `gatehouse release` from a directory with a gatehouse.toml (the repository root has
+/// one for the bundled sample store). Store settings come from flags, then the environment
+/// (DATASET_STORAGE_BACKEND, OVH_S3_* / AWS_* / DATASET_S3_*, DATASET_STORAGE_LOCAL_PATH,
+/// DATASET_EXPORTS_PREFIX), then gatehouse.toml. `gatehouse doctor` shows what was resolved.
+///
+/// Exit codes: 0 success, 1 blocked by a gate or a coverage gap, 2 gatehouse could not do
+/// its job (bad configuration, store unreachable, …), 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file [default: ./gatehouse.toml if present; env: GATEHOUSE_CONFIG]
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Registry file [default: from the config file; env: GATEHOUSE_REGISTRY]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub registry: Option<PathBuf>,
+    /// Storage backend, `local` or `s3` [env: DATASET_STORAGE_BACKEND]
+    #[arg(long, global = true, value_name = "KIND")]
+    pub backend: Option<BackendKind>,
+    /// Root directory of the local backend [env: DATASET_STORAGE_LOCAL_PATH]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub local_path: Option<PathBuf>,
+    /// S3 bucket [env: OVH_S3_BUCKET, AWS_S3_BUCKET, DATASET_S3_BUCKET]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub bucket: Option<String>,
+    /// S3 endpoint URL, for OVH or any S3-compatible store [env: OVH_S3_ENDPOINT, AWS_ENDPOINT_URL, DATASET_S3_ENDPOINT]
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// S3 region [env: OVH_S3_REGION, AWS_REGION, DATASET_S3_REGION]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Key prefix releases are written under [env: DATASET_EXPORTS_PREFIX; default: exports]
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub exports_prefix: Option<String>,
+    /// Print machine-readable JSON on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output on stderr (-v info, -vv debug) [env: GATEHOUSE_LOG]
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress display
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+impl Global {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            registry: self.registry.clone(),
+            backend: self.backend,
+            local_path: self.local_path.clone(),
+            bucket: self.bucket.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            exports_prefix: self.exports_prefix.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the release pipeline: coverage → build → gates → qa → consume → publish.
+    ///
+    /// Writes reports into {exports}/releases/{version}/ in the store. Stages that this
+    /// version of gatehouse does not have yet are shown in the plan and not run; such a
+    /// release is a draft and cannot be published.
+    Release(ReleaseArgs),
+    /// Report which dataset families exist in the store, judged against the registry.
+    ///
+    /// Lists the store (nothing is downloaded), maps keys to datasets, families and stages,
+    /// and reports each family as present, partial, missing or waived. Exits 1 when a
+    /// required family is missing and not waived.
+    Coverage(CoverageArgs),
+    /// Check the configuration and the store: reachability, writes, and whether the store
+    /// really refuses a second create-only write (needed for write-once publishing).
+    Doctor,
+    /// Validate the registry, or import the prototype's dataset_registry.json.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+    /// Print the plan and stop; nothing is written
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep going after a failed stage to collect every verdict (never publishes)
+    #[arg(long)]
+    pub no_fail_fast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// Also write coverage_report.json and coverage_report.md into this local directory
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Load and validate the registry; print its datasets and families.
+    Check,
+    /// Convert the prototype's dataset_registry.json into a gatehouse registry (TOML).
+    ///
+    /// Maps what it can and lists every decision a human must make. The prototype format
+    /// has no licence or provenance, so imported datasets stay excluded until those are
+    /// filled in.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The prototype's dataset_registry.json
+    pub source: PathBuf,
+    /// Where to write the registry [default: print to stdout]
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Overwrite --output if it exists
+    #[arg(long)]
+    pub force: bool,
+}

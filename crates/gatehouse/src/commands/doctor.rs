@@ -1,0 +1,74 @@
+//! `gatehouse doctor`.
+
+use anyhow::Result;
+use gatehouse_core::doctor::{self, CheckStatus, CreateOnly};
+use gatehouse_core::registry::Registry;
+
+use super::{open_store, settings};
+use crate::cli::Cli;
+use crate::exit::Code;
+use crate::print;
+
+pub fn run(cli: &Cli) -> Result<Code> {
+    let settings = settings(cli)?;
+    let store = open_store(&settings)?;
+    let report = doctor::run(&store, settings.origins.clone());
+    let registry = Registry::load(&settings.registry_path);
+
+    if cli.global.json {
+        print::json(&report)?;
+    } else {
+        let config = settings
+            .config_file
+            .as_ref()
+            .map_or("(none)".to_string(), |p| p.display().to_string());
+        print::out(&format!("config file   {config}"));
+        for o in &report.settings {
+            print::out(&format!(
+                "{:<13} {:<44} from {}",
+                o.setting, o.value, o.from
+            ));
+        }
+        print::out(&format!("\nstore         {}", report.store));
+        match &registry {
+            Ok(r) => print::out(&format!(
+                "registry      valid: {} dataset(s) in {} families, {}",
+                r.datasets.len(),
+                r.families.len(),
+                r.digest
+            )),
+            Err(e) => print::out(&format!("registry      NOT VALID: {e}")),
+        }
+        print::out("\nchecks");
+        for c in &report.checks {
+            let status = match c.status {
+                CheckStatus::Ok => "ok  ",
+                CheckStatus::Warn => "WARN",
+                CheckStatus::Fail => "FAIL",
+            };
+            print::out(&format!("  {status}  {:<12} {}", c.name, c.detail));
+        }
+        let verdict = match report.create_only {
+            CreateOnly::Enforced => {
+                "the store enforces create-only writes: write-once publication is safe"
+            }
+            CreateOnly::Ignored => {
+                "the store IGNORES conditional writes: gatehouse cannot guarantee that a published \
+                 release is never overwritten; publishing will refuse unless explicitly overridden"
+            }
+            CreateOnly::Unsupported => {
+                "the store does not support conditional writes: publishing will refuse unless \
+                 explicitly overridden"
+            }
+            CreateOnly::NotTested => "the store could not be used; fix the failed check above",
+        };
+        print::out(&format!("\nresult: {verdict}"));
+    }
+    Ok(if report.store_unusable() {
+        Code::Error
+    } else if !report.publish_safe {
+        Code::Blocked
+    } else {
+        Code::Ok
+    })
+}

@@ -1,0 +1,52 @@
+//! One module per subcommand; each resolves what it needs, calls gatehouse-core, prints, and
+//! returns an exit code.
+
+mod coverage;
+mod doctor;
+mod registry;
+mod release;
+
+use anyhow::Result;
+use gatehouse_core::config::{self, ProcessEnv, Settings};
+use gatehouse_core::registry::Registry;
+use gatehouse_core::store::Store;
+
+use crate::cli::{Cli, Command, RegistryCommand};
+use crate::exit::Code;
+
+pub fn run(cli: &Cli) -> Result<Code> {
+    match &cli.command {
+        Command::Release(args) => release::run(cli, args),
+        Command::Coverage(args) => coverage::run(cli, args),
+        Command::Doctor => doctor::run(cli),
+        Command::Registry(RegistryCommand::Check) => registry::check(cli),
+        Command::Registry(RegistryCommand::Import(args)) => registry::import(args),
+    }
+}
+
+/// Configuration resolved from flags, environment and config file.
+fn settings(cli: &Cli) -> Result<Settings> {
+    Ok(config::resolve(&cli.global.overrides(), &ProcessEnv)?)
+}
+
+fn open_store(settings: &Settings) -> Result<Store> {
+    Ok(Store::open(&settings.store)?)
+}
+
+fn load_registry(settings: &Settings) -> Result<Registry> {
+    Ok(Registry::load(&settings.registry_path)?)
+}
+
+/// Runs `f` with a listing spinner on a terminal.
+fn with_progress<T>(cli: &Cli, f: impl FnOnce(&mut dyn FnMut(u64)) -> T) -> T {
+    let bar = crate::print::listing_progress(cli.global.quiet || cli.global.json);
+    let result = f(&mut |n| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    result
+}

@@ -1,0 +1,107 @@
+//! `gatehouse registry check|import`.
+
+use anyhow::{Context, Result, bail};
+use gatehouse_core::registry::import::{groups_of, import_prototype};
+
+use super::{load_registry, settings};
+use crate::cli::{Cli, ImportArgs};
+use crate::exit::Code;
+use crate::print;
+
+pub fn check(cli: &Cli) -> Result<Code> {
+    let settings = settings(cli)?;
+    let registry = load_registry(&settings)?;
+    if cli.global.json {
+        let datasets: Vec<_> = registry
+            .datasets
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "name": d.name, "family": d.family, "stage": d.stage, "format": d.format,
+                    "include": d.include, "exclude": d.exclude,
+                    "license_tag": d.license_tag, "has_provenance": d.provenance.is_some(),
+                })
+            })
+            .collect();
+        print::json(&serde_json::json!({
+            "path": registry.path, "digest": registry.digest,
+            "families": registry.families, "datasets": datasets,
+        }))?;
+        return Ok(Code::Ok);
+    }
+    print::out(&format!(
+        "{}: valid, {} families, {} datasets, {}",
+        registry.path.display(),
+        registry.families.len(),
+        registry.datasets.len(),
+        registry.digest
+    ));
+    for (name, f) in &registry.families {
+        let members: Vec<&str> = registry
+            .datasets
+            .iter()
+            .filter(|d| &d.family == name)
+            .map(|d| d.name.as_str())
+            .collect();
+        print::out(&format!(
+            "  {name} ({}, {}, holdout {:?}): {}",
+            f.stage,
+            if f.required { "required" } else { "optional" },
+            f.holdout,
+            if members.is_empty() {
+                "no datasets".to_string()
+            } else {
+                members.join(", ")
+            }
+        ));
+    }
+    for d in &registry.datasets {
+        if d.license_tag.is_none() || d.provenance.is_none() {
+            print::out(&format!(
+                "  note: dataset {} lacks {}; it will be excluded",
+                d.name,
+                match (d.license_tag.is_none(), d.provenance.is_none()) {
+                    (true, true) => "a licence and provenance",
+                    (true, false) => "a licence",
+                    _ => "provenance",
+                }
+            ));
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub fn import(args: &ImportArgs) -> Result<Code> {
+    let json = std::fs::read_to_string(&args.source)
+        .with_context(|| format!("cannot read {}", args.source.display()))?;
+    let name = args.source.display().to_string();
+    let outcome = import_prototype(&json, &name).map_err(anyhow::Error::msg)?;
+    match &args.output {
+        Some(path) => {
+            if path.exists() && !args.force {
+                bail!("{} exists; pass --force to overwrite it", path.display());
+            }
+            std::fs::write(path, &outcome.toml)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            print::note(&format!("wrote {}", path.display()));
+        }
+        None => print::out(&outcome.toml),
+    }
+    let groups = groups_of(&json)
+        .into_iter()
+        .map(|(g, n)| format!("{g} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    print::note(&format!(
+        "imported {} dataset(s), {} written as comments (entries per group: {groups})",
+        outcome.imported, outcome.commented_out
+    ));
+    print::note(&format!(
+        "{} decision(s) need a human:",
+        outcome.decisions.len()
+    ));
+    for d in &outcome.decisions {
+        print::note(&format!("  - {d}"));
+    }
+    Ok(Code::Ok)
+}

@@ -1,0 +1,112 @@
+//! `gatehouse release`.
+
+use anyhow::Result;
+use gatehouse_core::release::{self, Stage};
+
+use super::{load_registry, open_store, settings, with_progress};
+use crate::cli::{Cli, ReleaseArgs};
+use crate::exit::Code;
+use crate::print;
+
+pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
+    let settings = settings(cli)?;
+    let registry = load_registry(&settings)?;
+    let store = open_store(&settings)?;
+    let version = args
+        .release_version
+        .clone()
+        .unwrap_or_else(release::default_version);
+    let plan = release::plan(&store, &settings, &version)?;
+
+    if !cli.global.json {
+        print::out(&format!("gatehouse release {}", plan.version));
+        print::out(&format!("  store     {}", plan.store));
+        print::out(&format!(
+            "  registry  {} ({})",
+            plan.registry, registry.digest
+        ));
+        print::out(&format!("  location  {}", store.locate(&plan.location)));
+        print::out("\nplan");
+        for (i, s) in plan.stages.iter().enumerate() {
+            print::out(&format!(
+                "  {}. {:<9} {:<8} {}",
+                i + 1,
+                s.stage.as_str(),
+                if s.stage.available() { "run" } else { "n/a" },
+                s.what
+            ));
+        }
+        let missing: Vec<&str> = Stage::ALL
+            .iter()
+            .filter(|s| !s.available())
+            .map(|s| s.as_str())
+            .collect();
+        if !missing.is_empty() {
+            print::out(&format!(
+                "  (n/a: not available in gatehouse {}: {})",
+                env!("CARGO_PKG_VERSION"),
+                missing.join(", ")
+            ));
+        }
+    }
+    if args.dry_run {
+        if cli.global.json {
+            print::json(&plan)?;
+        } else {
+            print::out("\ndry run: nothing was written.");
+        }
+        return Ok(Code::Ok);
+    }
+
+    let outcome = with_progress(cli, |progress| {
+        release::run(&store, &settings, &registry, &version, progress)
+    })?;
+    let c = &outcome.coverage;
+    if cli.global.json {
+        print::json(&serde_json::json!({
+            "plan": outcome.plan,
+            "stages": [{"stage": "coverage", "verdict": c.verdict}],
+            "written": outcome.written,
+            "publishable": false,
+        }))?;
+    } else {
+        print::out(&format!(
+            "\ncoverage  {}: {} objects, {} mapped, {} unmapped; families: {}",
+            c.verdict.as_str(),
+            c.totals.objects,
+            c.totals.mapped_objects,
+            c.unmapped.objects,
+            c.families
+                .iter()
+                .map(|f| format!("{} {:?}", f.family, f.status).to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        for f in c
+            .findings
+            .iter()
+            .filter(|f| f.severity >= gatehouse_core::report::Severity::Warning)
+        {
+            print::out(&format!("          {} {}: {}", f.code, f.name, f.message));
+        }
+        for key in &outcome.written {
+            print::out(&format!("  wrote {}", store.locate(key)));
+        }
+        print::out(&format!(
+            "\nrelease {} is a draft: this version of gatehouse runs coverage only, so the release cannot be published.",
+            version
+        ));
+    }
+    if !outcome.passed {
+        print::note(
+            "release blocked: coverage failed (a required family is missing and not waived)",
+        );
+        if args.no_fail_fast {
+            print::note(
+                "--no-fail-fast: no later stage is available in this version to continue with",
+            );
+        }
+        return Ok(Code::Blocked);
+    }
+    Ok(Code::Ok)
+}

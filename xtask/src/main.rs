@@ -1,0 +1,95 @@
+//! `cargo xtask`: project chores that are code, not shell.
+#![allow(clippy::print_stderr)] // a developer tool: stderr is its interface
+//!
+//! - `cargo xtask sample` regenerates `examples/sample-store` with the synthetic generator.
+//! - `cargo xtask gen --out FILE --conversations N` writes a large ChatML JSONL object for
+//!   benchmarks.
+//! - `cargo xtask ci` runs what CI runs locally: fmt check, clippy, tests.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use gatehouse_synth::formats::{self, Eol};
+use gatehouse_synth::sample::{SampleSize, write_sample_store};
+use gatehouse_synth::{Corpus, Family};
+
+const USAGE: &str =
+    "usage: cargo xtask <sample | gen --out FILE --conversations N [--seed S] | ci>";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("sample") => sample(),
+        Some("gen") => gen_corpus(&args[1..]),
+        Some("ci") => ci(),
+        _ => bail!(USAGE),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn sample() -> Result<()> {
+    let dir = repo_root().join("examples/sample-store");
+    for sub in ["sources", "incoming"] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("remove {}", p.display()))?;
+        }
+    }
+    write_sample_store(&dir, SampleSize::default())?;
+    eprintln!("wrote {}", dir.display());
+    Ok(())
+}
+
+fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn gen_corpus(args: &[String]) -> Result<()> {
+    let out = flag(args, "--out").context(USAGE)?;
+    let n: u64 = flag(args, "--conversations").context(USAGE)?.parse()?;
+    let seed: u64 = flag(args, "--seed").map_or(Ok(1), |s| s.parse())?;
+    let corpus = Corpus::new(seed);
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&out)?);
+    for i in 0..n {
+        let family = Family::ALL[(i % 5) as usize];
+        formats::chatml_jsonl(&mut w, &corpus.conversation(family, i / 5), Eol::Lf)?;
+    }
+    w.flush()?;
+    let size = std::fs::metadata(&out)?.len();
+    eprintln!("wrote {n} conversations, {size} bytes, to {out}");
+    Ok(())
+}
+
+fn ci() -> Result<()> {
+    let run = |args: &[&str]| -> Result<()> {
+        eprintln!("$ cargo {}", args.join(" "));
+        let status = Command::new("cargo")
+            .args(args)
+            .current_dir(repo_root())
+            .status()?;
+        if !status.success() {
+            bail!("cargo {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    run(&["fmt", "--all", "--", "--check"])?;
+    run(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    run(&["test", "--workspace"])
+}
