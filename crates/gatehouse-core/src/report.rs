@@ -39,6 +39,16 @@ pub enum Severity {
     Error,
 }
 
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
 /// One finding: a stable code, what it is about, and a content-free message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {

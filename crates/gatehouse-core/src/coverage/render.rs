@@ -44,11 +44,11 @@ pub fn render_markdown(r: &CoverageReport) -> String {
     for f in &r.families {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:?} | {} | {}/{} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} |",
             f.family,
             f.stage,
             if f.required { "yes" } else { "no" },
-            f.holdout,
+            f.holdout.as_str(),
             status(f.status),
             f.datasets_present,
             f.datasets,
@@ -142,15 +142,11 @@ pub fn render_markdown(r: &CoverageReport) -> String {
     for f in &r.findings {
         let _ = writeln!(
             out,
-            "- {:?} `{}` {}: {}",
-            f.severity, f.code, f.name, f.message
-        );
-    }
-    if r.totals.export_objects_ignored > 0 {
-        let _ = writeln!(
-            out,
-            "\n{} object(s) under the exports prefix (gatehouse's own output) were not considered.",
-            r.totals.export_objects_ignored
+            "- {} `{}` {}: {}",
+            f.severity.as_str(),
+            f.code,
+            f.name,
+            f.message
         );
     }
     out

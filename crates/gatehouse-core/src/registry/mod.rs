@@ -67,6 +67,16 @@ pub enum Holdout {
     TestOnly,
 }
 
+impl Holdout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Holdout::None => "none",
+            Holdout::Strict => "strict",
+            Holdout::TestOnly => "test_only",
+        }
+    }
+}
+
 /// Kinds of human review (rubrics are defined in the QA config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -20,35 +20,35 @@ pub enum StoreError {
         op: &'static str,
         target: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{op} {target}: the bucket does not exist")]
     NoSuchBucket {
         op: &'static str,
         target: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{op} {target}: could not reach the store")]
     Unreachable {
         op: &'static str,
         target: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{op} {target}: the store does not support this operation")]
     NotSupported {
         op: &'static str,
         target: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{op} {target} failed")]
     Other {
         op: &'static str,
         target: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{op} {target} failed")]
     Io {
@@ -68,14 +68,19 @@ impl StoreError {
             E::AlreadyExists { .. } | E::Precondition { .. } if op == "create-only write" => {
                 StoreError::AlreadyExists { target }
             }
-            E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
-                StoreError::AccessDenied { op, target, source }
-            }
-            E::NotImplemented { .. } | E::NotSupported { .. } => {
-                StoreError::NotSupported { op, target, source }
-            }
+            E::PermissionDenied { .. } | E::Unauthenticated { .. } => StoreError::AccessDenied {
+                op,
+                target,
+                source: Box::new(source),
+            },
+            E::NotImplemented { .. } | E::NotSupported { .. } => StoreError::NotSupported {
+                op,
+                target,
+                source: Box::new(source),
+            },
             source => {
                 let chain = error_chain(&source);
+                let source = Box::new(source);
                 if chain.contains("NoSuchBucket") || chain.contains("bucket does not exist") {
                     StoreError::NoSuchBucket { op, target, source }
                 } else if chain.contains("InvalidAccessKeyId")

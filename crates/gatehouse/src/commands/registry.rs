@@ -44,10 +44,10 @@ pub fn check(cli: &Cli) -> Result<Code> {
             .map(|d| d.name.as_str())
             .collect();
         print::out(&format!(
-            "  {name} ({}, {}, holdout {:?}): {}",
+            "  {name} ({}, {}, holdout {}): {}",
             f.stage,
             if f.required { "required" } else { "optional" },
-            f.holdout,
+            f.holdout.as_str(),
             if members.is_empty() {
                 "no datasets".to_string()
             } else {

@@ -1,0 +1,553 @@
+//! End-to-end tests of the `gatehouse` binary: what a user runs and sees, exit codes, and the
+//! bad-input paths. Every test works on its own copy of the sample store with a cleared
+//! environment, so nothing on the developer's machine leaks in.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use gatehouse_test::TestS3;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A scratch project: `store/` (a copy of the sample store), `registry.toml`, `gatehouse.toml`.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        gatehouse_test::for_each_file(
+            &repo_root().join("examples/sample-store"),
+            &mut |key, bytes| {
+                if key.starts_with("exports/") {
+                    return Ok(());
+                }
+                let path = store.join(key);
+                std::fs::create_dir_all(path.parent().unwrap())?;
+                std::fs::write(path, bytes)?;
+                Ok(())
+            },
+        )
+        .unwrap();
+        std::fs::copy(
+            repo_root().join("examples/registry.toml"),
+            dir.path().join("registry.toml"),
+        )
+        .unwrap();
+        let p = Self { dir };
+        p.write_config("");
+        p
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write_config(&self, extra: &str) {
+        std::fs::write(
+            self.path().join("gatehouse.toml"),
+            format!(
+                "registry = \"registry.toml\"\n{extra}\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n"
+            ),
+        )
+        .unwrap();
+    }
+
+    fn registry(&self) -> String {
+        std::fs::read_to_string(self.path().join("registry.toml")).unwrap()
+    }
+
+    fn set_registry(&self, text: &str) {
+        std::fs::write(self.path().join("registry.toml"), text).unwrap();
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("gatehouse").unwrap();
+        c.current_dir(self.path()).env_clear();
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().unwrap())
+    }
+
+    fn exports_exist(&self) -> bool {
+        self.path().join("store/exports").exists()
+    }
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+#[test]
+fn release_runs_coverage_and_writes_its_reports_into_the_draft() {
+    let p = Project::new();
+    let r = p.run(&["release", "--release-version", "v2026-11-25"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("coverage  warn: 13 objects, 12 mapped, 1 unmapped"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("cannot be published"), "{r:?}");
+    let draft = p.path().join("store/exports/releases/v2026-11-25");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(draft.join("coverage_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["families"].as_array().unwrap().len(), 5);
+    assert!(draft.join("coverage_report.md").is_file());
+}
+
+#[test]
+fn release_reports_are_byte_identical_across_runs() {
+    let p = Project::new();
+    let key = "store/exports/releases/v2026-11-25/coverage_report.json";
+    assert_eq!(
+        p.run(&["release", "--release-version", "v2026-11-25"]).code,
+        0
+    );
+    let first = std::fs::read(p.path().join(key)).unwrap();
+    assert_eq!(
+        p.run(&["release", "--release-version", "v2026-11-25"]).code,
+        0
+    );
+    assert_eq!(first, std::fs::read(p.path().join(key)).unwrap());
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let p = Project::new();
+    let r = p.run(&["release", "--dry-run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for stage in ["coverage", "build", "gates", "qa", "consume", "publish"] {
+        assert!(r.stdout.contains(stage), "{stage} missing: {r:?}");
+    }
+    assert!(r.stdout.contains("dry run: nothing was written"), "{r:?}");
+    assert!(!p.exports_exist());
+}
+
+#[test]
+fn a_published_version_is_refused() {
+    let p = Project::new();
+    let marker = p
+        .path()
+        .join("store/exports/releases/v2026-01-01/_PUBLISHED");
+    std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+    std::fs::write(&marker, "published").unwrap();
+    let r = p.run(&["release", "--release-version", "v2026-01-01"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("already published") && r.stderr.contains("hint:"),
+        "{r:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(marker.parent().unwrap()).unwrap().count(),
+        1
+    );
+}
+
+#[test]
+fn an_unsafe_release_version_is_refused() {
+    let p = Project::new();
+    let r = p.run(&["release", "--release-version", "v../../etc"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("invalid release version"), "{r:?}");
+    assert!(!p.exports_exist());
+}
+
+#[test]
+fn coverage_markdown_of_the_sample_store() {
+    let p = Project::new();
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let store = p.path().join("store").display().to_string();
+    let md = r.stdout.replace(&store, "[STORE]");
+    // The as-of date is today's; keep the snapshot stable.
+    let md = regex_lite_date(&md);
+    insta::assert_snapshot!("coverage_sample_store", md);
+}
+
+/// Replaces `as of YYYY-MM-DD` with a fixed string.
+fn regex_lite_date(s: &str) -> String {
+    match s.find("as of ") {
+        Some(i) => format!("{}as of [DATE]{}", &s[..i], &s[i + 16..]),
+        None => s.to_string(),
+    }
+}
+
+#[test]
+fn coverage_json_and_out_dir() {
+    let p = Project::new();
+    let out = p.path().join("reports");
+    let r = p.run(&["coverage", "--json", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["verdict"], "warn");
+    assert!(out.join("coverage_report.json").is_file() && out.join("coverage_report.md").is_file());
+}
+
+#[test]
+fn a_missing_required_family_blocks_with_exit_1_unless_waived() {
+    let p = Project::new();
+    std::fs::remove_dir_all(p.path().join("store/sources/voice")).unwrap();
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("| voice_persona | stage4_voice_persona | yes | strict | **missing**"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("COV001"), "{r:?}");
+
+    p.write_config(
+        "[[waivers]]\ncode = \"COV001\"\nfamily = \"voice_persona\"\nreason = \"voice drop arrives next sprint\"\napprover = \"release-manager\"\nexpires = \"2999-12-31\"\n",
+    );
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("| waived |"), "{r:?}");
+    assert!(r.stdout.contains("voice drop arrives next sprint"), "{r:?}");
+}
+
+#[test]
+fn a_malformed_registry_is_exit_2_with_file_and_line() {
+    let p = Project::new();
+    p.set_registry(
+        &p.registry()
+            .replace("format = \"sharegpt\"", "format = sharegpt"),
+    );
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("registry.toml:"), "{r:?}");
+    assert!(r.stderr.contains("hint:"), "{r:?}");
+    assert!(!p.exports_exist());
+}
+
+#[test]
+fn an_unknown_family_is_exit_2_naming_the_field() {
+    let p = Project::new();
+    p.set_registry(
+        &p.registry()
+            .replace("family = \"edge_cases\"", "family = \"edge_case\""),
+    );
+    let r = p.run(&["release"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(".family: unknown family \"edge_case\""),
+        "{r:?}"
+    );
+    assert!(!p.exports_exist());
+}
+
+#[test]
+fn overlapping_datasets_are_exit_2() {
+    let p = Project::new();
+    p.set_registry(&p.registry().replace(
+        "include = [\"sources/edge/crisis_sharegpt.json\"]",
+        "include = [\"sources/\"]",
+    ));
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("both claim"), "{r:?}");
+}
+
+#[test]
+fn a_key_claimed_by_two_globs_is_exit_2_naming_the_key() {
+    let p = Project::new();
+    // Two globs: no static check can see they collide; the listing does.
+    p.set_registry(
+        &p.registry()
+            .replace(
+                "include = [\"sources/edge/crisis_sharegpt.json\"]",
+                "include = [\"sources/edge/*.json\"]",
+            )
+            .replace(
+                "include = [\"sources/cot/case_questions.json\"]",
+                "include = [\"sources/**/*sharegpt.json\"]",
+            ),
+    );
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("sources/edge/crisis_sharegpt.json is claimed by both dataset"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr
+            .contains("hint: an object belongs to at most one dataset"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_store_with_zero_objects_is_exit_2() {
+    let p = Project::new();
+    std::fs::remove_dir_all(p.path().join("store")).unwrap();
+    std::fs::create_dir(p.path().join("store")).unwrap();
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("holds no objects"), "{r:?}");
+}
+
+#[test]
+fn a_missing_local_directory_is_exit_2_with_a_hint() {
+    let p = Project::new();
+    let r = Run::from(
+        p.cmd()
+            .args(["coverage"])
+            .env("DATASET_STORAGE_LOCAL_PATH", "/no/such/dir")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("/no/such/dir")
+            && r.stderr.contains("hint: set DATASET_STORAGE_LOCAL_PATH"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn s3_without_a_bucket_is_exit_2_with_a_hint() {
+    let p = Project::new();
+    let r = Run::from(
+        p.cmd()
+            .args(["doctor"])
+            .env("DATASET_STORAGE_BACKEND", "s3")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("needs a bucket") && r.stderr.contains("OVH_S3_BUCKET"),
+        "{r:?}"
+    );
+}
+
+fn s3_cmd(p: &Project, s3: &TestS3, bucket: &str) -> Command {
+    let mut c = p.cmd();
+    for (k, v) in s3.env(bucket) {
+        c.env(k, v);
+    }
+    c
+}
+
+#[test]
+fn coverage_over_s3_matches_coverage_over_local_disk() {
+    let p = Project::new();
+    let s3 = TestS3::start().unwrap();
+    let bucket = s3.create_bucket("cli-coverage").unwrap();
+    // Upload with the library, then ask the CLI.
+    let store = gatehouse_core::store::Store::open(
+        &gatehouse_core::config::resolve(
+            &gatehouse_core::config::Overrides {
+                config: Some("/dev/null".into()),
+                ..Default::default()
+            },
+            &s3.env(&bucket)
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .unwrap()
+        .store,
+    )
+    .unwrap();
+    gatehouse_test::for_each_file(&p.path().join("store"), &mut |k, b| {
+        store.put(k, b).map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .unwrap();
+    let local = p.run(&["coverage", "--json"]);
+    let remote = Run::from(
+        s3_cmd(&p, &s3, &bucket)
+            .args(["coverage", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(remote.code, 0, "{remote:?}");
+    let mut a: serde_json::Value = serde_json::from_str(&local.stdout).unwrap();
+    let mut b: serde_json::Value = serde_json::from_str(&remote.stdout).unwrap();
+    a["store"] = serde_json::Value::Null;
+    b["store"] = serde_json::Value::Null;
+    assert_eq!(a, b);
+}
+
+#[test]
+fn wrong_credentials_are_exit_2_and_never_print_the_secret() {
+    let p = Project::new();
+    let s3 = TestS3::start_in_process().unwrap();
+    let bucket = s3.create_bucket("cli-denied").unwrap();
+    let secret = "super-secret-value-do-not-print";
+    let r = Run::from(
+        s3_cmd(&p, &s3, &bucket)
+            .env("DATASET_S3_SECRET_KEY", secret)
+            .args(["coverage"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("access denied"), "{r:?}");
+    assert!(
+        r.stderr.contains("hint: check the access key pair"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
+}
+
+#[test]
+fn an_unreachable_endpoint_is_exit_2_naming_the_store() {
+    let p = Project::new();
+    let s3 = TestS3::start_in_process().unwrap();
+    let r = Run::from(
+        s3_cmd(&p, &s3, "bucket")
+            .env("DATASET_S3_ENDPOINT", "http://127.0.0.1:9")
+            .args(["coverage"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("could not reach the store") && r.stderr.contains("s3://bucket"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn doctor_on_local_disk_reports_write_once_safe_and_leaves_nothing() {
+    let p = Project::new();
+    let r = p.run(&["doctor"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("write-once publication is safe"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("registry      valid: 9 dataset(s) in 5 families"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("local_path") && r.stdout.contains("from gatehouse.toml"),
+        "{r:?}"
+    );
+    let canaries = p.path().join("store/exports/_gatehouse/doctor");
+    assert_eq!(std::fs::read_dir(&canaries).map_or(0, |d| d.count()), 0);
+}
+
+#[test]
+fn doctor_on_s3_shows_where_settings_came_from_but_not_secrets() {
+    let p = Project::new();
+    let s3 = TestS3::start().unwrap();
+    let bucket = s3.create_bucket("cli-doctor").unwrap();
+    let r = Run::from(s3_cmd(&p, &s3, &bucket).args(["doctor"]).output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("from DATASET_S3_BUCKET"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("DATASET_S3_ACCESS_KEY/DATASET_S3_SECRET_KEY"),
+        "{r:?}"
+    );
+    assert!(
+        !r.stdout.contains(&s3.secret_key) && !r.stdout.contains(&s3.access_key),
+        "{r:?}"
+    );
+    let json = Run::from(
+        s3_cmd(&p, &s3, &bucket)
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["create_only"], "enforced");
+    assert_eq!(v["publish_safe"], true);
+}
+
+#[test]
+fn registry_import_writes_a_loadable_registry_and_lists_decisions() {
+    let p = Project::new();
+    let proto = p.path().join("dataset_registry.json");
+    std::fs::write(
+        &proto,
+        r#"{"datasets": {"professional_therapeutic": {"sessions": {"path": "s3://bucket/sources/professional/sessions/", "stage": "stage1_foundation", "type": "conversation"}}},
+            "edge_case_sources": {"crisis": {"path": "s3://bucket/sources/edge/crisis_sharegpt.json", "stage": "stage3_edge_stress_test"}},
+            "supplementary": {"kb": {"nested": {"path": "s3://bucket/kb/x.json", "stage": "stage1_foundation", "type": "knowledge_base"}}}}"#,
+    )
+    .unwrap();
+    let out = p.path().join("imported.toml");
+    let r = p.run(&[
+        "registry",
+        "import",
+        proto.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("imported 2 dataset(s), 1 written as comments"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("lack license_tag and provenance"),
+        "{r:?}"
+    );
+    let check = p.run(&["--registry", out.to_str().unwrap(), "registry", "check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert!(
+        check.stdout.contains("lacks a licence and provenance"),
+        "{check:?}"
+    );
+    let again = p.run(&[
+        "registry",
+        "import",
+        proto.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(again.stderr.contains("--force"), "{again:?}");
+}
+
+#[test]
+fn help_explains_the_commands_and_exit_codes() {
+    let p = Project::new();
+    let r = p.run(&["--help"]);
+    assert_eq!(r.code, 0);
+    for word in [
+        "release",
+        "coverage",
+        "doctor",
+        "registry",
+        "Exit codes",
+        "OVH_S3_",
+    ] {
+        assert!(r.stdout.contains(word), "{word}: {r:?}");
+    }
+}
