@@ -556,15 +556,14 @@ fn resolve_credentials(r: &mut Resolver<'_>) -> Result<Credentials, ConfigError>
                     source: format!("{key_var}/{secret_var}"),
                 });
             }
-            (Some(_), None) => {
+            (key, _) => {
+                let (set, unset) = if key.is_some() {
+                    (key_var, secret_var)
+                } else {
+                    (secret_var, key_var)
+                };
                 return Err(ConfigError::invalid(
-                    format!("{key_var} is set but {secret_var} is not"),
-                    format!("set both {key_var} and {secret_var}, or neither"),
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::invalid(
-                    format!("{secret_var} is set but {key_var} is not"),
+                    format!("{set} is set but {unset} is not"),
                     format!("set both {key_var} and {secret_var}, or neither"),
                 ));
             }

@@ -202,6 +202,104 @@ pub fn run(store: &Store, settings: Vec<SettingOrigin>) -> DoctorReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Backend, StoreConfig};
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+    use std::sync::Arc;
+
+    /// Behaves like stores that accept `If-None-Match: *` and then overwrite anyway.
+    #[derive(Debug, Default)]
+    struct IgnoresConditionalWrites(InMemory);
+
+    impl std::fmt::Display for IgnoresConditionalWrites {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("IgnoresConditionalWrites")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for IgnoresConditionalWrites {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            mut opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            opts.mode = PutMode::Overwrite;
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[test]
+    fn a_store_that_ignores_conditional_writes_is_reported_unsafe() {
+        let store = Store::from_object_store(
+            Arc::new(IgnoresConditionalWrites::default()),
+            StoreConfig {
+                backend: Backend::Memory,
+                exports_prefix: "exports".into(),
+            },
+        )
+        .unwrap();
+        store.put("sources/a.jsonl", "x").unwrap();
+        let r = run(&store, vec![]);
+        assert_eq!(r.create_only, CreateOnly::Ignored, "{r:#?}");
+        assert!(!r.publish_safe);
+        assert!(
+            !r.store_unusable(),
+            "the store works; it is only unsafe to publish on"
+        );
+        let read = r.checks.iter().find(|c| c.name == "read").unwrap();
+        assert_eq!(
+            read.status,
+            CheckStatus::Warn,
+            "the second write overwrote the canary"
+        );
+    }
 
     #[test]
     fn memory_store_enforces_create_only_and_leaves_no_canary() {

@@ -355,6 +355,22 @@ fn s3_without_a_bucket_is_exit_2_with_a_hint() {
     );
 }
 
+#[test]
+fn a_bucket_that_does_not_exist_is_exit_2_naming_it() {
+    let p = Project::new();
+    let s3 = TestS3::start().unwrap();
+    let r = Run::from(
+        s3_cmd(&p, &s3, "gatehouse-no-such-bucket")
+            .args(["coverage"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("s3://gatehouse-no-such-bucket"), "{r:?}");
+    assert!(r.stderr.contains("the bucket does not exist"), "{r:?}");
+    assert!(r.stderr.contains("hint: check the bucket name"), "{r:?}");
+}
+
 fn s3_cmd(p: &Project, s3: &TestS3, bucket: &str) -> Command {
     let mut c = p.cmd();
     for (k, v) in s3.env(bucket) {
@@ -450,7 +466,7 @@ fn doctor_on_local_disk_reports_write_once_safe_and_leaves_nothing() {
     assert!(r.stdout.contains("write-once publication is safe"), "{r:?}");
     assert!(
         r.stdout
-            .contains("registry      valid: 9 dataset(s) in 5 families"),
+            .contains("registry check  valid: 9 dataset(s) in 5 families"),
         "{r:?}"
     );
     assert!(

@@ -64,7 +64,15 @@ impl Store {
     /// Connects to the configured store. Nothing is read or written yet: a wrong bucket or
     /// bad credentials show up on the first operation (see `gatehouse doctor`).
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
-        let inner = open::build(config)?;
+        Self::from_object_store(open::build(config)?, config.clone())
+    }
+
+    /// Wraps an existing `object_store` implementation; `config` describes it in messages
+    /// and says where exports go.
+    pub fn from_object_store(
+        inner: Arc<dyn ObjectStore>,
+        config: StoreConfig,
+    ) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("gatehouse-store")
@@ -78,7 +86,7 @@ impl Store {
         Ok(Self {
             inner,
             runtime: Arc::new(runtime),
-            config: config.clone(),
+            config,
         })
     }
 

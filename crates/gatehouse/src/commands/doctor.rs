@@ -22,22 +22,23 @@ pub fn run(cli: &Cli) -> Result<Code> {
             .config_file
             .as_ref()
             .map_or("(none)".to_string(), |p| p.display().to_string());
-        print::out(&format!("config file   {config}"));
+        print::out(&format!("{:<15} {config}", "config file"));
         for o in &report.settings {
             print::out(&format!(
-                "{:<13} {:<44} from {}",
+                "{:<15} {:<44} from {}",
                 o.setting, o.value, o.from
             ));
         }
-        print::out(&format!("\nstore         {}", report.store));
+        print::out(&format!("\n{:<15} {}", "store", report.store));
         match &registry {
             Ok(r) => print::out(&format!(
-                "registry      valid: {} dataset(s) in {} families, {}",
+                "{:<15} valid: {} dataset(s) in {} families, {}",
+                "registry check",
                 r.datasets.len(),
                 r.families.len(),
                 r.digest
             )),
-            Err(e) => print::out(&format!("registry      NOT VALID: {e}")),
+            Err(e) => print::out(&format!("{:<15} NOT VALID: {e}", "registry check")),
         }
         print::out("\nchecks");
         for c in &report.checks {
