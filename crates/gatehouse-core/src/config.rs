@@ -63,7 +63,8 @@ pub mod env {
         ),
         ("DATASET_S3_ACCESS_KEY", "DATASET_S3_SECRET_KEY", None),
     ];
-    /// Fixes timestamps in generated artefacts (reproducible builds convention).
+    /// Unix time that stands for "now" (reproducible-builds convention): the day waivers are
+    /// judged on, and later the timestamps written into artefacts. Default: the clock.
     pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 }
 
@@ -204,6 +205,9 @@ pub struct Settings {
     pub coverage: CoverageConfig,
     pub waivers: Vec<Waiver>,
     pub origins: Vec<SettingOrigin>,
+    /// The day waivers are judged on: `SOURCE_DATE_EPOCH` if set, else today (UTC). Never a
+    /// date taken from a release version, which the user chooses freely.
+    pub as_of: chrono::NaiveDate,
 }
 
 #[derive(Debug, Error)]
@@ -416,6 +420,31 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
             BackendKind::S3 => Backend::S3(Box::new(resolve_s3(&mut r, overrides, &file.store)?)),
         };
 
+    let as_of = match env.var(env::SOURCE_DATE_EPOCH) {
+        None => crate::waiver::today(),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+            .map(|t| t.date_naive())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{} is not a Unix timestamp", env::SOURCE_DATE_EPOCH),
+                    "set it to whole seconds since 1970-01-01, or unset it",
+                )
+            })?,
+    };
+    r.origins.push(SettingOrigin {
+        setting: "as_of",
+        value: as_of.to_string(),
+        from: if env.var(env::SOURCE_DATE_EPOCH).is_some() {
+            env::SOURCE_DATE_EPOCH.to_string()
+        } else {
+            "clock".to_string()
+        },
+    });
+
     Ok(Settings {
         config_file,
         registry_path,
@@ -426,6 +455,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         coverage: file.coverage,
         waivers: file.waivers,
         origins: r.origins,
+        as_of,
     })
 }
 
@@ -472,34 +502,15 @@ fn resolve_s3(
             Some("us-east-1".into()),
         )
         .unwrap_or_default();
-    let allow_http_setting = r
+    let allow_http_explicit = r
         .env
         .var(env::S3_ALLOW_HTTP)
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-    let allow_http_explicit = allow_http_setting.or(file.allow_http).unwrap_or(false);
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        .or(file.allow_http)
+        .unwrap_or(false);
     let allow_http = match &endpoint {
-        Some(e) if e.starts_with("http://") => {
-            let host = endpoint_host(e);
-            if is_loopback(&host) || allow_http_explicit {
-                true
-            } else {
-                return Err(ConfigError::invalid(
-                    format!("S3 endpoint {e} uses plain HTTP to a remote host"),
-                    format!(
-                        "use https:// (credentials and data would cross the network unencrypted), \
-                         or set {}=true if this is really intended",
-                        env::S3_ALLOW_HTTP
-                    ),
-                ));
-            }
-        }
-        Some(e) if !e.starts_with("https://") => {
-            return Err(ConfigError::invalid(
-                format!("S3 endpoint {e} is not an http(s) URL"),
-                "write it as https://host[:port]",
-            ));
-        }
-        _ => false,
+        None => false,
+        Some(e) => check_endpoint(e, allow_http_explicit)?,
     };
 
     let credentials = resolve_credentials(r)?;
@@ -576,26 +587,41 @@ fn resolve_credentials(r: &mut Resolver<'_>) -> Result<Credentials, ConfigError>
     ))
 }
 
-fn endpoint_host(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or_default();
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or_default().to_string();
+/// Validates an endpoint URL and says whether it needs plain HTTP. Credentials, queries and
+/// fragments in the URL are refused (they would be printed, or change what is reached).
+fn check_endpoint(endpoint: &str, allow_http: bool) -> Result<bool, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::invalid(
+            format!("S3 endpoint {why}"),
+            "write it as https://host[:port], with no user, password, query or fragment",
+        )
+    };
+    let url = url::Url::parse(endpoint).map_err(|_| bad("is not a valid URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("contains a user name or password"));
     }
-    authority
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("contains a query or fragment"));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad("has no host")),
+    };
+    match url.scheme() {
+        "https" => Ok(false),
+        "http" if loopback || allow_http => Ok(true),
+        "http" => Err(ConfigError::invalid(
+            format!("S3 endpoint {endpoint} uses plain HTTP to a remote host"),
+            format!(
+                "use https:// (credentials and data would cross the network unencrypted), \
+                 or set {}=true if this is really intended",
+                env::S3_ALLOW_HTTP
+            ),
+        )),
+        _ => Err(bad("is not an http(s) URL")),
+    }
 }
 
 fn fs_read(path: &Path) -> Result<String, ConfigError> {
@@ -713,6 +739,30 @@ mod tests {
     }
 
     #[test]
+    fn endpoints_with_credentials_or_tricks_are_refused() {
+        let with = |endpoint: &str| {
+            env(&[
+                ("DATASET_STORAGE_BACKEND", "s3"),
+                ("OVH_S3_BUCKET", "b"),
+                ("OVH_S3_ACCESS_KEY", "a"),
+                ("OVH_S3_SECRET_KEY", "s"),
+                ("OVH_S3_ENDPOINT", endpoint),
+            ])
+        };
+        for bad in [
+            "http://user:pw@127.0.0.1:9000",
+            "http://evil.example#@127.0.0.1",
+            "https://s3.example.com/?x=1",
+            "ftp://s3.example.com",
+        ] {
+            let err = resolve(&no_file(), &with(bad)).unwrap_err();
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
+        let err = resolve(&no_file(), &with("http://evil.example#@127.0.0.1")).unwrap_err();
+        assert!(err.to_string().contains("fragment"), "{err}");
+    }
+
+    #[test]
     fn missing_bucket_and_credentials_have_hints() {
         let e = env(&[("DATASET_STORAGE_BACKEND", "s3")]);
         let err = resolve(&no_file(), &e).unwrap_err();
@@ -766,6 +816,28 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("gatehouse.toml:3:"), "{msg}");
         assert!(msg.contains("secret_key"), "{msg}");
+    }
+
+    #[test]
+    fn source_date_epoch_fixes_the_day_waivers_are_judged_on() {
+        let s = resolve(
+            &no_file(),
+            &env(&[
+                ("DATASET_STORAGE_LOCAL_PATH", "/x"),
+                ("SOURCE_DATE_EPOCH", "1767225600"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.as_of.to_string(), "2026-01-01");
+        let err = resolve(
+            &no_file(),
+            &env(&[
+                ("DATASET_STORAGE_LOCAL_PATH", "/x"),
+                ("SOURCE_DATE_EPOCH", "soon"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("SOURCE_DATE_EPOCH"), "{err}");
     }
 
     #[test]

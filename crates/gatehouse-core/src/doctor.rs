@@ -71,13 +71,7 @@ fn check(name: &'static str, status: CheckStatus, detail: impl Into<String>) -> 
 fn failure(e: &StoreError) -> String {
     match e.hint() {
         Some(h) => format!("{e} (hint: {h})"),
-        None => {
-            let mut msg = e.to_string();
-            if let Some(src) = std::error::Error::source(e) {
-                msg.push_str(&format!(": {src}"));
-            }
-            msg
-        }
+        None => e.to_string(),
     }
 }
 
@@ -161,8 +155,8 @@ pub fn run(store: &Store, settings: Vec<SettingOrigin>) -> DoctorReport {
                 "create-only",
                 CheckStatus::Warn,
                 "a second create-only write of the canary SUCCEEDED: this store ignores conditional \
-                 writes, so it cannot guarantee a published release is never overwritten; publishing \
-                 will refuse unless explicitly overridden",
+                 writes, so it cannot guarantee a published release is never overwritten; publishing on \
+                 it will be refused",
             ));
         }
         Err(e @ StoreError::NotSupported { .. }) => {

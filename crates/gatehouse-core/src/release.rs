@@ -5,7 +5,6 @@
 //! Stages not built yet are listed in the plan as unavailable, never faked: a release run
 //! by this version can never be published.
 
-use chrono::NaiveDate;
 use serde::Serialize;
 use thiserror::Error;
 
@@ -141,23 +140,16 @@ pub fn validate_version(version: &str) -> Result<(), ReleaseError> {
     }
 }
 
-/// The date a version stands for (`v2026-11-25…`), used so a release judges waivers by its
-/// own date rather than the wall clock. Falls back to today.
-pub fn as_of(version: &str) -> NaiveDate {
-    version
-        .get(1..11)
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .unwrap_or_else(crate::waiver::today)
-}
-
 /// `{exports}/releases/{version}/`.
 pub fn location(store: &Store, version: &str) -> String {
     format!("{}/releases/{version}/", store.exports_prefix())
 }
 
-/// Builds the plan. Reads only the published marker; writes nothing.
+/// Builds the plan. Reads one listing page (to prove the store exists) and the published
+/// marker; writes nothing.
 pub fn plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, ReleaseError> {
     validate_version(version)?;
+    store.probe()?;
     let location = location(store, version);
     let already_published = store.exists(&format!("{location}{PUBLISHED_MARKER}"))?;
     let stages = Stage::ALL
@@ -220,7 +212,7 @@ pub fn run(
         registry,
         &settings.coverage,
         &settings.waivers,
-        as_of(version),
+        settings.as_of,
         progress,
     )?;
     let mut written = Vec::new();
@@ -250,17 +242,5 @@ mod tests {
         for bad in ["2026-11-25", "v", "v../x", "v2026/11", "v-1", ""] {
             assert!(validate_version(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn as_of_reads_the_version_date() {
-        assert_eq!(
-            as_of("v2026-01-31"),
-            "2026-01-31".parse::<NaiveDate>().unwrap()
-        );
-        assert_eq!(
-            as_of("v2026-01-31.2"),
-            "2026-01-31".parse::<NaiveDate>().unwrap()
-        );
     }
 }

@@ -113,13 +113,14 @@ impl std::fmt::Debug for Run {
 fn release_runs_coverage_and_writes_its_reports_into_the_draft() {
     let p = Project::new();
     let r = p.run(&["release", "--release-version", "v2026-11-25"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    // Blocked: the later stages do not exist yet, so nothing may look publishable.
+    assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stdout
             .contains("coverage  warn: 13 objects, 12 mapped, 1 unmapped"),
         "{r:?}"
     );
-    assert!(r.stdout.contains("cannot be published"), "{r:?}");
+    assert!(r.stderr.contains("cannot be published"), "{r:?}");
     let draft = p.path().join("store/exports/releases/v2026-11-25");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(draft.join("coverage_report.json")).unwrap())
@@ -135,12 +136,12 @@ fn release_reports_are_byte_identical_across_runs() {
     let key = "store/exports/releases/v2026-11-25/coverage_report.json";
     assert_eq!(
         p.run(&["release", "--release-version", "v2026-11-25"]).code,
-        0
+        1
     );
     let first = std::fs::read(p.path().join(key)).unwrap();
     assert_eq!(
         p.run(&["release", "--release-version", "v2026-11-25"]).code,
-        0
+        1
     );
     assert_eq!(first, std::fs::read(p.path().join(key)).unwrap());
 }
@@ -371,6 +372,83 @@ fn a_bucket_that_does_not_exist_is_exit_2_naming_it() {
     assert!(r.stderr.contains("hint: check the bucket name"), "{r:?}");
 }
 
+#[test]
+fn half_a_credential_pair_is_exit_2_naming_both_variables() {
+    let p = Project::new();
+    let r = Run::from(
+        p.cmd()
+            .args(["doctor"])
+            .env("DATASET_STORAGE_BACKEND", "s3")
+            .env("OVH_S3_BUCKET", "b")
+            .env("OVH_S3_ACCESS_KEY", "AKIAHALFPAIR")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("OVH_S3_ACCESS_KEY is set but OVH_S3_SECRET_KEY is not"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("AKIAHALFPAIR"), "{r:?}");
+}
+
+#[test]
+fn plain_http_to_a_remote_endpoint_is_refused() {
+    let p = Project::new();
+    let r = Run::from(
+        p.cmd()
+            .args(["coverage"])
+            .env("DATASET_STORAGE_BACKEND", "s3")
+            .env("OVH_S3_BUCKET", "b")
+            .env("OVH_S3_ACCESS_KEY", "a")
+            .env("OVH_S3_SECRET_KEY", "s")
+            .env("OVH_S3_ENDPOINT", "http://storage.example.com")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("plain HTTP") && r.stderr.contains("DATASET_S3_ALLOW_HTTP"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_endpoint_with_credentials_in_it_is_refused_without_printing_them() {
+    let p = Project::new();
+    let r = Run::from(
+        p.cmd()
+            .args(["doctor"])
+            .env("DATASET_STORAGE_BACKEND", "s3")
+            .env("OVH_S3_BUCKET", "b")
+            .env("OVH_S3_ACCESS_KEY", "a")
+            .env("OVH_S3_SECRET_KEY", "s")
+            .env("OVH_S3_ENDPOINT", "https://user:hunter2@s3.example.com")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        !r.stderr.contains("hunter2") && !r.stdout.contains("hunter2"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn an_invalid_waiver_is_exit_2() {
+    let p = Project::new();
+    p.write_config(
+        "[[waivers]]\ncode = \"COV001\"\nfamily = \"voice_persona\"\nreason = \"\"\napprover = \"rm\"\nexpires = \"2999-12-31\"\n",
+    );
+    let r = p.run(&["coverage"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("empty reason") && r.stderr.contains("hint:"),
+        "{r:?}"
+    );
+}
+
 fn s3_cmd(p: &Project, s3: &TestS3, bucket: &str) -> Command {
     let mut c = p.cmd();
     for (k, v) in s3.env(bucket) {
@@ -473,8 +551,9 @@ fn doctor_on_local_disk_reports_write_once_safe_and_leaves_nothing() {
         r.stdout.contains("local_path") && r.stdout.contains("from gatehouse.toml"),
         "{r:?}"
     );
+    // The canary was written (its folder exists) and deleted (the folder is empty).
     let canaries = p.path().join("store/exports/_gatehouse/doctor");
-    assert_eq!(std::fs::read_dir(&canaries).map_or(0, |d| d.count()), 0);
+    assert_eq!(std::fs::read_dir(&canaries).unwrap().count(), 0);
 }
 
 #[test]

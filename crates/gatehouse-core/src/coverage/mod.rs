@@ -143,6 +143,14 @@ pub enum CoverageError {
     EmptyStore { store: String, exports: String },
     #[error("invalid waiver in gatehouse.toml: {0}")]
     InvalidWaiver(String),
+    #[error(
+        "dataset {dataset:?} includes {pattern:?}, which lies under the exports prefix {exports}/ (gatehouse's own output)"
+    )]
+    ExportsOverlap {
+        dataset: String,
+        pattern: String,
+        exports: String,
+    },
 }
 
 impl CoverageError {
@@ -156,6 +164,11 @@ impl CoverageError {
             ),
             CoverageError::EmptyStore { .. } => Some(
                 "check the bucket or local path (`gatehouse doctor` shows what is configured)"
+                    .into(),
+            ),
+            CoverageError::ExportsOverlap { .. } => Some(
+                "source data and releases must not share a prefix: move the data, or set a \
+                 different DATASET_EXPORTS_PREFIX"
                     .into(),
             ),
             CoverageError::InvalidWaiver(_) => Some(
@@ -199,6 +212,10 @@ struct Tally {
     bytes: u64,
 }
 
+/// Distinct unmapped folders tracked before the rest are folded into [`OTHER_FOLDERS`].
+const MAX_FOLDERS: usize = 1000;
+const OTHER_FOLDERS: &str = "(other folders)";
+
 fn folder_of(key: &str) -> String {
     let segments: Vec<&str> = key.split('/').collect();
     match segments.len() {
@@ -222,6 +239,19 @@ pub fn run(
         return Err(CoverageError::InvalidWaiver(problem));
     }
     let exports = format!("{}/", store.exports_prefix());
+    for d in &registry.datasets {
+        if let Some(p) = d
+            .include
+            .iter()
+            .find(|p| p.starts_with(&exports) || p.trim_end_matches('/') == store.exports_prefix())
+        {
+            return Err(CoverageError::ExportsOverlap {
+                dataset: d.name.clone(),
+                pattern: p.clone(),
+                exports: store.exports_prefix().to_string(),
+            });
+        }
+    }
     let mut totals = Totals::default();
     let mut per_dataset: Vec<(Tally, FirstKeys)> = registry
         .datasets
@@ -275,7 +305,14 @@ pub fn run(
                 unmapped.objects += 1;
                 unmapped.bytes += object.size;
                 unmapped_examples.offer(&object.key);
-                let folder = unmapped_folders.entry(folder_of(&object.key)).or_default();
+                // Bounded: past MAX_FOLDERS distinct folders, the rest are counted together.
+                let mut folder_key = folder_of(&object.key);
+                if unmapped_folders.len() >= MAX_FOLDERS
+                    && !unmapped_folders.contains_key(&folder_key)
+                {
+                    folder_key = OTHER_FOLDERS.to_string();
+                }
+                let folder = unmapped_folders.entry(folder_key).or_default();
                 folder.objects += 1;
                 folder.bytes += object.size;
             }
@@ -604,6 +641,47 @@ format = "text_transcript"
         assert_eq!(d.evidence_keys.len(), 5);
         assert_eq!(d.evidence_keys[0], "src/sessions/000.jsonl");
         assert_eq!(d.evidence_keys[4], "src/sessions/004.jsonl");
+    }
+
+    #[test]
+    fn unmapped_folders_are_bounded() {
+        let store = Store::memory();
+        for i in 0..(MAX_FOLDERS + 50) {
+            store.put(&format!("loose/{i:05}/x.bin"), "1").unwrap();
+        }
+        store.put("src/sessions/a.jsonl", "1").unwrap();
+        let r = run_on(&store, &[]);
+        assert_eq!(r.unmapped.objects, MAX_FOLDERS as u64 + 50);
+        let other = r
+            .unmapped
+            .by_prefix
+            .iter()
+            .find(|p| p.prefix == OTHER_FOLDERS)
+            .unwrap();
+        assert_eq!(
+            other.objects, 50,
+            "folders past the cap are counted together"
+        );
+    }
+
+    #[test]
+    fn a_dataset_under_the_exports_prefix_is_refused() {
+        let text = REGISTRY.replace(
+            "include = [\"src/sessions/\"]",
+            "include = [\"exports/old/\"]",
+        );
+        let reg = Registry::parse(Path::new("r.toml"), &text, String::new()).unwrap();
+        let store = store_with(&["src/qa/q.csv"]);
+        let err = run(
+            &store,
+            &reg,
+            &CoverageConfig::default(),
+            &[],
+            day(),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, CoverageError::ExportsOverlap { .. }), "{err}");
     }
 
     #[test]

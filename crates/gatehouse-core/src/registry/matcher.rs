@@ -1,6 +1,8 @@
 //! Which keys a dataset claims. An `include` or `exclude` entry is one of:
 //! - a glob (contains `*`, `?`, `[` or `{`): `*` stays within one path segment, `**` crosses
-//!   segments, e.g. `sources/voice/**/*.txt`;
+//!   segments, e.g. `sources/voice/**/*.txt`; a glob ending in `/` names folders and claims
+//!   everything below them (`raw/2024-*/` is `raw/2024-*/**`); a backslash makes the next
+//!   character literal (`raw/s\[1\].jsonl`);
 //! - a folder (ends with `/`): every key below it;
 //! - anything else: that exact key, or every key below it as a folder.
 
@@ -30,7 +32,13 @@ impl Patterns {
         let mut globs = GlobSetBuilder::new();
         for p in patterns {
             if is_glob(p) {
-                let glob = GlobBuilder::new(p)
+                let p = if p.ends_with('/') {
+                    format!("{p}**")
+                } else {
+                    p.clone()
+                };
+                let glob = GlobBuilder::new(&p)
+                    .backslash_escape(true)
                     .literal_separator(true)
                     .build()
                     .map_err(|e| format!("invalid glob {p:?}: {}", e.kind()))?;
@@ -118,6 +126,21 @@ mod tests {
         let k = m(&["voice/**/*.txt"], &[]);
         assert!(k.is_match("voice/sub/deeper/a.txt"));
         assert!(k.is_match("voice/a.txt"));
+    }
+
+    #[test]
+    fn a_glob_ending_in_a_slash_claims_the_folders_contents() {
+        let k = m(&["raw/2024-*/"], &[]);
+        assert!(k.is_match("raw/2024-01/a.jsonl"));
+        assert!(k.is_match("raw/2024-01/deep/b.jsonl"));
+        assert!(!k.is_match("raw/2023-12/a.jsonl"));
+    }
+
+    #[test]
+    fn escaped_glob_characters_are_literal() {
+        let k = m(&[r"raw/s\[1\].jsonl"], &[]);
+        assert!(k.is_match("raw/s[1].jsonl"));
+        assert!(!k.is_match("raw/s1.jsonl"));
     }
 
     #[test]

@@ -193,6 +193,8 @@ pub struct Dataset {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub format: SourceFormat,
+    /// How the bytes are laid out; `None` means from the format and file extension.
+    pub container: Option<crate::source::Container>,
     pub fields: Fields,
     /// Speaker label → `system|user|assistant`, for sources that name speakers.
     pub speaker_roles: BTreeMap<String, String>,
@@ -231,6 +233,8 @@ struct DatasetEntry {
     #[serde(default)]
     exclude: Vec<String>,
     format: SourceFormat,
+    #[serde(default)]
+    container: Option<crate::source::Container>,
     #[serde(default)]
     fields: Fields,
     #[serde(default)]
@@ -538,6 +542,7 @@ impl Registry {
                 include,
                 exclude: e.exclude,
                 format: e.format,
+                container: e.container,
                 fields: e.fields,
                 speaker_roles: e.speaker_roles,
                 license_tag: e.license_tag.map(Spanned::into_inner),

@@ -127,7 +127,6 @@ pub enum StoreDescription {
         endpoint: String,
         region: String,
         addressing: &'static str,
-        credentials_from: String,
         server_side_encryption: ServerSideEncryption,
     },
     Memory,
@@ -151,7 +150,6 @@ impl StoreConfig {
                 } else {
                     "path-style"
                 },
-                credentials_from: s3.credentials.source.clone(),
                 server_side_encryption: s3.sse.clone(),
             },
             Backend::Memory => StoreDescription::Memory,

@@ -58,9 +58,16 @@ impl<R: BufRead> LineReader<R> {
     /// The next line, or `None` at the end of the stream.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         self.buf.clear();
+        let first = self.number == 0;
+        // Room for a `\r` (and on line 1 a BOM) that is stripped before the limit applies.
+        let limit = self
+            .max_line
+            .saturating_add(1 + if first { BOM.len() } else { 0 });
         let mut len: u64 = 0;
         let mut oversized = false;
         let mut seen_any = false;
+        let mut head = [0u8; 3];
+        let mut last: Option<u8> = None;
         loop {
             let available = match self.inner.fill_buf() {
                 Ok(a) => a,
@@ -78,10 +85,19 @@ impl<R: BufRead> LineReader<R> {
                 Some(i) => (&available[..i], i + 1, true),
                 None => (available, available.len(), false),
             };
+            for (i, b) in part
+                .iter()
+                .take(3usize.saturating_sub(len as usize))
+                .enumerate()
+            {
+                head[len as usize + i] = *b;
+            }
+            if let Some(b) = part.last() {
+                last = Some(*b);
+            }
             len += part.len() as u64;
             if !oversized {
-                if self.buf.len() + part.len() > self.max_line.saturating_add(1) {
-                    // +1 leaves room for a `\r` that is about to be stripped.
+                if self.buf.len() + part.len() > limit {
                     oversized = true;
                     self.buf.clear();
                     self.buf.shrink_to(self.max_line.min(1 << 20));
@@ -96,19 +112,21 @@ impl<R: BufRead> LineReader<R> {
             }
         }
         self.number += 1;
-        if !oversized && self.buf.last() == Some(&b'\r') {
-            self.buf.pop();
-            len -= 1;
-        }
-        if self.number == 1 && !oversized && self.buf.starts_with(BOM) {
-            self.buf.drain(..BOM.len());
-            len -= BOM.len() as u64;
-        }
-        if oversized || self.buf.len() > self.max_line {
+        // The same stripping applies whether or not the bytes were kept.
+        let bom = first && len >= 3 && head == *BOM;
+        let cr = last == Some(b'\r') && len > if bom { 3 } else { 0 };
+        let content_len = len - if bom { 3 } else { 0 } - u64::from(cr);
+        if oversized || content_len > self.max_line as u64 {
             return Ok(Some(Line::Oversized {
                 number: self.number,
-                len,
+                len: content_len,
             }));
+        }
+        if cr {
+            self.buf.pop();
+        }
+        if bom {
+            self.buf.drain(..BOM.len());
         }
         Ok(Some(Line::Text {
             number: self.number,
@@ -231,7 +249,61 @@ mod tests {
         }
     }
 
+    /// The obvious, unbounded definition the reader must agree with.
+    fn reference(input: &[u8], max: usize) -> Vec<Owned> {
+        if input.is_empty() {
+            return vec![];
+        }
+        let mut parts: Vec<&[u8]> = input.split(|b| *b == b'\n').collect();
+        if input.ends_with(b"\n") {
+            parts.pop();
+        }
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut p)| {
+                if i == 0 && p.starts_with(BOM) {
+                    p = &p[3..];
+                }
+                if p.ends_with(b"\r") {
+                    p = &p[..p.len() - 1];
+                }
+                let n = i as u64 + 1;
+                if p.len() > max {
+                    Owned::Oversized(n, p.len() as u64)
+                } else {
+                    Owned::Text(n, p.to_vec())
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bom_and_cr_do_not_count_against_the_limit_or_the_reported_length() {
+        assert_eq!(
+            lines(b"\xEF\xBB\xBFabcd\r\nabcd\r\n", 4),
+            vec![text(1, "abcd"), text(2, "abcd")]
+        );
+        assert_eq!(
+            lines(b"\xEF\xBB\xBFabcde\r\nabcde\r\nabcde\n", 4),
+            vec![
+                Owned::Oversized(1, 5),
+                Owned::Oversized(2, 5),
+                Owned::Oversized(3, 5)
+            ]
+        );
+    }
+
     proptest! {
+        #[test]
+        fn agrees_with_the_reference_definition(
+            input in proptest::collection::vec(
+                prop_oneof![Just(b'\n'), Just(b'\r'), Just(0xEFu8), Just(0xBBu8), Just(0xBFu8), any::<u8>()], 0..400),
+            max in 0usize..40,
+        ) {
+            prop_assert_eq!(lines(&input, max), reference(&input, max));
+        }
+
         #[test]
         fn chunk_boundaries_do_not_change_the_lines(
             input in proptest::collection::vec(

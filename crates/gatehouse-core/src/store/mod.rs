@@ -64,7 +64,16 @@ impl Store {
     /// Connects to the configured store. Nothing is read or written yet: a wrong bucket or
     /// bad credentials show up on the first operation (see `gatehouse doctor`).
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
-        Self::from_object_store(open::build(config)?, config.clone())
+        let inner = open::build(config)?;
+        let mut config = config.clone();
+        if let Backend::Local { root } = &mut config.backend {
+            // One spelling of the root, however it was given, so reports do not depend on
+            // the working directory or on how --config was written.
+            if let Ok(canonical) = root.canonicalize() {
+                *root = canonical;
+            }
+        }
+        Self::from_object_store(inner, config)
     }
 
     /// Wraps an existing `object_store` implementation; `config` describes it in messages
@@ -143,6 +152,12 @@ impl Store {
             target: self.locate(prefix),
             raw_prefix: prefix.to_string(),
         }
+    }
+
+    /// Lists one page to prove the store (and on S3 the bucket) exists and is readable.
+    /// `head` cannot tell a missing bucket from a missing key; a listing can.
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.list("").next().transpose().map(|_| ())
     }
 
     /// Size and etag of one object.

@@ -13,14 +13,13 @@ pub fn run(cli: &Cli, args: &CoverageArgs) -> Result<Code> {
     let settings = settings(cli)?;
     let registry = load_registry(&settings)?;
     let store = open_store(&settings)?;
-    let today = gatehouse_core::waiver::today();
     let report = with_progress(cli, |progress| {
         coverage::run(
             &store,
             &registry,
             &settings.coverage,
             &settings.waivers,
-            today,
+            settings.as_of,
             progress,
         )
     })?;

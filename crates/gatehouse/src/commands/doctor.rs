@@ -55,11 +55,11 @@ pub fn run(cli: &Cli) -> Result<Code> {
             }
             CreateOnly::Ignored => {
                 "the store IGNORES conditional writes: gatehouse cannot guarantee that a published \
-                 release is never overwritten; publishing will refuse unless explicitly overridden"
+                 release is never overwritten; publishing on it will be refused"
             }
             CreateOnly::Unsupported => {
-                "the store does not support conditional writes: publishing will refuse unless \
-                 explicitly overridden"
+                "the store does not support conditional writes: publishing on it will be \
+                 refused"
             }
             CreateOnly::NotTested => "the store could not be used; fix the failed check above",
         };

@@ -20,7 +20,7 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Coverage(args) => coverage::run(cli, args),
         Command::Doctor => doctor::run(cli),
         Command::Registry(RegistryCommand::Check) => registry::check(cli),
-        Command::Registry(RegistryCommand::Import(args)) => registry::import(args),
+        Command::Registry(RegistryCommand::Import(args)) => registry::import(cli, args),
     }
 }
 

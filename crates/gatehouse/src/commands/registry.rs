@@ -71,7 +71,10 @@ pub fn check(cli: &Cli) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-pub fn import(args: &ImportArgs) -> Result<Code> {
+pub fn import(cli: &Cli, args: &ImportArgs) -> Result<Code> {
+    if cli.global.json && args.output.is_none() {
+        bail!("--json prints the import summary on stdout; give --output for the registry itself");
+    }
     let json = std::fs::read_to_string(&args.source)
         .with_context(|| format!("cannot read {}", args.source.display()))?;
     let name = args.source.display().to_string();
@@ -86,6 +89,14 @@ pub fn import(args: &ImportArgs) -> Result<Code> {
             print::note(&format!("wrote {}", path.display()));
         }
         None => print::out(&outcome.toml),
+    }
+    if cli.global.json {
+        print::json(&serde_json::json!({
+            "imported": outcome.imported,
+            "commented_out": outcome.commented_out,
+            "decisions": outcome.decisions,
+        }))?;
+        return Ok(Code::Ok);
     }
     let groups = groups_of(&json)
         .into_iter()

@@ -92,10 +92,6 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         for key in &outcome.written {
             print::out(&format!("  wrote {}", store.locate(key)));
         }
-        print::out(&format!(
-            "\nrelease {} is a draft: this version of gatehouse runs coverage only, so the release cannot be published.",
-            version
-        ));
     }
     if !outcome.passed {
         print::note(
@@ -108,5 +104,12 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         }
         return Ok(Code::Blocked);
     }
-    Ok(Code::Ok)
+    // Fail closed: a release that cannot be published must not look like a success to a
+    // script (`gatehouse release && train`).
+    print::note(&format!(
+        "release {version} is blocked (exit 1): coverage passed, but build, gates, qa, consume and \
+         publish are not available in gatehouse {}, so this draft cannot be published",
+        env!("CARGO_PKG_VERSION")
+    ));
+    Ok(Code::Blocked)
 }

@@ -1,0 +1,260 @@
+//! JSON-shaped sources: JSON Lines, or one JSON document holding an array of records.
+//! Each record is mapped to messages according to the dataset's format.
+
+use std::io::{self, BufRead};
+
+use serde_json::Value;
+
+use super::json_stream::{Element, JsonElements, ScanError};
+use super::{Item, Limits, Reason, finish, quarantine};
+use crate::record::{Message, Role};
+use crate::registry::{Dataset, SourceFormat};
+use crate::store::{Line, LineReader};
+
+pub(super) fn adapt_lines(
+    reader: impl BufRead,
+    dataset: &Dataset,
+    limits: &Limits,
+    emit: &mut dyn FnMut(Item),
+) -> io::Result<()> {
+    let mut lines = LineReader::new(reader, limits.max_record_bytes);
+    while let Some(line) = lines.next_line()? {
+        match line {
+            Line::Oversized { number, len } => emit(quarantine(
+                number,
+                Reason::OversizedRecord,
+                format!("{len} bytes, limit {}", limits.max_record_bytes),
+            )),
+            Line::Text { number, bytes } => {
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue; // blank lines separate nothing in JSON Lines
+                }
+                emit(record(number, bytes, dataset, limits));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn adapt_document(
+    reader: impl BufRead,
+    dataset: &Dataset,
+    limits: &Limits,
+    emit: &mut dyn FnMut(Item),
+) -> io::Result<()> {
+    let wrapper = dataset.fields.records.as_deref();
+    let broken = |e: ScanError, emit: &mut dyn FnMut(Item)| -> io::Result<()> {
+        match e {
+            ScanError::Io(e) => Err(e),
+            ScanError::Structure(s) => {
+                emit(quarantine(s.line, Reason::BrokenStructure, s.message));
+                Ok(())
+            }
+        }
+    };
+    let mut elements = match JsonElements::open(reader, wrapper, limits.max_record_bytes) {
+        Ok(e) => e,
+        Err(e) => return broken(e, emit),
+    };
+    loop {
+        match elements.next_element() {
+            Ok(None) => break,
+            Ok(Some(Element::Oversized { line, len })) => emit(quarantine(
+                line,
+                Reason::OversizedRecord,
+                format!("{len} bytes, limit {}", limits.max_record_bytes),
+            )),
+            Ok(Some(Element::Value { line, bytes })) => emit(record(line, bytes, dataset, limits)),
+            Err(e) => return broken(e, emit),
+        }
+    }
+    match elements.finish(wrapper.is_some()) {
+        Ok(()) => Ok(()),
+        Err(e) => broken(e, emit),
+    }
+}
+
+/// One JSON record's bytes → an item.
+fn record(line: u64, bytes: &[u8], dataset: &Dataset, limits: &Limits) -> Item {
+    if std::str::from_utf8(bytes).is_err() {
+        return quarantine(line, Reason::InvalidUtf8, "the record is not valid UTF-8");
+    }
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return quarantine(
+                line,
+                Reason::InvalidJson,
+                format!("invalid JSON at column {}", e.column()),
+            );
+        }
+    };
+    let Value::Object(obj) = &value else {
+        return quarantine(line, Reason::NotAnObject, "the record is not a JSON object");
+    };
+    let group = dataset.group_by.as_deref().and_then(|g| match obj.get(g) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    });
+    match messages(obj, dataset) {
+        Ok(messages) => finish(line, 0, group, messages, limits.merge),
+        Err((reason, detail)) => quarantine(line, reason, detail),
+    }
+}
+
+type Problem = (Reason, String);
+
+fn text_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<String, Problem> {
+    match obj.get(name) {
+        None | Some(Value::Null) => {
+            Err((Reason::MissingField, format!("field {name:?} is missing")))
+        }
+        Some(v) => {
+            content(v).ok_or_else(|| (Reason::WrongType, format!("field {name:?} is not text")))
+        }
+    }
+}
+
+fn optional_text(
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, Problem> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => text_field(obj, name).map(Some),
+    }
+}
+
+/// Message content: a string, or a list of `{type: "text", text}` parts (joined).
+fn content(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            let mut out = Vec::new();
+            for p in parts {
+                match p {
+                    Value::String(s) => out.push(s.as_str()),
+                    Value::Object(o) => out.push(o.get("text")?.as_str()?),
+                    _ => return None,
+                }
+            }
+            Some(out.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+fn turn_list(
+    obj: &serde_json::Map<String, Value>,
+    list: &str,
+    role_key: &str,
+    text_key: &str,
+) -> Result<Vec<Message>, Problem> {
+    let items = match obj.get(list) {
+        None | Some(Value::Null) => {
+            return Err((Reason::MissingField, format!("field {list:?} is missing")));
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err((Reason::WrongType, format!("field {list:?} is not a list"))),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(turn) = item else {
+            return Err((Reason::WrongType, format!("{list}[{i}] is not an object")));
+        };
+        let label = match turn.get(role_key) {
+            Some(Value::String(s)) => s,
+            None | Some(Value::Null) => {
+                return Err((
+                    Reason::MissingField,
+                    format!("{list}[{i}].{role_key} is missing"),
+                ));
+            }
+            Some(_) => {
+                return Err((
+                    Reason::WrongType,
+                    format!("{list}[{i}].{role_key} is not text"),
+                ));
+            }
+        };
+        let Some(role) = Role::from_label(label) else {
+            return Err((
+                Reason::UnknownRole,
+                format!("{list}[{i}].{role_key} is not a known role"),
+            ));
+        };
+        let text = match turn.get(text_key) {
+            None | Some(Value::Null) => {
+                return Err((
+                    Reason::MissingField,
+                    format!("{list}[{i}].{text_key} is missing"),
+                ));
+            }
+            Some(v) => content(v).ok_or_else(|| {
+                (
+                    Reason::WrongType,
+                    format!("{list}[{i}].{text_key} is not text"),
+                )
+            })?,
+        };
+        out.push(Message::new(role, text));
+    }
+    Ok(out)
+}
+
+fn pair(
+    obj: &serde_json::Map<String, Value>,
+    dataset: &Dataset,
+    user: &str,
+    assistant: &str,
+) -> Result<Vec<Message>, Problem> {
+    let f = &dataset.fields;
+    let mut out = Vec::with_capacity(3);
+    if let Some(system) = f.system.as_deref()
+        && let Some(s) = optional_text(obj, system)?
+    {
+        out.push(Message::new(Role::System, s));
+    }
+    out.push(Message::new(
+        Role::User,
+        text_field(obj, f.user.as_deref().unwrap_or(user))?,
+    ));
+    out.push(Message::new(
+        Role::Assistant,
+        text_field(obj, f.assistant.as_deref().unwrap_or(assistant))?,
+    ));
+    Ok(out)
+}
+
+fn messages(
+    obj: &serde_json::Map<String, Value>,
+    dataset: &Dataset,
+) -> Result<Vec<Message>, Problem> {
+    match dataset.format {
+        SourceFormat::Chatml => turn_list(obj, "messages", "role", "content"),
+        SourceFormat::Sharegpt => turn_list(obj, "conversations", "from", "value"),
+        SourceFormat::PromptResponse => pair(obj, dataset, "prompt", "response"),
+        SourceFormat::InputOutput => pair(obj, dataset, "input", "output"),
+        SourceFormat::QuestionAnswer => pair(obj, dataset, "question", "answer"),
+        SourceFormat::Alpaca => {
+            let instruction = text_field(obj, "instruction")?;
+            let input = optional_text(obj, "input")?.unwrap_or_default();
+            let user = if input.trim().is_empty() {
+                instruction
+            } else {
+                format!("{instruction}\n\n{input}")
+            };
+            Ok(vec![
+                Message::new(Role::User, user),
+                Message::new(Role::Assistant, text_field(obj, "output")?),
+            ])
+        }
+        SourceFormat::CsvColumns | SourceFormat::UtteranceCsv | SourceFormat::TextTranscript => {
+            Err((
+                Reason::WrongType,
+                format!("format {} is not a JSON format", dataset.format),
+            ))
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Source adapters: read one source object in its own format and turn it into canonical
+//! conversations, or quarantine what cannot be turned into one, with a reason code and
+//! `key:line`. Quarantine is a finding, not an error: an adapter fails (returns `Err`) only
+//! when the object itself cannot be read.
+//!
+//! Every adapter streams. Memory is bounded by [`Limits`]: the largest record, and for
+//! formats that must gather rows first (utterance CSV, transcripts), the largest object.
+
+mod csv_source;
+mod html;
+mod json_records;
+pub mod json_stream;
+mod text;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read};
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{MergePolicy, Message, Role, normalise};
+use crate::registry::{Dataset, SourceFormat};
+
+pub use html::strip_html;
+
+/// How an object's bytes are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    /// One JSON record per line.
+    Jsonl,
+    /// One JSON document: an array of records, or an object wrapping one.
+    Json,
+    Csv,
+    Text,
+}
+
+impl Container {
+    /// The container of `key` for `dataset`: the registry's explicit choice, else the format
+    /// and the file extension.
+    pub fn of(dataset: &Dataset, key: &str) -> Container {
+        if let Some(c) = dataset.container {
+            return c;
+        }
+        match dataset.format {
+            SourceFormat::CsvColumns | SourceFormat::UtteranceCsv => Container::Csv,
+            SourceFormat::TextTranscript => Container::Text,
+            _ => {
+                if key.to_ascii_lowercase().ends_with(".json") {
+                    Container::Json
+                } else {
+                    Container::Jsonl
+                }
+            }
+        }
+    }
+}
+
+/// Memory and policy bounds for adapters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest record (JSON line or array element, CSV row) read; larger ones are quarantined.
+    pub max_record_bytes: usize,
+    /// Largest object read whole (utterance CSV, transcripts); larger ones fail the source.
+    pub max_buffered_object_bytes: u64,
+    /// Consecutive same-role turns.
+    pub merge: MergePolicy,
+    /// Turns per record when a transcript is chunked.
+    pub transcript_chunk_turns: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 64 << 20,
+            max_buffered_object_bytes: 512 << 20,
+            merge: MergePolicy::Merge,
+            transcript_chunk_turns: 8,
+        }
+    }
+}
+
+/// Why a record was quarantined. Codes are stable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    InvalidUtf8,
+    InvalidJson,
+    NotAnObject,
+    MissingField,
+    WrongType,
+    UnknownRole,
+    EmptyConversation,
+    NoAssistantTurn,
+    OversizedRecord,
+    BrokenStructure,
+    ConflictingRows,
+    InvalidCsvRow,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::InvalidUtf8 => "Q001",
+            Reason::InvalidJson => "Q002",
+            Reason::NotAnObject => "Q003",
+            Reason::MissingField => "Q004",
+            Reason::WrongType => "Q005",
+            Reason::UnknownRole => "Q006",
+            Reason::EmptyConversation => "Q007",
+            Reason::NoAssistantTurn => "Q008",
+            Reason::OversizedRecord => "Q009",
+            Reason::BrokenStructure => "Q010",
+            Reason::ConflictingRows => "Q011",
+            Reason::InvalidCsvRow => "Q012",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::InvalidUtf8 => "invalid-utf8",
+            Reason::InvalidJson => "invalid-json",
+            Reason::NotAnObject => "not-an-object",
+            Reason::MissingField => "missing-field",
+            Reason::WrongType => "wrong-type",
+            Reason::UnknownRole => "unknown-role",
+            Reason::EmptyConversation => "empty-conversation",
+            Reason::NoAssistantTurn => "no-assistant-turn",
+            Reason::OversizedRecord => "oversized-record",
+            Reason::BrokenStructure => "broken-structure",
+            Reason::ConflictingRows => "conflicting-rows",
+            Reason::InvalidCsvRow => "invalid-csv-row",
+        }
+    }
+}
+
+/// One adapted conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adapted {
+    /// Line where the record starts in the object (1-based).
+    pub line: u64,
+    /// Index among the records starting on that line (chunks of a transcript).
+    pub part: u32,
+    /// Conversation group (the `group_by` value), if the source has one.
+    pub group: Option<String>,
+    pub messages: Vec<Message>,
+    /// Turns present in the source before blank ones were dropped and same-role ones merged.
+    pub source_turns: u32,
+    pub merged_turns: u32,
+    pub blank_turns_dropped: u32,
+}
+
+/// A record that could not be adapted. `detail` names fields, never content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub line: u64,
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// What an adapter emits, in source order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Record(Adapted),
+    Quarantined(Quarantined),
+}
+
+/// Per-object counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ObjectSummary {
+    pub records: u64,
+    pub quarantined: BTreeMap<String, u64>,
+    /// True when the object could not be read to its end (broken structure); what followed
+    /// the break is not counted, so such a source always fails the build.
+    pub incomplete: bool,
+}
+
+impl ObjectSummary {
+    pub fn quarantined_total(&self) -> u64 {
+        self.quarantined.values().sum()
+    }
+}
+
+/// Builds a quarantine item.
+pub(crate) fn quarantine(line: u64, reason: Reason, detail: impl Into<String>) -> Item {
+    Item::Quarantined(Quarantined {
+        line,
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// Checks and normalises a conversation into an item.
+pub(crate) fn finish(
+    line: u64,
+    part: u32,
+    group: Option<String>,
+    mut messages: Vec<Message>,
+    merge: MergePolicy,
+) -> Item {
+    let source_turns = messages.len() as u32;
+    let (blank_turns_dropped, merged_turns) = normalise(&mut messages, merge);
+    if messages.is_empty() {
+        return quarantine(line, Reason::EmptyConversation, "no non-empty turn");
+    }
+    if !messages.iter().any(|m| m.role == Role::Assistant) {
+        return quarantine(line, Reason::NoAssistantTurn, "no assistant turn");
+    }
+    Item::Record(Adapted {
+        line,
+        part,
+        group,
+        messages,
+        source_turns,
+        merged_turns,
+        blank_turns_dropped,
+    })
+}
+
+/// Reads one object of `dataset` and hands every item to `emit`, in source order.
+/// Returns the object's summary; `Err` only when the object cannot be read at all.
+pub fn adapt(
+    reader: impl Read,
+    key: &str,
+    dataset: &Dataset,
+    limits: &Limits,
+    emit: &mut dyn FnMut(Item),
+) -> io::Result<ObjectSummary> {
+    let mut summary = ObjectSummary::default();
+    let mut count = |item: Item, summary: &mut ObjectSummary| {
+        match &item {
+            Item::Record(_) => summary.records += 1,
+            Item::Quarantined(q) => {
+                *summary
+                    .quarantined
+                    .entry(format!("{} {}", q.reason.code(), q.reason.name()))
+                    .or_insert(0) += 1;
+                if q.reason == Reason::BrokenStructure {
+                    summary.incomplete = true;
+                }
+            }
+        }
+        emit(item);
+    };
+    let reader = BufReader::with_capacity(1 << 20, reader);
+    let mut sink = |item: Item| count(item, &mut summary);
+    match Container::of(dataset, key) {
+        Container::Jsonl => json_records::adapt_lines(reader, dataset, limits, &mut sink)?,
+        Container::Json => json_records::adapt_document(reader, dataset, limits, &mut sink)?,
+        Container::Csv => csv_source::adapt(reader, dataset, limits, &mut sink)?,
+        Container::Text => text::adapt(reader, key, dataset, limits, &mut sink)?,
+    }
+    Ok(summary)
+}
+
+/// Reads at most `max` bytes; `None` if the object is larger.
+pub(crate) fn read_bounded(mut reader: impl BufRead, max: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let n = reader.by_ref().take(max + 1).read_to_end(&mut buf)?;
+    Ok(((n as u64) <= max).then_some(buf))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,325 @@
+//! Adapter fixtures: every format, and the ugly cases real sources have.
+
+use std::io::Read;
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::registry::Registry;
+
+fn dataset(entry: &str) -> Dataset {
+    let text = format!(
+        "schema_version = 1\n[families.f]\nstage = \"stage1_x\"\nreview = [\"clinician_foundation\"]\n\n\
+         [[datasets]]\nname = \"d\"\nfamily = \"f\"\ninclude = [\"x/\"]\n{entry}\n"
+    );
+    let mut r = Registry::parse(Path::new("t.toml"), &text, String::new()).unwrap();
+    r.datasets.remove(0)
+}
+
+fn run(key: &str, bytes: &[u8], entry: &str) -> (Vec<Item>, ObjectSummary) {
+    run_with(key, bytes, entry, &Limits::default())
+}
+
+fn run_with(key: &str, bytes: &[u8], entry: &str, limits: &Limits) -> (Vec<Item>, ObjectSummary) {
+    let d = dataset(entry);
+    let mut items = Vec::new();
+    let summary = adapt(bytes, key, &d, limits, &mut |i| items.push(i)).unwrap();
+    (items, summary)
+}
+
+/// (line, [(role, content)]) of records; (line, reason) of quarantines.
+fn records(items: &[Item]) -> Vec<(u64, Vec<(Role, String)>)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Record(r) => Some((
+                r.line,
+                r.messages
+                    .iter()
+                    .map(|m| (m.role, m.content.clone()))
+                    .collect(),
+            )),
+            Item::Quarantined(_) => None,
+        })
+        .collect()
+}
+
+fn quarantined(items: &[Item]) -> Vec<(u64, Reason)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Quarantined(q) => Some((q.line, q.reason)),
+            Item::Record(_) => None,
+        })
+        .collect()
+}
+
+fn ua(u: &str, a: &str) -> Vec<(Role, String)> {
+    vec![
+        (Role::User, u.to_string()),
+        (Role::Assistant, a.to_string()),
+    ]
+}
+
+#[test]
+fn chatml_jsonl_with_bom_crlf_blank_lines_and_no_final_newline() {
+    let src = "\u{feff}{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"hello\"}]}\r\n\
+               \r\n\
+               {\"messages\":[{\"role\":\"human\",\"content\":\"a\"},{\"role\":\"gpt\",\"content\":\"b\"}]}";
+    let (items, summary) = run("x/a.jsonl", src.as_bytes(), "format = \"chatml\"");
+    assert_eq!(
+        records(&items),
+        vec![(1, ua("hi", "hello")), (3, ua("a", "b"))]
+    );
+    assert_eq!((summary.records, summary.quarantined_total()), (2, 0));
+}
+
+#[test]
+fn bad_lines_are_quarantined_with_their_line_and_reading_goes_on() {
+    let src = b"{\"messages\":[{\"role\":\"user\",\"content\":\"ok\"},{\"role\":\"assistant\",\"content\":\"fine\"}]}\n\
+        {\"messages\": [\n\
+        \xff\xfe\n\
+        [1,2]\n\
+        {\"other\": 1}\n\
+        {\"messages\": \"text\"}\n\
+        {\"messages\":[{\"role\":\"narrator\",\"content\":\"x\"}]}\n\
+        {\"messages\":[]}\n\
+        {\"messages\":[{\"role\":\"user\",\"content\":\"only a question\"}]}\n\
+        {\"messages\":[{\"role\":\"user\",\"content\":\"  \"},{\"role\":\"assistant\",\"content\":\"\"}]}\n\
+        {\"messages\":[{\"role\":\"user\",\"content\":\"trunc";
+    let (items, summary) = run("x/a.jsonl", src, "format = \"chatml\"");
+    assert_eq!(records(&items).len(), 1);
+    assert_eq!(
+        quarantined(&items),
+        vec![
+            (2, Reason::InvalidJson),
+            (3, Reason::InvalidUtf8),
+            (4, Reason::NotAnObject),
+            (5, Reason::MissingField),
+            (6, Reason::WrongType),
+            (7, Reason::UnknownRole),
+            (8, Reason::EmptyConversation),
+            (9, Reason::NoAssistantTurn),
+            (10, Reason::EmptyConversation),
+            (11, Reason::InvalidJson),
+        ]
+    );
+    assert_eq!(
+        summary.records + summary.quarantined_total(),
+        11,
+        "every line is accounted for"
+    );
+    assert!(!summary.incomplete);
+}
+
+#[test]
+fn unicode_escapes_with_surrogate_pairs_decode() {
+    let src =
+        r#"{"prompt": "I feel \ud83d\ude22 today", "response": "I'm here \u2014 tell me more"}"#;
+    let (items, _) = run("x/p.jsonl", src.as_bytes(), "format = \"prompt_response\"");
+    assert_eq!(
+        records(&items),
+        vec![(1, ua("I feel 😢 today", "I'm here — tell me more"))]
+    );
+}
+
+#[test]
+fn a_line_over_the_limit_is_quarantined_as_oversized() {
+    let big = format!(
+        "{{\"prompt\": \"{}\", \"response\": \"r\"}}\n",
+        "x".repeat(5000)
+    );
+    let src = format!("{big}{{\"prompt\": \"p\", \"response\": \"r\"}}\n");
+    let limits = Limits {
+        max_record_bytes: 1000,
+        ..Limits::default()
+    };
+    let (items, _) = run_with(
+        "x/p.jsonl",
+        src.as_bytes(),
+        "format = \"prompt_response\"",
+        &limits,
+    );
+    assert_eq!(quarantined(&items), vec![(1, Reason::OversizedRecord)]);
+    assert_eq!(records(&items), vec![(2, ua("p", "r"))]);
+}
+
+#[test]
+fn a_fifty_megabyte_record_is_read_when_the_limit_allows() {
+    let text = "y".repeat(50 << 20);
+    let src = format!("{{\"prompt\": \"q\", \"response\": \"{text}\"}}\n");
+    let (items, _) = run("x/p.jsonl", src.as_bytes(), "format = \"prompt_response\"");
+    let recs = records(&items);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].1[1].1.len(), 50 << 20);
+}
+
+#[test]
+fn sharegpt_array_and_wrapped_alpaca_documents() {
+    let share = "[\n {\"conversations\": [{\"from\": \"system\", \"value\": \"be kind\"}, {\"from\": \"human\", \"value\": \"q\"}, {\"from\": \"gpt\", \"value\": \"a\"}]},\n {\"conversations\": [{\"from\": \"human\", \"value\": \"q2\"}, {\"from\": \"human\", \"value\": \"more\"}, {\"from\": \"gpt\", \"value\": \"a2\"}]}\n]\n";
+    let (items, _) = run("x/s.json", share.as_bytes(), "format = \"sharegpt\"");
+    let recs = records(&items);
+    assert_eq!(recs[0].0, 2);
+    assert_eq!(recs[0].1[0], (Role::System, "be kind".to_string()));
+    assert_eq!(
+        recs[1],
+        (3, ua("q2\n\nmore", "a2")),
+        "consecutive user turns merge"
+    );
+    if let Item::Record(r) = &items[1] {
+        assert_eq!((r.source_turns, r.merged_turns), (3, 1));
+    }
+
+    let alpaca = "{\"version\": 2, \"data\": [\n{\"instruction\": \"Respond kindly.\", \"input\": \"I'm sad\", \"output\": \"I'm sorry\"},\n{\"instruction\": \"Say hi\", \"input\": \"\", \"output\": \"hi\"}\n]}";
+    let (items, _) = run(
+        "x/a.json",
+        alpaca.as_bytes(),
+        "format = \"alpaca\"\nfields = { records = \"data\" }",
+    );
+    assert_eq!(
+        records(&items),
+        vec![
+            (2, ua("Respond kindly.\n\nI'm sad", "I'm sorry")),
+            (3, ua("Say hi", "hi"))
+        ]
+    );
+}
+
+#[test]
+fn a_truncated_json_document_keeps_what_came_before_and_fails_the_object() {
+    let doc = "[{\"question\": \"q1\", \"answer\": \"a1\"},\n{\"question\": \"q2\", \"ans";
+    let (items, summary) = run("x/q.json", doc.as_bytes(), "format = \"question_answer\"");
+    assert_eq!(records(&items), vec![(1, ua("q1", "a1"))]);
+    assert_eq!(quarantined(&items), vec![(2, Reason::BrokenStructure)]);
+    assert!(summary.incomplete);
+}
+
+#[test]
+fn csv_columns_with_multiline_cells_html_and_a_group_column() {
+    let csv = "\u{feff}questionID,questionText,answerText\n\
+               q1,\"Two\nlines\",\"<p>It&#39;s &quot;ok&quot;</p><p>Really.</p>\"\n\
+               q2,short,plain\n";
+    let entry = "format = \"csv_columns\"\nfields = { user = \"questionText\", assistant = \"answerText\" }\ngroup_by = \"questionID\"";
+    let (items, _) = run("x/c.csv", csv.as_bytes(), entry);
+    assert_eq!(
+        records(&items),
+        vec![
+            (2, ua("Two\nlines", "It's \"ok\"\nReally.")),
+            (4, ua("short", "plain"))
+        ]
+    );
+    if let Item::Record(r) = &items[0] {
+        assert_eq!(r.group.as_deref(), Some("q1"));
+    }
+    let (items, summary) = run("x/c.csv", b"a,b\n1,2\n", entry);
+    assert_eq!(quarantined(&items), vec![(1, Reason::BrokenStructure)]);
+    assert!(summary.incomplete, "a missing column fails the object");
+}
+
+#[test]
+fn utterance_csv_groups_orders_collapses_annotator_repeats_and_refuses_conflicts() {
+    let csv = "transcript_id,utterance_id,interlocutor,utterance_text\n\
+               7,1,client,\"Sure.\"\n\
+               7,0,therapist,Hello there\n\
+               8,0,client,hi\n\
+               7,1,client,\"Sure.\"\n\
+               8,1,therapist,hey\n\
+               9,0,client,one\n\
+               9,0,client,two\n\
+               9,1,therapist,x\n";
+    let entry = "format = \"utterance_csv\"\nfields = { conversation = \"transcript_id\", order = \"utterance_id\", speaker = \"interlocutor\", text = \"utterance_text\" }";
+    let (items, _) = run("x/u.csv", csv.as_bytes(), entry);
+    assert_eq!(
+        records(&items),
+        vec![
+            (
+                2,
+                vec![
+                    (Role::Assistant, "Hello there".into()),
+                    (Role::User, "Sure.".into())
+                ]
+            ),
+            (4, ua("hi", "hey")),
+        ]
+    );
+    assert_eq!(quarantined(&items), vec![(8, Reason::ConflictingRows)]);
+}
+
+#[test]
+fn transcripts_are_chunked_before_user_turns_and_share_a_group() {
+    let mut t = String::from("# Episode 1\n\n");
+    for i in 0..6 {
+        t.push_str(&format!(
+            "Listener: question {i}\ncontinued\n\nHost: answer {i}\n\n"
+        ));
+    }
+    let limits = Limits {
+        transcript_chunk_turns: 4,
+        ..Limits::default()
+    };
+    let entry = "format = \"text_transcript\"\nspeaker_roles = { Listener = \"user\", Host = \"assistant\" }";
+    let (items, summary) = run_with("x/ep.txt", t.as_bytes(), entry, &limits);
+    let recs = records(&items);
+    assert_eq!(recs.len(), 3);
+    assert_eq!(recs[0].0, 3);
+    assert_eq!(recs[0].1[0], (Role::User, "question 0\ncontinued".into()));
+    assert!(recs.iter().all(|r| r.1.len() == 4));
+    assert!(
+        items
+            .iter()
+            .all(|i| matches!(i, Item::Record(r) if r.group.as_deref() == Some("x/ep.txt")))
+    );
+    assert_eq!(summary.quarantined_total(), 0);
+}
+
+/// A reader that hands out bytes in the given chunk sizes.
+struct Chunked<'a> {
+    data: &'a [u8],
+    sizes: Vec<usize>,
+    i: usize,
+}
+
+impl Read for Chunked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.sizes[self.i % self.sizes.len()]
+            .max(1)
+            .min(buf.len())
+            .min(self.data.len());
+        self.i += 1;
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn how_an_object_is_split_into_reads_and_lines_does_not_change_the_records(
+        turns in proptest::collection::vec(("[a-z \"\\\\{}\\[\\],:]{0,12}", "[a-z \u{e9}\u{1F622}]{1,12}"), 1..12),
+        sizes in proptest::collection::vec(1usize..64, 1..6),
+    ) {
+        let values: Vec<serde_json::Value> = turns
+            .iter()
+            .map(|(q, a)| serde_json::json!({"prompt": q, "response": a}))
+            .collect();
+        let jsonl: String = values.iter().map(|v| format!("{v}\n")).collect();
+        let array = serde_json::to_string_pretty(&values).unwrap();
+        let d = dataset("format = \"prompt_response\"");
+        let collect = |key: &str, bytes: &[u8], sizes: Vec<usize>| {
+            let mut out = Vec::new();
+            adapt(Chunked { data: bytes, sizes, i: 0 }, key, &d, &Limits::default(), &mut |i| {
+                if let Item::Record(r) = i { out.push(r.messages) } else { out.push(Vec::new()) }
+            }).unwrap();
+            out
+        };
+        let a = collect("x/p.jsonl", jsonl.as_bytes(), sizes.clone());
+        let b = collect("x/p.jsonl", jsonl.as_bytes(), vec![1 << 20]);
+        let c = collect("x/p.json", array.as_bytes(), sizes);
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(&a, &c);
+        prop_assert_eq!(a.len(), turns.len());
+    }
+}
