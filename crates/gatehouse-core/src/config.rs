@@ -100,6 +100,8 @@ pub struct ConfigFile {
     pub store: StoreSection,
     #[serde(default)]
     pub coverage: CoverageConfig,
+    #[serde(default)]
+    pub build: crate::build::BuildConfig,
     /// Explicit, reviewed exceptions to gate rules.
     #[serde(default)]
     pub waivers: Vec<Waiver>,
@@ -203,11 +205,28 @@ pub struct Settings {
     pub registry_path: PathBuf,
     pub store: StoreConfig,
     pub coverage: CoverageConfig,
+    pub build: crate::build::BuildConfig,
     pub waivers: Vec<Waiver>,
     pub origins: Vec<SettingOrigin>,
     /// The day waivers are judged on: `SOURCE_DATE_EPOCH` if set, else today (UTC). Never a
     /// date taken from a release version, which the user chooses freely.
     pub as_of: chrono::NaiveDate,
+    /// The date from `SOURCE_DATE_EPOCH`, when set: the only clock artefacts may use.
+    pub source_date: Option<chrono::NaiveDate>,
+}
+
+impl Settings {
+    /// sha256 of the resolved policy (everything but where the store is and its secrets);
+    /// recorded in every manifest.
+    pub fn digest(&self) -> String {
+        let policy = serde_json::json!({
+            "exports_prefix": self.store.exports_prefix,
+            "coverage": self.coverage,
+            "build": self.build,
+            "waivers": self.waivers,
+        });
+        crate::digest::sha256(policy.to_string().as_bytes())
+    }
 }
 
 #[derive(Debug, Error)]
@@ -420,21 +439,23 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
             BackendKind::S3 => Backend::S3(Box::new(resolve_s3(&mut r, overrides, &file.store)?)),
         };
 
-    let as_of = match env.var(env::SOURCE_DATE_EPOCH) {
-        None => crate::waiver::today(),
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
-            .map(|t| t.date_naive())
-            .ok_or_else(|| {
-                ConfigError::invalid(
-                    format!("{} is not a Unix timestamp", env::SOURCE_DATE_EPOCH),
-                    "set it to whole seconds since 1970-01-01, or unset it",
-                )
-            })?,
+    let source_date = match env.var(env::SOURCE_DATE_EPOCH) {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+                .map(|t| t.date_naive())
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        format!("{} is not a Unix timestamp", env::SOURCE_DATE_EPOCH),
+                        "set it to whole seconds since 1970-01-01, or unset it",
+                    )
+                })?,
+        ),
     };
+    let as_of = source_date.unwrap_or_else(crate::waiver::today);
     r.origins.push(SettingOrigin {
         setting: "as_of",
         value: as_of.to_string(),
@@ -453,9 +474,11 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
             exports_prefix,
         },
         coverage: file.coverage,
+        build: file.build,
         waivers: file.waivers,
         origins: r.origins,
         as_of,
+        source_date,
     })
 }
 

@@ -5,6 +5,7 @@
 //! publishing, [`release`] plans and runs the stages. Everything here is synchronous; the
 //! only async code is inside [`store`].
 
+pub mod build;
 pub mod config;
 pub mod coverage;
 pub mod digest;

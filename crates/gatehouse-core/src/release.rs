@@ -63,7 +63,7 @@ impl Stage {
 
     /// Whether this version of gatehouse can run the stage.
     pub fn available(self) -> bool {
-        matches!(self, Stage::Coverage)
+        matches!(self, Stage::Coverage | Stage::Build)
     }
 }
 
@@ -98,6 +98,8 @@ pub enum ReleaseError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Coverage(#[from] CoverageError),
+    #[error(transparent)]
+    Build(#[from] crate::build::BuildError),
     #[error("cannot serialise the {0} report")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
@@ -114,6 +116,7 @@ impl ReleaseError {
             }
             ReleaseError::Store(e) => e.hint(),
             ReleaseError::Coverage(e) => e.hint(),
+            ReleaseError::Build(e) => e.hint(),
             ReleaseError::Serialise(..) => None,
         }
     }
@@ -179,10 +182,56 @@ pub fn plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, R
 pub struct Outcome {
     pub plan: Plan,
     pub coverage: CoverageReport,
+    /// `None` when coverage failed and the run stopped there.
+    pub build: Option<crate::build::BuildOutcome>,
     /// Keys written, in order.
     pub written: Vec<String>,
     /// Whether every stage that ran passed (warnings allowed).
     pub passed: bool,
+}
+
+/// The date written into artefacts: `SOURCE_DATE_EPOCH`, else the date a `vYYYY-MM-DD…`
+/// version names, else none. Never the wall clock.
+pub fn release_date(settings: &Settings, version: &str) -> Option<String> {
+    settings
+        .source_date
+        .or_else(|| {
+            version
+                .get(1..11)
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        })
+        .map(|d| d.to_string())
+}
+
+/// Runs only the build stage into the draft folder of `version`.
+pub fn build_only(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    version: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<crate::build::BuildOutcome, ReleaseError> {
+    let plan = plan(store, settings, version)?;
+    if plan.already_published {
+        return Err(ReleaseError::AlreadyPublished {
+            version: version.to_string(),
+            location: store.locate(&plan.location),
+        });
+    }
+    let ctx = crate::build::BuildContext {
+        release_version: version,
+        location: &plan.location,
+        release_date: release_date(settings, version),
+        config_digest: settings.digest(),
+        artefacts: Vec::new(),
+    };
+    Ok(crate::build::run(
+        store,
+        registry,
+        &settings.build,
+        &ctx,
+        progress,
+    )?)
 }
 
 fn to_json<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, ReleaseError> {
@@ -198,6 +247,7 @@ pub fn run(
     settings: &Settings,
     registry: &Registry,
     version: &str,
+    no_fail_fast: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome, ReleaseError> {
     let plan = plan(store, settings, version)?;
@@ -218,14 +268,33 @@ pub fn run(
     let mut written = Vec::new();
     let json_key = format!("{}coverage_report.json", plan.location);
     store.put(&json_key, to_json("coverage", &report)?)?;
-    written.push(json_key);
+    written.push(json_key.clone());
     let md_key = format!("{}coverage_report.md", plan.location);
     store.put(&md_key, coverage::render_markdown(&report).into_bytes())?;
-    written.push(md_key);
+    written.push(md_key.clone());
+    let coverage_passed = report.verdict != Verdict::Fail;
+    let build = if coverage_passed || no_fail_fast {
+        let ctx = crate::build::BuildContext {
+            release_version: version,
+            location: &plan.location,
+            release_date: release_date(settings, version),
+            config_digest: settings.digest(),
+            artefacts: vec![json_key, md_key],
+        };
+        let outcome = crate::build::run(store, registry, &settings.build, &ctx, &mut |_| {})?;
+        written.extend(outcome.written.iter().cloned());
+        Some(outcome)
+    } else {
+        None
+    };
+    let build_passed = build
+        .as_ref()
+        .is_some_and(|b| b.report.verdict != Verdict::Fail);
     Ok(Outcome {
-        passed: report.verdict != Verdict::Fail,
+        passed: coverage_passed && build_passed,
         plan,
         coverage: report,
+        build,
         written,
     })
 }

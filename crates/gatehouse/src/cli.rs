@@ -85,6 +85,14 @@ pub enum Command {
     /// version of gatehouse does not have yet are shown in the plan and not run; such a
     /// release is a draft and cannot be published.
     Release(ReleaseArgs),
+    /// Build the compiled ChatML export of a release (the draft's shards, manifest, routing
+    /// config, build report and quarantine list), without the other stages.
+    ///
+    /// Every object of every dataset with a licence and provenance is read, adapted to
+    /// ChatML, assigned to a split by its conversation group, and written to
+    /// {exports}/releases/{version}/. Exits 1 when a source fails (too many quarantined
+    /// records, or an object that cannot be read to its end).
+    Build(BuildArgs),
     /// Report which dataset families exist in the store, judged against the registry.
     ///
     /// Lists the store (nothing is downloaded), maps keys to datasets, families and stages,
@@ -110,6 +118,13 @@ pub struct ReleaseArgs {
     /// Keep going after a failed stage to collect every verdict (never publishes)
     #[arg(long)]
     pub no_fail_fast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -127,23 +127,59 @@ fn release_runs_coverage_and_writes_its_reports_into_the_draft() {
             .unwrap();
     assert_eq!(json["schema_version"], 1);
     assert_eq!(json["families"].as_array().unwrap().len(), 5);
-    assert!(draft.join("coverage_report.md").is_file());
+    for artefact in [
+        "coverage_report.md",
+        "manifest.json",
+        "compiled_export.jsonl",
+        "routing_config.json",
+        "build_report.json",
+        "quarantine.jsonl",
+        "shards/train/part-00000.jsonl",
+    ] {
+        assert!(draft.join(artefact).is_file(), "{artefact} missing");
+    }
+    assert!(
+        r.stdout
+            .contains("build     pass: 221 records read, 221 exported"),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn release_reports_are_byte_identical_across_runs() {
     let p = Project::new();
-    let key = "store/exports/releases/v2026-11-25/coverage_report.json";
+    let keys = [
+        "store/exports/releases/v2026-11-25/coverage_report.json",
+        "store/exports/releases/v2026-11-25/manifest.json",
+        "store/exports/releases/v2026-11-25/shards/train/part-00000.jsonl",
+    ];
     assert_eq!(
         p.run(&["release", "--release-version", "v2026-11-25"]).code,
         1
     );
-    let first = std::fs::read(p.path().join(key)).unwrap();
+    let read = || keys.map(|k| std::fs::read(p.path().join(k)).unwrap());
+    let first = read();
     assert_eq!(
         p.run(&["release", "--release-version", "v2026-11-25"]).code,
         1
     );
-    assert_eq!(first, std::fs::read(p.path().join(key)).unwrap());
+    assert!(first == read(), "a second run changed the release");
+}
+
+#[test]
+fn build_alone_writes_the_export_and_prints_the_digest() {
+    let p = Project::new();
+    let r = p.run(&["build", "--release-version", "v2026-01-02", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let digest = v["release_digest"].as_str().unwrap();
+    let manifest = std::fs::read(
+        p.path()
+            .join("store/exports/releases/v2026-01-02/manifest.json"),
+    )
+    .unwrap();
+    assert_eq!(gatehouse_core::digest::sha256(&manifest), digest);
+    assert_eq!(v["report"]["records_exported"], 221);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! One module per subcommand; each resolves what it needs, calls gatehouse-core, prints, and
 //! returns an exit code.
 
+mod build;
 mod coverage;
 mod doctor;
 mod registry;
@@ -17,6 +18,7 @@ use crate::exit::Code;
 pub fn run(cli: &Cli) -> Result<Code> {
     match &cli.command {
         Command::Release(args) => release::run(cli, args),
+        Command::Build(args) => build::run(cli, args),
         Command::Coverage(args) => coverage::run(cli, args),
         Command::Doctor => doctor::run(cli),
         Command::Registry(RegistryCommand::Check) => registry::check(cli),

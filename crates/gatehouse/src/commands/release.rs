@@ -59,13 +59,24 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
     }
 
     let outcome = with_progress(cli, |progress| {
-        release::run(&store, &settings, &registry, &version, progress)
+        release::run(
+            &store,
+            &settings,
+            &registry,
+            &version,
+            args.no_fail_fast,
+            progress,
+        )
     })?;
     let c = &outcome.coverage;
     if cli.global.json {
         print::json(&serde_json::json!({
             "plan": outcome.plan,
-            "stages": [{"stage": "coverage", "verdict": c.verdict}],
+            "stages": [
+                {"stage": "coverage", "verdict": c.verdict},
+                {"stage": "build", "verdict": outcome.build.as_ref().map(|b| b.report.verdict)},
+            ],
+            "release_digest": outcome.build.as_ref().map(|b| b.release_digest.clone()),
             "written": outcome.written,
             "publishable": false,
         }))?;
@@ -89,26 +100,30 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         {
             print::out(&format!("          {} {}: {}", f.code, f.name, f.message));
         }
-        for key in &outcome.written {
-            print::out(&format!("  wrote {}", store.locate(key)));
+        match &outcome.build {
+            Some(b) => {
+                super::build::summary(&b.report);
+                print::out(&format!("          release digest {}", b.release_digest));
+            }
+            None => {
+                print::out("build     not run: coverage failed (--no-fail-fast runs it anyway)")
+            }
         }
+        print::out(&format!(
+            "\n{} artefacts written under {}",
+            outcome.written.len(),
+            store.locate(&outcome.plan.location)
+        ));
     }
     if !outcome.passed {
-        print::note(
-            "release blocked: coverage failed (a required family is missing and not waived)",
-        );
-        if args.no_fail_fast {
-            print::note(
-                "--no-fail-fast: no later stage is available in this version to continue with",
-            );
-        }
+        print::note("release blocked: a stage failed (see above); nothing can be published");
         return Ok(Code::Blocked);
     }
     // Fail closed: a release that cannot be published must not look like a success to a
     // script (`gatehouse release && train`).
     print::note(&format!(
-        "release {version} is blocked (exit 1): coverage passed, but build, gates, qa, consume and \
-         publish are not available in gatehouse {}, so this draft cannot be published",
+        "release {version} is blocked (exit 1): coverage and build passed, but gates, qa, consume \
+         and publish are not available in gatehouse {}, so this draft cannot be published",
         env!("CARGO_PKG_VERSION")
     ));
     Ok(Code::Blocked)

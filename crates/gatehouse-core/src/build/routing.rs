@@ -1,0 +1,103 @@
+//! `routing_config.json`: the curriculum the training job follows, generated from the
+//! families actually in the release (never a fixed list): stage order, each family's weight
+//! (its share of training records, normalised over included families), recommended epochs,
+//! and record counts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::BuildConfig;
+use super::split::Split;
+use crate::registry::{Registry, stage_number};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutingConfig {
+    pub schema_version: u32,
+    pub release_version: String,
+    pub weighting: &'static str,
+    pub stages: Vec<StageRoute>,
+    pub families: Vec<FamilyRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageRoute {
+    pub stage: String,
+    pub order: u32,
+    pub families: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FamilyRoute {
+    pub family: String,
+    pub stage: String,
+    pub weight: f64,
+    pub recommended_epochs: f64,
+    pub records: BTreeMap<Split, u64>,
+}
+
+pub(super) fn build(
+    registry: &Registry,
+    per_family: &BTreeMap<(Split, String), u64>,
+    config: &BuildConfig,
+    version: &str,
+) -> RoutingConfig {
+    let mut records: BTreeMap<&str, BTreeMap<Split, u64>> = BTreeMap::new();
+    for ((split, family), n) in per_family {
+        *records
+            .entry(family)
+            .or_default()
+            .entry(*split)
+            .or_default() += n;
+    }
+    let train_total: u64 = records
+        .values()
+        .map(|r| r.get(&Split::Train).copied().unwrap_or(0))
+        .sum();
+    let all_total: u64 = records.values().flat_map(|r| r.values()).sum();
+    let mut families = Vec::new();
+    for (family, counts) in &records {
+        let Some(f) = registry.families.get(*family) else {
+            continue;
+        };
+        let train = counts.get(&Split::Train).copied().unwrap_or(0);
+        // Families held out entirely (test_only) weigh by all their records so they still
+        // appear; training simply finds no train shard for them.
+        let weight = if train_total > 0 {
+            train as f64 / train_total as f64
+        } else {
+            counts.values().sum::<u64>() as f64 / all_total.max(1) as f64
+        };
+        families.push(FamilyRoute {
+            family: (*family).to_string(),
+            stage: f.stage.clone(),
+            weight: (weight * 1e6).round() / 1e6,
+            recommended_epochs: config.epochs.get(*family).copied().unwrap_or(1.0),
+            records: Split::ALL
+                .iter()
+                .map(|s| (*s, counts.get(s).copied().unwrap_or(0)))
+                .collect(),
+        });
+    }
+    let mut stages: BTreeMap<(u32, String), Vec<String>> = BTreeMap::new();
+    for f in &families {
+        stages
+            .entry((stage_number(&f.stage).unwrap_or(u32::MAX), f.stage.clone()))
+            .or_default()
+            .push(f.family.clone());
+    }
+    RoutingConfig {
+        schema_version: 1,
+        release_version: version.to_string(),
+        weighting: "share of training records, normalised over the included families (rounded to 6 places)",
+        stages: stages
+            .into_iter()
+            .map(|((order, stage), families)| StageRoute {
+                stage,
+                order,
+                families,
+            })
+            .collect(),
+        families,
+    }
+}

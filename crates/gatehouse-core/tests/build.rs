@@ -1,0 +1,314 @@
+//! The build stage end to end on the bundled sample store: determinism, reconciliation,
+//! group-aware splits, holdouts, exclusions and quarantine.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use gatehouse_core::build::{self, BuildConfig, BuildContext, BuildOutcome};
+use gatehouse_core::registry::Registry;
+use gatehouse_core::report::Verdict;
+use gatehouse_core::store::{Backend, Store, StoreConfig};
+use serde_json::Value;
+
+const LOC: &str = "exports/releases/v2026-11-25/";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn sample_into(store: &Store) {
+    gatehouse_test::for_each_file(
+        &repo_root().join("examples/sample-store"),
+        &mut |key, bytes| {
+            if !key.starts_with("exports/") {
+                store.put(key, bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+}
+
+fn registry_text() -> String {
+    std::fs::read_to_string(repo_root().join("examples/registry.toml")).unwrap()
+}
+
+fn registry(text: &str) -> Registry {
+    Registry::parse(
+        Path::new("registry.toml"),
+        text,
+        gatehouse_core::digest::sha256(text.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn build_with(store: &Store, reg: &Registry, config: &BuildConfig) -> BuildOutcome {
+    let ctx = BuildContext {
+        release_version: "v2026-11-25",
+        location: LOC,
+        release_date: Some("2026-11-25".into()),
+        config_digest: "sha256:test".into(),
+        artefacts: Vec::new(),
+    };
+    build::run(store, reg, config, &ctx, &mut |_| {}).unwrap()
+}
+
+fn records(store: &Store, key: &str) -> Vec<Value> {
+    let bytes = store.get_bytes(key).unwrap();
+    bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+fn release_files(store: &Store) -> BTreeMap<String, Vec<u8>> {
+    store
+        .list(LOC)
+        .map(|o| {
+            let key = o.unwrap().key;
+            let bytes = store.get_bytes(&key).unwrap().to_vec();
+            (key, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn two_builds_from_two_copies_are_byte_identical() {
+    let (a, b) = (Store::memory(), Store::memory());
+    sample_into(&a);
+    sample_into(&b);
+    let reg = registry(&registry_text());
+    let oa = build_with(&a, &reg, &BuildConfig::default());
+    let ob = build_with(&b, &reg, &BuildConfig::default());
+    assert_eq!(oa.release_digest, ob.release_digest);
+    let (fa, fb) = (release_files(&a), release_files(&b));
+    assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
+    for (k, v) in &fa {
+        assert!(v == &fb[k], "{k} differs");
+    }
+}
+
+#[test]
+fn local_disk_and_s3_give_the_same_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = Store::open(&StoreConfig {
+        backend: Backend::Local {
+            root: dir.path().to_path_buf(),
+        },
+        exports_prefix: "exports".into(),
+    })
+    .unwrap();
+    sample_into(&local);
+    let s3 = gatehouse_test::TestS3::start().unwrap();
+    let bucket = s3.create_bucket("build").unwrap();
+    let env: BTreeMap<String, String> = s3.env(&bucket).into_iter().collect();
+    let settings = gatehouse_core::config::resolve(
+        &gatehouse_core::config::Overrides {
+            config: Some("/dev/null".into()),
+            ..Default::default()
+        },
+        &env,
+    )
+    .unwrap();
+    let remote = Store::open(&settings.store).unwrap();
+    sample_into(&remote);
+    let reg = registry(&registry_text());
+    let a = build_with(&local, &reg, &BuildConfig::default());
+    let b = build_with(&remote, &reg, &BuildConfig::default());
+    assert_eq!(a.release_digest, b.release_digest);
+}
+
+#[test]
+fn counts_reconcile_and_every_record_follows_the_contract() {
+    let store = Store::memory();
+    sample_into(&store);
+    let out = build_with(&store, &registry(&registry_text()), &BuildConfig::default());
+    let r = &out.report;
+    assert_eq!(r.verdict, Verdict::Pass);
+    assert_eq!(
+        r.records_read,
+        r.records_exported + r.records_quarantined + r.records_removed_by_policy
+    );
+    for o in &r.objects {
+        assert_eq!(
+            o.read,
+            o.exported + o.quarantined.values().sum::<u64>() + o.removed_by_policy,
+            "{}",
+            o.key
+        );
+    }
+    let compiled = records(&store, &format!("{LOC}compiled_export.jsonl"));
+    assert_eq!(compiled.len() as u64, r.records_exported);
+    let mut in_shards = 0;
+    for split in ["train", "val", "test"] {
+        for o in store.list(&format!("{LOC}shards/{split}/")) {
+            for rec in records(&store, &o.unwrap().key) {
+                assert_eq!(rec["metadata"]["split"], split);
+                in_shards += 1;
+            }
+        }
+    }
+    assert_eq!(in_shards, r.records_exported);
+    let ids: BTreeSet<_> = compiled
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), compiled.len(), "ids are unique");
+    for rec in &compiled {
+        let m = &rec["metadata"];
+        for field in [
+            "source_family",
+            "dataset",
+            "stage",
+            "source_key",
+            "license_tag",
+            "split",
+        ] {
+            assert!(m[field].is_string(), "{field}");
+        }
+        assert!(m["source_line"].as_u64().unwrap() >= 1);
+        assert!(m["content_hash"].as_str().unwrap().starts_with("sha256:"));
+        assert!(
+            m["provenance"]["source_sha256"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+        let msgs = rec["messages"].as_array().unwrap();
+        assert!(msgs.iter().any(|m| m["role"] == "assistant"));
+        assert!(
+            msgs.iter()
+                .all(|m| ["system", "user", "assistant"].contains(&m["role"].as_str().unwrap()))
+        );
+    }
+    // The manifest lists what is really there.
+    let manifest: Value =
+        serde_json::from_slice(&store.get_bytes(&format!("{LOC}manifest.json")).unwrap()).unwrap();
+    for split in manifest["contents"].as_array().unwrap() {
+        for shard in split["shards"].as_array().unwrap() {
+            let bytes = store.get_bytes(shard["key"].as_str().unwrap()).unwrap();
+            assert_eq!(gatehouse_core::digest::sha256(&bytes), shard["sha256"]);
+        }
+    }
+    assert_eq!(
+        out.release_digest,
+        gatehouse_core::digest::sha256(&store.get_bytes(&format!("{LOC}manifest.json")).unwrap())
+    );
+    // Routing: exactly the included families, weights normalised.
+    let routing: Value = serde_json::from_slice(
+        &store
+            .get_bytes(&format!("{LOC}routing_config.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let fams = routing["families"].as_array().unwrap();
+    assert_eq!(fams.len(), 5);
+    let sum: f64 = fams.iter().map(|f| f["weight"].as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+}
+
+#[test]
+fn a_conversation_group_never_straddles_splits() {
+    let store = Store::memory();
+    sample_into(&store);
+    // A small seed-independent check needs many groups in several splits: use 50/25/25.
+    let config = BuildConfig {
+        ratios: build::Ratios {
+            train: 0.5,
+            val: 0.25,
+            test: 0.25,
+        },
+        ..BuildConfig::default()
+    };
+    build_with(&store, &registry(&registry_text()), &config);
+    let mut split_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for rec in records(&store, &format!("{LOC}compiled_export.jsonl")) {
+        split_of
+            .entry(rec["metadata"]["group"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(rec["metadata"]["split"].as_str().unwrap().to_string());
+    }
+    let multi = split_of
+        .keys()
+        .filter(|g| g.starts_with("synthetic_sessions:"))
+        .count();
+    assert!(multi > 3, "sessions form groups");
+    assert!(
+        split_of.values().all(|s| s.len() == 1),
+        "a group spans splits"
+    );
+    let used: BTreeSet<_> = split_of.values().flatten().collect();
+    assert_eq!(used.len(), 3);
+}
+
+#[test]
+fn test_only_families_go_to_test_and_unlicensed_datasets_are_excluded() {
+    let store = Store::memory();
+    sample_into(&store);
+    let text = registry_text()
+        .replace(
+            "stage = \"stage3_edge_stress_test\"\nrequired = true\nholdout = \"strict\"",
+            "stage = \"stage3_edge_stress_test\"\nrequired = true\nholdout = \"test_only\"",
+        )
+        .replacen("license_tag = \"CC0-1.0\"\n", "", 1);
+    let out = build_with(&store, &registry(&text), &BuildConfig::default());
+    assert_eq!(out.report.excluded_datasets.len(), 1);
+    assert_eq!(
+        out.report.excluded_datasets[0].dataset,
+        "synthetic_sessions"
+    );
+    assert_eq!(out.report.verdict, Verdict::Warn);
+    let recs = records(&store, &format!("{LOC}compiled_export.jsonl"));
+    assert!(
+        recs.iter()
+            .all(|r| r["metadata"]["dataset"] != "synthetic_sessions")
+    );
+    let edge: Vec<_> = recs
+        .iter()
+        .filter(|r| r["metadata"]["source_family"] == "edge_cases")
+        .collect();
+    assert_eq!(edge.len(), 24);
+    assert!(edge.iter().all(|r| r["metadata"]["split"] == "test"));
+}
+
+#[test]
+fn bad_records_are_quarantined_by_locator_and_a_bad_source_fails_the_build() {
+    let store = Store::memory();
+    sample_into(&store);
+    let secret_text = "MY-PRIVATE-SENTENCE";
+    let good = "{\"prompt\": \"p\", \"response\": \"r\"}\n";
+    let bad = format!("{{\"prompt\": \"{secret_text}\"}}\n");
+    store
+        .put("sources/priority/pairs.jsonl", format!("{good}{bad}{good}"))
+        .unwrap();
+    let out = build_with(&store, &registry(&registry_text()), &BuildConfig::default());
+    let pairs = out
+        .report
+        .objects
+        .iter()
+        .find(|o| o.key == "sources/priority/pairs.jsonl")
+        .unwrap();
+    assert_eq!((pairs.read, pairs.exported), (3, 2));
+    assert_eq!(
+        pairs.verdict,
+        Verdict::Fail,
+        "1 of 3 quarantined is over the 5% bound"
+    );
+    assert_eq!(out.report.verdict, Verdict::Fail);
+    let q = records(&store, &format!("{LOC}quarantine.jsonl"));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["key"], "sources/priority/pairs.jsonl");
+    assert_eq!(q[0]["line"], 2);
+    assert_eq!(q[0]["code"], "Q004");
+    for (key, bytes) in release_files(&store) {
+        if !key.contains("shards/") && !key.ends_with("compiled_export.jsonl") {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret_text),
+                "content leaked into {key}"
+            );
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `gatehouse build`.
+
+use anyhow::Result;
+use gatehouse_core::build::BuildReport;
+use gatehouse_core::release;
+use gatehouse_core::report::Verdict;
+
+use super::{load_registry, open_store, settings};
+use crate::cli::{BuildArgs, Cli};
+use crate::exit::Code;
+use crate::print;
+
+pub fn run(cli: &Cli, args: &BuildArgs) -> Result<Code> {
+    let settings = settings(cli)?;
+    let registry = load_registry(&settings)?;
+    let store = open_store(&settings)?;
+    let version = args
+        .release_version
+        .clone()
+        .unwrap_or_else(release::default_version);
+    let quiet = cli.global.quiet || cli.global.json;
+    let outcome = release::build_only(&store, &settings, &registry, &version, &mut |key| {
+        if !quiet {
+            tracing::info!(key, "building from");
+        }
+    })?;
+    if cli.global.json {
+        print::json(&serde_json::json!({
+            "release_version": version,
+            "release_digest": outcome.release_digest,
+            "report": outcome.report,
+            "written": outcome.written,
+        }))?;
+    } else {
+        summary(&outcome.report);
+        print::out(&format!("release digest {}", outcome.release_digest));
+        for key in &outcome.written {
+            print::out(&format!("  wrote {}", store.locate(key)));
+        }
+    }
+    Ok(if outcome.report.verdict == Verdict::Fail {
+        print::note("build failed: see the failing sources above and quarantine.jsonl (exit 1)");
+        Code::Blocked
+    } else {
+        Code::Ok
+    })
+}
+
+/// Prints the build's counts, one line per source object.
+pub fn summary(r: &BuildReport) {
+    print::out(&format!(
+        "build     {}: {} records read, {} exported (train {}, val {}, test {}), {} quarantined",
+        r.verdict.as_str(),
+        r.records_read,
+        r.records_exported,
+        r.split_counts.values().next().copied().unwrap_or(0),
+        r.split_counts.values().nth(1).copied().unwrap_or(0),
+        r.split_counts.values().nth(2).copied().unwrap_or(0),
+        r.records_quarantined,
+    ));
+    for o in &r.objects {
+        print::out(&format!(
+            "          {:<4} {} ({}): {} exported, {} quarantined{}",
+            o.verdict.as_str(),
+            o.key,
+            o.dataset,
+            o.exported,
+            o.quarantined.values().sum::<u64>(),
+            if o.incomplete {
+                ", not read to its end"
+            } else {
+                ""
+            }
+        ));
+    }
+    for e in &r.excluded_datasets {
+        print::out(&format!(
+            "          excluded dataset {}: {}",
+            e.dataset, e.reason
+        ));
+    }
+}
