@@ -108,13 +108,21 @@ pub fn normalise(messages: &mut Vec<Message>, policy: MergePolicy) -> (u32, u32)
 }
 
 /// Content as it enters the hash: NFC, `\n` line ends, trimmed.
-pub fn normalise_content(content: &str) -> String {
-    let unified = if content.contains('\r') {
-        content.replace("\r\n", "\n").replace('\r', "\n")
+pub fn normalise_content(content: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    use unicode_normalization::{IsNormalized, is_nfc_quick};
+    let unified: Cow<'_, str> = if content.contains('\r') {
+        Cow::Owned(content.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
-        content.to_string()
+        Cow::Borrowed(content)
     };
-    unified.trim().nfc().collect()
+    // Nearly all text is already NFC; checking is much cheaper than rebuilding it.
+    let needs_nfc = is_nfc_quick(unified.trim().chars()) != IsNormalized::Yes;
+    match (unified, needs_nfc) {
+        (Cow::Borrowed(s), false) => Cow::Borrowed(s.trim()),
+        (Cow::Owned(s), false) => Cow::Owned(s.trim().to_string()),
+        (u, true) => Cow::Owned(u.trim().nfc().collect()),
+    }
 }
 
 /// `content_hash` v1 of a conversation; see the module docs.

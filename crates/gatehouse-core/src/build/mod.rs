@@ -9,21 +9,23 @@
 //! is the release digest. Same inputs, registry, config and version ⇒ byte-identical output.
 
 mod manifest;
+mod process;
 mod routing;
 pub mod shards;
 pub mod split;
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Read};
+
+use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::digest::{Sha256Digest, sha256};
-use crate::record::{self, HASH_VERSION, Message};
-use crate::registry::{Dataset, Registry};
+use crate::digest::sha256;
+use crate::record::HASH_VERSION;
+use crate::registry::Registry;
 use crate::report::{Verdict, generated_by};
-use crate::source::{self, Item, Limits};
+use crate::source::Limits;
 use crate::store::{Store, StoreError};
 
 pub use manifest::{Manifest, RELEASE_DIGEST_NOTE};
@@ -85,6 +87,17 @@ pub struct ObjectReport {
     /// The object could not be read to its end.
     pub incomplete: bool,
     pub verdict: Verdict,
+}
+
+impl ObjectReport {
+    fn dataset_family(&self, registry: &Registry) -> String {
+        registry
+            .datasets
+            .iter()
+            .find(|d| d.name == self.dataset)
+            .map(|d| d.family.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -213,69 +226,6 @@ fn inputs(store: &Store, registry: &Registry) -> Result<(Vec<Input>, Vec<Exclusi
     Ok((out, excluded))
 }
 
-fn hash_object(store: &Store, key: &str) -> Result<(String, u64), BuildError> {
-    let read = |source| BuildError::Read {
-        key: key.to_string(),
-        source,
-    };
-    let mut reader = store.open_read(key)?;
-    let mut digest = Sha256Digest::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = reader.read(&mut buf).map_err(read)?;
-        if n == 0 {
-            break;
-        }
-        digest.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    Ok((digest.finish(), bytes))
-}
-
-#[derive(Serialize)]
-struct ExportRecord<'a> {
-    id: &'a str,
-    messages: &'a [Message],
-    metadata: Metadata<'a>,
-}
-
-#[derive(Serialize)]
-struct Metadata<'a> {
-    source_family: &'a str,
-    dataset: &'a str,
-    stage: &'a str,
-    source_key: &'a str,
-    source_line: u64,
-    content_hash: String,
-    /// `not_scanned` until the PII stage exists; the privacy gate refuses it.
-    pii_status: &'static str,
-    redactions: BTreeMap<&'static str, u32>,
-    license_tag: &'a str,
-    split: Split,
-    group: &'a str,
-    provenance: RecordProvenance<'a>,
-    turns: usize,
-}
-
-#[derive(Serialize)]
-struct RecordProvenance<'a> {
-    source_sha256: &'a str,
-    pipeline: &'a str,
-    dedup_status: &'static str,
-    steps: Vec<&'static str>,
-}
-
-#[derive(Serialize)]
-struct QuarantineLine<'a> {
-    key: &'a str,
-    line: u64,
-    dataset: &'a str,
-    code: &'static str,
-    reason: &'static str,
-    detail: &'a str,
-}
-
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
@@ -327,6 +277,13 @@ pub fn run(
     }
     let pipeline = generated_by();
     let loc = ctx.location;
+    let spill_dir = tempfile::tempdir().map_err(|source| BuildError::Read {
+        key: "(local temporary directory for spill files)".into(),
+        source,
+    })?;
+
+    // Then, in key order, the spills become the shards, the compiled export and the
+    // quarantine list: the output is the same whatever the thread count.
     let mut sets: BTreeMap<Split, ShardSet> = Split::ALL
         .iter()
         .map(|s| {
@@ -343,142 +300,88 @@ pub fn run(
     let mut quarantine_file = HashedObject::create(store, format!("{loc}quarantine.jsonl"));
     let mut per_family: BTreeMap<(Split, String), u64> = BTreeMap::new();
     let mut split_counts: BTreeMap<Split, u64> = Split::ALL.iter().map(|s| (*s, 0)).collect();
-    let mut objects = Vec::new();
-    let mut input_list = Vec::new();
-
-    for input in &inputs {
-        let dataset: &Dataset = &registry.datasets[input.dataset];
-        let family = &registry.families[&dataset.family];
-        progress(&input.key);
-        let (object_sha, bytes) = hash_object(store, &input.key)?;
-        let license = dataset.license_tag.as_deref().unwrap_or_default();
-        let mut failure: Option<BuildError> = None;
-        let mut merged = 0u64;
-        let mut blank = 0u64;
-        let mut line_buf = Vec::with_capacity(4096);
-        let reader = BufReader::with_capacity(1 << 20, store.open_read(&input.key)?);
-        let summary = source::adapt(reader, &input.key, dataset, &config.limits, &mut |item| {
-            if failure.is_some() {
-                return;
+    let mut objects = Vec::with_capacity(inputs.len());
+    let mut input_list = Vec::with_capacity(inputs.len());
+    // Objects are processed in parallel, each spilling its records in source order; this
+    // thread appends every spill as soon as it is the next in key order, so the output is
+    // the same whatever the thread count and appending overlaps processing.
+    let cancelled = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<process::ObjectOutput, BuildError>)>();
+    let appended: Result<(), BuildError> = std::thread::scope(|scope| {
+        let (inputs, cancelled, pipeline, spill_dir) =
+            (&inputs, &cancelled, &pipeline, spill_dir.path());
+        scope.spawn(move || {
+            inputs
+                .par_iter()
+                .enumerate()
+                .for_each_with(tx, |tx, (i, input)| {
+                    if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let dataset = &registry.datasets[input.dataset];
+                    let result = process::process(&process::Job {
+                        store,
+                        key: &input.key,
+                        dataset,
+                        family: &registry.families[&dataset.family],
+                        config,
+                        pipeline,
+                        spill_dir,
+                    });
+                    let _ = tx.send((i, result));
+                });
+        });
+        let mut pending: BTreeMap<usize, Result<process::ObjectOutput, BuildError>> =
+            BTreeMap::new();
+        let mut next = 0;
+        let mut append = |out: process::ObjectOutput| -> Result<(), BuildError> {
+            progress(&out.report.key);
+            process::for_each_spilled(
+                &out.spill,
+                &mut |tag, line| match process::destination(tag) {
+                    Some(process::Destination::Record(split)) => {
+                        if let Some(c) = &mut compiled {
+                            c.write_line(line)?;
+                        }
+                        if let Some(set) = sets.get_mut(&split) {
+                            set.write_line(store, line)?;
+                        }
+                        Ok(())
+                    }
+                    Some(process::Destination::Quarantine) => Ok(quarantine_file.write_line(line)?),
+                    None => Err(BuildError::Config("corrupt local spill file".into())),
+                },
+            )?;
+            for (split, n) in &out.per_family {
+                *split_counts.entry(*split).or_default() += n;
+                *per_family
+                    .entry((*split, out.report.dataset_family(registry)))
+                    .or_default() += n;
             }
-            let result = match item {
-                Item::Record(r) => {
-                    merged += u64::from(r.merged_turns);
-                    blank += u64::from(r.blank_turns_dropped);
-                    let id = record::record_id(&dataset.name, &input.key, r.line, r.part);
-                    let group = match &r.group {
-                        Some(g) => format!("{}:{g}", dataset.name),
-                        None => format!("{}:{id}", dataset.name),
-                    };
-                    let split = split::assign(config.seed, &group, family.holdout, &config.ratios);
-                    let rec = ExportRecord {
-                        id: &id,
-                        messages: &r.messages,
-                        metadata: Metadata {
-                            source_family: &dataset.family,
-                            dataset: &dataset.name,
-                            stage: &dataset.stage,
-                            source_key: &input.key,
-                            source_line: r.line,
-                            content_hash: record::content_hash(&r.messages),
-                            pii_status: "not_scanned",
-                            redactions: BTreeMap::new(),
-                            license_tag: license,
-                            split,
-                            group: &group,
-                            provenance: RecordProvenance {
-                                source_sha256: &object_sha,
-                                pipeline: &pipeline,
-                                dedup_status: "not_checked",
-                                steps: vec!["adapt", "normalise_roles", "split"],
-                            },
-                            turns: r.messages.len(),
-                        },
-                    };
-                    line_buf.clear();
-                    serde_json::to_writer(&mut line_buf, &rec)
-                        .map_err(|e| BuildError::Serialise("a record", e))
-                        .and_then(|()| {
-                            *split_counts.entry(split).or_default() += 1;
-                            *per_family
-                                .entry((split, dataset.family.clone()))
-                                .or_default() += 1;
-                            if let Some(c) = &mut compiled {
-                                c.write_line(&line_buf)?;
-                            }
-                            sets.get_mut(&split)
-                                .map_or(Ok(()), |set| set.write_line(store, &line_buf))
-                                .map_err(BuildError::from)
-                        })
+            objects.push(out.report);
+            input_list.push(out.input);
+            Ok(())
+        };
+        for (i, result) in rx {
+            pending.insert(i, result);
+            while let Some(result) = pending.remove(&next) {
+                let outcome = result.and_then(&mut append);
+                if let Err(e) = outcome {
+                    cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
                 }
-                Item::Quarantined(q) => {
-                    line_buf.clear();
-                    serde_json::to_writer(
-                        &mut line_buf,
-                        &QuarantineLine {
-                            key: &input.key,
-                            line: q.line,
-                            dataset: &dataset.name,
-                            code: q.reason.code(),
-                            reason: q.reason.name(),
-                            detail: &q.detail,
-                        },
-                    )
-                    .map_err(|e| BuildError::Serialise("a quarantine entry", e))
-                    .and_then(|()| {
-                        quarantine_file
-                            .write_line(&line_buf)
-                            .map_err(BuildError::from)
-                    })
-                }
-            };
-            if let Err(e) = result {
-                failure = Some(e);
+                next += 1;
             }
-        })
-        .map_err(|source| BuildError::Read {
-            key: input.key.clone(),
-            source,
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
         }
-        let quarantined = summary.quarantined_total();
-        let read = summary.records + quarantined;
-        let rate = if read == 0 {
-            0.0
+        if next == inputs.len() {
+            Ok(())
         } else {
-            quarantined as f64 / read as f64
-        };
-        let verdict = if summary.incomplete || rate > config.max_quarantine_rate {
-            Verdict::Fail
-        } else if quarantined > 0 {
-            Verdict::Warn
-        } else {
-            Verdict::Pass
-        };
-        input_list.push(manifest::InputObject {
-            key: input.key.clone(),
-            dataset: dataset.name.clone(),
-            bytes,
-            sha256: object_sha.clone(),
-        });
-        objects.push(ObjectReport {
-            key: input.key.clone(),
-            dataset: dataset.name.clone(),
-            bytes,
-            sha256: object_sha,
-            read,
-            exported: summary.records,
-            quarantined: summary.quarantined,
-            removed_by_policy: 0,
-            merged_turns: merged,
-            blank_turns_dropped: blank,
-            quarantine_rate: (rate * 1e6).round() / 1e6,
-            incomplete: summary.incomplete,
-            verdict,
-        });
-    }
+            Err(BuildError::Config(
+                "a build worker stopped without a result".into(),
+            ))
+        }
+    });
+    appended?;
 
     let mut written = Vec::new();
     let mut artefacts = Vec::new();

@@ -1,0 +1,300 @@
+//! One source object's share of a build, done on a worker thread: hash the object, adapt it,
+//! turn every conversation into an export record, and spill the records (tagged with their
+//! split) and the quarantine entries to a local file in source order. Spilling keeps memory
+//! bounded and lets objects be processed in parallel while the final output stays in key
+//! order: the spills are appended one after the other afterwards.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+
+use serde::Serialize;
+
+use super::split::{self, Split};
+use super::{BuildConfig, BuildError, ObjectReport, manifest};
+use crate::digest::Sha256Digest;
+use crate::record::{self, Message};
+use crate::registry::{Dataset, Family};
+use crate::report::Verdict;
+use crate::source::{self, Item};
+use crate::store::Store;
+
+/// Spill line tags: a record of a split, or a quarantine entry.
+const TAG_TRAIN: u8 = b'T';
+const TAG_VAL: u8 = b'V';
+const TAG_TEST: u8 = b'E';
+const TAG_QUARANTINE: u8 = b'Q';
+
+fn tag(split: Split) -> u8 {
+    match split {
+        Split::Train => TAG_TRAIN,
+        Split::Val => TAG_VAL,
+        Split::Test => TAG_TEST,
+    }
+}
+
+/// Where a spilled line goes.
+pub(super) enum Destination {
+    Record(Split),
+    Quarantine,
+}
+
+pub(super) fn destination(t: u8) -> Option<Destination> {
+    match t {
+        TAG_TRAIN => Some(Destination::Record(Split::Train)),
+        TAG_VAL => Some(Destination::Record(Split::Val)),
+        TAG_TEST => Some(Destination::Record(Split::Test)),
+        TAG_QUARANTINE => Some(Destination::Quarantine),
+        _ => None,
+    }
+}
+
+#[derive(Serialize)]
+struct ExportRecord<'a> {
+    id: &'a str,
+    messages: &'a [Message],
+    metadata: Metadata<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    source_family: &'a str,
+    dataset: &'a str,
+    stage: &'a str,
+    source_key: &'a str,
+    source_line: u64,
+    content_hash: String,
+    /// `not_scanned` until the PII stage exists; the privacy gate refuses it.
+    pii_status: &'static str,
+    redactions: BTreeMap<&'static str, u32>,
+    license_tag: &'a str,
+    split: Split,
+    group: &'a str,
+    provenance: RecordProvenance<'a>,
+    turns: usize,
+}
+
+#[derive(Serialize)]
+struct RecordProvenance<'a> {
+    source_sha256: &'a str,
+    pipeline: &'a str,
+    dedup_status: &'static str,
+    steps: [&'static str; 3],
+}
+
+#[derive(Serialize)]
+struct QuarantineLine<'a> {
+    key: &'a str,
+    line: u64,
+    dataset: &'a str,
+    code: &'static str,
+    reason: &'static str,
+    detail: &'a str,
+}
+
+/// The result of one object, ready to be appended in key order.
+#[derive(Debug)]
+pub(super) struct ObjectOutput {
+    pub report: ObjectReport,
+    pub input: manifest::InputObject,
+    pub spill: tempfile::TempPath,
+    pub per_family: BTreeMap<Split, u64>,
+}
+
+fn hash_object(store: &Store, key: &str) -> Result<(String, u64), BuildError> {
+    let read = |source| BuildError::Read {
+        key: key.to_string(),
+        source,
+    };
+    let mut reader = store.open_read(key)?;
+    let mut digest = Sha256Digest::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(read)?;
+        if n == 0 {
+            break;
+        }
+        digest.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok((digest.finish(), bytes))
+}
+
+pub(super) struct Job<'a> {
+    pub store: &'a Store,
+    pub key: &'a str,
+    pub dataset: &'a Dataset,
+    pub family: &'a Family,
+    pub config: &'a BuildConfig,
+    pub pipeline: &'a str,
+    pub spill_dir: &'a std::path::Path,
+}
+
+pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
+    let (store, key, dataset) = (job.store, job.key, job.dataset);
+    let (object_sha, bytes) = hash_object(store, key)?;
+    let spill_err = |source| BuildError::Read {
+        key: format!("(local spill file for {key})"),
+        source,
+    };
+    let spill = tempfile::NamedTempFile::new_in(job.spill_dir).map_err(spill_err)?;
+    let mut out = BufWriter::with_capacity(1 << 20, spill.reopen().map_err(spill_err)?);
+    let license = dataset.license_tag.as_deref().unwrap_or_default();
+    let mut per_family: BTreeMap<Split, u64> = BTreeMap::new();
+    let (mut merged, mut blank) = (0u64, 0u64);
+    let mut failure: Option<BuildError> = None;
+    let mut line = Vec::with_capacity(4096);
+    let reader = BufReader::with_capacity(1 << 20, store.open_read(key)?);
+    let summary = source::adapt(reader, key, dataset, &job.config.limits, &mut |item| {
+        if failure.is_some() {
+            return;
+        }
+        line.clear();
+        let serialised = match item {
+            Item::Record(r) => {
+                merged += u64::from(r.merged_turns);
+                blank += u64::from(r.blank_turns_dropped);
+                let id = record::record_id(&dataset.name, key, r.line, r.part);
+                let group = match &r.group {
+                    Some(g) => format!("{}:{g}", dataset.name),
+                    None => format!("{}:{id}", dataset.name),
+                };
+                let split = split::assign(
+                    job.config.seed,
+                    &group,
+                    job.family.holdout,
+                    &job.config.ratios,
+                );
+                *per_family.entry(split).or_default() += 1;
+                line.push(tag(split));
+                serde_json::to_writer(
+                    &mut line,
+                    &ExportRecord {
+                        id: &id,
+                        messages: &r.messages,
+                        metadata: Metadata {
+                            source_family: &dataset.family,
+                            dataset: &dataset.name,
+                            stage: &dataset.stage,
+                            source_key: key,
+                            source_line: r.line,
+                            content_hash: record::content_hash(&r.messages),
+                            pii_status: "not_scanned",
+                            redactions: BTreeMap::new(),
+                            license_tag: license,
+                            split,
+                            group: &group,
+                            provenance: RecordProvenance {
+                                source_sha256: &object_sha,
+                                pipeline: job.pipeline,
+                                dedup_status: "not_checked",
+                                steps: ["adapt", "normalise_roles", "split"],
+                            },
+                            turns: r.messages.len(),
+                        },
+                    },
+                )
+            }
+            Item::Quarantined(q) => {
+                line.push(TAG_QUARANTINE);
+                serde_json::to_writer(
+                    &mut line,
+                    &QuarantineLine {
+                        key,
+                        line: q.line,
+                        dataset: &dataset.name,
+                        code: q.reason.code(),
+                        reason: q.reason.name(),
+                        detail: &q.detail,
+                    },
+                )
+            }
+        };
+        line.push(b'\n');
+        let result = serialised
+            .map_err(|e| BuildError::Serialise("a record", e))
+            .and_then(|()| out.write_all(&line).map_err(spill_err));
+        if let Err(e) = result {
+            failure = Some(e);
+        }
+    })
+    .map_err(|source| BuildError::Read {
+        key: key.to_string(),
+        source,
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    out.flush().map_err(spill_err)?;
+    drop(out);
+
+    let quarantined = summary.quarantined_total();
+    let read = summary.records + quarantined;
+    let rate = if read == 0 {
+        0.0
+    } else {
+        quarantined as f64 / read as f64
+    };
+    let verdict = if summary.incomplete || rate > job.config.max_quarantine_rate {
+        Verdict::Fail
+    } else if quarantined > 0 {
+        Verdict::Warn
+    } else {
+        Verdict::Pass
+    };
+    Ok(ObjectOutput {
+        input: manifest::InputObject {
+            key: key.to_string(),
+            dataset: dataset.name.clone(),
+            bytes,
+            sha256: object_sha.clone(),
+        },
+        report: ObjectReport {
+            key: key.to_string(),
+            dataset: dataset.name.clone(),
+            bytes,
+            sha256: object_sha,
+            read,
+            exported: summary.records,
+            quarantined: summary.quarantined,
+            removed_by_policy: 0,
+            merged_turns: merged,
+            blank_turns_dropped: blank,
+            quarantine_rate: (rate * 1e6).round() / 1e6,
+            incomplete: summary.incomplete,
+            verdict,
+        },
+        // Close the file but keep it: thousands of objects must not hold thousands of fds.
+        spill: spill.into_temp_path(),
+        per_family,
+    })
+}
+
+/// Receives a spilled line's tag and the line (without tag and newline).
+pub(super) type SpillFn<'a> = dyn FnMut(u8, &[u8]) -> Result<(), BuildError> + 'a;
+
+/// Reads a spill back line by line.
+pub(super) fn for_each_spilled(
+    spill: &std::path::Path,
+    f: &mut SpillFn<'_>,
+) -> Result<(), BuildError> {
+    let err = |source| BuildError::Read {
+        key: "(local spill file)".into(),
+        source,
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(spill).map_err(err)?);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(err)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        if let Some((&t, rest)) = buf.split_first() {
+            f(t, rest)?;
+        }
+    }
+}
