@@ -43,9 +43,15 @@ review = ["bias_cultural"]
 "#;
 
 fn dataset(name: &str, family: &str, include: &str, format: &str) -> String {
+    // Generated ChatML carries a session id; ShareGPT records do not.
+    let group = if format == "chatml" {
+        "group_by = \"session_id\"\n"
+    } else {
+        ""
+    };
     format!(
         "\n[[datasets]]\nname = \"{name}\"\nfamily = \"{family}\"\ninclude = [\"{include}\"]\nformat = \"{format}\"\n\
-         group_by = \"session_id\"\nlicense_tag = \"CC0-1.0\"\n\
+         {group}license_tag = \"CC0-1.0\"\n\
          provenance = {{ origin = \"gatehouse-synth\", method = \"synthetic\", consent = \"no real persons\" }}\n"
     )
 }

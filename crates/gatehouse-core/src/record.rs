@@ -210,11 +210,20 @@ mod tests {
 
     #[test]
     fn content_hash_v1_is_pinned() {
-        // Changing the definition must bump HASH_VERSION; this value guards it.
-        let h = content_hash(&msgs(&[(Role::User, "hello"), (Role::Assistant, "hi")]));
-        let mut expected = Sha256::new();
-        expected.update(b"user\x1fhello\x1eassistant\x1fhi\x1e");
-        assert_eq!(h, format!("sha256:{}", hex::encode(expected.finalize())));
+        // A literal: changing the definition must bump HASH_VERSION. Input exercises NFC
+        // (decomposed é), CRLF and padding.
+        let h = content_hash(&msgs(&[
+            (Role::User, "  cafe\u{301}\r\nok "),
+            (Role::Assistant, "hi"),
+        ]));
+        assert_eq!(
+            h,
+            "sha256:67d4f8bf02b37f12c5bbb3f47f6eca61723a578ecaba87bc9cd42ee313b48031"
+        );
+        assert_eq!(
+            record_id("ds", "k.jsonl", 3, 0),
+            record_id("ds", "k.jsonl", 3, 0)
+        );
     }
 
     #[test]

@@ -92,6 +92,43 @@ fn two_builds_from_two_copies_are_byte_identical() {
 }
 
 #[test]
+fn the_thread_count_does_not_change_the_release() {
+    let (a, b) = (Store::memory(), Store::memory());
+    sample_into(&a);
+    sample_into(&b);
+    let reg = registry(&registry_text());
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let four = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let da = one.install(|| build_with(&a, &reg, &BuildConfig::default()).release_digest);
+    let db = four.install(|| build_with(&b, &reg, &BuildConfig::default()).release_digest);
+    assert_eq!(da, db);
+}
+
+#[test]
+fn a_rebuild_into_the_same_draft_leaves_no_stale_output() {
+    let store = Store::memory();
+    sample_into(&store);
+    let reg = registry(&registry_text());
+    let small = BuildConfig {
+        shard_max_records: 10,
+        ..BuildConfig::default()
+    };
+    build_with(&store, &reg, &small);
+    assert!(store.list(&format!("{LOC}shards/train/")).count() > 5);
+    let out = build_with(&store, &reg, &BuildConfig::default());
+    let listed: BTreeSet<String> = store.list(LOC).map(|o| o.unwrap().key).collect();
+    let mut expected: BTreeSet<String> = out.written.iter().cloned().collect();
+    expected.insert(format!("{LOC}manifest.json"));
+    assert_eq!(listed, expected);
+}
+
+#[test]
 fn local_disk_and_s3_give_the_same_release() {
     let dir = tempfile::tempdir().unwrap();
     let local = Store::open(&StoreConfig {
@@ -171,11 +208,16 @@ fn counts_reconcile_and_every_record_follows_the_contract() {
         }
         assert!(m["source_line"].as_u64().unwrap() >= 1);
         assert!(m["content_hash"].as_str().unwrap().starts_with("sha256:"));
-        assert!(
-            m["provenance"]["source_sha256"]
-                .as_str()
-                .unwrap()
-                .starts_with("sha256:")
+        let sha = m["provenance"]["source_sha256"].as_str().unwrap();
+        let input = out
+            .manifest
+            .inputs
+            .iter()
+            .find(|i| i.key == m["source_key"])
+            .unwrap();
+        assert_eq!(
+            sha, input.sha256,
+            "provenance is the source object's digest"
         );
         let msgs = rec["messages"].as_array().unwrap();
         assert!(msgs.iter().any(|m| m["role"] == "assistant"));
@@ -284,6 +326,15 @@ fn bad_records_are_quarantined_by_locator_and_a_bad_source_fails_the_build() {
     store
         .put("sources/priority/pairs.jsonl", format!("{good}{bad}{good}"))
         .unwrap();
+    // More ways for text to reach an error: invalid JSON and an unknown role label.
+    store
+        .put(
+            "sources/professional/sessions/part-002.jsonl",
+            format!(
+                "{{\"session_id\": \"x\", \"messages\": [{{\"role\": \"{secret_text}\", \"content\": \"c\"}}]}}\n{{\"messages\": \"{secret_text}\n"
+            ),
+        )
+        .unwrap();
     let out = build_with(&store, &registry(&registry_text()), &BuildConfig::default());
     let pairs = out
         .report
@@ -299,10 +350,13 @@ fn bad_records_are_quarantined_by_locator_and_a_bad_source_fails_the_build() {
     );
     assert_eq!(out.report.verdict, Verdict::Fail);
     let q = records(&store, &format!("{LOC}quarantine.jsonl"));
-    assert_eq!(q.len(), 1);
-    assert_eq!(q[0]["key"], "sources/priority/pairs.jsonl");
-    assert_eq!(q[0]["line"], 2);
-    assert_eq!(q[0]["code"], "Q004");
+    assert_eq!(q.len(), 3);
+    let pairs_q = q
+        .iter()
+        .find(|e| e["key"] == "sources/priority/pairs.jsonl")
+        .unwrap();
+    assert_eq!(pairs_q["line"], 2);
+    assert_eq!(pairs_q["code"], "Q004");
     for (key, bytes) in release_files(&store) {
         if !key.contains("shards/") && !key.ends_with("compiled_export.jsonl") {
             assert!(

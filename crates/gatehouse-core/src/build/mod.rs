@@ -145,6 +145,8 @@ pub enum BuildError {
     Serialise(&'static str, #[source] serde_json::Error),
     #[error("no dataset with a licence and provenance has any object: nothing to build")]
     Empty,
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl BuildError {
@@ -226,6 +228,33 @@ fn inputs(store: &Store, registry: &Registry) -> Result<(Vec<Input>, Vec<Exclusi
     Ok((out, excluded))
 }
 
+/// Files a build writes (besides its shards); a rebuild into the same draft removes them
+/// first, so the draft never holds output that the new manifest does not list.
+const OUTPUTS: [&str; 5] = [
+    "compiled_export.jsonl",
+    "quarantine.jsonl",
+    "build_report.json",
+    "routing_config.json",
+    "manifest.json",
+];
+
+/// Deletes an earlier build's output from the draft folder `loc` (never published: the
+/// release plan refuses published versions before a build starts).
+fn clear_previous(store: &Store, loc: &str) -> Result<(), BuildError> {
+    let mut old: Vec<String> = store
+        .list(&format!("{loc}shards/"))
+        .map(|o| o.map(|o| o.key))
+        .collect::<Result<_, _>>()?;
+    old.extend(OUTPUTS.iter().map(|f| format!("{loc}{f}")));
+    for key in old {
+        match store.delete(&key) {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
@@ -277,6 +306,7 @@ pub fn run(
     }
     let pipeline = generated_by();
     let loc = ctx.location;
+    clear_previous(store, loc)?;
     let spill_dir = tempfile::tempdir().map_err(|source| BuildError::Read {
         key: "(local temporary directory for spill files)".into(),
         source,
@@ -334,22 +364,24 @@ pub fn run(
         let mut pending: BTreeMap<usize, Result<process::ObjectOutput, BuildError>> =
             BTreeMap::new();
         let mut next = 0;
+        let mut patched: Vec<u8> = Vec::with_capacity(8192);
         let mut append = |out: process::ObjectOutput| -> Result<(), BuildError> {
             progress(&out.report.key);
             process::for_each_spilled(
                 &out.spill,
                 &mut |tag, line| match process::destination(tag) {
                     Some(process::Destination::Record(split)) => {
+                        process::patch_sha(line, &out.input.sha256, &mut patched)?;
                         if let Some(c) = &mut compiled {
-                            c.write_line(line)?;
+                            c.write_line(&patched)?;
                         }
                         if let Some(set) = sets.get_mut(&split) {
-                            set.write_line(store, line)?;
+                            set.write_line(store, &patched)?;
                         }
                         Ok(())
                     }
                     Some(process::Destination::Quarantine) => Ok(quarantine_file.write_line(line)?),
-                    None => Err(BuildError::Config("corrupt local spill file".into())),
+                    None => Err(BuildError::Internal("corrupt local spill file".into())),
                 },
             )?;
             for (split, n) in &out.per_family {

@@ -85,6 +85,7 @@ struct RecordProvenance<'a> {
 struct QuarantineLine<'a> {
     key: &'a str,
     line: u64,
+    part: u32,
     dataset: &'a str,
     code: &'static str,
     reason: &'static str,
@@ -100,24 +101,39 @@ pub(super) struct ObjectOutput {
     pub per_family: BTreeMap<Split, u64>,
 }
 
-fn hash_object(store: &Store, key: &str) -> Result<(String, u64), BuildError> {
-    let read = |source| BuildError::Read {
-        key: key.to_string(),
-        source,
-    };
-    let mut reader = store.open_read(key)?;
-    let mut digest = Sha256Digest::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = reader.read(&mut buf).map_err(read)?;
-        if n == 0 {
-            break;
-        }
-        digest.update(&buf[..n]);
-        bytes += n as u64;
+/// Stands in for the source object's sha256 until the whole object has been read; the same
+/// length as a real digest so the append step can patch it in place. `?` is not a hex digit,
+/// so it can never be mistaken for a real digest.
+pub(super) const PENDING_SHA: &str =
+    "sha256:????????????????????????????????????????????????????????????????";
+
+/// Patches the object's digest into a spilled record line. Provenance is serialised after
+/// every field that can hold source text, so the last occurrence is always ours.
+pub(super) fn patch_sha(line: &[u8], sha: &str, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    let at = memchr::memmem::rfind(line, PENDING_SHA.as_bytes()).ok_or_else(|| {
+        BuildError::Internal("a spilled record has no provenance placeholder".into())
+    })?;
+    out.clear();
+    out.extend_from_slice(&line[..at]);
+    out.extend_from_slice(sha.as_bytes());
+    out.extend_from_slice(&line[at + PENDING_SHA.len()..]);
+    Ok(())
+}
+
+/// Hashes and counts every byte read through it.
+struct Hashing<R> {
+    inner: R,
+    digest: Sha256Digest,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
     }
-    Ok((digest.finish(), bytes))
 }
 
 pub(super) struct Job<'a> {
@@ -132,7 +148,6 @@ pub(super) struct Job<'a> {
 
 pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     let (store, key, dataset) = (job.store, job.key, job.dataset);
-    let (object_sha, bytes) = hash_object(store, key)?;
     let spill_err = |source| BuildError::Read {
         key: format!("(local spill file for {key})"),
         source,
@@ -144,8 +159,13 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     let (mut merged, mut blank) = (0u64, 0u64);
     let mut failure: Option<BuildError> = None;
     let mut line = Vec::with_capacity(4096);
-    let reader = BufReader::with_capacity(1 << 20, store.open_read(key)?);
-    let summary = source::adapt(reader, key, dataset, &job.config.limits, &mut |item| {
+    // One read: the adapter's bytes are hashed on the way through.
+    let mut source = Hashing {
+        inner: store.open_read(key)?,
+        digest: Sha256Digest::new(),
+        bytes: 0,
+    };
+    let summary = source::adapt(&mut source, key, dataset, &job.config.limits, &mut |item| {
         if failure.is_some() {
             return;
         }
@@ -185,7 +205,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                             split,
                             group: &group,
                             provenance: RecordProvenance {
-                                source_sha256: &object_sha,
+                                source_sha256: PENDING_SHA,
                                 pipeline: job.pipeline,
                                 dedup_status: "not_checked",
                                 steps: ["adapt", "normalise_roles", "split"],
@@ -202,6 +222,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                     &QuarantineLine {
                         key,
                         line: q.line,
+                        part: q.part,
                         dataset: &dataset.name,
                         code: q.reason.code(),
                         reason: q.reason.name(),
@@ -225,6 +246,12 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     if let Some(e) = failure {
         return Err(e);
     }
+    // An adapter may stop early (a broken document); the digest still covers every byte.
+    std::io::copy(&mut source, &mut std::io::sink()).map_err(|e| BuildError::Read {
+        key: key.to_string(),
+        source: e,
+    })?;
+    let (object_sha, bytes) = (source.digest.finish(), source.bytes);
     out.flush().map_err(spill_err)?;
     drop(out);
 

@@ -2,7 +2,7 @@
 //! starting when the current one reaches the configured record or byte bound. Each part's
 //! sha256, size and record count are computed while writing.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 use serde::Serialize;
 
@@ -21,7 +21,8 @@ pub struct ShardInfo {
 /// A stream of JSON lines into the store, hashed and counted as it goes.
 pub struct HashedObject {
     key: String,
-    writer: ObjectWriter,
+    /// Batches lines so the store writer (one runtime call per write) sees MiB-sized writes.
+    writer: BufWriter<ObjectWriter>,
     digest: Sha256Digest,
     bytes: u64,
     records: u64,
@@ -38,7 +39,7 @@ impl std::fmt::Debug for HashedObject {
 impl HashedObject {
     pub fn create(store: &Store, key: String) -> Self {
         Self {
-            writer: store.writer(&key, DEFAULT_WRITE_BUFFER),
+            writer: BufWriter::with_capacity(1 << 20, store.writer(&key, DEFAULT_WRITE_BUFFER)),
             key,
             digest: Sha256Digest::new(),
             bytes: 0,
@@ -63,7 +64,12 @@ impl HashedObject {
     }
 
     pub fn finish(self) -> Result<ShardInfo, StoreError> {
-        self.writer.finish()?;
+        let writer = self.writer.into_inner().map_err(|e| StoreError::Io {
+            op: "write",
+            target: self.key.clone(),
+            source: e.into_error(),
+        })?;
+        writer.finish()?;
         Ok(ShardInfo {
             key: self.key,
             bytes: self.bytes,

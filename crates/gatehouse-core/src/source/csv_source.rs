@@ -65,11 +65,12 @@ pub(super) fn adapt(
         return Ok(());
     }
     let col = |name: Option<&str>| name.and_then(column);
+    let width = header.len();
     match dataset.format {
         SourceFormat::CsvColumns => {
             let (user, assistant) = (col(f.user.as_deref()), col(f.assistant.as_deref()));
             let (system, group) = (col(f.system.as_deref()), col(dataset.group_by.as_deref()));
-            rows(&mut csv, limits, emit, &mut |line, cells, emit| {
+            rows(&mut csv, width, limits, emit, &mut |line, cells, emit| {
                 let mut messages = Vec::with_capacity(3);
                 if let Some(Some(s)) = system.map(|i| cells.get(i)) {
                     messages.push(Message::new(Role::System, strip_html(s)));
@@ -90,12 +91,24 @@ pub(super) fn adapt(
                         }
                     }
                 }
-                let group = group.and_then(|g| cells.get(g)).map(|s| s.to_string());
+                let group = match group.map(|g| cells.get(g).map(|s| s.trim())) {
+                    None => None,
+                    Some(Some(g)) if !g.is_empty() => Some(g.to_string()),
+                    Some(_) => {
+                        emit(quarantine(
+                            line,
+                            Reason::MissingField,
+                            "the group_by cell is empty",
+                        ));
+                        return;
+                    }
+                };
                 emit(finish(line, 0, group, messages, limits.merge));
             })
         }
         _ => utterances(
             &mut csv,
+            width,
             dataset,
             limits,
             emit,
@@ -131,6 +144,7 @@ type RowFn<'a> = dyn FnMut(u64, &[&str], &mut dyn FnMut(Item)) + 'a;
 /// not UTF-8 or exceed the record limit are quarantined here.
 fn rows<R: io::Read>(
     csv: &mut csv::Reader<R>,
+    width: usize,
     limits: &Limits,
     emit: &mut dyn FnMut(Item),
     row: &mut RowFn<'_>,
@@ -153,6 +167,15 @@ fn rows<R: io::Read>(
                     record.as_slice().len(),
                     limits.max_record_bytes
                 ),
+            ));
+            continue;
+        }
+        if record.len() != width {
+            // An unquoted comma or a lost cell: the text would land under the wrong column.
+            emit(quarantine(
+                line,
+                Reason::InvalidCsvRow,
+                format!("the row has {} cells, the header {width}", record.len()),
             ));
             continue;
         }
@@ -181,6 +204,7 @@ struct Utterance {
 /// with the same order but different text make the conversation ambiguous: quarantined.
 fn utterances<R: io::Read>(
     csv: &mut csv::Reader<R>,
+    width: usize,
     dataset: &Dataset,
     limits: &Limits,
     emit: &mut dyn FnMut(Item),
@@ -190,7 +214,7 @@ fn utterances<R: io::Read>(
     let mut conversations: Vec<(String, u64, Vec<Utterance>)> = Vec::new();
     let mut held: u64 = 0;
     let mut too_big = false;
-    rows(csv, limits, emit, &mut |line, cells, emit| {
+    rows(csv, width, limits, emit, &mut |line, cells, emit| {
         if too_big {
             return;
         }
@@ -250,6 +274,14 @@ fn utterances<R: io::Read>(
         let mut problem = None;
         let mut last: Option<&Utterance> = None;
         for u in &rows {
+            if u.order.0.is_nan() {
+                problem = Some((
+                    u.line,
+                    Reason::WrongType,
+                    "an utterance index is not a number".to_string(),
+                ));
+                break;
+            }
             if let Some(prev) = last
                 && prev.order.1 == u.order.1
             {

@@ -6,7 +6,7 @@ use std::io::{self, BufRead};
 use serde_json::Value;
 
 use super::json_stream::{Element, JsonElements, ScanError};
-use super::{Item, Limits, Reason, finish, quarantine};
+use super::{Item, Limits, Reason, finish, quarantine, with_part};
 use crate::record::{Message, Role};
 use crate::registry::{Dataset, SourceFormat};
 use crate::store::{Line, LineReader};
@@ -56,15 +56,29 @@ pub(super) fn adapt_document(
         Ok(e) => e,
         Err(e) => return broken(e, emit),
     };
+    // Several elements can start on one line (a minified array): number them within it so
+    // every record keeps its own id and locator.
+    let (mut last_line, mut part) = (0u64, 0u32);
+    let mut next_part = |line: u64| {
+        part = if line == last_line { part + 1 } else { 0 };
+        last_line = line;
+        part
+    };
     loop {
         match elements.next_element() {
             Ok(None) => break,
-            Ok(Some(Element::Oversized { line, len })) => emit(quarantine(
-                line,
-                Reason::OversizedRecord,
-                format!("{len} bytes, limit {}", limits.max_record_bytes),
+            Ok(Some(Element::Oversized { line, len })) => emit(with_part(
+                quarantine(
+                    line,
+                    Reason::OversizedRecord,
+                    format!("{len} bytes, limit {}", limits.max_record_bytes),
+                ),
+                next_part(line),
             )),
-            Ok(Some(Element::Value { line, bytes })) => emit(record(line, bytes, dataset, limits)),
+            Ok(Some(Element::Value { line, bytes })) => {
+                let part = next_part(line);
+                emit(with_part(record(line, bytes, dataset, limits), part));
+            }
             Err(e) => return broken(e, emit),
         }
     }
@@ -89,24 +103,44 @@ fn record(line: u64, bytes: &[u8], dataset: &Dataset, limits: &Limits) -> Item {
             );
         }
     };
-    let Value::Object(obj) = &value else {
+    let Value::Object(mut obj) = value else {
         return quarantine(line, Reason::NotAnObject, "the record is not a JSON object");
     };
-    let group = dataset.group_by.as_deref().and_then(|g| match obj.get(g) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    });
-    match messages(obj, dataset) {
+    // A configured group key must be there: without it, chunks of one conversation could
+    // land in different splits.
+    let group = match dataset.group_by.as_deref() {
+        None => None,
+        Some(g) => match obj.get(g) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            None | Some(Value::Null) => {
+                return quarantine(
+                    line,
+                    Reason::MissingField,
+                    format!("group_by field {g:?} is missing"),
+                );
+            }
+            Some(_) => {
+                return quarantine(
+                    line,
+                    Reason::WrongType,
+                    format!("group_by field {g:?} is not a non-empty string or number"),
+                );
+            }
+        },
+    };
+    match messages(&mut obj, dataset) {
         Ok(messages) => finish(line, 0, group, messages, limits.merge),
         Err((reason, detail)) => quarantine(line, reason, detail),
     }
 }
 
 type Problem = (Reason, String);
+type Object = serde_json::Map<String, Value>;
 
-fn text_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<String, Problem> {
-    match obj.get(name) {
+/// Takes a required text field out of the record (no copy).
+fn text_field(obj: &mut Object, name: &str) -> Result<String, Problem> {
+    match obj.remove(name) {
         None | Some(Value::Null) => {
             Err((Reason::MissingField, format!("field {name:?} is missing")))
         }
@@ -116,10 +150,7 @@ fn text_field(obj: &serde_json::Map<String, Value>, name: &str) -> Result<String
     }
 }
 
-fn optional_text(
-    obj: &serde_json::Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, Problem> {
+fn optional_text(obj: &mut Object, name: &str) -> Result<Option<String>, Problem> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => text_field(obj, name).map(Some),
@@ -127,15 +158,18 @@ fn optional_text(
 }
 
 /// Message content: a string, or a list of `{type: "text", text}` parts (joined).
-fn content(v: &Value) -> Option<String> {
+fn content(v: Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(s),
         Value::Array(parts) => {
-            let mut out = Vec::new();
+            let mut out = Vec::with_capacity(parts.len());
             for p in parts {
                 match p {
-                    Value::String(s) => out.push(s.as_str()),
-                    Value::Object(o) => out.push(o.get("text")?.as_str()?),
+                    Value::String(s) => out.push(s),
+                    Value::Object(mut o) => match o.remove("text") {
+                        Some(Value::String(s)) => out.push(s),
+                        _ => return None,
+                    },
                     _ => return None,
                 }
             }
@@ -146,12 +180,12 @@ fn content(v: &Value) -> Option<String> {
 }
 
 fn turn_list(
-    obj: &serde_json::Map<String, Value>,
+    obj: &mut Object,
     list: &str,
     role_key: &str,
     text_key: &str,
 ) -> Result<Vec<Message>, Problem> {
-    let items = match obj.get(list) {
+    let items = match obj.remove(list) {
         None | Some(Value::Null) => {
             return Err((Reason::MissingField, format!("field {list:?} is missing")));
         }
@@ -159,12 +193,17 @@ fn turn_list(
         Some(_) => return Err((Reason::WrongType, format!("field {list:?} is not a list"))),
     };
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::Object(turn) = item else {
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(mut turn) = item else {
             return Err((Reason::WrongType, format!("{list}[{i}] is not an object")));
         };
-        let label = match turn.get(role_key) {
-            Some(Value::String(s)) => s,
+        let role = match turn.get(role_key) {
+            Some(Value::String(label)) => Role::from_label(label).ok_or_else(|| {
+                (
+                    Reason::UnknownRole,
+                    format!("{list}[{i}].{role_key} is not a known role"),
+                )
+            })?,
             None | Some(Value::Null) => {
                 return Err((
                     Reason::MissingField,
@@ -178,13 +217,7 @@ fn turn_list(
                 ));
             }
         };
-        let Some(role) = Role::from_label(label) else {
-            return Err((
-                Reason::UnknownRole,
-                format!("{list}[{i}].{role_key} is not a known role"),
-            ));
-        };
-        let text = match turn.get(text_key) {
+        let text = match turn.remove(text_key) {
             None | Some(Value::Null) => {
                 return Err((
                     Reason::MissingField,
@@ -204,7 +237,7 @@ fn turn_list(
 }
 
 fn pair(
-    obj: &serde_json::Map<String, Value>,
+    obj: &mut Object,
     dataset: &Dataset,
     user: &str,
     assistant: &str,
@@ -227,10 +260,7 @@ fn pair(
     Ok(out)
 }
 
-fn messages(
-    obj: &serde_json::Map<String, Value>,
-    dataset: &Dataset,
-) -> Result<Vec<Message>, Problem> {
+fn messages(obj: &mut Object, dataset: &Dataset) -> Result<Vec<Message>, Problem> {
     match dataset.format {
         SourceFormat::Chatml => turn_list(obj, "messages", "role", "content"),
         SourceFormat::Sharegpt => turn_list(obj, "conversations", "from", "value"),

@@ -10,6 +10,9 @@
 
 use std::io::{self, BufRead};
 
+/// Deepest nesting accepted inside one element.
+const MAX_DEPTH: usize = 512;
+
 /// One array element.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Element<'a> {
@@ -251,7 +254,8 @@ impl<R: BufRead> JsonElements<R> {
     /// Scans one value, appending its bytes to `buf` while it fits in `max_element`.
     /// Returns the value's length in bytes.
     fn capture_value(&mut self) -> Result<u64> {
-        let mut depth: u32 = 0;
+        // Open brackets, innermost last: `}` must close `{` and `]` must close `[`.
+        let mut stack: Vec<u8> = Vec::new();
         let mut in_string = false;
         let mut escaped = false;
         let mut len: u64 = 0;
@@ -259,7 +263,7 @@ impl<R: BufRead> JsonElements<R> {
         loop {
             let chunk = self.reader.fill_buf()?;
             if chunk.is_empty() {
-                if depth == 0 && !in_string && len > 0 {
+                if stack.is_empty() && !in_string && len > 0 {
                     // A scalar at the very end: the enclosing `]` is missing.
                     return Err(self.structure("the document ends inside the array"));
                 }
@@ -275,7 +279,7 @@ impl<R: BufRead> JsonElements<R> {
                         escaped = true;
                     } else if b == b'"' {
                         in_string = false;
-                        if depth == 0 {
+                        if stack.is_empty() {
                             consumed += 1;
                             if b == b'\n' {
                                 self.line += 1;
@@ -291,15 +295,24 @@ impl<R: BufRead> JsonElements<R> {
                 } else {
                     match b {
                         b'"' => in_string = true,
-                        b'{' | b'[' => depth += 1,
+                        b'{' | b'[' => {
+                            if stack.len() >= MAX_DEPTH {
+                                return Err(self.structure(format!(
+                                    "an element nests deeper than {MAX_DEPTH} levels"
+                                )));
+                            }
+                            stack.push(b);
+                        }
                         b'}' | b']' => {
-                            if depth == 0 {
+                            let Some(open) = stack.pop() else {
                                 // End of a scalar value, not part of it.
                                 finished = true;
                                 break;
+                            };
+                            if (open, b) != (b'{', b'}') && (open, b) != (b'[', b']') {
+                                return Err(self.structure("mismatched brackets inside an element"));
                             }
-                            depth -= 1;
-                            if depth == 0 {
+                            if stack.is_empty() {
                                 consumed += 1;
                                 if (len as usize) < max {
                                     self.buf.push(b);
@@ -309,7 +322,7 @@ impl<R: BufRead> JsonElements<R> {
                                 break;
                             }
                         }
-                        b',' | b' ' | b'\t' | b'\r' | b'\n' if depth == 0 => {
+                        b',' | b' ' | b'\t' | b'\r' | b'\n' if stack.is_empty() => {
                             finished = true;
                             break;
                         }
@@ -330,6 +343,9 @@ impl<R: BufRead> JsonElements<R> {
             }
             self.reader.consume(consumed);
             if finished {
+                if len == 0 {
+                    return Err(self.structure("an empty element (a stray `,` or bracket)"));
+                }
                 return Ok(len);
             }
         }
@@ -473,5 +489,20 @@ mod tests {
         assert!(e.contains("JSON array"), "{e}");
         let e = elements("[{\"a\":1}]\n[{\"a\":2}]", None, 100, 4).unwrap_err();
         assert!(e.contains("JSON Lines"), "{e}");
+        let e = elements("[{\"a\":[1}, {\"b\":2}]", None, 100, 4).unwrap_err();
+        assert!(e.contains("mismatched"), "{e}");
+        for doc in ["[,1]", "[1,,2]", "[}"] {
+            let e = elements(doc, None, 100, 4).unwrap_err();
+            assert!(
+                e.contains("empty element") || e.contains("expected"),
+                "{doc}: {e}"
+            );
+        }
+        let deep = format!("[{}{}]", "[".repeat(600), "]".repeat(600));
+        assert!(
+            elements(&deep, None, 10_000, 64)
+                .unwrap_err()
+                .contains("deeper")
+        );
     }
 }

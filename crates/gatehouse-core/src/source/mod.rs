@@ -154,6 +154,8 @@ pub struct Adapted {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quarantined {
     pub line: u64,
+    /// Index among the records starting on that line (minified JSON arrays).
+    pub part: u32,
     pub reason: Reason,
     pub detail: String,
 }
@@ -185,9 +187,19 @@ impl ObjectSummary {
 pub(crate) fn quarantine(line: u64, reason: Reason, detail: impl Into<String>) -> Item {
     Item::Quarantined(Quarantined {
         line,
+        part: 0,
         reason,
         detail: detail.into(),
     })
+}
+
+/// Sets the part (index among records starting on the same line) of an item.
+pub(crate) fn with_part(mut item: Item, part: u32) -> Item {
+    match &mut item {
+        Item::Record(r) => r.part = part,
+        Item::Quarantined(q) => q.part = part,
+    }
+    item
 }
 
 /// Checks and normalises a conversation into an item.

@@ -187,6 +187,50 @@ fn sharegpt_array_and_wrapped_alpaca_documents() {
 }
 
 #[test]
+fn records_of_a_minified_array_get_their_own_parts() {
+    let doc =
+        r#"[{"question":"q1","answer":"a1"},{"question":"q2","answer":"a2"},{"question":"q3"}]"#;
+    let (items, _) = run("x/q.json", doc.as_bytes(), "format = \"question_answer\"");
+    let parts: Vec<(u64, u32)> = items
+        .iter()
+        .map(|i| match i {
+            Item::Record(r) => (r.line, r.part),
+            Item::Quarantined(q) => (q.line, q.part),
+        })
+        .collect();
+    assert_eq!(parts, vec![(1, 0), (1, 1), (1, 2)]);
+}
+
+#[test]
+fn a_configured_group_key_must_be_present() {
+    let src = "{\"sid\": \"s1\", \"prompt\": \"p\", \"response\": \"r\"}\n{\"prompt\": \"p\", \"response\": \"r\"}\n{\"sid\": \"\", \"prompt\": \"p\", \"response\": \"r\"}\n";
+    let (items, _) = run(
+        "x/p.jsonl",
+        src.as_bytes(),
+        "format = \"prompt_response\"\ngroup_by = \"sid\"",
+    );
+    assert_eq!(records(&items).len(), 1);
+    assert_eq!(
+        quarantined(&items),
+        vec![(2, Reason::MissingField), (3, Reason::WrongType)]
+    );
+}
+
+#[test]
+fn ragged_csv_rows_and_non_numeric_utterance_indexes_are_quarantined() {
+    let entry = "format = \"csv_columns\"\nfields = { user = \"q\", assistant = \"a\" }";
+    let (items, _) = run("x/c.csv", b"q,a\nfine,ok\nan, unquoted, comma\n", entry);
+    assert_eq!(quarantined(&items), vec![(3, Reason::InvalidCsvRow)]);
+    let entry = "format = \"utterance_csv\"\nfields = { conversation = \"c\", order = \"o\", speaker = \"s\", text = \"t\" }";
+    let (items, _) = run(
+        "x/u.csv",
+        b"c,o,s,t\n1,first,client,hi\n1,2,therapist,hello\n",
+        entry,
+    );
+    assert_eq!(quarantined(&items), vec![(2, Reason::WrongType)]);
+}
+
+#[test]
 fn a_truncated_json_document_keeps_what_came_before_and_fails_the_object() {
     let doc = "[{\"question\": \"q1\", \"answer\": \"a1\"},\n{\"question\": \"q2\", \"ans";
     let (items, summary) = run("x/q.json", doc.as_bytes(), "format = \"question_answer\"");
