@@ -61,8 +61,9 @@ pub(super) fn build(
             continue;
         };
         let train = counts.get(&Split::Train).copied().unwrap_or(0);
-        // Families held out entirely (test_only) weigh by all their records so they still
-        // appear; training simply finds no train shard for them.
+        // Weight is the share of training records: a test_only family weighs 0 (it is
+        // listed, with its test records, but training draws nothing from it). Only when no
+        // family has training records do weights fall back to shares of all records.
         let weight = if train_total > 0 {
             train as f64 / train_total as f64
         } else {

@@ -70,41 +70,48 @@ pub(super) fn adapt(
         SourceFormat::CsvColumns => {
             let (user, assistant) = (col(f.user.as_deref()), col(f.assistant.as_deref()));
             let (system, group) = (col(f.system.as_deref()), col(dataset.group_by.as_deref()));
-            rows(&mut csv, width, limits, emit, &mut |line, cells, emit| {
-                let mut messages = Vec::with_capacity(3);
-                if let Some(Some(s)) = system.map(|i| cells.get(i)) {
-                    messages.push(Message::new(Role::System, strip_html(s)));
-                }
-                for (idx, role, name) in [
-                    (user, Role::User, f.user.as_deref()),
-                    (assistant, Role::Assistant, f.assistant.as_deref()),
-                ] {
-                    match idx.and_then(|i| cells.get(i)) {
-                        Some(text) => messages.push(Message::new(role, strip_html(text))),
-                        None => {
+            rows(
+                &mut csv,
+                width,
+                limits,
+                emit,
+                &mut |line, cells, emit| {
+                    let mut messages = Vec::with_capacity(3);
+                    if let Some(Some(s)) = system.map(|i| cells.get(i)) {
+                        messages.push(Message::new(Role::System, strip_html(s)));
+                    }
+                    for (idx, role, name) in [
+                        (user, Role::User, f.user.as_deref()),
+                        (assistant, Role::Assistant, f.assistant.as_deref()),
+                    ] {
+                        match idx.and_then(|i| cells.get(i)) {
+                            Some(text) => messages.push(Message::new(role, strip_html(text))),
+                            None => {
+                                emit(quarantine(
+                                    line,
+                                    Reason::InvalidCsvRow,
+                                    format!("the row has no {:?} cell", name.unwrap_or_default()),
+                                ));
+                                return;
+                            }
+                        }
+                    }
+                    let group = match group.map(|g| cells.get(g).map(|s| s.trim())) {
+                        None => None,
+                        Some(Some(g)) if !g.is_empty() => Some(g.to_string()),
+                        Some(_) => {
                             emit(quarantine(
                                 line,
-                                Reason::InvalidCsvRow,
-                                format!("the row has no {:?} cell", name.unwrap_or_default()),
+                                Reason::MissingField,
+                                "the group_by cell is empty",
                             ));
                             return;
                         }
-                    }
-                }
-                let group = match group.map(|g| cells.get(g).map(|s| s.trim())) {
-                    None => None,
-                    Some(Some(g)) if !g.is_empty() => Some(g.to_string()),
-                    Some(_) => {
-                        emit(quarantine(
-                            line,
-                            Reason::MissingField,
-                            "the group_by cell is empty",
-                        ));
-                        return;
-                    }
-                };
-                emit(finish(line, 0, group, messages, limits.merge));
-            })
+                    };
+                    emit(finish(line, 0, group, messages, limits.merge));
+                },
+                &mut |_| {},
+            )
         }
         _ => utterances(
             &mut csv,
@@ -140,6 +147,9 @@ fn csv_failure(e: csv::Error, line: u64, emit: &mut dyn FnMut(Item)) -> io::Resu
 /// Receives a row's start line, its cells and the item sink.
 type RowFn<'a> = dyn FnMut(u64, &[&str], &mut dyn FnMut(Item)) + 'a;
 
+/// Told about a row that was quarantined before it reached [`RowFn`] (its raw cells).
+type BadRowFn<'a> = dyn FnMut(&csv::ByteRecord) + 'a;
+
 /// Calls `row` for every data row with its start line and its cells as text. Rows that are
 /// not UTF-8 or exceed the record limit are quarantined here.
 fn rows<R: io::Read>(
@@ -148,6 +158,7 @@ fn rows<R: io::Read>(
     limits: &Limits,
     emit: &mut dyn FnMut(Item),
     row: &mut RowFn<'_>,
+    bad_row: &mut BadRowFn<'_>,
 ) -> io::Result<()> {
     let mut record = csv::ByteRecord::new();
     loop {
@@ -168,6 +179,7 @@ fn rows<R: io::Read>(
                     limits.max_record_bytes
                 ),
             ));
+            bad_row(&record);
             continue;
         }
         if record.len() != width {
@@ -177,16 +189,20 @@ fn rows<R: io::Read>(
                 Reason::InvalidCsvRow,
                 format!("the row has {} cells, the header {width}", record.len()),
             ));
+            bad_row(&record);
             continue;
         }
         let cells: Result<Vec<&str>, _> = record.iter().map(std::str::from_utf8).collect();
         match cells {
             Ok(cells) => row(line, &cells, emit),
-            Err(_) => emit(quarantine(
-                line,
-                Reason::InvalidUtf8,
-                "a cell is not valid UTF-8",
-            )),
+            Err(_) => {
+                emit(quarantine(
+                    line,
+                    Reason::InvalidUtf8,
+                    "a cell is not valid UTF-8",
+                ));
+                bad_row(&record);
+            }
         }
     }
 }
@@ -214,55 +230,76 @@ fn utterances<R: io::Read>(
     let mut conversations: Vec<(String, u64, Vec<Utterance>)> = Vec::new();
     let mut held: u64 = 0;
     let mut too_big = false;
-    rows(csv, width, limits, emit, &mut |line, cells, emit| {
-        if too_big {
-            return;
-        }
-        let cell = |i: usize| cells.get(i).copied();
-        let (Some(conv), Some(order), Some(speaker), Some(text)) = (
-            cell(conv_col),
-            cell(order_col),
-            cell(speaker_col),
-            cell(text_col),
-        ) else {
-            emit(quarantine(
-                line,
-                Reason::InvalidCsvRow,
-                "the row is missing a configured column",
-            ));
-            return;
-        };
-        held += (conv.len() + order.len() + speaker.len() + text.len()) as u64 + 64;
-        if held > limits.max_buffered_object_bytes {
-            too_big = true;
-            emit(quarantine(
-                line,
-                Reason::BrokenStructure,
-                format!(
-                    "the object holds more than max_buffered_object_bytes ({}) of utterances",
-                    limits.max_buffered_object_bytes
+    // Conversations with a row that could not be read: exporting them would drop a turn.
+    let mut incomplete: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    rows(
+        csv,
+        width,
+        limits,
+        emit,
+        &mut |line, cells, emit| {
+            if too_big {
+                return;
+            }
+            let cell = |i: usize| cells.get(i).copied();
+            let (Some(conv), Some(order), Some(speaker), Some(text)) = (
+                cell(conv_col),
+                cell(order_col),
+                cell(speaker_col),
+                cell(text_col),
+            ) else {
+                emit(quarantine(
+                    line,
+                    Reason::InvalidCsvRow,
+                    "the row is missing a configured column",
+                ));
+                return;
+            };
+            held += (conv.len() + order.len() + speaker.len() + text.len()) as u64 + 64;
+            if held > limits.max_buffered_object_bytes {
+                too_big = true;
+                emit(quarantine(
+                    line,
+                    Reason::BrokenStructure,
+                    format!(
+                        "the object holds more than max_buffered_object_bytes ({}) of utterances",
+                        limits.max_buffered_object_bytes
+                    ),
+                ));
+                return;
+            }
+            let slot = *index.entry(conv.to_string()).or_insert_with(|| {
+                conversations.push((conv.to_string(), line, Vec::new()));
+                conversations.len() - 1
+            });
+            conversations[slot].2.push(Utterance {
+                order: (
+                    order.trim().parse::<f64>().unwrap_or(f64::NAN),
+                    order.trim().to_string(),
                 ),
-            ));
-            return;
-        }
-        let slot = *index.entry(conv.to_string()).or_insert_with(|| {
-            conversations.push((conv.to_string(), line, Vec::new()));
-            conversations.len() - 1
-        });
-        conversations[slot].2.push(Utterance {
-            order: (
-                order.trim().parse::<f64>().unwrap_or(f64::NAN),
-                order.trim().to_string(),
-            ),
-            line,
-            speaker: speaker.trim().to_string(),
-            text: strip_html(text),
-        });
-    })?;
+                line,
+                speaker: speaker.trim().to_string(),
+                text: strip_html(text),
+            });
+        },
+        &mut |raw| {
+            if let Some(conv) = raw.get(conv_col) {
+                incomplete.insert(String::from_utf8_lossy(conv).to_string());
+            }
+        },
+    )?;
     if too_big {
         return Ok(());
     }
     for (conv, first_line, mut rows) in conversations {
+        if incomplete.contains(&conv) {
+            emit(quarantine(
+                first_line,
+                Reason::InvalidCsvRow,
+                "a row of this conversation was quarantined, so the conversation is incomplete",
+            ));
+            continue;
+        }
         rows.sort_by(|a, b| {
             a.order
                 .0

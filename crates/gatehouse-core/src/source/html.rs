@@ -73,10 +73,9 @@ fn tag_at(s: &str) -> Option<(&str, usize, bool)> {
         Some(r) => (r, true),
         None => (rest, false),
     };
-    let end = rest.find('>')?;
-    if end > 512 {
-        return None;
-    }
+    // Tags are short: look no further than 512 bytes, so a cell full of `<` stays linear.
+    let window = &rest.as_bytes()[..rest.len().min(513)];
+    let end = window.iter().position(|b| *b == b'>')?;
     let inner = &rest[..end];
     let name_len = inner
         .find(|c: char| !c.is_ascii_alphanumeric())

@@ -228,6 +228,17 @@ fn ragged_csv_rows_and_non_numeric_utterance_indexes_are_quarantined() {
         entry,
     );
     assert_eq!(quarantined(&items), vec![(2, Reason::WrongType)]);
+    // A bad row (invalid UTF-8) quarantines itself and makes its conversation incomplete.
+    let (items, _) = run(
+        "x/u.csv",
+        b"c,o,s,t\n1,0,client,hi\n1,1,therapist,\xff\n2,0,client,a\n2,1,therapist,b\n",
+        entry,
+    );
+    assert_eq!(
+        quarantined(&items),
+        vec![(3, Reason::InvalidUtf8), (2, Reason::InvalidCsvRow)]
+    );
+    assert_eq!(records(&items).len(), 1);
 }
 
 #[test]
