@@ -93,6 +93,14 @@ fn record(line: u64, bytes: &[u8], dataset: &Dataset, limits: &Limits) -> Item {
     if std::str::from_utf8(bytes).is_err() {
         return quarantine(line, Reason::InvalidUtf8, "the record is not valid UTF-8");
     }
+    if let Some((group, messages)) = fast::parse(bytes, dataset) {
+        return finish(line, 0, group, messages, limits.merge);
+    }
+    record_slow(line, bytes, dataset, limits)
+}
+
+/// The exact path: a full `Value` tree, precise quarantine reasons.
+fn record_slow(line: u64, bytes: &[u8], dataset: &Dataset, limits: &Limits) -> Item {
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -285,6 +293,185 @@ fn messages(obj: &mut Object, dataset: &Dataset) -> Result<Vec<Message>, Problem
                 Reason::WrongType,
                 format!("format {} is not a JSON format", dataset.format),
             ))
+        }
+    }
+}
+
+/// The fast path for well-formed records: a borrowed top-level map and typed turns, with no
+/// `Value` tree. It returns `None` on anything unusual (a missing or odd field, an unknown
+/// role, escaped keys, content given as parts), and the exact path above then decides, with
+/// its precise quarantine reasons. Both paths give the same messages for the same record.
+mod fast {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
+
+    use crate::record::{Message, Role};
+    use crate::registry::{Dataset, SourceFormat};
+
+    #[derive(Deserialize)]
+    struct ChatTurn {
+        role: String,
+        content: String,
+    }
+
+    #[derive(Deserialize)]
+    struct ShareTurn {
+        from: String,
+        value: String,
+    }
+
+    fn text(map: &BTreeMap<&str, &RawValue>, name: &str) -> Option<String> {
+        serde_json::from_str::<String>(map.get(name)?.get()).ok()
+    }
+
+    fn optional(map: &BTreeMap<&str, &RawValue>, name: &str) -> Option<Option<String>> {
+        match map.get(name) {
+            None => Some(None),
+            Some(raw) if raw.get() == "null" => Some(None),
+            Some(raw) => serde_json::from_str::<String>(raw.get()).ok().map(Some),
+        }
+    }
+
+    fn turns(pairs: impl Iterator<Item = (String, String)>) -> Option<Vec<Message>> {
+        pairs
+            .map(|(label, content)| Some(Message::new(Role::from_label(&label)?, content)))
+            .collect()
+    }
+
+    pub(super) fn parse(bytes: &[u8], dataset: &Dataset) -> Option<(Option<String>, Vec<Message>)> {
+        let map: BTreeMap<&str, &RawValue> = serde_json::from_slice(bytes).ok()?;
+        let group = match dataset.group_by.as_deref() {
+            None => None,
+            Some(g) => {
+                let raw = map.get(g)?.get();
+                if raw.starts_with('"') {
+                    let s: String = serde_json::from_str(raw).ok()?;
+                    (!s.trim().is_empty()).then_some(s)?.into()
+                } else {
+                    match serde_json::from_str::<serde_json::Value>(raw).ok()? {
+                        serde_json::Value::Number(n) => Some(n.to_string()),
+                        _ => return None,
+                    }
+                }
+            }
+        };
+        let f = &dataset.fields;
+        let pair = |user: &str, assistant: &str| -> Option<Vec<Message>> {
+            let mut out = Vec::with_capacity(3);
+            if let Some(system) = f.system.as_deref()
+                && let Some(s) = optional(&map, system)?
+            {
+                out.push(Message::new(Role::System, s));
+            }
+            out.push(Message::new(
+                Role::User,
+                text(&map, f.user.as_deref().unwrap_or(user))?,
+            ));
+            out.push(Message::new(
+                Role::Assistant,
+                text(&map, f.assistant.as_deref().unwrap_or(assistant))?,
+            ));
+            Some(out)
+        };
+        let messages = match dataset.format {
+            SourceFormat::Chatml => {
+                let list: Vec<ChatTurn> = serde_json::from_str(map.get("messages")?.get()).ok()?;
+                turns(list.into_iter().map(|t| (t.role, t.content)))?
+            }
+            SourceFormat::Sharegpt => {
+                let list: Vec<ShareTurn> =
+                    serde_json::from_str(map.get("conversations")?.get()).ok()?;
+                turns(list.into_iter().map(|t| (t.from, t.value)))?
+            }
+            SourceFormat::PromptResponse => pair("prompt", "response")?,
+            SourceFormat::InputOutput => pair("input", "output")?,
+            SourceFormat::QuestionAnswer => pair("question", "answer")?,
+            SourceFormat::Alpaca => {
+                let instruction = text(&map, "instruction")?;
+                let input = optional(&map, "input")?.unwrap_or_default();
+                let user = if input.trim().is_empty() {
+                    instruction
+                } else {
+                    format!("{instruction}\n\n{input}")
+                };
+                vec![
+                    Message::new(Role::User, user),
+                    Message::new(Role::Assistant, text(&map, "output")?),
+                ]
+            }
+            _ => return None,
+        };
+        Some((group, messages))
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::Path;
+
+    fn dataset(format: &str, group: bool) -> Dataset {
+        let text = format!(
+            "schema_version = 1\n[families.f]\nstage = \"stage1_x\"\nreview = [\"clinician_foundation\"]\n\
+             [[datasets]]\nname = \"d\"\nfamily = \"f\"\ninclude = [\"x/\"]\nformat = \"{format}\"\n{}",
+            if group { "group_by = \"sid\"\n" } else { "" }
+        );
+        crate::registry::Registry::parse(Path::new("t"), &text, String::new())
+            .unwrap()
+            .datasets
+            .remove(0)
+    }
+
+    fn text_value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            "[a-z \"\\\\\u{e9}]{0,8}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            any::<i32>().prop_map(serde_json::Value::from),
+            "[a-z]{0,5}".prop_map(|s| serde_json::json!([{"type": "text", "text": s}])),
+        ]
+    }
+
+    fn role() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            Just("user".into()),
+            Just("assistant".into()),
+            Just("human".into()),
+            Just("gpt".into()),
+            Just("system".into()),
+            Just("narrator".into()),
+            Just(serde_json::Value::Null),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_exact_path(
+            turns in proptest::collection::vec((role(), text_value()), 0..5),
+            prompt in text_value(),
+            response in text_value(),
+            sid in prop_oneof![Just(None), Just(Some(serde_json::json!(""))), Just(Some(serde_json::json!(7))), "[a-z]{1,4}".prop_map(|s| Some(serde_json::json!(s)))],
+            group in any::<bool>(),
+        ) {
+            let mut chat = serde_json::json!({
+                "messages": turns.iter().map(|(r, c)| serde_json::json!({"role": r, "content": c})).collect::<Vec<_>>(),
+                "conversations": turns.iter().map(|(r, c)| serde_json::json!({"from": r, "value": c})).collect::<Vec<_>>(),
+                "prompt": prompt, "response": response,
+                "instruction": prompt, "input": response, "output": response,
+                "question": prompt, "answer": response,
+                "extra": {"nested": [1, 2, {"a": "b"}]},
+            });
+            if let Some(s) = sid {
+                chat["sid"] = s;
+            }
+            let bytes = serde_json::to_vec(&chat).unwrap();
+            for format in ["chatml", "sharegpt", "prompt_response", "alpaca", "question_answer"] {
+                let d = dataset(format, group);
+                let limits = Limits::default();
+                prop_assert_eq!(record(1, &bytes, &d, &limits), record_slow(1, &bytes, &d, &limits), "{}", format);
+            }
         }
     }
 }
