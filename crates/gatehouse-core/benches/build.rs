@@ -8,6 +8,8 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -202,18 +204,7 @@ fn child(root: &Path) {
     )
     .unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .map_or(0.0, |v| {
-            v.trim()
-                .trim_end_matches(" kB")
-                .trim()
-                .parse::<f64>()
-                .unwrap_or(0.0)
-                / 1024.0
-        });
+    let hwm = support::peak_rss_mb();
     println!(
         "build: {} records exported ({} quarantined) in {secs:.1}s, peak RSS {hwm:.0} MB, verdict {:?}",
         out.report.records_exported, out.report.records_quarantined, out.report.verdict

@@ -8,6 +8,8 @@
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -162,15 +164,7 @@ fn s3_store(endpoint: &str, bucket: &str, ak: &str, sk: &str) -> Store {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let settings = gatehouse_core::config::resolve(
-        &gatehouse_core::config::Overrides {
-            config: Some("/dev/null".into()),
-            ..Default::default()
-        },
-        &env,
-    )
-    .unwrap();
-    Store::open(&settings.store).unwrap()
+    Store::open(&gatehouse_core::config::store_from_env(&env).unwrap()).unwrap()
 }
 
 /// Runs in a fresh process: stream the object, print `seconds lines bytes peak_rss_kb`.
@@ -200,12 +194,6 @@ fn child() {
     }
     let seconds = started.elapsed().as_secs_f64();
     std::hint::black_box(checksum);
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .map_or(0, |v| {
-            v.trim().trim_end_matches(" kB").trim().parse().unwrap_or(0)
-        });
+    let hwm = (support::peak_rss_mb() * 1024.0) as u64;
     println!("{seconds} {count} {} {hwm}", lines.bytes_read());
 }

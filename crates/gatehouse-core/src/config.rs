@@ -331,6 +331,16 @@ impl Resolver<'_> {
     }
 }
 
+/// A store configured by environment variables alone (no flags, no config file): what a
+/// script or a test that only sets `DATASET_*`/`OVH_S3_*` variables gets.
+pub fn store_from_env(env: &dyn Env) -> Result<StoreConfig, ConfigError> {
+    let overrides = Overrides {
+        config: Some(PathBuf::from("/dev/null")),
+        ..Overrides::default()
+    };
+    Ok(resolve(&overrides, env)?.store)
+}
+
 /// Resolves the configuration for one command.
 pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigError> {
     let config_file = overrides

@@ -142,15 +142,7 @@ fn local_disk_and_s3_give_the_same_release() {
     let s3 = gatehouse_test::TestS3::start().unwrap();
     let bucket = s3.create_bucket("build").unwrap();
     let env: BTreeMap<String, String> = s3.env(&bucket).into_iter().collect();
-    let settings = gatehouse_core::config::resolve(
-        &gatehouse_core::config::Overrides {
-            config: Some("/dev/null".into()),
-            ..Default::default()
-        },
-        &env,
-    )
-    .unwrap();
-    let remote = Store::open(&settings.store).unwrap();
+    let remote = Store::open(&gatehouse_core::config::store_from_env(&env).unwrap()).unwrap();
     sample_into(&remote);
     let reg = registry(&registry_text());
     let a = build_with(&local, &reg, &BuildConfig::default());

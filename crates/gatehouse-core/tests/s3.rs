@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use gatehouse_core::config::{self, CoverageConfig, Overrides};
+use gatehouse_core::config::{self, CoverageConfig};
 use gatehouse_core::coverage::{self, CoverageReport};
 use gatehouse_core::doctor::{self, CreateOnly};
 use gatehouse_core::registry::Registry;
@@ -26,12 +26,8 @@ fn s3_store(server: &TestS3, bucket: &str, extra: &[(&str, &str)]) -> Result<Sto
     for (k, v) in extra {
         env.insert((*k).to_string(), (*v).to_string());
     }
-    let overrides = Overrides {
-        config: Some(PathBuf::from("/dev/null")),
-        ..Overrides::default()
-    };
-    let settings = config::resolve(&overrides, &env).map_err(|e| e.to_string())?;
-    Store::open(&settings.store).map_err(|e| e.to_string())
+    let store = config::store_from_env(&env).map_err(|e| e.to_string())?;
+    Store::open(&store).map_err(|e| e.to_string())
 }
 
 fn server() -> TestS3 {

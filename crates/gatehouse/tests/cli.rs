@@ -74,6 +74,16 @@ impl Project {
         c
     }
 
+    /// Runs with these environment variables set (on top of a cleared environment).
+    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.cmd();
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        Run::from(c.output().unwrap())
+    }
+
     fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd().args(args).output().unwrap())
     }
@@ -360,12 +370,9 @@ fn a_store_with_zero_objects_is_exit_2() {
 #[test]
 fn a_missing_local_directory_is_exit_2_with_a_hint() {
     let p = Project::new();
-    let r = Run::from(
-        p.cmd()
-            .args(["coverage"])
-            .env("DATASET_STORAGE_LOCAL_PATH", "/no/such/dir")
-            .output()
-            .unwrap(),
+    let r = p.run_env(
+        &["coverage"],
+        &[("DATASET_STORAGE_LOCAL_PATH", "/no/such/dir")],
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
@@ -378,13 +385,7 @@ fn a_missing_local_directory_is_exit_2_with_a_hint() {
 #[test]
 fn s3_without_a_bucket_is_exit_2_with_a_hint() {
     let p = Project::new();
-    let r = Run::from(
-        p.cmd()
-            .args(["doctor"])
-            .env("DATASET_STORAGE_BACKEND", "s3")
-            .output()
-            .unwrap(),
-    );
+    let r = p.run_env(&["doctor"], &[("DATASET_STORAGE_BACKEND", "s3")]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
         r.stderr.contains("needs a bucket") && r.stderr.contains("OVH_S3_BUCKET"),
@@ -411,14 +412,13 @@ fn a_bucket_that_does_not_exist_is_exit_2_naming_it() {
 #[test]
 fn half_a_credential_pair_is_exit_2_naming_both_variables() {
     let p = Project::new();
-    let r = Run::from(
-        p.cmd()
-            .args(["doctor"])
-            .env("DATASET_STORAGE_BACKEND", "s3")
-            .env("OVH_S3_BUCKET", "b")
-            .env("OVH_S3_ACCESS_KEY", "AKIAHALFPAIR")
-            .output()
-            .unwrap(),
+    let r = p.run_env(
+        &["doctor"],
+        &[
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "b"),
+            ("OVH_S3_ACCESS_KEY", "AKIAHALFPAIR"),
+        ],
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
@@ -432,16 +432,15 @@ fn half_a_credential_pair_is_exit_2_naming_both_variables() {
 #[test]
 fn plain_http_to_a_remote_endpoint_is_refused() {
     let p = Project::new();
-    let r = Run::from(
-        p.cmd()
-            .args(["coverage"])
-            .env("DATASET_STORAGE_BACKEND", "s3")
-            .env("OVH_S3_BUCKET", "b")
-            .env("OVH_S3_ACCESS_KEY", "a")
-            .env("OVH_S3_SECRET_KEY", "s")
-            .env("OVH_S3_ENDPOINT", "http://storage.example.com")
-            .output()
-            .unwrap(),
+    let r = p.run_env(
+        &["coverage"],
+        &[
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "b"),
+            ("OVH_S3_ACCESS_KEY", "a"),
+            ("OVH_S3_SECRET_KEY", "s"),
+            ("OVH_S3_ENDPOINT", "http://storage.example.com"),
+        ],
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
@@ -453,16 +452,15 @@ fn plain_http_to_a_remote_endpoint_is_refused() {
 #[test]
 fn an_endpoint_with_credentials_in_it_is_refused_without_printing_them() {
     let p = Project::new();
-    let r = Run::from(
-        p.cmd()
-            .args(["doctor"])
-            .env("DATASET_STORAGE_BACKEND", "s3")
-            .env("OVH_S3_BUCKET", "b")
-            .env("OVH_S3_ACCESS_KEY", "a")
-            .env("OVH_S3_SECRET_KEY", "s")
-            .env("OVH_S3_ENDPOINT", "https://user:hunter2@s3.example.com")
-            .output()
-            .unwrap(),
+    let r = p.run_env(
+        &["doctor"],
+        &[
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "b"),
+            ("OVH_S3_ACCESS_KEY", "a"),
+            ("OVH_S3_SECRET_KEY", "s"),
+            ("OVH_S3_ENDPOINT", "https://user:hunter2@s3.example.com"),
+        ],
     );
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
@@ -499,20 +497,10 @@ fn coverage_over_s3_matches_coverage_over_local_disk() {
     let s3 = TestS3::start().unwrap();
     let bucket = s3.create_bucket("cli-coverage").unwrap();
     // Upload with the library, then ask the CLI.
-    let store = gatehouse_core::store::Store::open(
-        &gatehouse_core::config::resolve(
-            &gatehouse_core::config::Overrides {
-                config: Some("/dev/null".into()),
-                ..Default::default()
-            },
-            &s3.env(&bucket)
-                .into_iter()
-                .collect::<std::collections::BTreeMap<_, _>>(),
-        )
-        .unwrap()
-        .store,
-    )
-    .unwrap();
+    let env: std::collections::BTreeMap<_, _> = s3.env(&bucket).into_iter().collect();
+    let store =
+        gatehouse_core::store::Store::open(&gatehouse_core::config::store_from_env(&env).unwrap())
+            .unwrap();
     gatehouse_test::for_each_file(&p.path().join("store"), &mut |k, b| {
         store.put(k, b).map_err(|e| anyhow::anyhow!("{e}"))
     })
