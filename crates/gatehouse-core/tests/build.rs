@@ -92,6 +92,19 @@ fn two_builds_from_two_copies_are_byte_identical() {
 }
 
 #[test]
+fn the_manifest_names_the_commit_gatehouse_was_built_from() {
+    let store = Store::memory();
+    sample_into(&store);
+    let out = build_with(&store, &registry(&registry_text()), &BuildConfig::default());
+    let commit = out.manifest.tool.git_commit;
+    let in_checkout = repo_root().join(".git").is_dir();
+    if in_checkout && std::env::var_os("GATEHOUSE_GIT_COMMIT").is_none() {
+        assert_eq!(commit.len(), 40, "{commit}");
+        assert!(commit.chars().all(|c| c.is_ascii_hexdigit()), "{commit}");
+    }
+}
+
+#[test]
 fn the_thread_count_does_not_change_the_release() {
     let (a, b) = (Store::memory(), Store::memory());
     sample_into(&a);
