@@ -177,6 +177,18 @@ pub fn plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, R
     })
 }
 
+/// The plan of a run that will write into the draft folder: refused for a published version.
+fn draft_plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, ReleaseError> {
+    let plan = plan(store, settings, version)?;
+    if plan.already_published {
+        return Err(ReleaseError::AlreadyPublished {
+            version: version.to_string(),
+            location: store.locate(&plan.location),
+        });
+    }
+    Ok(plan)
+}
+
 /// What a release run produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -211,13 +223,7 @@ pub fn build_only(
     version: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<crate::build::BuildOutcome, ReleaseError> {
-    let plan = plan(store, settings, version)?;
-    if plan.already_published {
-        return Err(ReleaseError::AlreadyPublished {
-            version: version.to_string(),
-            location: store.locate(&plan.location),
-        });
-    }
+    let plan = draft_plan(store, settings, version)?;
     let ctx = crate::build::BuildContext {
         release_version: version,
         location: &plan.location,
@@ -250,13 +256,7 @@ pub fn run(
     no_fail_fast: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome, ReleaseError> {
-    let plan = plan(store, settings, version)?;
-    if plan.already_published {
-        return Err(ReleaseError::AlreadyPublished {
-            version: version.to_string(),
-            location: store.locate(&plan.location),
-        });
-    }
+    let plan = draft_plan(store, settings, version)?;
     let report = coverage::run(
         store,
         registry,

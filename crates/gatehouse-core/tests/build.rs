@@ -181,6 +181,15 @@ fn counts_reconcile_and_every_record_follows_the_contract() {
             "{}",
             o.key
         );
+        // Counted independently of the adapters: one JSON Lines record per non-blank line.
+        if o.key.ends_with(".jsonl") {
+            let bytes = store.get_bytes(&o.key).unwrap();
+            let lines = bytes
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+                .count() as u64;
+            assert_eq!(o.read, lines, "{}", o.key);
+        }
     }
     let compiled = records(&store, &format!("{LOC}compiled_export.jsonl"));
     assert_eq!(compiled.len() as u64, r.records_exported);

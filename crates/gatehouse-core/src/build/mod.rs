@@ -89,17 +89,6 @@ pub struct ObjectReport {
     pub verdict: Verdict,
 }
 
-impl ObjectReport {
-    fn dataset_family(&self, registry: &Registry) -> String {
-        registry
-            .datasets
-            .iter()
-            .find(|d| d.name == self.dataset)
-            .map(|d| d.family.clone())
-            .unwrap_or_default()
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exclusion {
     pub dataset: String,
@@ -208,12 +197,7 @@ fn inputs(store: &Store, registry: &Registry) -> Result<(Vec<Input>, Vec<Exclusi
                     second,
                 });
             }
-            Ok(Some(d)) => {
-                let i = registry
-                    .datasets
-                    .iter()
-                    .position(|x| std::ptr::eq(x, d))
-                    .unwrap_or_default();
+            Ok(Some(i)) => {
                 if eligible[i] {
                     out.push(Input {
                         key: object.key,
@@ -386,9 +370,7 @@ pub fn run(
             )?;
             for (split, n) in &out.per_family {
                 *split_counts.entry(*split).or_default() += n;
-                *per_family
-                    .entry((*split, out.report.dataset_family(registry)))
-                    .or_default() += n;
+                *per_family.entry((*split, out.family.clone())).or_default() += n;
             }
             objects.push(out.report);
             input_list.push(out.input);

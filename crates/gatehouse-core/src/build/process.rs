@@ -97,6 +97,7 @@ struct QuarantineLine<'a> {
 pub(super) struct ObjectOutput {
     pub report: ObjectReport,
     pub input: manifest::InputObject,
+    pub family: String,
     pub spill: tempfile::TempPath,
     pub per_family: BTreeMap<Split, u64>,
 }
@@ -291,6 +292,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
             incomplete: summary.incomplete,
             verdict,
         },
+        family: dataset.family.clone(),
         // Close the file but keep it: thousands of objects must not hold thousands of fds.
         spill: spill.into_temp_path(),
         per_family,

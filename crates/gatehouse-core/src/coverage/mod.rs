@@ -278,20 +278,16 @@ pub fn run(
         }
         totals.objects += 1;
         totals.bytes += object.size;
-        let mut claimed = None;
-        for (i, d) in registry.datasets.iter().enumerate() {
-            if d.claims(&object.key) {
-                if let Some(first) = claimed {
-                    let first: &crate::registry::Dataset = &registry.datasets[first];
-                    return Err(CoverageError::AmbiguousKey {
-                        key: object.key,
-                        first: first.name.clone(),
-                        second: d.name.clone(),
-                    });
-                }
-                claimed = Some(i);
+        let claimed = match registry.dataset_for(&object.key) {
+            Ok(claimed) => claimed,
+            Err((first, second)) => {
+                return Err(CoverageError::AmbiguousKey {
+                    key: object.key,
+                    first,
+                    second,
+                });
             }
-        }
+        };
         match claimed {
             Some(i) => {
                 let (tally, keys) = &mut per_dataset[i];

@@ -593,15 +593,16 @@ impl Registry {
         })
     }
 
-    /// The dataset that claims `key`; an error names both datasets if two claim it.
-    pub fn dataset_for(&self, key: &str) -> Result<Option<&Dataset>, (String, String)> {
-        let mut found: Option<&Dataset> = None;
-        for d in &self.datasets {
+    /// Index (in `datasets`) of the dataset that claims `key`; an error names both datasets
+    /// if two claim it. The one place that decides which dataset an object belongs to.
+    pub fn dataset_for(&self, key: &str) -> Result<Option<usize>, (String, String)> {
+        let mut found: Option<usize> = None;
+        for (i, d) in self.datasets.iter().enumerate() {
             if d.claims(key) {
                 if let Some(first) = found {
-                    return Err((first.name.clone(), d.name.clone()));
+                    return Err((self.datasets[first].name.clone(), d.name.clone()));
                 }
-                found = Some(d);
+                found = Some(i);
             }
         }
         Ok(found)
@@ -737,11 +738,11 @@ format = "sharegpt"
         assert!(msg.contains("both claim"), "{msg}");
         let ok = parse(&two("\"raw/crisis/\", \"raw/crisis\"")).unwrap();
         assert_eq!(
-            ok.dataset_for("raw/crisis/a.json").unwrap().unwrap().name,
+            ok.datasets[ok.dataset_for("raw/crisis/a.json").unwrap().unwrap()].name,
             "crisis"
         );
         assert_eq!(
-            ok.dataset_for("raw/b.json").unwrap().unwrap().name,
+            ok.datasets[ok.dataset_for("raw/b.json").unwrap().unwrap()].name,
             "all_raw"
         );
     }

@@ -18,14 +18,6 @@ pub enum Line<'a> {
     Oversized { number: u64, len: u64 },
 }
 
-impl Line<'_> {
-    pub fn number(&self) -> u64 {
-        match self {
-            Line::Text { number, .. } | Line::Oversized { number, .. } => *number,
-        }
-    }
-}
-
 /// Splits a byte stream into lines; see the module docs.
 #[derive(Debug)]
 pub struct LineReader<R> {

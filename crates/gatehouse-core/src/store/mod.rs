@@ -123,11 +123,6 @@ impl Store {
         self.config.exports_prefix.trim_end_matches('/')
     }
 
-    /// The underlying async store, for async callers (the review web app).
-    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
-        Arc::clone(&self.inner)
-    }
-
     /// Human-readable location of a key, for messages: `s3://bucket/key` or a local path.
     pub fn locate(&self, key: &str) -> String {
         match &self.config.backend {
