@@ -10,6 +10,7 @@ use gatehouse_core::build::{self, BuildConfig, BuildContext, BuildOutcome};
 use gatehouse_core::registry::Registry;
 use gatehouse_core::report::Verdict;
 use gatehouse_core::store::{Backend, Store, StoreConfig};
+use gatehouse_text::{TokenCounter, TokenizerName};
 use serde_json::Value;
 
 const LOC: &str = "exports/releases/v2026-11-25/";
@@ -264,6 +265,68 @@ fn counts_reconcile_and_every_record_follows_the_contract() {
     assert_eq!(fams.len(), 5);
     let sum: f64 = fams.iter().map(|f| f["weight"].as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+}
+
+#[test]
+fn token_counts_are_real_and_add_up_in_manifest_and_routing() {
+    let store = Store::memory();
+    sample_into(&store);
+    for tokenizer in TokenizerName::ALL {
+        let config = BuildConfig {
+            tokenizer,
+            ..BuildConfig::default()
+        };
+        let out = build_with(&store, &registry(&registry_text()), &config);
+        let counter = TokenCounter::new(tokenizer);
+        // Recounted independently from the exported text, per split and family.
+        let mut expected: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for rec in records(&store, &format!("{LOC}compiled_export.jsonl")) {
+            let tokens: u64 = rec["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| counter.count(m["content"].as_str().unwrap()))
+                .sum();
+            assert_eq!(rec["metadata"]["tokens"], tokens, "{}", rec["id"]);
+            let m = &rec["metadata"];
+            *expected
+                .entry((
+                    m["split"].as_str().unwrap().to_string(),
+                    m["source_family"].as_str().unwrap().to_string(),
+                ))
+                .or_default() += tokens;
+        }
+        assert!(expected.values().sum::<u64>() > 0);
+        let manifest = &out.manifest;
+        assert_eq!(manifest.tokens.tokenizer, tokenizer.as_str());
+        let mut in_manifest = BTreeMap::new();
+        for c in &manifest.contents {
+            assert_eq!(c.tokens, c.families.values().map(|t| t.tokens).sum::<u64>());
+            for (family, t) in &c.families {
+                in_manifest.insert((c.split.as_str().to_string(), family.clone()), t.tokens);
+            }
+        }
+        assert_eq!(in_manifest, expected);
+        let routing: Value = serde_json::from_slice(
+            &store
+                .get_bytes(&format!("{LOC}routing_config.json"))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(routing["tokenizer"], tokenizer.as_str());
+        let mut in_routing = BTreeMap::new();
+        for f in routing["families"].as_array().unwrap() {
+            for (split, n) in f["tokens"].as_object().unwrap() {
+                if n.as_u64().unwrap() > 0 {
+                    in_routing.insert(
+                        (split.clone(), f["family"].as_str().unwrap().to_string()),
+                        n.as_u64().unwrap(),
+                    );
+                }
+            }
+        }
+        assert_eq!(in_routing, expected);
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::shards::ShardInfo;
 use super::split::{Ratios, Split};
-use super::{BuildConfig, Exclusion};
+use super::{BuildConfig, Exclusion, Tally};
 use crate::digest::sha256;
 use crate::report::Verdict;
 
@@ -30,6 +30,7 @@ pub struct Manifest {
     pub config_digest: String,
     pub registry_digest: String,
     pub hash_version: u32,
+    pub tokens: TokensInfo,
     pub split: SplitInfo,
     pub inputs: Vec<InputObject>,
     pub excluded_datasets: Vec<Exclusion>,
@@ -45,6 +46,13 @@ pub struct Tool {
     pub name: &'static str,
     pub version: &'static str,
     pub git_commit: &'static str,
+}
+
+/// How the token counts in this manifest (and in every record) were made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokensInfo {
+    pub tokenizer: &'static str,
+    pub definition: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,12 +71,13 @@ pub struct InputObject {
     pub sha256: String,
 }
 
-/// One split: its records per family and the shards that hold them.
+/// One split: its records and tokens per family and the shards that hold them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SplitContents {
     pub split: Split,
     pub records: u64,
-    pub families: BTreeMap<String, u64>,
+    pub tokens: u64,
+    pub families: BTreeMap<String, Tally>,
     pub shards: Vec<ShardInfo>,
 }
 
@@ -110,7 +119,7 @@ pub(super) struct Parts<'a> {
     pub inputs: Vec<InputObject>,
     pub excluded: Vec<Exclusion>,
     pub contents: &'a [(Split, Vec<ShardInfo>)],
-    pub per_family: &'a BTreeMap<(Split, String), u64>,
+    pub per_family: &'a BTreeMap<(Split, String), Tally>,
     pub artefacts: Vec<Artefact>,
     pub build_verdict: Verdict,
 }
@@ -121,7 +130,7 @@ impl Manifest {
             .contents
             .iter()
             .map(|(split, shards)| {
-                let families: BTreeMap<String, u64> = p
+                let families: BTreeMap<String, Tally> = p
                     .per_family
                     .iter()
                     .filter(|((s, _), _)| s == split)
@@ -129,7 +138,8 @@ impl Manifest {
                     .collect();
                 SplitContents {
                     split: *split,
-                    records: families.values().sum(),
+                    records: families.values().map(|t| t.records).sum(),
+                    tokens: families.values().map(|t| t.tokens).sum(),
                     families,
                     shards: shards.clone(),
                 }
@@ -148,6 +158,10 @@ impl Manifest {
             config_digest: p.config_digest.to_string(),
             registry_digest: p.registry_digest.to_string(),
             hash_version: p.hash_version,
+            tokens: TokensInfo {
+                tokenizer: p.config.tokenizer.as_str(),
+                definition: gatehouse_text::tokens::DEFINITION,
+            },
             split: SplitInfo {
                 method: "sha256(seed, dataset:group) against ratios; test_only families to test",
                 seed: p.config.seed,

@@ -21,6 +21,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use gatehouse_text::{TokenCounter, TokenizerName};
+
 use crate::digest::sha256;
 use crate::record::HASH_VERSION;
 use crate::registry::Registry;
@@ -48,7 +50,23 @@ pub struct BuildConfig {
     pub max_quarantine_rate: f64,
     /// Recommended epochs per family in the routing config (default 1).
     pub epochs: BTreeMap<String, f64>,
+    /// Tokenizer of the per-record and per-family token counts.
+    pub tokenizer: TokenizerName,
     pub limits: Limits,
+}
+
+/// Records and their tokens, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub records: u64,
+    pub tokens: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Self) {
+        self.records += other.records;
+        self.tokens += other.tokens;
+    }
 }
 
 impl Default for BuildConfig {
@@ -61,6 +79,7 @@ impl Default for BuildConfig {
             compiled_export: true,
             max_quarantine_rate: 0.05,
             epochs: BTreeMap::new(),
+            tokenizer: TokenizerName::default(),
             limits: Limits::default(),
         }
     }
@@ -312,7 +331,8 @@ pub fn run(
         .compiled_export
         .then(|| HashedObject::create(store, format!("{loc}compiled_export.jsonl")));
     let mut quarantine_file = HashedObject::create(store, format!("{loc}quarantine.jsonl"));
-    let mut per_family: BTreeMap<(Split, String), u64> = BTreeMap::new();
+    let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
+    let tokens = TokenCounter::new(config.tokenizer);
     let mut split_counts: BTreeMap<Split, u64> = Split::ALL.iter().map(|s| (*s, 0)).collect();
     let mut objects = Vec::with_capacity(inputs.len());
     let mut input_list = Vec::with_capacity(inputs.len());
@@ -341,6 +361,7 @@ pub fn run(
                         config,
                         pipeline,
                         spill_dir,
+                        tokens,
                     });
                     let _ = tx.send((i, result));
                 });
@@ -368,9 +389,9 @@ pub fn run(
                     None => Err(BuildError::Internal("corrupt local spill file".into())),
                 },
             )?;
-            for (split, n) in &out.per_family {
-                *split_counts.entry(*split).or_default() += n;
-                *per_family.entry((*split, out.family.clone())).or_default() += n;
+            for (split, t) in &out.per_family {
+                *split_counts.entry(*split).or_default() += t.records;
+                *per_family.entry((*split, out.family.clone())).or_default() += *t;
             }
             objects.push(out.report);
             input_list.push(out.input);

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use serde::Serialize;
 
 use super::split::{self, Split};
-use super::{BuildConfig, BuildError, ObjectReport, manifest};
+use super::{BuildConfig, BuildError, ObjectReport, Tally, manifest};
 use crate::digest::Sha256Digest;
 use crate::record::{self, Message};
 use crate::registry::{Dataset, Family};
@@ -71,6 +71,7 @@ struct Metadata<'a> {
     group: &'a str,
     provenance: RecordProvenance<'a>,
     turns: usize,
+    tokens: u64,
 }
 
 #[derive(Serialize)]
@@ -99,7 +100,7 @@ pub(super) struct ObjectOutput {
     pub input: manifest::InputObject,
     pub family: String,
     pub spill: tempfile::TempPath,
-    pub per_family: BTreeMap<Split, u64>,
+    pub per_family: BTreeMap<Split, Tally>,
 }
 
 /// Stands in for the source object's sha256 until the whole object has been read; the same
@@ -145,6 +146,7 @@ pub(super) struct Job<'a> {
     pub config: &'a BuildConfig,
     pub pipeline: &'a str,
     pub spill_dir: &'a std::path::Path,
+    pub tokens: gatehouse_text::TokenCounter,
 }
 
 pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
@@ -156,7 +158,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     let spill = tempfile::NamedTempFile::new_in(job.spill_dir).map_err(spill_err)?;
     let mut out = BufWriter::with_capacity(1 << 20, spill.reopen().map_err(spill_err)?);
     let license = dataset.license_tag.as_deref().unwrap_or_default();
-    let mut per_family: BTreeMap<Split, u64> = BTreeMap::new();
+    let mut per_family: BTreeMap<Split, Tally> = BTreeMap::new();
     let (mut merged, mut blank) = (0u64, 0u64);
     let mut failure: Option<BuildError> = None;
     let mut line = Vec::with_capacity(4096);
@@ -186,7 +188,12 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                     job.family.holdout,
                     &job.config.ratios,
                 );
-                *per_family.entry(split).or_default() += 1;
+                let tokens: u64 = r
+                    .messages
+                    .iter()
+                    .map(|m| job.tokens.count(&m.content))
+                    .sum();
+                *per_family.entry(split).or_default() += Tally { records: 1, tokens };
                 line.push(tag(split));
                 serde_json::to_writer(
                     &mut line,
@@ -212,6 +219,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                                 steps: ["adapt", "normalise_roles", "split"],
                             },
                             turns: r.messages.len(),
+                            tokens,
                         },
                     },
                 )

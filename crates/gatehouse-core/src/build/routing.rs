@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::BuildConfig;
 use super::split::Split;
+use super::{BuildConfig, Tally};
 use crate::registry::{Registry, stage_number};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,6 +16,7 @@ pub struct RoutingConfig {
     pub schema_version: u32,
     pub release_version: String,
     pub weighting: &'static str,
+    pub tokenizer: &'static str,
     pub stages: Vec<StageRoute>,
     pub families: Vec<FamilyRoute>,
 }
@@ -34,21 +35,24 @@ pub struct FamilyRoute {
     pub weight: f64,
     pub recommended_epochs: f64,
     pub records: BTreeMap<Split, u64>,
+    pub tokens: BTreeMap<Split, u64>,
 }
 
 pub(super) fn build(
     registry: &Registry,
-    per_family: &BTreeMap<(Split, String), u64>,
+    per_family: &BTreeMap<(Split, String), Tally>,
     config: &BuildConfig,
     version: &str,
 ) -> RoutingConfig {
     let mut records: BTreeMap<&str, BTreeMap<Split, u64>> = BTreeMap::new();
-    for ((split, family), n) in per_family {
+    let mut tokens: BTreeMap<&str, BTreeMap<Split, u64>> = BTreeMap::new();
+    for ((split, family), t) in per_family {
         *records
             .entry(family)
             .or_default()
             .entry(*split)
-            .or_default() += n;
+            .or_default() += t.records;
+        *tokens.entry(family).or_default().entry(*split).or_default() += t.tokens;
     }
     let train_total: u64 = records
         .values()
@@ -78,6 +82,13 @@ pub(super) fn build(
                 .iter()
                 .map(|s| (*s, counts.get(s).copied().unwrap_or(0)))
                 .collect(),
+            tokens: Split::ALL
+                .iter()
+                .map(|s| {
+                    let t = tokens.get(*family).and_then(|t| t.get(s));
+                    (*s, t.copied().unwrap_or(0))
+                })
+                .collect(),
         });
     }
     let mut stages: BTreeMap<(u32, String), Vec<String>> = BTreeMap::new();
@@ -91,6 +102,7 @@ pub(super) fn build(
         schema_version: 1,
         release_version: version.to_string(),
         weighting: "share of training records, normalised over the included families (rounded to 6 places)",
+        tokenizer: config.tokenizer.as_str(),
         stages: stages
             .into_iter()
             .map(|((order, stage), families)| StageRoute {
