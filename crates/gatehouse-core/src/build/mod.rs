@@ -98,6 +98,8 @@ pub struct ObjectReport {
     /// Records read: exported + quarantined (+ removed by policy, none yet).
     pub read: u64,
     pub exported: u64,
+    /// Tokens of the exported records (tokenizer in the report's config).
+    pub tokens: u64,
     pub quarantined: BTreeMap<String, u64>,
     pub removed_by_policy: u64,
     pub merged_turns: u64,
@@ -125,6 +127,7 @@ pub struct BuildReport {
     pub records_exported: u64,
     pub records_quarantined: u64,
     pub records_removed_by_policy: u64,
+    pub tokens_exported: u64,
     pub split_counts: BTreeMap<Split, u64>,
     pub objects: Vec<ObjectReport>,
     pub excluded_datasets: Vec<Exclusion>,
@@ -459,6 +462,7 @@ pub fn run(
         records_exported,
         records_quarantined,
         records_removed_by_policy: 0,
+        tokens_exported: per_family.values().map(|t| t.tokens).sum(),
         split_counts: split_counts.clone(),
         objects,
         excluded_datasets: excluded.clone(),

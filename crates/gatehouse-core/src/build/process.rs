@@ -292,6 +292,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
             sha256: object_sha,
             read,
             exported: summary.records,
+            tokens: per_family.values().map(|t| t.tokens).sum(),
             quarantined: summary.quarantined,
             removed_by_policy: 0,
             merged_turns: merged,

@@ -49,7 +49,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Result<Code> {
 /// Prints the build's counts, one line per source object.
 pub fn summary(r: &BuildReport) {
     print::out(&format!(
-        "build     {}: {} records read, {} exported (train {}, val {}, test {}), {} quarantined",
+        "build     {}: {} records read, {} exported (train {}, val {}, test {}), {} quarantined; {} tokens ({})",
         r.verdict.as_str(),
         r.records_read,
         r.records_exported,
@@ -57,6 +57,8 @@ pub fn summary(r: &BuildReport) {
         r.split_counts.values().nth(1).copied().unwrap_or(0),
         r.split_counts.values().nth(2).copied().unwrap_or(0),
         r.records_quarantined,
+        r.tokens_exported,
+        r.config.tokenizer,
     ));
     for o in &r.objects {
         print::out(&format!(
