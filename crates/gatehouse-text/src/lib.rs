@@ -2,6 +2,7 @@
 //! compute identically lives here once. Today: token counting. PII detection and redaction,
 //! normalisation and near-duplicate signatures join it as they are built.
 
+pub mod pii;
 pub mod tokens;
 
 pub use tokens::{TokenCounter, TokenizerName};

@@ -1,0 +1,343 @@
+//! PII detection: direct identifiers in conversation text, found by pattern and context
+//! rules with validation (Luhn for cards, SSN ranges, address and birth-date contexts, IPv6
+//! parsing) and, for person names, context rules plus first/last-name lists with an
+//! ambiguity list. Crisis resources (988, 741741, 1-800-273-8255, …) are never PII.
+//!
+//! The detector reports spans with byte and char offsets and a confidence; what to do with
+//! them (redact, or hold a record for review) is the caller's policy, see [`redact`].
+//! Detection never logs or returns text other than the spans' offsets into the caller's
+//! own string.
+
+mod crisis;
+mod names;
+mod patterns;
+pub mod redact;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use redact::{Redaction, UnsurePolicy, redact_conversation};
+
+/// A kind of identifier. The order is the priority when two detections overlap with the
+/// same extent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PiiType {
+    Email,
+    Ssn,
+    Card,
+    Phone,
+    Ip,
+    Url,
+    Handle,
+    Dob,
+    IdNumber,
+    Address,
+    Name,
+}
+
+impl PiiType {
+    pub const ALL: [PiiType; 11] = [
+        PiiType::Email,
+        PiiType::Ssn,
+        PiiType::Card,
+        PiiType::Phone,
+        PiiType::Ip,
+        PiiType::Url,
+        PiiType::Handle,
+        PiiType::Dob,
+        PiiType::IdNumber,
+        PiiType::Address,
+        PiiType::Name,
+    ];
+
+    /// The placeholder word, e.g. `NAME` in `[NAME_1]`.
+    pub fn label(self) -> &'static str {
+        match self {
+            PiiType::Email => "EMAIL",
+            PiiType::Ssn => "SSN",
+            PiiType::Card => "CARD",
+            PiiType::Phone => "PHONE",
+            PiiType::Ip => "IP",
+            PiiType::Url => "URL",
+            PiiType::Handle => "HANDLE",
+            PiiType::Dob => "DOB",
+            PiiType::IdNumber => "ID_NUMBER",
+            PiiType::Address => "ADDRESS",
+            PiiType::Name => "NAME",
+        }
+    }
+
+    /// Stable finding code, e.g. `PII001`.
+    pub fn code(self) -> &'static str {
+        match self {
+            PiiType::Email => "PII001",
+            PiiType::Phone => "PII002",
+            PiiType::Ssn => "PII003",
+            PiiType::Card => "PII004",
+            PiiType::Ip => "PII005",
+            PiiType::Address => "PII006",
+            PiiType::Dob => "PII007",
+            PiiType::IdNumber => "PII008",
+            PiiType::Url => "PII009",
+            PiiType::Handle => "PII010",
+            PiiType::Name => "PII011",
+        }
+    }
+
+    /// Finding name, e.g. `email-address`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PiiType::Email => "email-address",
+            PiiType::Phone => "phone-number",
+            PiiType::Ssn => "us-social-security-number",
+            PiiType::Card => "payment-card-number",
+            PiiType::Ip => "ip-address",
+            PiiType::Address => "street-address",
+            PiiType::Dob => "date-of-birth",
+            PiiType::IdNumber => "record-or-licence-number",
+            PiiType::Url => "personal-url",
+            PiiType::Handle => "social-handle",
+            PiiType::Name => "person-name",
+        }
+    }
+
+    pub fn from_label(s: &str) -> Option<PiiType> {
+        Self::ALL.into_iter().find(|t| t.label() == s)
+    }
+}
+
+impl fmt::Display for PiiType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// How sure the detector is. `Unsure` spans follow the configured policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    Unsure,
+    Sure,
+}
+
+/// One detection: `text[start..end]` (bytes) is `chars_start..chars_end` in chars.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub kind: PiiType,
+    pub start: usize,
+    pub end: usize,
+    pub char_start: usize,
+    pub char_end: usize,
+    pub confidence: Confidence,
+    /// Which rule found it (for evaluation and reports; never the text).
+    pub rule: &'static str,
+}
+
+/// Strings that are not PII for one dataset (a persona's public name, a clinic's published
+/// number), compared case-insensitively with whitespace collapsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Allowlist {
+    entries: BTreeSet<String>,
+}
+
+impl Allowlist {
+    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> Self {
+        Self {
+            entries: items.into_iter().map(|s| normalise(s.as_ref())).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn allows(&self, text: &str) -> bool {
+        !self.entries.is_empty() && self.entries.contains(&normalise(text))
+    }
+}
+
+/// Lower case, whitespace collapsed: how allowlists and placeholder identities compare.
+pub(crate) fn normalise(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for w in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(w.chars().flat_map(char::to_lowercase));
+    }
+    out
+}
+
+/// The detector. Built once (name lists, compiled patterns) and shared across threads.
+#[derive(Debug)]
+pub struct Detector {
+    patterns: patterns::Patterns,
+    names: names::Names,
+}
+
+impl Default for Detector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Public figures of the field whose names are content, not PII.
+const BUILT_IN_ALLOWED: &[&str] = &[
+    "sigmund freud",
+    "freud",
+    "carl jung",
+    "jung",
+    "carl rogers",
+    "aaron beck",
+    "judith beck",
+    "albert ellis",
+    "marsha linehan",
+    "abraham maslow",
+    "maslow",
+    "john bowlby",
+    "bowlby",
+    "mary ainsworth",
+    "erik erikson",
+    "erikson",
+    "b. f. skinner",
+    "skinner",
+    "ivan pavlov",
+    "pavlov",
+    "jean piaget",
+    "piaget",
+    "alfred adler",
+    "adler",
+    "viktor frankl",
+    "frankl",
+    "albert bandura",
+    "bandura",
+    "martin seligman",
+    "john gottman",
+    "julie gottman",
+    "brené brown",
+    "brene brown",
+    "elisabeth kübler-ross",
+    "kübler-ross",
+    "kubler-ross",
+    "irvin yalom",
+    "yalom",
+    "donald winnicott",
+    "winnicott",
+    "melanie klein",
+    "karen horney",
+    "steven hayes",
+    "kristin neff",
+    "jon kabat-zinn",
+    "kabat-zinn",
+    "william miller",
+    "stephen rollnick",
+    "bessel van der kolk",
+    "van der kolk",
+    "gabor maté",
+    "gabor mate",
+    "jesus",
+    "jesus christ",
+    "christ",
+    "god",
+    "allah",
+    "buddha",
+    "mohammed",
+    "muhammad",
+];
+
+impl Detector {
+    pub fn new() -> Self {
+        Self {
+            patterns: patterns::Patterns::new(),
+            names: names::Names::load(),
+        }
+    }
+
+    /// Every identifier in `text`, sorted, non-overlapping, crisis resources and allowlisted
+    /// strings left out.
+    pub fn detect(&self, text: &str, allow: &Allowlist) -> Vec<Span> {
+        let mut raw: Vec<RawSpan> = Vec::new();
+        self.patterns.find(text, &mut raw);
+        self.names.find(text, &mut raw);
+        raw.retain(|s| !allowed(text, s, allow));
+        let kept = resolve_overlaps(raw);
+        with_char_offsets(text, kept)
+    }
+}
+
+/// Left alone: a placeholder already, on the dataset's allowlist, or a public figure.
+fn allowed(text: &str, s: &RawSpan, allow: &Allowlist) -> bool {
+    let t = &text[s.start..s.end];
+    placeholder_at(text, s.start, s.end)
+        || allow.allows(t)
+        || (s.kind == PiiType::Name && BUILT_IN_ALLOWED.contains(&normalise(t).as_str()))
+}
+
+/// A detection before overlap resolution and char offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RawSpan {
+    pub kind: PiiType,
+    pub start: usize,
+    pub end: usize,
+    pub confidence: Confidence,
+    pub rule: &'static str,
+}
+
+/// Keeps the longest of overlapping spans (then the surer, then by type priority).
+fn resolve_overlaps(mut raw: Vec<RawSpan>) -> Vec<RawSpan> {
+    raw.sort_by(|a, b| {
+        (b.end - b.start)
+            .cmp(&(a.end - a.start))
+            .then(b.confidence.cmp(&a.confidence))
+            .then(a.kind.cmp(&b.kind))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut kept: Vec<RawSpan> = Vec::with_capacity(raw.len());
+    for s in raw {
+        if kept.iter().all(|k| s.end <= k.start || s.start >= k.end) {
+            kept.push(s);
+        }
+    }
+    kept.sort_by_key(|s| s.start);
+    kept
+}
+
+fn with_char_offsets(text: &str, spans: Vec<RawSpan>) -> Vec<Span> {
+    let mut out = Vec::with_capacity(spans.len());
+    let (mut byte, mut chars) = (0usize, 0usize);
+    let mut advance = |to: usize| {
+        chars += text[byte..to].chars().count();
+        byte = to;
+        chars
+    };
+    for s in spans {
+        let char_start = advance(s.start);
+        let char_end = advance(s.end);
+        out.push(Span {
+            kind: s.kind,
+            start: s.start,
+            end: s.end,
+            char_start,
+            char_end,
+            confidence: s.confidence,
+            rule: s.rule,
+        });
+    }
+    out
+}
+
+/// Whether `start..end` lies inside a redaction placeholder such as `[NAME_2]`.
+fn placeholder_at(text: &str, start: usize, end: usize) -> bool {
+    let open = text[..start].rfind('[');
+    let close = text[end..].find(']').map(|i| end + i);
+    match (open, close) {
+        (Some(o), Some(c)) => redact::is_placeholder(&text[o..=c]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

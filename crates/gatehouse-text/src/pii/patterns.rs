@@ -1,0 +1,648 @@
+//! Pattern detectors: email, phone, SSN, payment card, IP, URL, handle, date of birth,
+//! record/insurance/licence numbers and street addresses. Each pattern is followed by
+//! validation or a context check so that clinical numbers, doses, times, years, scores and
+//! hotline numbers are left alone. The `regex` crate guarantees linear time.
+
+use regex::Regex;
+
+use super::crisis::is_crisis_number;
+use super::{Confidence, PiiType, RawSpan};
+
+#[derive(Debug)]
+pub(crate) struct Patterns {
+    email: Regex,
+    email_spelled: Regex,
+    phone: Regex,
+    ssn: Regex,
+    ssn_context: Regex,
+    card: Regex,
+    ipv4: Regex,
+    ipv6: Regex,
+    url: Regex,
+    handle: Regex,
+    dob: Regex,
+    id_number: Regex,
+    address: Regex,
+    po_box: Regex,
+    uk_postcode: Regex,
+    city_zip: Regex,
+}
+
+/// Compiles a built-in pattern. Word boundaries are ASCII (`(?-u:\b)`), which keeps the
+/// regex engine on its fast DFA path for any input.
+fn re(pattern: &str) -> Regex {
+    let pattern = pattern.replace(r"\b", r"(?-u:\b)");
+    // The patterns are constants, tested below; a bad one is a programming error.
+    #[allow(clippy::expect_used)]
+    Regex::new(&pattern).expect("built-in PII pattern compiles")
+}
+
+const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?";
+
+const STREET_SUFFIX: &str = r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|crescent|cres|close|row|loop|alley|grove|gardens|mews|hill)";
+
+const UNAMBIGUOUS_SUFFIXES: &[&str] = &[
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "road",
+    "rd",
+    "boulevard",
+    "blvd",
+    "lane",
+    "ln",
+    "drive",
+    "dr",
+    "parkway",
+    "pkwy",
+    "highway",
+    "hwy",
+];
+
+/// Words that cannot be part of a street name: they mark "5 miles down the road" or
+/// "2 times a day" rather than an address.
+const NOT_STREET_WORDS: &[&str] = &[
+    "the", "a", "an", "down", "up", "on", "to", "of", "in", "at", "and", "or", "my", "your", "his",
+    "her", "our", "their", "this", "that", "from", "miles", "mile", "blocks", "block", "minutes",
+    "minute", "hours", "times", "days", "years", "more", "steps", "km", "feet", "houses", "doors",
+    "floors", "people", "kids", "cars", "is", "was", "are", "were", "i", "we", "you", "they", "it",
+    "for", "with", "across", "along", "off", "by", "old", "new",
+];
+
+/// A date after a birth cue ("born on", "DOB", "birthday is"); group 1 is the date.
+fn dob_pattern() -> String {
+    let date = format!(
+        r"\d{{1,2}}[/.\-]\d{{1,2}}[/.\-](?:\d{{4}}|\d{{2}})|\d{{4}}-\d{{1,2}}-\d{{1,2}}|{m}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{m}(?:,?\s+\d{{4}})?|{m},?\s+\d{{4}}",
+        m = MONTH
+    );
+    format!(
+        r"(?i)\b(?:born(?:\s+on|\s+in)?(?:\s+the)?|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday(?:\s+is|\s+was|\s+on|\s+falls\s+on)?)\s*(?:is|was)?\s*[:\-]?\s*({date})"
+    )
+}
+
+impl Patterns {
+    pub(crate) fn new() -> Self {
+        Self {
+            email: re(r"(?i)[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[a-z]{2,24}\b"),
+            email_spelled: re(
+                r"(?i)\b[a-z0-9._\-]+\s*(?:\(at\)|\[at\]|\{at\}| at )\s*[a-z0-9\-]+\s*(?:\(dot\)|\[dot\]|\{dot\}| dot )\s*(?:com|org|net|edu|gov|co\.uk|io|me|us|uk|ca)\b",
+            ),
+            phone: re(concat!(
+                r"(?i)(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{2,4}(?:[\s.\-]\d{2,4}){1,4}",
+                r"(?:\s*(?:ext\.?|extension|x)\s*\d{1,6})?",
+                r"|(?:\+?1[\s.\-]?)?\(?\d{3}\)?[\s.\-]?\d{3}[\s.\-]?\d{4}",
+                r"|\+\d{8,14}",
+            )),
+            ssn: re(r"\b\d{3}([\- ])\d{2}([\- ])\d{4}\b"),
+            ssn_context: re(
+                r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|social)\s*(?:is|was|number|no\.?|#|:)?\s*:?\s*(\d{9})\b",
+            ),
+            card: re(r"\b\d(?:[ \-]?\d){12,18}\b"),
+            ipv4: re(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
+            ipv6: re(r"(?i)(?:[0-9a-f]{1,4}:|::)[0-9a-f:.]{2,}"),
+            url: re(
+                r"(?i)\b(?:https?://|www\.)[^\s<>\x22'()\[\]]+|\b(?:facebook|fb|instagram|twitter|x|tiktok|linkedin|snapchat|youtube|github|reddit|medium|pinterest|tumblr|onlyfans|venmo|cash)\.(?:com|me|app)/[^\s<>\x22'()\[\]]+",
+            ),
+            handle: re(
+                r"(?:^|[^\w@./])(@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?)|\b(u/[A-Za-z0-9_\-]{3,20})\b",
+            ),
+            dob: re(&dob_pattern()),
+            id_number: re(concat!(
+                r"(?i)\b(?:mrn|medical\s+record(?:\s+(?:number|no\.?|#))?|patient\s+(?:id|number|no\.?|#)|chart\s+(?:number|no\.?|#)",
+                r"|insurance(?:\s+(?:id|number|no\.?|#|policy(?:\s+number)?|card(?:\s+number)?|member\s+id))|policy\s+(?:number|no\.?|#)",
+                r"|member\s+(?:id|number|no\.?|#)|subscriber\s+(?:id|number|no\.?|#)|group\s+(?:number|no\.?|#)",
+                r"|medicaid(?:\s+(?:id|number|no\.?|#))?|medicare(?:\s+(?:id|number|no\.?|#))?",
+                r"|(?:driver'?s\s+)?licen[cs]e\s+(?:number|no\.?|#)|dl\s*#|passport\s+(?:number|no\.?|#)|npi(?:\s+(?:number|#))?|dea\s+(?:number|#)",
+                r"|account\s+(?:number|no\.?|#)|id\s+(?:number|no\.?|#))",
+                r"\s*(?:is|was|:|#|=)?\s*:?\s*([A-Za-z0-9][A-Za-z0-9\-]{3,19})\b",
+            )),
+            address: re(&format!(
+                r"(?i)\b\d{{1,6}}[a-z]?\s+((?:[a-z0-9'.\-]+\s+){{0,3}}?)({suffix})\b\.?(?:,?\s*(?:apt|apartment|unit|suite|ste|#)\.?\s*#?[a-z0-9\-]+)?",
+                suffix = STREET_SUFFIX
+            )),
+            po_box: re(r"(?i)\bp\.?\s?o\.?\s+box\s+\d{1,6}\b"),
+            uk_postcode: re(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}\b"),
+            city_zip: re(
+                r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2},\s(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])\s\d{5}(?:-\d{4})?\b",
+            ),
+        }
+    }
+
+    pub(crate) fn find(&self, text: &str, out: &mut Vec<RawSpan>) {
+        let has_digit = text.bytes().any(|b| b.is_ascii_digit());
+        if text.contains('@')
+            || text.contains(" at ")
+            || text.contains("(at)")
+            || text.contains("[at]")
+        {
+            self.emails(text, out);
+        }
+        if text.contains('/') || text.contains("www.") || text.contains('@') {
+            self.urls_and_handles(text, out);
+        }
+        if !has_digit {
+            return;
+        }
+        self.numbers(text, out);
+        self.contexts(text, out);
+        self.addresses(text, out);
+    }
+
+    fn emails(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for m in self.email.find_iter(text) {
+            push(
+                out,
+                PiiType::Email,
+                m.start(),
+                m.end(),
+                Confidence::Sure,
+                "email",
+            );
+        }
+        for m in self.email_spelled.find_iter(text) {
+            push(
+                out,
+                PiiType::Email,
+                m.start(),
+                m.end(),
+                Confidence::Sure,
+                "email-spelled-out",
+            );
+        }
+    }
+
+    fn urls_and_handles(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for m in self.url.find_iter(text) {
+            let end = m.start() + trim_trailing_punctuation(m.as_str());
+            let url = &text[m.start()..end];
+            if let Some(confidence) = personal_url(url) {
+                push(
+                    out,
+                    PiiType::Url,
+                    m.start(),
+                    end,
+                    confidence,
+                    "personal-url",
+                );
+            }
+        }
+        for c in self.handle.captures_iter(text) {
+            if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+                push(
+                    out,
+                    PiiType::Handle,
+                    m.start(),
+                    m.end(),
+                    Confidence::Sure,
+                    "handle",
+                );
+            }
+        }
+    }
+
+    fn numbers(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for c in self.ssn.captures_iter(text) {
+            let (Some(m), Some(a), Some(b)) = (c.get(0), c.get(1), c.get(2)) else {
+                continue;
+            };
+            let digits = digits_of(m.as_str());
+            if a.as_str() == b.as_str()
+                && valid_ssn(&digits)
+                && standalone(text, m.start(), m.end())
+            {
+                push(
+                    out,
+                    PiiType::Ssn,
+                    m.start(),
+                    m.end(),
+                    Confidence::Sure,
+                    "ssn",
+                );
+            }
+        }
+        for c in self.ssn_context.captures_iter(text) {
+            if let Some(m) = c.get(1)
+                && valid_ssn(m.as_str())
+            {
+                push(
+                    out,
+                    PiiType::Ssn,
+                    m.start(),
+                    m.end(),
+                    Confidence::Sure,
+                    "ssn-in-context",
+                );
+            }
+        }
+        for m in self.card.find_iter(text) {
+            let digits = digits_of(m.as_str());
+            if (13..=19).contains(&digits.len())
+                && luhn(&digits)
+                && matches!(digits.as_bytes()[0], b'2'..=b'6')
+                && consistent_grouping(m.as_str())
+                && standalone(text, m.start(), m.end())
+            {
+                push(
+                    out,
+                    PiiType::Card,
+                    m.start(),
+                    m.end(),
+                    Confidence::Sure,
+                    "card-luhn",
+                );
+            }
+        }
+        for m in self.phone.find_iter(text) {
+            if let Some((end, confidence, rule)) = phone(text, m.start(), m.end()) {
+                push(out, PiiType::Phone, m.start(), end, confidence, rule);
+            }
+        }
+        for m in self.ipv4.find_iter(text) {
+            let ok = m.as_str().split('.').all(|o| {
+                o.parse::<u16>().is_ok_and(|v| v <= 255) && !(o.len() > 1 && o.starts_with('0'))
+            });
+            if ok && standalone(text, m.start(), m.end()) && !version_before(text, m.start()) {
+                push(
+                    out,
+                    PiiType::Ip,
+                    m.start(),
+                    m.end(),
+                    Confidence::Sure,
+                    "ipv4",
+                );
+            }
+        }
+        for m in self.ipv6.find_iter(text) {
+            let s = m.as_str().trim_end_matches(['.', ':']);
+            let groups = s.split(':').filter(|g| !g.is_empty()).count();
+            if groups >= 3 && s.parse::<std::net::Ipv6Addr>().is_ok() {
+                push(
+                    out,
+                    PiiType::Ip,
+                    m.start(),
+                    m.start() + s.len(),
+                    Confidence::Sure,
+                    "ipv6",
+                );
+            }
+        }
+    }
+
+    fn contexts(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for c in self.dob.captures_iter(text) {
+            if let Some(m) = c.get(1) {
+                let date = m.as_str();
+                // A year alone is not a birth date identifier (HIPAA keeps years).
+                if date.bytes().filter(u8::is_ascii_digit).count() > 0 {
+                    push(
+                        out,
+                        PiiType::Dob,
+                        m.start(),
+                        m.end(),
+                        Confidence::Sure,
+                        "date-in-birth-context",
+                    );
+                }
+            }
+        }
+        for c in self.id_number.captures_iter(text) {
+            if let Some(m) = c.get(1) {
+                let v = m.as_str();
+                let digits = v.bytes().filter(u8::is_ascii_digit).count();
+                if digits >= 4 || (digits >= 2 && v.len() >= 6) {
+                    push(
+                        out,
+                        PiiType::IdNumber,
+                        m.start(),
+                        m.end(),
+                        Confidence::Sure,
+                        "number-in-id-context",
+                    );
+                }
+            }
+        }
+    }
+
+    fn addresses(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for c in self.address.captures_iter(text) {
+            let (Some(m), Some(words), Some(suffix)) = (c.get(0), c.get(1), c.get(2)) else {
+                continue;
+            };
+            let names: Vec<&str> = words.as_str().split_whitespace().collect();
+            let bad = names
+                .iter()
+                .any(|w| NOT_STREET_WORDS.contains(&w.to_ascii_lowercase().as_str()));
+            if bad || !standalone(text, m.start(), m.end()) {
+                continue;
+            }
+            // "12 Oak Street" or "12 oak st": some street name, and a suffix that is not
+            // followed by more words of a sentence ("4 dr" alone is not an address).
+            if names.is_empty() {
+                continue;
+            }
+            let upper = |w: &str| {
+                w.chars()
+                    .next()
+                    .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit())
+            };
+            let capitalised = names.iter().all(|w| upper(w)) && upper(suffix.as_str());
+            // Suffixes that are everyday words ("way", "place", "court") count only in a
+            // capitalised street name.
+            let everyday =
+                !UNAMBIGUOUS_SUFFIXES.contains(&suffix.as_str().to_ascii_lowercase().as_str());
+            if everyday && !capitalised {
+                continue;
+            }
+            if !capitalised && names.len() > 2 {
+                continue;
+            }
+            let confidence = if capitalised {
+                Confidence::Sure
+            } else {
+                Confidence::Unsure
+            };
+            let mut end = m.end();
+            if let Some(z) = self.city_zip.find_at(text, end)
+                && text[end..z.start()].trim_matches([',', ' ']).is_empty()
+            {
+                end = z.end();
+            }
+            push(
+                out,
+                PiiType::Address,
+                m.start(),
+                end,
+                confidence,
+                "street-address",
+            );
+        }
+        for m in self.po_box.find_iter(text) {
+            push(
+                out,
+                PiiType::Address,
+                m.start(),
+                m.end(),
+                Confidence::Sure,
+                "po-box",
+            );
+        }
+        for m in self.uk_postcode.find_iter(text) {
+            push(
+                out,
+                PiiType::Address,
+                m.start(),
+                m.end(),
+                Confidence::Sure,
+                "uk-postcode",
+            );
+        }
+        for m in self.city_zip.find_iter(text) {
+            push(
+                out,
+                PiiType::Address,
+                m.start(),
+                m.end(),
+                Confidence::Sure,
+                "city-state-zip",
+            );
+        }
+    }
+}
+
+fn push(
+    out: &mut Vec<RawSpan>,
+    kind: PiiType,
+    start: usize,
+    end: usize,
+    confidence: Confidence,
+    rule: &'static str,
+) {
+    if end > start {
+        out.push(RawSpan {
+            kind,
+            start,
+            end,
+            confidence,
+            rule,
+        });
+    }
+}
+
+fn digits_of(s: &str) -> String {
+    s.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Not glued to other digits, letters, or decimal/thousands separators.
+fn standalone(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    let glued = |c: Option<char>, next: Option<char>| match c {
+        Some(c) if c.is_alphanumeric() || c == '_' => true,
+        // "1.5" or "3,000": a separator followed by a digit continues the number.
+        Some('.' | ',' | '-' | '/') => next.is_some_and(|n| n.is_ascii_digit()),
+        _ => false,
+    };
+    let before2 = text[..start].chars().rev().nth(1);
+    let after2 = text[end..].chars().nth(1);
+    !glued(before, before2) && !glued(after, after2)
+}
+
+fn valid_ssn(d: &str) -> bool {
+    if d.len() != 9 {
+        return false;
+    }
+    let (area, group, serial) = (&d[0..3], &d[3..5], &d[5..9]);
+    area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000"
+}
+
+fn luhn(d: &str) -> bool {
+    let mut sum = 0;
+    for (i, b) in d.bytes().rev().enumerate() {
+        let mut v = u32::from(b - b'0');
+        if i % 2 == 1 {
+            v *= 2;
+            if v > 9 {
+                v -= 9;
+            }
+        }
+        sum += v;
+    }
+    sum % 10 == 0
+}
+
+/// A card number is written as one run, or in groups with one kind of separator.
+fn consistent_grouping(s: &str) -> bool {
+    let spaces = s.contains(' ');
+    let dashes = s.contains('-');
+    !(spaces && dashes)
+}
+
+/// Validates a phone candidate; returns its end, confidence and rule.
+fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'static str)> {
+    let s = &text[start..end];
+    let digits = digits_of(s);
+    if is_crisis_number(&digits) || !standalone(text, start, end) {
+        return None;
+    }
+    let separators = s
+        .chars()
+        .filter(|c| matches!(c, ' ' | '.' | '-' | '(' | ')'))
+        .count();
+    let has_ext = s.to_ascii_lowercase().contains('x');
+    let main_digits = if has_ext {
+        // Count digits before the extension marker.
+        let lower = s.to_ascii_lowercase();
+        let cut = lower
+            .find("ext")
+            .or_else(|| lower.find('x'))
+            .unwrap_or(s.len());
+        digits_of(&s[..cut])
+    } else {
+        digits.clone()
+    };
+    if is_crisis_number(&main_digits) {
+        return None;
+    }
+    let n = main_digits.len();
+    let international = s.starts_with('+');
+    // Dates (2024-01-15, 01.02.2024) and times have 2-digit groups ending in a 4-digit year
+    // or are too short; phone numbers have 10+ digits (7 with a local 3-4 split).
+    let groups: Vec<&str> = s
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    if looks_like_date(&groups, s)
+        || (groups.len() == 4 && s.contains('.') && groups.iter().all(|g| g.len() <= 3))
+    {
+        return None;
+    }
+    if international && (8..=15).contains(&n) {
+        return Some((end, Confidence::Sure, "phone-international"));
+    }
+    if (10..=11).contains(&n) && (separators > 0 || context_before(text, start)) {
+        if n == 11 && !main_digits.starts_with('1') && !main_digits.starts_with('0') {
+            return None;
+        }
+        return Some((end, Confidence::Sure, "phone"));
+    }
+    if n == 10 && separators == 0 {
+        // A bare run of ten digits: a phone number only where the text says so.
+        return None;
+    }
+    if n == 7 && groups.len() == 2 && groups[0].len() == 3 && groups[1].len() == 4 {
+        let confidence = if context_before(text, start) {
+            Confidence::Sure
+        } else {
+            Confidence::Unsure
+        };
+        return Some((end, confidence, "phone-local"));
+    }
+    None
+}
+
+fn looks_like_date(groups: &[&str], s: &str) -> bool {
+    if s.contains(':') {
+        return true;
+    }
+    match groups {
+        [a, b, c] => {
+            (a.len() == 4 && b.len() <= 2 && c.len() <= 2)
+                || (a.len() <= 2 && b.len() <= 2 && (c.len() == 4 || c.len() == 2))
+        }
+        _ => false,
+    }
+}
+
+/// Words just before `start` that announce a phone number.
+fn context_before(text: &str, start: usize) -> bool {
+    let from = text[..start]
+        .char_indices()
+        .rev()
+        .nth(40)
+        .map_or(0, |(i, _)| i);
+    let window = text[from..start].to_ascii_lowercase();
+    [
+        "call", "phone", "number", "cell", "mobile", "text me", "reach me", "tel", "contact",
+        "whatsapp", "fax",
+    ]
+    .iter()
+    .any(|w| window.contains(w))
+}
+
+fn version_before(text: &str, start: usize) -> bool {
+    let from = text[..start]
+        .char_indices()
+        .rev()
+        .nth(12)
+        .map_or(0, |(i, _)| i);
+    let w = text[from..start].to_ascii_lowercase();
+    w.contains("version") || w.ends_with('v') || w.contains("ver.")
+}
+
+fn trim_trailing_punctuation(url: &str) -> usize {
+    url.trim_end_matches(['.', ',', ';', ':', '!', '?']).len()
+}
+
+/// Profile pages on social sites, and user pages (`/~name`, `/user/…`) anywhere, identify a
+/// person; links to organisations and resources do not.
+fn personal_url(url: &str) -> Option<Confidence> {
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_start_matches("www.");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = path.trim_end_matches('/');
+    const SOCIAL: &[&str] = &[
+        "facebook.com",
+        "fb.com",
+        "instagram.com",
+        "twitter.com",
+        "x.com",
+        "tiktok.com",
+        "linkedin.com",
+        "snapchat.com",
+        "youtube.com",
+        "github.com",
+        "reddit.com",
+        "medium.com",
+        "pinterest.com",
+        "tumblr.com",
+        "onlyfans.com",
+        "venmo.com",
+        "cash.app",
+        "t.me",
+        "m.facebook.com",
+        "threads.net",
+        "bsky.app",
+        "mastodon.social",
+        "twitch.tv",
+    ];
+    if path.is_empty() {
+        return None;
+    }
+    if SOCIAL
+        .iter()
+        .any(|s| host == *s || host.ends_with(&format!(".{s}")))
+    {
+        // Site pages that are not a person's.
+        const SITE_PAGES: &[&str] = &[
+            "help", "about", "legal", "privacy", "terms", "policies", "watch", "results", "search",
+            "hashtag", "explore", "groups", "events", "r/",
+        ];
+        if SITE_PAGES.iter().any(|p| path.starts_with(p)) {
+            return None;
+        }
+        return Some(Confidence::Sure);
+    }
+    if path.starts_with('~')
+        || path.starts_with("user/")
+        || path.starts_with("users/")
+        || path.starts_with("u/")
+        || path.starts_with("profile")
+    {
+        return Some(Confidence::Sure);
+    }
+    None
+}

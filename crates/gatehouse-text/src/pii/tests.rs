@@ -1,0 +1,180 @@
+//! Detector behaviour on hand-written cases: what is PII, and what only looks like it.
+
+use super::*;
+
+fn found(text: &str) -> Vec<(PiiType, &str)> {
+    let d = detector();
+    d.detect(text, &Allowlist::default())
+        .into_iter()
+        .map(|s| (s.kind, &text[s.start..s.end]))
+        .collect()
+}
+
+fn detector() -> &'static Detector {
+    static D: std::sync::LazyLock<Detector> = std::sync::LazyLock::new(Detector::new);
+    &D
+}
+
+#[track_caller]
+fn check(text: &str, expected: &[(PiiType, &str)]) {
+    assert_eq!(found(text), expected, "in case {text:?}");
+}
+
+use PiiType::*;
+
+#[test]
+fn identifiers_with_structure() {
+    check(
+        "mail me at jane.doe+x@example.co.uk today",
+        &[(Email, "jane.doe+x@example.co.uk")],
+    );
+    check(
+        "it's jdoe at gmail dot com",
+        &[(Email, "jdoe at gmail dot com")],
+    );
+    check(
+        "call (415) 555-0132 ext. 12 please",
+        &[(Phone, "(415) 555-0132 ext. 12")],
+    );
+    check("my cell is 415.555.0132", &[(Phone, "415.555.0132")]);
+    check("text +44 20 7946 0958", &[(Phone, "+44 20 7946 0958")]);
+    check("number 4155550132", &[(Phone, "4155550132")]);
+    check("ssn 123-45-6789", &[(Ssn, "123-45-6789")]);
+    check("my social is 123456789", &[(Ssn, "123456789")]);
+    check(
+        "card 4111 1111 1111 1111 exp",
+        &[(Card, "4111 1111 1111 1111")],
+    );
+    check(
+        "from 192.168.10.20 and 2001:db8::8a2e:370:7334",
+        &[(Ip, "192.168.10.20"), (Ip, "2001:db8::8a2e:370:7334")],
+    );
+    check(
+        "see instagram.com/jane_doe_99, or @janedoe",
+        &[(Url, "instagram.com/jane_doe_99"), (Handle, "@janedoe")],
+    );
+    check(
+        "I live at 42 Oak Street, Apt 3B near the park",
+        &[(Address, "42 Oak Street, Apt 3B")],
+    );
+    check("DOB: 03/14/1987", &[(Dob, "03/14/1987")]);
+    check(
+        "I was born on March 14, 1987 in Ohio",
+        &[(Dob, "March 14, 1987")],
+    );
+    check("my member ID is XJ4482913", &[(IdNumber, "XJ4482913")]);
+    check("MRN 00482913", &[(IdNumber, "00482913")]);
+}
+
+#[test]
+fn crisis_resources_and_clinical_numbers_are_not_pii() {
+    for text in [
+        "Call or text 988 any time, or 1-800-273-8255.",
+        "Text HOME to 741741 to reach a counselor.",
+        "If you are in danger call 911.",
+        "The Trevor Project: 1-866-488-7386",
+        "Take 50 mg twice a day, at 8:30 and 20:30.",
+        "Your PHQ-9 score was 17 and GAD-7 was 12 on 2024-03-01.",
+        "Since 2019 I have had 3 sessions a week for 12 weeks.",
+        "I walked 5 miles down the road.",
+        "It costs $1,234.56 per month, about 1.5 times more.",
+        "Version 1.2.3.4 of the app crashed",
+        "I was born in 1990.",
+        "Read https://988lifeline.org/get-help for more.",
+    ] {
+        assert_eq!(found(text), vec![], "in {text:?}");
+    }
+}
+
+#[test]
+fn names_by_context_and_lists() {
+    check(
+        "My name is Oluwaseun and I feel stuck.",
+        &[(Name, "Oluwaseun")],
+    );
+    check("Hi, I'm Priya.", &[(Name, "Priya")]);
+    check("I told my therapist Dana about it", &[(Name, "Dana")]);
+    check("my sister jessica keeps calling", &[(Name, "jessica")]);
+    check("Dr. Okafor said I should rest", &[(Name, "Okafor")]);
+    check("Sarah Jones and I argued", &[(Name, "Sarah Jones")]);
+    check("Then Will said no.", &[(Name, "Will")]);
+    check("Sarah's mother called", &[(Name, "Sarah")]);
+    check("JOHN SMITH is my father", &[(Name, "JOHN SMITH")]);
+    check("Mary-Jane Watson came by", &[(Name, "Mary-Jane Watson")]);
+    check("Thanks,\nDana", &[(Name, "Dana")]);
+}
+
+#[test]
+fn capitalised_words_are_not_names_by_themselves() {
+    for text in [
+        "Will you help me? I Hope So.",
+        "Grace under pressure is hard. Faith helps.",
+        "Mark the date. Frank talk matters.",
+        "I Feel Like Nothing Ever Changes And I Am Tired",
+        "Cognitive Behavioral Therapy and Dialectical Behavior Therapy",
+        "Freud and Carl Rogers wrote about this.",
+        "Hi there, thanks for reaching out.",
+        "May is a hard month for me.",
+    ] {
+        assert_eq!(found(text), vec![], "in {text:?}");
+    }
+}
+
+#[test]
+fn offsets_are_right_in_bytes_and_chars() {
+    let text = "Ça va? Écris à zoë@exemple.fr — merci";
+    let spans = detector().detect(text, &Allowlist::default());
+    assert_eq!(spans.len(), 1);
+    let s = &spans[0];
+    assert_eq!(&text[s.start..s.end], "zoë@exemple.fr");
+    assert_eq!((s.char_start, s.char_end), (15, 29));
+    let chars: Vec<char> = text.chars().collect();
+    let by_chars: String = chars[s.char_start..s.char_end].iter().collect();
+    assert_eq!(by_chars, &text[s.start..s.end]);
+}
+
+#[test]
+fn allowlist_keeps_a_persona_name() {
+    let allow = Allowlist::new(["Dr. Maya Lin", "Maya Lin"]);
+    let spans = detector().detect("I am Maya Lin, your host.", &allow);
+    assert!(spans.iter().all(|s| s.kind != Name), "{spans:?}");
+}
+
+#[test]
+fn redaction_keeps_identities_within_a_conversation() {
+    let mut msgs = vec![
+        "My name is Sarah Jones, email sarah@example.com".to_string(),
+        "Thanks Sarah. Does Tom know?".to_string(),
+        "Sarah here again; Tom said sarah@example.com is fine".to_string(),
+    ];
+    let r = redact_conversation(
+        detector(),
+        &Allowlist::default(),
+        UnsurePolicy::Redact,
+        msgs.iter_mut(),
+    );
+    assert_eq!(msgs[0], "My name is [NAME_1], email [EMAIL_1]");
+    assert_eq!(msgs[1], "Thanks [NAME_1]. Does [NAME_2] know?");
+    assert_eq!(
+        msgs[2],
+        "[NAME_1] here again; [NAME_2] said [EMAIL_1] is fine"
+    );
+    assert_eq!(r.counts[&Name], 5);
+    assert_eq!(r.counts[&Email], 2);
+    // A redacted conversation scans clean.
+    for m in &msgs {
+        assert_eq!(found(m), vec![], "{m}");
+    }
+}
+
+#[test]
+fn unsure_spans_follow_the_policy() {
+    let mut msgs = ["then I saw Hope at the store".to_string()];
+    let r = redact_conversation(
+        detector(),
+        &Allowlist::default(),
+        UnsurePolicy::Review,
+        msgs.iter_mut(),
+    );
+    assert!(r.unsure >= 1 && r.requires_review, "{r:?}");
+}
