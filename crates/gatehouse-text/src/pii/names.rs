@@ -624,6 +624,13 @@ fn words(text: &str) -> Vec<Word<'_>> {
     out
 }
 
+/// "i'd", "we've", "it's": a contraction, not a name like "o'brien".
+fn contraction(lower: &str) -> bool {
+    lower
+        .rsplit_once(['\'', '’'])
+        .is_some_and(|(_, s)| matches!(s, "d" | "ve" | "m" | "ll" | "re" | "s" | "t"))
+}
+
 /// The two parts of a hyphenated name ("mary-jane", "smith-jones"); not a stutter
 /// ("ma-majority") or a short prefix ("co-worker").
 fn hyphenated(lower: &str) -> Option<(&str, &str)> {
@@ -819,15 +826,15 @@ impl Names {
                 )
             )
             && matches!(w.gap, Gap::None | Gap::Comma)
+            && !w.sentence_start
+            && !contraction(lower)
         {
-            if cased && (first || !ambiguous) {
+            if first && (cased || !ambiguous) {
                 return Some((Confidence::Sure, "relation"));
             }
-            if first && !ambiguous {
-                return Some((Confidence::Sure, "relation"));
-            }
-            if first {
-                return Some((Confidence::Unsure, "relation"));
+            // An unlisted capitalised word: likely a name, but not certain.
+            if w.case == Case::Title && !ambiguous && lower.chars().count() >= 3 {
+                return Some((Confidence::Unsure, "relation-unlisted"));
             }
         }
         // Salutations: "Hi Sarah," at the start of a line.
