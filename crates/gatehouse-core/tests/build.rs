@@ -443,3 +443,93 @@ fn bad_records_are_quarantined_by_locator_and_a_bad_source_fails_the_build() {
         }
     }
 }
+
+#[test]
+fn planted_pii_is_redacted_and_unsure_records_can_be_held_for_review() {
+    let store = Store::memory();
+    sample_into(&store);
+    let planted = [
+        "Sarah Okonkwo",
+        "sarah.okonkwo@example.com",
+        "(415) 555-0132",
+        "123-45-6789",
+    ];
+    let lines = [
+        format!(
+            "{{\"prompt\": \"Hi, I'm {}. Email {} or call {}. SSN {}.\", \"response\": \"Thank you. If you are in crisis, call 988.\"}}\n",
+            planted[0], planted[1], planted[2], planted[3]
+        ),
+        // Only an ambiguous capitalised first name: unsure.
+        "{\"prompt\": \"Yesterday I argued with Hope about money.\", \"response\": \"That sounds hard.\"}\n".to_string(),
+        "{\"prompt\": \"I feel tired.\", \"response\": \"Tell me more.\"}\n".to_string(),
+    ];
+    store
+        .put("sources/priority/pairs.jsonl", lines.concat())
+        .unwrap();
+    let reg = registry(&registry_text());
+
+    let out = build_with(&store, &reg, &BuildConfig::default());
+    let compiled = String::from_utf8(
+        store
+            .get_bytes(&format!("{LOC}compiled_export.jsonl"))
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for p in planted {
+        assert!(!compiled.contains(p), "a planted value reached the export");
+    }
+    assert!(compiled.contains("call 988"), "crisis numbers stay");
+    let recs: Vec<Value> = records(&store, &format!("{LOC}compiled_export.jsonl"))
+        .into_iter()
+        .filter(|r| r["metadata"]["source_key"] == "sources/priority/pairs.jsonl")
+        .collect();
+    assert_eq!(recs.len(), 3);
+    let first = &recs[0];
+    assert_eq!(first["metadata"]["pii_status"], "scrubbed");
+    assert_eq!(first["metadata"]["redactions"]["NAME"], 1);
+    assert_eq!(first["metadata"]["redactions"]["EMAIL"], 1);
+    assert_eq!(first["metadata"]["redactions"]["PHONE"], 1);
+    assert_eq!(first["metadata"]["redactions"]["SSN"], 1);
+    let content = first["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        content.contains("I'm [NAME_1]. Email [EMAIL_1]"),
+        "{content}"
+    );
+    assert_eq!(recs[2]["metadata"]["pii_status"], "none_detected");
+    assert_eq!(out.report.records_removed_by_policy, 0);
+
+    // Review policy: the unsure record is held back, listed by id, and counts reconcile.
+    let config = BuildConfig {
+        pii_unsure: gatehouse_text::pii::UnsurePolicy::Review,
+        ..BuildConfig::default()
+    };
+    let out = build_with(&store, &reg, &config);
+    let pairs = out
+        .report
+        .objects
+        .iter()
+        .find(|o| o.key == "sources/priority/pairs.jsonl")
+        .unwrap();
+    assert_eq!(
+        (pairs.read, pairs.exported, pairs.removed_by_policy),
+        (3, 2, 1)
+    );
+    assert_eq!(pairs.held_for_review.len(), 1);
+    assert_eq!(
+        out.report.records_read,
+        out.report.records_exported
+            + out.report.records_quarantined
+            + out.report.records_removed_by_policy
+    );
+    let report = String::from_utf8(
+        store
+            .get_bytes(&format!("{LOC}build_report.json"))
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for p in planted {
+        assert!(!report.contains(p), "a planted value reached the report");
+    }
+}

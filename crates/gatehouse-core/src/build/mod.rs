@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use gatehouse_text::pii::{Detector, UnsurePolicy};
 use gatehouse_text::{TokenCounter, TokenizerName};
 
 use crate::digest::sha256;
@@ -52,6 +53,8 @@ pub struct BuildConfig {
     pub epochs: BTreeMap<String, f64>,
     /// Tokenizer of the per-record and per-family token counts.
     pub tokenizer: TokenizerName,
+    /// PII spans the detector is unsure about: `redact` them, or hold the record for `review`.
+    pub pii_unsure: UnsurePolicy,
     pub limits: Limits,
 }
 
@@ -80,6 +83,7 @@ impl Default for BuildConfig {
             max_quarantine_rate: 0.05,
             epochs: BTreeMap::new(),
             tokenizer: TokenizerName::default(),
+            pii_unsure: UnsurePolicy::default(),
             limits: Limits::default(),
         }
     }
@@ -102,6 +106,8 @@ pub struct ObjectReport {
     pub tokens: u64,
     pub quarantined: BTreeMap<String, u64>,
     pub removed_by_policy: u64,
+    /// Records the PII policy held back for human review (ids; their text is not exported).
+    pub held_for_review: Vec<String>,
     pub merged_turns: u64,
     pub blank_turns_dropped: u64,
     pub quarantine_rate: f64,
@@ -336,6 +342,7 @@ pub fn run(
     let mut quarantine_file = HashedObject::create(store, format!("{loc}quarantine.jsonl"));
     let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
     let tokens = TokenCounter::new(config.tokenizer);
+    let detector = Detector::new();
     let mut split_counts: BTreeMap<Split, u64> = Split::ALL.iter().map(|s| (*s, 0)).collect();
     let mut objects = Vec::with_capacity(inputs.len());
     let mut input_list = Vec::with_capacity(inputs.len());
@@ -345,8 +352,8 @@ pub fn run(
     let cancelled = std::sync::atomic::AtomicBool::new(false);
     let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<process::ObjectOutput, BuildError>)>();
     let appended: Result<(), BuildError> = std::thread::scope(|scope| {
-        let (inputs, cancelled, pipeline, spill_dir) =
-            (&inputs, &cancelled, &pipeline, spill_dir.path());
+        let (inputs, cancelled, pipeline, spill_dir, detector) =
+            (&inputs, &cancelled, &pipeline, spill_dir.path(), &detector);
         scope.spawn(move || {
             inputs
                 .par_iter()
@@ -365,6 +372,7 @@ pub fn run(
                         pipeline,
                         spill_dir,
                         tokens,
+                        detector,
                     });
                     let _ = tx.send((i, result));
                 });
@@ -458,10 +466,10 @@ pub fn run(
         generated_by: pipeline.clone(),
         release_version: ctx.release_version.to_string(),
         verdict,
-        records_read: records_exported + records_quarantined,
+        records_read: objects.iter().map(|o| o.read).sum(),
         records_exported,
         records_quarantined,
-        records_removed_by_policy: 0,
+        records_removed_by_policy: objects.iter().map(|o| o.removed_by_policy).sum(),
         tokens_exported: per_family.values().map(|t| t.tokens).sum(),
         split_counts: split_counts.clone(),
         objects,

@@ -17,6 +17,7 @@ use crate::registry::{Dataset, Family};
 use crate::report::Verdict;
 use crate::source::{self, Item};
 use crate::store::Store;
+use gatehouse_text::pii::{Allowlist, Detector, redact_conversation};
 
 /// Spill line tags: a record of a split, or a quarantine entry.
 const TAG_TRAIN: u8 = b'T';
@@ -63,7 +64,7 @@ struct Metadata<'a> {
     source_key: &'a str,
     source_line: u64,
     content_hash: String,
-    /// `not_scanned` until the PII stage exists; the privacy gate refuses it.
+    /// `none_detected` or `scrubbed`; records held for review never reach the export.
     pii_status: &'static str,
     redactions: BTreeMap<&'static str, u32>,
     license_tag: &'a str,
@@ -79,7 +80,7 @@ struct RecordProvenance<'a> {
     source_sha256: &'a str,
     pipeline: &'a str,
     dedup_status: &'static str,
-    steps: [&'static str; 3],
+    steps: [&'static str; 4],
 }
 
 #[derive(Serialize)]
@@ -147,6 +148,7 @@ pub(super) struct Job<'a> {
     pub pipeline: &'a str,
     pub spill_dir: &'a std::path::Path,
     pub tokens: gatehouse_text::TokenCounter,
+    pub detector: &'a Detector,
 }
 
 pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
@@ -160,6 +162,9 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     let license = dataset.license_tag.as_deref().unwrap_or_default();
     let mut per_family: BTreeMap<Split, Tally> = BTreeMap::new();
     let (mut merged, mut blank) = (0u64, 0u64);
+    let allow = Allowlist::new(&dataset.pii_allowlist);
+    let mut held_for_review: Vec<String> = Vec::new();
+    let mut exported = 0u64;
     let mut failure: Option<BuildError> = None;
     let mut line = Vec::with_capacity(4096);
     // One read: the adapter's bytes are hashed on the way through.
@@ -174,10 +179,21 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
         }
         line.clear();
         let serialised = match item {
-            Item::Record(r) => {
+            Item::Record(mut r) => {
                 merged += u64::from(r.merged_turns);
                 blank += u64::from(r.blank_turns_dropped);
                 let id = record::record_id(&dataset.name, key, r.line, r.part);
+                let redaction = redact_conversation(
+                    job.detector,
+                    &allow,
+                    job.config.pii_unsure,
+                    r.messages.iter_mut().map(|m| &mut m.content),
+                );
+                if redaction.requires_review {
+                    held_for_review.push(id);
+                    return;
+                }
+                exported += 1;
                 let group = match &r.group {
                     Some(g) => format!("{}:{g}", dataset.name),
                     None => format!("{}:{id}", dataset.name),
@@ -207,8 +223,16 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                             source_key: key,
                             source_line: r.line,
                             content_hash: record::content_hash(&r.messages),
-                            pii_status: "not_scanned",
-                            redactions: BTreeMap::new(),
+                            pii_status: if redaction.total() == 0 {
+                                "none_detected"
+                            } else {
+                                "scrubbed"
+                            },
+                            redactions: redaction
+                                .counts
+                                .iter()
+                                .map(|(k, v)| (k.label(), *v))
+                                .collect(),
                             license_tag: license,
                             split,
                             group: &group,
@@ -216,7 +240,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                                 source_sha256: PENDING_SHA,
                                 pipeline: job.pipeline,
                                 dedup_status: "not_checked",
-                                steps: ["adapt", "normalise_roles", "split"],
+                                steps: ["adapt", "normalise_roles", "redact_pii", "split"],
                             },
                             turns: r.messages.len(),
                             tokens,
@@ -265,6 +289,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     drop(out);
 
     let quarantined = summary.quarantined_total();
+    let removed = held_for_review.len() as u64;
     let read = summary.records + quarantined;
     let rate = if read == 0 {
         0.0
@@ -291,10 +316,11 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
             bytes,
             sha256: object_sha,
             read,
-            exported: summary.records,
+            exported,
             tokens: per_family.values().map(|t| t.tokens).sum(),
             quarantined: summary.quarantined,
-            removed_by_policy: 0,
+            removed_by_policy: removed,
+            held_for_review,
             merged_turns: merged,
             blank_turns_dropped: blank,
             quarantine_rate: (rate * 1e6).round() / 1e6,

@@ -706,7 +706,7 @@ impl Names {
             }
             if j < ws.len()
                 && matches!(ws[j].gap, Gap::None | Gap::Dot)
-                && self.surname_like(&ws[j], &ws[i])
+                && (self.surname_like(&ws[j], &ws[i]) || self.unlisted_surname(&ws, j))
             {
                 last = j;
             }
@@ -743,6 +743,23 @@ impl Names {
             }
             _ => false,
         }
+    }
+
+    /// A capitalised word right after a name that is no everyday or organisation word and
+    /// does not start a run of Title-Cased Words: an unlisted surname ("Sarah Okonkwo").
+    fn unlisted_surname(&self, ws: &[Word<'_>], j: usize) -> bool {
+        let w = &ws[j];
+        let lower = w.lower.as_ref();
+        w.case == Case::Title
+            && !w.glued
+            && lower.chars().count() >= 2
+            && !self.stop.contains(lower)
+            && !self.is_ambiguous(lower)
+            && !self.organisation_words.contains(lower)
+            && !contraction(lower)
+            && ws
+                .get(j + 1)
+                .is_none_or(|n| n.gap != Gap::None || !matches!(n.case, Case::Title | Case::Upper))
     }
 
     /// Whether word `i` starts a name, how sure, and by which rule.
