@@ -56,6 +56,10 @@ fn build_with(store: &Store, reg: &Registry, config: &BuildConfig) -> BuildOutco
     build::run(store, reg, config, &ctx, &mut |_| {}).unwrap()
 }
 
+fn text(store: &Store, key: &str) -> String {
+    String::from_utf8(store.get_bytes(key).unwrap().to_vec()).unwrap()
+}
+
 fn records(store: &Store, key: &str) -> Vec<Value> {
     let bytes = store.get_bytes(key).unwrap();
     bytes
@@ -469,13 +473,7 @@ fn planted_pii_is_redacted_and_unsure_records_can_be_held_for_review() {
     let reg = registry(&registry_text());
 
     let out = build_with(&store, &reg, &BuildConfig::default());
-    let compiled = String::from_utf8(
-        store
-            .get_bytes(&format!("{LOC}compiled_export.jsonl"))
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let compiled = text(&store, &format!("{LOC}compiled_export.jsonl"));
     for p in planted {
         assert!(!compiled.contains(p), "a planted value reached the export");
     }
@@ -522,13 +520,7 @@ fn planted_pii_is_redacted_and_unsure_records_can_be_held_for_review() {
             + out.report.records_quarantined
             + out.report.records_removed_by_policy
     );
-    let report = String::from_utf8(
-        store
-            .get_bytes(&format!("{LOC}build_report.json"))
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let report = text(&store, &format!("{LOC}build_report.json"));
     for p in planted {
         assert!(!report.contains(p), "a planted value reached the report");
     }

@@ -244,8 +244,6 @@ const BUILT_IN_ALLOWED: &[&str] = &[
     "god",
     "allah",
     "buddha",
-    "mohammed",
-    "muhammad",
 ];
 
 impl Detector {

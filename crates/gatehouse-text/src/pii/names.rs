@@ -563,7 +563,7 @@ fn words(text: &str) -> Vec<Word<'_>> {
         }
         let mut end = i + c.len_utf8();
         while let Some(&(j, d)) = iter.peek() {
-            if d.is_alphabetic() || d == '\u{0301}' || d.is_mark() {
+            if d.is_alphabetic() || d.is_mark() {
                 end = j + d.len_utf8();
                 iter.next();
             } else if matches!(d, '\'' | '’' | '-') {

@@ -151,21 +151,13 @@ impl Patterns {
 
     fn emails(&self, text: &str, out: &mut Vec<RawSpan>) {
         for m in self.email.find_iter(text) {
-            push(
-                out,
-                PiiType::Email,
-                m.start(),
-                m.end(),
-                Confidence::Sure,
-                "email",
-            );
+            push_match(out, PiiType::Email, &m, Confidence::Sure, "email");
         }
         for m in self.email_spelled.find_iter(text) {
-            push(
+            push_match(
                 out,
                 PiiType::Email,
-                m.start(),
-                m.end(),
+                &m,
                 Confidence::Sure,
                 "email-spelled-out",
             );
@@ -189,14 +181,7 @@ impl Patterns {
         }
         for c in self.handle.captures_iter(text) {
             if let Some(m) = c.get(1).or_else(|| c.get(2)) {
-                push(
-                    out,
-                    PiiType::Handle,
-                    m.start(),
-                    m.end(),
-                    Confidence::Sure,
-                    "handle",
-                );
+                push_match(out, PiiType::Handle, &m, Confidence::Sure, "handle");
             }
         }
     }
@@ -211,28 +196,14 @@ impl Patterns {
                 && valid_ssn(&digits)
                 && standalone(text, m.start(), m.end())
             {
-                push(
-                    out,
-                    PiiType::Ssn,
-                    m.start(),
-                    m.end(),
-                    Confidence::Sure,
-                    "ssn",
-                );
+                push_match(out, PiiType::Ssn, &m, Confidence::Sure, "ssn");
             }
         }
         for c in self.ssn_context.captures_iter(text) {
             if let Some(m) = c.get(1)
                 && valid_ssn(m.as_str())
             {
-                push(
-                    out,
-                    PiiType::Ssn,
-                    m.start(),
-                    m.end(),
-                    Confidence::Sure,
-                    "ssn-in-context",
-                );
+                push_match(out, PiiType::Ssn, &m, Confidence::Sure, "ssn-in-context");
             }
         }
         for m in self.card.find_iter(text) {
@@ -243,14 +214,7 @@ impl Patterns {
                 && consistent_grouping(m.as_str())
                 && standalone(text, m.start(), m.end())
             {
-                push(
-                    out,
-                    PiiType::Card,
-                    m.start(),
-                    m.end(),
-                    Confidence::Sure,
-                    "card-luhn",
-                );
+                push_match(out, PiiType::Card, &m, Confidence::Sure, "card-luhn");
             }
         }
         for m in self.phone.find_iter(text) {
@@ -263,14 +227,7 @@ impl Patterns {
                 o.parse::<u16>().is_ok_and(|v| v <= 255) && !(o.len() > 1 && o.starts_with('0'))
             });
             if ok && standalone(text, m.start(), m.end()) && !version_before(text, m.start()) {
-                push(
-                    out,
-                    PiiType::Ip,
-                    m.start(),
-                    m.end(),
-                    Confidence::Sure,
-                    "ipv4",
-                );
+                push_match(out, PiiType::Ip, &m, Confidence::Sure, "ipv4");
             }
         }
         for m in self.ipv6.find_iter(text) {
@@ -295,11 +252,10 @@ impl Patterns {
                 let date = m.as_str();
                 // A year alone is not a birth date identifier (HIPAA keeps years).
                 if date.bytes().filter(u8::is_ascii_digit).count() > 0 {
-                    push(
+                    push_match(
                         out,
                         PiiType::Dob,
-                        m.start(),
-                        m.end(),
+                        &m,
                         Confidence::Sure,
                         "date-in-birth-context",
                     );
@@ -311,11 +267,10 @@ impl Patterns {
                 let v = m.as_str();
                 let digits = v.bytes().filter(u8::is_ascii_digit).count();
                 if digits >= 4 || (digits >= 2 && v.len() >= 6) {
-                    push(
+                    push_match(
                         out,
                         PiiType::IdNumber,
-                        m.start(),
-                        m.end(),
+                        &m,
                         Confidence::Sure,
                         "number-in-id-context",
                     );
@@ -378,31 +333,16 @@ impl Patterns {
             );
         }
         for m in self.po_box.find_iter(text) {
-            push(
-                out,
-                PiiType::Address,
-                m.start(),
-                m.end(),
-                Confidence::Sure,
-                "po-box",
-            );
+            push_match(out, PiiType::Address, &m, Confidence::Sure, "po-box");
         }
         for m in self.uk_postcode.find_iter(text) {
-            push(
-                out,
-                PiiType::Address,
-                m.start(),
-                m.end(),
-                Confidence::Sure,
-                "uk-postcode",
-            );
+            push_match(out, PiiType::Address, &m, Confidence::Sure, "uk-postcode");
         }
         for m in self.city_zip.find_iter(text) {
-            push(
+            push_match(
                 out,
                 PiiType::Address,
-                m.start(),
-                m.end(),
+                &m,
                 Confidence::Sure,
                 "city-state-zip",
             );
@@ -427,6 +367,16 @@ fn push(
             rule,
         });
     }
+}
+
+fn push_match(
+    out: &mut Vec<RawSpan>,
+    kind: PiiType,
+    m: &regex::Match<'_>,
+    confidence: Confidence,
+    rule: &'static str,
+) {
+    push(out, kind, m.start(), m.end(), confidence, rule);
 }
 
 fn digits_of(s: &str) -> String {
@@ -542,9 +492,6 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
 }
 
 fn looks_like_date(groups: &[&str], s: &str) -> bool {
-    if s.contains(':') {
-        return true;
-    }
     match groups {
         [a, b, c] => {
             (a.len() == 4 && b.len() <= 2 && c.len() <= 2)
