@@ -462,7 +462,7 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
         .split(|c: char| !c.is_ascii_digit())
         .filter(|g| !g.is_empty())
         .collect();
-    if looks_like_date(&groups, s)
+    if looks_like_date(&groups)
         || (groups.len() == 4 && s.contains('.') && groups.iter().all(|g| g.len() <= 3))
     {
         return None;
@@ -491,7 +491,7 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
     None
 }
 
-fn looks_like_date(groups: &[&str], s: &str) -> bool {
+fn looks_like_date(groups: &[&str]) -> bool {
     match groups {
         [a, b, c] => {
             (a.len() == 4 && b.len() <= 2 && c.len() <= 2)
