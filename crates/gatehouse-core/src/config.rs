@@ -102,6 +102,8 @@ pub struct ConfigFile {
     pub coverage: CoverageConfig,
     #[serde(default)]
     pub build: crate::build::BuildConfig,
+    #[serde(default)]
+    pub gates: crate::gates::GatesConfig,
     /// Explicit, reviewed exceptions to gate rules.
     #[serde(default)]
     pub waivers: Vec<Waiver>,
@@ -206,6 +208,7 @@ pub struct Settings {
     pub store: StoreConfig,
     pub coverage: CoverageConfig,
     pub build: crate::build::BuildConfig,
+    pub gates: crate::gates::GatesConfig,
     pub waivers: Vec<Waiver>,
     pub origins: Vec<SettingOrigin>,
     /// The day waivers are judged on: `SOURCE_DATE_EPOCH` if set, else today (UTC). Never a
@@ -223,6 +226,7 @@ impl Settings {
             "exports_prefix": self.store.exports_prefix,
             "coverage": self.coverage,
             "build": self.build,
+            "gates": self.gates,
             "waivers": self.waivers,
         });
         crate::digest::sha256(policy.to_string().as_bytes())
@@ -485,6 +489,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         },
         coverage: file.coverage,
         build: file.build,
+        gates: file.gates,
         waivers: file.waivers,
         origins: r.origins,
         as_of,

@@ -31,6 +31,43 @@ pub fn sha256(bytes: &[u8]) -> String {
     d.finish()
 }
 
+/// A reader that hashes and counts every byte read through it.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    digest: Sha256Digest,
+    bytes: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            digest: Sha256Digest::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The digest and byte count of everything read.
+    pub fn finish(self) -> (String, u64) {
+        (self.digest.finish(), self.bytes)
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //!
 //! Modules follow the data flow: [`config`] and [`registry`] say what to do, [`store`] reaches
 //! the data, [`coverage`] finds what exists, [`doctor`] checks the store is fit for
-//! publishing, [`release`] plans and runs the stages. Everything here is synchronous; the
+//! publishing, [`build`] compiles the export, [`gates`] verify it, [`release`] plans and runs the stages. Everything here is synchronous; the
 //! only async code is inside [`store`].
 
 pub mod build;
@@ -10,6 +10,7 @@ pub mod config;
 pub mod coverage;
 pub mod digest;
 pub mod doctor;
+pub mod gates;
 pub mod record;
 pub mod registry;
 pub mod release;

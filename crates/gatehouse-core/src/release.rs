@@ -63,7 +63,15 @@ impl Stage {
 
     /// Whether this version of gatehouse can run the stage.
     pub fn available(self) -> bool {
-        matches!(self, Stage::Coverage | Stage::Build)
+        matches!(self, Stage::Coverage | Stage::Build | Stage::Gates)
+    }
+
+    /// What an available stage does not cover yet in this version of gatehouse.
+    pub fn missing_parts(self) -> Option<&'static str> {
+        match self {
+            Stage::Gates => Some("dedup, leakage and distribution gates are not built yet"),
+            _ => None,
+        }
     }
 }
 
@@ -100,6 +108,8 @@ pub enum ReleaseError {
     Coverage(#[from] CoverageError),
     #[error(transparent)]
     Build(#[from] crate::build::BuildError),
+    #[error(transparent)]
+    Gates(#[from] crate::gates::GateError),
     #[error("cannot serialise the {0} report")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
@@ -117,6 +127,7 @@ impl ReleaseError {
             ReleaseError::Store(e) => e.hint(),
             ReleaseError::Coverage(e) => e.hint(),
             ReleaseError::Build(e) => e.hint(),
+            ReleaseError::Gates(e) => e.hint(),
             ReleaseError::Serialise(..) => None,
         }
     }
@@ -196,6 +207,8 @@ pub struct Outcome {
     pub coverage: CoverageReport,
     /// `None` when coverage failed and the run stopped there.
     pub build: Option<crate::build::BuildOutcome>,
+    /// `None` when an earlier stage failed and the run stopped there.
+    pub gates: Option<crate::gates::GatesOutcome>,
     /// Keys written, in order.
     pub written: Vec<String>,
     /// Whether every stage that ran passed (warnings allowed).
@@ -237,6 +250,22 @@ pub fn build_only(
         &settings.build,
         &ctx,
         progress,
+    )?)
+}
+
+/// Runs the gates over the built draft of `version`.
+pub fn gates_only(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    version: &str,
+) -> Result<crate::gates::GatesOutcome, ReleaseError> {
+    let plan = draft_plan(store, settings, version)?;
+    Ok(crate::gates::run(
+        store,
+        registry,
+        &plan.location,
+        crate::gates::Policy::of(settings),
     )?)
 }
 
@@ -290,11 +319,25 @@ pub fn run(
     let build_passed = build
         .as_ref()
         .is_some_and(|b| b.report.verdict != Verdict::Fail);
+    let gates = if build.is_some() && (build_passed || no_fail_fast) {
+        let outcome = crate::gates::run(
+            store,
+            registry,
+            &plan.location,
+            crate::gates::Policy::of(settings),
+        )?;
+        written.extend(outcome.written.iter().cloned());
+        Some(outcome)
+    } else {
+        None
+    };
+    let gates_passed = gates.as_ref().is_some_and(|g| g.passed);
     Ok(Outcome {
-        passed: coverage_passed && build_passed,
+        passed: coverage_passed && build_passed && gates_passed,
         plan,
         coverage: report,
         build,
+        gates,
         written,
     })
 }

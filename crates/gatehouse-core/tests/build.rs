@@ -4,70 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
-use gatehouse_core::build::{self, BuildConfig, BuildContext, BuildOutcome};
-use gatehouse_core::registry::Registry;
+use gatehouse_core::build::{self, BuildConfig};
 use gatehouse_core::report::Verdict;
 use gatehouse_core::store::{Backend, Store, StoreConfig};
 use gatehouse_text::{TokenCounter, TokenizerName};
 use serde_json::Value;
 
-const LOC: &str = "exports/releases/v2026-11-25/";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sample_into(store: &Store) {
-    gatehouse_test::for_each_file(
-        &repo_root().join("examples/sample-store"),
-        &mut |key, bytes| {
-            if !key.starts_with("exports/") {
-                store.put(key, bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            Ok(())
-        },
-    )
-    .unwrap();
-}
-
-fn registry_text() -> String {
-    std::fs::read_to_string(repo_root().join("examples/registry.toml")).unwrap()
-}
-
-fn registry(text: &str) -> Registry {
-    Registry::parse(
-        Path::new("registry.toml"),
-        text,
-        gatehouse_core::digest::sha256(text.as_bytes()),
-    )
-    .unwrap()
-}
-
-fn build_with(store: &Store, reg: &Registry, config: &BuildConfig) -> BuildOutcome {
-    let ctx = BuildContext {
-        release_version: "v2026-11-25",
-        location: LOC,
-        release_date: Some("2026-11-25".into()),
-        config_digest: "sha256:test".into(),
-        artefacts: Vec::new(),
-    };
-    build::run(store, reg, config, &ctx, &mut |_| {}).unwrap()
-}
-
-fn text(store: &Store, key: &str) -> String {
-    String::from_utf8(store.get_bytes(key).unwrap().to_vec()).unwrap()
-}
-
-fn records(store: &Store, key: &str) -> Vec<Value> {
-    let bytes = store.get_bytes(key).unwrap();
-    bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect()
-}
+mod common;
+use common::*;
 
 fn release_files(store: &Store) -> BTreeMap<String, Vec<u8>> {
     store

@@ -93,6 +93,15 @@ pub enum Command {
     /// {exports}/releases/{version}/. Exits 1 when a source fails (too many quarantined
     /// records, or an object that cannot be read to its end).
     Build(BuildArgs),
+    /// Verify a built release: the privacy and provenance gates over 100% of its export.
+    ///
+    /// Reads every shard the release's manifest lists (checking each shard's sha256 and
+    /// record count), scans every message for PII again, and checks every record's
+    /// provenance and licence against the manifest and the registry. Writes
+    /// gates/pii_detection_report.json, gates/provenance_validation_report.json and a
+    /// seeded spot-check sample (gates/pii_spot_check_sample.jsonl) into the release's
+    /// folder. Reports hold counts and locators, never text. Exits 1 when a gate fails.
+    Gates(GatesArgs),
     /// Report which dataset families exist in the store, judged against the registry.
     ///
     /// Lists the store (nothing is downloaded), maps keys to datasets, families and stages,
@@ -123,6 +132,13 @@ pub struct ReleaseArgs {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GatesArgs {
+    /// Release version to verify (built before with `gatehouse build`) [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
 }

@@ -5,13 +5,13 @@
 //! order: the spills are appended one after the other afterwards.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 
 use serde::Serialize;
 
 use super::split::{self, Split};
 use super::{BuildConfig, BuildError, ObjectReport, Tally, manifest};
-use crate::digest::Sha256Digest;
+use crate::digest::HashingReader;
 use crate::record::{self, Message};
 use crate::registry::{Dataset, Family};
 use crate::report::Verdict;
@@ -123,22 +123,6 @@ pub(super) fn patch_sha(line: &[u8], sha: &str, out: &mut Vec<u8>) -> Result<(),
     Ok(())
 }
 
-/// Hashes and counts every byte read through it.
-struct Hashing<R> {
-    inner: R,
-    digest: Sha256Digest,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digest.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-}
-
 pub(super) struct Job<'a> {
     pub store: &'a Store,
     pub key: &'a str,
@@ -168,11 +152,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     let mut failure: Option<BuildError> = None;
     let mut line = Vec::with_capacity(4096);
     // One read: the adapter's bytes are hashed on the way through.
-    let mut source = Hashing {
-        inner: store.open_read(key)?,
-        digest: Sha256Digest::new(),
-        bytes: 0,
-    };
+    let mut source = HashingReader::new(store.open_read(key)?);
     let summary = source::adapt(&mut source, key, dataset, &job.config.limits, &mut |item| {
         if failure.is_some() {
             return;
@@ -284,7 +264,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
         key: key.to_string(),
         source: e,
     })?;
-    let (object_sha, bytes) = (source.digest.finish(), source.bytes);
+    let (object_sha, bytes) = source.finish();
     out.flush().map_err(spill_err)?;
     drop(out);
 

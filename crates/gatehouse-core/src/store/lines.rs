@@ -42,6 +42,11 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
+    /// The underlying reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Bytes consumed from the underlying reader so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read

@@ -4,6 +4,7 @@
 mod build;
 mod coverage;
 mod doctor;
+mod gates;
 mod registry;
 mod release;
 
@@ -19,6 +20,7 @@ pub fn run(cli: &Cli) -> Result<Code> {
     match &cli.command {
         Command::Release(args) => release::run(cli, args),
         Command::Build(args) => build::run(cli, args),
+        Command::Gates(args) => gates::run(cli, args),
         Command::Coverage(args) => coverage::run(cli, args),
         Command::Doctor => doctor::run(cli),
         Command::Registry(RegistryCommand::Check) => registry::check(cli),

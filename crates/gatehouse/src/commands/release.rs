@@ -35,6 +35,9 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                 if s.stage.available() { "run" } else { "n/a" },
                 s.what
             ));
+            if let Some(missing) = s.stage.missing_parts() {
+                print::out(&format!("     {:<9} {:<8} ({missing})", "", ""));
+            }
         }
         let missing: Vec<&str> = Stage::ALL
             .iter()
@@ -75,6 +78,7 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
             "stages": [
                 {"stage": "coverage", "verdict": c.verdict},
                 {"stage": "build", "verdict": outcome.build.as_ref().map(|b| b.report.verdict)},
+                {"stage": "gates", "gates": outcome.gates.as_ref().map(|g| &g.summaries)},
             ],
             "release_digest": outcome.build.as_ref().map(|b| b.release_digest.clone()),
             "written": outcome.written,
@@ -109,6 +113,13 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                 print::out("build     not run: coverage failed (--no-fail-fast runs it anyway)")
             }
         }
+        match &outcome.gates {
+            Some(g) => super::gates::summary(g),
+            None if outcome.build.is_some() => {
+                print::out("gates     not run: build failed (--no-fail-fast runs them anyway)")
+            }
+            None => {}
+        }
         print::out(&format!(
             "\n{} artefacts written under {}",
             outcome.written.len(),
@@ -122,8 +133,9 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
     // Fail closed: a release that cannot be published must not look like a success to a
     // script (`gatehouse release && train`).
     print::note(&format!(
-        "release {version} is blocked (exit 1): coverage and build passed, but gates, qa, consume \
-         and publish are not available in gatehouse {}, so this draft cannot be published",
+        "release {version} is blocked (exit 1): coverage, build and the privacy and provenance \
+         gates passed, but the dedup, leakage and distribution gates, qa, consume and publish are \
+         not available in gatehouse {}, so this draft cannot be published",
         env!("CARGO_PKG_VERSION")
     ));
     Ok(Code::Blocked)

@@ -1,0 +1,692 @@
+//! Reading a built release for the gates: the manifest, then every shard line by line.
+//!
+//! One reader thread streams the shards in manifest order, hashing and counting each, and
+//! hands batches of lines to the rayon pool; each batch is parsed and checked by the privacy
+//! and provenance checks, and the partial results are merged. Every merge is order-free
+//! (counts add up; locator lists keep the first ones in export order; the spot-check sample
+//! keeps the smallest sample hashes), so the reports do not depend on the thread count.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufReader;
+use std::sync::mpsc::sync_channel;
+
+use rayon::iter::{ParallelBridge, ParallelIterator};
+use serde::{Deserialize, Serialize};
+
+use super::privacy::PrivacyCheck;
+use super::provenance::ProvenanceCheck;
+use super::{CodeCount, GateError};
+use crate::build::Split;
+use crate::digest::{HashingReader, sha256};
+use crate::registry::Registry;
+use crate::source::Limits;
+use crate::store::{Line, LineReader, Store, StoreError};
+use crate::waiver::{self, Subject, Waiver, WaiverUse};
+use gatehouse_text::pii::{Allowlist, Detector};
+
+/// The parts of `manifest.json` the gates read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExportManifest {
+    pub release_version: String,
+    pub registry_digest: String,
+    pub inputs: Vec<ManifestInput>,
+    pub contents: Vec<ManifestSplit>,
+    /// Key of the manifest.
+    #[serde(skip)]
+    pub key: String,
+    /// sha256 of the manifest's bytes: the release digest.
+    #[serde(skip)]
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestInput {
+    pub key: String,
+    pub dataset: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestSplit {
+    pub split: Split,
+    pub records: u64,
+    pub shards: Vec<ManifestShard>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ManifestShard {
+    pub key: String,
+    pub records: u64,
+    pub sha256: String,
+}
+
+impl ExportManifest {
+    /// Shards in manifest order (train, val, test; part order).
+    pub fn shards(&self) -> impl Iterator<Item = &ManifestShard> {
+        self.contents.iter().flat_map(|c| c.shards.iter())
+    }
+
+    pub fn records(&self) -> u64 {
+        self.contents.iter().map(|c| c.records).sum()
+    }
+}
+
+pub(super) fn read_manifest(store: &Store, location: &str) -> Result<ExportManifest, GateError> {
+    let key = format!("{location}manifest.json");
+    let bytes = match store.get_bytes(&key) {
+        Ok(b) => b,
+        Err(StoreError::NotFound { .. }) => return Err(GateError::NotBuilt { key }),
+        Err(e) => return Err(e.into()),
+    };
+    let mut manifest: ExportManifest =
+        serde_json::from_slice(&bytes).map_err(|e| GateError::BadManifest {
+            key: key.clone(),
+            detail: format!("{:?} error at line {}", e.classify(), e.line()),
+        })?;
+    manifest.digest = sha256(&bytes);
+    manifest.key = key;
+    Ok(manifest)
+}
+
+/// An exported record as the gates read it: every field optional, so a missing one is a
+/// finding rather than an unreadable line.
+#[derive(Debug, Deserialize)]
+pub(super) struct ExportedRecord {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub messages: Vec<ExportedMessage>,
+    #[serde(default)]
+    pub metadata: Option<ExportedMetadata>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ExportedMessage {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ExportedMetadata {
+    #[serde(default)]
+    pub source_family: Option<String>,
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub source_key: Option<String>,
+    #[serde(default)]
+    pub source_line: Option<u64>,
+    #[serde(default)]
+    pub license_tag: Option<String>,
+    #[serde(default)]
+    pub pii_status: Option<String>,
+    #[serde(default)]
+    pub redactions: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub provenance: Option<ExportedProvenance>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ExportedProvenance {
+    #[serde(default)]
+    pub source_sha256: Option<String>,
+    #[serde(default)]
+    pub pipeline: Option<String>,
+}
+
+impl ExportedRecord {
+    pub fn dataset(&self) -> Option<&str> {
+        self.metadata.as_ref()?.dataset.as_deref()
+    }
+
+    pub fn family(&self) -> Option<&str> {
+        self.metadata.as_ref()?.source_family.as_deref()
+    }
+
+    /// `source_key:line`, when both are there.
+    pub fn source(&self) -> Option<String> {
+        let m = self.metadata.as_ref()?;
+        Some(format!("{}:{}", m.source_key.as_deref()?, m.source_line?))
+    }
+}
+
+/// What the registry says about one dataset, for the checks.
+#[derive(Debug)]
+pub(super) struct DatasetFacts {
+    pub license_tag: Option<String>,
+    pub has_provenance: bool,
+    pub allow: Allowlist,
+}
+
+/// Everything a worker needs to check a record; shared read-only by all threads.
+#[derive(Debug)]
+pub(super) struct CheckContext<'a> {
+    pub detector: Detector,
+    pub datasets: HashMap<String, DatasetFacts>,
+    /// Manifest input key → (dataset, sha256).
+    pub inputs: HashMap<&'a str, (&'a str, &'a str)>,
+    pub waivers: &'a [Waiver],
+    pub as_of: chrono::NaiveDate,
+    pub config: &'a super::GatesConfig,
+    pub registry: &'a Registry,
+    /// Spot-check: a record is drawn when its sample hash is below this.
+    pub sample_threshold: u128,
+    pub no_allowlist: Allowlist,
+}
+
+impl<'a> CheckContext<'a> {
+    pub fn new(
+        registry: &'a Registry,
+        manifest: &'a ExportManifest,
+        policy: super::Policy<'a>,
+    ) -> Self {
+        let datasets = registry
+            .datasets
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    DatasetFacts {
+                        license_tag: d.license_tag.clone(),
+                        has_provenance: d.provenance.is_some(),
+                        allow: Allowlist::new(&d.pii_allowlist),
+                    },
+                )
+            })
+            .collect();
+        let inputs = manifest
+            .inputs
+            .iter()
+            .map(|i| (i.key.as_str(), (i.dataset.as_str(), i.sha256.as_str())))
+            .collect();
+        let rate = policy.config.spot_check.rate;
+        Self {
+            detector: Detector::new(),
+            datasets,
+            inputs,
+            waivers: policy.waivers,
+            as_of: policy.as_of,
+            config: policy.config,
+            registry,
+            sample_threshold: (rate * 2f64.powi(64)) as u128,
+            no_allowlist: Allowlist::default(),
+        }
+    }
+
+    /// The waiver for `code` on a record, if any.
+    pub fn waiver(&self, code: &str, rec: &ExportedRecord) -> Option<WaiverUse> {
+        if self.waivers.is_empty() {
+            return None;
+        }
+        waiver::find(
+            self.waivers,
+            code,
+            Subject {
+                family: rec.family(),
+                dataset: rec.dataset(),
+                record: rec.id.as_deref(),
+            },
+            self.as_of,
+        )
+    }
+}
+
+/// Where a line is: its shard (by manifest order and key) and line number.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct At<'a> {
+    pub shard_index: u32,
+    pub shard: &'a str,
+    pub line: u64,
+}
+
+/// A locator in a report: where, never what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Locator {
+    /// `shard_key:line`.
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `source_key:line` of the record's origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Index of the message in the record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// `[start, end)` in chars of the message content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chars: Option<[usize; 2]>,
+    /// `[start, end)` in bytes of the message content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<[usize; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Covered by a waiver (code, reason and approver are in the report's waiver list).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub waived: bool,
+}
+
+impl Locator {
+    pub(super) fn at(at: At<'_>) -> Self {
+        Self {
+            at: format!("{}:{}", at.shard, at.line),
+            id: None,
+            source: None,
+            message: None,
+            role: None,
+            chars: None,
+            bytes: None,
+            rule: None,
+            detail: None,
+            waived: false,
+        }
+    }
+
+    pub(super) fn of(at: At<'_>, rec: &ExportedRecord) -> Self {
+        Self {
+            id: rec.id.clone(),
+            source: rec.source(),
+            ..Self::at(at)
+        }
+    }
+}
+
+/// Position of a finding in export order, for keeping the first locators.
+pub(super) type Order = (u32, u64, u64);
+
+/// The `cap` items with the smallest keys, whatever order they arrive in.
+#[derive(Debug, Clone)]
+pub(super) struct Capped<K: Ord, V> {
+    cap: usize,
+    items: BTreeMap<K, V>,
+}
+
+impl<K: Ord + Copy, V> Capped<K, V> {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            items: BTreeMap::new(),
+        }
+    }
+
+    /// Whether an item at `key` would be kept (so callers build values only when needed).
+    pub fn wants(&self, key: &K) -> bool {
+        self.items.len() < self.cap || self.items.last_key_value().is_some_and(|(k, _)| key < k)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) {
+        if !self.wants(&key) {
+            return;
+        }
+        self.items.insert(key, value);
+        if self.items.len() > self.cap {
+            self.items.pop_last();
+        }
+    }
+
+    pub fn merge(&mut self, other: Self) {
+        for (k, v) in other.items {
+            self.insert(k, v);
+        }
+    }
+
+    pub fn into_values(self) -> Vec<V> {
+        self.items.into_values().collect()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.items.values()
+    }
+}
+
+/// Occurrences per finding code, the first locators of each, and the waivers applied.
+#[derive(Debug, Clone)]
+pub(super) struct Tally {
+    cap: usize,
+    pub counts: BTreeMap<&'static str, CodeCount>,
+    pub locators: BTreeMap<&'static str, Capped<Order, Locator>>,
+    pub waivers: Vec<WaiverUse>,
+}
+
+impl Tally {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            counts: BTreeMap::new(),
+            locators: BTreeMap::new(),
+            waivers: Vec::new(),
+        }
+    }
+
+    /// Records one occurrence of `code` at `order`; `locator` is built only if it is kept.
+    pub fn add(
+        &mut self,
+        code: &'static str,
+        order: Order,
+        waiver: Option<WaiverUse>,
+        locator: impl FnOnce() -> Locator,
+    ) {
+        let applied = waiver
+            .as_ref()
+            .is_some_and(|w| w.status == waiver::WaiverStatus::Applied);
+        let c = self.counts.entry(code).or_default();
+        c.found += 1;
+        if applied {
+            c.waived += 1;
+        }
+        if let Some(w) = waiver
+            && !self.waivers.contains(&w)
+        {
+            self.waivers.push(w);
+        }
+        let cap = self.cap;
+        let list = self
+            .locators
+            .entry(code)
+            .or_insert_with(|| Capped::new(cap));
+        if list.wants(&order) {
+            let mut l = locator();
+            l.waived = applied;
+            list.insert(order, l);
+        }
+    }
+
+    pub fn merge(&mut self, other: Tally) {
+        for (code, c) in other.counts {
+            let mine = self.counts.entry(code).or_default();
+            mine.found += c.found;
+            mine.waived += c.waived;
+        }
+        for (code, list) in other.locators {
+            match self.locators.get_mut(code) {
+                Some(mine) => mine.merge(list),
+                None => {
+                    self.locators.insert(code, list);
+                }
+            }
+        }
+        for w in other.waivers {
+            if !self.waivers.contains(&w) {
+                self.waivers.push(w);
+            }
+        }
+    }
+}
+
+/// Finding codes of export integrity; they fail both gates.
+pub(super) const SHARD_MISSING: (&str, &str) = ("EXP001", "shard-missing");
+pub(super) const RECORD_UNREADABLE: (&str, &str) = ("EXP002", "record-unreadable");
+pub(super) const SHARD_DIGEST_MISMATCH: (&str, &str) = ("EXP003", "shard-digest-mismatch");
+pub(super) const SHARD_COUNT_MISMATCH: (&str, &str) = ("EXP004", "shard-count-mismatch");
+
+/// The name of an integrity code.
+pub(super) fn integrity_name(code: &str) -> &'static str {
+    [
+        SHARD_MISSING,
+        RECORD_UNREADABLE,
+        SHARD_DIGEST_MISMATCH,
+        SHARD_COUNT_MISMATCH,
+    ]
+    .iter()
+    .find(|(c, _)| *c == code)
+    .map_or("unknown", |(_, n)| n)
+}
+
+/// One shard as read, against the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShardCheck {
+    pub key: String,
+    pub records_expected: u64,
+    pub records_read: u64,
+    pub sha256_expected: String,
+    pub sha256_read: Option<String>,
+    pub ok: bool,
+}
+
+/// Everything the scan found.
+#[derive(Debug)]
+pub(super) struct Scanned {
+    pub integrity: Tally,
+    pub shards: Vec<ShardCheck>,
+    pub lines: u64,
+    pub bytes: u64,
+    pub privacy: PrivacyCheck,
+    pub provenance: ProvenanceCheck,
+}
+
+/// Lines of one shard handed to a worker.
+struct Batch {
+    shard_index: u32,
+    buf: Vec<u8>,
+    /// (line number, end offset in `buf`).
+    lines: Vec<(u64, usize)>,
+}
+
+const BATCH_BYTES: usize = 2 << 20;
+const BATCH_LINES: usize = 2048;
+
+/// Partial results of some batches.
+struct Partial {
+    integrity: Tally,
+    privacy: PrivacyCheck,
+    provenance: ProvenanceCheck,
+}
+
+impl Partial {
+    fn new(ctx: &CheckContext<'_>) -> Self {
+        Self {
+            integrity: Tally::new(ctx.config.max_locators),
+            privacy: PrivacyCheck::new(ctx),
+            provenance: ProvenanceCheck::new(ctx),
+        }
+    }
+
+    fn merge(mut self, other: Partial) -> Partial {
+        self.integrity.merge(other.integrity);
+        self.privacy.merge(other.privacy);
+        self.provenance.merge(other.provenance);
+        self
+    }
+}
+
+/// Reads and checks every line of every shard; see the module docs.
+pub(super) fn scan(
+    store: &Store,
+    manifest: &ExportManifest,
+    ctx: &CheckContext<'_>,
+    limits: &Limits,
+) -> Result<Scanned, GateError> {
+    let shards: Vec<&ManifestShard> = manifest.shards().collect();
+    // A record line holds at most `max_record_bytes` of source text, escaped, plus metadata.
+    let max_line = limits
+        .max_record_bytes
+        .saturating_mul(2)
+        .saturating_add(1 << 20);
+    let threads = rayon::current_num_threads().max(1);
+    let (tx, rx) = sync_channel::<Batch>(threads * 2);
+
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_shards(store, &shards, max_line, ctx, tx));
+        let partial = rx
+            .into_iter()
+            .par_bridge()
+            .map(|batch| {
+                let mut p = Partial::new(ctx);
+                check_batch(ctx, &shards, &batch, &mut p);
+                p
+            })
+            .reduce(|| Partial::new(ctx), Partial::merge);
+        let read = reader
+            .join()
+            .map_err(|_| GateError::Internal("the shard reader stopped unexpectedly".into()))??;
+        let mut integrity = read.integrity;
+        integrity.merge(partial.integrity);
+        Ok(Scanned {
+            integrity,
+            shards: read.shards,
+            lines: read.lines,
+            bytes: read.bytes,
+            privacy: partial.privacy,
+            provenance: partial.provenance,
+        })
+    })
+}
+
+struct ReadOutcome {
+    integrity: Tally,
+    shards: Vec<ShardCheck>,
+    lines: u64,
+    bytes: u64,
+}
+
+fn read_shards(
+    store: &Store,
+    shards: &[&ManifestShard],
+    max_line: usize,
+    ctx: &CheckContext<'_>,
+    tx: std::sync::mpsc::SyncSender<Batch>,
+) -> Result<ReadOutcome, GateError> {
+    let mut out = ReadOutcome {
+        integrity: Tally::new(ctx.config.max_locators),
+        shards: Vec::with_capacity(shards.len()),
+        lines: 0,
+        bytes: 0,
+    };
+    for (si, shard) in shards.iter().enumerate() {
+        let si = si as u32;
+        let at = |line| At {
+            shard_index: si,
+            shard: &shard.key,
+            line,
+        };
+        let reader = match store.open_read(&shard.key) {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => {
+                out.integrity
+                    .add(SHARD_MISSING.0, (si, 0, 0), None, || Locator::at(at(0)));
+                out.shards.push(ShardCheck {
+                    key: shard.key.clone(),
+                    records_expected: shard.records,
+                    records_read: 0,
+                    sha256_expected: shard.sha256.clone(),
+                    sha256_read: None,
+                    ok: false,
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut lines = LineReader::new(
+            BufReader::with_capacity(1 << 20, HashingReader::new(reader)),
+            max_line,
+        );
+        let read_err = |source| GateError::Read {
+            key: shard.key.clone(),
+            source,
+        };
+        let mut count = 0u64;
+        let mut batch = Batch {
+            shard_index: si,
+            buf: Vec::with_capacity(BATCH_BYTES + 4096),
+            lines: Vec::with_capacity(BATCH_LINES),
+        };
+        while let Some(line) = lines.next_line().map_err(read_err)? {
+            count += 1;
+            match line {
+                Line::Text { number, bytes } => {
+                    batch.buf.extend_from_slice(bytes);
+                    batch.lines.push((number, batch.buf.len()));
+                }
+                Line::Oversized { number, .. } => {
+                    out.integrity
+                        .add(RECORD_UNREADABLE.0, (si, number, 0), None, || Locator {
+                            detail: Some(format!("line longer than {max_line} bytes")),
+                            ..Locator::at(at(number))
+                        });
+                }
+            }
+            if batch.buf.len() >= BATCH_BYTES || batch.lines.len() >= BATCH_LINES {
+                let full = std::mem::replace(
+                    &mut batch,
+                    Batch {
+                        shard_index: si,
+                        buf: Vec::with_capacity(BATCH_BYTES + 4096),
+                        lines: Vec::with_capacity(BATCH_LINES),
+                    },
+                );
+                if tx.send(full).is_err() {
+                    break;
+                }
+            }
+        }
+        if !batch.lines.is_empty() {
+            let _ = tx.send(batch);
+        }
+        let (sha, bytes) = lines.into_inner().into_inner().finish();
+        out.lines += count;
+        out.bytes += bytes;
+        let sha_ok = sha == shard.sha256;
+        let count_ok = count == shard.records;
+        if !sha_ok {
+            out.integrity
+                .add(SHARD_DIGEST_MISMATCH.0, (si, 0, 1), None, || Locator {
+                    detail: Some(format!("manifest {}, read {sha}", shard.sha256)),
+                    ..Locator::at(at(0))
+                });
+        }
+        if !count_ok {
+            out.integrity
+                .add(SHARD_COUNT_MISMATCH.0, (si, 0, 2), None, || Locator {
+                    detail: Some(format!(
+                        "manifest {} records, read {count} lines",
+                        shard.records
+                    )),
+                    ..Locator::at(at(0))
+                });
+        }
+        out.shards.push(ShardCheck {
+            key: shard.key.clone(),
+            records_expected: shard.records,
+            records_read: count,
+            sha256_expected: shard.sha256.clone(),
+            sha256_read: Some(sha),
+            ok: sha_ok && count_ok,
+        });
+    }
+    Ok(out)
+}
+
+fn check_batch(ctx: &CheckContext<'_>, shards: &[&ManifestShard], batch: &Batch, p: &mut Partial) {
+    let si = batch.shard_index;
+    let shard = &shards[si as usize].key;
+    let mut start = 0;
+    for &(number, end) in &batch.lines {
+        let raw = &batch.buf[start..end];
+        start = end;
+        let at = At {
+            shard_index: si,
+            shard,
+            line: number,
+        };
+        match serde_json::from_slice::<ExportedRecord>(raw) {
+            Ok(rec) => {
+                p.privacy.check(ctx, &rec, raw, at);
+                p.provenance.check(ctx, &rec, at);
+            }
+            Err(e) => {
+                // The category and column only: serde's message can quote the input.
+                p.integrity
+                    .add(RECORD_UNREADABLE.0, (si, number, 0), None, || Locator {
+                        detail: Some(format!(
+                            "not an export record ({:?} error at column {})",
+                            e.classify(),
+                            e.column()
+                        )),
+                        ..Locator::at(at)
+                    });
+            }
+        }
+    }
+}

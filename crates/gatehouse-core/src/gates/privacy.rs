@@ -1,0 +1,400 @@
+//! The privacy gate: a fresh PII scan of every message of every exported record. Any
+//! detection fails it (unless a waiver covers that record and code), as does a record whose
+//! `pii_status` does not say it was scanned. The report holds counts by finding code and
+//! locators (`shard:line`, record id, message index, char and byte offsets, rule), never the
+//! text. It also draws the spot-check sample: whole exported (already redacted) records for
+//! a human to read, chosen by a seeded hash so anyone can redraw the same sample.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::export::{
+    At, Capped, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, ShardCheck, Tally,
+    integrity_name,
+};
+use super::{CodeCount, GatesConfig, SCHEMA_VERSION, waivers_used};
+use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
+use crate::waiver::WaiverUse;
+use gatehouse_text::pii::{Confidence, PiiType};
+
+/// A record's `pii_status` is missing or says it was not scanned.
+pub const PII_STATUS: (&str, &str) = ("PII012", "pii-status-not-verified");
+
+/// The values of `pii_status` an export may hold.
+const SCANNED: [&str; 2] = ["none_detected", "scrubbed"];
+
+/// One record drawn for the spot-check.
+#[derive(Debug, Clone)]
+pub(super) struct SampleItem {
+    id: Option<String>,
+    at: String,
+    /// (shard index, line): export order.
+    order: (u32, u64),
+    record: Box<serde_json::value::RawValue>,
+}
+
+/// Sample order: the sample hash, then export order (ties are practically impossible).
+type SampleKey = (u64, u32, u64);
+
+/// The privacy check's share of a scan.
+#[derive(Debug, Clone)]
+pub(super) struct PrivacyCheck {
+    pub findings: Tally,
+    pub records: u64,
+    pub messages: u64,
+    pub content_bytes: u64,
+    pub records_with_detections: u64,
+    pub detections: BTreeMap<PiiType, u64>,
+    pub unsure: u64,
+    pub pii_status: BTreeMap<String, u64>,
+    /// Redactions the build recorded in `metadata.redactions`, by placeholder label.
+    pub build_redactions: BTreeMap<String, u64>,
+    pub sample: Capped<SampleKey, SampleItem>,
+    seed: u64,
+}
+
+impl PrivacyCheck {
+    pub fn new(ctx: &CheckContext<'_>) -> Self {
+        Self {
+            findings: Tally::new(ctx.config.max_locators),
+            records: 0,
+            messages: 0,
+            content_bytes: 0,
+            records_with_detections: 0,
+            detections: BTreeMap::new(),
+            unsure: 0,
+            pii_status: BTreeMap::new(),
+            build_redactions: BTreeMap::new(),
+            sample: Capped::new(ctx.config.spot_check.max),
+            seed: ctx.config.spot_check.seed,
+        }
+    }
+
+    pub fn check(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, raw: &[u8], at: At<'_>) {
+        self.records += 1;
+        let allow = rec
+            .dataset()
+            .and_then(|d| ctx.datasets.get(d))
+            .map_or(&ctx.no_allowlist, |d| &d.allow);
+        let mut found = false;
+        let mut n: u64 = 0;
+        for (i, m) in rec.messages.iter().enumerate() {
+            self.messages += 1;
+            self.content_bytes += m.content.len() as u64;
+            for s in ctx.detector.detect(&m.content, allow) {
+                found = true;
+                n += 1;
+                *self.detections.entry(s.kind).or_default() += 1;
+                if s.confidence == Confidence::Unsure {
+                    self.unsure += 1;
+                }
+                let waiver = ctx.waiver(s.kind.code(), rec);
+                self.findings
+                    .add(s.kind.code(), (at.shard_index, at.line, n), waiver, || {
+                        Locator {
+                            message: Some(i),
+                            role: Some(m.role.clone()),
+                            chars: Some([s.char_start, s.char_end]),
+                            bytes: Some([s.start, s.end]),
+                            rule: Some(s.rule),
+                            ..Locator::of(at, rec)
+                        }
+                    });
+            }
+        }
+        if found {
+            self.records_with_detections += 1;
+        }
+        let status = rec.metadata.as_ref().and_then(|m| m.pii_status.as_deref());
+        *self
+            .pii_status
+            .entry(status.unwrap_or("(missing)").to_string())
+            .or_default() += 1;
+        if !status.is_some_and(|s| SCANNED.contains(&s)) {
+            let waiver = ctx.waiver(PII_STATUS.0, rec);
+            self.findings
+                .add(PII_STATUS.0, (at.shard_index, at.line, 0), waiver, || {
+                    Locator {
+                        detail: Some(format!(
+                            "pii_status is {}",
+                            status.map_or("missing".to_string(), |s| format!("{s:?}"))
+                        )),
+                        ..Locator::of(at, rec)
+                    }
+                });
+        }
+        if let Some(m) = &rec.metadata {
+            for (label, n) in &m.redactions {
+                *self.build_redactions.entry(label.clone()).or_default() += n;
+            }
+        }
+        let h = sample_hash(self.seed, rec.id.as_deref(), at);
+        let key = (h, at.shard_index, at.line);
+        if u128::from(h) < ctx.sample_threshold
+            && self.sample.wants(&key)
+            && let Ok(raw) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(raw)
+        {
+            self.sample.insert(
+                key,
+                SampleItem {
+                    id: rec.id.clone(),
+                    at: format!("{}:{}", at.shard, at.line),
+                    order: (at.shard_index, at.line),
+                    record: raw,
+                },
+            );
+        }
+    }
+
+    pub fn merge(&mut self, other: PrivacyCheck) {
+        self.findings.merge(other.findings);
+        self.records += other.records;
+        self.messages += other.messages;
+        self.content_bytes += other.content_bytes;
+        self.records_with_detections += other.records_with_detections;
+        for (k, v) in other.detections {
+            *self.detections.entry(k).or_default() += v;
+        }
+        self.unsure += other.unsure;
+        for (k, v) in other.pii_status {
+            *self.pii_status.entry(k).or_default() += v;
+        }
+        for (k, v) in other.build_redactions {
+            *self.build_redactions.entry(k).or_default() += v;
+        }
+        self.sample.merge(other.sample);
+    }
+}
+
+/// The first 8 bytes of sha256(`gatehouse-spot-check-v1 \0 seed \0 id`), big-endian. A record
+/// without an id is identified by where it is.
+fn sample_hash(seed: u64, id: Option<&str>, at: At<'_>) -> u64 {
+    let mut h = Sha256::new();
+    h.update(b"gatehouse-spot-check-v1\0");
+    h.update(seed.to_string().as_bytes());
+    h.update(b"\0");
+    match id {
+        Some(id) => h.update(id.as_bytes()),
+        None => h.update(format!("{}:{}", at.shard, at.line).as_bytes()),
+    }
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().expect("sha256 has 32 bytes"))
+}
+
+/// How the spot-check sample was drawn, and which records it holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpotCheck {
+    pub method: &'static str,
+    pub seed: u64,
+    pub rate: f64,
+    pub max: usize,
+    pub population: u64,
+    pub size: usize,
+    /// The sample file: whole exported (already redacted) records, in export order.
+    pub key: String,
+    /// Ids of the records drawn, in export order.
+    pub ids: Vec<String>,
+    pub instructions: &'static str,
+}
+
+const SPOT_CHECK_METHOD: &str = "a record is drawn when the first 8 bytes of \
+     sha256(\"gatehouse-spot-check-v1\\0\" seed \"\\0\" id), read as a big-endian integer, \
+     fall below rate × 2^64; if more than max are drawn, the max with the smallest hash are \
+     kept";
+
+const SPOT_CHECK_INSTRUCTIONS: &str = "read every record of the sample file; any personal \
+     identifier left in the text is a release blocker: note the record id and message index \
+     (never the identifier itself) and report it to the release manager";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrivacyMetrics {
+    pub records_scanned: u64,
+    pub messages_scanned: u64,
+    pub content_bytes_scanned: u64,
+    pub records_with_detections: u64,
+    /// Detections by placeholder label (e.g. `NAME`), waived ones included.
+    pub detections_by_type: BTreeMap<&'static str, u64>,
+    pub unsure_detections: u64,
+    /// Records by the `pii_status` the build wrote.
+    pub pii_status: BTreeMap<String, u64>,
+    /// What the build says it redacted, by placeholder label (from `metadata.redactions`).
+    pub build_redactions: BTreeMap<String, u64>,
+    /// Lines read from the shards, and their bytes.
+    pub lines_read: u64,
+    pub bytes_read: u64,
+    /// Reading and checking both gates (one shared pass), in seconds.
+    pub scan_seconds: f64,
+    pub scan_mb_per_second: f64,
+}
+
+/// `gates/pii_detection_report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrivacyReport {
+    pub schema_version: u32,
+    pub gate: &'static str,
+    pub generated_by: String,
+    pub release_version: String,
+    pub release_digest: String,
+    pub verdict: Verdict,
+    pub blocking: bool,
+    pub method: &'static str,
+    /// Finding code → occurrences (and how many a waiver covers).
+    pub counts: BTreeMap<String, CodeCount>,
+    pub findings: Vec<Finding>,
+    /// Finding code → the first locators in export order (at most `max_locators`).
+    pub locators: BTreeMap<String, Vec<Locator>>,
+    pub shards: Vec<ShardCheck>,
+    pub metrics: PrivacyMetrics,
+    pub spot_check: SpotCheck,
+    pub waivers: Vec<WaiverUse>,
+    pub config: GatesConfig,
+}
+
+const METHOD: &str = "every line of every shard in the manifest is read (shard sha256 and \
+     record count verified); every message of every record is scanned again by the PII \
+     detector with the dataset's allowlist; any detection, and any record whose pii_status \
+     is not none_detected or scrubbed, fails the gate unless a waiver covers it";
+
+fn pii_name(code: &str) -> &'static str {
+    PiiType::ALL
+        .iter()
+        .find(|t| t.code() == code)
+        .map(|t| t.name())
+        .unwrap_or(if code == PII_STATUS.0 {
+            PII_STATUS.1
+        } else {
+            integrity_name(code)
+        })
+}
+
+/// Findings per code: an error while any occurrence is unwaived.
+pub(super) fn code_findings(
+    counts: &BTreeMap<&'static str, CodeCount>,
+    name: impl Fn(&str) -> &'static str,
+    what: &str,
+) -> Vec<Finding> {
+    counts
+        .iter()
+        .map(|(code, c)| Finding {
+            code,
+            name: name(code),
+            severity: if c.blocking() > 0 {
+                Severity::Error
+            } else {
+                Severity::Info
+            },
+            subject: "export".into(),
+            message: if c.waived == 0 {
+                format!("{} {what}", c.found)
+            } else {
+                format!("{} {what}, {} of them waived", c.found, c.waived)
+            },
+            waiver: None,
+        })
+        .collect()
+}
+
+pub(super) fn report(
+    manifest: &ExportManifest,
+    _ctx: &CheckContext<'_>,
+    scanned: &Scanned,
+    config: &GatesConfig,
+    elapsed: Duration,
+) -> PrivacyReport {
+    let p = &scanned.privacy;
+    let mut all = scanned.integrity.clone();
+    all.merge(p.findings.clone());
+    let findings = code_findings(&all.counts, pii_name, "occurrences in the export");
+    let seconds = elapsed.as_secs_f64();
+    let mut sample = p.sample.clone().into_values();
+    sample.sort_by_key(|s| s.order);
+    PrivacyReport {
+        schema_version: SCHEMA_VERSION,
+        gate: "privacy",
+        generated_by: generated_by(),
+        release_version: manifest.release_version.clone(),
+        release_digest: manifest.digest.clone(),
+        verdict: verdict_of(&findings),
+        blocking: true,
+        method: METHOD,
+        counts: all
+            .counts
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        findings,
+        locators: all
+            .locators
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_values()))
+            .collect(),
+        shards: scanned.shards.clone(),
+        metrics: PrivacyMetrics {
+            records_scanned: p.records,
+            messages_scanned: p.messages,
+            content_bytes_scanned: p.content_bytes,
+            records_with_detections: p.records_with_detections,
+            detections_by_type: p.detections.iter().map(|(k, v)| (k.label(), *v)).collect(),
+            unsure_detections: p.unsure,
+            pii_status: p.pii_status.clone(),
+            build_redactions: p.build_redactions.clone(),
+            lines_read: scanned.lines,
+            bytes_read: scanned.bytes,
+            scan_seconds: (seconds * 1000.0).round() / 1000.0,
+            scan_mb_per_second: if seconds > 0.0 {
+                ((scanned.bytes as f64 / 1e6 / seconds) * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+        },
+        spot_check: SpotCheck {
+            method: SPOT_CHECK_METHOD,
+            seed: config.spot_check.seed,
+            rate: config.spot_check.rate,
+            max: config.spot_check.max,
+            population: p.records,
+            size: sample.len(),
+            key: format!(
+                "{}gates/pii_spot_check_sample.jsonl",
+                manifest.key.trim_end_matches("manifest.json")
+            ),
+            ids: sample
+                .iter()
+                .map(|s| s.id.clone().unwrap_or_else(|| s.at.clone()))
+                .collect(),
+            instructions: SPOT_CHECK_INSTRUCTIONS,
+        },
+        waivers: waivers_used(all.waivers),
+        config: config.clone(),
+    }
+}
+
+/// The spot-check sample file: one JSON object per line, in export order, each with the
+/// record's id, where it is, and the record as exported.
+pub(super) fn sample_jsonl(sample: &Capped<SampleKey, SampleItem>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        id: Option<&'a str>,
+        at: &'a str,
+        content_warning: &'static str,
+        record: &'a serde_json::value::RawValue,
+    }
+    let mut items: Vec<&SampleItem> = sample.values().collect();
+    items.sort_by_key(|s| s.order);
+    let mut out = Vec::new();
+    for s in items {
+        let line = Line {
+            id: s.id.as_deref(),
+            at: &s.at,
+            content_warning: "therapy conversations; may describe self-harm, abuse or crisis",
+            record: &s.record,
+        };
+        if serde_json::to_writer(&mut out, &line).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}

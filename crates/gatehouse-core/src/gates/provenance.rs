@@ -1,0 +1,382 @@
+//! The provenance gate: every exported record must say where it came from and under what
+//! licence, and that must agree with the manifest and the registry. Per record: an id; a
+//! dataset the registry knows, with a licence and provenance; the source key and line; a
+//! source sha256 equal to the manifest's digest of that source object; the registry's licence
+//! tag; the pipeline that made it. Per dataset: one without a licence or provenance is
+//! excluded from the build and fails this gate unless a waiver (code `PRV006`, the dataset)
+//! covers it. The manifest must also have been built from the registry in use.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::export::{
+    At, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, ShardCheck, Tally,
+    integrity_name,
+};
+use super::privacy::code_findings;
+use super::{CodeCount, GatesConfig, SCHEMA_VERSION, waivers_used};
+use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
+use crate::waiver::{self, Subject, WaiverStatus, WaiverUse};
+
+pub const FIELD_MISSING: (&str, &str) = ("PRV001", "provenance-field-missing");
+pub const UNKNOWN_DATASET: (&str, &str) = ("PRV002", "dataset-not-in-registry");
+pub const LICENCE_MISMATCH: (&str, &str) = ("PRV003", "licence-tag-mismatch");
+pub const SOURCE_NOT_IN_MANIFEST: (&str, &str) = ("PRV004", "source-not-in-manifest");
+pub const SOURCE_DIGEST_MISMATCH: (&str, &str) = ("PRV005", "source-digest-mismatch");
+pub const DATASET_UNLICENSED: (&str, &str) = ("PRV006", "dataset-without-licence-or-provenance");
+pub const EXCLUDED_DATASET_EXPORTED: (&str, &str) = ("PRV007", "excluded-dataset-exported");
+pub const REGISTRY_CHANGED: (&str, &str) = ("PRV008", "registry-changed-since-build");
+
+const CODES: [(&str, &str); 8] = [
+    FIELD_MISSING,
+    UNKNOWN_DATASET,
+    LICENCE_MISMATCH,
+    SOURCE_NOT_IN_MANIFEST,
+    SOURCE_DIGEST_MISMATCH,
+    DATASET_UNLICENSED,
+    EXCLUDED_DATASET_EXPORTED,
+    REGISTRY_CHANGED,
+];
+
+fn name(code: &str) -> &'static str {
+    CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or_else(|| integrity_name(code), |(_, n)| n)
+}
+
+/// The provenance check's share of a scan.
+#[derive(Debug, Clone)]
+pub(super) struct ProvenanceCheck {
+    pub findings: Tally,
+    pub records: u64,
+    /// Records per dataset and licence tag, as the records say.
+    pub per_dataset: BTreeMap<String, u64>,
+    pub per_licence: BTreeMap<String, u64>,
+}
+
+impl ProvenanceCheck {
+    pub fn new(ctx: &CheckContext<'_>) -> Self {
+        Self {
+            findings: Tally::new(ctx.config.max_locators),
+            records: 0,
+            per_dataset: BTreeMap::new(),
+            per_licence: BTreeMap::new(),
+        }
+    }
+
+    pub fn check(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, at: At<'_>) {
+        self.records += 1;
+        let mut n = 0u64;
+        let mut add = |findings: &mut Tally, code: &'static str, detail: String| {
+            n += 1;
+            let waiver = ctx.waiver(code, rec);
+            findings.add(code, (at.shard_index, at.line, n), waiver, || Locator {
+                detail: Some(detail),
+                ..Locator::of(at, rec)
+            });
+        };
+        let f = &mut self.findings;
+        if rec.id.as_deref().is_none_or(str::is_empty) {
+            add(f, FIELD_MISSING.0, "no id".into());
+        }
+        let Some(meta) = &rec.metadata else {
+            add(f, FIELD_MISSING.0, "no metadata".into());
+            return;
+        };
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        for (field, ok) in [
+            ("metadata.dataset", present(&meta.dataset)),
+            ("metadata.source_key", present(&meta.source_key)),
+            ("metadata.source_line", meta.source_line.is_some()),
+            ("metadata.license_tag", present(&meta.license_tag)),
+            (
+                "metadata.provenance.source_sha256",
+                meta.provenance
+                    .as_ref()
+                    .is_some_and(|p| present(&p.source_sha256)),
+            ),
+            (
+                "metadata.provenance.pipeline",
+                meta.provenance
+                    .as_ref()
+                    .is_some_and(|p| present(&p.pipeline)),
+            ),
+        ] {
+            if !ok {
+                add(f, FIELD_MISSING.0, format!("{field} is missing or empty"));
+            }
+        }
+        let dataset = meta.dataset.as_deref().unwrap_or_default();
+        *self.per_dataset.entry(dataset.to_string()).or_default() += 1;
+        let licence = meta.license_tag.as_deref().unwrap_or_default();
+        *self.per_licence.entry(licence.to_string()).or_default() += 1;
+        match ctx.datasets.get(dataset) {
+            None if !dataset.is_empty() => add(
+                f,
+                UNKNOWN_DATASET.0,
+                format!("dataset {dataset:?} is not in the registry"),
+            ),
+            None => {}
+            Some(facts) => {
+                if facts.license_tag.is_none() || !facts.has_provenance {
+                    add(
+                        f,
+                        EXCLUDED_DATASET_EXPORTED.0,
+                        format!("dataset {dataset:?} has no licence or provenance in the registry"),
+                    );
+                }
+                if let Some(tag) = &facts.license_tag
+                    && !licence.is_empty()
+                    && licence != tag
+                {
+                    add(
+                        f,
+                        LICENCE_MISMATCH.0,
+                        format!("record says {licence:?}, the registry says {tag:?}"),
+                    );
+                }
+            }
+        }
+        let Some(key) = meta.source_key.as_deref() else {
+            return;
+        };
+        match ctx.inputs.get(key) {
+            None => add(
+                f,
+                SOURCE_NOT_IN_MANIFEST.0,
+                "the source key is not among the manifest's inputs".into(),
+            ),
+            Some((input_dataset, sha)) => {
+                if !dataset.is_empty() && dataset != *input_dataset {
+                    add(
+                        f,
+                        SOURCE_NOT_IN_MANIFEST.0,
+                        format!("the manifest lists the source under dataset {input_dataset:?}"),
+                    );
+                }
+                let recorded = meta
+                    .provenance
+                    .as_ref()
+                    .and_then(|p| p.source_sha256.as_deref());
+                if let Some(recorded) = recorded
+                    && recorded != *sha
+                {
+                    add(
+                        f,
+                        SOURCE_DIGEST_MISMATCH.0,
+                        "source_sha256 differs from the manifest's digest of the source".into(),
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn merge(&mut self, other: ProvenanceCheck) {
+        self.findings.merge(other.findings);
+        self.records += other.records;
+        for (k, v) in other.per_dataset {
+            *self.per_dataset.entry(k).or_default() += v;
+        }
+        for (k, v) in other.per_licence {
+            *self.per_licence.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// One registry dataset as the provenance gate sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetProvenance {
+    pub dataset: String,
+    pub family: String,
+    pub license_tag: Option<String>,
+    pub has_provenance: bool,
+    /// Records of it in the export.
+    pub records: u64,
+    pub status: DatasetStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetStatus {
+    Included,
+    /// Licensed, but no record of it in the export (no objects, or all quarantined).
+    NoRecords,
+    /// Excluded for lack of licence or provenance; fails the gate.
+    Excluded,
+    /// Excluded, and a waiver accepts that.
+    ExcludedWaived,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvenanceMetrics {
+    pub records_checked: u64,
+    pub records_by_dataset: BTreeMap<String, u64>,
+    pub records_by_licence: BTreeMap<String, u64>,
+    pub lines_read: u64,
+    pub bytes_read: u64,
+}
+
+/// `gates/provenance_validation_report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProvenanceReport {
+    pub schema_version: u32,
+    pub gate: &'static str,
+    pub generated_by: String,
+    pub release_version: String,
+    pub release_digest: String,
+    pub verdict: Verdict,
+    pub blocking: bool,
+    pub method: &'static str,
+    pub registry_digest: String,
+    pub manifest_registry_digest: String,
+    pub counts: BTreeMap<String, CodeCount>,
+    pub findings: Vec<Finding>,
+    pub locators: BTreeMap<String, Vec<Locator>>,
+    pub datasets: Vec<DatasetProvenance>,
+    pub shards: Vec<ShardCheck>,
+    pub metrics: ProvenanceMetrics,
+    pub waivers: Vec<WaiverUse>,
+    pub scan_seconds: f64,
+    pub config: GatesConfig,
+}
+
+const METHOD: &str = "every record of every shard is read; its id, dataset, source key and \
+     line, source sha256, licence tag and pipeline must be present; the dataset must be in the \
+     registry with a licence and provenance, the licence tag must equal the registry's, and the \
+     source key and sha256 must equal the manifest's input; every registry dataset without a \
+     licence or provenance fails the gate unless waived (PRV006)";
+
+pub(super) fn report(
+    manifest: &ExportManifest,
+    ctx: &CheckContext<'_>,
+    scanned: &Scanned,
+    config: &GatesConfig,
+    elapsed: Duration,
+) -> ProvenanceReport {
+    let p = &scanned.provenance;
+    let mut all = scanned.integrity.clone();
+    all.merge(p.findings.clone());
+    let mut findings = code_findings(&all.counts, name, "occurrences in the export");
+    let mut waivers = all.waivers.clone();
+    let mut counts: BTreeMap<String, CodeCount> = all
+        .counts
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+
+    if ctx.registry.digest != manifest.registry_digest {
+        counts.entry(REGISTRY_CHANGED.0.into()).or_default().found += 1;
+        findings.push(Finding {
+            code: REGISTRY_CHANGED.0,
+            name: REGISTRY_CHANGED.1,
+            severity: Severity::Error,
+            subject: ctx.registry.path.display().to_string(),
+            message: format!(
+                "the release was built with registry {}, the registry now is {}",
+                manifest.registry_digest, ctx.registry.digest
+            ),
+            waiver: None,
+        });
+    }
+
+    let mut datasets = Vec::new();
+    for d in &ctx.registry.datasets {
+        let records = p.per_dataset.get(&d.name).copied().unwrap_or(0);
+        let eligible = d.license_tag.is_some() && d.provenance.is_some();
+        let status = if eligible {
+            if records > 0 {
+                DatasetStatus::Included
+            } else {
+                DatasetStatus::NoRecords
+            }
+        } else {
+            let missing = match (&d.license_tag, &d.provenance) {
+                (None, None) => "no license_tag and no provenance",
+                (None, Some(_)) => "no license_tag",
+                _ => "no provenance",
+            };
+            let w = waiver::find(
+                ctx.waivers,
+                DATASET_UNLICENSED.0,
+                Subject {
+                    family: Some(&d.family),
+                    dataset: Some(&d.name),
+                    record: None,
+                },
+                ctx.as_of,
+            );
+            let applied = w
+                .as_ref()
+                .is_some_and(|w| w.status == WaiverStatus::Applied);
+            let c = counts.entry(DATASET_UNLICENSED.0.into()).or_default();
+            c.found += 1;
+            if applied {
+                c.waived += 1;
+            }
+            findings.push(Finding {
+                code: DATASET_UNLICENSED.0,
+                name: DATASET_UNLICENSED.1,
+                severity: if applied {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                subject: d.name.clone(),
+                message: format!(
+                    "dataset {} ({}) has {missing}; it is excluded from the export",
+                    d.name, d.family
+                ),
+                waiver: w.clone(),
+            });
+            waivers.extend(w);
+            if applied {
+                DatasetStatus::ExcludedWaived
+            } else {
+                DatasetStatus::Excluded
+            }
+        };
+        datasets.push(DatasetProvenance {
+            dataset: d.name.clone(),
+            family: d.family.clone(),
+            license_tag: d.license_tag.clone(),
+            has_provenance: d.provenance.is_some(),
+            records,
+            status,
+        });
+    }
+
+    ProvenanceReport {
+        schema_version: SCHEMA_VERSION,
+        gate: "provenance",
+        generated_by: generated_by(),
+        release_version: manifest.release_version.clone(),
+        release_digest: manifest.digest.clone(),
+        verdict: verdict_of(&findings),
+        blocking: true,
+        method: METHOD,
+        registry_digest: ctx.registry.digest.clone(),
+        manifest_registry_digest: manifest.registry_digest.clone(),
+        counts,
+        findings,
+        locators: all
+            .locators
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_values()))
+            .collect(),
+        datasets,
+        shards: scanned.shards.clone(),
+        metrics: ProvenanceMetrics {
+            records_checked: p.records,
+            records_by_dataset: p.per_dataset.clone(),
+            records_by_licence: p.per_licence.clone(),
+            lines_read: scanned.lines,
+            bytes_read: scanned.bytes,
+        },
+        waivers: waivers_used(waivers),
+        scan_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        config: config.clone(),
+    }
+}

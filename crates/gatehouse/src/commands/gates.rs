@@ -1,0 +1,82 @@
+//! `gatehouse gates`.
+
+use anyhow::Result;
+use gatehouse_core::gates::{GatesOutcome, NOT_BUILT};
+use gatehouse_core::release;
+use gatehouse_core::report::Severity;
+
+use super::{load_registry, open_store, settings};
+use crate::cli::{Cli, GatesArgs};
+use crate::exit::Code;
+use crate::print;
+
+pub fn run(cli: &Cli, args: &GatesArgs) -> Result<Code> {
+    let settings = settings(cli)?;
+    let registry = load_registry(&settings)?;
+    let store = open_store(&settings)?;
+    let version = args
+        .release_version
+        .clone()
+        .unwrap_or_else(release::default_version);
+    let outcome = release::gates_only(&store, &settings, &registry, &version)?;
+    if cli.global.json {
+        print::json(&serde_json::json!({
+            "release_version": version,
+            "release_digest": outcome.privacy.release_digest,
+            "gates": outcome.summaries,
+            "not_built": NOT_BUILT,
+            "written": outcome.written,
+        }))?;
+    } else {
+        summary(&outcome);
+        for key in &outcome.written {
+            print::out(&format!("  wrote {}", store.locate(key)));
+        }
+    }
+    Ok(if outcome.passed {
+        Code::Ok
+    } else {
+        print::note("a gate failed: see the findings above and the reports' locators (exit 1)");
+        Code::Blocked
+    })
+}
+
+/// Prints one line per gate and its blocking findings.
+pub fn summary(o: &GatesOutcome) {
+    let p = &o.privacy.metrics;
+    print::out(&format!(
+        "privacy   {}: {} records, {} messages scanned ({:.1} MB/s); {} detections; spot-check sample of {} records",
+        o.privacy.verdict.as_str(),
+        p.records_scanned,
+        p.messages_scanned,
+        p.scan_mb_per_second,
+        p.detections_by_type.values().sum::<u64>(),
+        o.privacy.spot_check.size,
+    ));
+    findings(&o.privacy.findings);
+    let v = &o.provenance.metrics;
+    print::out(&format!(
+        "provenance {}: {} records checked across {} datasets",
+        o.provenance.verdict.as_str(),
+        v.records_checked,
+        v.records_by_dataset.len(),
+    ));
+    findings(&o.provenance.findings);
+    print::out(&format!(
+        "          not built yet: {} gates",
+        NOT_BUILT.join(", ")
+    ));
+}
+
+fn findings(list: &[gatehouse_core::report::Finding]) {
+    for f in list.iter().filter(|f| f.severity >= Severity::Warning) {
+        print::out(&format!(
+            "          {} {} {}: {}{}",
+            f.severity.as_str(),
+            f.code,
+            f.name,
+            f.message,
+            if f.waiver.is_some() { " (waived)" } else { "" }
+        ));
+    }
+}
