@@ -409,7 +409,7 @@ fn planted_pii_is_redacted_and_unsure_records_can_be_held_for_review() {
             planted[0], planted[1], planted[2], planted[3]
         ),
         // Only an ambiguous capitalised first name: unsure.
-        "{\"prompt\": \"Yesterday I argued with Hope about money.\", \"response\": \"That sounds hard.\"}\n".to_string(),
+        "{\"prompt\": \"Yesterday I argued with Tom about money.\", \"response\": \"That sounds hard.\"}\n".to_string(),
         "{\"prompt\": \"I feel tired.\", \"response\": \"Tell me more.\"}\n".to_string(),
     ];
     store

@@ -10,6 +10,7 @@
 
 pub mod formats;
 mod phrases;
+pub mod pii;
 pub mod sample;
 
 /// SplitMix64: tiny, fast, and stable forever.

@@ -1,12 +1,16 @@
 """Regenerates the name lists the PII detector uses (first_names.txt, last_names.txt,
-ambiguous_names.txt). Run from this folder with the three sources unpacked:
+ambiguous_names.txt) and its list of ordinary English words (common_words.txt: every
+all-lower-case entry of WORDS and the LARGE lists, letters only, two or more). Run from this folder with the three sources unpacked:
 
   CENSUS   US Census 1990 name frequency files (public domain), as shipped in the PyPI
            package `names` 0.3.0: dist.female.first, dist.male.first, dist.all.last
   FAKER    the `faker` 5.5.3 npm package (MIT): lib/locales/<locale>/name/*.js
   WORDS    SCOWL's american-english word list (Debian package `wamerican`)
 
-  python3 make_name_lists.py CENSUS_DIR FAKER_LOCALES_DIR WORDS_FILE
+  LARGE    SCOWL's larger lists (Debian `wamerican-large`, `wbritish-large`), for
+           common_words.txt only
+
+  python3 make_name_lists.py CENSUS_DIR FAKER_LOCALES_DIR WORDS_FILE LARGE_WORDS_FILE...
 
 A first name that is also an ordinary lower-case English word ("will", "hope", "mark") is
 listed in ambiguous_names.txt: the detector needs more evidence for it (capitalised inside
@@ -16,6 +20,7 @@ a sentence, or a context cue) than for an unambiguous name.
 import os
 import re
 import sys
+import unicodedata
 
 census, faker, words_file = sys.argv[1:4]
 
@@ -95,3 +100,16 @@ for name, items in [("first_names.txt", first), ("last_names.txt", last),
         for n in clean(items):
             f.write(n + "\n")
     print(name, len(clean(items)))
+
+
+# Ordinary words: what a capitalised or lower-case word is when it is not a name.
+common = {w for w in words if re.fullmatch(r"[a-z]{2,}", w)}
+for path in sys.argv[4:]:
+    for line in open(path, encoding="utf-8"):
+        # Accents folded ("fiancé" → "fiance"): the detector folds before looking up.
+        w = "".join(c for c in unicodedata.normalize("NFD", line.strip()) if not unicodedata.combining(c))
+        if re.fullmatch(r"[a-z]{2,}", w):
+            common.add(w)
+common = sorted(common)
+with open("common_words.txt", "w") as f:
+    f.write("\n".join(common) + "\n")

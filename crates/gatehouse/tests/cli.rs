@@ -670,3 +670,109 @@ fn help_explains_the_commands_and_exit_codes() {
         assert!(r.stdout.contains(word), "{word}: {r:?}");
     }
 }
+
+/// Runs build and gates on PII-laden sources (planted identifiers of every type from
+/// gatehouse-synth, plus a malformed line and an unknown role label holding identifiers) with
+/// debug logging, and checks that no planted string appears in any output line, error,
+/// report or metric. The shards, the compiled export and the spot-check sample are the
+/// redacted export itself and are not reports. (There is no HTML output yet.)
+#[test]
+fn no_planted_identifier_reaches_logs_errors_or_reports() {
+    use gatehouse_synth::pii;
+    let p = Project::new();
+    let corpus = gatehouse_synth::Corpus::new(11);
+    let mut planted: Vec<String> = Vec::new();
+    let mut lines = String::new();
+    for i in 0..400 {
+        let c = pii::conversation(&corpus, i);
+        let messages: Vec<serde_json::Value> = c
+            .messages
+            .iter()
+            .map(|(s, m)| {
+                for t in &m.planted {
+                    planted.push(m.text[t.start..t.end].to_string());
+                }
+                serde_json::json!({"role": s.role(), "content": m.text})
+            })
+            .collect();
+        let record = serde_json::json!({
+            "id": c.id,
+            "session_id": format!("leak-{}", i / 3),
+            "messages": messages,
+        });
+        lines.push_str(&record.to_string());
+        lines.push('\n');
+    }
+    // Bad input carrying identifiers: a broken line and a role label that is an email.
+    let (email, name) = ("lorcan.whitfield@example.org", "Lorcan Whitfield");
+    planted.push(email.into());
+    planted.push(name.into());
+    lines.push_str(&format!(
+        "{{\"messages\": [{{\"role\": \"user\", \"content\": \"{name} {email}\"\n"
+    ));
+    lines.push_str(&format!(
+        "{{\"session_id\": \"x\", \"messages\": [{{\"role\": \"{email}\", \"content\": \"hi {name}\"}}, {{\"role\": \"assistant\", \"content\": \"ok\"}}]}}\n"
+    ));
+    std::fs::write(
+        p.path()
+            .join("store/sources/professional/sessions/part-000.jsonl"),
+        lines,
+    )
+    .unwrap();
+    // Long enough to be specific; the generator's short first names alone ("Noor") are too
+    // common as substrings of ordinary output to test.
+    planted.retain(|s| s.chars().count() >= 6);
+    planted.sort();
+    planted.dedup();
+    assert!(planted.len() > 300, "{}", planted.len());
+
+    let v = "v2026-11-25";
+    let runs = [
+        p.run(&["-vv", "release", "--release-version", v]),
+        p.run(&["-vv", "gates", "--release-version", v]),
+        p.run(&["--json", "gates", "--release-version", v]),
+        p.run(&["--json", "build", "--release-version", v]),
+    ];
+    for r in &runs {
+        assert!(r.code == 0 || r.code == 1, "{r:?}");
+    }
+    let draft = p.path().join("store/exports/releases").join(v);
+    let mut outputs: Vec<(String, String)> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("run {i}"), format!("{}\n{}", r.stdout, r.stderr)))
+        .collect();
+    let mut reports = 0;
+    gatehouse_test::for_each_file(&draft, &mut |key, bytes| {
+        let export = key.starts_with("shards/")
+            || key == "compiled_export.jsonl"
+            || key == "gates/pii_spot_check_sample.jsonl";
+        if !export {
+            reports += 1;
+            outputs.push((
+                key.to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert!(
+        reports >= 8,
+        "reports, quarantine list, manifest, routing config: {reports}"
+    );
+    let quarantine = std::fs::read_to_string(draft.join("quarantine.jsonl")).unwrap();
+    assert_eq!(
+        quarantine.lines().count(),
+        2,
+        "both bad lines are quarantined"
+    );
+    for (what, text) in &outputs {
+        for s in &planted {
+            assert!(
+                !text.contains(s.as_str()),
+                "a planted identifier appears in {what}"
+            );
+        }
+    }
+}

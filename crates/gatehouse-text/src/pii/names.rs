@@ -18,6 +18,8 @@ pub(crate) struct Names {
     first: HashSet<&'static str>,
     last: HashSet<&'static str>,
     ambiguous: HashSet<&'static str>,
+    /// Ordinary lower-case English words (SCOWL): a name that is one needs context.
+    common: HashSet<&'static str>,
     stop: HashSet<&'static str>,
     titles: HashSet<&'static str>,
     relations: HashSet<&'static str>,
@@ -438,6 +440,77 @@ const SPEECH_VERBS: &[&str] = &[
     "and", "doesn't", "didn't", "won't", "can't", "isn't", "wasn't",
 ];
 
+/// Names that are also words people capitalise inside a sentence when they are not names:
+/// virtues and concepts ("my Faith"), months, seasons, titles.
+const CAPITALISED_WORDS: &[&str] = &[
+    "faith",
+    "hope",
+    "grace",
+    "joy",
+    "will",
+    "may",
+    "june",
+    "april",
+    "august",
+    "art",
+    "rose",
+    "dawn",
+    "summer",
+    "autumn",
+    "winter",
+    "spring",
+    "honor",
+    "honour",
+    "justice",
+    "charity",
+    "patience",
+    "mercy",
+    "destiny",
+    "trinity",
+    "heaven",
+    "angel",
+    "star",
+    "sky",
+    "river",
+    "ocean",
+    "storm",
+    "king",
+    "prince",
+    "princess",
+    "queen",
+    "major",
+    "sterling",
+    "christian",
+    "liberty",
+    "unity",
+    "harmony",
+    "serenity",
+    "peace",
+    "love",
+    "truth",
+    "glory",
+    "victory",
+];
+
+/// Lower-case words inside surnames.
+const SURNAME_PARTICLES: &[&str] = &[
+    "van", "der", "den", "de", "la", "le", "del", "della", "da", "di", "von", "zu", "ó", "o",
+    "mac", "bin", "ibn", "al", "el", "ben", "st",
+];
+
+/// Verbs whose object is usually a person ("I asked X", "we visited X").
+const PERSON_VERBS: &[&str] = &[
+    "asked", "told", "texted", "phoned", "emailed", "messaged", "met", "hugged", "married",
+    "dated", "divorced", "thanked", "invited", "kissed", "forgave",
+];
+
+/// Chat words the dictionary lacks; never names.
+const CHAT_WORDS: &[&str] = &[
+    "ok", "okay", "lol", "omg", "idk", "tbh", "imo", "btw", "bc", "cuz", "gonna", "wanna", "gotta",
+    "kinda", "sorta", "yeah", "yep", "nope", "nah", "thx", "pls", "plz", "meds", "mom", "dad",
+    "bf", "gf", "ppl", "rn", "ur", "u", "hmm", "um", "uh", "wow",
+];
+
 const GREETINGS: &[&str] = &[
     "hi",
     "hello",
@@ -624,6 +697,23 @@ fn words(text: &str) -> Vec<Word<'_>> {
     out
 }
 
+/// Latin letters without their accents ("fiancé" → "fiance"), for dictionary lookups.
+fn fold_accents(w: &str) -> String {
+    w.chars()
+        .map(|c| match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            c => c,
+        })
+        .collect()
+}
+
 /// "i'd", "we've", "it's": a contraction, not a name like "o'brien".
 fn contraction(lower: &str) -> bool {
     lower
@@ -656,6 +746,10 @@ impl Names {
             first: list(include_str!("../../data/first_names.txt")),
             last: list(include_str!("../../data/last_names.txt")),
             ambiguous: list(include_str!("../../data/ambiguous_names.txt")),
+            common: list(include_str!("../../data/common_words.txt"))
+                .into_iter()
+                .chain(CHAT_WORDS.iter().copied())
+                .collect(),
             stop: STOP.iter().chain(FOREIGN_FUNCTION_WORDS).copied().collect(),
             titles: TITLES.iter().copied().collect(),
             relations: RELATIONS.iter().copied().collect(),
@@ -675,8 +769,42 @@ impl Names {
                 .is_some_and(|(a, b)| self.last.contains(a) || self.last.contains(b))
     }
 
+    /// A name that is also an ordinary word ("hope", "will", "art").
     fn is_ambiguous(&self, lower: &str) -> bool {
-        self.ambiguous.contains(lower)
+        self.ambiguous.contains(lower) || self.common.contains(lower)
+    }
+
+    /// An ordinary word or a stop word: not evidence of a name by itself. Accents are
+    /// folded ("fiancé"); a hyphenated word is ordinary when a part is ("ex-wife",
+    /// "well-being") or short ("OD-ing"), or when it repeats itself ("I-I", "and-and").
+    fn is_word(&self, lower: &str) -> bool {
+        let plain = |w: &str| {
+            self.common.contains(w)
+                || self.stop.contains(w)
+                || (!w.is_ascii() && self.common.contains(fold_accents(w).as_str()))
+        };
+        if plain(lower) {
+            return true;
+        }
+        if lower.contains('-') {
+            let parts: Vec<&str> = lower.split('-').collect();
+            return parts.iter().any(|p| p.chars().count() < 3 || plain(p))
+                || parts.windows(2).any(|w| w[0] == w[1])
+                || plain(&parts.concat());
+        }
+        false
+    }
+
+    /// A word that is neither an ordinary word nor an organisation word: in a context that
+    /// calls for a name ("Dr. Thorsen", "my name is amara iheanacho"), it is one.
+    fn unlisted_name(&self, w: &Word<'_>) -> bool {
+        let lower = w.lower.as_ref();
+        !w.glued
+            && lower.chars().count() >= 2
+            && w.case != Case::Other
+            && !self.is_word(lower)
+            && !self.organisation_words.contains(lower)
+            && !contraction(lower)
     }
 
     pub(crate) fn find(&self, text: &str, out: &mut Vec<RawSpan>) {
@@ -704,9 +832,39 @@ impl Names {
             {
                 j += 1;
             }
+            // "Van der Berg", "Ó Briain", "de la Cruz": particles inside a surname.
+            let mut k = j;
+            while k + 1 < ws.len()
+                && k < j + 2
+                && ws[k].gap == Gap::None
+                && SURNAME_PARTICLES.contains(&ws[k].lower.as_ref())
+            {
+                k += 1;
+            }
+            if k > j
+                && ws[k].gap == Gap::None
+                && matches!(ws[k].case, Case::Title | Case::Upper)
+                && (self.is_last(ws[k].lower.as_ref()) || self.unlisted_name(&ws[k]))
+                && matches!(ws[i].case, Case::Title | Case::Upper)
+            {
+                j = k;
+            }
+            let named = matches!(
+                rule,
+                "introduction"
+                    | "introduction-unlisted"
+                    | "title"
+                    | "salutation"
+                    | "relation"
+                    | "relation-unlisted"
+                    | "speech-verb-unlisted"
+                    | "person-object-unlisted"
+            );
             if j < ws.len()
                 && matches!(ws[j].gap, Gap::None | Gap::Dot)
-                && (self.surname_like(&ws[j], &ws[i]) || self.unlisted_surname(&ws, j))
+                && (self.surname_like(&ws[j], &ws[i])
+                    || self.unlisted_surname(&ws, j)
+                    || named && self.unlisted_name(&ws[j]))
             {
                 last = j;
             }
@@ -753,8 +911,13 @@ impl Names {
         w.case == Case::Title
             && !w.glued
             && lower.chars().count() >= 2
-            && !self.stop.contains(lower)
-            && !self.is_ambiguous(lower)
+            // A dictionary word can be a surname ("Obi", "Brown") right after a name, unless
+            // it is a function word, a name-like word ("Will") or a verb ("Said").
+            && (!self.is_word(lower)
+                || !self.stop.contains(lower)
+                    && !self.ambiguous.contains(lower)
+                    && !self.speech_verbs.contains(lower)
+                    && !PERSON_VERBS.contains(&lower))
             && !self.organisation_words.contains(lower)
             && !contraction(lower)
             && ws
@@ -796,7 +959,7 @@ impl Names {
                 || prev(1) == Some("named")
                 || (prev(2) == Some("call") && prev(1) == Some("me"))
                 || (prev(2) == Some("known") && prev(1) == Some("as"));
-        if intro_name && (cased || first) {
+        if intro_name && (first || self.unlisted_name(w)) {
             return Some((Confidence::Sure, "introduction"));
         }
         let im = prev(1) == Some("i'm")
@@ -811,12 +974,26 @@ impl Names {
         {
             return Some((Confidence::Sure, "introduction"));
         }
+        // "I'm Emeka", "this is Caspian": an unlisted name; not "I'm Canadian".
+        if (im || this_is)
+            && (w.case == Case::Title
+                || this_is && next.is_none_or(|n| matches!(n.gap, Gap::Comma | Gap::Dot)))
+            && self.unlisted_name(w)
+            && !["ian", "ese", "ish", "ean"]
+                .iter()
+                .any(|s| lower.ends_with(s))
+        {
+            return Some((Confidence::Unsure, "introduction-unlisted"));
+        }
         // Titles: "Dr. Okafor", "Ms Lee".
         if let Some(p) = prev_w(1)
             && self.titles.contains(p.lower.as_ref())
-            && matches!(p.case, Case::Title | Case::Upper)
-            && cased
             && matches!(w.gap, Gap::None | Gap::Dot)
+            && (matches!(p.case, Case::Title | Case::Upper)
+                && (w.case == Case::Title
+                    || w.case == Case::Upper && (self.is_last(lower) || !self.is_word(lower)))
+                || self.unlisted_name(w)
+                || first && !ambiguous)
         {
             return Some((Confidence::Sure, "title"));
         }
@@ -850,15 +1027,19 @@ impl Names {
                 return Some((Confidence::Sure, "relation"));
             }
             // An unlisted capitalised word: likely a name, but not certain.
-            if w.case == Case::Title && !ambiguous && lower.chars().count() >= 3 {
+            if matches!(w.case, Case::Title | Case::Lower)
+                && !ambiguous
+                && self.unlisted_name(w)
+                && lower.chars().count() >= 3
+            {
                 return Some((Confidence::Unsure, "relation-unlisted"));
             }
         }
         // Salutations: "Hi Sarah," at the start of a line.
         if let Some(p) = prev_w(1)
             && self.greetings.contains(p.lower.as_ref())
-            && p.line_start
-            && cased
+            && p.sentence_start
+            && (cased || self.unlisted_name(w))
             && matches!(w.gap, Gap::None | Gap::Comma)
             && (next.is_none_or(|n| n.gap != Gap::None || n.line_start) || first)
             && (first || !ambiguous)
@@ -866,7 +1047,7 @@ impl Names {
             return Some((Confidence::Sure, "salutation"));
         }
         // Signatures: "Thanks,\nSarah" or "- Sarah" as the last line.
-        if w.line_start && cased && self.signature_line(text, ws, i) {
+        if w.line_start && (cased || self.unlisted_name(w)) && self.signature_line(text, ws, i) {
             return Some((Confidence::Sure, "signature"));
         }
         // "Sarah said", "mark told me".
@@ -884,6 +1065,94 @@ impl Names {
         {
             return Some((Confidence::Sure, "speech-verb"));
         }
+        // "Thandiwe said", "Obinna Kariuki told me": unlisted capitalised words that speak.
+        let speaks = |k: usize| {
+            ws.get(i + k).is_some_and(|n| {
+                n.gap == Gap::None
+                    && matches!(
+                        n.lower.as_ref(),
+                        "said"
+                            | "says"
+                            | "told"
+                            | "tells"
+                            | "asked"
+                            | "texted"
+                            | "yelled"
+                            | "replied"
+                    )
+            })
+        };
+        if matches!(w.case, Case::Title | Case::Lower)
+            && (self.unlisted_name(w) || first && !ambiguous && cased)
+            && (speaks(1) && !first
+                || next.is_some_and(|n| {
+                    n.gap == Gap::None
+                        && n.case == w.case
+                        && (self.unlisted_name(n) || self.is_last(n.lower.as_ref()))
+                }) && speaks(2))
+        {
+            return Some((Confidence::Unsure, "speech-verb-unlisted"));
+        }
+        // "Rashid's parents": a possessive before a relation.
+        if matches!(w.case, Case::Title | Case::Lower)
+            && (self.unlisted_name(w) || first && !ambiguous && cased)
+            && text[w.end..].starts_with(['\'', '’'])
+            && next.is_some_and(|n| {
+                self.relations.contains(n.lower.as_ref())
+                    || matches!(
+                        n.lower.as_ref(),
+                        "parents"
+                            | "family"
+                            | "house"
+                            | "place"
+                            | "birthday"
+                            | "funeral"
+                            | "wedding"
+                    )
+            })
+        {
+            let c = if first {
+                Confidence::Sure
+            } else {
+                Confidence::Unsure
+            };
+            return Some((c, "possessive-relation"));
+        }
+        // "Bartek and I", "Amara Okonkwo and I": someone beside the speaker.
+        let and_i = |k: usize| {
+            ws.get(i + k)
+                .is_some_and(|a| a.lower == "and" && a.gap == Gap::None)
+                && ws
+                    .get(i + k + 1)
+                    .is_some_and(|b| matches!(b.lower.as_ref(), "i" | "me") && b.gap == Gap::None)
+        };
+        if w.case == Case::Title
+            && lower.chars().count() >= 3
+            && (first && !ambiguous || self.unlisted_name(w))
+            && (and_i(1)
+                || next.is_some_and(|n| {
+                    n.gap == Gap::None
+                        && (self.unlisted_surname(ws, i + 1)
+                            || n.case == Case::Title && self.is_last(n.lower.as_ref()))
+                }) && and_i(2))
+        {
+            return Some((Confidence::Sure, "and-i"));
+        }
+        // "I asked Hiroshi", "lunch with Rafferty Sørensen": a person as the object.
+        if let Some(p) = prev_w(1)
+            && !w.sentence_start
+            && matches!(w.case, Case::Title | Case::Lower)
+            && self.unlisted_name(w)
+            && (PERSON_VERBS.contains(&p.lower.as_ref())
+                || p.lower == "with"
+                    && next.is_some_and(|n| {
+                        n.gap == Gap::None
+                            && (self.unlisted_surname(ws, i + 1)
+                                || n.case == Case::Lower && self.unlisted_name(n))
+                    }))
+        {
+            return Some((Confidence::Unsure, "person-object-unlisted"));
+        }
         if !first {
             return None;
         }
@@ -892,6 +1161,7 @@ impl Names {
             && cased
             && n.gap == Gap::None
             && self.surname_like(n, w)
+            && (!ambiguous || n.lower.chars().count() >= 3)
         {
             let confidence = if ambiguous && w.sentence_start {
                 Confidence::Unsure
@@ -908,7 +1178,9 @@ impl Names {
         match w.case {
             Case::Title if !ambiguous && distinctive => Some((Confidence::Sure, "first-name")),
             Case::Title if !ambiguous => Some((Confidence::Unsure, "first-name-in-title-case")),
-            Case::Title if !w.sentence_start && distinctive => {
+            Case::Title
+                if !w.sentence_start && distinctive && !CAPITALISED_WORDS.contains(&lower) =>
+            {
                 Some((Confidence::Unsure, "first-name-ambiguous"))
             }
             Case::Upper if !ambiguous && lower.len() >= 3 => {
@@ -932,10 +1204,14 @@ impl Names {
         let dashed = line.starts_with('-') || line.starts_with('—') || line.starts_with('–');
         let name_part = line.trim_start_matches(['-', '—', '–', ' ']);
         let count = name_part.split_whitespace().count();
+        let lower_unlisted = |t: &str| {
+            let t = t.trim_end_matches(['.', ',']);
+            t.chars().all(char::is_alphabetic) && !self.is_word(&t.to_lowercase())
+        };
         if !(1..=3).contains(&count)
             || !name_part
                 .split_whitespace()
-                .all(|t| t.chars().next().is_some_and(char::is_uppercase))
+                .all(|t| t.chars().next().is_some_and(char::is_uppercase) || lower_unlisted(t))
         {
             return false;
         }

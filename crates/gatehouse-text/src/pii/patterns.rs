@@ -26,6 +26,8 @@ pub(crate) struct Patterns {
     po_box: Regex,
     uk_postcode: Regex,
     city_zip: Regex,
+    /// City, state and ZIP in any case: only to extend a street address.
+    city_zip_any_case: Regex,
 }
 
 /// Compiles a built-in pattern. Word boundaries are ASCII (`(?-u:\b)`), which keeps the
@@ -38,6 +40,8 @@ fn re(pattern: &str) -> Regex {
 }
 
 const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?";
+
+const US_STATES: &str = r"(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])";
 
 const STREET_SUFFIX: &str = r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|crescent|cres|close|row|loop|alley|grove|gardens|mews|hill)";
 
@@ -89,14 +93,14 @@ impl Patterns {
                 r"(?i)\b[a-z0-9._\-]+\s*(?:\(at\)|\[at\]|\{at\}| at )\s*[a-z0-9\-]+\s*(?:\(dot\)|\[dot\]|\{dot\}| dot )\s*(?:com|org|net|edu|gov|co\.uk|io|me|us|uk|ca)\b",
             ),
             phone: re(concat!(
-                r"(?i)(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{2,4}(?:[\s.\-]\d{2,4}){1,4}",
-                r"(?:\s*(?:ext\.?|extension|x)\s*\d{1,6})?",
+                r"(?i)(?:(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,5}(?:[\s.\-]\d{2,8}){1,5}",
                 r"|(?:\+?1[\s.\-]?)?\(?\d{3}\)?[\s.\-]?\d{3}[\s.\-]?\d{4}",
-                r"|\+\d{8,14}",
+                r"|\+\d{8,14})",
+                r"(?:,?\s*(?:ext\.?|extension|x)\s*\d{1,6}\b)?",
             )),
             ssn: re(r"\b\d{3}([\- ])\d{2}([\- ])\d{4}\b"),
             ssn_context: re(
-                r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|social)\s*(?:is|was|number|no\.?|#|:)?\s*:?\s*(\d{9})\b",
+                r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|social)\b[^\d\n]{0,24}?(\d{9})\b",
             ),
             card: re(r"\b\d(?:[ \-]?\d){12,18}\b"),
             ipv4: re(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
@@ -115,17 +119,22 @@ impl Patterns {
                 r"|medicaid(?:\s+(?:id|number|no\.?|#))?|medicare(?:\s+(?:id|number|no\.?|#))?",
                 r"|(?:driver'?s\s+)?licen[cs]e\s+(?:number|no\.?|#)|dl\s*#|passport\s+(?:number|no\.?|#)|npi(?:\s+(?:number|#))?|dea\s+(?:number|#)",
                 r"|account\s+(?:number|no\.?|#)|id\s+(?:number|no\.?|#))",
-                r"\s*(?:is|was|:|#|=)?\s*:?\s*([A-Za-z0-9][A-Za-z0-9\-]{3,19})\b",
+                // "… number is X", "… number: X", or a few words between: "… number on
+                // the letter is X".
+                r"(?:\s+(?:[a-z']+\s+){0,4}?(?:is|was|reads|says)\b|\s*[:#=])?\s*:?\s*([A-Za-z0-9][A-Za-z0-9\-]{3,19})\b",
             )),
             address: re(&format!(
-                r"(?i)\b\d{{1,6}}[a-z]?\s+((?:[a-z0-9'.\-]+\s+){{0,3}}?)({suffix})\b\.?(?:,?\s*(?:apt|apartment|unit|suite|ste|#)\.?\s*#?[a-z0-9\-]+)?",
+                r"(?i)\b\d{{1,6}}[a-z]?\s+((?:[a-z0-9'.\-]+\s+){{0,3}})({suffix})\b\.?(?:,?\s*(?:apt|apartment|unit|suite|ste|#)\.?\s*#?[a-z0-9\-]+)?",
                 suffix = STREET_SUFFIX
             )),
             po_box: re(r"(?i)\bp\.?\s?o\.?\s+box\s+\d{1,6}\b"),
             uk_postcode: re(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}\b"),
-            city_zip: re(
-                r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+){0,2},\s(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])\s\d{5}(?:-\d{4})?\b",
-            ),
+            city_zip: re(&format!(
+                r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+){{0,2}},\s{US_STATES}\s\d{{5}}(?:-\d{{4}})?\b"
+            )),
+            city_zip_any_case: re(&format!(
+                r"(?i)\b[a-z]+(?:\s[a-z]+){{0,2}},\s{US_STATES}\s\d{{5}}(?:-\d{{4}})?\b"
+            )),
         }
     }
 
@@ -168,7 +177,9 @@ impl Patterns {
         for m in self.url.find_iter(text) {
             let end = m.start() + trim_trailing_punctuation(m.as_str());
             let url = &text[m.start()..end];
-            if let Some(confidence) = personal_url(url) {
+            let confidence = personal_url(url)
+                .or_else(|| personal_url_context(text, m.start()).then_some(Confidence::Sure));
+            if let Some(confidence) = confidence {
                 push(
                     out,
                     PiiType::Url,
@@ -288,7 +299,8 @@ impl Patterns {
             let bad = names
                 .iter()
                 .any(|w| NOT_STREET_WORDS.contains(&w.to_ascii_lowercase().as_str()));
-            if bad || !standalone(text, m.start(), m.end()) {
+            let announced = address_context_before(text, m.start());
+            if (bad && !announced) || !standalone(text, m.start(), m.end()) {
                 continue;
             }
             // "12 Oak Street" or "12 oak st": some street name, and a suffix that is not
@@ -306,19 +318,19 @@ impl Patterns {
             // capitalised street name.
             let everyday =
                 !UNAMBIGUOUS_SUFFIXES.contains(&suffix.as_str().to_ascii_lowercase().as_str());
-            if everyday && !capitalised {
+            if everyday && !capitalised && !announced {
                 continue;
             }
-            if !capitalised && names.len() > 2 {
+            if !capitalised && !announced && names.len() > 2 {
                 continue;
             }
-            let confidence = if capitalised {
+            let confidence = if capitalised || announced {
                 Confidence::Sure
             } else {
                 Confidence::Unsure
             };
             let mut end = m.end();
-            if let Some(z) = self.city_zip.find_at(text, end)
+            if let Some(z) = self.city_zip_any_case.find_at(text, end)
                 && text[end..z.start()].trim_matches([',', ' ']).is_empty()
             {
                 end = z.end();
@@ -348,6 +360,39 @@ impl Patterns {
             );
         }
     }
+}
+
+/// Words just before `start` that announce an address ("I live at", "my address is").
+fn address_context_before(text: &str, start: usize) -> bool {
+    let from = text[..start]
+        .char_indices()
+        .rev()
+        .nth(28)
+        .map_or(0, |(i, _)| i);
+    let window = text[from..start].to_ascii_lowercase();
+    [
+        "live at",
+        "lives at",
+        "living at",
+        "lived at",
+        "address is",
+        "address:",
+        "moved to",
+        "moving to",
+        "send it to",
+        "letter to",
+        "mail it to",
+        "located at",
+        "staying at",
+        "house at",
+        "house is at",
+        "apartment at",
+        "live on",
+        "lives on",
+        "home is",
+    ]
+    .iter()
+    .any(|w| window.contains(w))
 }
 
 fn push(
@@ -529,6 +574,40 @@ fn version_before(text: &str, start: usize) -> bool {
 
 fn trim_trailing_punctuation(url: &str) -> usize {
     url.trim_end_matches(['.', ',', ';', ':', '!', '?']).len()
+}
+
+/// Words just before a link that say it is someone's own page ("my website is …", "find me
+/// at …", "her blog: …").
+fn personal_url_context(text: &str, start: usize) -> bool {
+    let from = text[..start]
+        .char_indices()
+        .rev()
+        .nth(32)
+        .map_or(0, |(i, _)| i);
+    let window = text[from..start].to_ascii_lowercase();
+    const OWNERS: &[&str] = &["my ", "her ", "his ", "their ", "our "];
+    const PAGES: &[&str] = &[
+        "page",
+        "site",
+        "website",
+        "blog",
+        "portfolio",
+        "profile",
+        "channel",
+        "homepage",
+        "art",
+        "photos",
+        "work",
+        "shop",
+        "store",
+    ];
+    let owned = OWNERS
+        .iter()
+        .any(|o| PAGES.iter().any(|p| window.contains(&format!("{o}{p}"))));
+    owned
+        || ["find me", "follow me", "reach me"]
+            .iter()
+            .any(|w| window.contains(w))
 }
 
 /// Profile pages on social sites, and user pages (`/~name`, `/user/…`) anywhere, identify a

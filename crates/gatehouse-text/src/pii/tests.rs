@@ -169,7 +169,7 @@ fn redaction_keeps_identities_within_a_conversation() {
 
 #[test]
 fn unsure_spans_follow_the_policy() {
-    let mut msgs = ["then I saw Hope at the store".to_string()];
+    let mut msgs = ["then I saw Tom at the store".to_string()];
     let r = redact_conversation(
         detector(),
         &Allowlist::default(),
