@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gatehouse_core::build::{self, BuildConfig, BuildContext};
+use gatehouse_core::gates;
 use gatehouse_core::registry::Registry;
 use gatehouse_core::store::{Backend, Store, StoreConfig};
 use gatehouse_synth::formats::{self, Eol};
@@ -208,5 +209,31 @@ fn child(root: &Path) {
     println!(
         "build: {} records exported ({} quarantined) in {secs:.1}s, peak RSS {hwm:.0} MB, verdict {:?}",
         out.report.records_exported, out.report.records_quarantined, out.report.verdict
+    );
+
+    // The privacy and provenance gates over the export just built.
+    let started = Instant::now();
+    let g = gates::run(
+        &store,
+        &registry,
+        ctx.location,
+        gates::Policy {
+            config: &gates::GatesConfig::default(),
+            waivers: &[],
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+            limits: &BuildConfig::default().limits,
+        },
+    )
+    .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    let m = &g.privacy.metrics;
+    println!(
+        "gates: {} records, {:.0} MB of export read in {secs:.1}s ({:.1} MB/s), peak RSS {:.0} MB, privacy {:?}, provenance {:?}",
+        m.records_scanned,
+        m.bytes_read as f64 / 1e6,
+        m.bytes_read as f64 / 1e6 / secs,
+        support::peak_rss_mb(),
+        g.privacy.verdict,
+        g.provenance.verdict
     );
 }
