@@ -226,7 +226,7 @@ fn child(root: &Path) {
     )
     .unwrap();
     let secs = started.elapsed().as_secs_f64();
-    let m = &g.privacy.metrics;
+    let m = &g.privacy.detail.metrics;
     println!(
         "gates: {} records, {:.0} MB of export read in {secs:.1}s ({:.1} MB/s), peak RSS {:.0} MB, privacy {:?}, provenance {:?}",
         m.records_scanned,

@@ -77,17 +77,20 @@ fn a_clean_release_passes_and_the_spot_check_sample_is_seeded() {
     let p = &out.privacy;
     assert_eq!(p.verdict, Verdict::Pass);
     assert_eq!(p.release_digest, built.release_digest);
-    assert_eq!(p.metrics.records_scanned, built.report.records_exported);
-    assert_eq!(p.metrics.lines_read, built.report.records_exported);
+    assert_eq!(
+        p.detail.metrics.records_scanned,
+        built.report.records_exported
+    );
+    assert_eq!(p.detail.metrics.lines_read, built.report.records_exported);
     assert!(p.shards.iter().all(|s| s.ok) && p.shards.len() == 3);
     assert_eq!(out.provenance.verdict, Verdict::Pass);
     assert_eq!(
-        out.provenance.metrics.records_checked,
+        out.provenance.detail.metrics.records_checked,
         built.report.records_exported
     );
 
     // The sample: about 10% by default, whole records, redrawn identically from the seed.
-    let s = &p.spot_check;
+    let s = &p.detail.spot_check;
     assert!(s.size > 0 && s.size < 60, "{}", s.size);
     assert_eq!(s.population, built.report.records_exported);
     let sample_key = format!("{LOC}gates/pii_spot_check_sample.jsonl");
@@ -99,7 +102,7 @@ fn a_clean_release_passes_and_the_spot_check_sample_is_seeded() {
         assert!(line["record"]["messages"].is_array());
     }
     let again = run_gates(&store, &reg, &GatesConfig::default(), &[]);
-    assert_eq!(again.privacy.spot_check.ids, s.ids);
+    assert_eq!(again.privacy.detail.spot_check.ids, s.ids);
     let other_seed = GatesConfig {
         spot_check: SpotCheckConfig {
             seed: 2,
@@ -108,7 +111,7 @@ fn a_clean_release_passes_and_the_spot_check_sample_is_seeded() {
         ..GatesConfig::default()
     };
     let reseeded = run_gates(&store, &reg, &other_seed, &[]);
-    assert_ne!(reseeded.privacy.spot_check.ids, s.ids);
+    assert_ne!(reseeded.privacy.detail.spot_check.ids, s.ids);
     let capped = GatesConfig {
         spot_check: SpotCheckConfig {
             rate: 1.0,
@@ -120,6 +123,7 @@ fn a_clean_release_passes_and_the_spot_check_sample_is_seeded() {
     assert_eq!(
         run_gates(&store, &reg, &capped, &[])
             .privacy
+            .detail
             .spot_check
             .size,
         7
@@ -298,6 +302,7 @@ fn an_unlicensed_dataset_fails_the_provenance_gate_unless_waived() {
     assert_eq!(v.verdict, Verdict::Fail);
     assert_eq!(v.counts["PRV006"].found, 1);
     let d = v
+        .detail
         .datasets
         .iter()
         .find(|d| d.dataset == "scraped_forum")

@@ -25,12 +25,12 @@ use thiserror::Error;
 
 use crate::config::Settings;
 use crate::registry::Registry;
-use crate::report::Verdict;
+use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
 use crate::source::Limits;
 use crate::store::{Store, StoreError};
-use crate::waiver::{Waiver, WaiverUse};
+use crate::waiver::{Waiver, WaiverStatus, WaiverUse};
 
-pub use export::ExportManifest;
+pub use export::{ExportManifest, Locator, ShardCheck};
 
 /// Gate report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -138,6 +138,118 @@ pub struct GateSummary {
     pub blocking_counts: BTreeMap<String, u64>,
 }
 
+/// A gate report: what every gate has, and the gate's own part `D` (flattened in JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateReport<D> {
+    pub schema_version: u32,
+    pub gate: &'static str,
+    pub generated_by: String,
+    pub release_version: String,
+    pub release_digest: String,
+    pub verdict: Verdict,
+    pub blocking: bool,
+    pub method: &'static str,
+    /// Finding code → occurrences (and how many a waiver covers).
+    pub counts: BTreeMap<String, CodeCount>,
+    pub findings: Vec<Finding>,
+    /// Finding code → the first locators in export order (at most `max_locators`).
+    pub locators: BTreeMap<String, Vec<Locator>>,
+    /// Every shard as read, against the manifest.
+    pub shards: Vec<ShardCheck>,
+    #[serde(flatten)]
+    pub detail: D,
+    pub waivers: Vec<WaiverUse>,
+    pub config: GatesConfig,
+}
+
+/// What one gate found, ready to become its report.
+struct GateFindings<'a> {
+    gate: &'static str,
+    method: &'static str,
+    /// The gate's per-record findings (the export's integrity findings are added to them).
+    records: &'a export::Tally,
+    /// Names of the gate's finding codes.
+    name: fn(&str) -> &'static str,
+    /// Findings about the release as a whole, one occurrence each.
+    release: Vec<Finding>,
+}
+
+impl<D> GateReport<D> {
+    fn new(
+        manifest: &ExportManifest,
+        scanned: &export::Scanned,
+        config: &GatesConfig,
+        found: GateFindings<'_>,
+        detail: D,
+    ) -> Self {
+        let mut all = scanned.integrity.clone();
+        all.merge(found.records.clone());
+        let mut counts: BTreeMap<String, CodeCount> = all
+            .counts
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        let mut findings: Vec<Finding> = all
+            .counts
+            .iter()
+            .map(|(code, c)| Finding {
+                code,
+                name: (found.name)(code),
+                severity: if c.blocking() > 0 {
+                    Severity::Error
+                } else {
+                    Severity::Info
+                },
+                subject: "export".into(),
+                message: if c.waived == 0 {
+                    format!("{} occurrences in the export", c.found)
+                } else {
+                    format!(
+                        "{} occurrences in the export, {} of them waived",
+                        c.found, c.waived
+                    )
+                },
+                waiver: None,
+            })
+            .collect();
+        let mut waivers = all.waivers;
+        for f in found.release {
+            let c = counts.entry(f.code.to_string()).or_default();
+            c.found += 1;
+            if let Some(w) = &f.waiver {
+                if w.status == WaiverStatus::Applied {
+                    c.waived += 1;
+                }
+                if !waivers.contains(w) {
+                    waivers.push(w.clone());
+                }
+            }
+            findings.push(f);
+        }
+        GateReport {
+            schema_version: SCHEMA_VERSION,
+            gate: found.gate,
+            generated_by: generated_by(),
+            release_version: manifest.release_version.clone(),
+            release_digest: manifest.digest.clone(),
+            verdict: verdict_of(&findings),
+            blocking: true,
+            method: found.method,
+            counts,
+            findings,
+            locators: all
+                .locators
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_values()))
+                .collect(),
+            shards: scanned.shards.clone(),
+            detail,
+            waivers,
+            config: config.clone(),
+        }
+    }
+}
+
 /// What a gates run produced.
 #[derive(Debug, Clone)]
 pub struct GatesOutcome {
@@ -193,7 +305,7 @@ pub fn run(
     let scanned = export::scan(store, &manifest, &ctx, policy.limits)?;
     let elapsed = started.elapsed();
 
-    let privacy = privacy::report(&manifest, &ctx, &scanned, config, elapsed);
+    let privacy = privacy::report(&manifest, &scanned, config, elapsed);
     let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);
 
     let mut written = Vec::new();
@@ -248,15 +360,4 @@ fn json_bytes<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, GateEr
     let mut b = serde_json::to_vec_pretty(v).map_err(|e| GateError::Serialise(what, e))?;
     b.push(b'\n');
     Ok(b)
-}
-
-/// Waivers that were looked up, deduplicated, for a report.
-fn waivers_used(used: impl IntoIterator<Item = WaiverUse>) -> Vec<WaiverUse> {
-    let mut out: Vec<WaiverUse> = Vec::new();
-    for u in used {
-        if !out.contains(&u) {
-            out.push(u);
-        }
-    }
-    out
 }

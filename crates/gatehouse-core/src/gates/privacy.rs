@@ -12,12 +12,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::export::{
-    At, Capped, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, ShardCheck, Tally,
+    At, Capped, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally,
     integrity_name,
 };
-use super::{CodeCount, GatesConfig, SCHEMA_VERSION, waivers_used};
-use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
-use crate::waiver::WaiverUse;
+use super::{GateFindings, GateReport, GatesConfig};
 use gatehouse_text::pii::{Confidence, PiiType};
 
 /// A record's `pii_status` is missing or says it was not scanned.
@@ -230,28 +228,15 @@ pub struct PrivacyMetrics {
     pub scan_mb_per_second: f64,
 }
 
-/// `gates/pii_detection_report.json`.
+/// The privacy gate's own part of `gates/pii_detection_report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PrivacyReport {
-    pub schema_version: u32,
-    pub gate: &'static str,
-    pub generated_by: String,
-    pub release_version: String,
-    pub release_digest: String,
-    pub verdict: Verdict,
-    pub blocking: bool,
-    pub method: &'static str,
-    /// Finding code → occurrences (and how many a waiver covers).
-    pub counts: BTreeMap<String, CodeCount>,
-    pub findings: Vec<Finding>,
-    /// Finding code → the first locators in export order (at most `max_locators`).
-    pub locators: BTreeMap<String, Vec<Locator>>,
-    pub shards: Vec<ShardCheck>,
+pub struct PrivacyDetail {
     pub metrics: PrivacyMetrics,
     pub spot_check: SpotCheck,
-    pub waivers: Vec<WaiverUse>,
-    pub config: GatesConfig,
 }
+
+/// `gates/pii_detection_report.json`.
+pub type PrivacyReport = GateReport<PrivacyDetail>;
 
 const METHOD: &str = "every line of every shard in the manifest is read (shard sha256 and \
      record count verified); every message of every record is scanned again by the PII \
@@ -270,68 +255,17 @@ fn pii_name(code: &str) -> &'static str {
         })
 }
 
-/// Findings per code: an error while any occurrence is unwaived.
-pub(super) fn code_findings(
-    counts: &BTreeMap<&'static str, CodeCount>,
-    name: impl Fn(&str) -> &'static str,
-    what: &str,
-) -> Vec<Finding> {
-    counts
-        .iter()
-        .map(|(code, c)| Finding {
-            code,
-            name: name(code),
-            severity: if c.blocking() > 0 {
-                Severity::Error
-            } else {
-                Severity::Info
-            },
-            subject: "export".into(),
-            message: if c.waived == 0 {
-                format!("{} {what}", c.found)
-            } else {
-                format!("{} {what}, {} of them waived", c.found, c.waived)
-            },
-            waiver: None,
-        })
-        .collect()
-}
-
 pub(super) fn report(
     manifest: &ExportManifest,
-    _ctx: &CheckContext<'_>,
     scanned: &Scanned,
     config: &GatesConfig,
     elapsed: Duration,
 ) -> PrivacyReport {
     let p = &scanned.privacy;
-    let mut all = scanned.integrity.clone();
-    all.merge(p.findings.clone());
-    let findings = code_findings(&all.counts, pii_name, "occurrences in the export");
     let seconds = elapsed.as_secs_f64();
     let mut sample = p.sample.clone().into_values();
     sample.sort_by_key(|s| s.order);
-    PrivacyReport {
-        schema_version: SCHEMA_VERSION,
-        gate: "privacy",
-        generated_by: generated_by(),
-        release_version: manifest.release_version.clone(),
-        release_digest: manifest.digest.clone(),
-        verdict: verdict_of(&findings),
-        blocking: true,
-        method: METHOD,
-        counts: all
-            .counts
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect(),
-        findings,
-        locators: all
-            .locators
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into_values()))
-            .collect(),
-        shards: scanned.shards.clone(),
+    let detail = PrivacyDetail {
         metrics: PrivacyMetrics {
             records_scanned: p.records,
             messages_scanned: p.messages,
@@ -367,9 +301,20 @@ pub(super) fn report(
                 .collect(),
             instructions: SPOT_CHECK_INSTRUCTIONS,
         },
-        waivers: waivers_used(all.waivers),
-        config: config.clone(),
-    }
+    };
+    GateReport::new(
+        manifest,
+        scanned,
+        config,
+        GateFindings {
+            gate: "privacy",
+            method: METHOD,
+            records: &p.findings,
+            name: pii_name,
+            release: Vec::new(),
+        },
+        detail,
+    )
 }
 
 /// The spot-check sample file: one JSON object per line, in export order, each with the

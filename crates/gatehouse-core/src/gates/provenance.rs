@@ -12,13 +12,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::export::{
-    At, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, ShardCheck, Tally,
-    integrity_name,
+    At, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally, integrity_name,
 };
-use super::privacy::code_findings;
-use super::{CodeCount, GatesConfig, SCHEMA_VERSION, waivers_used};
-use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
-use crate::waiver::{self, Subject, WaiverStatus, WaiverUse};
+use super::{GateFindings, GateReport, GatesConfig};
+use crate::report::{Finding, Severity};
+use crate::waiver::{self, Subject, WaiverStatus};
 
 pub const FIELD_MISSING: (&str, &str) = ("PRV001", "provenance-field-missing");
 pub const UNKNOWN_DATASET: (&str, &str) = ("PRV002", "dataset-not-in-registry");
@@ -219,29 +217,18 @@ pub struct ProvenanceMetrics {
     pub bytes_read: u64,
 }
 
-/// `gates/provenance_validation_report.json`.
+/// The provenance gate's own part of `gates/provenance_validation_report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProvenanceReport {
-    pub schema_version: u32,
-    pub gate: &'static str,
-    pub generated_by: String,
-    pub release_version: String,
-    pub release_digest: String,
-    pub verdict: Verdict,
-    pub blocking: bool,
-    pub method: &'static str,
+pub struct ProvenanceDetail {
     pub registry_digest: String,
     pub manifest_registry_digest: String,
-    pub counts: BTreeMap<String, CodeCount>,
-    pub findings: Vec<Finding>,
-    pub locators: BTreeMap<String, Vec<Locator>>,
     pub datasets: Vec<DatasetProvenance>,
-    pub shards: Vec<ShardCheck>,
     pub metrics: ProvenanceMetrics,
-    pub waivers: Vec<WaiverUse>,
     pub scan_seconds: f64,
-    pub config: GatesConfig,
 }
+
+/// `gates/provenance_validation_report.json`.
+pub type ProvenanceReport = GateReport<ProvenanceDetail>;
 
 const METHOD: &str = "every record of every shard is read; its id, dataset, source key and \
      line, source sha256, licence tag and pipeline must be present; the dataset must be in the \
@@ -257,19 +244,9 @@ pub(super) fn report(
     elapsed: Duration,
 ) -> ProvenanceReport {
     let p = &scanned.provenance;
-    let mut all = scanned.integrity.clone();
-    all.merge(p.findings.clone());
-    let mut findings = code_findings(&all.counts, name, "occurrences in the export");
-    let mut waivers = all.waivers.clone();
-    let mut counts: BTreeMap<String, CodeCount> = all
-        .counts
-        .iter()
-        .map(|(k, v)| (k.to_string(), *v))
-        .collect();
-
+    let mut release = Vec::new();
     if ctx.registry.digest != manifest.registry_digest {
-        counts.entry(REGISTRY_CHANGED.0.into()).or_default().found += 1;
-        findings.push(Finding {
+        release.push(Finding {
             code: REGISTRY_CHANGED.0,
             name: REGISTRY_CHANGED.1,
             severity: Severity::Error,
@@ -281,61 +258,52 @@ pub(super) fn report(
             waiver: None,
         });
     }
-
     let mut datasets = Vec::new();
     for d in &ctx.registry.datasets {
         let records = p.per_dataset.get(&d.name).copied().unwrap_or(0);
-        let eligible = d.license_tag.is_some() && d.provenance.is_some();
-        let status = if eligible {
-            if records > 0 {
-                DatasetStatus::Included
-            } else {
-                DatasetStatus::NoRecords
-            }
-        } else {
-            let missing = match (&d.license_tag, &d.provenance) {
-                (None, None) => "no license_tag and no provenance",
-                (None, Some(_)) => "no license_tag",
-                _ => "no provenance",
-            };
-            let w = waiver::find(
-                ctx.waivers,
-                DATASET_UNLICENSED.0,
-                Subject {
-                    family: Some(&d.family),
-                    dataset: Some(&d.name),
-                    record: None,
-                },
-                ctx.as_of,
-            );
-            let applied = w
-                .as_ref()
-                .is_some_and(|w| w.status == WaiverStatus::Applied);
-            let c = counts.entry(DATASET_UNLICENSED.0.into()).or_default();
-            c.found += 1;
-            if applied {
-                c.waived += 1;
-            }
-            findings.push(Finding {
-                code: DATASET_UNLICENSED.0,
-                name: DATASET_UNLICENSED.1,
-                severity: if applied {
-                    Severity::Warning
+        let missing = match (&d.license_tag, &d.provenance) {
+            (Some(_), Some(_)) => None,
+            (None, None) => Some("no license_tag and no provenance"),
+            (None, Some(_)) => Some("no license_tag"),
+            (Some(_), None) => Some("no provenance"),
+        };
+        let status = match missing {
+            None if records > 0 => DatasetStatus::Included,
+            None => DatasetStatus::NoRecords,
+            Some(missing) => {
+                let waiver = waiver::find(
+                    ctx.waivers,
+                    DATASET_UNLICENSED.0,
+                    Subject {
+                        family: Some(&d.family),
+                        dataset: Some(&d.name),
+                        record: None,
+                    },
+                    ctx.as_of,
+                );
+                let applied = waiver
+                    .as_ref()
+                    .is_some_and(|w| w.status == WaiverStatus::Applied);
+                release.push(Finding {
+                    code: DATASET_UNLICENSED.0,
+                    name: DATASET_UNLICENSED.1,
+                    severity: if applied {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    },
+                    subject: d.name.clone(),
+                    message: format!(
+                        "dataset {} ({}) has {missing}; it is excluded from the export",
+                        d.name, d.family
+                    ),
+                    waiver,
+                });
+                if applied {
+                    DatasetStatus::ExcludedWaived
                 } else {
-                    Severity::Error
-                },
-                subject: d.name.clone(),
-                message: format!(
-                    "dataset {} ({}) has {missing}; it is excluded from the export",
-                    d.name, d.family
-                ),
-                waiver: w.clone(),
-            });
-            waivers.extend(w);
-            if applied {
-                DatasetStatus::ExcludedWaived
-            } else {
-                DatasetStatus::Excluded
+                    DatasetStatus::Excluded
+                }
             }
         };
         datasets.push(DatasetProvenance {
@@ -347,27 +315,10 @@ pub(super) fn report(
             status,
         });
     }
-
-    ProvenanceReport {
-        schema_version: SCHEMA_VERSION,
-        gate: "provenance",
-        generated_by: generated_by(),
-        release_version: manifest.release_version.clone(),
-        release_digest: manifest.digest.clone(),
-        verdict: verdict_of(&findings),
-        blocking: true,
-        method: METHOD,
+    let detail = ProvenanceDetail {
         registry_digest: ctx.registry.digest.clone(),
         manifest_registry_digest: manifest.registry_digest.clone(),
-        counts,
-        findings,
-        locators: all
-            .locators
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into_values()))
-            .collect(),
         datasets,
-        shards: scanned.shards.clone(),
         metrics: ProvenanceMetrics {
             records_checked: p.records,
             records_by_dataset: p.per_dataset.clone(),
@@ -375,8 +326,19 @@ pub(super) fn report(
             lines_read: scanned.lines,
             bytes_read: scanned.bytes,
         },
-        waivers: waivers_used(waivers),
         scan_seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        config: config.clone(),
-    }
+    };
+    GateReport::new(
+        manifest,
+        scanned,
+        config,
+        GateFindings {
+            gate: "provenance",
+            method: METHOD,
+            records: &p.findings,
+            name,
+            release,
+        },
+        detail,
+    )
 }

@@ -5,19 +5,18 @@ use gatehouse_core::build::BuildReport;
 use gatehouse_core::release;
 use gatehouse_core::report::Verdict;
 
-use super::{load_registry, open_store, settings};
+use super::Release;
 use crate::cli::{BuildArgs, Cli};
 use crate::exit::Code;
 use crate::print;
 
 pub fn run(cli: &Cli, args: &BuildArgs) -> Result<Code> {
-    let settings = settings(cli)?;
-    let registry = load_registry(&settings)?;
-    let store = open_store(&settings)?;
-    let version = args
-        .release_version
-        .clone()
-        .unwrap_or_else(release::default_version);
+    let Release {
+        settings,
+        registry,
+        store,
+        version,
+    } = Release::open(cli, args.release_version.as_deref())?;
     let quiet = cli.global.quiet || cli.global.json;
     let outcome = release::build_only(&store, &settings, &registry, &version, &mut |key| {
         if !quiet {

@@ -5,19 +5,18 @@ use gatehouse_core::gates::{GatesOutcome, NOT_BUILT};
 use gatehouse_core::release;
 use gatehouse_core::report::Severity;
 
-use super::{load_registry, open_store, settings};
+use super::Release;
 use crate::cli::{Cli, GatesArgs};
 use crate::exit::Code;
 use crate::print;
 
 pub fn run(cli: &Cli, args: &GatesArgs) -> Result<Code> {
-    let settings = settings(cli)?;
-    let registry = load_registry(&settings)?;
-    let store = open_store(&settings)?;
-    let version = args
-        .release_version
-        .clone()
-        .unwrap_or_else(release::default_version);
+    let Release {
+        settings,
+        registry,
+        store,
+        version,
+    } = Release::open(cli, args.release_version.as_deref())?;
     let outcome = release::gates_only(&store, &settings, &registry, &version)?;
     if cli.global.json {
         print::json(&serde_json::json!({
@@ -43,7 +42,7 @@ pub fn run(cli: &Cli, args: &GatesArgs) -> Result<Code> {
 
 /// Prints one line per gate and its blocking findings.
 pub fn summary(o: &GatesOutcome) {
-    let p = &o.privacy.metrics;
+    let p = &o.privacy.detail.metrics;
     print::out(&format!(
         "privacy   {}: {} records, {} messages scanned ({:.1} MB/s); {} detections; spot-check sample of {} records",
         o.privacy.verdict.as_str(),
@@ -51,10 +50,10 @@ pub fn summary(o: &GatesOutcome) {
         p.messages_scanned,
         p.scan_mb_per_second,
         p.detections_by_type.values().sum::<u64>(),
-        o.privacy.spot_check.size,
+        o.privacy.detail.spot_check.size,
     ));
     findings(&o.privacy.findings);
-    let v = &o.provenance.metrics;
+    let v = &o.provenance.detail.metrics;
     print::out(&format!(
         "provenance {}: {} records checked across {} datasets",
         o.provenance.verdict.as_str(),

@@ -41,6 +41,30 @@ fn load_registry(settings: &Settings) -> Result<Registry> {
     Ok(Registry::load(&settings.registry_path)?)
 }
 
+/// What a command about one release works with: configuration, registry, store, and the
+/// release version (`--release-version`, default today's).
+struct Release {
+    settings: Settings,
+    registry: Registry,
+    store: Store,
+    version: String,
+}
+
+impl Release {
+    fn open(cli: &Cli, version: Option<&str>) -> Result<Self> {
+        let settings = settings(cli)?;
+        let registry = load_registry(&settings)?;
+        let store = open_store(&settings)?;
+        let version = version.map_or_else(gatehouse_core::release::default_version, str::to_string);
+        Ok(Self {
+            settings,
+            registry,
+            store,
+            version,
+        })
+    }
+}
+
 /// Runs `f` with a listing spinner on a terminal.
 fn with_progress<T>(cli: &Cli, f: impl FnOnce(&mut dyn FnMut(u64)) -> T) -> T {
     let bar = crate::print::listing_progress(cli.global.quiet || cli.global.json);

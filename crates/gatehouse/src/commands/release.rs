@@ -3,19 +3,18 @@
 use anyhow::Result;
 use gatehouse_core::release::{self, Stage};
 
-use super::{load_registry, open_store, settings, with_progress};
+use super::{Release, with_progress};
 use crate::cli::{Cli, ReleaseArgs};
 use crate::exit::Code;
 use crate::print;
 
 pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
-    let settings = settings(cli)?;
-    let registry = load_registry(&settings)?;
-    let store = open_store(&settings)?;
-    let version = args
-        .release_version
-        .clone()
-        .unwrap_or_else(release::default_version);
+    let Release {
+        settings,
+        registry,
+        store,
+        version,
+    } = Release::open(cli, args.release_version.as_deref())?;
     let plan = release::plan(&store, &settings, &version)?;
 
     if !cli.global.json {
