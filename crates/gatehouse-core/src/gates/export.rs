@@ -293,6 +293,20 @@ impl Locator {
     }
 }
 
+/// A metadata value from a record, quoted for a report only when it looks like a label
+/// (short, no spaces): a tampered record must not carry text into a report this way.
+pub(super) fn label(value: &str) -> String {
+    let plain = value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '/'));
+    if plain {
+        format!("{value:?}")
+    } else {
+        "(a value that is not a label)".to_string()
+    }
+}
+
 /// Position of a finding in export order, for keeping the first locators.
 pub(super) type Order = (u32, u64, u64);
 
@@ -688,5 +702,20 @@ fn check_batch(ctx: &CheckContext<'_>, shards: &[&ManifestShard], batch: &Batch,
                     });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn only_label_like_metadata_is_quoted_in_reports() {
+        assert_eq!(label("CC-BY-4.0"), "\"CC-BY-4.0\"");
+        assert_eq!(label("not_scanned"), "\"not_scanned\"");
+        assert_eq!(
+            label("I told my therapist everything"),
+            "(a value that is not a label)"
+        );
     }
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::export::{
     At, Capped, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally,
-    integrity_name,
+    integrity_name, label,
 };
 use super::{GateFindings, GateReport, GatesConfig};
 use gatehouse_text::pii::{Confidence, PiiType};
@@ -118,7 +118,7 @@ impl PrivacyCheck {
                     Locator {
                         detail: Some(format!(
                             "pii_status is {}",
-                            status.map_or("missing".to_string(), |s| format!("{s:?}"))
+                            status.map_or("missing".to_string(), label)
                         )),
                         ..Locator::of(at, rec)
                     }

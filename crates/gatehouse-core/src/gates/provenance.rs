@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::export::{
     At, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally, integrity_name,
+    label,
 };
 use super::{GateFindings, GateReport, GatesConfig};
 use crate::report::{Finding, Severity};
@@ -115,7 +116,7 @@ impl ProvenanceCheck {
             None if !dataset.is_empty() => add(
                 f,
                 UNKNOWN_DATASET.0,
-                format!("dataset {dataset:?} is not in the registry"),
+                format!("dataset {} is not in the registry", label(dataset)),
             ),
             None => {}
             Some(facts) => {
@@ -133,7 +134,7 @@ impl ProvenanceCheck {
                     add(
                         f,
                         LICENCE_MISMATCH.0,
-                        format!("record says {licence:?}, the registry says {tag:?}"),
+                        format!("record says {}, the registry says {tag:?}", label(licence)),
                     );
                 }
             }
