@@ -9,29 +9,94 @@
 
 use std::borrow::Cow;
 
-use rustc_hash::FxHashSet as HashSet;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{Confidence, PiiType, RawSpan};
 
 #[derive(Debug)]
 pub(crate) struct Names {
-    first: HashSet<&'static str>,
-    last: HashSet<&'static str>,
-    ambiguous: HashSet<&'static str>,
-    /// Ordinary lower-case English words (SCOWL): a name that is one needs context.
-    common: HashSet<&'static str>,
-    stop: HashSet<&'static str>,
-    titles: HashSet<&'static str>,
-    relations: HashSet<&'static str>,
-    speech_verbs: HashSet<&'static str>,
-    greetings: HashSet<&'static str>,
-    organisation_words: HashSet<&'static str>,
+    lexicon: Lexicon,
 }
 
-fn list(text: &'static str) -> HashSet<&'static str> {
+/// Every listed word with the lists it is on ([`Lex`] bits): one lookup per word of the
+/// text. Short words, most of any text, are packed into integer keys (bytes in order,
+/// zero-padded; words hold no NUL) in small tables that stay in cache, with no string to
+/// chase on a hit.
+#[derive(Debug, Default)]
+struct Lexicon {
+    /// Up to 4 bytes.
+    tiny: HashMap<u32, u32>,
+    /// 5 to 8 bytes.
+    short: HashMap<u64, u32>,
+    long: HashMap<&'static str, u32>,
+}
+
+impl Lexicon {
+    fn insert(&mut self, w: &'static str, flag: u32) {
+        *match w.len() {
+            0..=4 => self.tiny.entry(pack::<4>(w) as u32).or_default(),
+            5..=8 => self.short.entry(pack::<8>(w)).or_default(),
+            _ => self.long.entry(w).or_default(),
+        } |= flag;
+    }
+
+    fn get(&self, w: &str) -> u32 {
+        match w.len() {
+            0..=4 => self.tiny.get(&(pack::<4>(w) as u32)),
+            5..=8 => self.short.get(&pack::<8>(w)),
+            _ => self.long.get(w),
+        }
+        .copied()
+        .unwrap_or(0)
+    }
+}
+
+/// The first `N` (≤ 8) bytes of `w`, zero-padded, as a number.
+fn pack<const N: usize>(w: &str) -> u64 {
+    // Byte by byte, not a copy into a buffer: the copy stalls the load that follows.
+    w.bytes()
+        .take(N)
+        .enumerate()
+        .fold(0, |key, (i, b)| key | u64::from(b) << (8 * i))
+}
+
+fn list(text: &'static str) -> impl Iterator<Item = &'static str> {
     text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
+}
+
+/// What the lists say about a word (the low bits, one per list) and what follows for the
+/// word in its place (the high bits), worked out once per word before any rule runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Lex(u32);
+
+impl Lex {
+    const FIRST_LISTED: u32 = 1 << 0;
+    const LAST_LISTED: u32 = 1 << 1;
+    const AMBIGUOUS_LISTED: u32 = 1 << 2;
+    /// Ordinary lower-case English words (SCOWL) and chat words: a name that is one needs
+    /// context.
+    const COMMON: u32 = 1 << 3;
+    const STOP: u32 = 1 << 4;
+    const TITLE: u32 = 1 << 5;
+    const RELATION: u32 = 1 << 6;
+    const SPEECH_VERB: u32 = 1 << 7;
+    const GREETING: u32 = 1 << 8;
+    const ORGANISATION: u32 = 1 << 9;
+    const PERSON_VERB: u32 = 1 << 10;
+    const PARTICLE: u32 = 1 << 11;
+    const CAPITALISED: u32 = 1 << 12;
+    /// A first name, or the first part of a hyphenated one.
+    const FIRST: u32 = 1 << 16;
+    /// A surname, or a part of a hyphenated one.
+    const LAST: u32 = 1 << 17;
+    /// A name that is also an ordinary word ("hope", "will", "art").
+    const AMBIGUOUS: u32 = 1 << 18;
+    /// An ordinary word or a stop word, see [`Names::is_word`].
+    const WORD: u32 = 1 << 19;
+    const CONTRACTION: u32 = 1 << 20;
+    /// Neither an ordinary nor an organisation word, see [`Names::classify`].
+    const UNLISTED: u32 = 1 << 21;
 }
 
 /// Words that are never names here, whatever the lists say.
@@ -575,6 +640,9 @@ enum Gap {
 
 impl Gap {
     fn of(between: &str) -> Gap {
+        if between == " " {
+            return Gap::None;
+        }
         let mut it = between.chars().filter(|c| !c.is_whitespace());
         match (it.next(), it.next()) {
             (None, _) => Gap::None,
@@ -600,9 +668,45 @@ struct Word<'a> {
     /// Non-space characters between the previous word and this one (e.g. `,`), up to a few.
     gap: Gap,
     lower: Cow<'a, str>,
+    /// Length of `lower` in chars.
+    chars: usize,
+    lex: Lex,
+}
+
+impl Word<'_> {
+    fn is(&self, flag: u32) -> bool {
+        self.lex.0 & flag != 0
+    }
+}
+
+/// The char starting at byte `i` of `text` and its length in bytes; ASCII without decoding.
+fn char_at(text: &str, i: usize) -> Option<(char, usize)> {
+    let b = *text.as_bytes().get(i)?;
+    if b.is_ascii() {
+        return Some((char::from(b), 1));
+    }
+    text.get(i..)?.chars().next().map(|c| (c, c.len_utf8()))
 }
 
 fn case_of(w: &str) -> Case {
+    if w.is_ascii() {
+        let mut letters = w.bytes().filter(u8::is_ascii_alphabetic);
+        let Some(first) = letters.next() else {
+            return Case::Other;
+        };
+        let (mut any_rest, mut all_upper, mut all_lower) = (false, true, true);
+        for b in letters {
+            any_rest = true;
+            all_upper &= b.is_ascii_uppercase();
+            all_lower &= b.is_ascii_lowercase();
+        }
+        return match (first.is_ascii_uppercase(), any_rest && all_upper, all_lower) {
+            (true, true, _) => Case::Upper,
+            (true, false, _) => Case::Title,
+            (false, _, true) => Case::Lower,
+            (false, _, false) => Case::Other,
+        };
+    }
     let mut chars = w.chars().filter(|c| c.is_alphabetic());
     let Some(first) = chars.next() else {
         return Case::Other;
@@ -626,75 +730,105 @@ fn case_of(w: &str) -> Case {
     }
 }
 
-fn words(text: &str) -> Vec<Word<'_>> {
-    let mut out: Vec<Word> = Vec::new();
-    let mut iter = text.char_indices().peekable();
+/// `text` lower-cased with every char keeping its byte length (true of ASCII and nearly
+/// all text), so that a word's lower-case form sits at the same offsets; `None` otherwise.
+fn lower_in_place(text: &str) -> Option<String> {
+    if text.is_ascii() {
+        return Some(text.to_ascii_lowercase());
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let mut lower = c.to_lowercase();
+        match (lower.next(), lower.next()) {
+            (Some(l), None) if l.len_utf8() == c.len_utf8() => out.push(l),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The words of `text`; `lowered` is [`lower_in_place`] of it, when there is one.
+fn words<'a>(text: &'a str, lowered: Option<&'a str>) -> Vec<Word<'a>> {
+    let mut out: Vec<Word> = Vec::with_capacity(text.len() / 5);
+    let mut next = 0usize;
     let mut prev_end = 0usize;
-    while let Some((i, c)) = iter.next() {
+    while let Some((c, len)) = char_at(text, next) {
+        let i = next;
+        next += len;
         if !c.is_alphabetic() {
             continue;
         }
-        let mut end = i + c.len_utf8();
-        while let Some(&(j, d)) = iter.peek() {
-            if d.is_alphabetic() || d.is_mark() {
-                end = j + d.len_utf8();
-                iter.next();
-            } else if matches!(d, '\'' | '’' | '-') {
-                // Inside a word only when a letter follows.
-                let after = text[j + d.len_utf8()..].chars().next();
-                if after.is_some_and(char::is_alphabetic) {
-                    iter.next();
-                    end = j + d.len_utf8();
-                } else {
-                    break;
-                }
-            } else {
+        let mut end = next;
+        while let Some((d, len)) = char_at(text, end) {
+            // An apostrophe or hyphen is inside a word only when a letter follows.
+            let inside = d.is_alphabetic()
+                || d.is_mark()
+                || matches!(d, '\'' | '’' | '-')
+                    && char_at(text, end + len).is_some_and(|(a, _)| a.is_alphabetic());
+            if !inside {
                 break;
             }
+            end += len;
         }
+        next = end;
         let raw = &text[i..end];
-        let core_end = ["'s", "’s", "'S", "’S"]
-            .iter()
-            .find_map(|p| raw.strip_suffix(p))
-            .map_or(end, |core| i + core.len());
+        let core_end = end - possessive_len(raw);
         let between = &text[prev_end..i];
-        let before = between.trim_end_matches(|c: char| c.is_whitespace());
-        let last = before.chars().next_back();
-        let line_start = out.is_empty() || between.contains('\n');
-        let sentence_start = out.is_empty()
-            || between.contains('\n')
-            || matches!(
-                last,
-                Some('.' | '!' | '?' | ':' | '"' | '“' | '(' | '*' | '•' | '-' | '–' | '—' | '>')
-            );
+        // Most words follow a single space: nothing to look at.
+        let (line_start, sentence_start, gap) = if between == " " && !out.is_empty() {
+            (false, false, Gap::None)
+        } else {
+            let before = between.trim_end_matches(|c: char| c.is_whitespace());
+            let line_start = out.is_empty() || between.contains('\n');
+            let sentence_start = line_start
+                || matches!(
+                    before.chars().next_back(),
+                    Some(
+                        '.' | '!' | '?' | ':' | '"' | '“' | '(' | '*' | '•' | '-' | '–' | '—' | '>'
+                    )
+                );
+            (line_start, sentence_start, Gap::of(between))
+        };
         let word = &text[i..core_end];
+        let code = |c: char| {
+            c.is_ascii_digit() || matches!(c, '/' | '+' | '=' | '_' | '@' | '\\' | '#' | '&' | ';')
+        };
         out.push(Word {
             start: i,
             end: core_end,
             case: case_of(word),
             sentence_start,
             line_start,
-            gap: Gap::of(between),
-            glued: {
-                let code = |c: char| {
-                    c.is_ascii_digit()
-                        || matches!(c, '/' | '+' | '=' | '_' | '@' | '\\' | '#' | '&' | ';')
-                };
-                text[..i].chars().next_back().is_some_and(code)
-                    || text[end..].chars().next().is_some_and(code)
+            gap,
+            glued: between.chars().next_back().is_some_and(code)
+                || between.is_empty() && text[..i].chars().next_back().is_some_and(code)
+                || char_at(text, end).is_some_and(|(c, _)| code(c)),
+            lower: match lowered {
+                Some(l) => Cow::Borrowed(&l[i..core_end]),
+                None if word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'\'' || b == b'-') =>
+                {
+                    Cow::Borrowed(word)
+                }
+                None => Cow::Owned(word.to_lowercase()),
             },
-            lower: if word
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'\'' || b == b'-')
-            {
-                Cow::Borrowed(word)
-            } else {
-                Cow::Owned(word.to_lowercase())
-            },
+            chars: 0,
+            lex: Lex::default(),
         });
         prev_end = end;
     }
     out
+}
+
+/// Length in bytes of a possessive `'s` or `’s` ending `word`, or 0.
+fn possessive_len(word: &str) -> usize {
+    let b = word.as_bytes();
+    match b {
+        [.., b'\'', b's' | b'S'] if b.len() > 2 => 2,
+        [.., 0xE2, 0x80, 0x99, b's' | b'S'] if b.len() > 4 => 4,
+        _ => 0,
+    }
 }
 
 /// Latin letters without their accents ("fiancé" → "fiance"), for dictionary lookups.
@@ -742,79 +876,152 @@ impl IsMark for char {
 
 impl Names {
     pub(crate) fn load() -> Self {
-        Self {
-            first: list(include_str!("../../data/first_names.txt")),
-            last: list(include_str!("../../data/last_names.txt")),
-            ambiguous: list(include_str!("../../data/ambiguous_names.txt")),
-            common: list(include_str!("../../data/common_words.txt"))
-                .into_iter()
-                .chain(CHAT_WORDS.iter().copied())
-                .collect(),
-            stop: STOP.iter().chain(FOREIGN_FUNCTION_WORDS).copied().collect(),
-            titles: TITLES.iter().copied().collect(),
-            relations: RELATIONS.iter().copied().collect(),
-            speech_verbs: SPEECH_VERBS.iter().copied().collect(),
-            greetings: GREETINGS.iter().copied().collect(),
-            organisation_words: ORGANISATION_WORDS.iter().copied().collect(),
+        let lists: [(u32, Box<dyn Iterator<Item = &'static str>>); 13] = [
+            (
+                Lex::FIRST_LISTED,
+                Box::new(list(include_str!("../../data/first_names.txt"))),
+            ),
+            (
+                Lex::LAST_LISTED,
+                Box::new(list(include_str!("../../data/last_names.txt"))),
+            ),
+            (
+                Lex::AMBIGUOUS_LISTED,
+                Box::new(list(include_str!("../../data/ambiguous_names.txt"))),
+            ),
+            (
+                Lex::COMMON,
+                Box::new(
+                    list(include_str!("../../data/common_words.txt"))
+                        .chain(CHAT_WORDS.iter().copied()),
+                ),
+            ),
+            (
+                Lex::STOP,
+                Box::new(STOP.iter().chain(FOREIGN_FUNCTION_WORDS).copied()),
+            ),
+            (Lex::TITLE, Box::new(TITLES.iter().copied())),
+            (Lex::RELATION, Box::new(RELATIONS.iter().copied())),
+            (Lex::SPEECH_VERB, Box::new(SPEECH_VERBS.iter().copied())),
+            (Lex::GREETING, Box::new(GREETINGS.iter().copied())),
+            (
+                Lex::ORGANISATION,
+                Box::new(ORGANISATION_WORDS.iter().copied()),
+            ),
+            (Lex::PERSON_VERB, Box::new(PERSON_VERBS.iter().copied())),
+            (Lex::PARTICLE, Box::new(SURNAME_PARTICLES.iter().copied())),
+            (
+                Lex::CAPITALISED,
+                Box::new(CAPITALISED_WORDS.iter().copied()),
+            ),
+        ];
+        let mut lexicon = Lexicon::default();
+        for (flag, words) in lists {
+            for w in words {
+                lexicon.insert(w, flag);
+            }
         }
+        Self { lexicon }
     }
 
-    fn is_first(&self, lower: &str) -> bool {
-        self.first.contains(lower) || hyphenated(lower).is_some_and(|(a, _)| self.first.contains(a))
+    /// The list bits of one lower-case word.
+    fn listed(&self, lower: &str) -> u32 {
+        self.lexicon.get(lower)
     }
 
-    fn is_last(&self, lower: &str) -> bool {
-        self.last.contains(lower)
-            || hyphenated(lower)
-                .is_some_and(|(a, b)| self.last.contains(a) || self.last.contains(b))
-    }
-
-    /// A name that is also an ordinary word ("hope", "will", "art").
-    fn is_ambiguous(&self, lower: &str) -> bool {
-        self.ambiguous.contains(lower) || self.common.contains(lower)
+    /// Everything the rules ask of a word's lists, looked up once.
+    fn classify(&self, w: &Word<'_>) -> Lex {
+        let lower = w.lower.as_ref();
+        let base = self.listed(lower);
+        let mut lex = base;
+        let marked = lower.bytes().any(|b| matches!(b, b'-' | b'\'' | 0x80..));
+        let parts = if marked {
+            hyphenated(lower).map(|(a, b)| (self.listed(a), self.listed(b)))
+        } else {
+            None
+        };
+        if base & Lex::FIRST_LISTED != 0 || parts.is_some_and(|(a, _)| a & Lex::FIRST_LISTED != 0) {
+            lex |= Lex::FIRST;
+        }
+        if base & Lex::LAST_LISTED != 0
+            || parts.is_some_and(|(a, b)| (a | b) & Lex::LAST_LISTED != 0)
+        {
+            lex |= Lex::LAST;
+        }
+        if base & (Lex::AMBIGUOUS_LISTED | Lex::COMMON) != 0 {
+            lex |= Lex::AMBIGUOUS;
+        }
+        let word = self.is_word_listed(lower, base);
+        if word {
+            lex |= Lex::WORD;
+        }
+        let contraction = marked && contraction(lower);
+        if contraction {
+            lex |= Lex::CONTRACTION;
+        }
+        // In a context that calls for a name ("Dr. Thorsen", "my name is amara
+        // iheanacho"), a word that is neither ordinary nor an organisation word is one.
+        if !w.glued
+            && w.chars >= 2
+            && w.case != Case::Other
+            && !word
+            && base & Lex::ORGANISATION == 0
+            && !contraction
+        {
+            lex |= Lex::UNLISTED;
+        }
+        Lex(lex)
     }
 
     /// An ordinary word or a stop word: not evidence of a name by itself. Accents are
     /// folded ("fiancé"); a hyphenated word is ordinary when a part is ("ex-wife",
     /// "well-being") or short ("OD-ing"), or when it repeats itself ("I-I", "and-and").
     fn is_word(&self, lower: &str) -> bool {
-        let plain = |w: &str| {
-            self.common.contains(w)
-                || self.stop.contains(w)
-                || (!w.is_ascii() && self.common.contains(fold_accents(w).as_str()))
+        self.is_word_listed(lower, self.listed(lower))
+    }
+
+    /// [`Self::is_word`] given the word's own list bits.
+    fn is_word_listed(&self, lower: &str, listed: u32) -> bool {
+        let plain = |w: &str, listed: u32| {
+            listed & (Lex::COMMON | Lex::STOP) != 0
+                || (!w.is_ascii() && self.listed(&fold_accents(w)) & Lex::COMMON != 0)
         };
-        if plain(lower) {
+        if plain(lower, listed) {
             return true;
         }
         if lower.contains('-') {
             let parts: Vec<&str> = lower.split('-').collect();
-            return parts.iter().any(|p| p.chars().count() < 3 || plain(p))
+            return parts
+                .iter()
+                .any(|p| p.chars().count() < 3 || plain(p, self.listed(p)))
                 || parts.windows(2).any(|w| w[0] == w[1])
-                || plain(&parts.concat());
+                || {
+                    let joined = parts.concat();
+                    plain(&joined, self.listed(&joined))
+                };
         }
         false
     }
 
-    /// A word that is neither an ordinary word nor an organisation word: in a context that
-    /// calls for a name ("Dr. Thorsen", "my name is amara iheanacho"), it is one.
-    fn unlisted_name(&self, w: &Word<'_>) -> bool {
-        let lower = w.lower.as_ref();
-        !w.glued
-            && lower.chars().count() >= 2
-            && w.case != Case::Other
-            && !self.is_word(lower)
-            && !self.organisation_words.contains(lower)
-            && !contraction(lower)
-    }
-
     pub(crate) fn find(&self, text: &str, out: &mut Vec<RawSpan>) {
-        if !text.chars().any(char::is_alphabetic) {
+        if !text.bytes().any(|b| b.is_ascii_alphabetic()) && !text.chars().any(char::is_alphabetic)
+        {
             return;
         }
-        let ws = words(text);
-        let mut taken = vec![false; ws.len()];
+        let lowered = lower_in_place(text);
+        let mut ws = words(text, lowered.as_deref());
+        for w in &mut ws {
+            w.chars = if w.lower.is_ascii() {
+                w.lower.len()
+            } else {
+                w.lower.chars().count()
+            };
+            w.lex = self.classify(w);
+        }
+        // Words before this index belong to a name found already.
+        let mut taken = 0;
         for i in 0..ws.len() {
-            if taken[i] {
+            if i < taken {
                 continue;
             }
             let Some((confidence, rule)) = self.judge(text, &ws, i) else {
@@ -825,7 +1032,7 @@ impl Names {
             let mut j = i + 1;
             if j < ws.len()
                 && ws[j].gap == Gap::None
-                && ws[j].lower.chars().count() == 1
+                && ws[j].chars == 1
                 && matches!(ws[j].case, Case::Title | Case::Upper)
                 && text[ws[j].end..].starts_with('.')
                 && j + 1 < ws.len()
@@ -834,17 +1041,14 @@ impl Names {
             }
             // "Van der Berg", "Ó Briain", "de la Cruz": particles inside a surname.
             let mut k = j;
-            while k + 1 < ws.len()
-                && k < j + 2
-                && ws[k].gap == Gap::None
-                && SURNAME_PARTICLES.contains(&ws[k].lower.as_ref())
+            while k + 1 < ws.len() && k < j + 2 && ws[k].gap == Gap::None && ws[k].is(Lex::PARTICLE)
             {
                 k += 1;
             }
             if k > j
                 && ws[k].gap == Gap::None
                 && matches!(ws[k].case, Case::Title | Case::Upper)
-                && (self.is_last(ws[k].lower.as_ref()) || self.unlisted_name(&ws[k]))
+                && ws[k].is(Lex::LAST | Lex::UNLISTED)
                 && matches!(ws[i].case, Case::Title | Case::Upper)
             {
                 j = k;
@@ -864,13 +1068,11 @@ impl Names {
                 && matches!(ws[j].gap, Gap::None | Gap::Dot)
                 && (self.surname_like(&ws[j], &ws[i])
                     || self.unlisted_surname(&ws, j)
-                    || named && self.unlisted_name(&ws[j]))
+                    || named && ws[j].is(Lex::UNLISTED))
             {
                 last = j;
             }
-            for t in taken.iter_mut().take(last + 1).skip(i) {
-                *t = true;
-            }
+            taken = last + 1;
             out.push(RawSpan {
                 kind: PiiType::Name,
                 start: ws[i].start,
@@ -883,21 +1085,16 @@ impl Names {
 
     /// A word after a first name that continues the name: a capitalised surname.
     fn surname_like(&self, w: &Word<'_>, first: &Word<'_>) -> bool {
-        if self.stop.contains(w.lower.as_ref())
-            || self.is_ambiguous(w.lower.as_ref()) && !self.is_last(w.lower.as_ref())
-        {
+        if w.is(Lex::STOP) || w.is(Lex::AMBIGUOUS) && !w.is(Lex::LAST) {
             return false;
         }
         match (first.case, w.case) {
-            (Case::Upper, Case::Upper) => self.is_last(w.lower.as_ref()),
+            (Case::Upper, Case::Upper) => w.is(Lex::LAST),
             (Case::Title | Case::Upper, Case::Title) => {
-                self.is_last(w.lower.as_ref())
-                    || (self.is_first(w.lower.as_ref()) && !self.is_ambiguous(w.lower.as_ref()))
+                w.is(Lex::LAST) || (w.is(Lex::FIRST) && !w.is(Lex::AMBIGUOUS))
             }
             (Case::Lower, Case::Lower) => {
-                self.is_last(w.lower.as_ref())
-                    && !self.is_ambiguous(w.lower.as_ref())
-                    && w.lower.len() >= 4
+                w.is(Lex::LAST) && !w.is(Lex::AMBIGUOUS) && w.lower.len() >= 4
             }
             _ => false,
         }
@@ -907,19 +1104,14 @@ impl Names {
     /// does not start a run of Title-Cased Words: an unlisted surname ("Sarah Okonkwo").
     fn unlisted_surname(&self, ws: &[Word<'_>], j: usize) -> bool {
         let w = &ws[j];
-        let lower = w.lower.as_ref();
         w.case == Case::Title
             && !w.glued
-            && lower.chars().count() >= 2
+            && w.chars >= 2
             // A dictionary word can be a surname ("Obi", "Brown") right after a name, unless
             // it is a function word, a name-like word ("Will") or a verb ("Said").
-            && (!self.is_word(lower)
-                || !self.stop.contains(lower)
-                    && !self.ambiguous.contains(lower)
-                    && !self.speech_verbs.contains(lower)
-                    && !PERSON_VERBS.contains(&lower))
-            && !self.organisation_words.contains(lower)
-            && !contraction(lower)
+            && (!w.is(Lex::WORD)
+                || !w.is(Lex::STOP | Lex::AMBIGUOUS_LISTED | Lex::SPEECH_VERB | Lex::PERSON_VERB))
+            && !w.is(Lex::ORGANISATION | Lex::CONTRACTION)
             && ws
                 .get(j + 1)
                 .is_none_or(|n| n.gap != Gap::None || !matches!(n.case, Case::Title | Case::Upper))
@@ -930,14 +1122,19 @@ impl Names {
         let w = &ws[i];
         let lower = w.lower.as_ref();
         if w.glued
-            || lower.chars().count() < 2
-            || self.stop.contains(lower)
+            || w.chars < 2
+            || w.is(Lex::STOP)
             || w.case == Case::Other && !lower.contains('\'')
         {
             return None;
         }
-        let first = self.is_first(lower);
-        let ambiguous = self.is_ambiguous(lower);
+        let first = w.is(Lex::FIRST);
+        let ambiguous = w.is(Lex::AMBIGUOUS);
+        let unlisted = w.is(Lex::UNLISTED);
+        // Every rule below needs a capital, a listed first name or an unlisted word.
+        if w.case == Case::Lower && !first && !unlisted {
+            return None;
+        }
         let cased = matches!(w.case, Case::Title | Case::Upper);
         let prev = |k: usize| i.checked_sub(k).map(|p| ws[p].lower.as_ref());
         let prev_w = |k: usize| i.checked_sub(k).map(|p| &ws[p]);
@@ -946,7 +1143,7 @@ impl Names {
         if let Some(n) = next
             && n.gap == Gap::None
             && matches!(n.case, Case::Title | Case::Upper)
-            && self.organisation_words.contains(n.lower.as_ref())
+            && n.is(Lex::ORGANISATION)
         {
             return None;
         }
@@ -959,7 +1156,7 @@ impl Names {
                 || prev(1) == Some("named")
                 || (prev(2) == Some("call") && prev(1) == Some("me"))
                 || (prev(2) == Some("known") && prev(1) == Some("as"));
-        if intro_name && (first || self.unlisted_name(w)) {
+        if intro_name && (first || unlisted) {
             return Some((Confidence::Sure, "introduction"));
         }
         let im = prev(1) == Some("i'm")
@@ -978,7 +1175,7 @@ impl Names {
         if (im || this_is)
             && (w.case == Case::Title
                 || this_is && next.is_none_or(|n| matches!(n.gap, Gap::Comma | Gap::Dot)))
-            && self.unlisted_name(w)
+            && unlisted
             && !["ian", "ese", "ish", "ean"]
                 .iter()
                 .any(|s| lower.ends_with(s))
@@ -987,19 +1184,19 @@ impl Names {
         }
         // Titles: "Dr. Okafor", "Ms Lee".
         if let Some(p) = prev_w(1)
-            && self.titles.contains(p.lower.as_ref())
+            && p.is(Lex::TITLE)
             && matches!(w.gap, Gap::None | Gap::Dot)
             && (matches!(p.case, Case::Title | Case::Upper)
                 && (w.case == Case::Title
-                    || w.case == Case::Upper && (self.is_last(lower) || !self.is_word(lower)))
-                || self.unlisted_name(w)
+                    || w.case == Case::Upper && (w.is(Lex::LAST) || !w.is(Lex::WORD)))
+                || unlisted
                 || first && !ambiguous)
         {
             return Some((Confidence::Sure, "title"));
         }
         // Relations: "my therapist Dana", "my friend, jess".
         if let Some(p) = prev_w(1)
-            && self.relations.contains(p.lower.as_ref())
+            && p.is(Lex::RELATION)
             && matches!(
                 prev(2),
                 Some(
@@ -1021,25 +1218,22 @@ impl Names {
             )
             && matches!(w.gap, Gap::None | Gap::Comma)
             && !w.sentence_start
-            && !contraction(lower)
+            && !w.is(Lex::CONTRACTION)
         {
             if first && (cased || !ambiguous) {
                 return Some((Confidence::Sure, "relation"));
             }
             // An unlisted capitalised word: likely a name, but not certain.
-            if matches!(w.case, Case::Title | Case::Lower)
-                && !ambiguous
-                && self.unlisted_name(w)
-                && lower.chars().count() >= 3
+            if matches!(w.case, Case::Title | Case::Lower) && !ambiguous && unlisted && w.chars >= 3
             {
                 return Some((Confidence::Unsure, "relation-unlisted"));
             }
         }
         // Salutations: "Hi Sarah," at the start of a line.
         if let Some(p) = prev_w(1)
-            && self.greetings.contains(p.lower.as_ref())
+            && p.is(Lex::GREETING)
             && p.sentence_start
-            && (cased || self.unlisted_name(w))
+            && (cased || unlisted)
             && matches!(w.gap, Gap::None | Gap::Comma)
             && (next.is_none_or(|n| n.gap != Gap::None || n.line_start) || first)
             && (first || !ambiguous)
@@ -1047,12 +1241,12 @@ impl Names {
             return Some((Confidence::Sure, "salutation"));
         }
         // Signatures: "Thanks,\nSarah" or "- Sarah" as the last line.
-        if w.line_start && (cased || self.unlisted_name(w)) && self.signature_line(text, ws, i) {
+        if w.line_start && (cased || unlisted) && self.signature_line(text, ws, i) {
             return Some((Confidence::Sure, "signature"));
         }
         // "Sarah said", "mark told me".
         if let Some(n) = next
-            && self.speech_verbs.contains(n.lower.as_ref())
+            && n.is(Lex::SPEECH_VERB)
             && n.gap == Gap::None
             && first
             && (cased && (!w.sentence_start || !ambiguous) || !ambiguous && lower.len() >= 3)
@@ -1083,22 +1277,20 @@ impl Names {
             })
         };
         if matches!(w.case, Case::Title | Case::Lower)
-            && (self.unlisted_name(w) || first && !ambiguous && cased)
+            && (unlisted || first && !ambiguous && cased)
             && (speaks(1) && !first
                 || next.is_some_and(|n| {
-                    n.gap == Gap::None
-                        && n.case == w.case
-                        && (self.unlisted_name(n) || self.is_last(n.lower.as_ref()))
+                    n.gap == Gap::None && n.case == w.case && n.is(Lex::UNLISTED | Lex::LAST)
                 }) && speaks(2))
         {
             return Some((Confidence::Unsure, "speech-verb-unlisted"));
         }
         // "Rashid's parents": a possessive before a relation.
         if matches!(w.case, Case::Title | Case::Lower)
-            && (self.unlisted_name(w) || first && !ambiguous && cased)
+            && (unlisted || first && !ambiguous && cased)
             && text[w.end..].starts_with(['\'', '’'])
             && next.is_some_and(|n| {
-                self.relations.contains(n.lower.as_ref())
+                n.is(Lex::RELATION)
                     || matches!(
                         n.lower.as_ref(),
                         "parents"
@@ -1127,13 +1319,13 @@ impl Names {
                     .is_some_and(|b| matches!(b.lower.as_ref(), "i" | "me") && b.gap == Gap::None)
         };
         if w.case == Case::Title
-            && lower.chars().count() >= 3
-            && (first && !ambiguous || self.unlisted_name(w))
+            && w.chars >= 3
+            && (first && !ambiguous || unlisted)
             && (and_i(1)
                 || next.is_some_and(|n| {
                     n.gap == Gap::None
                         && (self.unlisted_surname(ws, i + 1)
-                            || n.case == Case::Title && self.is_last(n.lower.as_ref()))
+                            || n.case == Case::Title && n.is(Lex::LAST))
                 }) && and_i(2))
         {
             return Some((Confidence::Sure, "and-i"));
@@ -1142,13 +1334,13 @@ impl Names {
         if let Some(p) = prev_w(1)
             && !w.sentence_start
             && matches!(w.case, Case::Title | Case::Lower)
-            && self.unlisted_name(w)
-            && (PERSON_VERBS.contains(&p.lower.as_ref())
+            && unlisted
+            && (p.is(Lex::PERSON_VERB)
                 || p.lower == "with"
                     && next.is_some_and(|n| {
                         n.gap == Gap::None
                             && (self.unlisted_surname(ws, i + 1)
-                                || n.case == Case::Lower && self.unlisted_name(n))
+                                || n.case == Case::Lower && n.is(Lex::UNLISTED))
                     }))
         {
             return Some((Confidence::Unsure, "person-object-unlisted"));
@@ -1178,9 +1370,7 @@ impl Names {
         match w.case {
             Case::Title if !ambiguous && distinctive => Some((Confidence::Sure, "first-name")),
             Case::Title if !ambiguous => Some((Confidence::Unsure, "first-name-in-title-case")),
-            Case::Title
-                if !w.sentence_start && distinctive && !CAPITALISED_WORDS.contains(&lower) =>
-            {
+            Case::Title if !w.sentence_start && distinctive && !w.is(Lex::CAPITALISED) => {
                 Some((Confidence::Unsure, "first-name-ambiguous"))
             }
             Case::Upper if !ambiguous && lower.len() >= 3 => {
@@ -1203,7 +1393,7 @@ impl Names {
         let line = text[line_start..line_end].trim();
         let dashed = line.starts_with('-') || line.starts_with('—') || line.starts_with('–');
         let name_part = line.trim_start_matches(['-', '—', '–', ' ']);
-        let count = name_part.split_whitespace().count();
+        let count = name_part.split_whitespace().take(4).count();
         let lower_unlisted = |t: &str| {
             let t = t.trim_end_matches(['.', ',']);
             t.chars().all(char::is_alphabetic) && !self.is_word(&t.to_lowercase())

@@ -3,6 +3,7 @@
 //! validation or a context check so that clinical numbers, doses, times, years, scores and
 //! hotline numbers are left alone. The `regex` crate guarantees linear time.
 
+use memchr::{memchr, memchr_iter, memchr2_iter};
 use regex::Regex;
 
 use super::crisis::is_crisis_number;
@@ -139,28 +140,29 @@ impl Patterns {
     }
 
     pub(crate) fn find(&self, text: &str, out: &mut Vec<RawSpan>) {
-        let has_digit = text.bytes().any(|b| b.is_ascii_digit());
-        if text.contains('@')
-            || text.contains(" at ")
-            || text.contains("(at)")
-            || text.contains("[at]")
-        {
-            self.emails(text, out);
-        }
-        if text.contains('/') || text.contains("www.") || text.contains('@') {
-            self.urls_and_handles(text, out);
-        }
-        if !has_digit {
-            return;
-        }
-        self.numbers(text, out);
-        self.contexts(text, out);
-        self.addresses(text, out);
+        self.find_with(text, &Facts::of(text), out);
     }
 
-    fn emails(&self, text: &str, out: &mut Vec<RawSpan>) {
-        for m in self.email.find_iter(text) {
-            push_match(out, PiiType::Email, &m, Confidence::Sure, "email");
+    /// [`Self::find`], running only the patterns `facts` allow.
+    fn find_with(&self, text: &str, facts: &Facts, out: &mut Vec<RawSpan>) {
+        self.emails(text, facts, out);
+        self.urls_and_handles(text, facts, out);
+        if facts.digits == 0 {
+            return;
+        }
+        self.numbers(text, facts, out);
+        self.contexts(text, facts, out);
+        self.addresses(text, facts, out);
+    }
+
+    fn emails(&self, text: &str, facts: &Facts, out: &mut Vec<RawSpan>) {
+        if facts.at_sign {
+            for m in self.email.find_iter(text) {
+                push_match(out, PiiType::Email, &m, Confidence::Sure, "email");
+            }
+        }
+        if !(facts.spelled_at && facts.spelled_dot) {
+            return;
         }
         for m in self.email_spelled.find_iter(text) {
             push_match(
@@ -173,7 +175,21 @@ impl Patterns {
         }
     }
 
-    fn urls_and_handles(&self, text: &str, out: &mut Vec<RawSpan>) {
+    fn urls_and_handles(&self, text: &str, facts: &Facts, out: &mut Vec<RawSpan>) {
+        if facts.slash || facts.www {
+            self.urls(text, out);
+        }
+        if !(facts.at_sign || facts.u_slash) {
+            return;
+        }
+        for c in self.handle.captures_iter(text) {
+            if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+                push_match(out, PiiType::Handle, &m, Confidence::Sure, "handle");
+            }
+        }
+    }
+
+    fn urls(&self, text: &str, out: &mut Vec<RawSpan>) {
         for m in self.url.find_iter(text) {
             let end = m.start() + trim_trailing_punctuation(m.as_str());
             let url = &text[m.start()..end];
@@ -190,14 +206,31 @@ impl Patterns {
                 );
             }
         }
-        for c in self.handle.captures_iter(text) {
-            if let Some(m) = c.get(1).or_else(|| c.get(2)) {
-                push_match(out, PiiType::Handle, &m, Confidence::Sure, "handle");
+    }
+
+    fn numbers(&self, text: &str, facts: &Facts, out: &mut Vec<RawSpan>) {
+        if facts.tight_run >= 9 {
+            self.ssns(text, out);
+        }
+        if facts.tight_run >= 13 {
+            self.cards(text, out);
+        }
+        if facts.digit_run >= 7 {
+            for m in self.phone.find_iter(text) {
+                if let Some((end, confidence, rule)) = phone(text, m.start(), m.end()) {
+                    push(out, PiiType::Phone, m.start(), end, confidence, rule);
+                }
             }
+        }
+        if facts.dotted >= 3 {
+            self.ipv4s(text, out);
+        }
+        if facts.hex_colon {
+            self.ipv6s(text, out);
         }
     }
 
-    fn numbers(&self, text: &str, out: &mut Vec<RawSpan>) {
+    fn ssns(&self, text: &str, out: &mut Vec<RawSpan>) {
         for c in self.ssn.captures_iter(text) {
             let (Some(m), Some(a), Some(b)) = (c.get(0), c.get(1), c.get(2)) else {
                 continue;
@@ -217,6 +250,9 @@ impl Patterns {
                 push_match(out, PiiType::Ssn, &m, Confidence::Sure, "ssn-in-context");
             }
         }
+    }
+
+    fn cards(&self, text: &str, out: &mut Vec<RawSpan>) {
         for m in self.card.find_iter(text) {
             let digits = digits_of(m.as_str());
             if (13..=19).contains(&digits.len())
@@ -228,11 +264,9 @@ impl Patterns {
                 push_match(out, PiiType::Card, &m, Confidence::Sure, "card-luhn");
             }
         }
-        for m in self.phone.find_iter(text) {
-            if let Some((end, confidence, rule)) = phone(text, m.start(), m.end()) {
-                push(out, PiiType::Phone, m.start(), end, confidence, rule);
-            }
-        }
+    }
+
+    fn ipv4s(&self, text: &str, out: &mut Vec<RawSpan>) {
         for m in self.ipv4.find_iter(text) {
             let ok = m.as_str().split('.').all(|o| {
                 o.parse::<u16>().is_ok_and(|v| v <= 255) && !(o.len() > 1 && o.starts_with('0'))
@@ -241,6 +275,9 @@ impl Patterns {
                 push_match(out, PiiType::Ip, &m, Confidence::Sure, "ipv4");
             }
         }
+    }
+
+    fn ipv6s(&self, text: &str, out: &mut Vec<RawSpan>) {
         for m in self.ipv6.find_iter(text) {
             let s = m.as_str().trim_end_matches(['.', ':']);
             let groups = s.split(':').filter(|g| !g.is_empty()).count();
@@ -257,7 +294,7 @@ impl Patterns {
         }
     }
 
-    fn contexts(&self, text: &str, out: &mut Vec<RawSpan>) {
+    fn contexts(&self, text: &str, facts: &Facts, out: &mut Vec<RawSpan>) {
         for c in self.dob.captures_iter(text) {
             if let Some(m) = c.get(1) {
                 let date = m.as_str();
@@ -272,6 +309,9 @@ impl Patterns {
                     );
                 }
             }
+        }
+        if facts.digits < 2 {
+            return;
         }
         for c in self.id_number.captures_iter(text) {
             if let Some(m) = c.get(1) {
@@ -290,7 +330,7 @@ impl Patterns {
         }
     }
 
-    fn addresses(&self, text: &str, out: &mut Vec<RawSpan>) {
+    fn addresses(&self, text: &str, facts: &Facts, out: &mut Vec<RawSpan>) {
         for c in self.address.captures_iter(text) {
             let (Some(m), Some(words), Some(suffix)) = (c.get(0), c.get(1), c.get(2)) else {
                 continue;
@@ -344,11 +384,18 @@ impl Patterns {
                 "street-address",
             );
         }
-        for m in self.po_box.find_iter(text) {
-            push_match(out, PiiType::Address, &m, Confidence::Sure, "po-box");
+        if facts.po_box {
+            for m in self.po_box.find_iter(text) {
+                push_match(out, PiiType::Address, &m, Confidence::Sure, "po-box");
+            }
         }
-        for m in self.uk_postcode.find_iter(text) {
-            push_match(out, PiiType::Address, &m, Confidence::Sure, "uk-postcode");
+        if facts.capital_digit {
+            for m in self.uk_postcode.find_iter(text) {
+                push_match(out, PiiType::Address, &m, Confidence::Sure, "uk-postcode");
+            }
+        }
+        if facts.consecutive < 5 {
+            return;
         }
         for m in self.city_zip.find_iter(text) {
             push_match(
@@ -358,6 +405,169 @@ impl Patterns {
                 Confidence::Sure,
                 "city-state-zip",
             );
+        }
+    }
+}
+
+/// What one pass over the bytes says a text can hold. A pattern runs only when its facts
+/// allow a match, so each fact must over-approximate what its patterns need: skipping a
+/// pattern must never lose a detection (the pattern tests below run both ways).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Facts {
+    /// ASCII digits in the text.
+    digits: usize,
+    /// The most digits in one run where digits are at most 6 bytes apart and only
+    /// separators come between (whitespace, `.`, `-`, `(`, `)`, `+`, any non-ASCII byte):
+    /// A phone needs 7.
+    digit_run: usize,
+    /// The most digits in one run with at most one space or `-` between two of them: a
+    /// card needs 13, an SSN 9.
+    tight_run: usize,
+    /// The most digits in a row: a ZIP code needs 5.
+    consecutive: usize,
+    /// The most dots in a run of digits and dots: an IPv4 address needs 3.
+    dotted: usize,
+    /// `box` in any case (a PO box).
+    po_box: bool,
+    at_sign: bool,
+    slash: bool,
+    /// `u/` (a Reddit handle).
+    u_slash: bool,
+    /// `www` in any case.
+    www: bool,
+    /// ` at `, `(at)`, `[at]` or `{at}` in any case, and `dot` in any case.
+    spelled_at: bool,
+    spelled_dot: bool,
+    /// A hex digit or `:` on both sides of a `:` (IPv6).
+    hex_colon: bool,
+    /// An upper-case ASCII letter right before a digit (a UK postcode).
+    capital_digit: bool,
+}
+
+#[cfg(test)]
+impl Facts {
+    /// Facts that allow every pattern.
+    fn open() -> Facts {
+        Facts {
+            digits: usize::MAX,
+            digit_run: usize::MAX,
+            tight_run: usize::MAX,
+            consecutive: usize::MAX,
+            dotted: usize::MAX,
+            po_box: true,
+            at_sign: true,
+            slash: true,
+            u_slash: true,
+            www: true,
+            spelled_at: true,
+            spelled_dot: true,
+            hex_colon: true,
+            capital_digit: true,
+        }
+    }
+}
+
+/// Byte classes for [`Facts::of`]: may come between the digits of a phone number …
+const GAP: u8 = 1;
+/// … between the digit groups of a card or SSN …
+const TIGHT: u8 = 2;
+/// … or of an IPv4 address.
+const DOT: u8 = 4;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = match c {
+            b' ' | b'-' => GAP | TIGHT,
+            b'.' => GAP | DOT,
+            b'+' | b'(' | b')' => GAP,
+            _ if c.is_ascii_whitespace() || c >= 0x80 => GAP,
+            _ => 0,
+        };
+        b += 1;
+    }
+    t
+};
+
+impl Facts {
+    fn of(text: &str) -> Facts {
+        let b = text.as_bytes();
+        let at = |i: usize| b.get(i).map_or(0, u8::to_ascii_lowercase);
+        let before = |i: usize, s: &[u8]| i >= s.len() && b[i - s.len()..i].eq_ignore_ascii_case(s);
+        let mut f = Facts {
+            at_sign: memchr(b'@', b).is_some(),
+            slash: memchr(b'/', b).is_some(),
+            ..Facts::default()
+        };
+        f.u_slash = f.slash && memchr_iter(b'/', b).any(|i| before(i, b"u"));
+        // Only asked when there is no slash.
+        f.www = !f.slash && memchr_iter(b'.', b).any(|i| before(i, b"www"));
+        let hexish = |c: u8| c.is_ascii_hexdigit() || c == b':';
+        f.hex_colon = memchr_iter(b':', b).any(|i| i > 0 && hexish(b[i - 1]) && hexish(at(i + 1)));
+        f.spelled_dot = memchr2_iter(b'd', b'D', b).any(|i| at(i + 1) == b'o' && at(i + 2) == b't');
+        f.spelled_at = f.spelled_dot
+            && memchr2_iter(b'a', b'A', b).any(|i| {
+                i > 0
+                    && at(i + 1) == b't'
+                    && matches!(
+                        (b[i - 1], at(i + 2)),
+                        (b' ', b' ') | (b'(', b')') | (b'[', b']') | (b'{', b'}')
+                    )
+            });
+        if let Some(first) = b.iter().position(u8::is_ascii_digit) {
+            f.digit_facts(b, first);
+        }
+        f.po_box = f.digits > 0 && memchr2_iter(b'x', b'X', b).any(|i| before(i, b"bo"));
+        f
+    }
+
+    /// The digit facts, from the first digit at `i` on: each cluster of digits and the
+    /// separators between them is walked once; the text between clusters is skipped.
+    fn digit_facts(&mut self, b: &[u8], mut i: usize) {
+        while let Some(p) = b[i..].iter().position(u8::is_ascii_digit) {
+            i += p;
+            // Digits in the current phone-like, card-like and plain run; separators since
+            // the last digit; dots in the current run of digits and dots.
+            let (mut run, mut gap, mut tight, mut tight_gap) = (0usize, 0usize, 0usize, 0usize);
+            let (mut consecutive, mut dots) = (0usize, 0usize);
+            while let Some(&c) = b.get(i) {
+                if c.is_ascii_digit() {
+                    self.digits += 1;
+                    run += 1;
+                    tight = if tight > 0 && tight_gap <= 1 {
+                        tight + 1
+                    } else {
+                        1
+                    };
+                    (gap, tight_gap) = (0, 0);
+                    consecutive += 1;
+                    self.digit_run = self.digit_run.max(run);
+                    self.tight_run = self.tight_run.max(tight);
+                    self.consecutive = self.consecutive.max(consecutive);
+                    self.capital_digit |= i > 0 && b[i - 1].is_ascii_uppercase();
+                } else {
+                    let class = CLASSES[usize::from(c)];
+                    gap += 1;
+                    if class & GAP == 0 || gap > 6 {
+                        break;
+                    }
+                    consecutive = 0;
+                    if class & TIGHT != 0 {
+                        tight_gap += 1;
+                    } else {
+                        tight = 0;
+                    }
+                    if class & DOT != 0 {
+                        dots += 1;
+                        self.dotted = self.dotted.max(dots);
+                    } else {
+                        dots = 0;
+                    }
+                }
+                i += 1;
+            }
         }
     }
 }
@@ -671,4 +881,113 @@ fn personal_url(url: &str) -> Option<Confidence> {
         return Some(Confidence::Sure);
     }
     None
+}
+
+#[cfg(test)]
+mod facts_tests {
+    use proptest::prelude::*;
+
+    use super::{Facts, Patterns};
+
+    fn both_ways(p: &Patterns, text: &str) -> (Vec<super::RawSpan>, Vec<super::RawSpan>) {
+        let (mut gated, mut open) = (Vec::new(), Vec::new());
+        p.find(text, &mut gated);
+        p.find_with(text, &Facts::open(), &mut open);
+        (gated, open)
+    }
+
+    /// Skipping a pattern on the facts never loses a detection, on the planted corpus …
+    #[test]
+    fn facts_never_lose_a_planted_detection() {
+        let p = Patterns::new();
+        let corpus = gatehouse_synth::Corpus::new(11);
+        let mut found = 0;
+        for i in 0..3000 {
+            for (_, m) in gatehouse_synth::pii::conversation(&corpus, i).messages {
+                let (gated, open) = both_ways(&p, &m.text);
+                assert_eq!(gated, open, "conversation {i}");
+                found += gated.len();
+            }
+        }
+        assert!(found > 3000, "the corpus holds detections: {found}");
+    }
+
+    /// … nor on text made of pieces of identifiers and the characters the facts look at.
+    #[test]
+    fn facts_never_lose_a_detection() {
+        const PIECES: &[&str] = &[
+            "555",
+            "123",
+            "4567",
+            "4111",
+            "1111",
+            "12",
+            "1",
+            "90210",
+            "0",
+            " ",
+            "-",
+            ".",
+            "(",
+            ")",
+            "+44",
+            "+",
+            "/",
+            ":",
+            "::",
+            "fe80",
+            "ab",
+            "@",
+            "x.com",
+            "www",
+            "WWW.",
+            "u/",
+            "dot",
+            " at ",
+            "(at)",
+            "com",
+            "PO",
+            "Box",
+            "box",
+            "SW1A",
+            "1AA",
+            "\n",
+            "\u{a0}",
+            "é",
+            "ssn",
+            "born",
+            "MRN",
+            "is",
+            "Main",
+            "St",
+            "Springfield, IL",
+            "ext",
+            "x",
+        ];
+        let p = Patterns::new();
+        let text = proptest::collection::vec(proptest::sample::select(PIECES), 0..24)
+            .prop_map(|pieces| pieces.concat());
+        let found = std::cell::Cell::new(0usize);
+        proptest!(ProptestConfig::with_cases(6000), |(t in text)| {
+            let (gated, open) = both_ways(&p, &t);
+            found.set(found.get() + open.len());
+            prop_assert_eq!(gated, open);
+        });
+        assert!(
+            found.get() > 500,
+            "the pieces make identifiers: {}",
+            found.get()
+        );
+    }
+
+    #[test]
+    fn facts_of_a_text() {
+        let f = Facts::of("Call 555-123-4567 or write to Bo at x.y dot com, PO Box 12; SW1A 1AA");
+        assert!(f.digit_run >= 10 && f.tight_run >= 10 && f.consecutive == 4);
+        assert!(f.spelled_at && f.spelled_dot && f.po_box && f.capital_digit);
+        assert!(!f.at_sign && !f.slash && !f.hex_colon);
+        assert_eq!(Facts::of("1.2.3.4").dotted, 3);
+        assert!(Facts::of("fe80::1").hex_colon && !Facts::of("Therapist: hi").hex_colon);
+        assert!(Facts::of("see WWW.example.org").www);
+    }
 }
