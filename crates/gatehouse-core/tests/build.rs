@@ -122,12 +122,28 @@ fn counts_reconcile_and_every_record_follows_the_contract() {
     assert_eq!(r.verdict, Verdict::Pass);
     assert_eq!(
         r.records_read,
-        r.records_exported + r.records_quarantined + r.records_removed_by_policy
+        r.records_exported
+            + r.records_quarantined
+            + r.records_removed_by_policy
+            + r.records_removed_as_duplicates
     );
+    // The sample's synthetic crisis scenarios share templates: two pairs are near
+    // duplicates (Jaccard 0.71 and 0.74), listed with the record kept in their place.
+    assert_eq!(r.records_removed_as_duplicates, 2);
+    let removed = records(&store, &format!("{LOC}dedup_removed.jsonl"));
+    assert_eq!(removed.len(), 2);
+    for d in &removed {
+        assert_eq!(d["kind"], "near");
+        assert!(d["jaccard"].as_f64().unwrap() >= 0.7);
+        assert!(d["kept_id"].as_str().unwrap().len() == 16);
+    }
     for o in &r.objects {
         assert_eq!(
             o.read,
-            o.exported + o.quarantined.values().sum::<u64>() + o.removed_by_policy,
+            o.exported
+                + o.quarantined.values().sum::<u64>()
+                + o.removed_by_policy
+                + o.duplicates_removed,
             "{}",
             o.key
         );
@@ -338,7 +354,8 @@ fn test_only_families_go_to_test_and_unlicensed_datasets_are_excluded() {
         .iter()
         .filter(|r| r["metadata"]["source_family"] == "edge_cases")
         .collect();
-    assert_eq!(edge.len(), 24);
+    // 24 scenarios, 2 removed as near duplicates.
+    assert_eq!(edge.len(), 22);
     assert!(edge.iter().all(|r| r["metadata"]["split"] == "test"));
 }
 
@@ -368,7 +385,11 @@ fn bad_records_are_quarantined_by_locator_and_a_bad_source_fails_the_build() {
         .iter()
         .find(|o| o.key == "sources/priority/pairs.jsonl")
         .unwrap();
-    assert_eq!((pairs.read, pairs.exported), (3, 2));
+    // The two good lines are the same conversation: one is removed as a duplicate.
+    assert_eq!(
+        (pairs.read, pairs.exported, pairs.duplicates_removed),
+        (3, 1, 1)
+    );
     assert_eq!(
         pairs.verdict,
         Verdict::Fail,
@@ -464,6 +485,7 @@ fn planted_pii_is_redacted_and_unsure_records_can_be_held_for_review() {
         out.report.records_exported
             + out.report.records_quarantined
             + out.report.records_removed_by_policy
+            + out.report.records_removed_as_duplicates
     );
     let report = text(&store, &format!("{LOC}build_report.json"));
     for p in planted {

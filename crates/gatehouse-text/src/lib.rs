@@ -1,7 +1,8 @@
 //! Pure text algorithms shared by the build and the gates, with no I/O: what both sides must
-//! compute identically lives here once: token counting and PII detection/redaction.
-//! Normalisation and near-duplicate signatures join it as they are built.
+//! compute identically lives here once: token counting, PII detection/redaction, and
+//! duplicate keys and near-duplicate signatures.
 
+pub mod dedup;
 pub mod pii;
 pub mod tokens;
 

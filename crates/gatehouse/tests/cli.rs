@@ -144,13 +144,14 @@ fn release_runs_coverage_and_writes_its_reports_into_the_draft() {
         "routing_config.json",
         "build_report.json",
         "quarantine.jsonl",
+        "dedup_removed.jsonl",
         "shards/train/part-00000.jsonl",
     ] {
         assert!(draft.join(artefact).is_file(), "{artefact} missing");
     }
     assert!(
         r.stdout
-            .contains("build     pass: 221 records read, 221 exported"),
+            .contains("build     pass: 221 records read, 219 exported"),
         "{r:?}"
     );
 }
@@ -189,7 +190,8 @@ fn build_alone_writes_the_export_and_prints_the_digest() {
     )
     .unwrap();
     assert_eq!(gatehouse_core::digest::sha256(&manifest), digest);
-    assert_eq!(v["report"]["records_exported"], 221);
+    assert_eq!(v["report"]["records_exported"], 219);
+    assert_eq!(v["report"]["records_removed_as_duplicates"], 2);
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub struct Manifest {
     pub hash_version: u32,
     pub tokens: TokensInfo,
     pub split: SplitInfo,
+    /// How duplicates were removed: method, parameters and counts.
+    pub dedup: super::dedup::DedupSummary,
     pub inputs: Vec<InputObject>,
     pub excluded_datasets: Vec<Exclusion>,
     pub contents: Vec<SplitContents>,
@@ -122,6 +124,7 @@ pub(super) struct Parts<'a> {
     pub per_family: &'a BTreeMap<(Split, String), Tally>,
     pub artefacts: Vec<Artefact>,
     pub build_verdict: Verdict,
+    pub dedup: super::dedup::DedupSummary,
 }
 
 impl Manifest {
@@ -163,11 +166,12 @@ impl Manifest {
                 definition: gatehouse_text::tokens::DEFINITION,
             },
             split: SplitInfo {
-                method: "sha256(seed, dataset:group) against ratios; test_only families to test",
+                method: "sha256(seed, dataset:group) against ratios; test_only families to test; duplicates are removed, so no cluster spans two splits",
                 seed: p.config.seed,
                 ratios: p.config.ratios,
                 counts: p.split_counts.clone(),
             },
+            dedup: p.dedup,
             inputs: p.inputs,
             excluded_datasets: p.excluded,
             contents,

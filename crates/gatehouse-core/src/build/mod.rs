@@ -8,6 +8,7 @@
 //! reason. The manifest lists inputs, shards and artefacts with their sha256; its own sha256
 //! is the release digest. Same inputs, registry, config and version ⇒ byte-identical output.
 
+pub mod dedup;
 mod manifest;
 mod process;
 mod routing;
@@ -21,6 +22,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use gatehouse_text::dedup::{MinHasher, Shingler};
 use gatehouse_text::pii::{Detector, UnsurePolicy};
 use gatehouse_text::{TokenCounter, TokenizerName};
 
@@ -56,6 +58,8 @@ pub struct BuildConfig {
     /// PII spans the detector is unsure about: `redact` them, or hold the record for `review`.
     pub pii_unsure: UnsurePolicy,
     pub limits: Limits,
+    /// `[build.dedup]`: exact and near-duplicate removal.
+    pub dedup: dedup::DedupConfig,
 }
 
 /// Records and their tokens, summed.
@@ -85,6 +89,7 @@ impl Default for BuildConfig {
             tokenizer: TokenizerName::default(),
             pii_unsure: UnsurePolicy::default(),
             limits: Limits::default(),
+            dedup: dedup::DedupConfig::default(),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct ObjectReport {
     pub tokens: u64,
     pub quarantined: BTreeMap<String, u64>,
     pub removed_by_policy: u64,
+    /// Exported records removed as exact or near duplicates of another record.
+    pub duplicates_removed: u64,
     /// Records the PII policy held back for human review (ids; their text is not exported).
     pub held_for_review: Vec<String>,
     pub merged_turns: u64,
@@ -133,10 +140,12 @@ pub struct BuildReport {
     pub records_exported: u64,
     pub records_quarantined: u64,
     pub records_removed_by_policy: u64,
+    pub records_removed_as_duplicates: u64,
     pub tokens_exported: u64,
     pub split_counts: BTreeMap<Split, u64>,
     pub objects: Vec<ObjectReport>,
     pub excluded_datasets: Vec<Exclusion>,
+    pub dedup: dedup::DedupSummary,
     pub config: BuildConfig,
 }
 
@@ -181,6 +190,26 @@ impl BuildError {
             _ => None,
         }
     }
+}
+
+/// A line of `dedup_removed.jsonl`: a removed record and the record kept in its place.
+#[derive(Serialize)]
+struct RemovedLine<'a> {
+    id: &'a str,
+    dataset: &'a str,
+    source_key: &'a str,
+    source_line: u64,
+    kind: dedup::Kind,
+    /// Jaccard index of the shingle sets (1 for exact duplicates).
+    jaccard: f64,
+    kept_id: &'a str,
+    kept_dataset: &'a str,
+    kept_source_key: &'a str,
+    kept_source_line: u64,
+}
+
+fn objects_dataset<'a>(inputs: &[Input], registry: &'a Registry, object: usize) -> &'a str {
+    &registry.datasets[inputs[object].dataset].name
 }
 
 /// One object to build from.
@@ -296,6 +325,67 @@ pub struct BuildContext<'a> {
     pub artefacts: Vec<String>,
 }
 
+type Processed = (process::ObjectOutput, dedup::ObjectEntries);
+
+/// Processes every object on the rayon pool (reporting each finished key to `progress` on
+/// this thread) and returns the outputs in key order, or the first error in key order.
+/// After an error, objects not yet started are skipped.
+fn process_all<'a>(
+    inputs: &'a [Input],
+    registry: &'a Registry,
+    job: &(dyn Fn(&'a Input, &'a crate::registry::Dataset) -> process::Job<'a> + Sync),
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Vec<process::ObjectOutput>, Vec<dedup::ObjectEntries>), BuildError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cancelled = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let results: Vec<Option<Result<Processed, BuildError>>> = std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            inputs
+                .par_iter()
+                .map_with(tx, |tx, input| {
+                    if cancelled.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    let result = process::process(&job(input, &registry.datasets[input.dataset]));
+                    match &result {
+                        Ok((out, _)) => {
+                            let _ = tx.send(out.report.key.clone());
+                        }
+                        Err(_) => cancelled.store(true, Ordering::Relaxed),
+                    }
+                    Some(result)
+                })
+                .collect()
+        });
+        for key in rx {
+            progress(&key);
+        }
+        worker.join()
+    })
+    .map_err(|_| BuildError::Internal("a build worker panicked".into()))?;
+    let mut outputs = (
+        Vec::with_capacity(results.len()),
+        Vec::with_capacity(results.len()),
+    );
+    for r in results {
+        match r {
+            Some(Ok((o, e))) => {
+                outputs.0.push(o);
+                outputs.1.push(e);
+            }
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    if outputs.0.len() != inputs.len() {
+        return Err(BuildError::Internal(
+            "a build worker stopped without a result".into(),
+        ));
+    }
+    Ok(outputs)
+}
+
 /// Runs the build; see the module docs.
 pub fn run(
     store: &Store,
@@ -311,6 +401,9 @@ pub fn run(
         return Err(BuildError::Config(
             "max_quarantine_rate must be between 0 and 1".into(),
         ));
+    }
+    if let Some(p) = config.dedup.problem(registry) {
+        return Err(BuildError::Config(p));
     }
     let (inputs, excluded) = inputs(store, registry)?;
     if inputs.is_empty() {
@@ -343,91 +436,126 @@ pub fn run(
     let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
     let tokens = TokenCounter::new(config.tokenizer);
     let detector = Detector::new();
+    let tools = process::DedupTools {
+        shingler: Shingler::with_boilerplate(&config.dedup.near_params, &config.dedup.boilerplate),
+        minhasher: MinHasher::new(&config.dedup.near_params),
+        shingle_system: config.dedup.shingle_system,
+        near: config.dedup.near,
+    };
     let mut split_counts: BTreeMap<Split, u64> = Split::ALL.iter().map(|s| (*s, 0)).collect();
-    let mut objects = Vec::with_capacity(inputs.len());
-    let mut input_list = Vec::with_capacity(inputs.len());
-    // Objects are processed in parallel, each spilling its records in source order; this
-    // thread appends every spill as soon as it is the next in key order, so the output is
-    // the same whatever the thread count and appending overlaps processing.
-    let cancelled = std::sync::atomic::AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<process::ObjectOutput, BuildError>)>();
-    let appended: Result<(), BuildError> = std::thread::scope(|scope| {
-        let (inputs, cancelled, pipeline, spill_dir, detector) =
-            (&inputs, &cancelled, &pipeline, spill_dir.path(), &detector);
-        scope.spawn(move || {
-            inputs
-                .par_iter()
-                .enumerate()
-                .for_each_with(tx, |tx, (i, input)| {
-                    if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-                        return;
+
+    // Phase 1: objects are processed in parallel, each spilling its records in source
+    // order and describing them for deduplication.
+    let (outputs, entries) = process_all(
+        &inputs,
+        registry,
+        &|input, dataset| process::Job {
+            store,
+            key: &input.key,
+            dataset,
+            family: &registry.families[&dataset.family],
+            config,
+            pipeline: &pipeline,
+            spill_dir: spill_dir.path(),
+            tokens,
+            detector: &detector,
+            dedup: &tools,
+        },
+        progress,
+    )?;
+
+    // Phase 2: duplicates across the whole release.
+    let removed_key = format!("{loc}dedup_removed.jsonl");
+    let families: Vec<String> = outputs.iter().map(|o| o.family.clone()).collect();
+    let ranks = config.dedup.family_ranks(registry);
+    let (statuses, dedup_summary) = dedup::resolve(
+        &entries,
+        &families,
+        &config.dedup,
+        &ranks,
+        removed_key.clone(),
+    )?;
+
+    // Phase 3: in key order, the spills become the shards, the compiled export, the
+    // quarantine list and the list of removed duplicates.
+    let mut removed_file = HashedObject::create(store, removed_key);
+    let mut objects = Vec::with_capacity(outputs.len());
+    let mut input_list = Vec::with_capacity(outputs.len());
+    let mut patched: Vec<u8> = Vec::with_capacity(8192);
+    let mut removed_line: Vec<u8> = Vec::with_capacity(512);
+    for (o, mut out) in outputs.into_iter().enumerate() {
+        let mut ordinal = 0usize;
+        let object_entries = &entries[o].entries;
+        let mut removed_here = (0u64, 0u64);
+        process::for_each_spilled(
+            &out.spill,
+            &mut |tag, line| match process::destination(tag) {
+                Some(process::Destination::Record(split)) => {
+                    let e = object_entries.get(ordinal).ok_or_else(|| {
+                        BuildError::Internal("a spill holds more records than its object".into())
+                    })?;
+                    let status = statuses[o][ordinal];
+                    ordinal += 1;
+                    if let dedup::Status::Removed {
+                        kind,
+                        kept,
+                        jaccard,
+                    } = status
+                    {
+                        removed_here.0 += 1;
+                        removed_here.1 += e.tokens;
+                        let k = &entries[kept.0 as usize].entries[kept.1 as usize];
+                        removed_line.clear();
+                        serde_json::to_writer(
+                            &mut removed_line,
+                            &RemovedLine {
+                                id: &e.id,
+                                dataset: &out.report.dataset,
+                                source_key: &out.report.key,
+                                source_line: e.line,
+                                kind,
+                                jaccard: (jaccard * 1e6).round() / 1e6,
+                                kept_id: &k.id,
+                                kept_dataset: objects_dataset(&inputs, registry, kept.0 as usize),
+                                kept_source_key: &inputs[kept.0 as usize].key,
+                                kept_source_line: k.line,
+                            },
+                        )
+                        .map_err(|e| BuildError::Serialise("a removed-duplicate line", e))?;
+                        return Ok(removed_file.write_line(&removed_line)?);
                     }
-                    let dataset = &registry.datasets[input.dataset];
-                    let result = process::process(&process::Job {
-                        store,
-                        key: &input.key,
-                        dataset,
-                        family: &registry.families[&dataset.family],
-                        config,
-                        pipeline,
-                        spill_dir,
-                        tokens,
-                        detector,
-                    });
-                    let _ = tx.send((i, result));
-                });
-        });
-        let mut pending: BTreeMap<usize, Result<process::ObjectOutput, BuildError>> =
-            BTreeMap::new();
-        let mut next = 0;
-        let mut patched: Vec<u8> = Vec::with_capacity(8192);
-        let mut append = |out: process::ObjectOutput| -> Result<(), BuildError> {
-            progress(&out.report.key);
-            process::for_each_spilled(
-                &out.spill,
-                &mut |tag, line| match process::destination(tag) {
-                    Some(process::Destination::Record(split)) => {
-                        process::patch_sha(line, &out.input.sha256, &mut patched)?;
-                        if let Some(c) = &mut compiled {
-                            c.write_line(&patched)?;
-                        }
-                        if let Some(set) = sets.get_mut(&split) {
-                            set.write_line(store, &patched)?;
-                        }
-                        Ok(())
+                    process::patch_sha(line, &out.input.sha256, &mut patched)?;
+                    if status == dedup::Status::Representative {
+                        process::patch_dedup_status(&mut patched, process::DEDUP_REPRESENTATIVE)?;
                     }
-                    Some(process::Destination::Quarantine) => Ok(quarantine_file.write_line(line)?),
-                    None => Err(BuildError::Internal("corrupt local spill file".into())),
-                },
-            )?;
-            for (split, t) in &out.per_family {
-                *split_counts.entry(*split).or_default() += t.records;
-                *per_family.entry((*split, out.family.clone())).or_default() += *t;
-            }
-            objects.push(out.report);
-            input_list.push(out.input);
-            Ok(())
-        };
-        for (i, result) in rx {
-            pending.insert(i, result);
-            while let Some(result) = pending.remove(&next) {
-                let outcome = result.and_then(&mut append);
-                if let Err(e) = outcome {
-                    cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
-                    return Err(e);
+                    *split_counts.entry(split).or_default() += 1;
+                    *per_family.entry((split, out.family.clone())).or_default() += Tally {
+                        records: 1,
+                        tokens: e.tokens,
+                    };
+                    if let Some(c) = &mut compiled {
+                        c.write_line(&patched)?;
+                    }
+                    if let Some(set) = sets.get_mut(&split) {
+                        set.write_line(store, &patched)?;
+                    }
+                    Ok(())
                 }
-                next += 1;
-            }
+                Some(process::Destination::Quarantine) => Ok(quarantine_file.write_line(line)?),
+                None => Err(BuildError::Internal("corrupt local spill file".into())),
+            },
+        )?;
+        if ordinal != object_entries.len() {
+            return Err(BuildError::Internal(
+                "a spill holds fewer records than its object".into(),
+            ));
         }
-        if next == inputs.len() {
-            Ok(())
-        } else {
-            Err(BuildError::Config(
-                "a build worker stopped without a result".into(),
-            ))
-        }
-    });
-    appended?;
+        out.report.duplicates_removed = removed_here.0;
+        out.report.exported -= removed_here.0;
+        out.report.tokens -= removed_here.1;
+        objects.push(out.report);
+        input_list.push(out.input);
+    }
 
     let mut written = Vec::new();
     let mut artefacts = Vec::new();
@@ -445,6 +573,9 @@ pub fn run(
     let q = quarantine_file.finish()?;
     written.push(q.key.clone());
     artefacts.push(manifest::Artefact::from(&q));
+    let r = removed_file.finish()?;
+    written.push(r.key.clone());
+    artefacts.push(manifest::Artefact::from(&r));
 
     let records_exported: u64 = objects.iter().map(|o| o.exported).sum();
     let records_quarantined: u64 = objects
@@ -470,10 +601,12 @@ pub fn run(
         records_exported,
         records_quarantined,
         records_removed_by_policy: objects.iter().map(|o| o.removed_by_policy).sum(),
+        records_removed_as_duplicates: objects.iter().map(|o| o.duplicates_removed).sum(),
         tokens_exported: per_family.values().map(|t| t.tokens).sum(),
         split_counts: split_counts.clone(),
         objects,
         excluded_datasets: excluded.clone(),
+        dedup: dedup_summary.clone(),
         config: config.clone(),
     };
     let report_key = format!("{loc}build_report.json");
@@ -509,6 +642,7 @@ pub fn run(
         per_family: &per_family,
         artefacts,
         build_verdict: verdict,
+        dedup: dedup_summary,
     });
     let manifest_key = format!("{loc}manifest.json");
     let manifest_bytes = json_bytes("the manifest", &manifest)?;

@@ -9,14 +9,16 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 
 use serde::Serialize;
 
+use super::dedup::{Entry, ObjectEntries, ShingleSpill};
 use super::split::{self, Split};
-use super::{BuildConfig, BuildError, ObjectReport, Tally, manifest};
+use super::{BuildConfig, BuildError, ObjectReport, manifest};
 use crate::digest::HashingReader;
-use crate::record::{self, Message};
+use crate::record::{self, Message, Role};
 use crate::registry::{Dataset, Family};
 use crate::report::Verdict;
 use crate::source::{self, Item};
 use crate::store::Store;
+use gatehouse_text::dedup::{MinHasher, Shingler, exact_key};
 use gatehouse_text::pii::{Allowlist, Detector, redact_conversation};
 
 /// Spill line tags: a record of a split, or a quarantine entry.
@@ -80,7 +82,7 @@ struct RecordProvenance<'a> {
     source_sha256: &'a str,
     pipeline: &'a str,
     dedup_status: &'static str,
-    steps: [&'static str; 4],
+    steps: [&'static str; 5],
 }
 
 #[derive(Serialize)]
@@ -101,7 +103,35 @@ pub(super) struct ObjectOutput {
     pub input: manifest::InputObject,
     pub family: String,
     pub spill: tempfile::TempPath,
-    pub per_family: BTreeMap<Split, Tally>,
+}
+
+/// What the workers need to describe records for deduplication.
+#[derive(Debug)]
+pub(super) struct DedupTools {
+    pub shingler: Shingler,
+    pub minhasher: MinHasher,
+    pub shingle_system: bool,
+    /// Whether near duplicates are looked for (shingles and signatures are needed).
+    pub near: bool,
+}
+
+/// Every record is spilled as unique; the append step patches the representatives.
+pub(super) const DEDUP_UNIQUE: &str = "unique";
+pub(super) const DEDUP_REPRESENTATIVE: &str = "kept_representative";
+
+/// Replaces the `dedup_status` value of a record line. The key with its bare quotes can
+/// only be our structure: inside a JSON string every quote is escaped.
+pub(super) fn patch_dedup_status(line: &mut Vec<u8>, status: &str) -> Result<(), BuildError> {
+    const KEY: &[u8] = b"\"dedup_status\":\"";
+    let at = memchr::memmem::rfind(line, KEY)
+        .ok_or_else(|| BuildError::Internal("a spilled record has no dedup status".into()))?
+        + KEY.len();
+    let end = at
+        + memchr::memchr(b'"', &line[at..]).ok_or_else(|| {
+            BuildError::Internal("a spilled record has a broken dedup status".into())
+        })?;
+    line.splice(at..end, status.bytes());
+    Ok(())
 }
 
 /// Stands in for the source object's sha256 until the whole object has been read; the same
@@ -133,9 +163,12 @@ pub(super) struct Job<'a> {
     pub spill_dir: &'a std::path::Path,
     pub tokens: gatehouse_text::TokenCounter,
     pub detector: &'a Detector,
+    pub dedup: &'a DedupTools,
 }
 
-pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
+/// Processes one object: its output, and its exported records described for deduplication
+/// (in spill order).
+pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), BuildError> {
     let (store, key, dataset) = (job.store, job.key, job.dataset);
     let spill_err = |source| BuildError::Read {
         key: format!("(local spill file for {key})"),
@@ -143,8 +176,13 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     };
     let spill = tempfile::NamedTempFile::new_in(job.spill_dir).map_err(spill_err)?;
     let mut out = BufWriter::with_capacity(1 << 20, spill.reopen().map_err(spill_err)?);
+    let shingle_file = tempfile::NamedTempFile::new_in(job.spill_dir).map_err(spill_err)?;
+    let mut shingle_spill = ShingleSpill::new(shingle_file.reopen().map_err(spill_err)?);
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut bands: Vec<u64> = Vec::new();
+    let (mut shingles, mut signature, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+    let mut exported_tokens = 0u64;
     let license = dataset.license_tag.as_deref().unwrap_or_default();
-    let mut per_family: BTreeMap<Split, Tally> = BTreeMap::new();
     let (mut merged, mut blank) = (0u64, 0u64);
     let allow = Allowlist::new(&dataset.pii_allowlist);
     let mut held_for_review: Vec<String> = Vec::new();
@@ -189,7 +227,40 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                     .iter()
                     .map(|m| job.tokens.count(&m.content))
                     .sum();
-                *per_family.entry(split).or_default() += Tally { records: 1, tokens };
+                exported_tokens += tokens;
+                let tools = job.dedup;
+                let exact = exact_key(
+                    r.messages
+                        .iter()
+                        .map(|m| (m.role.as_str(), m.content.as_str())),
+                );
+                if tools.near {
+                    tools.shingler.shingles(
+                        r.messages
+                            .iter()
+                            .filter(|m| tools.shingle_system || m.role != Role::System)
+                            .map(|m| m.content.as_str()),
+                        &mut shingles,
+                    );
+                    tools.minhasher.signature(&shingles, &mut signature);
+                    tools.minhasher.band_keys(&signature, &mut keys);
+                    bands.extend_from_slice(&keys);
+                }
+                let shingles_at = match shingle_spill.push(&shingles) {
+                    Ok(at) => at,
+                    Err(e) => {
+                        failure = Some(spill_err(e));
+                        return;
+                    }
+                };
+                entries.push(Entry {
+                    exact,
+                    id: id.clone(),
+                    line: r.line,
+                    tokens,
+                    shingles_at,
+                    shingles_len: shingles.len() as u32,
+                });
                 line.push(tag(split));
                 serde_json::to_writer(
                     &mut line,
@@ -219,8 +290,8 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
                             provenance: RecordProvenance {
                                 source_sha256: PENDING_SHA,
                                 pipeline: job.pipeline,
-                                dedup_status: "not_checked",
-                                steps: ["adapt", "normalise_roles", "redact_pii", "split"],
+                                dedup_status: DEDUP_UNIQUE,
+                                steps: ["adapt", "normalise_roles", "redact_pii", "split", "dedup"],
                             },
                             turns: r.messages.len(),
                             tokens,
@@ -267,6 +338,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     let (object_sha, bytes) = source.finish();
     out.flush().map_err(spill_err)?;
     drop(out);
+    shingle_spill.finish().map_err(spill_err)?;
 
     let quarantined = summary.quarantined_total();
     let removed = held_for_review.len() as u64;
@@ -283,7 +355,12 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
     } else {
         Verdict::Pass
     };
-    Ok(ObjectOutput {
+    let entries = ObjectEntries {
+        entries,
+        bands,
+        shingles: shingle_file.into_temp_path(),
+    };
+    let output = ObjectOutput {
         input: manifest::InputObject {
             key: key.to_string(),
             dataset: dataset.name.clone(),
@@ -297,9 +374,10 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
             sha256: object_sha,
             read,
             exported,
-            tokens: per_family.values().map(|t| t.tokens).sum(),
+            tokens: exported_tokens,
             quarantined: summary.quarantined,
             removed_by_policy: removed,
+            duplicates_removed: 0,
             held_for_review,
             merged_turns: merged,
             blank_turns_dropped: blank,
@@ -310,8 +388,8 @@ pub(super) fn process(job: &Job<'_>) -> Result<ObjectOutput, BuildError> {
         family: dataset.family.clone(),
         // Close the file but keep it: thousands of objects must not hold thousands of fds.
         spill: spill.into_temp_path(),
-        per_family,
-    })
+    };
+    Ok((output, entries))
 }
 
 /// Receives a spilled line's tag and the line (without tag and newline).

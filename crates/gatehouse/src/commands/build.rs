@@ -48,7 +48,7 @@ pub fn run(cli: &Cli, args: &BuildArgs) -> Result<Code> {
 /// Prints the build's counts, one line per source object.
 pub fn summary(r: &BuildReport) {
     print::out(&format!(
-        "build     {}: {} records read, {} exported (train {}, val {}, test {}), {} quarantined; {} tokens ({})",
+        "build     {}: {} records read, {} exported (train {}, val {}, test {}), {} quarantined, {} duplicates removed ({} exact, {} near); {} tokens ({})",
         r.verdict.as_str(),
         r.records_read,
         r.records_exported,
@@ -56,17 +56,21 @@ pub fn summary(r: &BuildReport) {
         r.split_counts.values().nth(1).copied().unwrap_or(0),
         r.split_counts.values().nth(2).copied().unwrap_or(0),
         r.records_quarantined,
+        r.records_removed_as_duplicates,
+        r.dedup.exact_removed,
+        r.dedup.near_removed,
         r.tokens_exported,
         r.config.tokenizer,
     ));
     for o in &r.objects {
         print::out(&format!(
-            "          {:<4} {} ({}): {} exported, {} quarantined{}",
+            "          {:<4} {} ({}): {} exported, {} quarantined, {} duplicates removed{}",
             o.verdict.as_str(),
             o.key,
             o.dataset,
             o.exported,
             o.quarantined.values().sum::<u64>(),
+            o.duplicates_removed,
             if o.incomplete {
                 ", not read to its end"
             } else {

@@ -1,0 +1,411 @@
+//! Duplicate removal across the whole release, between processing the objects and writing
+//! the shards.
+//!
+//! Every exported record arrives with its exact key, its LSH band keys and its shingle set
+//! (spilled to a local file per object). Records are ranked by the keep policy: families in
+//! `keep_priority` order (default: holdout families first, so evaluation data keeps its
+//! copy and training loses its, then by stage, then by name), then source order (object
+//! key, line). Then:
+//!
+//! 1. **Exact**: among records with equal exact keys, the best-ranked is kept.
+//! 2. **Near**: the remaining records are bucketed by band key; in rank order, a record not
+//!    yet in a cluster becomes a representative, and every not-yet-clustered record sharing
+//!    a bucket with it whose shingle-set Jaccard index *with the representative* reaches
+//!    the threshold joins its cluster and is removed. Membership is never transitive: a
+//!    record is compared with representatives only, so a chain of pairwise-similar records
+//!    cannot sweep up distinct conversations that share a template.
+//!
+//! The outcome is a status per record, and counts per family.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams, jaccard};
+
+use super::BuildError;
+use crate::registry::{Holdout, Registry};
+
+/// `[build.dedup]` in gatehouse.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Remove exact duplicates (normalised: Unicode NFKC, case, whitespace).
+    pub exact: bool,
+    /// Remove near duplicates (MinHash + LSH candidates verified by Jaccard).
+    pub near: bool,
+    /// Include system prompts in the shingles (by default they are left out: one shared
+    /// system prompt must not make conversations look alike).
+    pub shingle_system: bool,
+    /// Phrases left out of the shingles (e.g. a disclaimer every conversation repeats).
+    pub boilerplate: Vec<String>,
+    /// Families whose copy is kept first; the others follow (holdout families, then by
+    /// stage, then by name).
+    pub keep_priority: Vec<String>,
+    /// `[build.dedup.near_params]`: shingle size, bands × rows, threshold, seed.
+    pub near_params: NearDupParams,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self {
+            exact: true,
+            near: true,
+            shingle_system: false,
+            boilerplate: Vec::new(),
+            keep_priority: Vec::new(),
+            near_params: NearDupParams::default(),
+        }
+    }
+}
+
+impl DedupConfig {
+    pub fn problem(&self, registry: &Registry) -> Option<String> {
+        if let Some(p) = self.near_params.problem() {
+            return Some(p);
+        }
+        self.keep_priority
+            .iter()
+            .find(|f| !registry.families.contains_key(*f))
+            .map(|f| format!("dedup keep_priority names {f:?}, which is not a registry family"))
+    }
+
+    /// The keep rank of every registry family (lower is kept first).
+    pub fn family_ranks(&self, registry: &Registry) -> BTreeMap<String, usize> {
+        let mut names: Vec<&String> = registry.families.keys().collect();
+        names.sort_by_key(|name| {
+            let f = &registry.families[*name];
+            let listed = self.keep_priority.iter().position(|p| p == *name);
+            (
+                listed.unwrap_or(usize::MAX),
+                f.holdout == Holdout::None,
+                f.stage.clone(),
+                (*name).clone(),
+            )
+        });
+        names
+            .into_iter()
+            .enumerate()
+            .map(|(rank, name)| (name.clone(), rank))
+            .collect()
+    }
+}
+
+/// What phase one records of each exported record.
+#[derive(Debug, Clone)]
+pub(super) struct Entry {
+    pub exact: u128,
+    pub id: String,
+    pub line: u64,
+    pub tokens: u64,
+    /// Where the shingle set starts in the object's shingle file, and its length.
+    pub shingles_at: u64,
+    pub shingles_len: u32,
+}
+
+/// One object's entries, band keys (`bands` per entry, flat) and shingle file.
+#[derive(Debug)]
+pub(super) struct ObjectEntries {
+    pub entries: Vec<Entry>,
+    pub bands: Vec<u64>,
+    pub shingles: tempfile::TempPath,
+}
+
+/// Writes an object's shingle sets.
+pub(super) struct ShingleSpill {
+    out: BufWriter<File>,
+    at: u64,
+}
+
+impl ShingleSpill {
+    pub fn new(file: File) -> Self {
+        Self {
+            out: BufWriter::with_capacity(1 << 20, file),
+            at: 0,
+        }
+    }
+
+    /// Appends a set; returns where it starts.
+    pub fn push(&mut self, set: &[u32]) -> std::io::Result<u64> {
+        let at = self.at;
+        for x in set {
+            self.out.write_all(&x.to_le_bytes())?;
+        }
+        self.at += 4 * set.len() as u64;
+        Ok(at)
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Exact,
+    Near,
+}
+
+/// A record's fate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Status {
+    Unique,
+    /// Kept, with duplicates removed in its favour.
+    Representative,
+    /// Removed in favour of record `kept` (object, ordinal).
+    Removed {
+        kind: Kind,
+        kept: (u32, u32),
+        jaccard: f64,
+    },
+}
+
+/// Counts of one family.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FamilyDedup {
+    /// Records that reached deduplication (after PII policy and quarantine).
+    pub records: u64,
+    pub exact_removed: u64,
+    pub near_removed: u64,
+    /// Kept records with at least one duplicate removed in their favour.
+    pub representatives: u64,
+}
+
+/// The dedup section of the build report and manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DedupSummary {
+    pub version: &'static str,
+    pub exact: bool,
+    pub near: bool,
+    pub near_params: NearDupParams,
+    pub shingle_system: bool,
+    pub boilerplate_phrases: usize,
+    /// Families in keep order.
+    pub keep_order: Vec<String>,
+    pub records: u64,
+    pub exact_removed: u64,
+    pub near_removed: u64,
+    /// Candidate pairs whose Jaccard index was computed.
+    pub candidates_verified: u64,
+    /// The largest LSH bucket (records sharing one band key).
+    pub largest_bucket: u64,
+    pub per_family: BTreeMap<String, FamilyDedup>,
+    /// Where every removed record is listed with the record kept in its place.
+    pub removed_list: String,
+}
+
+/// Decides every record's status. `objects[i]` belongs to family `families[i]`.
+pub(super) fn resolve(
+    objects: &[ObjectEntries],
+    families: &[String],
+    config: &DedupConfig,
+    ranks: &BTreeMap<String, usize>,
+    removed_list: String,
+) -> Result<(Vec<Vec<Status>>, DedupSummary), BuildError> {
+    // Rank order: family rank, then object (key order), then ordinal (source order).
+    let mut order: Vec<(u32, u32)> = Vec::new();
+    let mut by_rank: Vec<usize> = (0..objects.len()).collect();
+    by_rank.sort_by_key(|&o| (ranks.get(&families[o]).copied().unwrap_or(usize::MAX), o));
+    for &o in &by_rank {
+        let n = u32::try_from(objects[o].entries.len())
+            .map_err(|_| BuildError::Internal("more than 2^32 records in one object".into()))?;
+        order.extend((0..n).map(|i| (o as u32, i)));
+    }
+    let entry = |(o, i): (u32, u32)| &objects[o as usize].entries[i as usize];
+    let n = order.len();
+    let mut status: Vec<Vec<Status>> = objects
+        .iter()
+        .map(|o| vec![Status::Unique; o.entries.len()])
+        .collect();
+    let set_status = |status: &mut Vec<Vec<Status>>, (o, i): (u32, u32), s: Status| {
+        status[o as usize][i as usize] = s;
+    };
+
+    // 1. Exact: the best-ranked of equal keys is kept.
+    let mut removed = vec![false; n];
+    if config.exact {
+        let mut keys: Vec<(u128, u32)> =
+            (0..n).map(|r| (entry(order[r]).exact, r as u32)).collect();
+        keys.sort_unstable();
+        for group in keys.chunk_by(|a, b| a.0 == b.0) {
+            let kept = order[group[0].1 as usize];
+            if group.len() > 1 {
+                set_status(&mut status, kept, Status::Representative);
+            }
+            for &(_, r) in &group[1..] {
+                removed[r as usize] = true;
+                set_status(
+                    &mut status,
+                    order[r as usize],
+                    Status::Removed {
+                        kind: Kind::Exact,
+                        kept,
+                        jaccard: 1.0,
+                    },
+                );
+            }
+        }
+    }
+
+    // 2. Near: LSH buckets, then clusters around representatives in rank order.
+    let mut verified = 0u64;
+    let mut largest_bucket = 0u64;
+    if config.near {
+        let bands = config.near_params.bands;
+        let eligible: Vec<u32> = (0..n as u32)
+            .filter(|&r| !removed[r as usize] && entry(order[r as usize]).shingles_len > 0)
+            .collect();
+        // Buckets with two or more members, as lists of ranks in ascending order.
+        let mut members: Vec<u32> = Vec::new();
+        let mut starts: Vec<usize> = Vec::new();
+        let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(eligible.len());
+        let mut buckets_of_rank: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+        for band in 0..bands {
+            keyed.clear();
+            keyed.extend(eligible.iter().map(|&r| {
+                let (o, i) = order[r as usize];
+                (objects[o as usize].bands[i as usize * bands + band], r)
+            }));
+            keyed.sort_unstable();
+            for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+                if run.len() < 2 {
+                    continue;
+                }
+                largest_bucket = largest_bucket.max(run.len() as u64);
+                let id = starts.len() as u32;
+                starts.push(members.len());
+                for &(_, r) in run {
+                    members.push(r);
+                    buckets_of_rank.entry(r).or_default().push(id);
+                }
+            }
+        }
+        starts.push(members.len());
+        let mut sets = SetReader::new(objects);
+        let mut rep_of: Vec<Option<u32>> = vec![None; n];
+        let mut checked: FxHashSet<u32> = FxHashSet::default();
+        let (mut rep_set, mut other) = (Vec::new(), Vec::new());
+        for &r in &eligible {
+            if rep_of[r as usize].is_some() {
+                continue;
+            }
+            rep_of[r as usize] = Some(r);
+            let Some(buckets) = buckets_of_rank.get(&r) else {
+                continue;
+            };
+            sets.read(order[r as usize], &mut rep_set)?;
+            checked.clear();
+            for &b in buckets {
+                let b = b as usize;
+                for &m in &members[starts[b]..starts[b + 1]] {
+                    if m <= r || rep_of[m as usize].is_some() || !checked.insert(m) {
+                        continue;
+                    }
+                    sets.read(order[m as usize], &mut other)?;
+                    verified += 1;
+                    let j = jaccard(&rep_set, &other);
+                    if j >= config.near_params.threshold {
+                        rep_of[m as usize] = Some(r);
+                        set_status(&mut status, order[r as usize], Status::Representative);
+                        set_status(
+                            &mut status,
+                            order[m as usize],
+                            Status::Removed {
+                                kind: Kind::Near,
+                                kept: order[r as usize],
+                                jaccard: j,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    let mut per_family: BTreeMap<String, FamilyDedup> = BTreeMap::new();
+    for (o, statuses) in status.iter().enumerate() {
+        let f = per_family.entry(families[o].clone()).or_default();
+        for s in statuses {
+            f.records += 1;
+            match s {
+                Status::Unique => {}
+                Status::Representative => f.representatives += 1,
+                Status::Removed {
+                    kind: Kind::Exact, ..
+                } => f.exact_removed += 1,
+                Status::Removed {
+                    kind: Kind::Near, ..
+                } => f.near_removed += 1,
+            }
+        }
+    }
+    let mut keep_order: Vec<(&String, &usize)> = ranks.iter().collect();
+    keep_order.sort_by_key(|(_, r)| **r);
+    let summary = DedupSummary {
+        version: DEDUP_VERSION,
+        exact: config.exact,
+        near: config.near,
+        near_params: config.near_params.clone(),
+        shingle_system: config.shingle_system,
+        boilerplate_phrases: config.boilerplate.len(),
+        keep_order: keep_order.into_iter().map(|(f, _)| f.clone()).collect(),
+        records: n as u64,
+        exact_removed: per_family.values().map(|f| f.exact_removed).sum(),
+        near_removed: per_family.values().map(|f| f.near_removed).sum(),
+        candidates_verified: verified,
+        largest_bucket,
+        per_family,
+        removed_list,
+    };
+    Ok((status, summary))
+}
+
+/// Reads shingle sets back from the objects' shingle files, keeping a few files open.
+struct SetReader<'a> {
+    objects: &'a [ObjectEntries],
+    open: FxHashMap<u32, File>,
+    bytes: Vec<u8>,
+}
+
+impl<'a> SetReader<'a> {
+    fn new(objects: &'a [ObjectEntries]) -> Self {
+        Self {
+            objects,
+            open: FxHashMap::default(),
+            bytes: Vec::new(),
+        }
+    }
+
+    fn read(&mut self, (o, i): (u32, u32), out: &mut Vec<u32>) -> Result<(), BuildError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let err = |source| BuildError::Read {
+            key: "(local shingle spill file)".into(),
+            source,
+        };
+        let object = &self.objects[o as usize];
+        let e = &object.entries[i as usize];
+        if self.open.len() >= 64 && !self.open.contains_key(&o) {
+            self.open.clear();
+        }
+        let file = match self.open.entry(o) {
+            std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(File::open(&object.shingles).map_err(err)?)
+            }
+        };
+        self.bytes.resize(4 * e.shingles_len as usize, 0);
+        file.seek(SeekFrom::Start(e.shingles_at)).map_err(err)?;
+        file.read_exact(&mut self.bytes).map_err(err)?;
+        out.clear();
+        out.extend(
+            self.bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        Ok(())
+    }
+}
