@@ -222,18 +222,22 @@ fn child(root: &Path) {
             waivers: &[],
             as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
             limits: &BuildConfig::default().limits,
+            dedup: &BuildConfig::default().dedup,
         },
     )
     .unwrap();
     let secs = started.elapsed().as_secs_f64();
     let m = &g.privacy.detail.metrics;
     println!(
-        "gates: {} records, {:.0} MB of export read in {secs:.1}s ({:.1} MB/s), peak RSS {:.0} MB, privacy {:?}, provenance {:?}",
+        "gates: {} records, {:.0} MB of export read in {secs:.1}s ({:.1} MB/s), peak RSS {:.0} MB, privacy {:?}, provenance {:?}, dedup {:?}, leakage {:?} ({} candidate pairs verified)",
         m.records_scanned,
         m.bytes_read as f64 / 1e6,
         m.bytes_read as f64 / 1e6 / secs,
         support::peak_rss_mb(),
         g.privacy.verdict,
-        g.provenance.verdict
+        g.provenance.verdict,
+        g.dedup.verdict,
+        g.leakage.verdict,
+        g.leakage.detail.certificate.candidates_verified,
     );
 }

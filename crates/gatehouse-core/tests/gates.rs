@@ -34,6 +34,7 @@ fn run_gates(
             waivers,
             as_of: day(),
             limits: &Limits::default(),
+            dedup: &Default::default(),
         },
     )
     .unwrap()
@@ -43,6 +44,8 @@ fn gate_reports(store: &Store) -> String {
     [
         "gates/pii_detection_report.json",
         "gates/provenance_validation_report.json",
+        "gates/deduplication_report.json",
+        "gates/cross_split_leakage_report.json",
     ]
     .iter()
     .map(|f| text(store, &format!("{LOC}{f}")))
@@ -351,6 +354,7 @@ fn gates_refuse_a_release_that_was_never_built() {
             waivers: &[],
             as_of: day(),
             limits: &Limits::default(),
+            dedup: &Default::default(),
         },
     )
     .unwrap_err();

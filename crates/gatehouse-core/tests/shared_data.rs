@@ -109,10 +109,21 @@ fn counsel_chat_and_annomi_build_through_the_registry() {
     .unwrap();
     for o in &out.report.objects {
         eprintln!(
-            "{}: read {}, exported {}, quarantined {:?}, merged turns {}, verdict {:?}",
-            o.key, o.read, o.exported, o.quarantined, o.merged_turns, o.verdict
+            "{}: read {}, exported {}, quarantined {:?}, duplicates removed {}, merged turns {}, verdict {:?}",
+            o.key,
+            o.read,
+            o.exported,
+            o.quarantined,
+            o.duplicates_removed,
+            o.merged_turns,
+            o.verdict
         );
     }
+    let d = &out.report.dedup;
+    eprintln!(
+        "dedup: {} exact, {} near removed; {} candidates verified, largest bucket {}",
+        d.exact_removed, d.near_removed, d.candidates_verified, d.largest_bucket
+    );
     let by_key = |k: &str| {
         out.report
             .objects
@@ -128,19 +139,27 @@ fn counsel_chat_and_annomi_build_through_the_registry() {
     assert_eq!(by_key("AnnoMI-full.csv").read, 133);
     assert!(out.report.objects.iter().all(|o| !o.incomplete));
     // AnnoMI-full repeats each utterance once per annotator: collapsed, it must give exactly
-    // the conversations AnnoMI-simple gives.
-    let export = store
-        .get_bytes("exports/releases/v2026-11-25/compiled_export.jsonl")
+    // the conversations AnnoMI-simple gives, so deduplication removes one copy of each
+    // (AnnoMI-full's key sorts first: its copies are kept).
+    assert_eq!(by_key("AnnoMI-simple.csv").exported, 0);
+    assert_eq!(by_key("AnnoMI-full.csv").exported, 133);
+    let removed = store
+        .get_bytes("exports/releases/v2026-11-25/dedup_removed.jsonl")
         .unwrap();
-    let mut hashes: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-        Default::default();
-    for line in export.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    let mut kept_for_simple = std::collections::BTreeSet::new();
+    for line in removed.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let v: serde_json::Value = serde_json::from_slice(line).unwrap();
-        hashes
-            .entry(v["metadata"]["dataset"].as_str().unwrap().to_string())
-            .or_default()
-            .insert(v["metadata"]["content_hash"].as_str().unwrap().to_string());
+        if v["dataset"] == "annomi_simple" {
+            assert_eq!(
+                (&v["kind"], &v["kept_dataset"]),
+                (&"exact".into(), &"annomi_full".into())
+            );
+            kept_for_simple.insert(v["kept_id"].as_str().unwrap().to_string());
+        }
     }
-    assert_eq!(hashes["annomi_simple"].len(), 133);
-    assert_eq!(hashes["annomi_simple"], hashes["annomi_full"]);
+    assert_eq!(
+        kept_for_simple.len(),
+        133,
+        "one distinct AnnoMI-full copy per conversation"
+    );
 }

@@ -13,6 +13,7 @@ use std::sync::mpsc::sync_channel;
 use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
+use super::duplicates::{self, Collected, SketchBatch, Sketcher};
 use super::privacy::PrivacyCheck;
 use super::provenance::ProvenanceCheck;
 use super::{CodeCount, GateError};
@@ -119,6 +120,8 @@ pub(super) struct ExportedMetadata {
     pub license_tag: Option<String>,
     #[serde(default)]
     pub pii_status: Option<String>,
+    #[serde(default)]
+    pub split: Option<String>,
     #[serde(default)]
     pub redactions: BTreeMap<String, u64>,
     #[serde(default)]
@@ -468,6 +471,8 @@ pub(super) struct Scanned {
     pub bytes: u64,
     pub privacy: PrivacyCheck,
     pub provenance: ProvenanceCheck,
+    /// Every record sketched for the duplicate checks.
+    pub duplicates: Collected,
 }
 
 /// Lines of one shard handed to a worker.
@@ -511,6 +516,7 @@ pub(super) fn scan(
     manifest: &ExportManifest,
     ctx: &CheckContext<'_>,
     limits: &Limits,
+    sketcher: &Sketcher,
 ) -> Result<Scanned, GateError> {
     let shards: Vec<&ManifestShard> = manifest.shards().collect();
     // A record line holds at most `max_record_bytes` of source text, escaped, plus metadata.
@@ -520,21 +526,31 @@ pub(super) fn scan(
         .saturating_add(1 << 20);
     let threads = rayon::current_num_threads().max(1);
     let (tx, rx) = sync_channel::<Batch>(threads * 2);
+    let (sketch_tx, sketch_rx) = std::sync::mpsc::channel::<SketchBatch>();
+    let bands = sketcher.params.bands;
 
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_shards(store, &shards, max_line, ctx, tx));
+        let collector = scope.spawn(move || duplicates::collect(sketch_rx, bands));
         let partial = rx
             .into_iter()
             .par_bridge()
-            .map(|batch| {
+            .map_with(sketch_tx, |sketch_tx, batch| {
                 let mut p = Partial::new(ctx);
-                check_batch(ctx, &shards, &batch, &mut p);
+                let mut sketches = SketchBatch::default();
+                check_batch(ctx, &shards, &batch, &mut p, sketcher, &mut sketches);
+                if !sketches.is_empty() {
+                    let _ = sketch_tx.send(sketches);
+                }
                 p
             })
             .reduce(|| Partial::new(ctx), Partial::merge);
         let read = reader
             .join()
             .map_err(|_| GateError::Internal("the shard reader stopped unexpectedly".into()))??;
+        let duplicates = collector.join().map_err(|_| {
+            GateError::Internal("the sketch collector stopped unexpectedly".into())
+        })??;
         let mut integrity = read.integrity;
         integrity.merge(partial.integrity);
         Ok(Scanned {
@@ -544,6 +560,7 @@ pub(super) fn scan(
             bytes: read.bytes,
             privacy: partial.privacy,
             provenance: partial.provenance,
+            duplicates,
         })
     })
 }
@@ -672,7 +689,14 @@ fn read_shards(
     Ok(out)
 }
 
-fn check_batch(ctx: &CheckContext<'_>, shards: &[&ManifestShard], batch: &Batch, p: &mut Partial) {
+fn check_batch(
+    ctx: &CheckContext<'_>,
+    shards: &[&ManifestShard],
+    batch: &Batch,
+    p: &mut Partial,
+    sketcher: &Sketcher,
+    sketches: &mut SketchBatch,
+) {
     let si = batch.shard_index;
     let shard = &shards[si as usize].key;
     let mut start = 0;
@@ -688,6 +712,7 @@ fn check_batch(ctx: &CheckContext<'_>, shards: &[&ManifestShard], batch: &Batch,
             Ok(rec) => {
                 p.privacy.check(ctx, &rec, raw, at);
                 p.provenance.check(ctx, &rec, at);
+                sketcher.sketch(&rec, at, sketches);
             }
             Err(e) => {
                 // The category and column only: serde's message can quote the input.

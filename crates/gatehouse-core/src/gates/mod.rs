@@ -11,8 +11,10 @@
 //! Reports are written to `gates/` in the release's draft folder. They hold counts, finding
 //! codes and locators (`shard:line`, record id, `source_key:line`, char offsets), never text.
 //! The privacy gate also draws a seeded spot-check sample of whole (redacted) records for a
-//! human to read: `gates/pii_spot_check_sample.jsonl`.
+//! human to read: `gates/pii_spot_check_sample.jsonl`. Every record is also sketched for the
+//! dedup and leakage gates (`duplicates.rs`).
 
+pub mod duplicates;
 mod export;
 pub mod privacy;
 pub mod provenance;
@@ -23,6 +25,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::build::dedup::DedupConfig;
 use crate::config::Settings;
 use crate::registry::Registry;
 use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
@@ -44,6 +47,8 @@ pub struct GatesConfig {
     pub max_locators: usize,
     /// The privacy gate's sample of records for a human spot-check.
     pub spot_check: SpotCheckConfig,
+    /// `[gates.leakage]`: what a cross-split pair outside holdout families does.
+    pub leakage: duplicates::LeakageConfig,
 }
 
 impl Default for GatesConfig {
@@ -51,6 +56,7 @@ impl Default for GatesConfig {
         Self {
             max_locators: 100,
             spot_check: SpotCheckConfig::default(),
+            leakage: duplicates::LeakageConfig::default(),
         }
     }
 }
@@ -172,6 +178,8 @@ struct GateFindings<'a> {
     name: fn(&str) -> &'static str,
     /// Findings about the release as a whole, one occurrence each.
     release: Vec<Finding>,
+    /// Per-record codes that warn instead of blocking.
+    warnings: &'a [&'a str],
 }
 
 impl<D> GateReport<D> {
@@ -195,10 +203,12 @@ impl<D> GateReport<D> {
             .map(|(code, c)| Finding {
                 code,
                 name: (found.name)(code),
-                severity: if c.blocking() > 0 {
-                    Severity::Error
-                } else {
+                severity: if c.blocking() == 0 {
                     Severity::Info
+                } else if found.warnings.contains(code) {
+                    Severity::Warning
+                } else {
+                    Severity::Error
                 },
                 subject: "export".into(),
                 message: if c.waived == 0 {
@@ -255,6 +265,8 @@ impl<D> GateReport<D> {
 pub struct GatesOutcome {
     pub privacy: privacy::PrivacyReport,
     pub provenance: provenance::ProvenanceReport,
+    pub dedup: duplicates::DedupReport,
+    pub leakage: duplicates::LeakageReport,
     pub summaries: Vec<GateSummary>,
     pub written: Vec<String>,
     /// Every blocking gate passed (warnings allowed).
@@ -262,7 +274,7 @@ pub struct GatesOutcome {
 }
 
 /// Names of gates described in the design that this version does not run yet.
-pub const NOT_BUILT: [&str; 3] = ["dedup", "leakage", "distribution"];
+pub const NOT_BUILT: [&str; 1] = ["distribution"];
 
 /// The settings the gates judge by.
 #[derive(Debug, Clone, Copy)]
@@ -273,6 +285,8 @@ pub struct Policy<'a> {
     pub as_of: chrono::NaiveDate,
     /// The build's limits (the longest record line a shard may hold follows from them).
     pub limits: &'a Limits,
+    /// The build's duplicate definitions, which the dedup and leakage gates apply.
+    pub dedup: &'a DedupConfig,
 }
 
 impl<'a> Policy<'a> {
@@ -282,11 +296,13 @@ impl<'a> Policy<'a> {
             waivers: &settings.waivers,
             as_of: settings.as_of,
             limits: &settings.build.limits,
+            dedup: &settings.build.dedup,
         }
     }
 }
 
-/// Runs the privacy and provenance gates over the release at `location` (its draft folder).
+/// Runs the privacy, provenance, dedup and leakage gates over the release at `location`
+/// (its draft folder).
 pub fn run(
     store: &Store,
     registry: &Registry,
@@ -302,8 +318,26 @@ pub fn run(
     let started = Instant::now();
     let manifest = export::read_manifest(store, location)?;
     let ctx = export::CheckContext::new(registry, &manifest, policy);
-    let scanned = export::scan(store, &manifest, &ctx, policy.limits)?;
+    if let Some(p) = policy.dedup.near_params.problem() {
+        return Err(GateError::Config(p));
+    }
+    let sketcher = duplicates::Sketcher::new(policy.dedup);
+    let scanned = export::scan(store, &manifest, &ctx, policy.limits, &sketcher)?;
     let elapsed = started.elapsed();
+    let analysis = duplicates::analyse(
+        &scanned.duplicates,
+        &policy.dedup.near_params,
+        config.leakage.max_candidates,
+    )?;
+    let (dedup, leakage) = duplicates::reports(
+        &manifest,
+        &scanned,
+        &scanned.duplicates,
+        &analysis,
+        registry,
+        config,
+        &policy.dedup.near_params,
+    );
 
     let privacy = privacy::report(&manifest, &scanned, config, elapsed);
     let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);
@@ -321,6 +355,12 @@ pub fn run(
         json_bytes("the provenance report", &provenance)?,
     )?;
     written.push(provenance_key.clone());
+    let dedup_key = format!("{location}gates/deduplication_report.json");
+    store.put(&dedup_key, json_bytes("the dedup report", &dedup)?)?;
+    written.push(dedup_key.clone());
+    let leakage_key = format!("{location}gates/cross_split_leakage_report.json");
+    store.put(&leakage_key, json_bytes("the leakage report", &leakage)?)?;
+    written.push(leakage_key.clone());
 
     let summaries = vec![
         GateSummary {
@@ -337,11 +377,27 @@ pub fn run(
             report: provenance_key,
             blocking_counts: blocking_counts(&provenance.counts),
         },
+        GateSummary {
+            gate: "dedup",
+            verdict: dedup.verdict,
+            blocking: true,
+            report: dedup_key,
+            blocking_counts: blocking_counts(&dedup.counts),
+        },
+        GateSummary {
+            gate: "leakage",
+            verdict: leakage.verdict,
+            blocking: true,
+            report: leakage_key,
+            blocking_counts: blocking_counts(&leakage.counts),
+        },
     ];
     let passed = summaries.iter().all(|s| s.verdict != Verdict::Fail);
     Ok(GatesOutcome {
         privacy,
         provenance,
+        dedup,
+        leakage,
         summaries,
         written,
         passed,

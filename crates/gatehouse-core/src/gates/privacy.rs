@@ -312,6 +312,7 @@ pub(super) fn report(
             records: &p.findings,
             name: pii_name,
             release: Vec::new(),
+            warnings: &[],
         },
         detail,
     )

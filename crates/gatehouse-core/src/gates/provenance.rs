@@ -339,6 +339,7 @@ pub(super) fn report(
             records: &p.findings,
             name,
             release,
+            warnings: &[],
         },
         detail,
     )

@@ -61,6 +61,31 @@ pub fn summary(o: &GatesOutcome) {
         v.records_by_dataset.len(),
     ));
     findings(&o.provenance.findings);
+    let d = &o.dedup.detail;
+    let (exact, near): (u64, u64) = d.per_family.values().fold((0, 0), |(e, n), f| {
+        (e + f.exact_duplicates, n + f.near_duplicates)
+    });
+    print::out(&format!(
+        "dedup     {}: {} records, {} exact and {} near duplicates left ({} candidate pairs verified)",
+        o.dedup.verdict.as_str(),
+        d.records,
+        exact,
+        near,
+        d.candidates_verified,
+    ));
+    findings(&o.dedup.findings);
+    let c = &o.leakage.detail.certificate;
+    print::out(&format!(
+        "leakage   {}: {}; certificate {}",
+        o.leakage.verdict.as_str(),
+        c.pairs
+            .iter()
+            .map(|p| format!("{} {} exact + {} near", p.splits, p.exact, p.near))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if c.complete { "complete" } else { "INCOMPLETE" },
+    ));
+    findings(&o.leakage.findings);
     print::out(&format!(
         "          not built yet: {} gates",
         NOT_BUILT.join(", ")
