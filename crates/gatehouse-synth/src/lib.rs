@@ -8,6 +8,7 @@
 //! store (`examples/sample-store`) is produced by [`sample::write_sample_store`]; later work
 //! plants known PII, duplicates and leaks on top of the same generator.
 
+pub mod dups;
 pub mod formats;
 mod phrases;
 pub mod pii;

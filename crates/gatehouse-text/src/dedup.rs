@@ -27,6 +27,28 @@ pub const DEDUP_VERSION: &str = "gatehouse-dedup-v1";
 /// Text as duplicate detection sees it: NFKC, lower case, whitespace runs collapsed to
 /// one space, trimmed. Appended to `out`.
 pub fn normalise(text: &str, out: &mut String) {
+    if text.is_ascii() {
+        // ASCII is NFKC already; whitespace is 0x09–0x0D and space, as `char::is_whitespace`.
+        let mut first = true;
+        for word in text
+            .split(|c: char| matches!(c, '\t'..='\r' | ' '))
+            .filter(|w| !w.is_empty())
+        {
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            let start = out.len();
+            out.push_str(word);
+            out[start..].make_ascii_lowercase();
+        }
+        return;
+    }
+    normalise_unicode(text, out);
+}
+
+/// [`normalise`] for any text.
+fn normalise_unicode(text: &str, out: &mut String) {
     let nfkc: Cow<'_, str> = if is_nfkc_quick(text.chars()) == IsNormalized::Yes {
         Cow::Borrowed(text)
     } else {
@@ -163,28 +185,40 @@ impl Shingler {
                     norm = norm.replace(phrase.as_str(), " ");
                 }
             }
-            word_hashes.extend(
-                norm.split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| !w.is_empty())
-                    .map(|w| xxh3_64(w.as_bytes())),
-            );
+            if norm.is_ascii() {
+                word_hashes.extend(
+                    norm.as_bytes()
+                        .split(|b| !b.is_ascii_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .map(xxh3_64),
+                );
+            } else {
+                word_hashes.extend(
+                    norm.split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .map(|w| xxh3_64(w.as_bytes())),
+                );
+            }
         }
         if word_hashes.is_empty() {
             return;
         }
         let k = self.words.min(word_hashes.len());
-        let mut bytes = Vec::with_capacity(8 * k);
-        for window in word_hashes.windows(k) {
-            bytes.clear();
-            for h in window {
-                bytes.extend_from_slice(&h.to_le_bytes());
-            }
-            // The low 32 bits of the shingle's hash identify it.
-            out.push(xxh3_64(&bytes) as u32);
-        }
+        out.extend(word_hashes.windows(k).map(shingle_id));
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// A shingle's id from its words' hashes: an order-sensitive fold, finished by the
+/// splitmix64 mixer; the low 32 bits.
+fn shingle_id(words: &[u64]) -> u32 {
+    let mut acc = 0x9E37_79B9_7F4A_7C15u64;
+    for &h in words {
+        acc = (acc.rotate_left(23) ^ h).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    }
+    let mut state = acc;
+    splitmix64(&mut state) as u32
 }
 
 /// The Jaccard index of two sorted sets without repeats; 0 when both are empty.
@@ -205,6 +239,26 @@ pub fn jaccard(a: &[u32], b: &[u32]) -> f64 {
         }
     }
     common as f64 / (a.len() + b.len() - common) as f64
+}
+
+/// The Jaccard index estimated from two signatures' [`MinHasher::low_bytes`]: equal bytes
+/// happen with probability `J + (1 - J) / 256`.
+pub fn estimate_jaccard(a: &[u8], b: &[u8]) -> f64 {
+    if a.is_empty() {
+        return 0.0;
+    }
+    let equal = a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64;
+    ((equal - 1.0 / 256.0) / (1.0 - 1.0 / 256.0)).max(0.0)
+}
+
+impl NearDupParams {
+    /// Below this estimate a candidate pair is not verified: five standard errors under
+    /// the threshold, so a pair at the threshold is skipped with probability under 1e-6.
+    pub fn estimate_floor(&self) -> f64 {
+        let n = (self.bands * self.rows) as f64;
+        let t = self.threshold;
+        t - 5.0 * (t * (1.0 - t) / n).sqrt()
+    }
 }
 
 /// Min-hash signatures and LSH band keys.
@@ -261,14 +315,22 @@ impl MinHasher {
     /// The signature of a shingle set into `out` (resized to [`Self::len`]).
     pub fn signature(&self, shingles: &[u32], out: &mut Vec<u32>) {
         out.clear();
-        out.resize(self.a.len(), u32::MAX);
-        for &x in shingles {
-            let x = u64::from(x);
-            for ((m, &a), &b) in out.iter_mut().zip(&self.a).zip(&self.b) {
-                let h = (a.wrapping_mul(x).wrapping_add(b) >> 32) as u32;
-                *m = (*m).min(h);
-            }
-        }
+        // One hash function at a time over the (cached) set: its constants stay in
+        // registers and the minimum is a plain reduction.
+        out.extend(self.a.iter().zip(&self.b).map(|(&a, &b)| {
+            shingles
+                .iter()
+                .map(|&x| (a.wrapping_mul(u64::from(x)).wrapping_add(b) >> 32) as u32)
+                .min()
+                .unwrap_or(u32::MAX)
+        }));
+    }
+
+    /// The low 8 bits of each min-hash: a compact copy of the signature for estimating
+    /// the Jaccard index of a pair ([`estimate_jaccard`]) before computing it exactly.
+    pub fn low_bytes(signature: &[u32], out: &mut Vec<u8>) {
+        out.clear();
+        out.extend(signature.iter().map(|&m| m as u8));
     }
 
     /// The LSH band keys of a signature into `out` (cleared first): xxh3 of each band's
@@ -321,6 +383,17 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The ASCII fast path normalises exactly as the Unicode path does.
+        #[test]
+        fn ascii_normalisation_agrees(text in "[ -~\t\n\x0B\x0C\r\x1C-\x1F]{0,40}") {
+            let (mut fast, mut general) = (String::new(), String::new());
+            normalise(&text, &mut fast);
+            normalise_unicode(&text, &mut general);
+            proptest::prop_assert_eq!(fast, general);
+        }
+    }
+
     #[test]
     fn shingles_and_jaccard() {
         let s = Shingler::new(&NearDupParams {
@@ -369,11 +442,11 @@ mod tests {
         assert_eq!(
             (shingles[0], sig[0], sig[124], keys[0], keys[24]),
             (
-                479_138_450,
-                156_991_389,
-                892_895_425,
-                5_577_801_007_965_968_633,
-                9_820_585_601_476_692_538
+                155_269_668,
+                983_234_404,
+                496_351_334,
+                12_173_049_066_937_065_624,
+                8_305_052_551_176_961_982
             )
         );
     }
@@ -400,6 +473,34 @@ mod tests {
             (exact - estimate).abs() < 0.08,
             "exact {exact}, estimate {estimate}"
         );
+    }
+
+    #[test]
+    fn low_bytes_estimate_jaccard_and_the_floor_keeps_pairs_at_the_threshold() {
+        let p = NearDupParams::default();
+        let s = Shingler::new(&p);
+        let m = MinHasher::new(&p);
+        let words: Vec<String> = (0..400).map(|i| format!("w{i}")).collect();
+        let base = set(&s, &[&words[..200].join(" ")]);
+        let low = |set: &[u32]| {
+            let (mut sig, mut bytes) = (Vec::new(), Vec::new());
+            m.signature(set, &mut sig);
+            MinHasher::low_bytes(&sig, &mut bytes);
+            bytes
+        };
+        let a = low(&base);
+        assert_eq!(estimate_jaccard(&a, &a), 1.0);
+        for shift in [10, 30, 60, 120] {
+            let other = set(&s, &[&words[shift..200 + shift].join(" ")]);
+            let exact = jaccard(&base, &other);
+            let est = estimate_jaccard(&a, &low(&other));
+            assert!(
+                (exact - est).abs() < 0.2,
+                "shift {shift}: exact {exact}, estimate {est}"
+            );
+        }
+        let floor = p.estimate_floor();
+        assert!(floor > 0.45 && floor < 0.55, "{floor}");
     }
 
     #[test]

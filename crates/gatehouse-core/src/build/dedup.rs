@@ -21,10 +21,10 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams, jaccard};
+use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams, estimate_jaccard, jaccard};
 
 use super::BuildError;
 use crate::registry::{Holdout, Registry};
@@ -47,6 +47,10 @@ pub struct DedupConfig {
     pub keep_priority: Vec<String>,
     /// `[build.dedup.near_params]`: shingle size, bands × rows, threshold, seed.
     pub near_params: NearDupParams,
+    /// An LSH bucket with more records than this is not used for candidates: it holds
+    /// records that share a template, and comparing them all is quadratic. Pairs that
+    /// collide only there are missed; the summary counts such buckets.
+    pub max_bucket: usize,
 }
 
 impl Default for DedupConfig {
@@ -58,6 +62,7 @@ impl Default for DedupConfig {
             boilerplate: Vec::new(),
             keep_priority: Vec::new(),
             near_params: NearDupParams::default(),
+            max_bucket: 2000,
         }
     }
 }
@@ -66,6 +71,9 @@ impl DedupConfig {
     pub fn problem(&self, registry: &Registry) -> Option<String> {
         if let Some(p) = self.near_params.problem() {
             return Some(p);
+        }
+        if self.max_bucket < 2 {
+            return Some("dedup max_bucket must be at least 2".into());
         }
         self.keep_priority
             .iter()
@@ -106,11 +114,13 @@ pub(super) struct Entry {
     pub shingles_len: u32,
 }
 
-/// One object's entries, band keys (`bands` per entry, flat) and shingle file.
+/// One object's entries, band keys (`bands` per entry, flat), signature low bytes
+/// (`bands × rows` per entry, flat) and shingle file.
 #[derive(Debug)]
 pub(super) struct ObjectEntries {
     pub entries: Vec<Entry>,
     pub bands: Vec<u64>,
+    pub low: Vec<u8>,
     pub shingles: tempfile::TempPath,
 }
 
@@ -189,10 +199,18 @@ pub struct DedupSummary {
     pub records: u64,
     pub exact_removed: u64,
     pub near_removed: u64,
-    /// Candidate pairs whose Jaccard index was computed.
+    /// Candidate pairs (a representative and a record sharing a bucket) considered.
+    pub candidates: u64,
+    /// Candidates whose signature estimate was under `estimate_floor`: not near.
+    pub candidates_below_estimate: u64,
+    /// Candidates whose exact Jaccard index was computed.
     pub candidates_verified: u64,
     /// The largest LSH bucket (records sharing one band key).
     pub largest_bucket: u64,
+    /// Buckets over `max_bucket`, not used for candidates, and the records in them
+    /// (counted once per bucket).
+    pub oversized_buckets: u64,
+    pub oversized_bucket_records: u64,
     pub per_family: BTreeMap<String, FamilyDedup>,
     /// Where every removed record is listed with the record kept in its place.
     pub removed_list: String,
@@ -253,7 +271,13 @@ pub(super) fn resolve(
 
     // 2. Near: LSH buckets, then clusters around representatives in rank order.
     let mut verified = 0u64;
+    let (mut candidates, mut below_estimate) = (0u64, 0u64);
+    let perms = config.near_params.bands * config.near_params.rows;
+    let floor = config.near_params.estimate_floor();
+    let low =
+        |(o, i): (u32, u32)| &objects[o as usize].low[i as usize * perms..(i as usize + 1) * perms];
     let mut largest_bucket = 0u64;
+    let mut oversized = (0u64, 0u64);
     if config.near {
         let bands = config.near_params.bands;
         let eligible: Vec<u32> = (0..n as u32)
@@ -276,6 +300,11 @@ pub(super) fn resolve(
                     continue;
                 }
                 largest_bucket = largest_bucket.max(run.len() as u64);
+                if run.len() > config.max_bucket {
+                    oversized.0 += 1;
+                    oversized.1 += run.len() as u64;
+                    continue;
+                }
                 let id = starts.len() as u32;
                 starts.push(members.len());
                 for &(_, r) in run {
@@ -287,7 +316,8 @@ pub(super) fn resolve(
         starts.push(members.len());
         let mut sets = SetReader::new(objects);
         let mut rep_of: Vec<Option<u32>> = vec![None; n];
-        let mut checked: FxHashSet<u32> = FxHashSet::default();
+        // The representative that last considered each record: each pair once.
+        let mut considered_by: Vec<u32> = vec![u32::MAX; n];
         let (mut rep_set, mut other) = (Vec::new(), Vec::new());
         for &r in &eligible {
             if rep_of[r as usize].is_some() {
@@ -297,13 +327,22 @@ pub(super) fn resolve(
             let Some(buckets) = buckets_of_rank.get(&r) else {
                 continue;
             };
-            sets.read(order[r as usize], &mut rep_set)?;
-            checked.clear();
+            let mut rep_read = false;
             for &b in buckets {
                 let b = b as usize;
                 for &m in &members[starts[b]..starts[b + 1]] {
-                    if m <= r || rep_of[m as usize].is_some() || !checked.insert(m) {
+                    if m <= r || rep_of[m as usize].is_some() || considered_by[m as usize] == r {
                         continue;
+                    }
+                    considered_by[m as usize] = r;
+                    candidates += 1;
+                    if estimate_jaccard(low(order[r as usize]), low(order[m as usize])) < floor {
+                        below_estimate += 1;
+                        continue;
+                    }
+                    if !rep_read {
+                        sets.read(order[r as usize], &mut rep_set)?;
+                        rep_read = true;
                     }
                     sets.read(order[m as usize], &mut other)?;
                     verified += 1;
@@ -356,8 +395,12 @@ pub(super) fn resolve(
         records: n as u64,
         exact_removed: per_family.values().map(|f| f.exact_removed).sum(),
         near_removed: per_family.values().map(|f| f.near_removed).sum(),
+        candidates,
+        candidates_below_estimate: below_estimate,
         candidates_verified: verified,
         largest_bucket,
+        oversized_buckets: oversized.0,
+        oversized_bucket_records: oversized.1,
         per_family,
         removed_list,
     };
@@ -369,7 +412,14 @@ struct SetReader<'a> {
     objects: &'a [ObjectEntries],
     open: FxHashMap<u32, File>,
     bytes: Vec<u8>,
+    /// Recently read sets (a record is often compared with several representatives),
+    /// bounded in total elements.
+    cache: FxHashMap<(u32, u32), Vec<u32>>,
+    cached: usize,
 }
+
+/// Shingle ids kept in the set cache (4 bytes each): 64 MB.
+const CACHE_ELEMENTS: usize = 16 << 20;
 
 impl<'a> SetReader<'a> {
     fn new(objects: &'a [ObjectEntries]) -> Self {
@@ -377,10 +427,28 @@ impl<'a> SetReader<'a> {
             objects,
             open: FxHashMap::default(),
             bytes: Vec::new(),
+            cache: FxHashMap::default(),
+            cached: 0,
         }
     }
 
     fn read(&mut self, (o, i): (u32, u32), out: &mut Vec<u32>) -> Result<(), BuildError> {
+        if let Some(set) = self.cache.get(&(o, i)) {
+            out.clear();
+            out.extend_from_slice(set);
+            return Ok(());
+        }
+        self.read_file((o, i), out)?;
+        if self.cached + out.len() > CACHE_ELEMENTS {
+            self.cache.clear();
+            self.cached = 0;
+        }
+        self.cached += out.len();
+        self.cache.insert((o, i), out.clone());
+        Ok(())
+    }
+
+    fn read_file(&mut self, (o, i): (u32, u32), out: &mut Vec<u32>) -> Result<(), BuildError> {
         use std::io::{Read, Seek, SeekFrom};
         let err = |source| BuildError::Read {
             key: "(local shingle spill file)".into(),

@@ -180,6 +180,8 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     let mut shingle_spill = ShingleSpill::new(shingle_file.reopen().map_err(spill_err)?);
     let mut entries: Vec<Entry> = Vec::new();
     let mut bands: Vec<u64> = Vec::new();
+    let mut low: Vec<u8> = Vec::new();
+    let mut low_one: Vec<u8> = Vec::new();
     let (mut shingles, mut signature, mut keys) = (Vec::new(), Vec::new(), Vec::new());
     let mut exported_tokens = 0u64;
     let license = dataset.license_tag.as_deref().unwrap_or_default();
@@ -245,6 +247,8 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                     tools.minhasher.signature(&shingles, &mut signature);
                     tools.minhasher.band_keys(&signature, &mut keys);
                     bands.extend_from_slice(&keys);
+                    MinHasher::low_bytes(&signature, &mut low_one);
+                    low.extend_from_slice(&low_one);
                 }
                 let shingles_at = match shingle_spill.push(&shingles) {
                     Ok(at) => at,
@@ -358,6 +362,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     let entries = ObjectEntries {
         entries,
         bands,
+        low,
         shingles: shingle_file.into_temp_path(),
     };
     let output = ObjectOutput {

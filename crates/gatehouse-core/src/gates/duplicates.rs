@@ -7,9 +7,12 @@
 //!
 //! - **exact pairs** are records with equal exact keys;
 //! - **near pairs** are LSH candidates (records sharing a band key) whose shingle sets have
-//!   a Jaccard index at or above the threshold. *Every* candidate pair is verified, not only
-//!   pairs with a representative: the gates look for any leak, not for clusters to remove.
-//!   If the candidates exceed `max_candidates` the gates cannot certify and fail.
+//!   a Jaccard index at or above the threshold. *Every* candidate pair is considered, not
+//!   only pairs with a representative: the gates look for any leak, not for clusters to
+//!   remove. A pair whose signature estimate is five standard errors under the threshold is
+//!   not near (probability of skipping a pair at the threshold < 1e-6); the others are
+//!   verified exactly. If the candidates exceed `max_candidates` the gates cannot certify
+//!   and fail.
 //!
 //! The dedup gate fails on exact duplicates and reports near-duplicate clusters per family
 //! (a warning). The leakage gate fails on any pair across splits that touches a holdout
@@ -23,11 +26,10 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::Receiver;
 
-use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use gatehouse_text::dedup::{
-    DEDUP_VERSION, MinHasher, NearDupParams, Shingler, exact_key, jaccard,
+    DEDUP_VERSION, MinHasher, NearDupParams, Shingler, estimate_jaccard, exact_key, jaccard,
 };
 
 use super::export::{At, ExportedRecord, Locator, Tally};
@@ -51,7 +53,7 @@ impl Default for LeakageConfig {
     fn default() -> Self {
         Self {
             non_holdout: LeakPolicy::Fail,
-            max_candidates: 20_000_000,
+            max_candidates: 1_000_000_000,
         }
     }
 }
@@ -104,6 +106,7 @@ pub(super) struct Sketch {
 pub(super) struct SketchBatch {
     sketches: Vec<Sketch>,
     bands: Vec<u64>,
+    low: Vec<u8>,
     shingles: Vec<u32>,
 }
 
@@ -140,6 +143,9 @@ impl Sketcher {
         self.minhasher.signature(&set, &mut signature);
         self.minhasher.band_keys(&signature, &mut keys);
         batch.bands.extend_from_slice(&keys);
+        let mut low = Vec::new();
+        MinHasher::low_bytes(&signature, &mut low);
+        batch.low.extend_from_slice(&low);
         batch.sketches.push(Sketch {
             shard: at.shard_index,
             line: at.line,
@@ -167,6 +173,8 @@ impl Sketcher {
 pub(super) struct Collected {
     pub sketches: Vec<Sketch>,
     bands: Vec<u64>,
+    low: Vec<u8>,
+    perms: usize,
     file: tempfile::NamedTempFile,
 }
 
@@ -179,11 +187,15 @@ fn spill_err(source: std::io::Error) -> GateError {
 
 /// Receives the workers' batches (in any order), spills the shingle sets and sorts the
 /// sketches into export order.
-pub(super) fn collect(rx: Receiver<SketchBatch>, bands: usize) -> Result<Collected, GateError> {
+pub(super) fn collect(
+    rx: Receiver<SketchBatch>,
+    bands: usize,
+    perms: usize,
+) -> Result<Collected, GateError> {
     let file = tempfile::NamedTempFile::new().map_err(spill_err)?;
     let mut out = BufWriter::with_capacity(1 << 20, file.reopen().map_err(spill_err)?);
     let mut at = 0u64;
-    let (mut sketches, mut all_bands) = (Vec::new(), Vec::new());
+    let (mut sketches, mut all_bands, mut all_low) = (Vec::new(), Vec::new(), Vec::new());
     for batch in rx {
         let mut offset = 0usize;
         for mut s in batch.sketches {
@@ -197,6 +209,7 @@ pub(super) fn collect(rx: Receiver<SketchBatch>, bands: usize) -> Result<Collect
             sketches.push(s);
         }
         all_bands.extend_from_slice(&batch.bands);
+        all_low.extend_from_slice(&batch.low);
     }
     out.flush().map_err(spill_err)?;
     // Export order, whatever order the batches arrived in.
@@ -205,6 +218,10 @@ pub(super) fn collect(rx: Receiver<SketchBatch>, bands: usize) -> Result<Collect
     let bands_sorted: Vec<u64> = order
         .iter()
         .flat_map(|&i| all_bands[i * bands..(i + 1) * bands].iter().copied())
+        .collect();
+    let low_sorted: Vec<u8> = order
+        .iter()
+        .flat_map(|&i| all_low[i * perms..(i + 1) * perms].iter().copied())
         .collect();
     let mut slots: Vec<Option<Sketch>> = sketches.into_iter().map(Some).collect();
     let sketches = order
@@ -218,6 +235,8 @@ pub(super) fn collect(rx: Receiver<SketchBatch>, bands: usize) -> Result<Collect
     Ok(Collected {
         sketches,
         bands: bands_sorted,
+        low: low_sorted,
+        perms,
         file,
     })
 }
@@ -251,7 +270,10 @@ pub(super) struct Analysis {
     pub exact_extra: Vec<(u32, u32)>,
     /// Every duplicate pair: exact pairs, and verified near pairs that are not exact.
     pub pairs: Vec<Pair>,
+    /// Candidate pairs considered, those under the estimate floor, those verified.
     pub candidates: u64,
+    pub below_estimate: u64,
+    pub verified: u64,
     pub largest_bucket: u64,
     /// The candidates exceeded the limit: nothing near was verified.
     pub over_limit: bool,
@@ -285,7 +307,8 @@ pub(super) fn analyse(
 
     // Near: every pair sharing a band key.
     let bands = params.bands;
-    let mut buckets: Vec<Vec<u32>> = Vec::new();
+    // Buckets with their band: a pair is considered in the first band it shares.
+    let mut buckets: Vec<(usize, Vec<u32>)> = Vec::new();
     let mut total = 0u64;
     let mut largest = 0u64;
     let mut band_keys: Vec<(u64, u32)> = Vec::with_capacity(n);
@@ -302,7 +325,7 @@ pub(super) fn analyse(
                 let m = run.len() as u64;
                 largest = largest.max(m);
                 total = total.saturating_add(m * (m - 1) / 2);
-                buckets.push(run.iter().map(|&(_, i)| i).collect());
+                buckets.push((band, run.iter().map(|&(_, i)| i).collect()));
             }
         }
     }
@@ -311,11 +334,12 @@ pub(super) fn analyse(
             exact_extra,
             pairs,
             candidates: total,
+            below_estimate: 0,
+            verified: 0,
             largest_bucket: largest,
             over_limit: true,
         });
     }
-    let mut seen: FxHashSet<(u32, u32)> = FxHashSet::default();
     let mut reader = File::open(c.file.path()).map_err(spill_err)?;
     let mut read = |i: u32, out: &mut Vec<u32>| -> Result<(), GateError> {
         let s = &c.sketches[i as usize];
@@ -333,16 +357,26 @@ pub(super) fn analyse(
         Ok(())
     };
     let (mut sa, mut sb) = (Vec::new(), Vec::new());
-    let mut candidates = 0u64;
-    for bucket in &buckets {
+    let (mut candidates, mut below_estimate, mut verified) = (0u64, 0u64, 0u64);
+    let floor = params.estimate_floor();
+    let low = |i: u32| &c.low[i as usize * c.perms..(i as usize + 1) * c.perms];
+    let band_keys = |i: u32| &c.bands[i as usize * bands..(i as usize + 1) * bands];
+    for (band, bucket) in &buckets {
         for (k, &a) in bucket.iter().enumerate() {
             for &b in &bucket[k + 1..] {
-                if c.sketches[a as usize].exact == c.sketches[b as usize].exact
-                    || !seen.insert((a, b))
-                {
+                let earlier = band_keys(a)[..*band]
+                    .iter()
+                    .zip(&band_keys(b)[..*band])
+                    .any(|(x, y)| x == y);
+                if earlier || c.sketches[a as usize].exact == c.sketches[b as usize].exact {
                     continue;
                 }
                 candidates += 1;
+                if estimate_jaccard(low(a), low(b)) < floor {
+                    below_estimate += 1;
+                    continue;
+                }
+                verified += 1;
                 read(a, &mut sa)?;
                 read(b, &mut sb)?;
                 let j = jaccard(&sa, &sb);
@@ -362,6 +396,8 @@ pub(super) fn analyse(
         exact_extra,
         pairs,
         candidates,
+        below_estimate,
+        verified,
         largest_bucket: largest,
         over_limit: false,
     })
@@ -386,6 +422,8 @@ pub struct DedupDetail {
     pub dedup_version: &'static str,
     pub near_params: NearDupParams,
     pub records: u64,
+    pub candidates: u64,
+    pub candidates_below_estimate: u64,
     pub candidates_verified: u64,
     pub largest_bucket: u64,
     pub per_family: BTreeMap<String, FamilyDuplicates>,
@@ -417,6 +455,12 @@ pub struct Certificate {
     pub candidate_probability_at_threshold: f64,
     pub records: u64,
     pub records_without_split: u64,
+    /// Candidate pairs (sharing a band key) considered.
+    pub candidates: u64,
+    /// Candidates whose signature estimate was under `estimate_floor`: not near.
+    pub estimate_floor: f64,
+    pub candidates_below_estimate: u64,
+    /// Candidates whose exact Jaccard index was computed.
     pub candidates_verified: u64,
     pub complete: bool,
     pub pairs: Vec<SplitPairCount>,
@@ -544,7 +588,9 @@ pub(super) fn reports(
             dedup_version: DEDUP_VERSION,
             near_params: params.clone(),
             records: collected.sketches.len() as u64,
-            candidates_verified: analysis.candidates,
+            candidates: analysis.candidates,
+            candidates_below_estimate: analysis.below_estimate,
+            candidates_verified: analysis.verified,
             largest_bucket: analysis.largest_bucket,
             per_family,
         },
@@ -669,7 +715,7 @@ pub(super) fn reports(
         },
         LeakageDetail {
             certificate: Certificate {
-                method: "exact keys + MinHash/LSH candidates, every candidate pair verified by the exact Jaccard index of word-shingle sets (32-bit shingle ids)",
+                method: "exact keys + MinHash/LSH candidates; every candidate pair whose signature estimate reaches estimate_floor is verified by the exact Jaccard index of word-shingle sets (32-bit shingle ids)",
                 dedup_version: DEDUP_VERSION,
                 near_params: params.clone(),
                 candidate_probability_at_threshold: (params
@@ -679,7 +725,10 @@ pub(super) fn reports(
                     / 1e6,
                 records: collected.sketches.len() as u64,
                 records_without_split: without_split as u64,
-                candidates_verified: analysis.candidates,
+                candidates: analysis.candidates,
+                estimate_floor: (params.estimate_floor() * 1e6).round() / 1e6,
+                candidates_below_estimate: analysis.below_estimate,
+                candidates_verified: analysis.verified,
                 complete: !analysis.over_limit,
                 pairs: counts.into_values().collect(),
                 holdout_families: holdout,

@@ -528,10 +528,11 @@ pub(super) fn scan(
     let (tx, rx) = sync_channel::<Batch>(threads * 2);
     let (sketch_tx, sketch_rx) = std::sync::mpsc::channel::<SketchBatch>();
     let bands = sketcher.params.bands;
+    let perms = sketcher.params.bands * sketcher.params.rows;
 
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| read_shards(store, &shards, max_line, ctx, tx));
-        let collector = scope.spawn(move || duplicates::collect(sketch_rx, bands));
+        let collector = scope.spawn(move || duplicates::collect(sketch_rx, bands, perms));
         let partial = rx
             .into_iter()
             .par_bridge()

@@ -66,11 +66,12 @@ pub fn summary(o: &GatesOutcome) {
         (e + f.exact_duplicates, n + f.near_duplicates)
     });
     print::out(&format!(
-        "dedup     {}: {} records, {} exact and {} near duplicates left ({} candidate pairs verified)",
+        "dedup     {}: {} records, {} exact and {} near duplicates left ({} candidate pairs, {} verified)",
         o.dedup.verdict.as_str(),
         d.records,
         exact,
         near,
+        d.candidates,
         d.candidates_verified,
     ));
     findings(&o.dedup.findings);
