@@ -35,6 +35,7 @@ fn run_gates(
             as_of: day(),
             limits: &Limits::default(),
             dedup: &Default::default(),
+            tokenizer: Default::default(),
         },
     )
     .unwrap()
@@ -75,7 +76,7 @@ fn a_clean_release_passes_and_the_spot_check_sample_is_seeded() {
     sample_into(&store);
     let reg = registry(&registry_text());
     let built = build_with(&store, &reg, &BuildConfig::default());
-    let out = run_gates(&store, &reg, &GatesConfig::default(), &[]);
+    let out = run_gates(&store, &reg, &sample_gates_config(), &[]);
     assert!(out.passed, "{:#?}", out.summaries);
     let p = &out.privacy;
     assert_eq!(p.verdict, Verdict::Pass);
@@ -104,14 +105,14 @@ fn a_clean_release_passes_and_the_spot_check_sample_is_seeded() {
         assert_eq!(line["record"]["id"], id.as_str());
         assert!(line["record"]["messages"].is_array());
     }
-    let again = run_gates(&store, &reg, &GatesConfig::default(), &[]);
+    let again = run_gates(&store, &reg, &sample_gates_config(), &[]);
     assert_eq!(again.privacy.detail.spot_check.ids, s.ids);
     let other_seed = GatesConfig {
         spot_check: SpotCheckConfig {
             seed: 2,
             ..SpotCheckConfig::default()
         },
-        ..GatesConfig::default()
+        ..sample_gates_config()
     };
     let reseeded = run_gates(&store, &reg, &other_seed, &[]);
     assert_ne!(reseeded.privacy.detail.spot_check.ids, s.ids);
@@ -121,7 +122,7 @@ fn a_clean_release_passes_and_the_spot_check_sample_is_seeded() {
             max: 7,
             seed: 1,
         },
-        ..GatesConfig::default()
+        ..sample_gates_config()
     };
     assert_eq!(
         run_gates(&store, &reg, &capped, &[])
@@ -156,14 +157,14 @@ fn a_name_left_in_the_export_fails_the_privacy_gate_by_locator_without_text() {
     let exported = text(&store, &format!("{LOC}compiled_export.jsonl"));
     assert!(exported.contains(name));
     // … and passes the gate under that registry.
-    let out = run_gates(&store, &registry(&allowing), &GatesConfig::default(), &[]);
+    let out = run_gates(&store, &registry(&allowing), &sample_gates_config(), &[]);
     assert!(out.passed, "{:#?}", out.summaries);
 
     // Under the registry without the allowlist, the gate finds it.
     let out = run_gates(
         &store,
         &registry(&registry_text()),
-        &GatesConfig::default(),
+        &sample_gates_config(),
         &[],
     );
     assert!(!out.passed);
@@ -200,7 +201,7 @@ fn a_name_left_in_the_export_fails_the_privacy_gate_by_locator_without_text() {
     let out = run_gates(
         &store,
         &registry(&registry_text()),
-        &GatesConfig::default(),
+        &sample_gates_config(),
         &[waiver],
     );
     assert_eq!(out.privacy.verdict, Verdict::Pass);
@@ -224,7 +225,7 @@ fn tampered_garbled_and_missing_shards_fail_both_gates_by_locator() {
     store
         .delete(&format!("{LOC}shards/val/part-00000.jsonl"))
         .unwrap();
-    let out = run_gates(&store, &reg, &GatesConfig::default(), &[]);
+    let out = run_gates(&store, &reg, &sample_gates_config(), &[]);
     assert!(!out.passed);
     for counts in [&out.privacy.counts, &out.provenance.counts] {
         assert_eq!(counts["EXP001"].found, 1, "missing shard");
@@ -255,7 +256,7 @@ fn an_unverified_record_and_licence_drift_fail_closed() {
         .replacen("\"license_tag\":\"CC0-1.0\"", "\"license_tag\":\"\"", 1)
         .replacen("\"pipeline\":\"gatehouse", "\"pipeline_x\":\"gatehouse", 1)
     });
-    let out = run_gates(&store, &reg, &GatesConfig::default(), &[]);
+    let out = run_gates(&store, &reg, &sample_gates_config(), &[]);
     assert!(
         out.privacy.shards.iter().all(|s| s.ok),
         "manifest was patched"
@@ -278,7 +279,7 @@ fn an_unverified_record_and_licence_drift_fail_closed() {
         "include = [\"sources/priority/pairs.jsonl\"]\nformat = \"prompt_response\"\nlicense_tag = \"CC-BY-4.0\"",
     );
     assert_ne!(relicensed, registry_text());
-    let out = run_gates(&store, &registry(&relicensed), &GatesConfig::default(), &[]);
+    let out = run_gates(&store, &registry(&relicensed), &sample_gates_config(), &[]);
     assert_eq!(out.provenance.counts["PRV003"].found, 24);
     assert!(out.provenance.counts.contains_key("PRV008"));
 }
@@ -300,7 +301,7 @@ fn an_unlicensed_dataset_fails_the_provenance_gate_unless_waived() {
             .iter()
             .any(|e| e.dataset == "scraped_forum")
     );
-    let out = run_gates(&store, &reg, &GatesConfig::default(), &[]);
+    let out = run_gates(&store, &reg, &sample_gates_config(), &[]);
     let v = &out.provenance;
     assert_eq!(v.verdict, Verdict::Fail);
     assert_eq!(v.counts["PRV006"].found, 1);
@@ -325,7 +326,7 @@ fn an_unlicensed_dataset_fails_the_provenance_gate_unless_waived() {
     let out = run_gates(
         &store,
         &reg,
-        &GatesConfig::default(),
+        &sample_gates_config(),
         std::slice::from_ref(&waiver),
     );
     assert_eq!(out.provenance.verdict, Verdict::Warn);
@@ -335,7 +336,7 @@ fn an_unlicensed_dataset_fails_the_provenance_gate_unless_waived() {
         expires: "2026-11-24".parse().unwrap(),
         ..waiver
     };
-    let out = run_gates(&store, &reg, &GatesConfig::default(), &[expired]);
+    let out = run_gates(&store, &reg, &sample_gates_config(), &[expired]);
     assert_eq!(out.provenance.verdict, Verdict::Fail);
     assert_eq!(out.provenance.waivers.len(), 1);
 }
@@ -350,11 +351,12 @@ fn gates_refuse_a_release_that_was_never_built() {
         &reg,
         LOC,
         Policy {
-            config: &GatesConfig::default(),
+            config: &sample_gates_config(),
             waivers: &[],
             as_of: day(),
             limits: &Limits::default(),
             dedup: &Default::default(),
+            tokenizer: Default::default(),
         },
     )
     .unwrap_err();

@@ -54,7 +54,7 @@ impl Project {
         std::fs::write(
             self.path().join("gatehouse.toml"),
             format!(
-                "registry = \"registry.toml\"\n{extra}\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n"
+                "registry = \"registry.toml\"\n{extra}\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n{SAMPLE_RANGES}"
             ),
         )
         .unwrap();
@@ -108,6 +108,21 @@ impl From<Output> for Run {
         }
     }
 }
+
+/// The sample's expected ranges, as in the repository's gatehouse.toml: its synthetic voice
+/// and reasoning records fall outside the prototype's defaults.
+const SAMPLE_RANGES: &str = "
+[gates.distribution.ranges.voice_persona]
+tokens_mean = [100, 800]
+tokens_max = [200, 2000]
+turns_mean = [1, 10]
+turns_max = [1, 15]
+[gates.distribution.ranges.cot_reasoning]
+tokens_mean = [20, 1000]
+tokens_max = [50, 3000]
+turns_mean = [1, 10]
+turns_max = [1, 20]
+";
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -13,6 +13,7 @@ use std::sync::mpsc::sync_channel;
 use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
+use super::distribution::DistributionCheck;
 use super::duplicates::{self, Collected, SketchBatch, Sketcher};
 use super::privacy::PrivacyCheck;
 use super::provenance::ProvenanceCheck;
@@ -23,6 +24,7 @@ use crate::registry::Registry;
 use crate::source::Limits;
 use crate::store::{Line, LineReader, Store, StoreError};
 use crate::waiver::{self, Subject, Waiver, WaiverUse};
+use gatehouse_text::TokenCounter;
 use gatehouse_text::pii::{Allowlist, Detector};
 
 /// The parts of `manifest.json` the gates read.
@@ -174,6 +176,8 @@ pub(super) struct CheckContext<'a> {
     /// Spot-check: a record is drawn when its sample hash is below this.
     pub sample_threshold: u128,
     pub no_allowlist: Allowlist,
+    /// Counts tokens for the distribution check.
+    pub tokens: TokenCounter,
 }
 
 impl<'a> CheckContext<'a> {
@@ -212,6 +216,7 @@ impl<'a> CheckContext<'a> {
             registry,
             sample_threshold: (rate * 2f64.powi(64)) as u128,
             no_allowlist: Allowlist::default(),
+            tokens: TokenCounter::new(policy.tokenizer),
         }
     }
 
@@ -473,6 +478,7 @@ pub(super) struct Scanned {
     pub provenance: ProvenanceCheck,
     /// Every record sketched for the duplicate checks.
     pub duplicates: Collected,
+    pub distribution: DistributionCheck,
 }
 
 /// Lines of one shard handed to a worker.
@@ -491,6 +497,7 @@ struct Partial {
     integrity: Tally,
     privacy: PrivacyCheck,
     provenance: ProvenanceCheck,
+    distribution: DistributionCheck,
 }
 
 impl Partial {
@@ -499,6 +506,7 @@ impl Partial {
             integrity: Tally::new(ctx.config.max_locators),
             privacy: PrivacyCheck::new(ctx),
             provenance: ProvenanceCheck::new(ctx),
+            distribution: DistributionCheck::default(),
         }
     }
 
@@ -506,6 +514,7 @@ impl Partial {
         self.integrity.merge(other.integrity);
         self.privacy.merge(other.privacy);
         self.provenance.merge(other.provenance);
+        self.distribution.merge(other.distribution);
         self
     }
 }
@@ -562,6 +571,7 @@ pub(super) fn scan(
             privacy: partial.privacy,
             provenance: partial.provenance,
             duplicates,
+            distribution: partial.distribution,
         })
     })
 }
@@ -714,6 +724,8 @@ fn check_batch(
                 p.privacy.check(ctx, &rec, raw, at);
                 p.provenance.check(ctx, &rec, at);
                 sketcher.sketch(&rec, at, sketches);
+                p.distribution
+                    .add(&rec, &ctx.tokens, ctx.config.distribution.max_seq_length);
             }
             Err(e) => {
                 // The category and column only: serde's message can quote the input.

@@ -14,6 +14,7 @@
 //! human to read: `gates/pii_spot_check_sample.jsonl`. Every record is also sketched for the
 //! dedup and leakage gates (`duplicates.rs`).
 
+pub mod distribution;
 pub mod duplicates;
 mod export;
 pub mod privacy;
@@ -49,6 +50,8 @@ pub struct GatesConfig {
     pub spot_check: SpotCheckConfig,
     /// `[gates.leakage]`: what a cross-split pair outside holdout families does.
     pub leakage: duplicates::LeakageConfig,
+    /// `[gates.distribution]`: expected ranges, regression thresholds, max_seq_length.
+    pub distribution: distribution::DistributionConfig,
 }
 
 impl Default for GatesConfig {
@@ -57,6 +60,7 @@ impl Default for GatesConfig {
             max_locators: 100,
             spot_check: SpotCheckConfig::default(),
             leakage: duplicates::LeakageConfig::default(),
+            distribution: distribution::DistributionConfig::default(),
         }
     }
 }
@@ -267,6 +271,7 @@ pub struct GatesOutcome {
     pub provenance: provenance::ProvenanceReport,
     pub dedup: duplicates::DedupReport,
     pub leakage: duplicates::LeakageReport,
+    pub distribution: distribution::DistributionReport,
     pub summaries: Vec<GateSummary>,
     pub written: Vec<String>,
     /// Every blocking gate passed (warnings allowed).
@@ -274,7 +279,7 @@ pub struct GatesOutcome {
 }
 
 /// Names of gates described in the design that this version does not run yet.
-pub const NOT_BUILT: [&str; 1] = ["distribution"];
+pub const NOT_BUILT: [&str; 0] = [];
 
 /// The settings the gates judge by.
 #[derive(Debug, Clone, Copy)]
@@ -287,6 +292,8 @@ pub struct Policy<'a> {
     pub limits: &'a Limits,
     /// The build's duplicate definitions, which the dedup and leakage gates apply.
     pub dedup: &'a DedupConfig,
+    /// The tokenizer the distribution gate counts with (the build's).
+    pub tokenizer: gatehouse_text::TokenizerName,
 }
 
 impl<'a> Policy<'a> {
@@ -297,6 +304,7 @@ impl<'a> Policy<'a> {
             as_of: settings.as_of,
             limits: &settings.build.limits,
             dedup: &settings.build.dedup,
+            tokenizer: settings.build.tokenizer,
         }
     }
 }
@@ -318,11 +326,16 @@ pub fn run(
     let started = Instant::now();
     let manifest = export::read_manifest(store, location)?;
     let ctx = export::CheckContext::new(registry, &manifest, policy);
-    if let Some(p) = policy.dedup.near_params.problem() {
+    if let Some(p) = policy
+        .dedup
+        .near_params
+        .problem()
+        .or_else(|| config.distribution.problem())
+    {
         return Err(GateError::Config(p));
     }
     let sketcher = duplicates::Sketcher::new(policy.dedup);
-    let scanned = export::scan(store, &manifest, &ctx, policy.limits, &sketcher)?;
+    let mut scanned = export::scan(store, &manifest, &ctx, policy.limits, &sketcher)?;
     let elapsed = started.elapsed();
     let analysis = duplicates::analyse(
         &scanned.duplicates,
@@ -341,6 +354,18 @@ pub fn run(
 
     let privacy = privacy::report(&manifest, &scanned, config, elapsed);
     let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);
+
+    let distribution = distribution::report(
+        store,
+        &manifest,
+        location,
+        &mut scanned,
+        registry,
+        config,
+        policy.waivers,
+        policy.as_of,
+        &ctx.tokens,
+    )?;
 
     let mut written = Vec::new();
     let sample_key = format!("{location}gates/pii_spot_check_sample.jsonl");
@@ -361,6 +386,12 @@ pub fn run(
     let leakage_key = format!("{location}gates/cross_split_leakage_report.json");
     store.put(&leakage_key, json_bytes("the leakage report", &leakage)?)?;
     written.push(leakage_key.clone());
+    let distribution_key = format!("{location}gates/distribution_report.json");
+    store.put(
+        &distribution_key,
+        json_bytes("the distribution report", &distribution)?,
+    )?;
+    written.push(distribution_key.clone());
 
     let summaries = vec![
         GateSummary {
@@ -391,6 +422,13 @@ pub fn run(
             report: leakage_key,
             blocking_counts: blocking_counts(&leakage.counts),
         },
+        GateSummary {
+            gate: "distribution",
+            verdict: distribution.verdict,
+            blocking: true,
+            report: distribution_key,
+            blocking_counts: blocking_counts(&distribution.counts),
+        },
     ];
     let passed = summaries.iter().all(|s| s.verdict != Verdict::Fail);
     Ok(GatesOutcome {
@@ -398,6 +436,7 @@ pub fn run(
         provenance,
         dedup,
         leakage,
+        distribution,
         summaries,
         written,
         passed,

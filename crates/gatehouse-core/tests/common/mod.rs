@@ -53,6 +53,28 @@ pub fn build_with(store: &Store, reg: &Registry, config: &BuildConfig) -> BuildO
     build::run(store, reg, config, &ctx, &mut |_| {}).unwrap()
 }
 
+/// The gates' settings for the sample store: its synthetic voice and reasoning records fall
+/// outside the prototype's expected ranges (as in the repository's gatehouse.toml).
+pub fn sample_gates_config() -> gatehouse_core::gates::GatesConfig {
+    use gatehouse_core::gates::distribution::FamilyRanges;
+    let mut config = gatehouse_core::gates::GatesConfig::default();
+    let wide = FamilyRanges {
+        tokens_mean: Some([20.0, 1000.0]),
+        tokens_max: Some([50.0, 3000.0]),
+        turns_mean: Some([1.0, 10.0]),
+        turns_max: Some([1.0, 20.0]),
+    };
+    config
+        .distribution
+        .ranges
+        .insert("voice_persona".into(), wide.clone());
+    config
+        .distribution
+        .ranges
+        .insert("cot_reasoning".into(), wide);
+    config
+}
+
 pub fn text(store: &Store, key: &str) -> String {
     String::from_utf8(store.get_bytes(key).unwrap().to_vec()).unwrap()
 }

@@ -87,10 +87,33 @@ pub fn summary(o: &GatesOutcome) {
         if c.complete { "complete" } else { "INCOMPLETE" },
     ));
     findings(&o.leakage.findings);
+    let d = &o.distribution.detail;
+    let over: u64 = d
+        .groups
+        .iter()
+        .filter(|g| g.split == "all")
+        .map(|g| g.over_max_seq_length)
+        .sum();
     print::out(&format!(
-        "          not built yet: {} gates",
-        NOT_BUILT.join(", ")
+        "distribution {}: {} family × split groups, {} range checks, {} over max_seq_length {} ({}); {}",
+        o.distribution.verdict.as_str(),
+        d.groups.iter().filter(|g| g.split != "all").count(),
+        d.range_checks.len(),
+        over,
+        d.max_seq_length,
+        d.tokenizer,
+        match &d.baseline {
+            Some(b) => format!("compared with published {}", b.release_version),
+            None => "first release: no baseline".to_string(),
+        }
     ));
+    findings(&o.distribution.findings);
+    if !NOT_BUILT.is_empty() {
+        print::out(&format!(
+            "          not built yet: {} gates",
+            NOT_BUILT.join(", ")
+        ));
+    }
 }
 
 fn findings(list: &[gatehouse_core::report::Finding]) {

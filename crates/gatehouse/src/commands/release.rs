@@ -132,9 +132,8 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
     // Fail closed: a release that cannot be published must not look like a success to a
     // script (`gatehouse release && train`).
     print::note(&format!(
-        "release {version} is blocked (exit 1): coverage, build and the privacy, provenance, \
-         dedup and leakage gates passed, but the distribution gate, qa, consume and publish are \
-         not available in gatehouse {}, so this draft cannot be published",
+        "release {version} is blocked (exit 1): coverage, build and every gate passed, but qa, \
+         consume and publish are not available in gatehouse {}, so this draft cannot be published",
         env!("CARGO_PKG_VERSION")
     ));
     Ok(Code::Blocked)

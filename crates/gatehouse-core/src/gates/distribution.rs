@@ -1,0 +1,822 @@
+//! The distribution gate: what the export looks like, per family × split, per family and
+//! per stage, and whether that is what was expected.
+//!
+//! During the gates' scan every record's turns (in all and per role), characters and
+//! **tokens** (counted afresh with the configured tokenizer, per message and in total) are
+//! collected. They are summarised as count, mean, standard deviation, min, p5, p25, p50,
+//! p75, p95, p99, max and a histogram on fixed edges (so releases compare bin by bin),
+//! with role balance and the share of records over the training `max_seq_length`.
+//! Statistics sort their values first, so they do not depend on thread count.
+//!
+//! Checks:
+//! - **expected ranges** per family (`[gates.distribution.ranges.<family>]`: tokens mean and
+//!   max, turns mean and max): outside a range fails (DIST001); within `warning_margin` of
+//!   the range's width inside a bound warns (DIST002); a family without ranges is stated
+//!   (DIST006);
+//! - **regression** against the last *published* release (a draft or failed run is never
+//!   a baseline): per family × split, the relative change of the token and turn means
+//!   (DIST003) and the population stability index of the token histogram (DIST004) over
+//!   their thresholds block; the first release has no baseline, which is stated (DIST005).
+//!
+//! Findings name families and splits, never records or text; all are waivable per family.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::export::ExportedRecord;
+use super::{GateError, GateFindings, GateReport, GatesConfig};
+use crate::build::Split;
+use crate::registry::Registry;
+use crate::release::PUBLISHED_MARKER;
+use crate::report::{Finding, Severity};
+use crate::store::Store;
+use crate::waiver::{self, Subject, Waiver, WaiverStatus};
+use gatehouse_text::TokenCounter;
+
+/// `[gates.distribution]` in gatehouse.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistributionConfig {
+    /// The training context length: records with more tokens are counted (and reported).
+    pub max_seq_length: u64,
+    /// A value within this share of a range's width inside a bound warns.
+    pub warning_margin: f64,
+    /// Expected ranges per family, over the defaults ([`DistributionConfig::ranges`]):
+    /// a family listed here replaces its default ranges (an empty table removes them).
+    pub ranges: BTreeMap<String, FamilyRanges>,
+    pub regression: RegressionConfig,
+}
+
+/// Expected `[low, high]` ranges of one family's per-record statistics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FamilyRanges {
+    pub tokens_mean: Option<[f64; 2]>,
+    pub tokens_max: Option<[f64; 2]>,
+    pub turns_mean: Option<[f64; 2]>,
+    pub turns_max: Option<[f64; 2]>,
+}
+
+/// `[gates.distribution.regression]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegressionConfig {
+    /// The largest relative change of a mean (tokens, turns) per family × split.
+    pub max_relative_change: f64,
+    /// The largest population stability index of the token histogram per family × split.
+    pub max_psi: f64,
+}
+
+impl Default for RegressionConfig {
+    fn default() -> Self {
+        Self {
+            max_relative_change: 0.25,
+            max_psi: 0.25,
+        }
+    }
+}
+
+impl DistributionConfig {
+    /// The ranges in force: the prototype's defaults, with the configured families over
+    /// them.
+    pub fn effective_ranges(&self) -> BTreeMap<String, FamilyRanges> {
+        let mut ranges = default_ranges();
+        ranges.extend(self.ranges.clone());
+        ranges
+    }
+}
+
+impl Default for DistributionConfig {
+    fn default() -> Self {
+        Self {
+            max_seq_length: 4096,
+            warning_margin: 0.2,
+            ranges: BTreeMap::new(),
+            regression: RegressionConfig::default(),
+        }
+    }
+}
+
+/// The prototype's expectations (tokens mean / tokens max / turns mean / turns max);
+/// priority_datasets had none.
+pub fn default_ranges() -> BTreeMap<String, FamilyRanges> {
+    {
+        let r = |tm: [f64; 2], tx: [f64; 2], um: [f64; 2], ux: [f64; 2]| FamilyRanges {
+            tokens_mean: Some(tm),
+            tokens_max: Some(tx),
+            turns_mean: Some(um),
+            turns_max: Some(ux),
+        };
+        [
+            (
+                "professional_therapeutic",
+                r([50.0, 500.0], [100.0, 2000.0], [2.0, 20.0], [5.0, 50.0]),
+            ),
+            (
+                "cot_reasoning",
+                r([100.0, 1000.0], [200.0, 3000.0], [1.0, 10.0], [1.0, 20.0]),
+            ),
+            (
+                "edge_cases",
+                r([20.0, 300.0], [50.0, 1000.0], [2.0, 15.0], [3.0, 30.0]),
+            ),
+            (
+                "voice_persona",
+                r([100.0, 800.0], [200.0, 2000.0], [1.0, 5.0], [1.0, 15.0]),
+            ),
+        ]
+        .into_iter()
+        .map(|(f, r)| (f.to_string(), r))
+        .collect()
+    }
+}
+
+impl DistributionConfig {
+    pub fn problem(&self) -> Option<String> {
+        if !(0.0..0.5).contains(&self.warning_margin) {
+            return Some("distribution.warning_margin must be in [0, 0.5)".into());
+        }
+        for (family, r) in &self.effective_ranges() {
+            for (name, range) in [
+                ("tokens_mean", r.tokens_mean),
+                ("tokens_max", r.tokens_max),
+                ("turns_mean", r.turns_mean),
+                ("turns_max", r.turns_max),
+            ] {
+                if let Some([lo, hi]) = range
+                    && !(lo.is_finite() && hi.is_finite() && lo <= hi)
+                {
+                    return Some(format!(
+                        "distribution.ranges.{family}.{name} must be [low, high] with low <= high"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+pub const OUT_OF_RANGE: (&str, &str) = ("DIST001", "outside-expected-range");
+pub const NEAR_BOUND: (&str, &str) = ("DIST002", "near-expected-bound");
+pub const MEAN_REGRESSION: (&str, &str) = ("DIST003", "mean-regression");
+pub const SHAPE_REGRESSION: (&str, &str) = ("DIST004", "distribution-shift");
+pub const NO_BASELINE: (&str, &str) = ("DIST005", "no-published-baseline");
+pub const NO_RANGES: (&str, &str) = ("DIST006", "no-expected-ranges");
+pub const BAD_BASELINE: (&str, &str) = ("DIST007", "baseline-unreadable");
+
+fn code_name(code: &str) -> &'static str {
+    [
+        OUT_OF_RANGE,
+        NEAR_BOUND,
+        MEAN_REGRESSION,
+        SHAPE_REGRESSION,
+        NO_BASELINE,
+        NO_RANGES,
+        BAD_BASELINE,
+    ]
+    .iter()
+    .find(|(c, _)| *c == code)
+    .map_or_else(|| super::export::integrity_name(code), |(_, n)| n)
+}
+
+/// Histogram edges: a value `v` falls in bin `i` when `edges[i] <= v < edges[i + 1]`; the
+/// last bin is open.
+pub const TOKEN_EDGES: [u64; 13] = [
+    0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768,
+];
+pub const TURN_EDGES: [u64; 13] = [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64];
+pub const CHAR_EDGES: [u64; 13] = [
+    0, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072,
+];
+
+/// The values collected for one family × split.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Samples {
+    tokens: Vec<u32>,
+    turns: Vec<u32>,
+    chars: Vec<u32>,
+    message_tokens: Vec<u32>,
+    roles: BTreeMap<String, u64>,
+    over_max: u64,
+}
+
+impl Samples {
+    fn merge(&mut self, other: Samples) {
+        self.tokens.extend(other.tokens);
+        self.turns.extend(other.turns);
+        self.chars.extend(other.chars);
+        self.message_tokens.extend(other.message_tokens);
+        for (r, n) in other.roles {
+            *self.roles.entry(r).or_default() += n;
+        }
+        self.over_max += other.over_max;
+    }
+}
+
+/// The distribution check's share of a scan.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DistributionCheck {
+    pub groups: BTreeMap<(String, Option<Split>), Samples>,
+}
+
+impl DistributionCheck {
+    pub fn add(&mut self, rec: &ExportedRecord, counter: &TokenCounter, max_seq_length: u64) {
+        let meta = rec.metadata.as_ref();
+        let family = rec.family().unwrap_or("(no family)").to_string();
+        let split = meta
+            .and_then(|m| m.split.as_deref())
+            .and_then(|s| Split::ALL.into_iter().find(|x| x.as_str() == s));
+        let g = self.groups.entry((family, split)).or_default();
+        let (mut tokens, mut chars) = (0u64, 0u64);
+        for m in &rec.messages {
+            let t = counter.count(&m.content);
+            tokens += t;
+            chars += m.content.chars().count() as u64;
+            g.message_tokens.push(clamp(t));
+            *g.roles.entry(m.role.clone()).or_default() += 1;
+        }
+        g.tokens.push(clamp(tokens));
+        g.turns.push(clamp(rec.messages.len() as u64));
+        g.chars.push(clamp(chars));
+        if tokens > max_seq_length {
+            g.over_max += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: DistributionCheck) {
+        for (k, s) in other.groups {
+            self.groups.entry(k).or_default().merge(s);
+        }
+    }
+}
+
+fn clamp(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// Summary statistics of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub mean: f64,
+    pub stdev: f64,
+    pub min: u64,
+    pub p5: u64,
+    pub p25: u64,
+    pub p50: u64,
+    pub p75: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub histogram: Histogram,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    pub edges: Vec<u64>,
+    pub counts: Vec<u64>,
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+/// Statistics of `values` (sorted here: the result does not depend on their order).
+pub fn stats(values: &mut [u32], edges: &[u64]) -> Stats {
+    values.sort_unstable();
+    let n = values.len();
+    let mut counts = vec![0u64; edges.len()];
+    for &v in values.iter() {
+        let bin = edges
+            .partition_point(|&e| e <= u64::from(v))
+            .saturating_sub(1);
+        counts[bin] += 1;
+    }
+    let histogram = Histogram {
+        edges: edges.to_vec(),
+        counts,
+    };
+    if n == 0 {
+        return Stats {
+            count: 0,
+            mean: 0.0,
+            stdev: 0.0,
+            min: 0,
+            p5: 0,
+            p25: 0,
+            p50: 0,
+            p75: 0,
+            p95: 0,
+            p99: 0,
+            max: 0,
+            histogram,
+        };
+    }
+    let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
+    let mean = sum / n as f64;
+    let var = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    // Nearest rank: the smallest value with at least p% of values at or below it.
+    let pct = |p: f64| u64::from(values[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1]);
+    Stats {
+        count: n as u64,
+        mean: round(mean),
+        stdev: round(var.sqrt()),
+        min: u64::from(values[0]),
+        p5: pct(5.0),
+        p25: pct(25.0),
+        p50: pct(50.0),
+        p75: pct(75.0),
+        p95: pct(95.0),
+        p99: pct(99.0),
+        max: u64::from(values[n - 1]),
+        histogram,
+    }
+}
+
+/// One role's share of the turns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleShare {
+    pub turns: u64,
+    pub share: f64,
+}
+
+/// Statistics of one group of records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStats {
+    pub family: String,
+    /// `train`, `val`, `test`, `all`, or `(none)` for records without a split.
+    pub split: String,
+    pub stage: String,
+    pub records: u64,
+    pub tokens: Stats,
+    pub turns: Stats,
+    pub chars: Stats,
+    pub message_tokens: Stats,
+    pub roles: BTreeMap<String, RoleShare>,
+    pub over_max_seq_length: u64,
+    pub over_max_seq_length_share: f64,
+}
+
+fn group(family: &str, split: &str, stage: &str, s: &mut Samples) -> GroupStats {
+    let records = s.tokens.len() as u64;
+    let total_turns: u64 = s.roles.values().sum();
+    GroupStats {
+        family: family.to_string(),
+        split: split.to_string(),
+        stage: stage.to_string(),
+        records,
+        tokens: stats(&mut s.tokens, &TOKEN_EDGES),
+        turns: stats(&mut s.turns, &TURN_EDGES),
+        chars: stats(&mut s.chars, &CHAR_EDGES),
+        message_tokens: stats(&mut s.message_tokens, &TOKEN_EDGES),
+        roles: s
+            .roles
+            .iter()
+            .map(|(r, n)| {
+                (
+                    r.clone(),
+                    RoleShare {
+                        turns: *n,
+                        share: round(*n as f64 / total_turns.max(1) as f64),
+                    },
+                )
+            })
+            .collect(),
+        over_max_seq_length: s.over_max,
+        over_max_seq_length_share: round(s.over_max as f64 / records.max(1) as f64),
+    }
+}
+
+/// One expected-range check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RangeCheck {
+    pub family: String,
+    pub metric: &'static str,
+    pub value: f64,
+    pub range: [f64; 2],
+    /// `ok`, `near_bound` or `out_of_range`.
+    pub status: &'static str,
+}
+
+/// One regression check against the baseline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegressionCheck {
+    pub family: String,
+    pub split: String,
+    pub metric: &'static str,
+    pub baseline: f64,
+    pub current: f64,
+    pub value: f64,
+    pub threshold: f64,
+    pub regressed: bool,
+}
+
+/// The release compared against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    pub release_version: String,
+    pub release_digest: Option<String>,
+    pub report: String,
+}
+
+/// The distribution gate's own part of its report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DistributionDetail {
+    pub tokenizer: &'static str,
+    pub tokens_definition: &'static str,
+    pub max_seq_length: u64,
+    /// Per family × split, then per family over all splits (`split: all`).
+    pub groups: Vec<GroupStats>,
+    /// Per stage over all families and splits.
+    pub stages: Vec<GroupStats>,
+    pub range_checks: Vec<RangeCheck>,
+    /// `null` for the first release: there is nothing published to compare with.
+    pub baseline: Option<Baseline>,
+    pub regression_checks: Vec<RegressionCheck>,
+    /// The ranges in force (defaults with the configured families over them).
+    pub ranges: BTreeMap<String, FamilyRanges>,
+}
+
+pub type DistributionReport = GateReport<DistributionDetail>;
+
+/// The last published release under `releases_prefix` other than `current`.
+fn last_published(
+    store: &Store,
+    releases_prefix: &str,
+    current: &str,
+) -> Result<Option<String>, GateError> {
+    let mut published = Vec::new();
+    for info in store.list(releases_prefix) {
+        let info = info?;
+        if let Some(version) = info
+            .key
+            .strip_prefix(releases_prefix)
+            .and_then(|rest| rest.strip_suffix(&format!("/{PUBLISHED_MARKER}")))
+            && !version.contains('/')
+            && version != current
+        {
+            published.push(version.to_string());
+        }
+    }
+    published.sort();
+    Ok(published.pop())
+}
+
+/// What the regression check reads of a baseline's report.
+#[derive(Debug, Deserialize)]
+struct BaselineReport {
+    release_digest: Option<String>,
+    groups: Vec<GroupStats>,
+}
+
+/// Population stability index between two histograms on the same edges (a small floor
+/// keeps empty bins finite).
+pub fn psi(baseline: &[u64], current: &[u64]) -> f64 {
+    let (tb, tc) = (
+        baseline.iter().sum::<u64>().max(1) as f64,
+        current.iter().sum::<u64>().max(1) as f64,
+    );
+    baseline
+        .iter()
+        .zip(current)
+        .map(|(&b, &c)| {
+            let (pb, pc) = ((b as f64 / tb).max(1e-4), (c as f64 / tc).max(1e-4));
+            (pc - pb) * (pc / pb).ln()
+        })
+        .sum()
+}
+
+/// Builds the report from the collected samples.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn report(
+    store: &Store,
+    manifest: &super::ExportManifest,
+    location: &str,
+    scanned: &mut super::export::Scanned,
+    registry: &Registry,
+    config: &GatesConfig,
+    waivers: &[Waiver],
+    as_of: chrono::NaiveDate,
+    tokenizer: &TokenCounter,
+) -> Result<DistributionReport, GateError> {
+    let dc = &config.distribution;
+    let stage_of = |family: &str| {
+        registry
+            .families
+            .get(family)
+            .map_or_else(|| "(unknown)".to_string(), |f| f.stage.clone())
+    };
+    let collected = std::mem::take(&mut scanned.distribution.groups);
+    let mut groups = Vec::new();
+    let mut per_family: BTreeMap<String, Samples> = BTreeMap::new();
+    let mut per_stage: BTreeMap<String, Samples> = BTreeMap::new();
+    for ((family, split), mut s) in collected {
+        per_family
+            .entry(family.clone())
+            .or_default()
+            .merge(s.clone());
+        per_stage
+            .entry(stage_of(&family))
+            .or_default()
+            .merge(s.clone());
+        let split = split.map_or("(none)", Split::as_str);
+        groups.push(group(&family, split, &stage_of(&family), &mut s));
+    }
+    for (family, mut s) in per_family {
+        groups.push(group(&family, "all", &stage_of(&family), &mut s));
+    }
+    let stages: Vec<GroupStats> = per_stage
+        .into_iter()
+        .map(|(stage, mut s)| group("(all)", "all", &stage, &mut s))
+        .collect();
+
+    let mut release = Vec::new();
+    let waiver_for = |code: &str, family: &str| {
+        waiver::find(
+            waivers,
+            code,
+            Subject {
+                family: Some(family),
+                dataset: None,
+                record: None,
+            },
+            as_of,
+        )
+    };
+    let mut push =
+        |code: (&'static str, &'static str), severity: Severity, family: &str, message: String| {
+            let waiver = if severity >= Severity::Warning {
+                waiver_for(code.0, family)
+            } else {
+                None
+            };
+            let applied = waiver
+                .as_ref()
+                .is_some_and(|w| w.status == WaiverStatus::Applied);
+            release.push(Finding {
+                code: code.0,
+                name: code.1,
+                severity: if applied && severity == Severity::Error {
+                    Severity::Warning
+                } else {
+                    severity
+                },
+                subject: family.to_string(),
+                message,
+                waiver,
+            });
+        };
+
+    // Expected ranges, per family over all splits.
+    let mut range_checks = Vec::new();
+    let ranges = dc.effective_ranges();
+    for g in groups.iter().filter(|g| g.split == "all") {
+        let Some(r) = ranges
+            .get(&g.family)
+            .filter(|r| **r != FamilyRanges::default())
+        else {
+            push(
+                NO_RANGES,
+                Severity::Info,
+                &g.family,
+                format!("family {} has no expected ranges configured", g.family),
+            );
+            continue;
+        };
+        for (metric, value, range) in [
+            ("tokens_mean", g.tokens.mean, r.tokens_mean),
+            ("tokens_max", g.tokens.max as f64, r.tokens_max),
+            ("turns_mean", g.turns.mean, r.turns_mean),
+            ("turns_max", g.turns.max as f64, r.turns_max),
+        ] {
+            let Some([lo, hi]) = range else { continue };
+            let margin = (hi - lo) * dc.warning_margin;
+            let status = if value < lo || value > hi {
+                "out_of_range"
+            } else if value < lo + margin || value > hi - margin {
+                "near_bound"
+            } else {
+                "ok"
+            };
+            match status {
+                "out_of_range" => push(
+                    OUT_OF_RANGE,
+                    Severity::Error,
+                    &g.family,
+                    format!(
+                        "{} {metric} is {value}, outside the expected [{lo}, {hi}]",
+                        g.family
+                    ),
+                ),
+                "near_bound" => push(
+                    NEAR_BOUND,
+                    Severity::Warning,
+                    &g.family,
+                    format!(
+                        "{} {metric} is {value}, within {:.0}% of a bound of [{lo}, {hi}]",
+                        g.family,
+                        dc.warning_margin * 100.0
+                    ),
+                ),
+                _ => {}
+            }
+            range_checks.push(RangeCheck {
+                family: g.family.clone(),
+                metric,
+                value,
+                range: [lo, hi],
+                status,
+            });
+        }
+    }
+
+    // Regression against the last published release.
+    let releases_prefix = location
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map_or(String::new(), |(p, _)| format!("{p}/"));
+    let mut baseline = None;
+    let mut regression_checks = Vec::new();
+    match last_published(store, &releases_prefix, &manifest.release_version)? {
+        None => push(
+            NO_BASELINE,
+            Severity::Info,
+            "release",
+            "no earlier release is published: this is the first release, with no baseline to compare against".into(),
+        ),
+        Some(version) => {
+            let key = format!("{releases_prefix}{version}/gates/distribution_report.json");
+            let parsed = store
+                .get_bytes(&key)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<BaselineReport>(&b).ok());
+            match parsed {
+                None => push(
+                    BAD_BASELINE,
+                    Severity::Error,
+                    "release",
+                    format!("published release {version} has no readable {key}: regression cannot be judged"),
+                ),
+                Some(b) => {
+                    let rc = &dc.regression;
+                    for g in groups.iter().filter(|g| g.split != "all") {
+                        let Some(old) = b
+                            .groups
+                            .iter()
+                            .find(|o| o.family == g.family && o.split == g.split)
+                        else {
+                            continue;
+                        };
+                        for (metric, was, now) in [
+                            ("tokens_mean", old.tokens.mean, g.tokens.mean),
+                            ("turns_mean", old.turns.mean, g.turns.mean),
+                        ] {
+                            let change = if was == 0.0 { 0.0 } else { (now - was).abs() / was };
+                            let regressed = change > rc.max_relative_change;
+                            if regressed {
+                                push(
+                                    MEAN_REGRESSION,
+                                    Severity::Error,
+                                    &g.family,
+                                    format!(
+                                        "{} {} {metric} moved from {was} to {now} ({:+.1}%), over {:.0}%",
+                                        g.family,
+                                        g.split,
+                                        (now - was) / was * 100.0,
+                                        rc.max_relative_change * 100.0
+                                    ),
+                                );
+                            }
+                            regression_checks.push(RegressionCheck {
+                                family: g.family.clone(),
+                                split: g.split.clone(),
+                                metric,
+                                baseline: was,
+                                current: now,
+                                value: round(change),
+                                threshold: rc.max_relative_change,
+                                regressed,
+                            });
+                        }
+                        if old.tokens.histogram.edges == g.tokens.histogram.edges {
+                            let v = psi(&old.tokens.histogram.counts, &g.tokens.histogram.counts);
+                            let regressed = v > rc.max_psi;
+                            if regressed {
+                                push(
+                                    SHAPE_REGRESSION,
+                                    Severity::Error,
+                                    &g.family,
+                                    format!(
+                                        "{} {} token distribution shifted: PSI {v:.3} over {}",
+                                        g.family, g.split, rc.max_psi
+                                    ),
+                                );
+                            }
+                            regression_checks.push(RegressionCheck {
+                                family: g.family.clone(),
+                                split: g.split.clone(),
+                                metric: "tokens_psi",
+                                baseline: 0.0,
+                                current: round(v),
+                                value: round(v),
+                                threshold: rc.max_psi,
+                                regressed,
+                            });
+                        }
+                    }
+                    baseline = Some(Baseline {
+                        release_version: version,
+                        release_digest: b.release_digest,
+                        report: key,
+                    });
+                }
+            }
+        }
+    }
+
+    let empty = super::export::Tally::new(config.max_locators);
+    Ok(GateReport::new(
+        manifest,
+        scanned,
+        config,
+        GateFindings {
+            gate: "distribution",
+            method: "turns, characters and tokens (counted afresh) of every record, per family × split, family and stage; expected ranges per family; regression against the last published release (relative change of means, PSI of the token histogram)",
+            records: &empty,
+            name: code_name,
+            release,
+            warnings: &[],
+        },
+        DistributionDetail {
+            tokenizer: tokenizer.name().as_str(),
+            tokens_definition: gatehouse_text::tokens::DEFINITION,
+            max_seq_length: dc.max_seq_length,
+            groups,
+            stages,
+            range_checks,
+            baseline,
+            regression_checks,
+            ranges,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_use_nearest_rank_and_fixed_bins() {
+        let mut v: Vec<u32> = (1..=100).rev().collect();
+        let s = stats(&mut v, &TOKEN_EDGES);
+        assert_eq!((s.count, s.min, s.max), (100, 1, 100));
+        assert_eq!(
+            (s.p5, s.p25, s.p50, s.p75, s.p95, s.p99),
+            (5, 25, 50, 75, 95, 99)
+        );
+        assert_eq!(s.mean, 50.5);
+        assert_eq!(s.histogram.counts[..4], [15, 16, 32, 37]);
+        assert_eq!(s.histogram.counts.iter().sum::<u64>(), 100);
+        let empty = stats(&mut [], &TURN_EDGES);
+        assert_eq!((empty.count, empty.mean), (0, 0.0));
+    }
+
+    #[test]
+    fn psi_is_zero_for_the_same_shape_and_grows_with_a_shift() {
+        let a = [10, 20, 30, 40];
+        assert!(psi(&a, &[20, 40, 60, 80]).abs() < 1e-12);
+        assert!(psi(&a, &[40, 30, 20, 10]) > 0.25);
+    }
+
+    #[test]
+    fn default_ranges_are_the_prototypes_and_validate() {
+        let mut c = DistributionConfig::default();
+        assert!(c.problem().is_none());
+        let r = c.effective_ranges();
+        assert!(!r.contains_key("priority_datasets"));
+        assert_eq!(r["edge_cases"].tokens_mean, Some([20.0, 300.0]));
+        c.ranges.insert(
+            "edge_cases".into(),
+            FamilyRanges {
+                turns_mean: Some([1.0, 3.0]),
+                ..FamilyRanges::default()
+            },
+        );
+        let r = c.effective_ranges();
+        assert_eq!(r["edge_cases"].tokens_mean, None);
+        assert_eq!(r["voice_persona"].turns_mean, Some([1.0, 5.0]));
+        c.ranges.insert(
+            "cot_reasoning".into(),
+            FamilyRanges {
+                turns_mean: Some([3.0, 1.0]),
+                ..FamilyRanges::default()
+            },
+        );
+        assert!(c.problem().is_some());
+    }
+}
