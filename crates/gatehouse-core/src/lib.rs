@@ -2,8 +2,9 @@
 //!
 //! Modules follow the data flow: [`config`] and [`registry`] say what to do, [`store`] reaches
 //! the data, [`coverage`] finds what exists, [`doctor`] checks the store is fit for
-//! publishing, [`build`] compiles the export, [`gates`] verify it, [`release`] plans and runs the stages. Everything here is synchronous; the
-//! only async code is inside [`store`].
+//! publishing, [`build`] compiles the export, [`gates`] verify it, [`html`] renders the
+//! release's reports as one page, [`release`] plans and runs the stages. Everything here is
+//! synchronous; the only async code is inside [`store`].
 
 pub mod build;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod coverage;
 pub mod digest;
 pub mod doctor;
 pub mod gates;
+pub mod html;
 pub mod record;
 pub mod registry;
 pub mod release;

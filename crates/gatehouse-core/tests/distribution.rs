@@ -46,7 +46,7 @@ fn statistics_agree_with_the_export_and_ranges_are_judged() {
     let d = &outcome.distribution.detail;
     assert_eq!(
         outcome.distribution.verdict,
-        Verdict::Warn,
+        Verdict::Pass,
         "{:?}",
         outcome.distribution.findings
     );
@@ -114,6 +114,34 @@ fn statistics_agree_with_the_export_and_ranges_are_judged() {
         .collect();
     assert_eq!(splits, groups);
     assert!(!d.stages.is_empty());
+
+    // A mean less than 20% above its lower bound warns.
+    let edge_mean = d
+        .groups
+        .iter()
+        .find(|g| g.family == "edge_cases" && g.split == "all")
+        .unwrap()
+        .tokens
+        .mean;
+    let mut near = sample_gates_config();
+    near.distribution.ranges.insert(
+        "edge_cases".into(),
+        gatehouse_core::gates::distribution::FamilyRanges {
+            tokens_mean: Some([edge_mean * 0.9, edge_mean * 10.0]),
+            ..Default::default()
+        },
+    );
+    let outcome = run_gates(&store, &near);
+    assert_eq!(outcome.distribution.verdict, Verdict::Warn);
+    assert!(
+        outcome
+            .distribution
+            .findings
+            .iter()
+            .any(|f| f.code == "DIST002"
+                && f.subject == "edge_cases"
+                && f.severity == gatehouse_core::report::Severity::Warning)
+    );
 
     // With the prototype's defaults, the sample's voice transcripts (up to 8 turns) are
     // outside the expected 1–5 turns on average: blocking, named by family.

@@ -10,9 +10,8 @@
 //!
 //! Checks:
 //! - **expected ranges** per family (`[gates.distribution.ranges.<family>]`: tokens mean and
-//!   max, turns mean and max): outside a range fails (DIST001); within `warning_margin` of
-//!   the range's width inside a bound warns (DIST002); a family without ranges is stated
-//!   (DIST006);
+//!   max, turns mean and max): outside a range fails (DIST001); `warning_margin` (20%)
+//!   inside a bound warns (DIST002); a family without ranges is stated (DIST006);
 //! - **regression** against the last *published* release (a draft or failed run is never
 //!   a baseline): per family × split, the relative change of the token and turn means
 //!   (DIST003) and the population stability index of the token histogram (DIST004) over
@@ -40,7 +39,8 @@ use gatehouse_text::TokenCounter;
 pub struct DistributionConfig {
     /// The training context length: records with more tokens are counted (and reported).
     pub max_seq_length: u64,
-    /// A value within this share of a range's width inside a bound warns.
+    /// A value this share inside a bound warns: below `low × (1 + margin)` or above
+    /// `high × (1 − margin)`.
     pub warning_margin: f64,
     /// Expected ranges per family, over the defaults ([`DistributionConfig::ranges`]):
     /// a family listed here replaces its default ranges (an empty table removes them).
@@ -595,10 +595,10 @@ pub(super) fn report(
             ("turns_max", g.turns.max as f64, r.turns_max),
         ] {
             let Some([lo, hi]) = range else { continue };
-            let margin = (hi - lo) * dc.warning_margin;
+            let m = dc.warning_margin;
             let status = if value < lo || value > hi {
                 "out_of_range"
-            } else if value < lo + margin || value > hi - margin {
+            } else if value < lo * (1.0 + m) || value > hi * (1.0 - m) {
                 "near_bound"
             } else {
                 "ok"
@@ -618,7 +618,7 @@ pub(super) fn report(
                     Severity::Warning,
                     &g.family,
                     format!(
-                        "{} {metric} is {value}, within {:.0}% of a bound of [{lo}, {hi}]",
+                        "{} {metric} is {value}, less than {:.0}% inside a bound of [{lo}, {hi}]",
                         g.family,
                         dc.warning_margin * 100.0
                     ),

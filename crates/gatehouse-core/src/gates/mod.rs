@@ -392,6 +392,11 @@ pub fn run(
         json_bytes("the distribution report", &distribution)?,
     )?;
     written.push(distribution_key.clone());
+    // The page renders the reports just written (and the coverage and build reports).
+    written.push(crate::html::write(store, location).map_err(|e| match e {
+        crate::html::HtmlError::Store(e) => GateError::Store(e),
+        other => GateError::Internal(other.to_string()),
+    })?);
 
     let summaries = vec![
         GateSummary {
