@@ -2,7 +2,7 @@
 //! per stage, and whether that is what was expected.
 //!
 //! During the gates' scan every record's turns (in all and per role), characters and
-//! **tokens** (counted afresh with the configured tokenizer, per message and in total) are
+//! **tokens** (counted afresh with the configured tokenizer), per message and in total, are
 //! collected. They are summarised as count, mean, standard deviation, min, p5, p25, p50,
 //! p75, p95, p99, max and a histogram on fixed edges (so releases compare bin by bin),
 //! with role balance and the share of records over the training `max_seq_length`.
@@ -197,6 +197,7 @@ pub(super) struct Samples {
     turns: Vec<u32>,
     chars: Vec<u32>,
     message_tokens: Vec<u32>,
+    message_chars: Vec<u32>,
     roles: BTreeMap<String, u64>,
     over_max: u64,
 }
@@ -207,6 +208,7 @@ impl Samples {
         self.turns.extend(other.turns);
         self.chars.extend(other.chars);
         self.message_tokens.extend(other.message_tokens);
+        self.message_chars.extend(other.message_chars);
         for (r, n) in other.roles {
             *self.roles.entry(r).or_default() += n;
         }
@@ -231,9 +233,11 @@ impl DistributionCheck {
         let (mut tokens, mut chars) = (0u64, 0u64);
         for m in &rec.messages {
             let t = counter.count(&m.content);
+            let c = m.content.chars().count() as u64;
             tokens += t;
-            chars += m.content.chars().count() as u64;
+            chars += c;
             g.message_tokens.push(clamp(t));
+            g.message_chars.push(clamp(c));
             *g.roles.entry(m.role.clone()).or_default() += 1;
         }
         g.tokens.push(clamp(tokens));
@@ -357,6 +361,7 @@ pub struct GroupStats {
     pub turns: Stats,
     pub chars: Stats,
     pub message_tokens: Stats,
+    pub message_chars: Stats,
     pub roles: BTreeMap<String, RoleShare>,
     pub over_max_seq_length: u64,
     pub over_max_seq_length_share: f64,
@@ -374,6 +379,7 @@ fn group(family: &str, split: &str, stage: &str, s: &mut Samples) -> GroupStats 
         turns: stats(&mut s.turns, &TURN_EDGES),
         chars: stats(&mut s.chars, &CHAR_EDGES),
         message_tokens: stats(&mut s.message_tokens, &TOKEN_EDGES),
+        message_chars: stats(&mut s.message_chars, &CHAR_EDGES),
         roles: s
             .roles
             .iter()
@@ -467,11 +473,26 @@ fn last_published(
     Ok(published.pop())
 }
 
-/// What the regression check reads of a baseline's report.
+/// What the regression check reads of a baseline's report: only what it compares, so a
+/// report with more (or newer) fields still serves.
 #[derive(Debug, Deserialize)]
 struct BaselineReport {
     release_digest: Option<String>,
-    groups: Vec<GroupStats>,
+    groups: Vec<BaselineGroup>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BaselineGroup {
+    family: String,
+    split: String,
+    tokens: BaselineStats,
+    turns: BaselineStats,
+}
+
+#[derive(Debug, Deserialize)]
+struct BaselineStats {
+    mean: f64,
+    histogram: Histogram,
 }
 
 /// Population stability index between two histograms on the same edges (a small floor
