@@ -223,7 +223,7 @@ fn child(root: &Path) {
             as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
             limits: &BuildConfig::default().limits,
             dedup: &BuildConfig::default().dedup,
-            tokenizer: Default::default(),
+            tokenizer: &Default::default(),
         },
     )
     .unwrap();

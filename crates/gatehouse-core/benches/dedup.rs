@@ -186,7 +186,7 @@ fn child(root: &Path, n: u64) {
             as_of: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
             limits: &config.limits,
             dedup: &config.dedup,
-            tokenizer: config.tokenizer,
+            tokenizer: &config.tokenizer,
         },
     )
     .unwrap();

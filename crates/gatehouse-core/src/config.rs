@@ -188,6 +188,9 @@ pub struct Overrides {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub exports_prefix: Option<String>,
+    /// `o200k_base`, `cl100k_base` or a `tokenizer.json` path (relative to the working
+    /// directory).
+    pub tokenizer: Option<String>,
 }
 
 /// Where one resolved setting came from, for `gatehouse doctor`.
@@ -394,6 +397,23 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         .map(PathBuf::from)
         .unwrap_or_default();
 
+    // The tokenizer: a flag (relative to the working directory), or the file's
+    // [build] tokenizer (a path relative to the config file's folder).
+    let mut build = file.build.clone();
+    let from_file = match &file.build.tokenizer {
+        gatehouse_text::TokenizerSpec::File(p) => rel(p).display().to_string(),
+        builtin => builtin.to_string(),
+    };
+    if let Some(t) = r.pick(
+        "tokenizer",
+        overrides.tokenizer.clone(),
+        &[],
+        Some(from_file),
+        None,
+    ) {
+        build.tokenizer = gatehouse_text::TokenizerSpec::from(t);
+    }
+
     let backend_name = r
         .pick(
             "backend",
@@ -488,7 +508,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
             exports_prefix,
         },
         coverage: file.coverage,
-        build: file.build,
+        build,
         gates: file.gates,
         waivers: file.waivers,
         origins: r.origins,

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use gatehouse_core::build::{self, BuildConfig};
 use gatehouse_core::report::Verdict;
 use gatehouse_core::store::{Backend, Store, StoreConfig};
-use gatehouse_text::{TokenCounter, TokenizerName};
+use gatehouse_text::{TokenizerName, TokenizerSpec};
 use serde_json::Value;
 
 mod common;
@@ -236,13 +236,25 @@ fn counts_reconcile_and_every_record_follows_the_contract() {
 fn token_counts_are_real_and_add_up_in_manifest_and_routing() {
     let store = Store::memory();
     sample_into(&store);
-    for tokenizer in TokenizerName::ALL {
+    // A model's own tokenizer.json (a small word-level one) beside the built-in encodings.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokenizer.json");
+    std::fs::copy(
+        repo_root().join("crates/gatehouse-text/tests/fixtures/word_level_tokenizer.json"),
+        &file,
+    )
+    .unwrap();
+    let specs = TokenizerName::ALL
+        .into_iter()
+        .map(TokenizerSpec::from)
+        .chain([TokenizerSpec::File(file)]);
+    for tokenizer in specs {
         let config = BuildConfig {
-            tokenizer,
+            tokenizer: tokenizer.clone(),
             ..BuildConfig::default()
         };
         let out = build_with(&store, &registry(&registry_text()), &config);
-        let counter = TokenCounter::new(tokenizer);
+        let counter = tokenizer.counter().unwrap();
         // Recounted independently from the exported text, per split and family.
         let mut expected: BTreeMap<(String, String), u64> = BTreeMap::new();
         for rec in records(&store, &format!("{LOC}compiled_export.jsonl")) {
@@ -263,7 +275,10 @@ fn token_counts_are_real_and_add_up_in_manifest_and_routing() {
         }
         assert!(expected.values().sum::<u64>() > 0);
         let manifest = &out.manifest;
-        assert_eq!(manifest.tokens.tokenizer, tokenizer.as_str());
+        assert_eq!(manifest.tokens.tokenizer, counter.label());
+        if let TokenizerSpec::File(_) = tokenizer {
+            assert!(counter.label().starts_with("tokenizer.json (sha256:"));
+        }
         let mut in_manifest = BTreeMap::new();
         for c in &manifest.contents {
             assert_eq!(c.tokens, c.families.values().map(|t| t.tokens).sum::<u64>());
@@ -278,7 +293,7 @@ fn token_counts_are_real_and_add_up_in_manifest_and_routing() {
                 .unwrap(),
         )
         .unwrap();
-        assert_eq!(routing["tokenizer"], tokenizer.as_str());
+        assert_eq!(routing["tokenizer"], counter.label());
         let mut in_routing = BTreeMap::new();
         for f in routing["families"].as_array().unwrap() {
             for (split, n) in f["tokens"].as_object().unwrap() {

@@ -26,7 +26,7 @@ fn run_gates(store: &Store, config: &GatesConfig) -> GatesOutcome {
             as_of: "2026-11-25".parse().unwrap(),
             limits: &Limits::default(),
             dedup: &Default::default(),
-            tokenizer: Default::default(),
+            tokenizer: &Default::default(),
         },
     )
     .unwrap()
@@ -280,7 +280,7 @@ fn bad_ranges_are_a_configuration_error() {
             as_of: "2026-11-25".parse().unwrap(),
             limits: &Limits::default(),
             dedup: &Default::default(),
-            tokenizer: Default::default(),
+            tokenizer: &Default::default(),
         },
     )
     .unwrap_err();

@@ -35,7 +35,7 @@ fn run_gates(
             as_of: day(),
             limits: &Limits::default(),
             dedup: &Default::default(),
-            tokenizer: Default::default(),
+            tokenizer: &Default::default(),
         },
     )
     .unwrap()
@@ -356,7 +356,7 @@ fn gates_refuse_a_release_that_was_never_built() {
             as_of: day(),
             limits: &Limits::default(),
             dedup: &Default::default(),
-            tokenizer: Default::default(),
+            tokenizer: &Default::default(),
         },
     )
     .unwrap_err();

@@ -30,7 +30,7 @@ fn run_gates(store: &Store, config: &GatesConfig, dedup: &DedupConfig) -> GatesO
             as_of: "2026-11-25".parse().unwrap(),
             limits: &Limits::default(),
             dedup,
-            tokenizer: Default::default(),
+            tokenizer: &Default::default(),
         },
     )
     .unwrap()

@@ -29,7 +29,7 @@ fn the_release_page_renders_every_report_as_self_contained_markup() {
             as_of: "2026-11-25".parse().unwrap(),
             limits: &Limits::default(),
             dedup: &Default::default(),
-            tokenizer: Default::default(),
+            tokenizer: &Default::default(),
         },
     )
     .unwrap();

@@ -6,4 +6,4 @@ pub mod dedup;
 pub mod pii;
 pub mod tokens;
 
-pub use tokens::{TokenCounter, TokenizerName};
+pub use tokens::{TokenCounter, TokenizerName, TokenizerSpec};

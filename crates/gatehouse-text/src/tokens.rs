@@ -3,13 +3,18 @@
 //! (no network) and whose token ids match Python `tiktoken` (checked against fixtures made
 //! with Python `tiktoken`, see `tests/fixtures/`).
 //!
+//! A model's own Hugging Face `tokenizer.json` can be used instead ([`TokenizerSpec::File`]):
+//! it is loaded with the `tokenizers` crate and counts the ids of each content encoded
+//! without special tokens; its label carries the file's sha256.
+//!
 //! A record's token count is the sum of its messages' content tokens, encoded as ordinary
 //! text (special-token strings such as `<|endoftext|>` in content are counted as the text they
 //! are). Chat-template overhead is not included: `consume` renders the template and counts it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use rustc_hash::FxHashMap;
 
@@ -60,19 +65,81 @@ impl FromStr for TokenizerName {
     }
 }
 
-/// Counts tokens. Cheap to copy and share across threads: each encoding is loaded once per
-/// process.
-#[derive(Clone, Copy)]
+/// Which tokenizer the configuration asks for: a built-in encoding by name, or a
+/// `tokenizer.json` file. Written as one string: `o200k_base`, `cl100k_base`, or a path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum TokenizerSpec {
+    Builtin(TokenizerName),
+    File(PathBuf),
+}
+
+impl Default for TokenizerSpec {
+    fn default() -> Self {
+        TokenizerSpec::Builtin(TokenizerName::default())
+    }
+}
+
+impl From<String> for TokenizerSpec {
+    fn from(s: String) -> Self {
+        match s.parse::<TokenizerName>() {
+            Ok(name) => TokenizerSpec::Builtin(name),
+            Err(_) => TokenizerSpec::File(PathBuf::from(s)),
+        }
+    }
+}
+
+impl From<TokenizerSpec> for String {
+    fn from(t: TokenizerSpec) -> Self {
+        t.to_string()
+    }
+}
+
+impl From<TokenizerName> for TokenizerSpec {
+    fn from(name: TokenizerName) -> Self {
+        TokenizerSpec::Builtin(name)
+    }
+}
+
+impl fmt::Display for TokenizerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenizerSpec::Builtin(name) => f.write_str(name.as_str()),
+            TokenizerSpec::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl TokenizerSpec {
+    /// The counter this spec names; a file is read and parsed here.
+    pub fn counter(&self) -> Result<TokenCounter, String> {
+        match self {
+            TokenizerSpec::Builtin(name) => Ok(TokenCounter::new(*name)),
+            TokenizerSpec::File(path) => TokenCounter::from_file(path),
+        }
+    }
+}
+
+/// A `tokenizer.json` loaded with the `tokenizers` crate.
+struct FileTokenizer {
+    label: String,
+    tokenizer: tokenizers::Tokenizer,
+}
+
+/// Counts tokens. Cheap to clone and share across threads: each built-in encoding is loaded
+/// once per process, a tokenizer file once per [`TokenCounter::from_file`].
+#[derive(Clone)]
 pub struct TokenCounter {
     name: TokenizerName,
     bpe: &'static CoreBPE,
     vocab: &'static Vocab,
+    file: Option<Arc<FileTokenizer>>,
 }
 
 impl fmt::Debug for TokenCounter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenCounter")
-            .field("name", &self.name)
+            .field("tokenizer", &self.label())
             .finish()
     }
 }
@@ -88,15 +155,69 @@ impl TokenCounter {
             TokenizerName::O200kBase => (tiktoken_rs::o200k_base_singleton(), &*O200K),
             TokenizerName::Cl100kBase => (tiktoken_rs::cl100k_base_singleton(), &*CL100K),
         };
-        Self { name, bpe, vocab }
+        Self {
+            name,
+            bpe,
+            vocab,
+            file: None,
+        }
     }
 
+    /// A model's own tokenizer from its Hugging Face `tokenizer.json`. The error says what
+    /// is wrong with the file, never its content.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read tokenizer file {}: {e}", path.display()))?;
+        let tokenizer = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|_| {
+            format!(
+                "{} is not a Hugging Face tokenizer.json the tokenizers library can load",
+                path.display()
+            )
+        })?;
+        // Encoding cannot fail for a tokenizer that encodes a probe: checked once here.
+        tokenizer
+            .encode("probe text, 123", false)
+            .map_err(|_| format!("the tokenizer in {} cannot encode text", path.display()))?;
+        let sha = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        Ok(Self {
+            file: Some(Arc::new(FileTokenizer {
+                label: format!("{name} (sha256:{sha})"),
+                tokenizer,
+            })),
+            ..Self::new(TokenizerName::default())
+        })
+    }
+
+    /// The built-in encoding this counter uses (meaningless for a tokenizer file: see
+    /// [`Self::label`]).
     pub fn name(&self) -> TokenizerName {
         self.name
     }
 
+    /// What counts: `o200k_base`, `cl100k_base`, or `<file> (sha256:…)`. Written into
+    /// manifests and reports next to every count.
+    pub fn label(&self) -> String {
+        match &self.file {
+            Some(f) => f.label.clone(),
+            None => self.name.as_str().to_string(),
+        }
+    }
+
     /// Tokens in `text`, encoded as ordinary text.
     pub fn count(&self, text: &str) -> u64 {
+        if let Some(f) = &self.file {
+            return f
+                .tokenizer
+                .encode(text, false)
+                .map_or(0, |e| e.get_ids().len() as u64);
+        }
         let mut n = 0u64;
         if self.pieces(text, |piece| n += self.vocab.count(piece)) {
             n
@@ -107,6 +228,12 @@ impl TokenCounter {
 
     /// Token ids of `text`, encoded as ordinary text.
     pub fn encode(&self, text: &str) -> Vec<u32> {
+        if let Some(f) = &self.file {
+            return f
+                .tokenizer
+                .encode(text, false)
+                .map_or_else(|_| Vec::new(), |e| e.get_ids().to_vec());
+        }
         let mut ids = Vec::with_capacity(text.len() / 3);
         if self.pieces(text, |piece| self.vocab.encode(piece, &mut ids)) {
             ids

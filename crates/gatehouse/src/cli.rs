@@ -51,6 +51,9 @@ pub struct Global {
     /// Key prefix releases are written under [env: DATASET_EXPORTS_PREFIX; default: exports]
     #[arg(long, global = true, value_name = "PREFIX")]
     pub exports_prefix: Option<String>,
+    /// Tokenizer of the token counts: o200k_base, cl100k_base, or a model's tokenizer.json [default: [build] tokenizer, else o200k_base]
+    #[arg(long, global = true, value_name = "NAME|FILE")]
+    pub tokenizer: Option<String>,
     /// Print machine-readable JSON on stdout instead of text
     #[arg(long, global = true)]
     pub json: bool,
@@ -73,6 +76,7 @@ impl Global {
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),
             exports_prefix: self.exports_prefix.clone(),
+            tokenizer: self.tokenizer.clone(),
         }
     }
 }

@@ -793,3 +793,53 @@ fn no_planted_identifier_reaches_logs_errors_or_reports() {
         }
     }
 }
+
+#[test]
+fn the_tokenizer_can_be_chosen_on_the_command_line() {
+    let p = Project::new();
+    let r = p.run(&[
+        "build",
+        "--release-version",
+        "v2026-01-02",
+        "--tokenizer",
+        "cl100k_base",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            p.path()
+                .join("store/exports/releases/v2026-01-02/manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["tokens"]["tokenizer"], "cl100k_base");
+
+    // A model's tokenizer.json, by path; the manifest names it with its sha256.
+    let fixture =
+        repo_root().join("crates/gatehouse-text/tests/fixtures/word_level_tokenizer.json");
+    std::fs::copy(&fixture, p.path().join("tokenizer.json")).unwrap();
+    let r = p.run(&[
+        "build",
+        "--release-version",
+        "v2026-01-03",
+        "--tokenizer",
+        "tokenizer.json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let manifest = std::fs::read_to_string(
+        p.path()
+            .join("store/exports/releases/v2026-01-03/manifest.json"),
+    )
+    .unwrap();
+    assert!(
+        manifest.contains("\"tokenizer\": \"tokenizer.json (sha256:"),
+        "{manifest}"
+    );
+
+    // A missing file is a configuration error that names it (exit 2).
+    let r = p.run(&["build", "--tokenizer", "missing/tokenizer.json"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("missing/tokenizer.json"), "{r:?}");
+}

@@ -53,7 +53,7 @@ pub struct Tool {
 /// How the token counts in this manifest (and in every record) were made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokensInfo {
-    pub tokenizer: &'static str,
+    pub tokenizer: String,
     pub definition: &'static str,
 }
 
@@ -125,6 +125,8 @@ pub(super) struct Parts<'a> {
     pub artefacts: Vec<Artefact>,
     pub build_verdict: Verdict,
     pub dedup: super::dedup::DedupSummary,
+    /// The tokenizer's label (`o200k_base`, or a file with its sha256).
+    pub tokenizer: String,
 }
 
 impl Manifest {
@@ -162,7 +164,7 @@ impl Manifest {
             registry_digest: p.registry_digest.to_string(),
             hash_version: p.hash_version,
             tokens: TokensInfo {
-                tokenizer: p.config.tokenizer.as_str(),
+                tokenizer: p.tokenizer,
                 definition: gatehouse_text::tokens::DEFINITION,
             },
             split: SplitInfo {

@@ -22,9 +22,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use gatehouse_text::TokenizerSpec;
 use gatehouse_text::dedup::{MinHasher, Shingler};
 use gatehouse_text::pii::{Detector, UnsurePolicy};
-use gatehouse_text::{TokenCounter, TokenizerName};
 
 use crate::digest::sha256;
 use crate::record::HASH_VERSION;
@@ -54,7 +54,7 @@ pub struct BuildConfig {
     /// Recommended epochs per family in the routing config (default 1).
     pub epochs: BTreeMap<String, f64>,
     /// Tokenizer of the per-record and per-family token counts.
-    pub tokenizer: TokenizerName,
+    pub tokenizer: TokenizerSpec,
     /// PII spans the detector is unsure about: `redact` them, or hold the record for `review`.
     pub pii_unsure: UnsurePolicy,
     pub limits: Limits,
@@ -86,7 +86,7 @@ impl Default for BuildConfig {
             compiled_export: true,
             max_quarantine_rate: 0.05,
             epochs: BTreeMap::new(),
-            tokenizer: TokenizerName::default(),
+            tokenizer: TokenizerSpec::default(),
             pii_unsure: UnsurePolicy::default(),
             limits: Limits::default(),
             dedup: dedup::DedupConfig::default(),
@@ -434,7 +434,7 @@ pub fn run(
         .then(|| HashedObject::create(store, format!("{loc}compiled_export.jsonl")));
     let mut quarantine_file = HashedObject::create(store, format!("{loc}quarantine.jsonl"));
     let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
-    let tokens = TokenCounter::new(config.tokenizer);
+    let tokens = config.tokenizer.counter().map_err(BuildError::Config)?;
     let detector = Detector::new();
     let tools = process::DedupTools {
         shingler: Shingler::with_boilerplate(&config.dedup.near_params, &config.dedup.boilerplate),
@@ -457,7 +457,7 @@ pub fn run(
             config,
             pipeline: &pipeline,
             spill_dir: spill_dir.path(),
-            tokens,
+            tokens: &tokens,
             detector: &detector,
             dedup: &tools,
         },
@@ -615,7 +615,13 @@ pub fn run(
     written.push(report_key.clone());
     artefacts.push(manifest::Artefact::of(&report_key, &report_bytes));
 
-    let routing = routing::build(registry, &per_family, config, ctx.release_version);
+    let routing = routing::build(
+        registry,
+        &per_family,
+        config,
+        ctx.release_version,
+        &tokens.label(),
+    );
     let routing_key = format!("{loc}routing_config.json");
     let routing_bytes = json_bytes("the routing config", &routing)?;
     store.put(&routing_key, routing_bytes.clone())?;
@@ -643,6 +649,7 @@ pub fn run(
         artefacts,
         build_verdict: verdict,
         dedup: dedup_summary,
+        tokenizer: tokens.label(),
     });
     let manifest_key = format!("{loc}manifest.json");
     let manifest_bytes = json_bytes("the manifest", &manifest)?;

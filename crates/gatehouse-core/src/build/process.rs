@@ -161,7 +161,7 @@ pub(super) struct Job<'a> {
     pub config: &'a BuildConfig,
     pub pipeline: &'a str,
     pub spill_dir: &'a std::path::Path,
-    pub tokens: gatehouse_text::TokenCounter,
+    pub tokens: &'a gatehouse_text::TokenCounter,
     pub detector: &'a Detector,
     pub dedup: &'a DedupTools,
 }

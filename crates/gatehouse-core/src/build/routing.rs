@@ -16,7 +16,7 @@ pub struct RoutingConfig {
     pub schema_version: u32,
     pub release_version: String,
     pub weighting: &'static str,
-    pub tokenizer: &'static str,
+    pub tokenizer: String,
     pub stages: Vec<StageRoute>,
     pub families: Vec<FamilyRoute>,
 }
@@ -43,6 +43,7 @@ pub(super) fn build(
     per_family: &BTreeMap<(Split, String), Tally>,
     config: &BuildConfig,
     version: &str,
+    tokenizer: &str,
 ) -> RoutingConfig {
     let mut records: BTreeMap<&str, BTreeMap<Split, u64>> = BTreeMap::new();
     let mut tokens: BTreeMap<&str, BTreeMap<Split, u64>> = BTreeMap::new();
@@ -102,7 +103,7 @@ pub(super) fn build(
         schema_version: 1,
         release_version: version.to_string(),
         weighting: "share of training records, normalised over the included families (rounded to 6 places)",
-        tokenizer: config.tokenizer.as_str(),
+        tokenizer: tokenizer.to_string(),
         stages: stages
             .into_iter()
             .map(|((order, stage), families)| StageRoute {

@@ -433,7 +433,7 @@ pub struct Baseline {
 /// The distribution gate's own part of its report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DistributionDetail {
-    pub tokenizer: &'static str,
+    pub tokenizer: String,
     pub tokens_definition: &'static str,
     pub max_seq_length: u64,
     /// Per family × split, then per family over all splits (`split: all`).
@@ -774,7 +774,7 @@ pub(super) fn report(
             warnings: &[],
         },
         DistributionDetail {
-            tokenizer: tokenizer.name().as_str(),
+            tokenizer: tokenizer.label(),
             tokens_definition: gatehouse_text::tokens::DEFINITION,
             max_seq_length: dc.max_seq_length,
             groups,

@@ -185,6 +185,7 @@ impl<'a> CheckContext<'a> {
         registry: &'a Registry,
         manifest: &'a ExportManifest,
         policy: super::Policy<'a>,
+        tokens: TokenCounter,
     ) -> Self {
         let datasets = registry
             .datasets
@@ -216,7 +217,7 @@ impl<'a> CheckContext<'a> {
             registry,
             sample_threshold: (rate * 2f64.powi(64)) as u128,
             no_allowlist: Allowlist::default(),
-            tokens: TokenCounter::new(policy.tokenizer),
+            tokens,
         }
     }
 

@@ -293,7 +293,7 @@ pub struct Policy<'a> {
     /// The build's duplicate definitions, which the dedup and leakage gates apply.
     pub dedup: &'a DedupConfig,
     /// The tokenizer the distribution gate counts with (the build's).
-    pub tokenizer: gatehouse_text::TokenizerName,
+    pub tokenizer: &'a gatehouse_text::TokenizerSpec,
 }
 
 impl<'a> Policy<'a> {
@@ -304,7 +304,7 @@ impl<'a> Policy<'a> {
             as_of: settings.as_of,
             limits: &settings.build.limits,
             dedup: &settings.build.dedup,
-            tokenizer: settings.build.tokenizer,
+            tokenizer: &settings.build.tokenizer,
         }
     }
 }
@@ -325,7 +325,8 @@ pub fn run(
     }
     let started = Instant::now();
     let manifest = export::read_manifest(store, location)?;
-    let ctx = export::CheckContext::new(registry, &manifest, policy);
+    let tokens = policy.tokenizer.counter().map_err(GateError::Config)?;
+    let ctx = export::CheckContext::new(registry, &manifest, policy, tokens);
     if let Some(p) = policy
         .dedup
         .near_params
