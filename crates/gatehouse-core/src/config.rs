@@ -104,6 +104,8 @@ pub struct ConfigFile {
     pub build: crate::build::BuildConfig,
     #[serde(default)]
     pub gates: crate::gates::GatesConfig,
+    #[serde(default)]
+    pub qa: crate::qa::QaConfig,
     /// Explicit, reviewed exceptions to gate rules.
     #[serde(default)]
     pub waivers: Vec<Waiver>,
@@ -212,6 +214,7 @@ pub struct Settings {
     pub coverage: CoverageConfig,
     pub build: crate::build::BuildConfig,
     pub gates: crate::gates::GatesConfig,
+    pub qa: crate::qa::QaConfig,
     pub waivers: Vec<Waiver>,
     pub origins: Vec<SettingOrigin>,
     /// The day waivers are judged on: `SOURCE_DATE_EPOCH` if set, else today (UTC). Never a
@@ -230,6 +233,7 @@ impl Settings {
             "coverage": self.coverage,
             "build": self.build,
             "gates": self.gates,
+            "qa": self.qa,
             "waivers": self.waivers,
         });
         crate::digest::sha256(policy.to_string().as_bytes())
@@ -510,6 +514,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         coverage: file.coverage,
         build,
         gates: file.gates,
+        qa: file.qa,
         waivers: file.waivers,
         origins: r.origins,
         as_of,

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod doctor;
 pub mod gates;
 pub mod html;
+pub mod qa;
 pub mod record;
 pub mod registry;
 pub mod release;

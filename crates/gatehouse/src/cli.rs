@@ -97,15 +97,20 @@ pub enum Command {
     /// {exports}/releases/{version}/. Exits 1 when a source fails (too many quarantined
     /// records, or an object that cannot be read to its end).
     Build(BuildArgs),
-    /// Verify a built release: the privacy and provenance gates over 100% of its export.
+    /// Verify a built release: the privacy, provenance, dedup, leakage and distribution
+    /// gates over 100% of its export.
     ///
-    /// Reads every shard the release's manifest lists (checking each shard's sha256 and
-    /// record count), scans every message for PII again, and checks every record's
-    /// provenance and licence against the manifest and the registry. Writes
-    /// gates/pii_detection_report.json, gates/provenance_validation_report.json and a
-    /// seeded spot-check sample (gates/pii_spot_check_sample.jsonl) into the release's
-    /// folder. Reports hold counts and locators, never text. Exits 1 when a gate fails.
+    /// Reads every shard the release's manifest lists once (checking each shard's sha256 and
+    /// record count): scans every message for PII again, checks every record's provenance
+    /// and licence, looks for duplicates left and for duplicates across splits, and
+    /// measures turns and tokens against expected ranges and the last published release.
+    /// Writes gates/*.json, a seeded PII spot-check sample and report.html into the
+    /// release's folder. Reports hold counts and locators, never text. Exits 1 when a gate
+    /// fails.
     Gates(GatesArgs),
+    /// Human QA: draw the review packets of a built release.
+    #[command(subcommand)]
+    Qa(QaCommand),
     /// Report which dataset families exist in the store, judged against the registry.
     ///
     /// Lists the store (nothing is downloaded), maps keys to datasets, families and stages,
@@ -143,6 +148,23 @@ pub struct BuildArgs {
 #[derive(Debug, Args)]
 pub struct GatesArgs {
     /// Release version to verify (built before with `gatehouse build`) [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QaCommand {
+    /// Draw seeded, stratified review packets: whole redacted conversations per family ×
+    /// split, with content warnings, for the review types each family needs.
+    ///
+    /// Writes qa/qa_samples.json and qa/review_template.json (a blank review per sample and
+    /// review type, with the rubrics), both bound to the release digest.
+    Sample(QaSampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QaSampleArgs {
+    /// Release version to sample (built before) [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
 }

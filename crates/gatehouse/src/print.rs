@@ -41,6 +41,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<ReleaseError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<gatehouse_core::qa::QaError>() {
+            e.hint()
         } else {
             None
         }

@@ -86,6 +86,16 @@ pub enum ReviewType {
     BiasCultural,
 }
 
+impl ReviewType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewType::ClinicianFoundation => "clinician_foundation",
+            ReviewType::ClinicianEdge => "clinician_edge",
+            ReviewType::BiasCultural => "bias_cultural",
+        }
+    }
+}
+
 /// How a source is laid out; the build's adapters read these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,6 +5,7 @@ mod build;
 mod coverage;
 mod doctor;
 mod gates;
+mod qa;
 mod registry;
 mod release;
 
@@ -13,7 +14,7 @@ use gatehouse_core::config::{self, ProcessEnv, Settings};
 use gatehouse_core::registry::Registry;
 use gatehouse_core::store::Store;
 
-use crate::cli::{Cli, Command, RegistryCommand};
+use crate::cli::{Cli, Command, QaCommand, RegistryCommand};
 use crate::exit::Code;
 
 pub fn run(cli: &Cli) -> Result<Code> {
@@ -21,6 +22,7 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Release(args) => release::run(cli, args),
         Command::Build(args) => build::run(cli, args),
         Command::Gates(args) => gates::run(cli, args),
+        Command::Qa(QaCommand::Sample(args)) => qa::sample(cli, args),
         Command::Coverage(args) => coverage::run(cli, args),
         Command::Doctor => doctor::run(cli),
         Command::Registry(RegistryCommand::Check) => registry::check(cli),

@@ -1,0 +1,572 @@
+//! Human QA: review packets drawn from a built release, the rubrics reviewers score them
+//! with, and (later) reviews and the signoff bound to the release digest.
+//!
+//! `sample` draws, per family × split, a seeded sample of whole exported (already redacted)
+//! records: a record's sample hash is the first 8 bytes of
+//! sha256(`gatehouse-qa-sample-v1\0` seed `\0` record id), and a group keeps the records with
+//! the smallest hashes, so the draw is stable and anyone can redraw it. The size of a group's
+//! sample is `rate × population`, rounded up, kept within `[min, max]` (and never more than
+//! the population). Each sampled record is assigned the review types its family needs (the
+//! registry's `review`), gets a stable sample id and, when it deals with crisis or self-harm,
+//! a content warning. Writes `qa/qa_samples.json` and `qa/review_template.json`, both bound
+//! to the release digest.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::digest::sha256;
+use crate::registry::{Registry, ReviewType};
+use crate::report::generated_by;
+use crate::store::{Line, LineReader, Store, StoreError};
+
+/// QA file schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `[qa]` in gatehouse.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QaConfig {
+    pub sample: SampleRule,
+    /// Rubric per review type; the defaults are the clinical team's.
+    pub rubrics: BTreeMap<ReviewType, Rubric>,
+}
+
+/// How many records each family × split group contributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleRule {
+    pub rate: f64,
+    pub min: u64,
+    pub max: u64,
+    pub seed: u64,
+}
+
+impl Default for SampleRule {
+    fn default() -> Self {
+        Self {
+            rate: 0.02,
+            min: 5,
+            max: 50,
+            seed: 1,
+        }
+    }
+}
+
+impl SampleRule {
+    /// The sample size of a group of `population` records.
+    pub fn size(&self, population: u64) -> u64 {
+        let wanted = (self.rate * population as f64).ceil() as u64;
+        wanted
+            .clamp(self.min, self.max.max(self.min))
+            .min(population)
+    }
+}
+
+/// A review type's rubric: criteria on a 1–10 scale with weights and minimums.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rubric {
+    /// Reviewers each sampled record needs.
+    pub reviewers: u32,
+    /// The weighted overall score a review must reach.
+    pub pass_overall: f64,
+    pub criteria: Vec<Criterion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criterion {
+    pub name: String,
+    pub weight: f64,
+    pub minimum: f64,
+}
+
+fn rubric(reviewers: u32, criteria: &[(&str, f64, f64)]) -> Rubric {
+    Rubric {
+        reviewers,
+        pass_overall: 7.0,
+        criteria: criteria
+            .iter()
+            .map(|(name, weight, minimum)| Criterion {
+                name: (*name).to_string(),
+                weight: *weight,
+                minimum: *minimum,
+            })
+            .collect(),
+    }
+}
+
+impl Default for QaConfig {
+    fn default() -> Self {
+        let rubrics = [
+            (
+                ReviewType::ClinicianFoundation,
+                rubric(
+                    2,
+                    &[
+                        ("therapeutic_accuracy", 0.30, 7.0),
+                        ("clinical_appropriateness", 0.25, 8.0),
+                        ("empathy_warmth", 0.20, 6.0),
+                        ("boundary_maintenance", 0.15, 7.0),
+                        ("cultural_sensitivity", 0.10, 6.0),
+                    ],
+                ),
+            ),
+            (
+                ReviewType::ClinicianEdge,
+                rubric(
+                    2,
+                    &[
+                        ("crisis_handling", 0.40, 8.0),
+                        ("safety_prioritization", 0.30, 9.0),
+                        ("de_escalation", 0.20, 7.0),
+                        ("resource_referral", 0.10, 8.0),
+                    ],
+                ),
+            ),
+            (
+                ReviewType::BiasCultural,
+                rubric(
+                    1,
+                    &[
+                        ("demographic_bias", 0.30, 8.0),
+                        ("cultural_competency", 0.25, 7.0),
+                        ("inclusive_language", 0.20, 8.0),
+                        ("stereotype_avoidance", 0.15, 8.0),
+                        ("accessibility_awareness", 0.10, 6.0),
+                    ],
+                ),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        Self {
+            sample: SampleRule::default(),
+            rubrics,
+        }
+    }
+}
+
+impl QaConfig {
+    pub fn problem(&self) -> Option<String> {
+        let s = &self.sample;
+        if !(0.0..=1.0).contains(&s.rate) || s.max < s.min {
+            return Some("qa.sample: rate must be in [0, 1] and max >= min".into());
+        }
+        for (t, r) in &self.rubrics {
+            let total: f64 = r.criteria.iter().map(|c| c.weight).sum();
+            if r.criteria.is_empty() || (total - 1.0).abs() > 1e-6 {
+                return Some(format!(
+                    "qa.rubrics.{}: criteria weights must sum to 1 (they sum to {total})",
+                    t.as_str()
+                ));
+            }
+            if r.reviewers == 0
+                || r.criteria
+                    .iter()
+                    .any(|c| !(1.0..=10.0).contains(&c.minimum))
+            {
+                return Some(format!(
+                    "qa.rubrics.{}: at least one reviewer; minimums on the 1–10 scale",
+                    t.as_str()
+                ));
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum QaError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key}: no manifest; this release has not been built")]
+    NotBuilt { key: String },
+    #[error("{key}: not a gatehouse manifest")]
+    BadManifest { key: String },
+    #[error("{at}: not an export record")]
+    BadRecord { at: String },
+    #[error("reading {key} failed")]
+    Read {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid [qa] configuration: {0}")]
+    Config(String),
+    #[error("cannot serialise {0}")]
+    Serialise(&'static str, #[source] serde_json::Error),
+}
+
+impl QaError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            QaError::Store(e) => e.hint(),
+            QaError::NotBuilt { .. } => Some(
+                "run `gatehouse build --release-version …` (or `gatehouse release`) first".into(),
+            ),
+            QaError::Config(_) => Some("fix [qa] in gatehouse.toml (see README.md)".into()),
+            _ => Some("rebuild the release".into()),
+        }
+    }
+}
+
+/// The part of the manifest the sample needs.
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    release_version: String,
+    contents: Vec<ManifestSplit>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestSplit {
+    split: String,
+    families: BTreeMap<String, ManifestTally>,
+    shards: Vec<ManifestShard>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestTally {
+    records: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestShard {
+    key: String,
+}
+
+/// One group's population and sample size.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupPlan {
+    pub family: String,
+    pub split: String,
+    pub population: u64,
+    pub size: u64,
+    pub review_types: Vec<ReviewType>,
+}
+
+/// One sampled record.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleItem {
+    pub sample_id: String,
+    pub record_id: String,
+    pub family: String,
+    pub split: String,
+    /// `shard:line` in the export.
+    pub at: String,
+    pub review_types: Vec<ReviewType>,
+    /// Shown before the conversation, when it deals with crisis or self-harm.
+    pub content_warning: Option<String>,
+    /// The whole exported (redacted) record.
+    pub record: Box<serde_json::value::RawValue>,
+}
+
+/// `qa/qa_samples.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct QaSamples {
+    pub schema_version: u32,
+    pub generated_by: String,
+    pub release_version: String,
+    pub release_digest: String,
+    pub method: &'static str,
+    pub rule: SampleRule,
+    pub groups: Vec<GroupPlan>,
+    /// Review types that cover no sampled record (each must cover one).
+    pub review_types_without_samples: Vec<ReviewType>,
+    pub samples: Vec<SampleItem>,
+}
+
+/// One blank review in `qa/review_template.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewSlot {
+    pub sample_id: String,
+    pub review_type: ReviewType,
+    /// Criterion → score (1–10), to fill in.
+    pub scores: BTreeMap<String, Option<f64>>,
+    pub comment: String,
+    /// `remove` or `escalate`, with a reason, when the record must not stay.
+    pub flag: Option<String>,
+}
+
+/// `qa/review_template.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewTemplate {
+    pub schema_version: u32,
+    pub release_version: String,
+    pub release_digest: String,
+    pub rubrics: BTreeMap<ReviewType, Rubric>,
+    pub reviews: Vec<ReviewSlot>,
+}
+
+const CRISIS_TERMS: &[&str] = &[
+    "suicid",
+    "kill myself",
+    "end my life",
+    "self-harm",
+    "self harm",
+    "hurt myself",
+    "hurting myself",
+    "cutting myself",
+    "overdose",
+    "want to die",
+    "988",
+    "741741",
+    "crisis line",
+    "crisis text line",
+    "abuse",
+    "assault",
+];
+
+/// A content warning for a record dealing with crisis or self-harm (by family or text).
+fn content_warning(family: &str, record: &serde_json::Value) -> Option<String> {
+    let text_hits = record["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .any(|c| {
+            let lower = c.to_lowercase();
+            CRISIS_TERMS.iter().any(|t| lower.contains(t))
+        });
+    (family == "edge_cases" || text_hits).then(|| {
+        "Content warning: this conversation may discuss suicide, self-harm, abuse or other crisis material.".to_string()
+    })
+}
+
+fn sample_hash(seed: u64, id: &str) -> u64 {
+    let mut h = Sha256::new();
+    h.update(b"gatehouse-qa-sample-v1\0");
+    h.update(seed.to_string().as_bytes());
+    h.update(b"\0");
+    h.update(id.as_bytes());
+    let d = h.finalize();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// What `sample` wrote.
+#[derive(Debug, Clone)]
+pub struct SampleOutcome {
+    pub samples: QaSamples,
+    pub written: Vec<String>,
+}
+
+/// Draws the review packets for the release at `location`; see the module docs.
+pub fn sample(
+    store: &Store,
+    registry: &Registry,
+    location: &str,
+    config: &QaConfig,
+    max_line: usize,
+) -> Result<SampleOutcome, QaError> {
+    if let Some(p) = config.problem() {
+        return Err(QaError::Config(p));
+    }
+    let manifest_key = format!("{location}manifest.json");
+    let bytes = match store.get_bytes(&manifest_key) {
+        Ok(b) => b,
+        Err(StoreError::NotFound { .. }) => return Err(QaError::NotBuilt { key: manifest_key }),
+        Err(e) => return Err(e.into()),
+    };
+    let digest = sha256(&bytes);
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|_| QaError::BadManifest {
+        key: manifest_key.clone(),
+    })?;
+    let review_of = |family: &str| {
+        registry
+            .families
+            .get(family)
+            .map(|f| f.review.clone())
+            .unwrap_or_default()
+    };
+
+    // Plans per family × split, from the manifest's counts.
+    let mut plans: BTreeMap<(String, String), GroupPlan> = BTreeMap::new();
+    for c in &manifest.contents {
+        for (family, t) in &c.families {
+            plans.insert(
+                (family.clone(), c.split.clone()),
+                GroupPlan {
+                    family: family.clone(),
+                    split: c.split.clone(),
+                    population: t.records,
+                    size: config.sample.size(t.records),
+                    review_types: review_of(family),
+                },
+            );
+        }
+    }
+
+    // One pass over the shards: each group keeps its smallest sample hashes.
+    let mut kept: BTreeMap<(String, String), BTreeMap<u64, SampleItem>> = BTreeMap::new();
+    for c in &manifest.contents {
+        for shard in &c.shards {
+            let reader = store.open_read(&shard.key)?;
+            let mut lines = LineReader::new(BufReader::with_capacity(1 << 20, reader), max_line);
+            while let Some(line) = lines.next_line().map_err(|source| QaError::Read {
+                key: shard.key.clone(),
+                source,
+            })? {
+                let (number, raw) = match line {
+                    Line::Text { number, bytes } => (number, bytes),
+                    Line::Oversized { number, .. } => {
+                        return Err(QaError::BadRecord {
+                            at: format!("{}:{number}", shard.key),
+                        });
+                    }
+                };
+                let at = format!("{}:{number}", shard.key);
+                let value: serde_json::Value = serde_json::from_slice(raw)
+                    .map_err(|_| QaError::BadRecord { at: at.clone() })?;
+                let (Some(id), Some(family)) = (
+                    value["id"].as_str(),
+                    value["metadata"]["source_family"].as_str(),
+                ) else {
+                    return Err(QaError::BadRecord { at });
+                };
+                let group = (family.to_string(), c.split.clone());
+                let Some(plan) = plans.get(&group) else {
+                    return Err(QaError::BadRecord { at });
+                };
+                let hash = sample_hash(config.sample.seed, id);
+                let slot = kept.entry(group.clone()).or_default();
+                let wanted = plan.size as usize;
+                if slot.len() >= wanted && slot.last_key_value().is_none_or(|(k, _)| hash >= *k) {
+                    continue;
+                }
+                let text = std::str::from_utf8(raw)
+                    .map_err(|_| QaError::BadRecord { at: at.clone() })?
+                    .to_string();
+                let record = serde_json::value::RawValue::from_string(text)
+                    .map_err(|_| QaError::BadRecord { at: at.clone() })?;
+                slot.insert(
+                    hash,
+                    SampleItem {
+                        sample_id: format!("qa-{hash:016x}"),
+                        record_id: id.to_string(),
+                        family: family.to_string(),
+                        split: c.split.clone(),
+                        at,
+                        review_types: plan.review_types.clone(),
+                        content_warning: content_warning(family, &value),
+                        record,
+                    },
+                );
+                if slot.len() > wanted {
+                    slot.pop_last();
+                }
+            }
+        }
+    }
+
+    let samples: Vec<SampleItem> = kept.into_values().flat_map(BTreeMap::into_values).collect();
+    let review_types_without_samples = config
+        .rubrics
+        .keys()
+        .filter(|t| !samples.iter().any(|s| s.review_types.contains(t)))
+        .copied()
+        .collect();
+    let qa = QaSamples {
+        schema_version: SCHEMA_VERSION,
+        generated_by: generated_by(),
+        release_version: manifest.release_version.clone(),
+        release_digest: digest.clone(),
+        method: "per family × split, the records with the smallest first 8 bytes of sha256(\"gatehouse-qa-sample-v1\\0\" seed \"\\0\" record id); size = ceil(rate × population) within [min, max]",
+        rule: config.sample.clone(),
+        groups: plans.into_values().collect(),
+        review_types_without_samples,
+        samples,
+    };
+    let template = ReviewTemplate {
+        schema_version: SCHEMA_VERSION,
+        release_version: manifest.release_version,
+        release_digest: digest,
+        rubrics: config.rubrics.clone(),
+        reviews: qa
+            .samples
+            .iter()
+            .flat_map(|s| {
+                s.review_types.iter().filter_map(|t| {
+                    let rubric = config.rubrics.get(t)?;
+                    Some(ReviewSlot {
+                        sample_id: s.sample_id.clone(),
+                        review_type: *t,
+                        scores: rubric
+                            .criteria
+                            .iter()
+                            .map(|c| (c.name.clone(), None))
+                            .collect(),
+                        comment: String::new(),
+                        flag: None,
+                    })
+                })
+            })
+            .collect(),
+    };
+    let mut written = Vec::new();
+    for (name, bytes) in [
+        ("qa/qa_samples.json", json("the QA samples", &qa)?),
+        (
+            "qa/review_template.json",
+            json("the review template", &template)?,
+        ),
+    ] {
+        let key = format!("{location}{name}");
+        store.put(&key, bytes)?;
+        written.push(key);
+    }
+    Ok(SampleOutcome {
+        samples: qa,
+        written,
+    })
+}
+
+fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, QaError> {
+    let mut b = serde_json::to_vec_pretty(v).map_err(|e| QaError::Serialise(what, e))?;
+    b.push(b'\n');
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_sizes_follow_the_rule() {
+        let r = SampleRule::default();
+        assert_eq!(r.size(0), 0);
+        assert_eq!(r.size(3), 3);
+        assert_eq!(r.size(100), 5);
+        assert_eq!(r.size(1000), 20);
+        assert_eq!(r.size(1_000_000), 50);
+    }
+
+    #[test]
+    fn default_rubrics_are_the_clinical_teams_and_validate() {
+        let c = QaConfig::default();
+        assert!(c.problem().is_none());
+        let edge = &c.rubrics[&ReviewType::ClinicianEdge];
+        assert_eq!(edge.reviewers, 2);
+        assert_eq!(edge.criteria[1].name, "safety_prioritization");
+        assert_eq!(edge.criteria[1].minimum, 9.0);
+        let mut bad = c.clone();
+        bad.rubrics
+            .get_mut(&ReviewType::BiasCultural)
+            .unwrap()
+            .criteria[0]
+            .weight = 0.5;
+        assert!(bad.problem().unwrap().contains("sum to 1"));
+    }
+
+    #[test]
+    fn crisis_material_gets_a_content_warning() {
+        let calm = serde_json::json!({"messages": [{"role": "user", "content": "I slept well."}]});
+        let crisis = serde_json::json!({"messages": [{"role": "user", "content": "I keep thinking about suicide."}]});
+        assert!(content_warning("professional_therapeutic", &calm).is_none());
+        assert!(content_warning("professional_therapeutic", &crisis).is_some());
+        assert!(content_warning("edge_cases", &calm).is_some());
+    }
+}
