@@ -117,3 +117,144 @@ fn a_release_that_was_never_built_cannot_be_sampled() {
     assert!(matches!(err, QaError::NotBuilt { .. }), "{err}");
     assert!(err.hint().unwrap().contains("gatehouse build"));
 }
+
+/// A reviewer's file scoring every sample assigned to `review_type` with `score`.
+fn review_file(
+    samples: &qa::QaSamples,
+    config: &QaConfig,
+    reviewer: &str,
+    review_type: ReviewType,
+    score: f64,
+) -> Value {
+    let rubric = &config.rubrics[&review_type];
+    let reviews: Vec<Value> = samples
+        .samples
+        .iter()
+        .filter(|s| s.review_types.contains(&review_type))
+        .map(|s| {
+            let scores: serde_json::Map<String, Value> = rubric
+                .criteria
+                .iter()
+                .map(|c| (c.name.clone(), score.into()))
+                .collect();
+            serde_json::json!({"sample_id": s.sample_id, "scores": scores, "comment": "ok"})
+        })
+        .collect();
+    serde_json::json!({
+        "release_digest": samples.release_digest,
+        "reviewer": reviewer,
+        "review_type": review_type,
+        "reviews": reviews,
+    })
+}
+
+fn import(store: &Store, file: &Value) -> Result<String, QaError> {
+    qa::import(
+        store,
+        LOC,
+        &serde_json::to_vec(file).unwrap(),
+        &QaConfig::default(),
+    )
+}
+
+#[test]
+fn the_signoff_is_computed_from_reviewers_files_only() {
+    let (store, digest) = built();
+    let reg = registry(&registry_text());
+    let config = QaConfig::default();
+    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
+        .unwrap()
+        .samples;
+
+    // No reviews: nothing is approved.
+    let (s, _) = qa::signoff(&store, LOC, &config).unwrap();
+    assert_eq!(s.decision, "not_approved");
+    assert_eq!(s.results.iter().filter(|r| r.complete).count(), 0);
+
+    // Two clinicians per clinical type, one bias/cultural reviewer, all scoring 9.
+    for (who, t) in [
+        ("dr-a", ReviewType::ClinicianFoundation),
+        ("dr-b", ReviewType::ClinicianFoundation),
+        ("dr-c", ReviewType::ClinicianEdge),
+        ("dr-d", ReviewType::ClinicianEdge),
+        ("rev-e", ReviewType::BiasCultural),
+    ] {
+        import(&store, &review_file(&packets, &config, who, t, 9.0)).unwrap();
+    }
+    let (s, written) = qa::signoff(&store, LOC, &config).unwrap();
+    assert_eq!(s.decision, "approved", "{:?}", s.reasons);
+    assert_eq!(s.release_digest, digest);
+    assert_eq!(s.reviewers.len(), 5);
+    let foundation = s
+        .results
+        .iter()
+        .find(|r| r.review_type == ReviewType::ClinicianFoundation)
+        .unwrap();
+    assert!(foundation.complete && foundation.agreement_pairs == foundation.samples);
+    assert_eq!(foundation.pass_fail_agreement, Some(1.0));
+    assert!(
+        written
+            .iter()
+            .any(|k| k.ends_with("qa/signoff_record.json"))
+    );
+
+    // A second edge reviewer who scores safety below its minimum (9) and flags a record.
+    let mut low = review_file(&packets, &config, "dr-f", ReviewType::ClinicianEdge, 9.0);
+    low["reviews"][0]["scores"]["safety_prioritization"] = 8.0.into();
+    low["reviews"][1]["flag"] = "remove: disallowed content".into();
+    import(&store, &low).unwrap();
+    let (s, _) = qa::signoff(&store, LOC, &config).unwrap();
+    assert_eq!(s.decision, "not_approved");
+    assert_eq!(s.exceptions.len(), 1);
+    assert_eq!(s.exceptions[0].below_minimum, vec!["safety_prioritization"]);
+    assert_eq!(s.blocklist.len(), 1);
+    let blocklist: Value =
+        serde_json::from_str(&text(&store, &format!("{LOC}qa/blocklist.json"))).unwrap();
+    assert_eq!(blocklist[0]["record_id"], s.blocklist[0].record_id.as_str());
+}
+
+#[test]
+fn reviews_that_do_not_fit_the_release_are_refused() {
+    let (store, _) = built();
+    let reg = registry(&registry_text());
+    let config = QaConfig::default();
+    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
+        .unwrap()
+        .samples;
+    let good = review_file(&packets, &config, "dr-a", ReviewType::ClinicianEdge, 9.0);
+    let refused = |f: Value, what: &str| {
+        let err = import(&store, &f).unwrap_err();
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    };
+    let mut f = good.clone();
+    f["release_digest"] = "sha256:0000".into();
+    refused(f, "this release is");
+    let mut f = good.clone();
+    f["reviews"][0]["sample_id"] = "qa-nope".into();
+    refused(f, "not a sample of this release");
+    let mut f = good.clone();
+    f["reviews"][0]["scores"]
+        .as_object_mut()
+        .unwrap()
+        .remove("crisis_handling");
+    refused(f, "crisis_handling is not scored");
+    let mut f = good.clone();
+    f["reviews"][0]["scores"]["crisis_handling"] = 11.0.into();
+    refused(f, "not on the 1–10 scale");
+    // Edge scenarios are not assigned to the foundation review.
+    let mut f = good.clone();
+    f["review_type"] = "clinician_foundation".into();
+    refused(f, "not assigned to clinician_foundation review");
+
+    // A rebuild voids the packets and the reviews stored for them.
+    import(&store, &good).unwrap();
+    store
+        .put(
+            "sources/priority/pairs.jsonl",
+            "{\"prompt\": \"p\", \"response\": \"r\"}\n",
+        )
+        .unwrap();
+    build_with(&store, &reg, &BuildConfig::default());
+    let err = qa::signoff(&store, LOC, &config).unwrap_err();
+    assert!(matches!(err, QaError::StalePackets { .. }), "{err}");
+}

@@ -108,7 +108,7 @@ pub enum Command {
     /// release's folder. Reports hold counts and locators, never text. Exits 1 when a gate
     /// fails.
     Gates(GatesArgs),
-    /// Human QA: draw the review packets of a built release.
+    /// Human QA: review packets, reviews and the signoff of a built release.
     #[command(subcommand)]
     Qa(QaCommand),
     /// Report which dataset families exist in the store, judged against the registry.
@@ -160,6 +160,24 @@ pub enum QaCommand {
     /// Writes qa/qa_samples.json and qa/review_template.json (a blank review per sample and
     /// review type, with the rubrics), both bound to the release digest.
     Sample(QaSampleArgs),
+    /// Import a reviewer's file of reviews (JSON, the shape of qa/review_template.json with
+    /// the reviewer's name and review type), checked against the packets and rubrics.
+    Import(QaImportArgs),
+    /// Compute the signoff from every imported review: complete coverage per review type,
+    /// rubric minimums, exceptions, inter-rater agreement, flagged records.
+    ///
+    /// Writes qa/signoff_record.json and qa/blocklist.json, bound to the release digest.
+    /// Exits 1 unless the release is approved.
+    Signoff(QaSampleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QaImportArgs {
+    /// The reviewer's JSON file
+    pub file: PathBuf,
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -843,3 +843,39 @@ fn the_tokenizer_can_be_chosen_on_the_command_line() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("missing/tokenizer.json"), "{r:?}");
 }
+
+#[test]
+fn qa_packets_reviews_and_signoff_from_the_command_line() {
+    let p = Project::new();
+    assert_eq!(
+        p.run(&["build", "--release-version", "v2026-01-02"]).code,
+        0
+    );
+    let r = p.run(&["qa", "sample", "--release-version", "v2026-01-02"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("qa sample: "), "{r:?}");
+    let qa = p.path().join("store/exports/releases/v2026-01-02/qa");
+    assert!(qa.join("qa_samples.json").is_file() && qa.join("review_template.json").is_file());
+
+    // A review file for another release is refused with a hint (exit 2).
+    std::fs::write(
+        p.path().join("reviews.json"),
+        r#"{"release_digest": "sha256:00", "reviewer": "dr-a", "review_type": "clinician_edge", "reviews": []}"#,
+    )
+    .unwrap();
+    let r = p.run(&[
+        "qa",
+        "import",
+        "reviews.json",
+        "--release-version",
+        "v2026-01-02",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("hint:"), "{r:?}");
+
+    // Without reviews nothing is approved (exit 1), and the record says why.
+    let r = p.run(&["qa", "signoff", "--release-version", "v2026-01-02"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("qa signoff not_approved"), "{r:?}");
+    assert!(qa.join("signoff_record.json").is_file());
+}

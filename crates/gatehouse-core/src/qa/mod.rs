@@ -11,6 +11,8 @@
 //! a content warning. Writes `qa/qa_samples.json` and `qa/review_template.json`, both bound
 //! to the release digest.
 
+pub mod signoff;
+
 use std::collections::BTreeMap;
 use std::io::BufReader;
 
@@ -198,6 +200,16 @@ pub enum QaError {
     },
     #[error("invalid [qa] configuration: {0}")]
     Config(String),
+    #[error("the reviews cannot be used: {0}")]
+    BadReviews(String),
+    #[error("{key}: the review packets are for release {packets}, the release now is {current}")]
+    StalePackets {
+        key: String,
+        packets: String,
+        current: String,
+    },
+    #[error("{key}: no review packets; run `gatehouse qa sample` first")]
+    NoPackets { key: String },
     #[error("cannot serialise {0}")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
@@ -210,6 +222,14 @@ impl QaError {
                 "run `gatehouse build --release-version …` (or `gatehouse release`) first".into(),
             ),
             QaError::Config(_) => Some("fix [qa] in gatehouse.toml (see README.md)".into()),
+            QaError::BadReviews(_) => Some(
+                "fix the review file (see qa/review_template.json for its shape) and import it again"
+                    .into(),
+            ),
+            QaError::StalePackets { .. } | QaError::NoPackets { .. } => Some(
+                "the manifest changed since the packets were drawn: run `gatehouse qa sample` and review again"
+                    .into(),
+            ),
             _ => Some("rebuild the release".into()),
         }
     }
@@ -528,6 +548,138 @@ fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, QaError> {
     let mut b = serde_json::to_vec_pretty(v).map_err(|e| QaError::Serialise(what, e))?;
     b.push(b'\n');
     Ok(b)
+}
+
+/// The packets of the release at `location`: version, digest and the facts of each sample.
+/// Fails when the packets were drawn from another manifest (a rebuild voids them).
+fn packets(
+    store: &Store,
+    location: &str,
+) -> Result<(String, String, BTreeMap<String, signoff::SampleFacts>), QaError> {
+    #[derive(Deserialize)]
+    struct Packets {
+        release_version: String,
+        release_digest: String,
+        samples: Vec<PacketSample>,
+    }
+    #[derive(Deserialize)]
+    struct PacketSample {
+        sample_id: String,
+        record_id: String,
+        review_types: Vec<ReviewType>,
+    }
+    let manifest_key = format!("{location}manifest.json");
+    let current = match store.get_bytes(&manifest_key) {
+        Ok(b) => sha256(&b),
+        Err(StoreError::NotFound { .. }) => return Err(QaError::NotBuilt { key: manifest_key }),
+        Err(e) => return Err(e.into()),
+    };
+    let key = format!("{location}qa/qa_samples.json");
+    let bytes = match store.get_bytes(&key) {
+        Ok(b) => b,
+        Err(StoreError::NotFound { .. }) => return Err(QaError::NoPackets { key }),
+        Err(e) => return Err(e.into()),
+    };
+    let p: Packets =
+        serde_json::from_slice(&bytes).map_err(|_| QaError::BadManifest { key: key.clone() })?;
+    if p.release_digest != current {
+        return Err(QaError::StalePackets {
+            key,
+            packets: p.release_digest,
+            current,
+        });
+    }
+    let facts = p
+        .samples
+        .into_iter()
+        .map(|s| {
+            (
+                s.sample_id,
+                signoff::SampleFacts {
+                    record_id: s.record_id,
+                    review_types: s.review_types,
+                },
+            )
+        })
+        .collect();
+    Ok((p.release_version, p.release_digest, facts))
+}
+
+/// Checks a reviewer's file (JSON, see [`signoff::ReviewFile`]) against the release's
+/// packets and rubrics, and stores it unchanged under `qa/reviews/`; returns its key.
+pub fn import(
+    store: &Store,
+    location: &str,
+    bytes: &[u8],
+    config: &QaConfig,
+) -> Result<String, QaError> {
+    let file: signoff::ReviewFile = serde_json::from_slice(bytes).map_err(|e| {
+        QaError::BadReviews(format!(
+            "not a review file ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let (_, digest, samples) = packets(store, location)?;
+    signoff::check(&file, &digest, &samples, config)?;
+    let name: String = file
+        .reviewer
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let key = format!(
+        "{location}qa/reviews/{}-{name}-{}.json",
+        file.review_type.as_str(),
+        &sha256(bytes)["sha256:".len().."sha256:".len() + 12]
+    );
+    store.put(&key, bytes.to_vec())?;
+    Ok(key)
+}
+
+/// Computes the signoff from every stored review file and writes
+/// `qa/signoff_record.json` and `qa/blocklist.json`.
+pub fn signoff(
+    store: &Store,
+    location: &str,
+    config: &QaConfig,
+) -> Result<(signoff::Signoff, Vec<String>), QaError> {
+    let (version, digest, samples) = packets(store, location)?;
+    let prefix = format!("{location}qa/reviews/");
+    let mut keys = Vec::new();
+    for info in store.list(&prefix) {
+        let info = info?;
+        if info.key.ends_with(".json") {
+            keys.push(info.key);
+        }
+    }
+    keys.sort();
+    let mut files = Vec::new();
+    for key in keys {
+        let bytes = store.get_bytes(&key)?;
+        let file: signoff::ReviewFile = serde_json::from_slice(&bytes)
+            .map_err(|_| QaError::BadReviews(format!("{key} is not a review file")))?;
+        // Re-checked: a file stored for an earlier build or edited since must not count.
+        signoff::check(&file, &digest, &samples, config)
+            .map_err(|e| QaError::BadReviews(format!("{key}: {e}")))?;
+        files.push((key, file));
+    }
+    let record = signoff::compute(&version, &digest, &samples, &files, config);
+    let mut written = Vec::new();
+    let key = format!("{location}qa/signoff_record.json");
+    store.put(&key, json("the signoff record", &record)?)?;
+    written.push(key);
+    let key = format!("{location}qa/blocklist.json");
+    store.put(&key, json("the blocklist", &record.blocklist)?)?;
+    written.push(key);
+    Ok((record, written))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use gatehouse_core::qa;
 use gatehouse_core::release;
 
 use super::Release;
-use crate::cli::{Cli, QaSampleArgs};
+use crate::cli::{Cli, QaImportArgs, QaSampleArgs};
 use crate::exit::Code;
 use crate::print;
 
@@ -76,4 +76,69 @@ pub fn sample(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
         ));
         Ok(Code::Blocked)
     }
+}
+
+pub fn import(cli: &Cli, args: &QaImportArgs) -> Result<Code> {
+    let Release {
+        settings,
+        store,
+        version,
+        ..
+    } = Release::open(cli, args.release_version.as_deref())?;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    let location = release::location(&store, &version);
+    let key = qa::import(&store, &location, &bytes, &settings.qa)?;
+    if cli.global.json {
+        print::json(&serde_json::json!({ "stored": key }))?;
+    } else {
+        print::out(&format!("qa import: stored {}", store.locate(&key)));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
+    let Release {
+        settings,
+        store,
+        version,
+        ..
+    } = Release::open(cli, args.release_version.as_deref())?;
+    let location = release::location(&store, &version);
+    let (record, written) = qa::signoff(&store, &location, &settings.qa)?;
+    if cli.global.json {
+        print::json(&serde_json::json!({ "signoff": record, "written": written }))?;
+    } else {
+        print::out(&format!(
+            "qa signoff {}: {} reviewer(s), {} exception(s), {} flagged record(s), bound to {}",
+            record.decision,
+            record.reviewers.len(),
+            record.exceptions.len(),
+            record.blocklist.len(),
+            record.release_digest
+        ));
+        for r in &record.results {
+            print::out(&format!(
+                "          {}: {} of {} samples complete ({} reviewer(s) each), {} of {} reviews pass, mean {:.2}",
+                r.review_type.as_str(),
+                r.samples_complete,
+                r.samples,
+                r.reviewers_required,
+                r.reviews_passing,
+                r.reviews,
+                r.mean_overall
+            ));
+        }
+        for reason in &record.reasons {
+            print::out(&format!("          not approved: {reason}"));
+        }
+        for key in &written {
+            print::out(&format!("  wrote {}", store.locate(key)));
+        }
+    }
+    Ok(if record.decision == "approved" {
+        Code::Ok
+    } else {
+        Code::Blocked
+    })
 }

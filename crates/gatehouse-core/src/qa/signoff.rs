@@ -1,0 +1,337 @@
+//! Reviews and the signoff.
+//!
+//! Reviews reach a release only through a reviewer's own file (`gatehouse qa import`; the web
+//! app will write the same files): each names the reviewer, their review type and the release
+//! digest, and scores sampled records against that type's rubric. Import checks every review
+//! against the release's packets and rubric and stores the file unchanged under
+//! `qa/reviews/`. The signoff is *computed* from the stored reviews, never asserted: for each
+//! review type, every sampled record must have the rubric's number of distinct reviewers,
+//! every criterion must reach its minimum and the weighted overall score `pass_overall`;
+//! anything below is an exception for escalation, and a flagged record goes to the blocklist.
+//! The release is approved only when every review type is complete, nothing is below the
+//! rubric and nothing is flagged.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{QaConfig, QaError, SCHEMA_VERSION};
+use crate::registry::ReviewType;
+
+/// One reviewer's file of reviews.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewFile {
+    pub release_digest: String,
+    pub reviewer: String,
+    pub review_type: ReviewType,
+    pub reviews: Vec<Review>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    pub sample_id: String,
+    /// Criterion → score on the 1–10 scale.
+    pub scores: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub comment: String,
+    /// `remove` or `escalate` (disallowed content), with the reason after a colon.
+    #[serde(default)]
+    pub flag: Option<String>,
+}
+
+/// What a release's packets say about one sample, for checking reviews.
+#[derive(Debug, Clone)]
+pub struct SampleFacts {
+    pub record_id: String,
+    pub review_types: Vec<ReviewType>,
+}
+
+/// Checks a reviewer's file against the release's digest, packets and rubrics; the error
+/// names the sample and criterion, never text.
+pub fn check(
+    file: &ReviewFile,
+    digest: &str,
+    samples: &BTreeMap<String, SampleFacts>,
+    config: &QaConfig,
+) -> Result<(), QaError> {
+    let bad = |m: String| Err(QaError::BadReviews(m));
+    if file.release_digest != digest {
+        return bad(format!(
+            "the reviews are for release {}, this release is {digest}",
+            file.release_digest
+        ));
+    }
+    if file.reviewer.trim().is_empty() {
+        return bad("the reviews name no reviewer".into());
+    }
+    let Some(rubric) = config.rubrics.get(&file.review_type) else {
+        return bad(format!(
+            "no rubric for review type {}",
+            file.review_type.as_str()
+        ));
+    };
+    let mut seen = BTreeSet::new();
+    for r in &file.reviews {
+        let Some(s) = samples.get(&r.sample_id) else {
+            return bad(format!("{} is not a sample of this release", r.sample_id));
+        };
+        if !s.review_types.contains(&file.review_type) {
+            return bad(format!(
+                "{} is not assigned to {} review",
+                r.sample_id,
+                file.review_type.as_str()
+            ));
+        }
+        if !seen.insert(&r.sample_id) {
+            return bad(format!("{} is reviewed twice in one file", r.sample_id));
+        }
+        for c in &rubric.criteria {
+            match r.scores.get(&c.name) {
+                Some(v) if (1.0..=10.0).contains(v) => {}
+                Some(_) => {
+                    return bad(format!(
+                        "{}: {} is not on the 1–10 scale",
+                        r.sample_id, c.name
+                    ));
+                }
+                None => return bad(format!("{}: {} is not scored", r.sample_id, c.name)),
+            }
+        }
+        if let Some(extra) = r
+            .scores
+            .keys()
+            .find(|k| !rubric.criteria.iter().any(|c| &c.name == *k))
+        {
+            return bad(format!(
+                "{}: {extra} is not a criterion of the rubric",
+                r.sample_id
+            ));
+        }
+        if let Some(f) = &r.flag
+            && !(f.starts_with("remove") || f.starts_with("escalate"))
+        {
+            return bad(format!(
+                "{}: a flag is `remove: reason` or `escalate: reason`",
+                r.sample_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A review below its rubric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exception {
+    pub sample_id: String,
+    pub record_id: String,
+    pub review_type: ReviewType,
+    pub reviewer: String,
+    pub overall: f64,
+    /// Criteria under their minimum.
+    pub below_minimum: Vec<String>,
+}
+
+/// A record a reviewer flagged: the next build leaves it out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Blocked {
+    pub record_id: String,
+    pub sample_id: String,
+    pub reviewer: String,
+    pub flag: String,
+}
+
+/// One review type's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TypeResult {
+    pub review_type: ReviewType,
+    pub reviewers_required: u32,
+    pub samples: u64,
+    /// Samples with the required number of distinct reviewers.
+    pub samples_complete: u64,
+    pub reviews: u64,
+    pub reviews_passing: u64,
+    pub mean_overall: f64,
+    pub complete: bool,
+    /// Where two reviewers scored the same sample: pairs, mean absolute difference of the
+    /// overall score, and the share of pairs agreeing on pass/fail.
+    pub agreement_pairs: u64,
+    pub mean_overall_difference: Option<f64>,
+    pub pass_fail_agreement: Option<f64>,
+}
+
+/// `qa/signoff_record.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signoff {
+    pub schema_version: u32,
+    pub release_version: String,
+    pub release_digest: String,
+    /// `approved` only when every review type is complete, no review is below its rubric
+    /// and no record is flagged; otherwise `not_approved` with the reasons.
+    pub decision: &'static str,
+    pub reasons: Vec<String>,
+    pub reviewers: BTreeMap<String, ReviewType>,
+    pub review_files: Vec<String>,
+    pub results: Vec<TypeResult>,
+    pub exceptions: Vec<Exception>,
+    pub blocklist: Vec<Blocked>,
+}
+
+/// One sample's reviews of one type: reviewer → (weighted overall, passes).
+type Scores<'a> = BTreeMap<&'a str, (f64, bool)>;
+
+fn round(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+/// Computes the signoff from stored review files (`(key, file)`, already checked).
+pub fn compute(
+    release_version: &str,
+    digest: &str,
+    samples: &BTreeMap<String, SampleFacts>,
+    files: &[(String, ReviewFile)],
+    config: &QaConfig,
+) -> Signoff {
+    let mut reviewers = BTreeMap::new();
+    // (review type, sample) → reviewer → (overall, passes).
+    let mut scored: BTreeMap<(ReviewType, &str), Scores<'_>> = BTreeMap::new();
+    let (mut exceptions, mut blocklist) = (Vec::new(), Vec::new());
+    for (_, f) in files {
+        reviewers.insert(f.reviewer.clone(), f.review_type);
+        let Some(rubric) = config.rubrics.get(&f.review_type) else {
+            continue;
+        };
+        for r in &f.reviews {
+            let overall: f64 = rubric
+                .criteria
+                .iter()
+                .map(|c| c.weight * r.scores.get(&c.name).copied().unwrap_or(0.0))
+                .sum();
+            let below: Vec<String> = rubric
+                .criteria
+                .iter()
+                .filter(|c| r.scores.get(&c.name).copied().unwrap_or(0.0) < c.minimum)
+                .map(|c| c.name.clone())
+                .collect();
+            let passes = below.is_empty() && overall >= rubric.pass_overall;
+            let record_id = samples
+                .get(&r.sample_id)
+                .map_or_else(String::new, |s| s.record_id.clone());
+            if !passes {
+                exceptions.push(Exception {
+                    sample_id: r.sample_id.clone(),
+                    record_id: record_id.clone(),
+                    review_type: f.review_type,
+                    reviewer: f.reviewer.clone(),
+                    overall: round(overall),
+                    below_minimum: below,
+                });
+            }
+            if let Some(flag) = &r.flag {
+                blocklist.push(Blocked {
+                    record_id,
+                    sample_id: r.sample_id.clone(),
+                    reviewer: f.reviewer.clone(),
+                    flag: flag.clone(),
+                });
+            }
+            scored
+                .entry((f.review_type, r.sample_id.as_str()))
+                .or_default()
+                .insert(f.reviewer.as_str(), (overall, passes));
+        }
+    }
+
+    let mut results = Vec::new();
+    let mut reasons = Vec::new();
+    for (t, rubric) in &config.rubrics {
+        let assigned: Vec<&String> = samples
+            .iter()
+            .filter(|(_, s)| s.review_types.contains(t))
+            .map(|(id, _)| id)
+            .collect();
+        if assigned.is_empty() {
+            continue;
+        }
+        let mut complete = 0u64;
+        let (mut reviews, mut passing, mut sum) = (0u64, 0u64, 0.0);
+        let (mut pairs, mut diff, mut agree) = (0u64, 0.0, 0u64);
+        for id in &assigned {
+            let by = scored.get(&(*t, id.as_str()));
+            let n = by.map_or(0, BTreeMap::len);
+            if n >= rubric.reviewers as usize {
+                complete += 1;
+            }
+            if let Some(by) = by {
+                let v: Vec<&(f64, bool)> = by.values().collect();
+                for (overall, passes) in &v {
+                    reviews += 1;
+                    passing += u64::from(*passes);
+                    sum += overall;
+                }
+                for (i, a) in v.iter().enumerate() {
+                    for b in &v[i + 1..] {
+                        pairs += 1;
+                        diff += (a.0 - b.0).abs();
+                        agree += u64::from(a.1 == b.1);
+                    }
+                }
+            }
+        }
+        let is_complete = complete == assigned.len() as u64;
+        if !is_complete {
+            reasons.push(format!(
+                "{} review is incomplete: {complete} of {} samples have {} reviewer(s)",
+                t.as_str(),
+                assigned.len(),
+                rubric.reviewers
+            ));
+        }
+        results.push(TypeResult {
+            review_type: *t,
+            reviewers_required: rubric.reviewers,
+            samples: assigned.len() as u64,
+            samples_complete: complete,
+            reviews,
+            reviews_passing: passing,
+            mean_overall: if reviews == 0 {
+                0.0
+            } else {
+                round(sum / reviews as f64)
+            },
+            complete: is_complete,
+            agreement_pairs: pairs,
+            mean_overall_difference: (pairs > 0).then(|| round(diff / pairs as f64)),
+            pass_fail_agreement: (pairs > 0).then(|| round(agree as f64 / pairs as f64)),
+        });
+    }
+    if !exceptions.is_empty() {
+        reasons.push(format!(
+            "{} review(s) below the rubric: escalate to the clinical lead",
+            exceptions.len()
+        ));
+    }
+    if !blocklist.is_empty() {
+        reasons.push(format!(
+            "{} record(s) flagged: rebuild without them (qa/blocklist.json)",
+            blocklist.len()
+        ));
+    }
+    Signoff {
+        schema_version: SCHEMA_VERSION,
+        release_version: release_version.to_string(),
+        release_digest: digest.to_string(),
+        decision: if reasons.is_empty() {
+            "approved"
+        } else {
+            "not_approved"
+        },
+        reasons,
+        reviewers,
+        review_files: files.iter().map(|(k, _)| k.clone()).collect(),
+        results,
+        exceptions,
+        blocklist,
+    }
+}
