@@ -11,7 +11,7 @@
 mod support;
 
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use gatehouse_core::build::{self, BuildConfig, BuildContext};
@@ -20,8 +20,6 @@ use gatehouse_core::registry::Registry;
 use gatehouse_core::store::{Backend, Store, StoreConfig};
 use gatehouse_synth::formats::{self, Eol};
 use gatehouse_synth::{Corpus, Family};
-
-const CHILD: &str = "GATEHOUSE_BENCH_CHILD";
 
 const REGISTRY: &str = r#"
 schema_version = 1
@@ -60,37 +58,15 @@ fn dataset(name: &str, family: &str, include: &str, format: &str) -> String {
 }
 
 fn main() {
-    let n: u64 = std::env::var("GATEHOUSE_BENCH_CONVERSATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let root = std::env::var("GATEHOUSE_BENCH_DIR").map_or_else(
-        |_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/bench-data/build-{n}"))
-        },
-        PathBuf::from,
-    );
-    if std::env::var(CHILD).is_ok() {
-        return child(&root);
+    let s = support::setup("build", 1_000_000);
+    if s.child {
+        return child(&s.root);
     }
-    let bytes = generate(&root, n);
-    let started = Instant::now();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, "1")
-        .env("GATEHOUSE_BENCH_CONVERSATIONS", n.to_string())
-        .env("GATEHOUSE_BENCH_DIR", &root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wall = started.elapsed().as_secs_f64();
-    let text = String::from_utf8(out.stdout).unwrap();
-    println!("{text}");
+    let bytes = generate(&s.root, s.n);
+    let wall = support::run_child(&s);
     println!(
-        "{n} conversations, {:.2} GB of source in {wall:.1}s wall = {:.0} MB/s ({} cores)",
+        "{} conversations, {:.2} GB of source in {wall:.1}s wall = {:.0} MB/s ({} cores)",
+        s.n,
         bytes as f64 / 1e9,
         bytes as f64 / 1e6 / wall,
         std::thread::available_parallelism().map_or(1, |c| c.get())

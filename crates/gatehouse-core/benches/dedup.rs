@@ -21,7 +21,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use gatehouse_core::build::{self, BuildConfig, BuildContext};
@@ -32,7 +32,6 @@ use gatehouse_synth::dups::{Kind, Stream};
 use gatehouse_synth::formats::{self, Eol};
 use gatehouse_text::dedup::{MinHasher, NearDupParams, Shingler, exact_key, jaccard};
 
-const CHILD: &str = "GATEHOUSE_BENCH_CHILD";
 const PER_PART: u64 = 50_000;
 const FAMILIES: [&str; 4] = [
     "professional_therapeutic",
@@ -72,37 +71,16 @@ fn layout(stream: &Stream, n: u64) -> Vec<Vec<u64>> {
 }
 
 fn main() {
-    let n: u64 = std::env::var("GATEHOUSE_BENCH_CONVERSATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let root = std::env::var("GATEHOUSE_BENCH_DIR").map_or_else(
-        |_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/bench-data/dedup-{n}"))
-        },
-        PathBuf::from,
-    );
-    if std::env::var(CHILD).is_ok() {
-        return child(&root, n);
+    let s = support::setup("dedup", 100_000);
+    if s.child {
+        return child(&s.root, s.n);
     }
-    let bytes = generate(&root, n);
-    let started = Instant::now();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, "1")
-        .env("GATEHOUSE_BENCH_CONVERSATIONS", n.to_string())
-        .env("GATEHOUSE_BENCH_DIR", &root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{}", String::from_utf8(out.stdout).unwrap());
+    let bytes = generate(&s.root, s.n);
+    let wall = support::run_child(&s);
     println!(
-        "{n} records, {:.2} GB of source; child wall {:.1}s",
-        bytes as f64 / 1e9,
-        started.elapsed().as_secs_f64()
+        "{} records, {:.2} GB of source; child wall {wall:.1}s",
+        s.n,
+        bytes as f64 / 1e9
     );
 }
 
@@ -192,7 +170,7 @@ fn child(root: &Path, n: u64) {
     .unwrap();
     let c = &g.leakage.detail.certificate;
     println!(
-        "gates (all four, one scan): {:.1}s, peak RSS {:.0} MB; dedup {:?}, leakage {:?}: {} candidate pairs, {} verified, complete {}",
+        "gates (all five, one scan): {:.1}s, peak RSS {:.0} MB; dedup {:?}, leakage {:?}: {} candidate pairs, {} verified, complete {}",
         t.elapsed().as_secs_f64(),
         support::peak_rss_mb(),
         g.dedup.verdict,

@@ -196,12 +196,17 @@ code{font-size:12px;background:#f0f2f6;padding:0 4px;border-radius:4px}";
 /// Renders the page for the release at `location` (its folder, ending in `/`).
 pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
     let manifest_key = format!("{location}manifest.json");
-    let digest = match store.get_bytes(&manifest_key) {
-        Ok(bytes) => Some(crate::digest::sha256(&bytes)),
-        Err(StoreError::NotFound { .. }) => None,
+    // Read once: the page shows the manifest and its digest (the release digest).
+    let (digest, manifest) = match store.get_bytes(&manifest_key) {
+        Ok(bytes) => (
+            Some(crate::digest::sha256(&bytes)),
+            serde_json::from_slice(&bytes).map_err(|_| HtmlError::BadReport {
+                key: manifest_key.clone(),
+            })?,
+        ),
+        Err(StoreError::NotFound { .. }) => (None, Value::Null),
         Err(e) => return Err(e.into()),
     };
-    let manifest = read(store, &manifest_key)?.unwrap_or(Value::Null);
     let coverage = read(store, &format!("{location}coverage_report.json"))?;
     let build = read(store, &format!("{location}build_report.json"))?;
     let mut gates = Vec::new();

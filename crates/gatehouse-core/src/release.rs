@@ -65,14 +65,6 @@ impl Stage {
     pub fn available(self) -> bool {
         matches!(self, Stage::Coverage | Stage::Build | Stage::Gates)
     }
-
-    /// What an available stage does not cover yet in this version of gatehouse.
-    pub fn missing_parts(self) -> Option<&'static str> {
-        match self {
-            Stage::Gates => None,
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -9,27 +9,14 @@ mod common;
 use common::*;
 use gatehouse_core::build::BuildConfig;
 use gatehouse_core::gates::distribution::DistributionConfig;
-use gatehouse_core::gates::{self, GatesConfig, GatesOutcome, Policy};
+use gatehouse_core::gates::{GatesConfig, GatesOutcome};
 use gatehouse_core::report::Verdict;
-use gatehouse_core::source::Limits;
 use gatehouse_core::store::Store;
 use serde_json::Value;
 
 fn run_gates(store: &Store, config: &GatesConfig) -> GatesOutcome {
-    gates::run(
-        store,
-        &registry(&registry_text()),
-        LOC,
-        Policy {
-            config,
-            waivers: &[],
-            as_of: "2026-11-25".parse().unwrap(),
-            limits: &Limits::default(),
-            dedup: &Default::default(),
-            tokenizer: &Default::default(),
-        },
-    )
-    .unwrap()
+    let reg = registry(&registry_text());
+    gates_with(store, &reg, config, &[], &Default::default()).unwrap()
 }
 
 fn built() -> Store {
@@ -270,18 +257,12 @@ fn bad_ranges_are_a_configuration_error() {
         },
         ..GatesConfig::default()
     };
-    let err = gates::run(
+    let err = gates_with(
         &store,
         &registry(&registry_text()),
-        LOC,
-        Policy {
-            config: &config,
-            waivers: &[],
-            as_of: "2026-11-25".parse().unwrap(),
-            limits: &Limits::default(),
-            dedup: &Default::default(),
-            tokenizer: &Default::default(),
-        },
+        &config,
+        &[],
+        &Default::default(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("warning_margin"), "{err}");

@@ -8,16 +8,11 @@ mod common;
 use common::*;
 
 use gatehouse_core::build::BuildConfig;
-use gatehouse_core::gates::{self, GatesConfig, GatesOutcome, Policy, SpotCheckConfig};
+use gatehouse_core::gates::{self, GatesConfig, GatesOutcome, SpotCheckConfig};
 use gatehouse_core::registry::Registry;
 use gatehouse_core::report::Verdict;
-use gatehouse_core::source::Limits;
 use gatehouse_core::store::Store;
 use gatehouse_core::waiver::Waiver;
-
-fn day() -> chrono::NaiveDate {
-    "2026-11-25".parse().unwrap()
-}
 
 fn run_gates(
     store: &Store,
@@ -25,20 +20,7 @@ fn run_gates(
     config: &GatesConfig,
     waivers: &[Waiver],
 ) -> GatesOutcome {
-    gates::run(
-        store,
-        reg,
-        LOC,
-        Policy {
-            config,
-            waivers,
-            as_of: day(),
-            limits: &Limits::default(),
-            dedup: &Default::default(),
-            tokenizer: &Default::default(),
-        },
-    )
-    .unwrap()
+    gates_with(store, reg, config, waivers, &Default::default()).unwrap()
 }
 
 fn gate_reports(store: &Store) -> String {
@@ -346,18 +328,12 @@ fn gates_refuse_a_release_that_was_never_built() {
     let store = Store::memory();
     sample_into(&store);
     let reg = registry(&registry_text());
-    let err = gates::run(
+    let err = gates_with(
         &store,
         &reg,
-        LOC,
-        Policy {
-            config: &sample_gates_config(),
-            waivers: &[],
-            as_of: day(),
-            limits: &Limits::default(),
-            dedup: &Default::default(),
-            tokenizer: &Default::default(),
-        },
+        &sample_gates_config(),
+        &[],
+        &Default::default(),
     )
     .unwrap_err();
     assert!(matches!(err, gates::GateError::NotBuilt { .. }), "{err}");

@@ -12,28 +12,14 @@ use common::*;
 use gatehouse_core::build::BuildConfig;
 use gatehouse_core::build::dedup::DedupConfig;
 use gatehouse_core::gates::duplicates::LeakPolicy;
-use gatehouse_core::gates::{self, GatesConfig, GatesOutcome, Policy};
+use gatehouse_core::gates::{GatesConfig, GatesOutcome};
 use gatehouse_core::report::Verdict;
-use gatehouse_core::source::Limits;
 use gatehouse_core::store::Store;
 use gatehouse_text::dedup::{Shingler, exact_key, jaccard};
 use serde_json::{Value, json};
 
 fn run_gates(store: &Store, config: &GatesConfig, dedup: &DedupConfig) -> GatesOutcome {
-    gates::run(
-        store,
-        &registry(&registry_text()),
-        LOC,
-        Policy {
-            config,
-            waivers: &[],
-            as_of: "2026-11-25".parse().unwrap(),
-            limits: &Limits::default(),
-            dedup,
-            tokenizer: &Default::default(),
-        },
-    )
-    .unwrap()
+    gates_with(store, &registry(&registry_text()), config, &[], dedup).unwrap()
 }
 
 fn words(seed: usize, edits: &[usize]) -> String {

@@ -8,8 +8,6 @@ mod common;
 
 use common::*;
 use gatehouse_core::build::BuildConfig;
-use gatehouse_core::gates::{self, Policy};
-use gatehouse_core::source::Limits;
 use gatehouse_core::store::Store;
 
 #[test]
@@ -19,20 +17,7 @@ fn the_release_page_renders_every_report_as_self_contained_markup() {
     let reg = registry(&registry_text());
     build_with(&store, &reg, &BuildConfig::default());
     let config = sample_gates_config();
-    let outcome = gates::run(
-        &store,
-        &reg,
-        LOC,
-        Policy {
-            config: &config,
-            waivers: &[],
-            as_of: "2026-11-25".parse().unwrap(),
-            limits: &Limits::default(),
-            dedup: &Default::default(),
-            tokenizer: &Default::default(),
-        },
-    )
-    .unwrap();
+    let outcome = gates_with(&store, &reg, &config, &[], &Default::default()).unwrap();
     let key = format!("{LOC}report.html");
     assert!(outcome.written.contains(&key));
     let page = text(&store, &key);

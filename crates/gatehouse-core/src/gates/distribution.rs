@@ -23,14 +23,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::export::ExportedRecord;
-use super::{GateError, GateFindings, GateReport, GatesConfig};
+use super::export::{CheckContext, ExportedRecord};
+use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
-use crate::registry::Registry;
 use crate::release::PUBLISHED_MARKER;
 use crate::report::{Finding, Severity};
 use crate::store::Store;
-use crate::waiver::{self, Subject, Waiver, WaiverStatus};
+use crate::waiver::{self, Subject, WaiverStatus};
 use gatehouse_text::TokenCounter;
 
 /// `[gates.distribution]` in gatehouse.toml.
@@ -513,18 +512,14 @@ pub fn psi(baseline: &[u64], current: &[u64]) -> f64 {
 }
 
 /// Builds the report from the collected samples.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn report(
     store: &Store,
     manifest: &super::ExportManifest,
     location: &str,
     scanned: &mut super::export::Scanned,
-    registry: &Registry,
-    config: &GatesConfig,
-    waivers: &[Waiver],
-    as_of: chrono::NaiveDate,
-    tokenizer: &TokenCounter,
+    ctx: &CheckContext<'_>,
 ) -> Result<DistributionReport, GateError> {
+    let (registry, config) = (ctx.registry, ctx.config);
     let dc = &config.distribution;
     let stage_of = |family: &str| {
         registry
@@ -559,14 +554,14 @@ pub(super) fn report(
     let mut release = Vec::new();
     let waiver_for = |code: &str, family: &str| {
         waiver::find(
-            waivers,
+            ctx.waivers,
             code,
             Subject {
                 family: Some(family),
                 dataset: None,
                 record: None,
             },
-            as_of,
+            ctx.as_of,
         )
     };
     let mut push =
@@ -774,7 +769,7 @@ pub(super) fn report(
             warnings: &[],
         },
         DistributionDetail {
-            tokenizer: tokenizer.label(),
+            tokenizer: ctx.tokens.label(),
             tokens_definition: gatehouse_text::tokens::DEFINITION,
             max_seq_length: dc.max_seq_length,
             groups,

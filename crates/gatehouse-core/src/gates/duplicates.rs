@@ -33,10 +33,10 @@ use gatehouse_text::dedup::{
 };
 
 use super::export::{At, ExportedRecord, Locator, Tally};
-use super::{GateError, GateFindings, GateReport, GatesConfig};
+use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
 use crate::build::dedup::DedupConfig;
-use crate::registry::{Holdout, Registry};
+use crate::registry::Holdout;
 use crate::report::{Finding, Severity};
 
 /// `[gates.leakage]` in gatehouse.toml.
@@ -488,17 +488,15 @@ fn at_of(c: &Collected, shards: &[String], i: u32) -> String {
     format!("{}:{}", shards[s.shard as usize], s.line)
 }
 
-/// Builds both reports.
-#[allow(clippy::too_many_arguments)]
+/// Builds both reports from the scan's sketches and their analysis.
 pub(super) fn reports(
     manifest: &super::ExportManifest,
     scanned: &super::export::Scanned,
-    collected: &Collected,
     analysis: &Analysis,
-    registry: &Registry,
-    config: &GatesConfig,
+    ctx: &super::export::CheckContext<'_>,
     params: &NearDupParams,
 ) -> (DedupReport, LeakageReport) {
+    let (collected, registry, config) = (&scanned.duplicates, ctx.registry, ctx.config);
     let shards: Vec<String> = manifest.shards().map(|s| s.key.clone()).collect();
     let cap = config.max_locators;
     let order = |i: u32| {

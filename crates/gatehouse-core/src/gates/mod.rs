@@ -278,9 +278,6 @@ pub struct GatesOutcome {
     pub passed: bool,
 }
 
-/// Names of gates described in the design that this version does not run yet.
-pub const NOT_BUILT: [&str; 0] = [];
-
 /// The settings the gates judge by.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy<'a> {
@@ -346,27 +343,15 @@ pub fn run(
     let (dedup, leakage) = duplicates::reports(
         &manifest,
         &scanned,
-        &scanned.duplicates,
         &analysis,
-        registry,
-        config,
+        &ctx,
         &policy.dedup.near_params,
     );
 
     let privacy = privacy::report(&manifest, &scanned, config, elapsed);
     let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);
 
-    let distribution = distribution::report(
-        store,
-        &manifest,
-        location,
-        &mut scanned,
-        registry,
-        config,
-        policy.waivers,
-        policy.as_of,
-        &ctx.tokens,
-    )?;
+    let distribution = distribution::report(store, &manifest, location, &mut scanned, &ctx)?;
 
     let mut written = Vec::new();
     let sample_key = format!("{location}gates/pii_spot_check_sample.jsonl");

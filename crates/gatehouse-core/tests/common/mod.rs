@@ -75,6 +75,30 @@ pub fn sample_gates_config() -> gatehouse_core::gates::GatesConfig {
     config
 }
 
+/// Runs every gate over the draft at [`LOC`], as of 2026-11-25, with default limits and
+/// tokenizer.
+pub fn gates_with(
+    store: &Store,
+    reg: &Registry,
+    config: &gatehouse_core::gates::GatesConfig,
+    waivers: &[gatehouse_core::waiver::Waiver],
+    dedup: &gatehouse_core::build::dedup::DedupConfig,
+) -> Result<gatehouse_core::gates::GatesOutcome, gatehouse_core::gates::GateError> {
+    gatehouse_core::gates::run(
+        store,
+        reg,
+        LOC,
+        gatehouse_core::gates::Policy {
+            config,
+            waivers,
+            as_of: "2026-11-25".parse().unwrap(),
+            limits: &gatehouse_core::source::Limits::default(),
+            dedup,
+            tokenizer: &gatehouse_text::TokenizerSpec::default(),
+        },
+    )
+}
+
 pub fn text(store: &Store, key: &str) -> String {
     String::from_utf8(store.get_bytes(key).unwrap().to_vec()).unwrap()
 }

@@ -1,7 +1,7 @@
 //! `gatehouse gates`.
 
 use anyhow::Result;
-use gatehouse_core::gates::{GatesOutcome, NOT_BUILT};
+use gatehouse_core::gates::GatesOutcome;
 use gatehouse_core::release;
 use gatehouse_core::report::Severity;
 
@@ -23,7 +23,6 @@ pub fn run(cli: &Cli, args: &GatesArgs) -> Result<Code> {
             "release_version": version,
             "release_digest": outcome.privacy.release_digest,
             "gates": outcome.summaries,
-            "not_built": NOT_BUILT,
             "written": outcome.written,
         }))?;
     } else {
@@ -108,12 +107,6 @@ pub fn summary(o: &GatesOutcome) {
         }
     ));
     findings(&o.distribution.findings);
-    if !NOT_BUILT.is_empty() {
-        print::out(&format!(
-            "          not built yet: {} gates",
-            NOT_BUILT.join(", ")
-        ));
-    }
 }
 
 fn findings(list: &[gatehouse_core::report::Finding]) {

@@ -34,9 +34,6 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                 if s.stage.available() { "run" } else { "n/a" },
                 s.what
             ));
-            if let Some(missing) = s.stage.missing_parts() {
-                print::out(&format!("     {:<9} {:<8} ({missing})", "", ""));
-            }
         }
         let missing: Vec<&str> = Stage::ALL
             .iter()
