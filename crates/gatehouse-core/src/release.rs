@@ -63,7 +63,10 @@ impl Stage {
 
     /// Whether this version of gatehouse can run the stage.
     pub fn available(self) -> bool {
-        matches!(self, Stage::Coverage | Stage::Build | Stage::Gates)
+        matches!(
+            self,
+            Stage::Coverage | Stage::Build | Stage::Gates | Stage::Qa
+        )
     }
 }
 
@@ -102,6 +105,8 @@ pub enum ReleaseError {
     Build(#[from] crate::build::BuildError),
     #[error(transparent)]
     Gates(#[from] crate::gates::GateError),
+    #[error(transparent)]
+    Qa(#[from] crate::qa::QaError),
     #[error("cannot serialise the {0} report")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
@@ -120,6 +125,7 @@ impl ReleaseError {
             ReleaseError::Coverage(e) => e.hint(),
             ReleaseError::Build(e) => e.hint(),
             ReleaseError::Gates(e) => e.hint(),
+            ReleaseError::Qa(e) => e.hint(),
             ReleaseError::Serialise(..) => None,
         }
     }
@@ -201,10 +207,28 @@ pub struct Outcome {
     pub build: Option<crate::build::BuildOutcome>,
     /// `None` when an earlier stage failed and the run stopped there.
     pub gates: Option<crate::gates::GatesOutcome>,
+    /// `None` when an earlier stage failed and the run stopped there.
+    pub qa: Option<QaStage>,
     /// Keys written, in order.
     pub written: Vec<String>,
     /// Whether every stage that ran passed (warnings allowed).
     pub passed: bool,
+}
+
+/// The QA stage: packets drawn (when there were none for this digest) and the gate.
+#[derive(Debug, Clone)]
+pub struct QaStage {
+    /// Set when this run drew the packets.
+    pub drawn: Option<crate::qa::QaSamples>,
+    /// Review types no sampled record covers (each must cover one).
+    pub review_types_without_samples: Vec<crate::registry::ReviewType>,
+    pub gate: crate::qa::QaGate,
+}
+
+impl QaStage {
+    pub fn passed(&self) -> bool {
+        self.review_types_without_samples.is_empty() && self.gate.passed()
+    }
 }
 
 /// The date written into artefacts: `SOURCE_DATE_EPOCH`, else the date a `vYYYY-MM-DD…`
@@ -324,13 +348,63 @@ pub fn run(
         None
     };
     let gates_passed = gates.as_ref().is_some_and(|g| g.passed);
+    let qa = if gates.is_some() && (gates_passed || no_fail_fast) {
+        let stage = qa_stage(store, registry, settings, &plan.location)?;
+        if stage.drawn.is_some() {
+            for name in [
+                "qa_samples.json",
+                "review_template.json",
+                "review_template.csv",
+            ] {
+                written.push(format!("{}qa/{name}", plan.location));
+            }
+        }
+        Some(stage)
+    } else {
+        None
+    };
+    let qa_passed = qa.as_ref().is_some_and(QaStage::passed);
     Ok(Outcome {
-        passed: coverage_passed && build_passed && gates_passed,
+        passed: coverage_passed && build_passed && gates_passed && qa_passed,
         plan,
         coverage: report,
         build,
         gates,
+        qa,
         written,
+    })
+}
+
+/// Draws the review packets unless this digest already has them, then asks the QA gate.
+/// Packets are a pure function of the manifest and `[qa.sample]`, so redrawing after an
+/// identical rebuild would change nothing; they are drawn only when missing or stale.
+fn qa_stage(
+    store: &Store,
+    registry: &Registry,
+    settings: &Settings,
+    location: &str,
+) -> Result<QaStage, ReleaseError> {
+    let drawn = match crate::qa::packets(store, location) {
+        Ok(_) => None,
+        Err(crate::qa::QaError::NoPackets { .. } | crate::qa::QaError::StalePackets { .. }) => {
+            let max_line = settings
+                .build
+                .limits
+                .max_record_bytes
+                .saturating_mul(2)
+                .saturating_add(1 << 20);
+            Some(crate::qa::sample(store, registry, location, &settings.qa, max_line)?.samples)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let review_types_without_samples = match &drawn {
+        Some(d) => d.review_types_without_samples.clone(),
+        None => crate::qa::review_types_without_samples(store, location, &settings.qa)?,
+    };
+    Ok(QaStage {
+        drawn,
+        review_types_without_samples,
+        gate: crate::qa::gate(store, location, &settings.qa)?,
     })
 }
 

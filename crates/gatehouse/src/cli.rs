@@ -160,8 +160,18 @@ pub enum QaCommand {
     /// Writes qa/qa_samples.json and qa/review_template.json (a blank review per sample and
     /// review type, with the rubrics), both bound to the release digest.
     Sample(QaSampleArgs),
-    /// Import a reviewer's file of reviews (JSON, the shape of qa/review_template.json with
-    /// the reviewer's name and review type), checked against the packets and rubrics.
+    /// Invite a reviewer: prints their secret sign-in link once (only its hash is stored)
+    /// and assigns them samples of their review type.
+    Invite(QaInviteArgs),
+    /// Serve the reviewer web app: reviewers sign in with their link, read the redacted
+    /// conversations assigned to them, score, comment, flag and submit.
+    ///
+    /// Listens on 127.0.0.1 by default; put it behind an HTTPS proxy (with --secure-cookie)
+    /// to reach reviewers elsewhere. Stop it with Ctrl-C; saved work is in the store.
+    Serve(QaServeArgs),
+    /// Import reviews made elsewhere: a JSON file shaped like qa/review_template.json (with
+    /// the reviewer's name and review type), or a CSV shaped like qa/review_template.csv,
+    /// checked against the packets and rubrics.
     Import(QaImportArgs),
     /// Compute the signoff from every imported review: complete coverage per review type,
     /// rubric minimums, exceptions, inter-rater agreement, flagged records.
@@ -172,8 +182,58 @@ pub enum QaCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct QaInviteArgs {
+    /// The reviewer's name, as it will appear in the signoff record
+    #[arg(long)]
+    pub name: String,
+    /// Their review type
+    #[arg(long, value_enum)]
+    pub role: Role,
+    /// Assign at most this many samples (those with the fewest reviewers of this type so
+    /// far) [default: every sample of the type]
+    #[arg(long, value_name = "N")]
+    pub max_samples: Option<usize>,
+    /// Where reviewers reach `gatehouse qa serve`, for the printed link
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub base_url: String,
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+/// A reviewer's review type.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Role {
+    /// Licensed clinician: foundation therapy conversations
+    ClinicianFoundation,
+    /// Crisis-trained clinician: crisis and edge-case conversations
+    ClinicianEdge,
+    /// Bias and cultural reviewer
+    BiasCultural,
+}
+
+#[derive(Debug, Args)]
+pub struct QaServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Sign a reviewer out after this many idle minutes
+    #[arg(long, value_name = "MINUTES", default_value_t = 30)]
+    pub session_idle_minutes: u64,
+    /// Sign a reviewer out this many hours after sign-in, however active
+    #[arg(long, value_name = "HOURS", default_value_t = 12)]
+    pub session_max_hours: u64,
+    /// Mark the session cookie Secure (when served over HTTPS through a proxy)
+    #[arg(long)]
+    pub secure_cookie: bool,
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct QaImportArgs {
-    /// The reviewer's JSON file
+    /// The reviewer's file: JSON, or CSV (by its .csv extension)
     pub file: PathBuf,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]

@@ -12,7 +12,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    init_logging(cli.global.verbose);
+    let serving = matches!(cli.command, cli::Command::Qa(cli::QaCommand::Serve(_)));
+    init_logging(cli.global.verbose, serving);
     // Ctrl-C: stop at once with 130. Every write gatehouse makes is either a draft or
     // create-only, so stopping mid-run never leaves a half-published release.
     let _ = ctrlc::set_handler(|| std::process::exit(exit::INTERRUPTED));
@@ -25,9 +26,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, serving: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
+        // The reviewer app logs one line per request (never content).
+        0 if serving => "warn,gatehouse_review=info",
         0 => "warn",
         1 => "info",
         _ => "debug",

@@ -17,6 +17,12 @@ pub fn out(text: &str) {
     println!("{text}");
 }
 
+/// Flushes stdout (for lines a caller waits for, such as the address being served).
+pub fn flush() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
 /// Prints a status line on stderr.
 pub fn note(text: &str) {
     eprintln!("{text}");
@@ -42,6 +48,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<ReleaseError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<gatehouse_core::qa::QaError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<gatehouse_review::ServeError>() {
             e.hint()
         } else {
             None

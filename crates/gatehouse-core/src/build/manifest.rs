@@ -34,12 +34,15 @@ pub struct Manifest {
     pub split: SplitInfo,
     /// How duplicates were removed: method, parameters and counts.
     pub dedup: super::dedup::DedupSummary,
+    /// Reviewers' blocklists this build honoured (sha256 each) and the records removed.
+    pub blocklist: super::blocklist::BlocklistSummary,
     pub inputs: Vec<InputObject>,
     pub excluded_datasets: Vec<Exclusion>,
     pub contents: Vec<SplitContents>,
     pub artefacts: Vec<Artefact>,
     pub verdicts: BTreeMap<String, Verdict>,
-    /// Filled by the QA stage; none yet.
+    /// Always empty: the signoff binds to this file's digest, so it is kept beside it
+    /// (`qa/signoff_record.json`) rather than in it.
     pub signoff: Option<String>,
 }
 
@@ -125,6 +128,7 @@ pub(super) struct Parts<'a> {
     pub artefacts: Vec<Artefact>,
     pub build_verdict: Verdict,
     pub dedup: super::dedup::DedupSummary,
+    pub blocklist: super::blocklist::BlocklistSummary,
     /// The tokenizer's label (`o200k_base`, or a file with its sha256).
     pub tokenizer: String,
 }
@@ -174,6 +178,7 @@ impl Manifest {
                 counts: p.split_counts.clone(),
             },
             dedup: p.dedup,
+            blocklist: p.blocklist,
             inputs: p.inputs,
             excluded_datasets: p.excluded,
             contents,

@@ -8,6 +8,7 @@
 //! reason. The manifest lists inputs, shards and artefacts with their sha256; its own sha256
 //! is the release digest. Same inputs, registry, config and version ⇒ byte-identical output.
 
+pub mod blocklist;
 pub mod dedup;
 mod manifest;
 mod process;
@@ -110,7 +111,10 @@ pub struct ObjectReport {
     /// Tokens of the exported records (tokenizer in the report's config).
     pub tokens: u64,
     pub quarantined: BTreeMap<String, u64>,
+    /// Held for review plus blocked by reviewers.
     pub removed_by_policy: u64,
+    /// Records left out because a reviewer flagged them (the blocklist).
+    pub blocked_by_reviewers: u64,
     /// Exported records removed as exact or near duplicates of another record.
     pub duplicates_removed: u64,
     /// Records the PII policy held back for human review (ids; their text is not exported).
@@ -146,6 +150,8 @@ pub struct BuildReport {
     pub objects: Vec<ObjectReport>,
     pub excluded_datasets: Vec<Exclusion>,
     pub dedup: dedup::DedupSummary,
+    /// Reviewers' blocklists read and records they removed.
+    pub blocklist: blocklist::BlocklistSummary,
     pub config: BuildConfig,
 }
 
@@ -171,6 +177,8 @@ pub enum BuildError {
     Serialise(&'static str, #[source] serde_json::Error),
     #[error("no dataset with a licence and provenance has any object: nothing to build")]
     Empty,
+    #[error("{key}: not a blocklist")]
+    BadBlocklist { key: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -186,6 +194,9 @@ impl BuildError {
             BuildError::Empty => Some(
                 "run `gatehouse coverage`: datasets need objects, a license_tag and provenance"
                     .into(),
+            ),
+            BuildError::BadBlocklist { .. } => Some(
+                "restore the file from `gatehouse qa signoff` (it must not be skipped: it lists records reviewers removed)".into(),
             ),
             _ => None,
         }
@@ -435,6 +446,7 @@ pub fn run(
     let mut quarantine_file = HashedObject::create(store, format!("{loc}quarantine.jsonl"));
     let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
     let tokens = config.tokenizer.counter().map_err(BuildError::Config)?;
+    let mut blocklist = blocklist::load(store)?;
     let detector = Detector::new();
     let tools = process::DedupTools {
         shingler: Shingler::with_boilerplate(&config.dedup.near_params, &config.dedup.boilerplate),
@@ -460,6 +472,7 @@ pub fn run(
             tokens: &tokens,
             detector: &detector,
             dedup: &tools,
+            blocklist: &blocklist.ids,
         },
         progress,
     )?;
@@ -592,6 +605,7 @@ pub fn run(
         } else {
             Verdict::Warn
         });
+    blocklist.summary.records_removed = objects.iter().map(|o| o.blocked_by_reviewers).sum();
     let report = BuildReport {
         schema_version: SCHEMA_VERSION,
         generated_by: pipeline.clone(),
@@ -607,6 +621,7 @@ pub fn run(
         objects,
         excluded_datasets: excluded.clone(),
         dedup: dedup_summary.clone(),
+        blocklist: blocklist.summary.clone(),
         config: config.clone(),
     };
     let report_key = format!("{loc}build_report.json");
@@ -649,6 +664,7 @@ pub fn run(
         artefacts,
         build_verdict: verdict,
         dedup: dedup_summary,
+        blocklist: blocklist.summary,
         tokenizer: tokens.label(),
     });
     let manifest_key = format!("{loc}manifest.json");

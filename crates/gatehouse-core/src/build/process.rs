@@ -164,6 +164,8 @@ pub(super) struct Job<'a> {
     pub tokens: &'a gatehouse_text::TokenCounter,
     pub detector: &'a Detector,
     pub dedup: &'a DedupTools,
+    /// Record ids reviewers flagged: left out.
+    pub blocklist: &'a std::collections::HashSet<String>,
 }
 
 /// Processes one object: its output, and its exported records described for deduplication
@@ -189,6 +191,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     let allow = Allowlist::new(&dataset.pii_allowlist);
     let mut held_for_review: Vec<String> = Vec::new();
     let mut exported = 0u64;
+    let mut blocked = 0u64;
     let mut failure: Option<BuildError> = None;
     let mut line = Vec::with_capacity(4096);
     // One read: the adapter's bytes are hashed on the way through.
@@ -203,6 +206,10 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                 merged += u64::from(r.merged_turns);
                 blank += u64::from(r.blank_turns_dropped);
                 let id = record::record_id(&dataset.name, key, r.line, r.part);
+                if job.blocklist.contains(&id) {
+                    blocked += 1;
+                    return;
+                }
                 let redaction = redact_conversation(
                     job.detector,
                     &allow,
@@ -345,7 +352,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     shingle_spill.finish().map_err(spill_err)?;
 
     let quarantined = summary.quarantined_total();
-    let removed = held_for_review.len() as u64;
+    let removed = held_for_review.len() as u64 + blocked;
     let read = summary.records + quarantined;
     let rate = if read == 0 {
         0.0
@@ -382,6 +389,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
             tokens: exported_tokens,
             quarantined: summary.quarantined,
             removed_by_policy: removed,
+            blocked_by_reviewers: blocked,
             duplicates_removed: 0,
             held_for_review,
             merged_turns: merged,

@@ -11,6 +11,7 @@
 //! a content warning. Writes `qa/qa_samples.json` and `qa/review_template.json`, both bound
 //! to the release digest.
 
+pub mod reviewers;
 pub mod signoff;
 
 use std::collections::BTreeMap;
@@ -533,6 +534,7 @@ pub fn sample(
             "qa/review_template.json",
             json("the review template", &template)?,
         ),
+        ("qa/review_template.csv", template_csv(&template, config)?),
     ] {
         let key = format!("{location}{name}");
         store.put(&key, bytes)?;
@@ -544,7 +546,39 @@ pub fn sample(
     })
 }
 
-fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, QaError> {
+/// `qa/review_template.csv`: the template as one row per review to fill in, for teams
+/// that review in a spreadsheet (read back by [`reviews_from_csv`]).
+fn template_csv(template: &ReviewTemplate, config: &QaConfig) -> Result<Vec<u8>, QaError> {
+    let mut criteria: Vec<&str> = Vec::new();
+    for r in config.rubrics.values() {
+        for c in &r.criteria {
+            if !criteria.contains(&c.name.as_str()) {
+                criteria.push(&c.name);
+            }
+        }
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let err = |e: csv::Error| QaError::Config(format!("cannot write the CSV template: {e}"));
+    let mut header = vec!["release_digest", "reviewer", "review_type", "sample_id"];
+    header.extend(&criteria);
+    header.extend(["comment", "flag"]);
+    w.write_record(&header).map_err(err)?;
+    for slot in &template.reviews {
+        let mut row = vec![
+            template.release_digest.as_str(),
+            "",
+            slot.review_type.as_str(),
+            slot.sample_id.as_str(),
+        ];
+        row.extend(criteria.iter().map(|_| ""));
+        row.extend(["", ""]);
+        w.write_record(&row).map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| QaError::Config(format!("cannot write the CSV template: {e}")))
+}
+
+pub(crate) fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, QaError> {
     let mut b = serde_json::to_vec_pretty(v).map_err(|e| QaError::Serialise(what, e))?;
     b.push(b'\n');
     Ok(b)
@@ -552,7 +586,7 @@ fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, QaError> {
 
 /// The packets of the release at `location`: version, digest and the facts of each sample.
 /// Fails when the packets were drawn from another manifest (a rebuild voids them).
-fn packets(
+pub fn packets(
     store: &Store,
     location: &str,
 ) -> Result<(String, String, BTreeMap<String, signoff::SampleFacts>), QaError> {
@@ -605,6 +639,29 @@ fn packets(
     Ok((p.release_version, p.release_digest, facts))
 }
 
+/// Checks a reviewer's file like [`import`] without storing it.
+pub fn check_import(
+    store: &Store,
+    location: &str,
+    bytes: &[u8],
+    config: &QaConfig,
+) -> Result<(), QaError> {
+    let file = parse_review_file(bytes)?;
+    let (_, digest, samples) = packets(store, location)?;
+    signoff::check(&file, &digest, &samples, config)
+}
+
+fn parse_review_file(bytes: &[u8]) -> Result<signoff::ReviewFile, QaError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        QaError::BadReviews(format!(
+            "not a review file ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
 /// Checks a reviewer's file (JSON, see [`signoff::ReviewFile`]) against the release's
 /// packets and rubrics, and stores it unchanged under `qa/reviews/`; returns its key.
 pub fn import(
@@ -613,14 +670,7 @@ pub fn import(
     bytes: &[u8],
     config: &QaConfig,
 ) -> Result<String, QaError> {
-    let file: signoff::ReviewFile = serde_json::from_slice(bytes).map_err(|e| {
-        QaError::BadReviews(format!(
-            "not a review file ({:?} error at line {}, column {})",
-            e.classify(),
-            e.line(),
-            e.column()
-        ))
-    })?;
+    let file = parse_review_file(bytes)?;
     let (_, digest, samples) = packets(store, location)?;
     signoff::check(&file, &digest, &samples, config)?;
     let name: String = file
@@ -652,6 +702,139 @@ pub fn signoff(
     config: &QaConfig,
 ) -> Result<(signoff::Signoff, Vec<String>), QaError> {
     let (version, digest, samples) = packets(store, location)?;
+    let (files, void) = stored_reviews(store, location, &digest, &samples, config)?;
+    let record = signoff::compute(&version, &digest, &samples, &files, &void, config);
+    let mut written = Vec::new();
+    let key = format!("{location}qa/signoff_record.json");
+    store.put(&key, json("the signoff record", &record)?)?;
+    written.push(key);
+    let blocklist = crate::build::blocklist::BlocklistFile {
+        release_version: record.release_version.clone(),
+        release_digest: record.release_digest.clone(),
+        records: record
+            .blocklist
+            .iter()
+            .map(|b| crate::build::blocklist::BlockedRecord {
+                record_id: b.record_id.clone(),
+                sample_id: b.sample_id.clone(),
+                reviewer: b.reviewer.clone(),
+                flag: b.flag.clone(),
+            })
+            .collect(),
+    };
+    let bytes = json("the blocklist", &blocklist)?;
+    let key = format!("{location}qa/blocklist.json");
+    store.put(&key, bytes.clone())?;
+    written.push(key);
+    // Where every later build looks; one file per signed-off digest, and only when
+    // something is flagged (an empty one would change the next manifest for nothing).
+    if !blocklist.records.is_empty() {
+        let key = format!(
+            "{}{}-{}.json",
+            crate::build::blocklist::prefix(store),
+            record.release_version,
+            &record.release_digest["sha256:".len().."sha256:".len() + 12]
+        );
+        store.put(&key, bytes)?;
+        written.push(key);
+    }
+    Ok((record, written))
+}
+
+/// Stores a web reviewer's reviews as their review file `qa/reviews/{type}-{id}.json`
+/// (replacing an earlier submission of theirs), after the same checks as an import, and
+/// only for samples assigned to them.
+pub fn submit(
+    store: &Store,
+    location: &str,
+    reviewer: &reviewers::Reviewer,
+    reviews: Vec<signoff::Review>,
+    config: &QaConfig,
+) -> Result<String, QaError> {
+    let (_, digest, samples) = packets(store, location)?;
+    if let Some(r) = reviews
+        .iter()
+        .find(|r| !reviewer.assignments.contains(&r.sample_id))
+    {
+        return Err(QaError::BadReviews(format!(
+            "{} is not assigned to reviewer {}",
+            r.sample_id, reviewer.id
+        )));
+    }
+    let file = signoff::ReviewFile {
+        release_digest: digest.clone(),
+        reviewer: format!("{} ({})", reviewer.name, reviewer.id),
+        review_type: reviewer.review_type,
+        reviews,
+    };
+    signoff::check(&file, &digest, &samples, config)?;
+    let key = format!(
+        "{location}qa/reviews/{}-{}.json",
+        reviewer.review_type.as_str(),
+        reviewer.id
+    );
+    store.put(&key, json("the reviews", &file)?)?;
+    Ok(key)
+}
+
+/// Review types of `[qa.rubrics]` that no sampled record of the current packets needs.
+pub fn review_types_without_samples(
+    store: &Store,
+    location: &str,
+    config: &QaConfig,
+) -> Result<Vec<ReviewType>, QaError> {
+    let (_, _, samples) = packets(store, location)?;
+    Ok(config
+        .rubrics
+        .keys()
+        .filter(|t| !samples.values().any(|s| s.review_types.contains(t)))
+        .copied()
+        .collect())
+}
+
+/// Where the human QA gate stands for the release at `location`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum QaGate {
+    /// No signoff for this digest yet.
+    Awaiting {
+        release_digest: String,
+        samples: usize,
+        reviewers_invited: usize,
+        review_files: usize,
+    },
+    /// A signoff exists for this digest but does not approve (or no longer matches).
+    NotApproved {
+        release_digest: String,
+        reasons: Vec<String>,
+    },
+    /// A signoff for this exact digest, recomputed from the stored reviews, approves.
+    Approved {
+        release_digest: String,
+        signoff_sha256: String,
+        reviewers: usize,
+    },
+}
+
+impl QaGate {
+    pub fn passed(&self) -> bool {
+        matches!(self, QaGate::Approved { .. })
+    }
+}
+
+/// Stored review files with their keys.
+type ReviewFiles = Vec<(String, signoff::ReviewFile)>;
+
+/// The reviews stored for the release, each re-checked against the current packets. Files
+/// for another digest (made before a rebuild) are void: returned apart, never counted. A
+/// file for this digest that fails its checks (edited since) fails the whole signoff.
+fn stored_reviews(
+    store: &Store,
+    location: &str,
+    digest: &str,
+    samples: &BTreeMap<String, signoff::SampleFacts>,
+    config: &QaConfig,
+) -> Result<(ReviewFiles, Vec<String>), QaError> {
     let prefix = format!("{location}qa/reviews/");
     let mut keys = Vec::new();
     for info in store.list(&prefix) {
@@ -661,25 +844,160 @@ pub fn signoff(
         }
     }
     keys.sort();
-    let mut files = Vec::new();
+    let (mut files, mut void) = (Vec::new(), Vec::new());
     for key in keys {
         let bytes = store.get_bytes(&key)?;
         let file: signoff::ReviewFile = serde_json::from_slice(&bytes)
             .map_err(|_| QaError::BadReviews(format!("{key} is not a review file")))?;
-        // Re-checked: a file stored for an earlier build or edited since must not count.
-        signoff::check(&file, &digest, &samples, config)
+        if file.release_digest != digest {
+            void.push(key);
+            continue;
+        }
+        // Re-checked: a file edited since it was stored must not count.
+        signoff::check(&file, digest, samples, config)
             .map_err(|e| QaError::BadReviews(format!("{key}: {e}")))?;
         files.push((key, file));
     }
-    let record = signoff::compute(&version, &digest, &samples, &files, config);
-    let mut written = Vec::new();
+    Ok((files, void))
+}
+
+/// The QA gate: approved only when `qa/signoff_record.json` is for the current manifest's
+/// digest, approves, and equals the signoff recomputed now from the stored reviews (so an
+/// edited record or a review changed since counts for nothing). Fails closed on anything
+/// unreadable. The caller draws packets first when there are none for this digest.
+pub fn gate(store: &Store, location: &str, config: &QaConfig) -> Result<QaGate, QaError> {
+    let (version, digest, samples) = packets(store, location)?;
     let key = format!("{location}qa/signoff_record.json");
-    store.put(&key, json("the signoff record", &record)?)?;
-    written.push(key);
-    let key = format!("{location}qa/blocklist.json");
-    store.put(&key, json("the blocklist", &record.blocklist)?)?;
-    written.push(key);
-    Ok((record, written))
+    let stored = match store.get_bytes(&key) {
+        Ok(b) => Some(b),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (files, void) = stored_reviews(store, location, &digest, &samples, config)?;
+    let Some(stored) = stored else {
+        return Ok(QaGate::Awaiting {
+            reviewers_invited: reviewers::load(store, location, &digest)?.reviewers.len(),
+            release_digest: digest,
+            samples: samples.len(),
+            review_files: files.len(),
+        });
+    };
+    #[derive(Deserialize)]
+    struct Bound {
+        release_digest: String,
+    }
+    let bound: Bound =
+        serde_json::from_slice(&stored).map_err(|_| QaError::BadManifest { key: key.clone() })?;
+    if bound.release_digest != digest {
+        return Ok(QaGate::NotApproved {
+            reasons: vec![format!(
+                "the signoff is for release {}, not this manifest ({digest}): a changed manifest voids it",
+                bound.release_digest
+            )],
+            release_digest: digest,
+        });
+    }
+    let record = signoff::compute(&version, &digest, &samples, &files, &void, config);
+    if json("the signoff record", &record)? != stored.as_ref() {
+        return Ok(QaGate::NotApproved {
+            reasons: vec![format!(
+                "{key} does not match the stored reviews (reviews changed since, or the record was edited): run `gatehouse qa signoff` again"
+            )],
+            release_digest: digest,
+        });
+    }
+    Ok(if record.decision == "approved" {
+        QaGate::Approved {
+            signoff_sha256: sha256(&stored),
+            reviewers: record.reviewers.len(),
+            release_digest: digest,
+        }
+    } else {
+        QaGate::NotApproved {
+            reasons: record.reasons,
+            release_digest: digest,
+        }
+    })
+}
+
+/// Reads reviews in CSV: one row per review, columns `release_digest, reviewer,
+/// review_type, sample_id`, one column per criterion (blank where the row's rubric has no
+/// such criterion), `comment` and `flag`. Rows become one review file per reviewer and type.
+pub fn reviews_from_csv(bytes: &[u8]) -> Result<Vec<signoff::ReviewFile>, QaError> {
+    let bad = |m: String| QaError::BadReviews(m);
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| bad(format!("the CSV has no header row ({e})")))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    let (Some(c_digest), Some(c_reviewer), Some(c_type), Some(c_sample)) = (
+        col("release_digest"),
+        col("reviewer"),
+        col("review_type"),
+        col("sample_id"),
+    ) else {
+        return Err(bad(
+            "the CSV needs the columns release_digest, reviewer, review_type and sample_id (see qa/review_template.csv)".into(),
+        ));
+    };
+    let (c_comment, c_flag) = (col("comment"), col("flag"));
+    let fixed = [
+        Some(c_digest),
+        Some(c_reviewer),
+        Some(c_type),
+        Some(c_sample),
+        c_comment,
+        c_flag,
+    ];
+    let mut files: BTreeMap<(String, String, String), signoff::ReviewFile> = BTreeMap::new();
+    for (i, row) in reader.records().enumerate() {
+        let line = i + 2;
+        let row = row.map_err(|e| bad(format!("CSV line {line}: {e}")))?;
+        let get = |c: usize| row.get(c).unwrap_or("").trim();
+        let review_type: ReviewType =
+            serde_json::from_value(serde_json::Value::String(get(c_type).to_string()))
+                .map_err(|_| bad(format!("CSV line {line}: unknown review_type")))?;
+        let mut scores = BTreeMap::new();
+        for (c, name) in headers.iter().enumerate() {
+            if fixed.contains(&Some(c)) || get(c).is_empty() {
+                continue;
+            }
+            let v: f64 = get(c)
+                .parse()
+                .map_err(|_| bad(format!("CSV line {line}: {} is not a number", name.trim())))?;
+            scores.insert(name.trim().to_string(), v);
+        }
+        let flag = c_flag
+            .map(get)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string);
+        let review = signoff::Review {
+            sample_id: get(c_sample).to_string(),
+            scores,
+            comment: c_comment.map(get).unwrap_or_default().to_string(),
+            flag,
+        };
+        let (digest, reviewer) = (get(c_digest).to_string(), get(c_reviewer).to_string());
+        files
+            .entry((
+                digest.clone(),
+                reviewer.clone(),
+                review_type.as_str().to_string(),
+            ))
+            .or_insert_with(|| signoff::ReviewFile {
+                release_digest: digest,
+                reviewer,
+                review_type,
+                reviews: Vec::new(),
+            })
+            .reviews
+            .push(review);
+    }
+    if files.is_empty() {
+        return Err(bad("the CSV has no reviews".into()));
+    }
+    Ok(files.into_values().collect())
 }
 
 #[cfg(test)]

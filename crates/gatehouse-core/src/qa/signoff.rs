@@ -173,6 +173,8 @@ pub struct Signoff {
     pub reasons: Vec<String>,
     pub reviewers: BTreeMap<String, ReviewType>,
     pub review_files: Vec<String>,
+    /// Review files for another digest (made before a rebuild): void, not counted.
+    pub void_review_files: Vec<String>,
     pub results: Vec<TypeResult>,
     pub exceptions: Vec<Exception>,
     pub blocklist: Vec<Blocked>,
@@ -191,6 +193,7 @@ pub fn compute(
     digest: &str,
     samples: &BTreeMap<String, SampleFacts>,
     files: &[(String, ReviewFile)],
+    void: &[String],
     config: &QaConfig,
 ) -> Signoff {
     let mut reviewers = BTreeMap::new();
@@ -330,6 +333,7 @@ pub fn compute(
         reasons,
         reviewers,
         review_files: files.iter().map(|(k, _)| k.clone()).collect(),
+        void_review_files: void.to_vec(),
         results,
         exceptions,
         blocklist,

@@ -23,6 +23,8 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Build(args) => build::run(cli, args),
         Command::Gates(args) => gates::run(cli, args),
         Command::Qa(QaCommand::Sample(args)) => qa::sample(cli, args),
+        Command::Qa(QaCommand::Invite(args)) => qa::invite(cli, args),
+        Command::Qa(QaCommand::Serve(args)) => qa::serve(cli, args),
         Command::Qa(QaCommand::Import(args)) => qa::import(cli, args),
         Command::Qa(QaCommand::Signoff(args)) => qa::signoff(cli, args),
         Command::Coverage(args) => coverage::run(cli, args),

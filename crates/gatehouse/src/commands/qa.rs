@@ -2,10 +2,13 @@
 
 use anyhow::Result;
 use gatehouse_core::qa;
+use gatehouse_core::registry::ReviewType;
 use gatehouse_core::release;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::Release;
-use crate::cli::{Cli, QaImportArgs, QaSampleArgs};
+use crate::cli::{Cli, QaImportArgs, QaInviteArgs, QaSampleArgs, QaServeArgs, Role};
 use crate::exit::Code;
 use crate::print;
 
@@ -88,11 +91,33 @@ pub fn import(cli: &Cli, args: &QaImportArgs) -> Result<Code> {
     let bytes = std::fs::read(&args.file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
     let location = release::location(&store, &version);
-    let key = qa::import(&store, &location, &bytes, &settings.qa)?;
-    if cli.global.json {
-        print::json(&serde_json::json!({ "stored": key }))?;
+    let is_csv = args
+        .file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    // A CSV holds any number of reviewers; each becomes one review file. All are checked
+    // before any is stored.
+    let files: Vec<Vec<u8>> = if is_csv {
+        qa::reviews_from_csv(&bytes)?
+            .iter()
+            .map(serde_json::to_vec_pretty)
+            .collect::<Result<_, _>>()?
     } else {
-        print::out(&format!("qa import: stored {}", store.locate(&key)));
+        vec![bytes]
+    };
+    let mut stored = Vec::new();
+    for f in &files {
+        qa::check_import(&store, &location, f, &settings.qa)?;
+    }
+    for f in &files {
+        stored.push(qa::import(&store, &location, f, &settings.qa)?);
+    }
+    if cli.global.json {
+        print::json(&serde_json::json!({ "stored": stored }))?;
+    } else {
+        for key in &stored {
+            print::out(&format!("qa import: stored {}", store.locate(key)));
+        }
     }
     Ok(Code::Ok)
 }
@@ -141,4 +166,86 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
     } else {
         Code::Blocked
     })
+}
+
+pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
+    let Release { store, version, .. } = Release::open(cli, args.release_version.as_deref())?;
+    let location = release::location(&store, &version);
+    let role = match args.role {
+        Role::ClinicianFoundation => ReviewType::ClinicianFoundation,
+        Role::ClinicianEdge => ReviewType::ClinicianEdge,
+        Role::BiasCultural => ReviewType::BiasCultural,
+    };
+    let inv = qa::reviewers::invite(&store, &location, &args.name, role, args.max_samples)?;
+    let link = format!(
+        "{}/login?token={}",
+        args.base_url.trim_end_matches('/'),
+        inv.token
+    );
+    if cli.global.json {
+        print::json(&serde_json::json!({
+            "reviewer_id": inv.reviewer.id,
+            "review_type": role,
+            "assignments": inv.reviewer.assignments.len(),
+            "token": inv.token,
+            "link": link,
+        }))?;
+    } else {
+        print::out(&format!(
+            "qa invite: {} ({}) as {} reviewer, {} sample(s) assigned",
+            inv.reviewer.name,
+            inv.reviewer.id,
+            role.as_str(),
+            inv.reviewer.assignments.len()
+        ));
+        print::out(&format!(
+            "  sign-in link (shown once; send it privately): {link}"
+        ));
+        print::out(&format!(
+            "  serve the app with `gatehouse qa serve --release-version {version}`"
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn serve(cli: &Cli, args: &QaServeArgs) -> Result<Code> {
+    let Release {
+        settings,
+        store,
+        version,
+        ..
+    } = Release::open(cli, args.release_version.as_deref())?;
+    let location = release::location(&store, &version);
+    let policy = gatehouse_review::SessionPolicy {
+        idle: Duration::from_secs(args.session_idle_minutes.max(1) * 60),
+        max_age: Duration::from_secs(args.session_max_hours.max(1) * 3600),
+        secure_cookie: args.secure_cookie,
+    };
+    let app = gatehouse_review::App::load(store, &location, settings.qa.clone(), policy)?;
+    let digest = app.release_digest().to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let json = cli.global.json;
+    runtime.block_on(gatehouse_review::serve(
+        Arc::new(app),
+        &args.listen,
+        |addr| {
+            if json {
+                let _ = print::json(&serde_json::json!({
+                    "listening": format!("http://{addr}"),
+                    "release_version": version,
+                    "release_digest": digest,
+                }));
+            } else {
+                print::out(&format!(
+                    "qa serve: release {version} ({digest}) on http://{addr}; Ctrl-C stops it"
+                ));
+            }
+            print::flush();
+        },
+        // Ctrl-C ends the process (main's handler); every save is already in the store.
+        std::future::pending(),
+    ))?;
+    Ok(Code::Ok)
 }

@@ -1,6 +1,7 @@
 //! `gatehouse release`.
 
 use anyhow::Result;
+use gatehouse_core::qa::QaGate;
 use gatehouse_core::release::{self, Stage};
 
 use super::{Release, with_progress};
@@ -75,6 +76,8 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                 {"stage": "coverage", "verdict": c.verdict},
                 {"stage": "build", "verdict": outcome.build.as_ref().map(|b| b.report.verdict)},
                 {"stage": "gates", "gates": outcome.gates.as_ref().map(|g| &g.summaries)},
+                {"stage": "qa", "gate": outcome.qa.as_ref().map(|q| &q.gate),
+                 "review_types_without_samples": outcome.qa.as_ref().map(|q| &q.review_types_without_samples)},
             ],
             "release_digest": outcome.build.as_ref().map(|b| b.release_digest.clone()),
             "written": outcome.written,
@@ -116,22 +119,89 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
             }
             None => {}
         }
+        if let Some(q) = &outcome.qa {
+            qa_summary(q);
+        }
         print::out(&format!(
             "\n{} artefacts written under {}",
             outcome.written.len(),
             store.locate(&outcome.plan.location)
         ));
     }
+    let gates_passed = outcome.gates.as_ref().is_some_and(|g| g.passed);
     if !outcome.passed {
-        print::note("release blocked: a stage failed (see above); nothing can be published");
+        if gates_passed && let Some(q) = &outcome.qa {
+            print::note(&awaiting(q, &version));
+        } else {
+            print::note("release blocked: a stage failed (see above); nothing can be published");
+        }
         return Ok(Code::Blocked);
     }
     // Fail closed: a release that cannot be published must not look like a success to a
     // script (`gatehouse release && train`).
     print::note(&format!(
-        "release {version} is blocked (exit 1): coverage, build and every gate passed, but qa, \
-         consume and publish are not available in gatehouse {}, so this draft cannot be published",
+        "release {version} is blocked (exit 1): coverage, build, every gate and the human QA \
+         signoff passed, but consume and publish are not available in gatehouse {}, so this \
+         draft cannot be published",
         env!("CARGO_PKG_VERSION")
     ));
     Ok(Code::Blocked)
+}
+
+fn qa_summary(q: &release::QaStage) {
+    if let Some(d) = &q.drawn {
+        print::out(&format!(
+            "qa        drew {} review sample(s) from {} family × split groups (seed {})",
+            d.samples.len(),
+            d.groups.len(),
+            d.rule.seed
+        ));
+    }
+    match &q.gate {
+        QaGate::Awaiting {
+            samples,
+            reviewers_invited,
+            review_files,
+            ..
+        } => print::out(&format!(
+            "qa        awaiting signoff: {samples} sample(s), {reviewers_invited} reviewer(s) invited, {review_files} review file(s) in"
+        )),
+        QaGate::NotApproved { reasons, .. } => {
+            print::out("qa        fail: not approved");
+            for r in reasons {
+                print::out(&format!("          {r}"));
+            }
+        }
+        QaGate::Approved { reviewers, .. } => print::out(&format!(
+            "qa        pass: signed off by {reviewers} reviewer(s) for this exact manifest"
+        )),
+    }
+    if !q.review_types_without_samples.is_empty() {
+        print::out(&format!(
+            "qa        fail: no sampled record needs {} review (map it to a family in the registry's `review`)",
+            q.review_types_without_samples
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+}
+
+/// What to do next when the release waits for people.
+fn awaiting(q: &release::QaStage, version: &str) -> String {
+    match &q.gate {
+        QaGate::Awaiting { .. } => format!(
+            "release {version} awaits human QA (exit 1). Next:\n  \
+             1. gatehouse qa invite --release-version {version} --name \"…\" --role clinician-foundation (and clinician-edge, bias-cultural)\n  \
+             2. gatehouse qa serve --release-version {version}   (reviewers open their links; or `gatehouse qa import FILE`)\n  \
+             3. gatehouse qa signoff --release-version {version}\n  \
+             4. gatehouse release --release-version {version}    (continues once the signoff approves this exact manifest)"
+        ),
+        _ => format!(
+            "release {version} is blocked by human QA (exit 1): see the reasons above; \
+             `gatehouse qa signoff --release-version {version}` recomputes the decision after new reviews, \
+             and flagged records leave the next build"
+        ),
+    }
 }

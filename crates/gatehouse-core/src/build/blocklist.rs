@@ -1,0 +1,84 @@
+//! The reviewers' blocklist: records a reviewer flagged (`gatehouse qa signoff` writes them to
+//! `{exports}/blocklists/{version}.json`) are left out of every later build. The build reads
+//! every blocklist there, removes the listed record ids (counted per object as removed by
+//! policy) and names the blocklists with their sha256 in the manifest.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::BuildError;
+use crate::digest::sha256;
+use crate::store::Store;
+
+/// Where signoffs write their blocklists.
+pub fn prefix(store: &Store) -> String {
+    format!("{}/blocklists/", store.exports_prefix())
+}
+
+/// A blocklist file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlocklistFile {
+    pub release_version: String,
+    pub release_digest: String,
+    pub records: Vec<BlockedRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlockedRecord {
+    pub record_id: String,
+    pub sample_id: String,
+    pub reviewer: String,
+    pub flag: String,
+}
+
+/// A blocklist the build read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    pub key: String,
+    pub sha256: String,
+    pub records: u64,
+}
+
+/// In the manifest and build report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BlocklistSummary {
+    pub sources: Vec<Source>,
+    /// Distinct record ids listed.
+    pub records_listed: u64,
+    /// Records this build left out because they were listed.
+    pub records_removed: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Blocklist {
+    pub ids: HashSet<String>,
+    pub summary: BlocklistSummary,
+}
+
+/// Reads every blocklist; an unreadable one fails the build (it must not be skipped).
+pub fn load(store: &Store) -> Result<Blocklist, BuildError> {
+    let mut keys = Vec::new();
+    for info in store.list(&prefix(store)) {
+        let info = info?;
+        if info.key.ends_with(".json") {
+            keys.push(info.key);
+        }
+    }
+    keys.sort();
+    let mut out = Blocklist::default();
+    for key in keys {
+        let bytes = store.get_bytes(&key)?;
+        let file: BlocklistFile = serde_json::from_slice(&bytes)
+            .map_err(|_| BuildError::BadBlocklist { key: key.clone() })?;
+        out.ids
+            .extend(file.records.iter().map(|r| r.record_id.clone()));
+        out.summary.sources.push(Source {
+            sha256: sha256(&bytes),
+            records: file.records.len() as u64,
+            key,
+        });
+    }
+    out.summary.records_listed = out.ids.len() as u64;
+    Ok(out)
+}

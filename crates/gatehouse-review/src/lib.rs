@@ -1,0 +1,810 @@
+//! The reviewer web app (`gatehouse qa serve`).
+//!
+//! Reviewers open the secret link `gatehouse qa invite` gave them; the token is exchanged for
+//! a session cookie (HttpOnly, SameSite=Strict) and never appears in a URL again. A reviewer
+//! sees only the samples assigned to them, reads each whole redacted conversation (content
+//! warning first), scores every criterion of their rubric on 1–10, comments, may flag the
+//! record for removal or escalation, and sees their progress. Every save is written to the
+//! store at once (`qa/drafts/{reviewer}.json`), so they can stop and come back. Submitting
+//! writes their review file (`qa/reviews/{type}-{reviewer}.json`) through the same checks as
+//! `gatehouse qa import`; `gatehouse qa signoff` computes the decision from those files.
+//!
+//! Security: every POST carries the session's CSRF token; sessions expire after an idle time
+//! and a maximum age; responses forbid framing, scripts and caching. Logs name the method,
+//! route pattern, status and duration, and reviewer and sample ids, never a token, a query
+//! string, a request body or any conversation text.
+
+// Handlers' helpers return the response to send instead (`Result<_, Response>`), as axum
+// handlers do; the response is built once per request, its size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod pages;
+mod session;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Form, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use gatehouse_core::qa::{self, QaConfig, reviewers::Reviewer, signoff};
+use gatehouse_core::registry::ReviewType;
+use gatehouse_core::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+
+pub use session::SessionPolicy;
+use session::{Session, Sessions};
+
+/// A sample as the app shows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sample {
+    pub sample_id: String,
+    pub record_id: String,
+    pub family: String,
+    pub split: String,
+    pub content_warning: Option<String>,
+    pub record: Record,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Record {
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Packets {
+    release_version: String,
+    release_digest: String,
+    samples: Vec<Sample>,
+}
+
+/// A reviewer's saved, unsubmitted work: `qa/drafts/{reviewer}.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    pub release_digest: String,
+    pub reviewer_id: String,
+    pub reviews: BTreeMap<String, DraftReview>,
+    /// The review file of the last submission, when there was one.
+    pub submitted: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DraftReview {
+    pub scores: BTreeMap<String, u8>,
+    pub comment: String,
+    /// `remove: reason` or `escalate: reason`.
+    pub flag: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Qa(#[from] qa::QaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{key}: not review packets")]
+    BadPackets { key: String },
+    #[error("nobody is invited to review this release")]
+    NoReviewers,
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ServeError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ServeError::Qa(e) => e.hint(),
+            ServeError::Store(e) => e.hint(),
+            ServeError::BadPackets { .. } => Some("run `gatehouse qa sample` again".into()),
+            ServeError::NoReviewers => {
+                Some("invite reviewers first: `gatehouse qa invite --name … --role …`".into())
+            }
+            ServeError::Listen { .. } => {
+                Some("choose another address with --listen (e.g. 127.0.0.1:0)".into())
+            }
+        }
+    }
+}
+
+/// Everything the app serves, shared by the handlers.
+#[derive(Debug)]
+pub struct App {
+    store: Store,
+    location: String,
+    config: QaConfig,
+    release_version: String,
+    digest: String,
+    samples: BTreeMap<String, Sample>,
+    reviewers: Mutex<Vec<Reviewer>>,
+    drafts: Mutex<HashMap<String, Draft>>,
+    sessions: Sessions,
+}
+
+type Shared = Arc<App>;
+
+impl App {
+    /// Loads the release's packets and reviewers. Fails when the packets are stale (the
+    /// release was rebuilt) or nobody is invited.
+    pub fn load(
+        store: Store,
+        location: &str,
+        config: QaConfig,
+        policy: SessionPolicy,
+    ) -> Result<Self, ServeError> {
+        // Checks the packets against the current manifest first.
+        let (_, digest, _) = qa::packets(&store, location)?;
+        let key = format!("{location}qa/qa_samples.json");
+        let bytes = store.get_bytes(&key)?;
+        let p: Packets =
+            serde_json::from_slice(&bytes).map_err(|_| ServeError::BadPackets { key })?;
+        debug_assert_eq!(p.release_digest, digest);
+        let reviewers = qa::reviewers::load(&store, location, &digest)?.reviewers;
+        if reviewers.is_empty() {
+            return Err(ServeError::NoReviewers);
+        }
+        Ok(Self {
+            store,
+            location: location.to_string(),
+            config,
+            release_version: p.release_version,
+            digest,
+            samples: p
+                .samples
+                .into_iter()
+                .map(|s| (s.sample_id.clone(), s))
+                .collect(),
+            reviewers: Mutex::new(reviewers),
+            drafts: Mutex::new(HashMap::new()),
+            sessions: Sessions::new(policy),
+        })
+    }
+
+    pub fn release_digest(&self) -> &str {
+        &self.digest
+    }
+
+    fn reviewer(&self, id: &str) -> Option<Reviewer> {
+        lock(&self.reviewers).iter().find(|r| r.id == id).cloned()
+    }
+
+    fn draft_key(&self, reviewer_id: &str) -> String {
+        format!("{}qa/drafts/{reviewer_id}.json", self.location)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic in another request must not take the whole app down with it.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The app's routes, with its security headers and request log.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_link).post(login_form))
+        .route("/logout", post(logout))
+        .route("/assignments", get(assignments))
+        .route("/review/{sample_id}", get(review_page).post(save_review))
+        .route("/submit", post(submit))
+        .route("/style.css", get(style))
+        .fallback(not_found)
+        .layer(middleware::from_fn(log_and_harden))
+        .with_state(app)
+}
+
+/// Serves until Ctrl-C (or `shutdown` resolves). `ready` receives the bound address.
+pub async fn serve(
+    app: Arc<App>,
+    addr: &str,
+    ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listen_err = |source| ServeError::Listen {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(listen_err)?;
+    let local = listener.local_addr().map_err(listen_err)?;
+    ready(local);
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(listen_err)
+}
+
+/// Logs one line per request (no query, no body, no text) and sets the security headers.
+async fn log_and_harden(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(unmatched)", |m| m.as_str())
+        .to_string();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    let set = |h: &mut HeaderMap, k: header::HeaderName, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    tracing::info!(
+        target: "gatehouse_review",
+        "{method} {route} {} {:.1} ms",
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    res
+}
+
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}
+
+/// The session of the request, when it has a live one.
+fn session(app: &App, headers: &HeaderMap) -> Option<Session> {
+    let id = session::cookie(headers)?;
+    app.sessions.get(&id)
+}
+
+/// A signed-in reviewer: their session and record; or the response to send instead.
+fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Session, Reviewer), Response> {
+    let Some(s) = session(app, headers) else {
+        let expired = session::cookie(headers).is_some();
+        return Err(html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(if expired {
+                Some(
+                    "Your session has ended. Open your review link again to continue; your saved work is kept.",
+                )
+            } else {
+                Some("Please open your personal review link to sign in.")
+            }),
+        ));
+    };
+    match app.reviewer(&s.reviewer_id) {
+        Some(r) => Ok((s, r)),
+        None => Err(html(StatusCode::UNAUTHORIZED, pages::login(None))),
+    }
+}
+
+fn check_csrf(s: &Session, form: &HashMap<String, String>) -> Result<(), Response> {
+    let sent = form.get("csrf").map_or("", String::as_str);
+    if qa::reviewers::constant_time_eq(sent.as_bytes(), s.csrf.as_bytes()) {
+        Ok(())
+    } else {
+        tracing::warn!(target: "gatehouse_review", "rejected a POST without a valid CSRF token (reviewer {})", s.reviewer_id);
+        Err(html(
+            StatusCode::FORBIDDEN,
+            pages::message(
+                "Request refused",
+                "This form was not sent from your review session. Reload the page and try again.",
+            ),
+        ))
+    }
+}
+
+async fn home(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if session(&app, &headers).is_some() {
+        see_other("/assignments")
+    } else {
+        html(StatusCode::OK, pages::login(None))
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn login_link(State(app): State<Shared>, Query(q): Query<TokenQuery>) -> Response {
+    login(&app, q.token.unwrap_or_default()).await
+}
+
+async fn login_form(
+    State(app): State<Shared>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    login(&app, form.get("token").cloned().unwrap_or_default()).await
+}
+
+async fn login(app: &Shared, token: String) -> Response {
+    let token = token.trim().to_string();
+    let find = |app: &App| {
+        lock(&app.reviewers)
+            .iter()
+            .find(|r| {
+                qa::reviewers::constant_time_eq(
+                    r.token_sha256.as_bytes(),
+                    qa::reviewers::token_hash(&token).as_bytes(),
+                )
+            })
+            .cloned()
+    };
+    let mut found = if token.is_empty() { None } else { find(app) };
+    if found.is_none() && !token.is_empty() {
+        // Someone may have been invited since the app started.
+        let a = Arc::clone(app);
+        let fresh = tokio::task::spawn_blocking(move || {
+            qa::reviewers::load(&a.store, &a.location, &a.digest)
+        })
+        .await;
+        if let Ok(Ok(fresh)) = fresh {
+            *lock(&app.reviewers) = fresh.reviewers;
+            found = find(app);
+        }
+    }
+    let Some(reviewer) = found else {
+        tracing::warn!(target: "gatehouse_review", "refused a sign-in with an unknown token");
+        return html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(Some(
+                "That link or token is not valid for this release. Check you used the whole link, or ask the release owner for a new one.",
+            )),
+        );
+    };
+    let Ok(id) = app.sessions.create(&reviewer.id) else {
+        return html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::message(
+                "Cannot sign in",
+                "The server could not start a session. Try again.",
+            ),
+        );
+    };
+    tracing::info!(target: "gatehouse_review", "reviewer {} signed in", reviewer.id);
+    let mut res = see_other("/assignments");
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&id, app.sessions.policy())) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+async fn logout(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if let Some(s) = session(&app, &headers) {
+        if let Err(r) = check_csrf(&s, &form) {
+            return r;
+        }
+        app.sessions.remove(&s.id);
+    }
+    let mut res = html(
+        StatusCode::OK,
+        pages::login(Some("You are signed out. Your saved work is kept.")),
+    );
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(session::CLEAR_COOKIE),
+    );
+    res
+}
+
+/// The reviewer's draft, read from the store the first time.
+async fn draft(app: &Shared, reviewer_id: &str) -> Result<Draft, Response> {
+    if let Some(d) = lock(&app.drafts).get(reviewer_id) {
+        return Ok(d.clone());
+    }
+    let a = Arc::clone(app);
+    let rid = reviewer_id.to_string();
+    let loaded = tokio::task::spawn_blocking(move || match a.store.get_bytes(&a.draft_key(&rid)) {
+        Ok(b) => serde_json::from_slice::<Draft>(&b)
+            .ok()
+            .filter(|d| d.release_digest == a.digest && d.reviewer_id == rid)
+            .map(Ok)
+            .unwrap_or_else(|| {
+                Ok(Draft {
+                    release_digest: a.digest.clone(),
+                    reviewer_id: rid.clone(),
+                    ..Draft::default()
+                })
+            }),
+        Err(StoreError::NotFound { .. }) => Ok(Draft {
+            release_digest: a.digest.clone(),
+            reviewer_id: rid.clone(),
+            ..Draft::default()
+        }),
+        Err(e) => Err(e),
+    })
+    .await;
+    match loaded {
+        Ok(Ok(d)) => {
+            lock(&app.drafts)
+                .entry(reviewer_id.to_string())
+                .or_insert_with(|| d.clone());
+            Ok(d)
+        }
+        _ => Err(storage_error()),
+    }
+}
+
+fn storage_error() -> Response {
+    tracing::error!(target: "gatehouse_review", "the store could not be read or written");
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::message(
+            "Saving is not possible right now",
+            "The review store cannot be reached. Nothing was lost from earlier saves; try again in a moment.",
+        ),
+    )
+}
+
+/// Writes the draft to the store, then to the cache.
+async fn save_draft(app: &Shared, d: Draft) -> Result<(), Response> {
+    let a = Arc::clone(app);
+    let bytes = match serde_json::to_vec_pretty(&d) {
+        Ok(b) => b,
+        Err(_) => return Err(storage_error()),
+    };
+    let key = app.draft_key(&d.reviewer_id);
+    let put = tokio::task::spawn_blocking(move || a.store.put(&key, bytes)).await;
+    match put {
+        Ok(Ok(())) => {
+            lock(&app.drafts).insert(d.reviewer_id.clone(), d);
+            Ok(())
+        }
+        _ => Err(storage_error()),
+    }
+}
+
+/// Whether a draft review scores every criterion of the rubric.
+fn complete(config: &QaConfig, t: ReviewType, r: Option<&DraftReview>) -> bool {
+    let (Some(rubric), Some(r)) = (config.rubrics.get(&t), r) else {
+        return false;
+    };
+    rubric
+        .criteria
+        .iter()
+        .all(|c| r.scores.contains_key(&c.name))
+}
+
+async fn assignments(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    let (s, reviewer) = match signed_in(&app, &headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let d = match draft(&app, &reviewer.id).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let rows: Vec<pages::Row<'_>> = reviewer
+        .assignments
+        .iter()
+        .filter_map(|id| app.samples.get(id))
+        .map(|sample| {
+            let r = d.reviews.get(&sample.sample_id);
+            pages::Row {
+                sample,
+                done: complete(&app.config, reviewer.review_type, r),
+                started: r.is_some(),
+                flagged: r.is_some_and(|r| r.flag.is_some()),
+            }
+        })
+        .collect();
+    html(
+        StatusCode::OK,
+        pages::assignments(&pages::Ctx::new(&app, &reviewer, &s), &rows, &d),
+    )
+}
+
+/// The sample, when it is assigned to this reviewer; the same 404 otherwise, so nobody
+/// learns which other samples exist.
+fn assigned<'a>(
+    app: &'a App,
+    reviewer: &Reviewer,
+    sample_id: &str,
+) -> Result<&'a Sample, Response> {
+    match app.samples.get(sample_id) {
+        Some(s) if reviewer.assignments.iter().any(|a| a == sample_id) => Ok(s),
+        _ => {
+            tracing::warn!(target: "gatehouse_review", "reviewer {} asked for a sample not assigned to them", reviewer.id);
+            Err(not_found_page())
+        }
+    }
+}
+
+async fn review_page(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(sample_id): Path<String>,
+) -> Response {
+    let (s, reviewer) = match signed_in(&app, &headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let sample = match assigned(&app, &reviewer, &sample_id) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let d = match draft(&app, &reviewer.id).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let Some(rubric) = app.config.rubrics.get(&reviewer.review_type) else {
+        return not_found_page();
+    };
+    let position = reviewer
+        .assignments
+        .iter()
+        .position(|a| *a == sample_id)
+        .unwrap_or(0);
+    html(
+        StatusCode::OK,
+        pages::review(
+            &pages::Ctx::new(&app, &reviewer, &s),
+            sample,
+            rubric,
+            d.reviews.get(&sample_id),
+            (position + 1, reviewer.assignments.len()),
+            &[],
+        ),
+    )
+}
+
+/// Parses the review form: scores `score.{criterion}` (1–10; blank = not yet), `comment`,
+/// `flag` (`none`, `remove`, `escalate`) with `flag_reason`.
+fn parse_review(rubric: &qa::Rubric, form: &HashMap<String, String>) -> (DraftReview, Vec<String>) {
+    let mut errors = Vec::new();
+    let mut scores = BTreeMap::new();
+    for c in &rubric.criteria {
+        match form.get(&format!("score.{}", c.name)).map(|v| v.trim()) {
+            None | Some("") => {}
+            Some(v) => match v.parse::<u8>() {
+                Ok(n) if (1..=10).contains(&n) => {
+                    scores.insert(c.name.clone(), n);
+                }
+                _ => errors.push(format!(
+                    "{}: choose a score from 1 to 10.",
+                    pages::label(&c.name)
+                )),
+            },
+        }
+    }
+    let comment: String = form
+        .get("comment")
+        .map_or("", String::as_str)
+        .chars()
+        .take(5000)
+        .collect();
+    let reason: String = form
+        .get("flag_reason")
+        .map_or("", |r| r.trim())
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(500)
+        .collect();
+    let flag = match form.get("flag").map_or("none", String::as_str) {
+        "none" | "" => None,
+        kind @ ("remove" | "escalate") => {
+            if reason.is_empty() {
+                errors.push("Give a reason for the flag.".into());
+            }
+            Some(format!("{kind}: {reason}"))
+        }
+        _ => {
+            errors.push("Choose whether to flag the record.".into());
+            None
+        }
+    };
+    (
+        DraftReview {
+            scores,
+            comment,
+            flag,
+        },
+        errors,
+    )
+}
+
+async fn save_review(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Path(sample_id): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (s, reviewer) = match signed_in(&app, &headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&s, &form) {
+        return r;
+    }
+    let sample = match assigned(&app, &reviewer, &sample_id) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(rubric) = app.config.rubrics.get(&reviewer.review_type) else {
+        return not_found_page();
+    };
+    let position = reviewer
+        .assignments
+        .iter()
+        .position(|a| *a == sample_id)
+        .unwrap_or(0);
+    let (review, errors) = parse_review(rubric, &form);
+    if !errors.is_empty() {
+        // Shown again with what was entered; nothing is saved.
+        return html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            pages::review(
+                &pages::Ctx::new(&app, &reviewer, &s),
+                sample,
+                rubric,
+                Some(&review),
+                (position + 1, reviewer.assignments.len()),
+                &errors,
+            ),
+        );
+    }
+    let mut d = match draft(&app, &reviewer.id).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    d.reviews.insert(sample_id.clone(), review);
+    if let Err(r) = save_draft(&app, d.clone()).await {
+        return r;
+    }
+    tracing::info!(target: "gatehouse_review", "reviewer {} saved {}", reviewer.id, sample_id);
+    if form.contains_key("next") {
+        // The next assignment not yet complete, after this one (wrapping around).
+        let n = reviewer.assignments.len();
+        let next = (1..n)
+            .map(|k| &reviewer.assignments[(position + k) % n])
+            .find(|id| !complete(&app.config, reviewer.review_type, d.reviews.get(*id)));
+        if let Some(id) = next {
+            return see_other(&format!("/review/{id}"));
+        }
+    }
+    see_other("/assignments")
+}
+
+async fn submit(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (s, reviewer) = match signed_in(&app, &headers) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if let Err(r) = check_csrf(&s, &form) {
+        return r;
+    }
+    let mut d = match draft(&app, &reviewer.id).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let missing = reviewer
+        .assignments
+        .iter()
+        .filter(|id| !complete(&app.config, reviewer.review_type, d.reviews.get(*id)))
+        .count();
+    if missing > 0 {
+        return html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            pages::message(
+                "Not ready to submit",
+                &format!(
+                    "{missing} of your {} assigned conversations still need every criterion scored.",
+                    reviewer.assignments.len()
+                ),
+            ),
+        );
+    }
+    let reviews: Vec<signoff::Review> = reviewer
+        .assignments
+        .iter()
+        .filter_map(|id| {
+            let r = d.reviews.get(id)?;
+            Some(signoff::Review {
+                sample_id: id.clone(),
+                scores: r
+                    .scores
+                    .iter()
+                    .map(|(k, v)| (k.clone(), f64::from(*v)))
+                    .collect(),
+                comment: r.comment.clone(),
+                flag: r.flag.clone(),
+            })
+        })
+        .collect();
+    let a = Arc::clone(&app);
+    let who = reviewer.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        qa::submit(&a.store, &a.location, &who, reviews, &a.config)
+    })
+    .await;
+    match stored {
+        Ok(Ok(key)) => {
+            tracing::info!(target: "gatehouse_review", "reviewer {} submitted {} reviews", reviewer.id, reviewer.assignments.len());
+            d.submitted = Some(key);
+            if let Err(r) = save_draft(&app, d).await {
+                return r;
+            }
+            html(
+                StatusCode::OK,
+                pages::submitted(&pages::Ctx::new(&app, &reviewer, &s)),
+            )
+        }
+        Ok(Err(qa::QaError::StalePackets { .. } | qa::QaError::NotBuilt { .. })) => html(
+            StatusCode::CONFLICT,
+            pages::message(
+                "This release has changed",
+                "The release was rebuilt after these conversations were drawn, so reviews of it can no longer count. The release owner will send new links.",
+            ),
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(target: "gatehouse_review", "submission of reviewer {} refused: {e}", reviewer.id);
+            html(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                pages::message(
+                    "Submission refused",
+                    "Your reviews could not be accepted; the release owner can see why in the server log.",
+                ),
+            )
+        }
+        Err(_) => storage_error(),
+    }
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        pages::STYLE,
+    )
+        .into_response()
+}
+
+fn not_found_page() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        pages::message(
+            "Not found",
+            "There is nothing for you at this address. Go back to your assignments.",
+        ),
+    )
+}
+
+async fn not_found() -> Response {
+    not_found_page()
+}

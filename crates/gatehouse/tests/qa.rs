@@ -1,0 +1,255 @@
+//! Human QA from the command line: the release waits for a signoff of its exact manifest,
+//! reviews made elsewhere come in as CSV, a flagged record leaves the next build, and
+//! invitations store only a token's hash.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::Project;
+
+const V: &str = "v2026-02-03";
+
+fn qa_dir(p: &Project) -> PathBuf {
+    p.path().join(format!("store/exports/releases/{V}/qa"))
+}
+
+fn json(path: PathBuf) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// The default rubric criteria per review type.
+fn criteria() -> BTreeMap<&'static str, Vec<&'static str>> {
+    BTreeMap::from([
+        (
+            "clinician_foundation",
+            vec![
+                "therapeutic_accuracy",
+                "clinical_appropriateness",
+                "empathy_warmth",
+                "boundary_maintenance",
+                "cultural_sensitivity",
+            ],
+        ),
+        (
+            "clinician_edge",
+            vec![
+                "crisis_handling",
+                "safety_prioritization",
+                "de_escalation",
+                "resource_referral",
+            ],
+        ),
+        (
+            "bias_cultural",
+            vec![
+                "demographic_bias",
+                "cultural_competency",
+                "inclusive_language",
+                "stereotype_avoidance",
+                "accessibility_awareness",
+            ],
+        ),
+    ])
+}
+
+/// Fills `qa/review_template.csv` as a review team would: every sample scored 9 by as many
+/// reviewers as its type needs; `flag` flags the first sample of bias_cultural review.
+fn filled_csv(p: &Project, flag: bool) -> String {
+    let template = std::fs::read_to_string(qa_dir(p).join("review_template.csv")).unwrap();
+    let mut lines = template.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let crit = criteria();
+    let mut out = vec![header.join(",")];
+    let mut flagged = false;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let t = cells[2];
+        let reviewers: &[&str] = match t {
+            "clinician_foundation" => &["dr-a", "dr-b"],
+            "clinician_edge" => &["dr-c", "dr-d"],
+            _ => &["rev-e"],
+        };
+        for r in reviewers {
+            let row: Vec<String> = header
+                .iter()
+                .zip(&cells)
+                .map(|(h, c)| match *h {
+                    "reviewer" => (*r).to_string(),
+                    "flag" if flag && t == "bias_cultural" && !flagged => {
+                        flagged = true;
+                        "remove: stereotyping".to_string()
+                    }
+                    h if crit[t].contains(&h) => "9".to_string(),
+                    _ => (*c).to_string(),
+                })
+                .collect();
+            out.push(row.join(","));
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+#[test]
+fn release_waits_for_a_signoff_of_this_exact_manifest() {
+    let p = Project::new();
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("qa        awaiting signoff"), "{r:?}");
+    assert!(
+        r.stderr.contains("awaits human QA") && r.stderr.contains("gatehouse qa invite"),
+        "{r:?}"
+    );
+    assert!(qa_dir(&p).join("review_template.csv").is_file());
+
+    // A signoff record edited to say "approved" counts for nothing: the gate recomputes it.
+    assert_eq!(p.run(&["qa", "signoff", "--release-version", V]).code, 1);
+    let record = qa_dir(&p).join("signoff_record.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(
+        &record,
+        text.replace("\"not_approved\"", "\"approved\"")
+            .replace("\"reasons\": [", "\"reasons_\": ["),
+    )
+    .unwrap();
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("does not match the stored reviews"),
+        "{r:?}"
+    );
+
+    // Reviews from a spreadsheet: every sample, every reviewer the rubric asks for.
+    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, false)).unwrap();
+    let r = p.run(&["qa", "import", "reviews.csv", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.matches("qa import: stored").count(), 5, "{r:?}");
+    let r = p.run(&["qa", "signoff", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("qa signoff approved"), "{r:?}");
+
+    // The rebuild is byte-identical, so the signoff holds and the release goes on.
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("qa        pass"), "{r:?}");
+    assert!(r.stderr.contains("human QA signoff passed"), "{r:?}");
+
+    // A changed manifest voids the signoff.
+    p.write_config("[build]\nseed = 7\n");
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("qa        drew"), "{r:?}");
+    assert!(r.stdout.contains("a changed manifest voids it"), "{r:?}");
+}
+
+#[test]
+fn a_flagged_record_leaves_the_next_build_and_is_reported() {
+    let p = Project::new();
+    assert_eq!(p.run(&["build", "--release-version", V]).code, 0);
+    assert_eq!(p.run(&["qa", "sample", "--release-version", V]).code, 0);
+    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, true)).unwrap();
+    let r = p.run(&["qa", "import", "reviews.csv", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = p.run(&["qa", "signoff", "--release-version", V, "--json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let blocked = out["signoff"]["blocklist"].as_array().unwrap();
+    assert_eq!(blocked.len(), 1);
+    let id = blocked[0]["record_id"].as_str().unwrap().to_string();
+
+    let r = p.run(&["build", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let release = p.path().join(format!("store/exports/releases/{V}"));
+    let report = json(release.join("build_report.json"));
+    assert_eq!(report["blocklist"]["records_removed"], 1);
+    assert_eq!(report["blocklist"]["sources"].as_array().unwrap().len(), 1);
+    let manifest = json(release.join("manifest.json"));
+    assert_eq!(manifest["blocklist"]["records_removed"], 1);
+    let mut found = false;
+    gatehouse_test::for_each_file(&release.join("shards"), &mut |_, bytes| {
+        found |= String::from_utf8(bytes)
+            .unwrap()
+            .contains(&format!("\"{id}\""));
+        Ok(())
+    })
+    .unwrap();
+    assert!(!found, "the flagged record is still exported");
+    // The packets of the old manifest are void.
+    let r = p.run(&["qa", "signoff", "--release-version", V]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("qa sample"), "{r:?}");
+}
+
+#[test]
+fn invitations_store_only_a_hash_and_share_out_samples() {
+    let p = Project::new();
+    assert_eq!(p.run(&["build", "--release-version", V]).code, 0);
+    // Nobody can be invited before packets exist.
+    let r = p.run(&[
+        "qa",
+        "invite",
+        "--release-version",
+        V,
+        "--name",
+        "A",
+        "--role",
+        "clinician-edge",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("qa sample"), "{r:?}");
+    assert_eq!(p.run(&["qa", "sample", "--release-version", V]).code, 0);
+    let edge_samples = json(qa_dir(&p).join("qa_samples.json"))["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["review_types"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "clinician_edge")
+        })
+        .count();
+    assert!(edge_samples >= 2);
+    let half = edge_samples.div_ceil(2).to_string();
+    let mut tokens = Vec::new();
+    for name in ["Dr A", "Dr B", "Dr C", "Dr D"] {
+        let r = p.run(&[
+            "qa",
+            "invite",
+            "--release-version",
+            V,
+            "--name",
+            name,
+            "--role",
+            "clinician-edge",
+            "--max-samples",
+            &half,
+            "--json",
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let token = out["token"].as_str().unwrap().to_string();
+        assert!(token.len() >= 64 && out["link"].as_str().unwrap().ends_with(&token));
+        tokens.push(token);
+    }
+    let stored = std::fs::read_to_string(qa_dir(&p).join("reviewers.json")).unwrap();
+    for t in &tokens {
+        assert!(!stored.contains(t.as_str()), "a token is stored in clear");
+    }
+    // Four reviewers with half each: every sample at least twice, as the rubric asks.
+    let reviewers = json(qa_dir(&p).join("reviewers.json"));
+    let mut per_sample: BTreeMap<String, usize> = BTreeMap::new();
+    for r in reviewers["reviewers"].as_array().unwrap() {
+        for a in r["assignments"].as_array().unwrap() {
+            *per_sample
+                .entry(a.as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(per_sample.len(), edge_samples);
+    assert!(per_sample.values().all(|n| *n >= 2), "{per_sample:?}");
+}
