@@ -210,7 +210,11 @@ fn the_signoff_is_computed_from_reviewers_files_only() {
     assert_eq!(s.blocklist.len(), 1);
     let blocklist: Value =
         serde_json::from_str(&text(&store, &format!("{LOC}qa/blocklist.json"))).unwrap();
-    assert_eq!(blocklist[0]["record_id"], s.blocklist[0].record_id.as_str());
+    assert_eq!(
+        blocklist["records"][0]["record_id"],
+        s.blocklist[0].record_id.as_str()
+    );
+    assert_eq!(blocklist["release_digest"], s.release_digest.as_str());
 }
 
 #[test]

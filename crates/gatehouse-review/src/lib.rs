@@ -132,6 +132,8 @@ pub struct App {
     samples: BTreeMap<String, Sample>,
     reviewers: Mutex<Vec<Reviewer>>,
     drafts: Mutex<HashMap<String, Draft>>,
+    /// One writer at a time per reviewer (two tabs saving at once must not lose a review).
+    writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     sessions: Sessions,
 }
 
@@ -170,6 +172,7 @@ impl App {
                 .collect(),
             reviewers: Mutex::new(reviewers),
             drafts: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
             sessions: Sessions::new(policy),
         })
     }
@@ -180,6 +183,14 @@ impl App {
 
     fn reviewer(&self, id: &str) -> Option<Reviewer> {
         lock(&self.reviewers).iter().find(|r| r.id == id).cloned()
+    }
+
+    fn writer(&self, reviewer_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(
+            lock(&self.writers)
+                .entry(reviewer_id.to_string())
+                .or_default(),
+        )
     }
 
     fn draft_key(&self, reviewer_id: &str) -> String {
@@ -673,6 +684,8 @@ async fn save_review(
             ),
         );
     }
+    let writer = app.writer(&reviewer.id);
+    let _writing = writer.lock().await;
     let mut d = match draft(&app, &reviewer.id).await {
         Ok(d) => d,
         Err(r) => return r,
@@ -707,6 +720,8 @@ async fn submit(
     if let Err(r) = check_csrf(&s, &form) {
         return r;
     }
+    let writer = app.writer(&reviewer.id);
+    let _writing = writer.lock().await;
     let mut d = match draft(&app, &reviewer.id).await {
         Ok(d) => d,
         Err(r) => return r,

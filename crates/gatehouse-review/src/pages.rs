@@ -286,6 +286,7 @@ header.top .brand { font-weight:700; letter-spacing:.02em; }
 header.top .who { display:flex; gap:1rem; align-items:center; flex-wrap:wrap; }
 header.top .release { opacity:.85; }
 header.top form { margin:0; }
+header.top button.link { margin:0; }
 button.link { background:none; border:0; color:#fff; text-decoration:underline; padding:0; font:inherit; cursor:pointer; }
 main { max-width:52rem; margin:1.5rem auto; padding:0 1.25rem; }
 footer { max-width:52rem; margin:2rem auto; padding:0 1.25rem; color:var(--muted); }

@@ -131,3 +131,128 @@ impl std::fmt::Debug for Run {
         )
     }
 }
+
+/// `gatehouse qa serve` running on a free loopback port; its log (stderr) goes to a file.
+/// Killed on drop.
+pub struct Server {
+    child: std::process::Child,
+    pub base: String,
+    log: PathBuf,
+}
+
+impl Server {
+    pub fn start(p: &Project, version: &str) -> Self {
+        use std::io::BufRead;
+        let log = p.path().join("serve.log");
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
+            .current_dir(p.path())
+            .env_clear()
+            .args([
+                "qa",
+                "serve",
+                "--release-version",
+                version,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}; log: {:?}",
+                    std::fs::read_to_string(&log)
+                )
+            })
+            .trim_end_matches(';')
+            .to_string();
+        Self { child, base, log }
+    }
+
+    /// Stops the server and returns its whole log.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An invited reviewer.
+pub struct Invite {
+    pub id: String,
+    pub token: String,
+    pub link_path: String,
+}
+
+pub fn invite(p: &Project, version: &str, name: &str, role: &str, max: Option<usize>) -> Invite {
+    let mut args = vec![
+        "qa".to_string(),
+        "invite".into(),
+        "--release-version".into(),
+        version.into(),
+        "--name".into(),
+        name.into(),
+        "--role".into(),
+        role.into(),
+        "--json".into(),
+    ];
+    if let Some(m) = max {
+        args.extend(["--max-samples".into(), m.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = p.run(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let link = v["link"].as_str().unwrap();
+    Invite {
+        id: v["reviewer_id"].as_str().unwrap().to_string(),
+        token: v["token"].as_str().unwrap().to_string(),
+        link_path: link[link.find("/login").unwrap()..].to_string(),
+    }
+}
+
+/// Every message text of the review packets (what must never reach a log).
+pub fn packet_texts(p: &Project, version: &str) -> Vec<String> {
+    let path = p.path().join(format!(
+        "store/exports/releases/{version}/qa/qa_samples.json"
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for s in v["samples"].as_array().unwrap() {
+        for m in s["record"]["messages"].as_array().unwrap() {
+            out.push(m["content"].as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+/// Asserts no piece (24 characters or the whole, if shorter) of any text is in `log`.
+pub fn assert_no_text_in(log: &str, texts: &[String]) {
+    for t in texts {
+        let chars: Vec<char> = t.chars().collect();
+        if chars.len() < 16 {
+            continue;
+        }
+        for w in chars.chunks(24) {
+            let piece: String = w.iter().collect();
+            if piece.trim().len() >= 16 {
+                assert!(!log.contains(&piece), "message text in the server log");
+            }
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The reviewer web app over real HTTP on loopback (`gatehouse qa serve` as a child
+//! process): who may read and write what, CSRF, the log, and 50 reviewers at once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Invite, Project, Server, assert_no_text_in, invite, packet_texts};
+use reqwest::StatusCode;
+use reqwest::blocking::{Client, Response};
+
+const V: &str = "v2026-03-04";
+
+fn prepared() -> Project {
+    let p = Project::new();
+    assert_eq!(p.run(&["build", "--release-version", V]).code, 0);
+    assert_eq!(p.run(&["qa", "sample", "--release-version", V]).code, 0);
+    p
+}
+
+fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A signed-in browser, by hand: the session cookie and the CSRF token of its pages.
+struct Reviewer {
+    http: Client,
+    base: String,
+    cookie: String,
+}
+
+impl Reviewer {
+    fn sign_in(base: &str, inv: &Invite) -> Self {
+        let http = client();
+        let r = http.get(format!("{base}{}", inv.link_path)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+        let cookie = set.split(';').next().unwrap().to_string();
+        Self {
+            http,
+            base: base.to_string(),
+            cookie,
+        }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .unwrap()
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .unwrap()
+    }
+
+    fn csrf(&self) -> String {
+        csrf_of(&self.get("/assignments").text().unwrap())
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..at + 64].to_string()
+}
+
+fn assignments(p: &Project, reviewer_id: &str) -> Vec<String> {
+    let path = p
+        .path()
+        .join(format!("store/exports/releases/{V}/qa/reviewers.json"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    v["reviewers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == reviewer_id)
+        .unwrap()["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+const BIAS: [&str; 5] = [
+    "demographic_bias",
+    "cultural_competency",
+    "inclusive_language",
+    "stereotype_avoidance",
+    "accessibility_awareness",
+];
+
+fn bias_form<'a>(csrf: &'a str, score: &'a str, comment: &'a str) -> Vec<(String, &'a str)> {
+    let mut f: Vec<(String, &str)> = BIAS.iter().map(|c| (format!("score.{c}"), score)).collect();
+    f.extend([
+        ("csrf".to_string(), csrf),
+        ("comment".to_string(), comment),
+        ("flag".to_string(), "none"),
+    ]);
+    f
+}
+
+fn as_refs<'a>(f: &'a [(String, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    f.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+#[test]
+fn reviewers_see_and_write_only_their_own_assignments() {
+    let p = prepared();
+    let a = invite(&p, V, "Dr A", "clinician-foundation", None);
+    let b = invite(&p, V, "Rev B", "bias-cultural", None);
+    let server = Server::start(&p, V);
+    let base = server.base.clone();
+    let http = client();
+
+    // No session, an unknown token, a token in the form: refused.
+    let r = http.get(format!("{base}/assignments")).send().unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let wrong = format!("{base}/login?token=ghr_{}", "0".repeat(64));
+    assert_eq!(
+        http.get(wrong).send().unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}x", b.token))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A forged cookie is no session.
+    let r = http
+        .get(format!("{base}/assignments"))
+        .header("cookie", format!("gatehouse_review={}", "a".repeat(64)))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let ra = Reviewer::sign_in(&base, &a);
+    let rb = Reviewer::sign_in(&base, &b);
+    let page = ra.get("/assignments");
+    assert_eq!(page.status(), StatusCode::OK);
+    let h = page.headers();
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    let a_page = page.text().unwrap();
+    let (a_samples, b_samples) = (assignments(&p, &a.id), assignments(&p, &b.id));
+    for s in &b_samples {
+        assert_eq!(a_page.contains(s.as_str()), a_samples.contains(s));
+    }
+    let only_b = b_samples
+        .iter()
+        .find(|s| !a_samples.contains(s))
+        .expect("a sample only B reviews");
+
+    // A cannot read B's sample, nor write a review of it, even with A's own CSRF token.
+    assert_eq!(
+        ra.get(&format!("/review/{only_b}")).status(),
+        StatusCode::NOT_FOUND
+    );
+    let csrf_a = ra.csrf();
+    let form = bias_form(&csrf_a, "9", "");
+    assert_eq!(
+        ra.post(&format!("/review/{only_b}"), &as_refs(&form))
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // B's session cannot be driven with A's CSRF token (forged cross-session POST).
+    let forged = bias_form(&csrf_a, "1", "");
+    assert_eq!(
+        rb.post(&format!("/review/{only_b}"), &as_refs(&forged))
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    // Nor without any token.
+    let mut no_token = bias_form("", "1", "");
+    no_token.retain(|(k, _)| k != "csrf");
+    assert_eq!(
+        rb.post(&format!("/review/{only_b}"), &as_refs(&no_token))
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        rb.post("/submit", &[]).status(),
+        StatusCode::FORBIDDEN,
+        "submit without CSRF"
+    );
+    let drafts = p
+        .path()
+        .join(format!("store/exports/releases/{V}/qa/drafts"));
+    assert!(
+        !drafts.join(format!("{}.json", b.id)).exists(),
+        "a refused POST wrote"
+    );
+
+    // B's own review with B's token is saved to the store and shown as progress.
+    let csrf_b = rb.csrf();
+    let comment = "reviewer comment marker 7f3a";
+    let form = bias_form(&csrf_b, "8", comment);
+    let r = rb.post(&format!("/review/{only_b}"), &as_refs(&form));
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let saved = std::fs::read_to_string(drafts.join(format!("{}.json", b.id))).unwrap();
+    assert!(saved.contains(only_b.as_str()) && saved.contains(comment));
+    let progress = format!("1 of {} conversations scored", b_samples.len());
+    assert!(rb.get("/assignments").text().unwrap().contains(&progress));
+    // Out-of-range scores are refused and nothing changes.
+    let bad = bias_form(&csrf_b, "11", "");
+    assert_eq!(
+        rb.post(&format!("/review/{only_b}"), &as_refs(&bad))
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        std::fs::read_to_string(drafts.join(format!("{}.json", b.id))).unwrap(),
+        saved
+    );
+    // Submitting before everything is scored is refused.
+    assert_eq!(
+        rb.post("/submit", &[("csrf", &csrf_b)]).status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // Signing out ends the session.
+    assert_eq!(
+        rb.post("/logout", &[("csrf", &csrf_b)]).status(),
+        StatusCode::OK
+    );
+    assert_eq!(rb.get("/assignments").status(), StatusCode::UNAUTHORIZED);
+
+    let log = server.stop();
+    assert!(log.contains("GET /review/{sample_id} 404"), "{log}");
+    assert!(log.contains("POST /review/{sample_id} 403"), "{log}");
+    assert!(
+        !log.contains(&a.token) && !log.contains(&b.token),
+        "a token in the log"
+    );
+    assert!(!log.contains(comment), "a comment in the log");
+    assert_no_text_in(&log, &packet_texts(&p, V));
+}
+
+/// Runs one request, checks its status, records its latency, returns its body.
+fn timed(
+    times: &mut Vec<(&'static str, Duration)>,
+    what: &'static str,
+    want: StatusCode,
+    f: impl FnOnce() -> Response,
+) -> String {
+    let t = Instant::now();
+    let r = f();
+    assert_eq!(r.status(), want, "{what}");
+    let body = r.text().unwrap();
+    times.push((what, t.elapsed()));
+    body
+}
+
+/// 50 reviewers at once on loopback, each signing in and scoring five conversations;
+/// prints the latency percentiles (a measurement, not a pass condition) and checks every
+/// save reached the store.
+#[test]
+fn fifty_concurrent_reviewers() {
+    let p = prepared();
+    let invites: Vec<Invite> = (0..50)
+        .map(|i| invite(&p, V, &format!("Reviewer {i}"), "bias-cultural", Some(5)))
+        .collect();
+    let server = Server::start(&p, V);
+    let started = Instant::now();
+    let latencies: Vec<(&'static str, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = invites
+            .iter()
+            .map(|inv| {
+                let base = server.base.clone();
+                let samples = assignments(&p, &inv.id);
+                s.spawn(move || {
+                    let mut times = Vec::new();
+                    let t = Instant::now();
+                    let me = Reviewer::sign_in(&base, inv);
+                    times.push(("sign in", t.elapsed()));
+                    let page = timed(&mut times, "assignments", StatusCode::OK, || {
+                        me.get("/assignments")
+                    });
+                    let csrf = csrf_of(&page);
+                    for id in &samples {
+                        let path = format!("/review/{id}");
+                        timed(&mut times, "review page", StatusCode::OK, || me.get(&path));
+                        let form = bias_form(&csrf, "9", "");
+                        timed(&mut times, "save", StatusCode::SEE_OTHER, || {
+                            me.post(&path, &as_refs(&form))
+                        });
+                    }
+                    timed(&mut times, "submit", StatusCode::OK, || {
+                        me.post("/submit", &[("csrf", &csrf)])
+                    });
+                    times
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let wall = started.elapsed();
+    let mut all: Vec<Duration> = latencies.iter().map(|(_, d)| *d).collect();
+    all.sort();
+    let q = |x: f64| all[((all.len() as f64 * x).ceil() as usize).clamp(1, all.len()) - 1];
+    println!(
+        "50 reviewers, {} requests in {:.2} s: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        all.len(),
+        wall.as_secs_f64(),
+        q(0.50).as_secs_f64() * 1e3,
+        q(0.95).as_secs_f64() * 1e3,
+        q(0.99).as_secs_f64() * 1e3,
+        all.last().unwrap().as_secs_f64() * 1e3
+    );
+    let log = server.stop();
+    assert_eq!(log.matches(" signed in").count(), 50);
+    let reviews = p
+        .path()
+        .join(format!("store/exports/releases/{V}/qa/reviews"));
+    assert_eq!(std::fs::read_dir(reviews).unwrap().count(), 50);
+    assert_no_text_in(&log, &packet_texts(&p, V));
+    // Every submitted review counts in the signoff.
+    let r = p.run(&["qa", "signoff", "--release-version", V, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let bias = v["signoff"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["review_type"] == "bias_cultural")
+        .unwrap()
+        .clone();
+    assert_eq!(bias["reviews"], 250);
+}
