@@ -14,14 +14,14 @@ use gatehouse_test::TestS3;
 fn release_runs_coverage_and_writes_its_reports_into_the_draft() {
     let p = Project::new();
     let r = p.run(&["release", "--release-version", "v2026-11-25"]);
-    // Blocked: the later stages do not exist yet, so nothing may look publishable.
+    // Blocked: it waits for the human QA signoff, and says what to do next.
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stdout
             .contains("coverage  warn: 13 objects, 12 mapped, 1 unmapped"),
         "{r:?}"
     );
-    assert!(r.stderr.contains("cannot be published"), "{r:?}");
+    assert!(r.stderr.contains("awaits human QA"), "{r:?}");
     let draft = p.path().join("store/exports/releases/v2026-11-25");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(draft.join("coverage_report.json")).unwrap())
