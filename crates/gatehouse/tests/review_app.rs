@@ -349,6 +349,25 @@ fn fifty_concurrent_reviewers() {
         all.last().unwrap().as_secs_f64() * 1e3
     );
     let log = server.stop();
+    // The server's own time per request, from its log ("GET /assignments 200 1.2 ms").
+    let mut server_ms: Vec<f64> = log
+        .lines()
+        .filter_map(|l| l.strip_suffix(" ms")?.rsplit(' ').next()?.parse().ok())
+        .collect();
+    server_ms.sort_by(f64::total_cmp);
+    assert!(
+        server_ms.len() >= all.len(),
+        "a request is missing from the log"
+    );
+    let sq = |x: f64| {
+        server_ms[((server_ms.len() as f64 * x).ceil() as usize).clamp(1, server_ms.len()) - 1]
+    };
+    println!(
+        "  in the server: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        sq(0.50),
+        sq(0.99),
+        server_ms.last().unwrap()
+    );
     assert_eq!(log.matches(" signed in").count(), 50);
     let reviews = p
         .path()

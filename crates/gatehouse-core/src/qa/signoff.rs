@@ -309,6 +309,10 @@ pub fn compute(
             pass_fail_agreement: (pairs > 0).then(|| round(agree as f64 / pairs as f64)),
         });
     }
+    // Approval needs reviewers' work: never from an empty sample or no reviews at all.
+    if results.is_empty() || files.is_empty() {
+        reasons.push("nothing was reviewed: no sampled record or no review file".into());
+    }
     if !exceptions.is_empty() {
         reasons.push(format!(
             "{} review(s) below the rubric: escalate to the clinical lead",
@@ -337,5 +341,18 @@ pub fn compute(
         results,
         exceptions,
         blocklist,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_approved_without_reviews() {
+        let config = QaConfig::default();
+        let none = compute("v1", "sha256:00", &BTreeMap::new(), &[], &[], &config);
+        assert_eq!(none.decision, "not_approved");
+        assert!(none.reasons[0].contains("nothing was reviewed"));
     }
 }
