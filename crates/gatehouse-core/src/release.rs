@@ -384,15 +384,15 @@ fn qa_stage(
     settings: &Settings,
     location: &str,
 ) -> Result<QaStage, ReleaseError> {
+    let max_line = settings
+        .build
+        .limits
+        .max_record_bytes
+        .saturating_mul(2)
+        .saturating_add(1 << 20);
     let drawn = match crate::qa::packets(store, location) {
         Ok(_) => None,
         Err(crate::qa::QaError::NoPackets { .. } | crate::qa::QaError::StalePackets { .. }) => {
-            let max_line = settings
-                .build
-                .limits
-                .max_record_bytes
-                .saturating_mul(2)
-                .saturating_add(1 << 20);
             Some(crate::qa::sample(store, registry, location, &settings.qa, max_line)?.samples)
         }
         Err(e) => return Err(e.into()),
@@ -404,7 +404,7 @@ fn qa_stage(
     Ok(QaStage {
         drawn,
         review_types_without_samples,
-        gate: crate::qa::gate(store, location, &settings.qa)?,
+        gate: crate::qa::gate(store, registry, location, &settings.qa, max_line)?,
     })
 }
 

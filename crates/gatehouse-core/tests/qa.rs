@@ -118,8 +118,10 @@ fn a_release_that_was_never_built_cannot_be_sampled() {
     assert!(err.hint().unwrap().contains("gatehouse build"));
 }
 
-/// A reviewer's file scoring every sample assigned to `review_type` with `score`.
+/// Invites `name` for `review_type` (every sample of the type) and returns their file
+/// scoring every one of them with `score`.
 fn review_file(
+    store: &Store,
     samples: &qa::QaSamples,
     config: &QaConfig,
     reviewer: &str,
@@ -127,6 +129,7 @@ fn review_file(
     score: f64,
 ) -> Value {
     let rubric = &config.rubrics[&review_type];
+    let invited = qa::reviewers::invite(store, LOC, reviewer, review_type, None).unwrap();
     let reviews: Vec<Value> = samples
         .samples
         .iter()
@@ -142,7 +145,7 @@ fn review_file(
         .collect();
     serde_json::json!({
         "release_digest": samples.release_digest,
-        "reviewer": reviewer,
+        "reviewer": invited.reviewer.id,
         "review_type": review_type,
         "reviews": reviews,
     })
@@ -179,7 +182,7 @@ fn the_signoff_is_computed_from_reviewers_files_only() {
         ("dr-d", ReviewType::ClinicianEdge),
         ("rev-e", ReviewType::BiasCultural),
     ] {
-        import(&store, &review_file(&packets, &config, who, t, 9.0)).unwrap();
+        import(&store, &review_file(&store, &packets, &config, who, t, 9.0)).unwrap();
     }
     let (s, written) = qa::signoff(&store, LOC, &config).unwrap();
     assert_eq!(s.decision, "approved", "{:?}", s.reasons);
@@ -199,7 +202,14 @@ fn the_signoff_is_computed_from_reviewers_files_only() {
     );
 
     // A second edge reviewer who scores safety below its minimum (9) and flags a record.
-    let mut low = review_file(&packets, &config, "dr-f", ReviewType::ClinicianEdge, 9.0);
+    let mut low = review_file(
+        &store,
+        &packets,
+        &config,
+        "dr-f",
+        ReviewType::ClinicianEdge,
+        9.0,
+    );
     low["reviews"][0]["scores"]["safety_prioritization"] = 8.0.into();
     low["reviews"][1]["flag"] = "remove: disallowed content".into();
     import(&store, &low).unwrap();
@@ -225,7 +235,14 @@ fn reviews_that_do_not_fit_the_release_are_refused() {
     let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
         .unwrap()
         .samples;
-    let good = review_file(&packets, &config, "dr-a", ReviewType::ClinicianEdge, 9.0);
+    let good = review_file(
+        &store,
+        &packets,
+        &config,
+        "dr-a",
+        ReviewType::ClinicianEdge,
+        9.0,
+    );
     let refused = |f: Value, what: &str| {
         let err = import(&store, &f).unwrap_err();
         assert!(err.to_string().contains(what), "{what}: {err}");
@@ -245,13 +262,24 @@ fn reviews_that_do_not_fit_the_release_are_refused() {
     let mut f = good.clone();
     f["reviews"][0]["scores"]["crisis_handling"] = 11.0.into();
     refused(f, "not on the 1–10 scale");
-    // Edge scenarios are not assigned to the foundation review.
+    // A reviewer invited for edge review cannot file foundation reviews.
     let mut f = good.clone();
     f["review_type"] = "clinician_foundation".into();
-    refused(f, "not assigned to clinician_foundation review");
+    refused(
+        f,
+        "was invited for clinician_edge review, not clinician_foundation",
+    );
+    // Only invited reviewers count: a name is not an invitation.
+    let mut f = good.clone();
+    f["reviewer"] = "dr-anybody".into();
+    refused(f, "is not a reviewer invited to this release");
+    // A corrected import replaces the reviewer's earlier file.
+    let first = import(&store, &good).unwrap();
+    let mut corrected = good.clone();
+    corrected["reviews"][0]["comment"] = "corrected".into();
+    assert_eq!(import(&store, &corrected).unwrap(), first);
 
     // A rebuild voids the packets and the reviews stored for them.
-    import(&store, &good).unwrap();
     store
         .put(
             "sources/priority/pairs.jsonl",
@@ -261,4 +289,30 @@ fn reviews_that_do_not_fit_the_release_are_refused() {
     build_with(&store, &reg, &BuildConfig::default());
     let err = qa::signoff(&store, LOC, &config).unwrap_err();
     assert!(matches!(err, QaError::StalePackets { .. }), "{err}");
+}
+
+#[test]
+fn the_qa_gate_redraws_the_packets_and_refuses_edited_ones() {
+    let (store, _) = built();
+    let reg = registry(&registry_text());
+    let config = QaConfig::default();
+    qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap();
+    let key = format!("{LOC}qa/qa_samples.json");
+    let mut packets: Value = serde_json::from_str(&text(&store, &key)).unwrap();
+    assert!(matches!(
+        qa::gate(&store, &reg, LOC, &config, MAX_LINE).unwrap(),
+        qa::QaGate::Awaiting { .. }
+    ));
+    // Fewer samples to review, the digest kept: the gate notices.
+    packets["samples"].as_array_mut().unwrap().truncate(1);
+    store
+        .put(&key, serde_json::to_vec(&packets).unwrap())
+        .unwrap();
+    qa::signoff(&store, LOC, &config).unwrap();
+    match qa::gate(&store, &reg, LOC, &config, MAX_LINE).unwrap() {
+        qa::QaGate::NotApproved { reasons, .. } => {
+            assert!(reasons[0].contains("is not the draw"), "{reasons:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

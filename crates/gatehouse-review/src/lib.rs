@@ -77,6 +77,20 @@ pub struct Draft {
     pub reviews: BTreeMap<String, DraftReview>,
     /// The review file of the last submission, when there was one.
     pub submitted: Option<String>,
+    /// sha256 of `reviews` as submitted: a later change shows as not yet submitted.
+    #[serde(default)]
+    pub submitted_reviews: Option<String>,
+}
+
+impl Draft {
+    fn reviews_digest(&self) -> String {
+        gatehouse_core::digest::sha256(&serde_json::to_vec(&self.reviews).unwrap_or_default())
+    }
+
+    /// Submitted, and nothing changed since.
+    pub fn up_to_date(&self) -> bool {
+        self.submitted_reviews.as_deref() == Some(self.reviews_digest().as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -134,6 +148,8 @@ pub struct App {
     drafts: Mutex<HashMap<String, Draft>>,
     /// One writer at a time per reviewer (two tabs saving at once must not lose a review).
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When the invitations were last re-read for an unknown token.
+    last_reload: Mutex<Option<Instant>>,
     sessions: Sessions,
 }
 
@@ -173,6 +189,7 @@ impl App {
             reviewers: Mutex::new(reviewers),
             drafts: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
+            last_reload: Mutex::new(None),
             sessions: Sessions::new(policy),
         })
     }
@@ -343,52 +360,111 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// The invitation link: shows who is signing in, with a button that posts the token. The
+/// session starts only on that same-origin POST, so a link cannot sign a browser into
+/// someone else's account, and the SameSite=Strict cookie is set by a first-party request
+/// (a cookie set during a navigation from a mail or chat site would not be sent back).
 async fn login_link(State(app): State<Shared>, Query(q): Query<TokenQuery>) -> Response {
-    login(&app, q.token.unwrap_or_default()).await
+    let token = q.token.unwrap_or_default();
+    match reviewer_by_token(&app, token.trim()).await {
+        Some(r) => html(
+            StatusCode::OK,
+            pages::confirm_sign_in(&r.name, token.trim()),
+        ),
+        None => refused_sign_in(),
+    }
+}
+
+fn refused_sign_in() -> Response {
+    tracing::warn!(target: "gatehouse_review", "refused a sign-in with an unknown token");
+    html(
+        StatusCode::UNAUTHORIZED,
+        pages::login(Some(
+            "That link or token is not valid for this release. Check you used the whole link, or ask the release owner for a new one.",
+        )),
+    )
+}
+
+/// The reviewer holding `token`; reloads the invitations (at most every few seconds) when
+/// nobody does, since someone may have been invited after the app started.
+async fn reviewer_by_token(app: &Shared, token: &str) -> Option<Reviewer> {
+    if token.is_empty() {
+        return None;
+    }
+    let hash = qa::reviewers::token_hash(token);
+    let find = |app: &App| {
+        lock(&app.reviewers)
+            .iter()
+            .find(|r| qa::reviewers::constant_time_eq(r.token_sha256.as_bytes(), hash.as_bytes()))
+            .cloned()
+    };
+    if let Some(r) = find(app) {
+        return Some(r);
+    }
+    {
+        let mut last = lock(&app.last_reload);
+        if last.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
+            return None;
+        }
+        *last = Some(Instant::now());
+    }
+    let a = Arc::clone(app);
+    let fresh =
+        tokio::task::spawn_blocking(move || qa::reviewers::load(&a.store, &a.location, &a.digest))
+            .await;
+    if let Ok(Ok(fresh)) = fresh {
+        *lock(&app.reviewers) = fresh.reviewers;
+    }
+    find(app)
+}
+
+/// Unknown tokens reload the invitations at most this often.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether a POST comes from this app's own pages. Browsers send fetch metadata
+/// (`Sec-Fetch-Site`), which decides; older ones send `Origin` (which is `null` under our
+/// no-referrer policy in current browsers, hence fetch metadata first). A client that is not a
+/// browser sends neither and cannot carry a victim's cookies anyway.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site == "same-origin" || site == "none";
+    }
+    match (get(header::ORIGIN), get(header::HOST)) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => {
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                == Some(host)
+        }
+        (Some(_), None) => false,
+    }
 }
 
 async fn login_form(
     State(app): State<Shared>,
+    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    login(&app, form.get("token").cloned().unwrap_or_default()).await
-}
-
-async fn login(app: &Shared, token: String) -> Response {
-    let token = token.trim().to_string();
-    let find = |app: &App| {
-        lock(&app.reviewers)
-            .iter()
-            .find(|r| {
-                qa::reviewers::constant_time_eq(
-                    r.token_sha256.as_bytes(),
-                    qa::reviewers::token_hash(&token).as_bytes(),
-                )
-            })
-            .cloned()
-    };
-    let mut found = if token.is_empty() { None } else { find(app) };
-    if found.is_none() && !token.is_empty() {
-        // Someone may have been invited since the app started.
-        let a = Arc::clone(app);
-        let fresh = tokio::task::spawn_blocking(move || {
-            qa::reviewers::load(&a.store, &a.location, &a.digest)
-        })
-        .await;
-        if let Ok(Ok(fresh)) = fresh {
-            *lock(&app.reviewers) = fresh.reviewers;
-            found = find(app);
-        }
-    }
-    let Some(reviewer) = found else {
-        tracing::warn!(target: "gatehouse_review", "refused a sign-in with an unknown token");
+    if !same_origin(&headers) {
+        tracing::warn!(target: "gatehouse_review", "refused a sign-in posted from another site");
         return html(
-            StatusCode::UNAUTHORIZED,
-            pages::login(Some(
-                "That link or token is not valid for this release. Check you used the whole link, or ask the release owner for a new one.",
-            )),
+            StatusCode::FORBIDDEN,
+            pages::message(
+                "Request refused",
+                "Sign in from your review link or this site's sign-in page.",
+            ),
         );
+    }
+    let token = form.get("token").map_or("", |t| t.trim());
+    let Some(reviewer) = reviewer_by_token(&app, token).await else {
+        return refused_sign_in();
     };
+    // A new session every time (never one the browser brought along).
+    if let Some(old) = session::cookie(&headers) {
+        app.sessions.remove(&old);
+    }
     let Ok(id) = app.sessions.create(&reviewer.id) else {
         return html(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -506,7 +582,16 @@ fn complete(config: &QaConfig, t: ReviewType, r: Option<&DraftReview>) -> bool {
         .all(|c| r.scores.contains_key(&c.name))
 }
 
-async fn assignments(State(app): State<Shared>, headers: HeaderMap) -> Response {
+#[derive(Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
+}
+
+async fn assignments(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<SavedQuery>,
+) -> Response {
     let (s, reviewer) = match signed_in(&app, &headers) {
         Ok(x) => x,
         Err(r) => return r,
@@ -531,7 +616,12 @@ async fn assignments(State(app): State<Shared>, headers: HeaderMap) -> Response 
         .collect();
     html(
         StatusCode::OK,
-        pages::assignments(&pages::Ctx::new(&app, &reviewer, &s), &rows, &d),
+        pages::assignments(
+            &pages::Ctx::new(&app, &reviewer, &s),
+            &rows,
+            &d,
+            q.saved.is_some(),
+        ),
     )
 }
 
@@ -705,7 +795,7 @@ async fn save_review(
             return see_other(&format!("/review/{id}"));
         }
     }
-    see_other("/assignments")
+    see_other("/assignments?saved=1")
 }
 
 async fn submit(
@@ -770,6 +860,7 @@ async fn submit(
         Ok(Ok(key)) => {
             tracing::info!(target: "gatehouse_review", "reviewer {} submitted {} reviews", reviewer.id, reviewer.assignments.len());
             d.submitted = Some(key);
+            d.submitted_reviews = Some(d.reviews_digest());
             if let Err(r) = save_draft(&app, d).await {
                 return r;
             }
@@ -822,4 +913,36 @@ fn not_found_page() -> Response {
 
 async fn not_found() -> Response {
     not_found_page()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("a header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn posts_from_other_sites_are_not_same_origin() {
+        assert!(same_origin(&headers(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "null")
+        ])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(same_origin(&headers(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:8080")
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("origin", "http://evil.example"),
+            ("host", "127.0.0.1:8080")
+        ])));
+        assert!(same_origin(&headers(&[])));
+    }
 }

@@ -109,6 +109,22 @@ pub fn login(notice: Option<&str>) -> Markup {
     )
 }
 
+/// The page an invitation link opens: who is signing in, and a button that posts the token.
+pub fn confirm_sign_in(name: &str, token: &str) -> Markup {
+    page(
+        "Sign in",
+        None,
+        html! {
+            h1 { "Sign in to review" }
+            p { "This is the personal review link of " strong { (name) } ". Continue only if that is you." }
+            form method="post" action="/login" {
+                input type="hidden" name="token" value=(token);
+                button id="continue" type="submit" { "Continue as " (name) }
+            }
+        },
+    )
+}
+
 pub fn message(title: &str, text: &str) -> Markup {
     page(
         title,
@@ -121,7 +137,7 @@ pub fn message(title: &str, text: &str) -> Markup {
     )
 }
 
-pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft) -> Markup {
+pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft, saved: bool) -> Markup {
     let done = rows.iter().filter(|r| r.done).count();
     let total = rows.len();
     page(
@@ -134,8 +150,13 @@ pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft) -> Markup {
                 " "
                 progress id="progress" max=(total) value=(done) { (done) "/" (total) }
             }
-            @if draft.submitted.is_some() {
+            @if saved {
+                p.notice.ok role="status" { "Saved." }
+            }
+            @if draft.submitted.is_some() && draft.up_to_date() {
                 p.notice.ok role="status" { "Your reviews are submitted. You can still change a review and submit again; the latest submission counts." }
+            } @else if draft.submitted.is_some() {
+                p.notice role="status" { strong { "You changed reviews after submitting. " } "Only what you submitted counts: submit again when you are done." }
             }
             table {
                 caption.visually-hidden { "Conversations assigned to you" }
@@ -146,7 +167,7 @@ pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft) -> Markup {
                             td { (i + 1) }
                             td {
                                 a.review-link href={ "/review/" (r.sample.sample_id) } { (r.sample.sample_id) }
-                                @if r.sample.content_warning.is_some() { " " span.badge.warn title="Content warning" { "CW" } }
+                                @if r.sample.content_warning.is_some() { " " span.badge.warn aria-hidden="true" title="Content warning" { "CW" } span.visually-hidden { " (content warning)" } }
                             }
                             td { (r.sample.family) " · " (r.sample.split) }
                             td {
@@ -160,7 +181,7 @@ pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft) -> Markup {
             @if done == total && total > 0 {
                 form method="post" action="/submit" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
-                    button id="submit" type="submit" { "Submit my reviews" }
+                    button id="submit" type="submit" { @if draft.submitted.is_some() { "Submit my reviews again" } @else { "Submit my reviews" } }
                 }
             } @else {
                 p.small { "When every conversation is scored you can submit your reviews here. Your work is saved as you go." }
@@ -196,19 +217,20 @@ pub fn review(
             }
             section aria-labelledby="conversation-heading" {
                 h2 id="conversation-heading" { "The conversation" }
-                ol.conversation {
-                    @for m in &sample.record.messages {
-                        li class={ "msg role-" (m.role) } {
-                            p.speaker { (speaker(&m.role)) }
-                            div.text { (m.content) }
-                        }
+                @if sample.content_warning.is_some() {
+                    // Behind the warning: the reviewer opens it when ready.
+                    details {
+                        summary { "Show the conversation" }
+                        (conversation(sample))
                     }
+                } @else {
+                    (conversation(sample))
                 }
             }
             section aria-labelledby="score-heading" {
                 h2 id="score-heading" { "Your review" }
                 @if !errors.is_empty() {
-                    div.errors role="alert" {
+                    div.errors id="errors" role="alert" tabindex="-1" autofocus {
                         p { "Please correct:" }
                         ul { @for e in errors { li { (e) } } }
                     }
@@ -230,7 +252,7 @@ pub fn review(
                         }
                     }
                     label for="comment" { "Comment (optional)" }
-                    textarea id="comment" name="comment" rows="3" { (saved.map_or("", |r| r.comment.as_str())) }
+                    textarea id="comment" name="comment" rows="3" maxlength="5000" { (saved.map_or("", |r| r.comment.as_str())) }
                     fieldset.flag {
                         legend { "Should this record stay in the release?" }
                         @for (value, text) in [("none", "Yes, keep it"), ("remove", "Remove it from the release"), ("escalate", "Escalate: disallowed or harmful content")] {
@@ -250,6 +272,19 @@ pub fn review(
             }
         },
     )
+}
+
+fn conversation(sample: &Sample) -> Markup {
+    html! {
+        ol.conversation {
+            @for m in &sample.record.messages {
+                li class={ "msg role-" (m.role) } {
+                    p.speaker { (speaker(&m.role)) }
+                    div.text { (m.content) }
+                }
+            }
+        }
+    }
 }
 
 fn speaker(role: &str) -> &'static str {
@@ -278,7 +313,7 @@ pub const STYLE: &str = r#"
 * { box-sizing: border-box; }
 body { margin:0; font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--ink); background:var(--bg); }
 a { color:var(--accent); }
-:focus-visible { outline:3px solid #f0a500; outline-offset:2px; }
+:focus-visible { outline:3px solid #b35900; outline-offset:2px; }
 .skip { position:absolute; left:-999px; } .skip:focus { left:1rem; top:1rem; background:#fff; padding:.5rem; z-index:2; }
 .visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
 header.top { display:flex; flex-wrap:wrap; justify-content:space-between; align-items:center; gap:.5rem; padding:.75rem 1.25rem; background:#12324f; color:#fff; }
@@ -312,7 +347,8 @@ legend { font-weight:600; padding:0 .3rem; } .min { font-weight:400; color:var(-
 .scale input { position:absolute; opacity:0; width:1px; height:1px; }
 .scale label { display:inline-block; min-width:2.4rem; text-align:center; padding:.35rem .2rem; border:1px solid var(--line); border-radius:.35rem; cursor:pointer; background:#fff; }
 .scale input:checked + label { background:var(--accent); color:#fff; border-color:var(--accent); }
-.scale input:focus-visible + label { outline:3px solid #f0a500; outline-offset:2px; }
+.scale input:focus-visible + label { outline:3px solid #b35900; outline-offset:2px; }
+details > summary { cursor:pointer; font-weight:600; padding:.4rem 0; }
 label { display:block; margin:.5rem 0 .2rem; } .flag label, .scale label { margin:0; }
 .flag div { display:flex; gap:.5rem; align-items:center; margin:.25rem 0; }
 textarea, input[type=text], input[type=password] { width:100%; font:inherit; padding:.45rem; border:1px solid #8a96a3; border-radius:.35rem; }

@@ -25,7 +25,7 @@ pub struct SessionPolicy {
 impl Default for SessionPolicy {
     fn default() -> Self {
         Self {
-            idle: Duration::from_secs(30 * 60),
+            idle: Duration::from_secs(60 * 60),
             max_age: Duration::from_secs(12 * 3600),
             secure_cookie: false,
         }

@@ -218,7 +218,7 @@ pub struct QaServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
     /// Sign a reviewer out after this many idle minutes
-    #[arg(long, value_name = "MINUTES", default_value_t = 30)]
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
     pub session_idle_minutes: u64,
     /// Sign a reviewer out this many hours after sign-in, however active
     #[arg(long, value_name = "HOURS", default_value_t = 12)]

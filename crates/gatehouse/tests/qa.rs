@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::Project;
+use common::{Project, invite};
 
 const V: &str = "v2026-02-03";
 
@@ -56,9 +56,26 @@ fn criteria() -> BTreeMap<&'static str, Vec<&'static str>> {
     ])
 }
 
+/// Invites as many reviewers per type as the rubrics need: type → reviewer ids.
+fn invite_team(p: &Project) -> BTreeMap<&'static str, Vec<String>> {
+    let mut team: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for (name, role, t) in [
+        ("Dr A", "clinician-foundation", "clinician_foundation"),
+        ("Dr B", "clinician-foundation", "clinician_foundation"),
+        ("Dr C", "clinician-edge", "clinician_edge"),
+        ("Dr D", "clinician-edge", "clinician_edge"),
+        ("Rev E", "bias-cultural", "bias_cultural"),
+    ] {
+        team.entry(t)
+            .or_default()
+            .push(invite(p, V, name, role, None).id);
+    }
+    team
+}
+
 /// Fills `qa/review_template.csv` as a review team would: every sample scored 9 by as many
 /// reviewers as its type needs; `flag` flags the first sample of bias_cultural review.
-fn filled_csv(p: &Project, flag: bool) -> String {
+fn filled_csv(p: &Project, team: &BTreeMap<&'static str, Vec<String>>, flag: bool) -> String {
     let template = std::fs::read_to_string(qa_dir(p).join("review_template.csv")).unwrap();
     let mut lines = template.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -68,17 +85,12 @@ fn filled_csv(p: &Project, flag: bool) -> String {
     for line in lines {
         let cells: Vec<&str> = line.split(',').collect();
         let t = cells[2];
-        let reviewers: &[&str] = match t {
-            "clinician_foundation" => &["dr-a", "dr-b"],
-            "clinician_edge" => &["dr-c", "dr-d"],
-            _ => &["rev-e"],
-        };
-        for r in reviewers {
+        for r in &team[t] {
             let row: Vec<String> = header
                 .iter()
                 .zip(&cells)
                 .map(|(h, c)| match *h {
-                    "reviewer" => (*r).to_string(),
+                    "reviewer" => r.clone(),
                     "flag" if flag && t == "bias_cultural" && !flagged => {
                         flagged = true;
                         "remove: stereotyping".to_string()
@@ -123,7 +135,8 @@ fn release_waits_for_a_signoff_of_this_exact_manifest() {
     );
 
     // Reviews from a spreadsheet: every sample, every reviewer the rubric asks for.
-    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, false)).unwrap();
+    let team = invite_team(&p);
+    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, &team, false)).unwrap();
     let r = p.run(&["qa", "import", "reviews.csv", "--release-version", V]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout.matches("qa import: stored").count(), 5, "{r:?}");
@@ -150,7 +163,8 @@ fn a_flagged_record_leaves_the_next_build_and_is_reported() {
     let p = Project::new();
     assert_eq!(p.run(&["build", "--release-version", V]).code, 0);
     assert_eq!(p.run(&["qa", "sample", "--release-version", V]).code, 0);
-    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, true)).unwrap();
+    let team = invite_team(&p);
+    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, &team, true)).unwrap();
     let r = p.run(&["qa", "import", "reviews.csv", "--release-version", V]);
     assert_eq!(r.code, 0, "{r:?}");
     let r = p.run(&["qa", "signoff", "--release-version", V, "--json"]);

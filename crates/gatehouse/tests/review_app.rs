@@ -36,9 +36,22 @@ struct Reviewer {
 }
 
 impl Reviewer {
+    /// Opens the link (a page asking to continue, no session yet), then continues.
     fn sign_in(base: &str, inv: &Invite) -> Self {
         let http = client();
         let r = http.get(format!("{base}{}", inv.link_path)).send().unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            r.headers().get("set-cookie").is_none(),
+            "the link alone signed in"
+        );
+        let r = http
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .body(format!("token={}", inv.token))
+            .send()
+            .unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
@@ -159,6 +172,16 @@ fn reviewers_see_and_write_only_their_own_assignments() {
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A sign-in posted from another site (login CSRF) is refused, even with a valid token.
+    let r = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "http://evil.example")
+        .body(format!("token={}", b.token))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // A forged cookie is no session.
     let r = http
         .get(format!("{base}/assignments"))

@@ -235,8 +235,12 @@ fn a_reviewer_scores_flags_and_submits_in_a_browser() {
     // Without the link: the sign-in page.
     browser.goto(&format!("{}/assignments", server.base));
     browser.wait_for("Sign in");
-    // The link signs in, and the token leaves the address bar.
+    // The link asks to continue as the invited reviewer; then the token leaves the address
+    // bar.
     browser.goto(&format!("{}{}", server.base, inv.link_path));
+    browser.wait_for("Sign in");
+    assert!(browser.text("main").contains("Browser Reviewer"));
+    browser.click("#continue");
     browser.wait_for("Your assignments");
     let url = browser.call("GET", "/url", Value::Null);
     assert!(!url.as_str().unwrap().contains("token"), "{url}");

@@ -375,7 +375,8 @@ pub struct SampleOutcome {
     pub written: Vec<String>,
 }
 
-/// Draws the review packets for the release at `location`; see the module docs.
+/// Draws the review packets for the release at `location` and writes them; see the module
+/// docs.
 pub fn sample(
     store: &Store,
     registry: &Registry,
@@ -383,6 +384,34 @@ pub fn sample(
     config: &QaConfig,
     max_line: usize,
 ) -> Result<SampleOutcome, QaError> {
+    let (qa, template) = draw(store, registry, location, config, max_line)?;
+    let mut written = Vec::new();
+    for (name, bytes) in [
+        ("qa/qa_samples.json", json("the QA samples", &qa)?),
+        (
+            "qa/review_template.json",
+            json("the review template", &template)?,
+        ),
+        ("qa/review_template.csv", template_csv(&template, config)?),
+    ] {
+        let key = format!("{location}{name}");
+        store.put(&key, bytes)?;
+        written.push(key);
+    }
+    Ok(SampleOutcome {
+        samples: qa,
+        written,
+    })
+}
+
+/// Draws the packets (reading the manifest and every shard) without writing anything.
+fn draw(
+    store: &Store,
+    registry: &Registry,
+    location: &str,
+    config: &QaConfig,
+    max_line: usize,
+) -> Result<(QaSamples, ReviewTemplate), QaError> {
     if let Some(p) = config.problem() {
         return Err(QaError::Config(p));
     }
@@ -527,23 +556,7 @@ pub fn sample(
             })
             .collect(),
     };
-    let mut written = Vec::new();
-    for (name, bytes) in [
-        ("qa/qa_samples.json", json("the QA samples", &qa)?),
-        (
-            "qa/review_template.json",
-            json("the review template", &template)?,
-        ),
-        ("qa/review_template.csv", template_csv(&template, config)?),
-    ] {
-        let key = format!("{location}{name}");
-        store.put(&key, bytes)?;
-        written.push(key);
-    }
-    Ok(SampleOutcome {
-        samples: qa,
-        written,
-    })
+    Ok((qa, template))
 }
 
 /// `qa/review_template.csv`: the template as one row per review to fill in, for teams
@@ -639,6 +652,14 @@ pub fn packets(
     Ok((p.release_version, p.release_digest, facts))
 }
 
+/// Where a reviewer's file is kept: one per reviewer.
+fn review_key(location: &str, review_type: ReviewType, reviewer_id: &str) -> String {
+    format!(
+        "{location}qa/reviews/{}-{reviewer_id}.json",
+        review_type.as_str()
+    )
+}
+
 /// Checks a reviewer's file like [`import`] without storing it.
 pub fn check_import(
     store: &Store,
@@ -648,7 +669,8 @@ pub fn check_import(
 ) -> Result<(), QaError> {
     let file = parse_review_file(bytes)?;
     let (_, digest, samples) = packets(store, location)?;
-    signoff::check(&file, &digest, &samples, config)
+    let invited = reviewers::load(store, location, &digest)?.reviewers;
+    signoff::check(&file, &digest, &samples, &invited, config)
 }
 
 fn parse_review_file(bytes: &[u8]) -> Result<signoff::ReviewFile, QaError> {
@@ -672,24 +694,11 @@ pub fn import(
 ) -> Result<String, QaError> {
     let file = parse_review_file(bytes)?;
     let (_, digest, samples) = packets(store, location)?;
-    signoff::check(&file, &digest, &samples, config)?;
-    let name: String = file
-        .reviewer
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(40)
-        .collect();
-    let key = format!(
-        "{location}qa/reviews/{}-{name}-{}.json",
-        file.review_type.as_str(),
-        &sha256(bytes)["sha256:".len().."sha256:".len() + 12]
-    );
+    let invited = reviewers::load(store, location, &digest)?.reviewers;
+    signoff::check(&file, &digest, &samples, &invited, config)?;
+    // One file per reviewer: a corrected import (or a web resubmission) replaces the last.
+    // The id was checked against the invitations, so it is a safe key segment.
+    let key = review_key(location, file.review_type, &file.reviewer);
     store.put(&key, bytes.to_vec())?;
     Ok(key)
 }
@@ -702,8 +711,17 @@ pub fn signoff(
     config: &QaConfig,
 ) -> Result<(signoff::Signoff, Vec<String>), QaError> {
     let (version, digest, samples) = packets(store, location)?;
-    let (files, void) = stored_reviews(store, location, &digest, &samples, config)?;
-    let record = signoff::compute(&version, &digest, &samples, &files, &void, config);
+    let invited = reviewers::load(store, location, &digest)?.reviewers;
+    let (files, void) = stored_reviews(store, location, &digest, &samples, &invited, config)?;
+    let record = signoff::compute(
+        &version,
+        &digest,
+        &samples,
+        &files,
+        &void,
+        &names(&invited),
+        config,
+    );
     let mut written = Vec::new();
     let key = format!("{location}qa/signoff_record.json");
     store.put(&key, json("the signoff record", &record)?)?;
@@ -763,16 +781,13 @@ pub fn submit(
     }
     let file = signoff::ReviewFile {
         release_digest: digest.clone(),
-        reviewer: format!("{} ({})", reviewer.name, reviewer.id),
+        reviewer: reviewer.id.clone(),
         review_type: reviewer.review_type,
         reviews,
     };
-    signoff::check(&file, &digest, &samples, config)?;
-    let key = format!(
-        "{location}qa/reviews/{}-{}.json",
-        reviewer.review_type.as_str(),
-        reviewer.id
-    );
+    let invited = reviewers::load(store, location, &digest)?.reviewers;
+    signoff::check(&file, &digest, &samples, &invited, config)?;
+    let key = review_key(location, reviewer.review_type, &reviewer.id);
     store.put(&key, json("the reviews", &file)?)?;
     Ok(key)
 }
@@ -790,6 +805,13 @@ pub fn review_types_without_samples(
         .filter(|t| !samples.values().any(|s| s.review_types.contains(t)))
         .copied()
         .collect())
+}
+
+fn names(invited: &[reviewers::Reviewer]) -> BTreeMap<String, String> {
+    invited
+        .iter()
+        .map(|r| (r.id.clone(), r.name.clone()))
+        .collect()
 }
 
 /// Where the human QA gate stands for the release at `location`.
@@ -833,6 +855,7 @@ fn stored_reviews(
     location: &str,
     digest: &str,
     samples: &BTreeMap<String, signoff::SampleFacts>,
+    invited: &[reviewers::Reviewer],
     config: &QaConfig,
 ) -> Result<(ReviewFiles, Vec<String>), QaError> {
     let prefix = format!("{location}qa/reviews/");
@@ -854,8 +877,17 @@ fn stored_reviews(
             continue;
         }
         // Re-checked: a file edited since it was stored must not count.
-        signoff::check(&file, digest, samples, config)
+        signoff::check(&file, digest, samples, invited, config)
             .map_err(|e| QaError::BadReviews(format!("{key}: {e}")))?;
+        if let Some((other, _)) = files
+            .iter()
+            .find(|(_, f): &&(String, signoff::ReviewFile)| f.reviewer == file.reviewer)
+        {
+            return Err(QaError::BadReviews(format!(
+                "{key} and {other} are both by reviewer {}: keep one",
+                file.reviewer
+            )));
+        }
         files.push((key, file));
     }
     Ok((files, void))
@@ -865,18 +897,25 @@ fn stored_reviews(
 /// digest, approves, and equals the signoff recomputed now from the stored reviews (so an
 /// edited record or a review changed since counts for nothing). Fails closed on anything
 /// unreadable. The caller draws packets first when there are none for this digest.
-pub fn gate(store: &Store, location: &str, config: &QaConfig) -> Result<QaGate, QaError> {
+pub fn gate(
+    store: &Store,
+    registry: &Registry,
+    location: &str,
+    config: &QaConfig,
+    max_line: usize,
+) -> Result<QaGate, QaError> {
     let (version, digest, samples) = packets(store, location)?;
+    let invited = reviewers::load(store, location, &digest)?.reviewers;
     let key = format!("{location}qa/signoff_record.json");
     let stored = match store.get_bytes(&key) {
         Ok(b) => Some(b),
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let (files, void) = stored_reviews(store, location, &digest, &samples, config)?;
+    let (files, void) = stored_reviews(store, location, &digest, &samples, &invited, config)?;
     let Some(stored) = stored else {
         return Ok(QaGate::Awaiting {
-            reviewers_invited: reviewers::load(store, location, &digest)?.reviewers.len(),
+            reviewers_invited: invited.len(),
             release_digest: digest,
             samples: samples.len(),
             review_files: files.len(),
@@ -897,7 +936,40 @@ pub fn gate(store: &Store, location: &str, config: &QaConfig) -> Result<QaGate, 
             release_digest: digest,
         });
     }
-    let record = signoff::compute(&version, &digest, &samples, &files, &void, config);
+    // The packets themselves must be the draw the rule gives: a qa_samples.json edited to
+    // fewer samples would otherwise shrink what has to be reviewed.
+    let (fresh, _) = draw(store, registry, location, config, max_line)?;
+    let drawn: BTreeMap<&str, (&str, &Vec<ReviewType>)> = fresh
+        .samples
+        .iter()
+        .map(|s| {
+            (
+                s.sample_id.as_str(),
+                (s.record_id.as_str(), &s.review_types),
+            )
+        })
+        .collect();
+    let stored_set: BTreeMap<&str, (&str, &Vec<ReviewType>)> = samples
+        .iter()
+        .map(|(id, s)| (id.as_str(), (s.record_id.as_str(), &s.review_types)))
+        .collect();
+    if drawn != stored_set {
+        return Ok(QaGate::NotApproved {
+            reasons: vec![format!(
+                "{location}qa/qa_samples.json is not the draw of [qa.sample] over this manifest (edited, or the rule changed): run `gatehouse qa sample` and review again"
+            )],
+            release_digest: digest,
+        });
+    }
+    let record = signoff::compute(
+        &version,
+        &digest,
+        &samples,
+        &files,
+        &void,
+        &names(&invited),
+        config,
+    );
     if json("the signoff record", &record)? != stored.as_ref() {
         return Ok(QaGate::NotApproved {
             reasons: vec![format!(

@@ -1,8 +1,8 @@
 //! Reviews and the signoff.
 //!
-//! Reviews reach a release only through a reviewer's own file (`gatehouse qa import`; the web
-//! app will write the same files): each names the reviewer, their review type and the release
-//! digest, and scores sampled records against that type's rubric. Import checks every review
+//! Reviews reach a release only through an invited reviewer's own file (`gatehouse qa import`,
+//! or the web app, which writes the same files): each names the reviewer by their invitation
+//! id, their review type and the release digest, and covers only their assignments, and scores sampled records against that type's rubric. Import checks every review
 //! against the release's packets and rubric and stores the file unchanged under
 //! `qa/reviews/`. The signoff is *computed* from the stored reviews, never asserted: for each
 //! review type, every sampled record must have the rubric's number of distinct reviewers,
@@ -23,6 +23,7 @@ use crate::registry::ReviewType;
 #[serde(deny_unknown_fields)]
 pub struct ReviewFile {
     pub release_digest: String,
+    /// The reviewer's invitation id (`rv-…`, from `gatehouse qa invite`).
     pub reviewer: String,
     pub review_type: ReviewType,
     pub reviews: Vec<Review>,
@@ -54,6 +55,7 @@ pub fn check(
     file: &ReviewFile,
     digest: &str,
     samples: &BTreeMap<String, SampleFacts>,
+    invited: &[super::reviewers::Reviewer],
     config: &QaConfig,
 ) -> Result<(), QaError> {
     let bad = |m: String| Err(QaError::BadReviews(m));
@@ -63,8 +65,19 @@ pub fn check(
             file.release_digest
         ));
     }
-    if file.reviewer.trim().is_empty() {
-        return bad("the reviews name no reviewer".into());
+    let Some(reviewer) = invited.iter().find(|r| r.id == file.reviewer) else {
+        return bad(format!(
+            "{:?} is not a reviewer invited to this release: invite them with `gatehouse qa invite` and put their id (rv-…) in `reviewer`",
+            file.reviewer
+        ));
+    };
+    if reviewer.review_type != file.review_type {
+        return bad(format!(
+            "reviewer {} was invited for {} review, not {}",
+            reviewer.id,
+            reviewer.review_type.as_str(),
+            file.review_type.as_str()
+        ));
     }
     let Some(rubric) = config.rubrics.get(&file.review_type) else {
         return bad(format!(
@@ -82,6 +95,12 @@ pub fn check(
                 "{} is not assigned to {} review",
                 r.sample_id,
                 file.review_type.as_str()
+            ));
+        }
+        if !reviewer.assignments.contains(&r.sample_id) {
+            return bad(format!(
+                "{} is not assigned to reviewer {}",
+                r.sample_id, reviewer.id
             ));
         }
         if !seen.insert(&r.sample_id) {
@@ -187,21 +206,27 @@ fn round(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
 }
 
-/// Computes the signoff from stored review files (`(key, file)`, already checked).
+/// Computes the signoff from stored review files (`(key, file)`, already checked, at most one
+/// per reviewer); `names` maps invitation ids to names for the record.
 pub fn compute(
     release_version: &str,
     digest: &str,
     samples: &BTreeMap<String, SampleFacts>,
     files: &[(String, ReviewFile)],
     void: &[String],
+    names: &BTreeMap<String, String>,
     config: &QaConfig,
 ) -> Signoff {
+    let shown = |id: &str| match names.get(id) {
+        Some(n) => format!("{n} ({id})"),
+        None => id.to_string(),
+    };
     let mut reviewers = BTreeMap::new();
     // (review type, sample) → reviewer → (overall, passes).
     let mut scored: BTreeMap<(ReviewType, &str), Scores<'_>> = BTreeMap::new();
     let (mut exceptions, mut blocklist) = (Vec::new(), Vec::new());
     for (_, f) in files {
-        reviewers.insert(f.reviewer.clone(), f.review_type);
+        reviewers.insert(shown(&f.reviewer), f.review_type);
         let Some(rubric) = config.rubrics.get(&f.review_type) else {
             continue;
         };
@@ -226,7 +251,7 @@ pub fn compute(
                     sample_id: r.sample_id.clone(),
                     record_id: record_id.clone(),
                     review_type: f.review_type,
-                    reviewer: f.reviewer.clone(),
+                    reviewer: shown(&f.reviewer),
                     overall: round(overall),
                     below_minimum: below,
                 });
@@ -235,7 +260,7 @@ pub fn compute(
                 blocklist.push(Blocked {
                     record_id,
                     sample_id: r.sample_id.clone(),
-                    reviewer: f.reviewer.clone(),
+                    reviewer: shown(&f.reviewer),
                     flag: flag.clone(),
                 });
             }
@@ -351,7 +376,15 @@ mod tests {
     #[test]
     fn nothing_is_approved_without_reviews() {
         let config = QaConfig::default();
-        let none = compute("v1", "sha256:00", &BTreeMap::new(), &[], &[], &config);
+        let none = compute(
+            "v1",
+            "sha256:00",
+            &BTreeMap::new(),
+            &[],
+            &[],
+            &BTreeMap::new(),
+            &config,
+        );
         assert_eq!(none.decision, "not_approved");
         assert!(none.reasons[0].contains("nothing was reviewed"));
     }
