@@ -316,3 +316,14 @@ fn the_qa_gate_redraws_the_packets_and_refuses_edited_ones() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_review_type_without_a_rubric_is_a_configuration_error() {
+    let (store, _) = built();
+    let reg = registry(&registry_text());
+    let mut config = QaConfig::default();
+    config.rubrics.remove(&ReviewType::BiasCultural);
+    let err = qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap_err();
+    assert!(matches!(err, QaError::Config(_)), "{err}");
+    assert!(err.to_string().contains("bias_cultural"), "{err}");
+}

@@ -433,6 +433,21 @@ fn draw(
             .unwrap_or_default()
     };
 
+    // Every review type a family needs must have a rubric, or its samples would go unreviewed.
+    for c in &manifest.contents {
+        for family in c.families.keys() {
+            if let Some(t) = review_of(family)
+                .into_iter()
+                .find(|t| !config.rubrics.contains_key(t))
+            {
+                return Err(QaError::Config(format!(
+                    "family {family} needs {} review, which has no rubric in [qa.rubrics] (a [qa.rubrics] table replaces the defaults: give every review type)",
+                    t.as_str()
+                )));
+            }
+        }
+    }
+
     // Plans per family × split, from the manifest's counts.
     let mut plans: BTreeMap<(String, String), GroupPlan> = BTreeMap::new();
     for c in &manifest.contents {
