@@ -106,6 +106,8 @@ pub struct ConfigFile {
     pub gates: crate::gates::GatesConfig,
     #[serde(default)]
     pub qa: crate::qa::QaConfig,
+    #[serde(default)]
+    pub consume: crate::consume::ConsumeConfig,
     /// Explicit, reviewed exceptions to gate rules.
     #[serde(default)]
     pub waivers: Vec<Waiver>,
@@ -215,6 +217,7 @@ pub struct Settings {
     pub build: crate::build::BuildConfig,
     pub gates: crate::gates::GatesConfig,
     pub qa: crate::qa::QaConfig,
+    pub consume: crate::consume::ConsumeConfig,
     pub waivers: Vec<Waiver>,
     pub origins: Vec<SettingOrigin>,
     /// The day waivers are judged on: `SOURCE_DATE_EPOCH` if set, else today (UTC). Never a
@@ -515,6 +518,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         build,
         gates: file.gates,
         qa: file.qa,
+        consume: file.consume,
         waivers: file.waivers,
         origins: r.origins,
         as_of,

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod config;
+pub mod consume;
 pub mod coverage;
 pub mod digest;
 pub mod doctor;

@@ -65,7 +65,7 @@ impl Stage {
     pub fn available(self) -> bool {
         matches!(
             self,
-            Stage::Coverage | Stage::Build | Stage::Gates | Stage::Qa
+            Stage::Coverage | Stage::Build | Stage::Gates | Stage::Qa | Stage::Consume
         )
     }
 }
@@ -107,6 +107,8 @@ pub enum ReleaseError {
     Gates(#[from] crate::gates::GateError),
     #[error(transparent)]
     Qa(#[from] crate::qa::QaError),
+    #[error(transparent)]
+    Consume(#[from] crate::consume::ConsumeError),
     #[error("cannot serialise the {0} report")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
@@ -126,6 +128,7 @@ impl ReleaseError {
             ReleaseError::Build(e) => e.hint(),
             ReleaseError::Gates(e) => e.hint(),
             ReleaseError::Qa(e) => e.hint(),
+            ReleaseError::Consume(e) => e.hint(),
             ReleaseError::Serialise(..) => None,
         }
     }
@@ -209,6 +212,8 @@ pub struct Outcome {
     pub gates: Option<crate::gates::GatesOutcome>,
     /// `None` when an earlier stage failed and the run stopped there.
     pub qa: Option<QaStage>,
+    /// The training consumption test of the draft, once QA approved it.
+    pub consume: Option<crate::consume::ConsumeOutcome>,
     /// Keys written, in order.
     pub written: Vec<String>,
     /// Whether every stage that ran passed (warnings allowed).
@@ -364,13 +369,31 @@ pub fn run(
         None
     };
     let qa_passed = qa.as_ref().is_some_and(QaStage::passed);
+    // Training consumption: the draft as training will read it, bound by its signoff.
+    let consume = if qa_passed {
+        let out = crate::consume::run(
+            store,
+            &plan.location,
+            &settings.consume,
+            &settings.build.tokenizer,
+            true,
+        )?;
+        written.extend(out.written.iter().cloned());
+        Some(out)
+    } else {
+        None
+    };
+    let consume_passed = consume
+        .as_ref()
+        .is_some_and(|c| c.report.verdict != Verdict::Fail);
     Ok(Outcome {
-        passed: coverage_passed && build_passed && gates_passed && qa_passed,
+        passed: coverage_passed && build_passed && gates_passed && qa_passed && consume_passed,
         plan,
         coverage: report,
         build,
         gates,
         qa,
+        consume,
         written,
     })
 }

@@ -111,6 +111,15 @@ pub enum Command {
     /// Human QA: review packets, reviews and the signoff of a built release.
     #[command(subcommand)]
     Qa(QaCommand),
+    /// Load a release the way training will, and prove it loads.
+    ///
+    /// Opens the release by its store prefix only; checks the manifest's digest against its
+    /// publication (or, with --draft, its QA signoff), every shard's sha256 and record count,
+    /// every line against the export contract, and the routing config against the manifest;
+    /// renders every conversation with the chat template ([consume] template, ChatML by
+    /// default), tokenises it, counts those over max_seq_length, and builds curriculum
+    /// batches. Writes tests/training_consumption_test.json. Exits 1 when a check fails.
+    Consume(ConsumeArgs),
     /// Report which dataset families exist in the store, judged against the registry.
     ///
     /// Lists the store (nothing is downloaded), maps keys to datasets, families and stages,
@@ -143,6 +152,19 @@ pub struct BuildArgs {
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+    /// Consume an unpublished draft (bound by its QA signoff when it has one)
+    #[arg(long)]
+    pub draft: bool,
+    /// Records per batch [default: [consume] batch_size, 32]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<gatehouse_review::ServeError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<gatehouse_core::consume::ConsumeError>() {
+            e.hint()
         } else {
             None
         }

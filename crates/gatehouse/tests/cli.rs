@@ -755,3 +755,29 @@ fn qa_packets_reviews_and_signoff_from_the_command_line() {
     assert!(r.stdout.contains("qa signoff not_approved"), "{r:?}");
     assert!(qa.join("signoff_record.json").is_file());
 }
+
+#[test]
+fn consume_refuses_an_unpublished_release_and_tests_a_draft() {
+    let p = Project::new();
+    assert_eq!(
+        p.run(&["build", "--release-version", "v2026-05-06"]).code,
+        0
+    );
+    let r = p.run(&["consume", "--release-version", "v2026-05-06"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("is not published") && r.stderr.contains("--draft"),
+        "{r:?}"
+    );
+    let r = p.run(&["consume", "--release-version", "v2026-05-06", "--draft"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("consume   warn: 3 shards verified of 3"),
+        "{r:?}"
+    );
+    assert!(
+        p.path()
+            .join("store/exports/releases/v2026-05-06/tests/training_consumption_test.json")
+            .is_file()
+    );
+}

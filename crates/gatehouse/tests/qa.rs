@@ -148,7 +148,14 @@ fn release_waits_for_a_signoff_of_this_exact_manifest() {
     let r = p.run(&["release", "--release-version", V]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("qa        pass"), "{r:?}");
-    assert!(r.stderr.contains("human QA signoff passed"), "{r:?}");
+    // Then training consumption runs on the draft, bound by the signoff.
+    assert!(r.stdout.contains("consume   pass"), "{r:?}");
+    assert!(r.stdout.contains("digest bound by QA signoff"), "{r:?}");
+    assert!(
+        r.stderr.contains("training consumption passed")
+            && r.stderr.contains("publish is not available"),
+        "{r:?}"
+    );
 
     // A changed manifest voids the signoff.
     p.write_config("[build]\nseed = 7\n");

@@ -2,6 +2,7 @@
 //! returns an exit code.
 
 mod build;
+mod consume;
 mod coverage;
 mod doctor;
 mod gates;
@@ -27,6 +28,7 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Qa(QaCommand::Serve(args)) => qa::serve(cli, args),
         Command::Qa(QaCommand::Import(args)) => qa::import(cli, args),
         Command::Qa(QaCommand::Signoff(args)) => qa::signoff(cli, args),
+        Command::Consume(args) => consume::run(cli, args),
         Command::Coverage(args) => coverage::run(cli, args),
         Command::Doctor => doctor::run(cli),
         Command::Registry(RegistryCommand::Check) => registry::check(cli),

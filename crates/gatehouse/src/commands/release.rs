@@ -76,6 +76,7 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                 {"stage": "coverage", "verdict": c.verdict},
                 {"stage": "build", "verdict": outcome.build.as_ref().map(|b| b.report.verdict)},
                 {"stage": "gates", "gates": outcome.gates.as_ref().map(|g| &g.summaries)},
+                {"stage": "consume", "verdict": outcome.consume.as_ref().map(|c| c.report.verdict)},
                 {"stage": "qa", "gate": outcome.qa.as_ref().map(|q| &q.gate),
                  "review_types_without_samples": outcome.qa.as_ref().map(|q| &q.review_types_without_samples)},
             ],
@@ -122,6 +123,9 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         if let Some(q) = &outcome.qa {
             qa_summary(q);
         }
+        if let Some(c) = &outcome.consume {
+            super::consume::summary(&c.report);
+        }
         print::out(&format!(
             "\n{} artefacts written under {}",
             outcome.written.len(),
@@ -130,7 +134,11 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
     }
     let gates_passed = outcome.gates.as_ref().is_some_and(|g| g.passed);
     if !outcome.passed {
-        if gates_passed && let Some(q) = &outcome.qa {
+        let qa_passed = outcome.qa.as_ref().is_some_and(release::QaStage::passed);
+        if gates_passed
+            && !qa_passed
+            && let Some(q) = &outcome.qa
+        {
             print::note(&awaiting(q, &version));
         } else {
             print::note("release blocked: a stage failed (see above); nothing can be published");
@@ -140,9 +148,9 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
     // Fail closed: a release that cannot be published must not look like a success to a
     // script (`gatehouse release && train`).
     print::note(&format!(
-        "release {version} is blocked (exit 1): coverage, build, every gate and the human QA \
-         signoff passed, but consume and publish are not available in gatehouse {}, so this \
-         draft cannot be published",
+        "release {version} is blocked (exit 1): coverage, build, every gate, the human QA \
+         signoff and training consumption passed, but publish is not available in gatehouse {}, \
+         so this draft cannot be published",
         env!("CARGO_PKG_VERSION")
     ));
     Ok(Code::Blocked)

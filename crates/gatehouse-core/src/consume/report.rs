@@ -1,0 +1,542 @@
+//! `gatehouse consume`: the consumption test and its report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::batches::{self, BatchPlan, Item};
+use super::open::{Binding, ConsumeError, ManifestShard, OpenRelease, Record};
+use crate::build::split::Split;
+use crate::report::{Severity, Verdict, generated_by};
+use gatehouse_text::{TokenCounter, TokenizerSpec};
+
+/// Report schema version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// ChatML, the default chat template.
+pub const CHATML: &str = "<|im_start|>{role}\n{content}<|im_end|>\n";
+
+/// `[consume]` in gatehouse.toml.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumeConfig {
+    /// How one message is rendered; `{role}` and `{content}` are replaced. Default ChatML.
+    pub template: String,
+    /// Records per training batch.
+    pub batch_size: usize,
+    /// Rendered conversations longer than this many tokens are counted (and listed).
+    pub max_seq_length: u64,
+    /// Locators listed per finding.
+    pub max_locators: usize,
+}
+
+impl Default for ConsumeConfig {
+    fn default() -> Self {
+        Self {
+            template: CHATML.to_string(),
+            batch_size: 32,
+            max_seq_length: 4096,
+            max_locators: 20,
+        }
+    }
+}
+
+/// The template split at its placeholders, so message text is never searched for them.
+#[derive(Debug, Clone)]
+struct Template {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone)]
+enum Piece {
+    Text(String),
+    Role,
+    Content,
+}
+
+impl Template {
+    fn parse(t: &str) -> Result<Self, ConsumeError> {
+        if !t.contains("{content}") {
+            return Err(ConsumeError::Config(
+                "consume.template must contain {content}".into(),
+            ));
+        }
+        let mut pieces = Vec::new();
+        let mut rest = t;
+        while !rest.is_empty() {
+            let next = [("{role}", Piece::Role), ("{content}", Piece::Content)]
+                .into_iter()
+                .filter_map(|(p, kind)| rest.find(p).map(|i| (i, p.len(), kind)))
+                .min_by_key(|(i, _, _)| *i);
+            match next {
+                Some((i, len, kind)) => {
+                    if i > 0 {
+                        pieces.push(Piece::Text(rest[..i].to_string()));
+                    }
+                    pieces.push(kind);
+                    rest = &rest[i + len..];
+                }
+                None => {
+                    pieces.push(Piece::Text(rest.to_string()));
+                    rest = "";
+                }
+            }
+        }
+        Ok(Self { pieces })
+    }
+
+    fn render(&self, r: &Record, out: &mut String) {
+        out.clear();
+        for m in &r.messages {
+            for p in &self.pieces {
+                match p {
+                    Piece::Text(t) => out.push_str(t),
+                    Piece::Role => out.push_str(&m.role),
+                    Piece::Content => out.push_str(&m.content),
+                }
+            }
+        }
+    }
+}
+
+/// A finding of the consumption test: a stable code, and locators (never text).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    /// `shard:line` locators and ids, capped at `max_locators`.
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardResult {
+    pub key: String,
+    pub split: Split,
+    pub records: u64,
+    pub bytes: u64,
+    /// sha256 and record count as the manifest says.
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitResult {
+    pub split: Split,
+    pub records: u64,
+    pub tokens: u64,
+    pub over_max_seq_length: u64,
+    pub max_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoutingCheck {
+    pub families_in_routing: Vec<String>,
+    pub families_in_manifest: Vec<String>,
+    pub weights_sum: f64,
+    pub consistent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Throughput {
+    pub seconds: f64,
+    pub records_per_second: f64,
+    pub megabytes_per_second: f64,
+    pub tokens_per_second: f64,
+}
+
+/// `tests/training_consumption_test.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsumeReport {
+    pub schema_version: u32,
+    pub generated_by: String,
+    pub release_version: String,
+    pub release_digest: String,
+    /// What the digest was verified against.
+    pub digest_bound_by: Binding,
+    pub verdict: Verdict,
+    pub tokenizer: String,
+    pub chat_template: String,
+    pub max_seq_length: u64,
+    pub shards: Vec<ShardResult>,
+    pub splits: Vec<SplitResult>,
+    pub routing: RoutingCheck,
+    pub batches: BatchPlan,
+    pub throughput: Throughput,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumeOutcome {
+    pub report: ConsumeReport,
+    pub written: Vec<String>,
+}
+
+/// What one shard gave.
+struct ShardOut {
+    result: ShardResult,
+    tokens: u64,
+    over: Vec<String>,
+    over_count: u64,
+    max_tokens: u64,
+    items: Vec<Item>,
+    error: Option<ConsumeError>,
+    bad: Vec<ConsumeError>,
+    bad_count: u64,
+}
+
+fn consume_shard(
+    release: &OpenRelease,
+    split: Split,
+    shard: &ManifestShard,
+    template: &Template,
+    tokens: &TokenCounter,
+    config: &ConsumeConfig,
+) -> ShardOut {
+    let mut out = ShardOut {
+        result: ShardResult {
+            key: shard.key.clone(),
+            split,
+            records: 0,
+            bytes: 0,
+            verified: false,
+        },
+        tokens: 0,
+        over: Vec::new(),
+        over_count: 0,
+        max_tokens: 0,
+        items: Vec::new(),
+        error: None,
+        bad: Vec::new(),
+        bad_count: 0,
+    };
+    let bytes = match release.verified_shard(shard) {
+        Ok(b) => b,
+        Err(e) => {
+            out.error = Some(e);
+            return out;
+        }
+    };
+    out.result.verified = true;
+    out.result.bytes = bytes.len() as u64;
+    let mut rendered = String::new();
+    for (i, line) in bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        let at = format!("{}:{}", shard.key, i + 1);
+        let record = match Record::parse(line, split, &at) {
+            Ok(r) => r,
+            Err(e) => {
+                out.bad_count += 1;
+                if out.bad.len() < config.max_locators {
+                    out.bad.push(e);
+                }
+                continue;
+            }
+        };
+        out.result.records += 1;
+        template.render(&record, &mut rendered);
+        let n = tokens.count(&rendered);
+        out.tokens += n;
+        out.max_tokens = out.max_tokens.max(n);
+        if n > config.max_seq_length {
+            out.over_count += 1;
+            if out.over.len() < config.max_locators {
+                out.over
+                    .push(format!("{at} ({} tokens, id {})", n, record.id));
+            }
+        }
+        if split == Split::Train {
+            out.items.push(Item {
+                id: record.id,
+                family: record.metadata.source_family,
+                tokens: n,
+            });
+        }
+    }
+    out
+}
+
+fn finding(code: &'static str, name: &'static str, severity: Severity, message: String) -> Finding {
+    Finding {
+        code,
+        name,
+        severity,
+        message,
+        evidence: Vec::new(),
+    }
+}
+
+/// Runs the consumption test over the release at `location` and writes its report.
+pub fn run(
+    store: &crate::store::Store,
+    location: &str,
+    config: &ConsumeConfig,
+    tokenizer: &TokenizerSpec,
+    allow_draft: bool,
+) -> Result<ConsumeOutcome, ConsumeError> {
+    if config.batch_size == 0 || config.max_seq_length == 0 {
+        return Err(ConsumeError::Config(
+            "consume.batch_size and consume.max_seq_length must be at least 1".into(),
+        ));
+    }
+    let template = Template::parse(&config.template)?;
+    let tokens = tokenizer.counter().map_err(ConsumeError::Config)?;
+    let started = Instant::now();
+    let release = OpenRelease::open(store, location, allow_draft)?;
+    let mut findings = Vec::new();
+
+    if release.binding == Binding::Unbound {
+        findings.push(finding(
+            "CON008",
+            "digest-unbound",
+            Severity::Warning,
+            "a draft without a signoff or publication: its digest is computed but nothing binds it yet".into(),
+        ));
+    }
+    if tokens.label() != release.manifest.tokens.tokenizer {
+        findings.push(finding(
+            "CON007",
+            "tokenizer-differs",
+            Severity::Error,
+            format!(
+                "the configured tokenizer is {}, the release was counted with {}: training would see different lengths",
+                tokens.label(),
+                release.manifest.tokens.tokenizer
+            ),
+        ));
+    }
+
+    // Routing: the same families as the manifest, weights normalised, stages consistent.
+    let in_manifest: BTreeSet<String> = release
+        .manifest
+        .contents
+        .iter()
+        .flat_map(|c| c.families.keys().cloned())
+        .collect();
+    let in_routing: BTreeSet<String> = release
+        .routing
+        .families
+        .iter()
+        .map(|f| f.family.clone())
+        .collect();
+    let weights_sum: f64 = release.routing.families.iter().map(|f| f.weight).sum();
+    let staged: BTreeSet<String> = release
+        .routing
+        .stages
+        .iter()
+        .flat_map(|s| s.families.iter().cloned())
+        .collect();
+    let mut consistent = true;
+    for f in in_routing.difference(&in_manifest) {
+        consistent = false;
+        findings.push(finding(
+            "CON005",
+            "routing-family-not-in-release",
+            Severity::Error,
+            format!("{location}routing_config.json names family {f}, which has no records in the manifest"),
+        ));
+    }
+    for f in in_manifest.difference(&in_routing) {
+        consistent = false;
+        findings.push(finding(
+            "CON005",
+            "release-family-not-routed",
+            Severity::Error,
+            format!("family {f} has records in the manifest but no weight in {location}routing_config.json"),
+        ));
+    }
+    for f in in_routing.symmetric_difference(&staged) {
+        consistent = false;
+        findings.push(finding(
+            "CON005",
+            "routing-stage-mismatch",
+            Severity::Error,
+            format!("family {f} is in routing_config.json's families or stages, not both"),
+        ));
+    }
+    if (weights_sum - 1.0).abs() > 1e-4 || release.routing.families.iter().any(|f| f.weight < 0.0) {
+        consistent = false;
+        findings.push(finding(
+            "CON006",
+            "weights-not-normalised",
+            Severity::Error,
+            format!("routing weights sum to {weights_sum:.6}, not 1"),
+        ));
+    }
+
+    // Every shard, in parallel, verified before it is read.
+    let jobs: Vec<(Split, &ManifestShard)> = release
+        .manifest
+        .contents
+        .iter()
+        .flat_map(|c| c.shards.iter().map(move |s| (c.split, s)))
+        .collect();
+    let outs: Vec<ShardOut> = jobs
+        .par_iter()
+        .map(|(split, shard)| consume_shard(&release, *split, shard, &template, &tokens, config))
+        .collect();
+
+    let mut splits: BTreeMap<Split, SplitResult> = BTreeMap::new();
+    let mut items = Vec::new();
+    let mut shards = Vec::new();
+    let (mut over_all, mut over_count, mut bytes_read, mut bad_total) =
+        (Vec::new(), 0u64, 0u64, 0u64);
+    let mut bad_listed = Vec::new();
+    for o in outs {
+        let s = splits.entry(o.result.split).or_insert(SplitResult {
+            split: o.result.split,
+            records: 0,
+            tokens: 0,
+            over_max_seq_length: 0,
+            max_tokens: 0,
+        });
+        s.records += o.result.records;
+        s.tokens += o.tokens;
+        s.over_max_seq_length += o.over_count;
+        s.max_tokens = s.max_tokens.max(o.max_tokens);
+        bytes_read += o.result.bytes;
+        over_count += o.over_count;
+        over_all.extend(o.over);
+        bad_total += o.bad_count;
+        bad_listed.extend(o.bad);
+        if let Some(e) = o.error {
+            let (code, name) = match &e {
+                ConsumeError::MissingShard { .. } => ("CON001", "shard-missing"),
+                _ => ("CON002", "shard-not-as-manifest"),
+            };
+            findings.push(finding(code, name, Severity::Error, e.to_string()));
+        }
+        items.extend(o.items);
+        shards.push(o.result);
+    }
+    if bad_total > 0 {
+        let mut f = finding(
+            "CON004",
+            "not-a-contract-record",
+            Severity::Error,
+            format!("{bad_total} line(s) are not records of the export contract"),
+        );
+        f.evidence = bad_listed
+            .iter()
+            .take(config.max_locators)
+            .map(ToString::to_string)
+            .collect();
+        findings.push(f);
+    }
+    if over_count > 0 {
+        let mut f = finding(
+            "CON009",
+            "over-max-seq-length",
+            Severity::Warning,
+            format!(
+                "{over_count} conversation(s) render to more than {} tokens: training truncates or drops them",
+                config.max_seq_length
+            ),
+        );
+        f.evidence = over_all.into_iter().take(config.max_locators).collect();
+        findings.push(f);
+    }
+    let records_read: u64 = splits.values().map(|s| s.records).sum();
+    let tokens_read: u64 = splits.values().map(|s| s.tokens).sum();
+    let plan = batches::plan(items, &release.routing, config.batch_size);
+    if plan.unrouted_records > 0 {
+        findings.push(finding(
+            "CON005",
+            "records-not-routed",
+            Severity::Error,
+            format!(
+                "{} training record(s) belong to no stage of the routing config",
+                plan.unrouted_records
+            ),
+        ));
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let verdict = findings
+        .iter()
+        .map(|f| match f.severity {
+            Severity::Error => Verdict::Fail,
+            Severity::Warning => Verdict::Warn,
+            _ => Verdict::Pass,
+        })
+        .max()
+        .unwrap_or(Verdict::Pass);
+    let report = ConsumeReport {
+        schema_version: SCHEMA_VERSION,
+        generated_by: generated_by(),
+        release_version: release.manifest.release_version.clone(),
+        release_digest: release.digest.clone(),
+        digest_bound_by: release.binding,
+        verdict,
+        tokenizer: tokens.label(),
+        chat_template: config.template.clone(),
+        max_seq_length: config.max_seq_length,
+        shards,
+        splits: splits.into_values().collect(),
+        routing: RoutingCheck {
+            families_in_routing: in_routing.into_iter().collect(),
+            families_in_manifest: in_manifest.into_iter().collect(),
+            weights_sum: (weights_sum * 1e6).round() / 1e6,
+            consistent,
+        },
+        batches: plan,
+        throughput: Throughput {
+            seconds: (seconds * 1e3).round() / 1e3,
+            records_per_second: (records_read as f64 / seconds).round(),
+            megabytes_per_second: ((bytes_read as f64 / 1e6 / seconds) * 100.0).round() / 100.0,
+            tokens_per_second: (tokens_read as f64 / seconds).round(),
+        },
+        findings,
+    };
+    let key = format!("{location}tests/training_consumption_test.json");
+    let mut bytes =
+        serde_json::to_vec_pretty(&report).map_err(|e| ConsumeError::Serialise("the report", e))?;
+    bytes.push(b'\n');
+    store.put(&key, bytes)?;
+    Ok(ConsumeOutcome {
+        report,
+        written: vec![key],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consume::open::{Message, RecordMetadata};
+
+    #[test]
+    fn templates_replace_placeholders_but_never_inside_content() {
+        let t = Template::parse(CHATML).unwrap();
+        let r = Record {
+            id: "x".into(),
+            messages: vec![
+                Message {
+                    role: "user".into(),
+                    content: "say {role} and {content}".into(),
+                },
+                Message {
+                    role: "assistant".into(),
+                    content: "ok".into(),
+                },
+            ],
+            metadata: RecordMetadata {
+                source_family: "f".into(),
+                dataset: "d".into(),
+                stage: "s".into(),
+                split: "train".into(),
+                other: serde_json::Map::new(),
+            },
+        };
+        let mut out = String::new();
+        t.render(&r, &mut out);
+        assert_eq!(
+            out,
+            "<|im_start|>user\nsay {role} and {content}<|im_end|>\n<|im_start|>assistant\nok<|im_end|>\n"
+        );
+        assert!(Template::parse("{role}: no content").is_err());
+    }
+}
