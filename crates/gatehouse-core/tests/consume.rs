@@ -234,3 +234,65 @@ fn a_line_breaking_the_contract_is_named_by_shard_and_line() {
         "a value from the line is echoed"
     );
 }
+
+#[test]
+fn parquet_twins_hold_the_same_records_and_are_verified() {
+    use arrow_array::{Array, ListArray, StringArray, StructArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let (store, _) = built();
+    let m = manifest(&store);
+    let train = &m["contents"][0];
+    let pq = train["parquet"][0]["key"].as_str().unwrap().to_string();
+    let jsonl = records(&store, train["shards"][0]["key"].as_str().unwrap());
+    let bytes = store.get_bytes(&pq).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap();
+    let (mut ids, mut first_roles) = (Vec::new(), Vec::new());
+    for batch in reader {
+        let batch = batch.unwrap();
+        let id = batch
+            .column_by_name("id")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let msgs = batch
+            .column_by_name("messages")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .unwrap();
+        for i in 0..batch.num_rows() {
+            ids.push(id.value(i).to_string());
+            let v = msgs.value(i);
+            let s = v.as_any().downcast_ref::<StructArray>().unwrap();
+            let roles = s
+                .column_by_name("role")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            first_roles.push(roles.value(0).to_string());
+        }
+    }
+    let want: Vec<String> = jsonl
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(ids, want);
+    let roles: Vec<String> = jsonl
+        .iter()
+        .map(|r| r["messages"][0]["role"].as_str().unwrap().into())
+        .collect();
+    assert_eq!(first_roles, roles);
+
+    let r = run(&store, true).unwrap().report;
+    assert_eq!(r.parquet_files_verified, 3);
+    store.put(&pq, b"not parquet".to_vec()).unwrap();
+    let r = run(&store, true).unwrap().report;
+    assert_eq!(r.verdict, Verdict::Fail);
+    let f = r.findings.iter().find(|f| f.code == "CON010").unwrap();
+    assert!(f.message.contains(&pq), "{}", f.message);
+}

@@ -84,6 +84,8 @@ pub struct SplitContents {
     pub tokens: u64,
     pub families: BTreeMap<String, Tally>,
     pub shards: Vec<ShardInfo>,
+    /// The same records as Parquet, one file beside each JSONL shard (`[build] parquet`).
+    pub parquet: Vec<ShardInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,7 +125,8 @@ pub(super) struct Parts<'a> {
     pub split_counts: &'a BTreeMap<Split, u64>,
     pub inputs: Vec<InputObject>,
     pub excluded: Vec<Exclusion>,
-    pub contents: &'a [(Split, Vec<ShardInfo>)],
+    /// Per split: JSONL shards and their Parquet twins.
+    pub contents: &'a [(Split, Vec<ShardInfo>, Vec<ShardInfo>)],
     pub per_family: &'a BTreeMap<(Split, String), Tally>,
     pub artefacts: Vec<Artefact>,
     pub build_verdict: Verdict,
@@ -138,7 +141,7 @@ impl Manifest {
         let contents = p
             .contents
             .iter()
-            .map(|(split, shards)| {
+            .map(|(split, shards, parquet)| {
                 let families: BTreeMap<String, Tally> = p
                     .per_family
                     .iter()
@@ -151,6 +154,7 @@ impl Manifest {
                     tokens: families.values().map(|t| t.tokens).sum(),
                     families,
                     shards: shards.clone(),
+                    parquet: parquet.clone(),
                 }
             })
             .collect();

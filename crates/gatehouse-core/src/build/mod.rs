@@ -11,6 +11,7 @@
 pub mod blocklist;
 pub mod dedup;
 mod manifest;
+pub mod parquet;
 mod process;
 mod routing;
 pub mod shards;
@@ -50,6 +51,8 @@ pub struct BuildConfig {
     pub shard_max_bytes: u64,
     /// Also write the single `compiled_export.jsonl` the prototype's users expect.
     pub compiled_export: bool,
+    /// Also write every shard as Parquet (`part-NNNNN.parquet` beside the JSONL).
+    pub parquet: bool,
     /// A source object whose quarantined share exceeds this fails the build.
     pub max_quarantine_rate: f64,
     /// Recommended epochs per family in the routing config (default 1).
@@ -85,6 +88,7 @@ impl Default for BuildConfig {
             shard_max_records: 100_000,
             shard_max_bytes: 256 << 20,
             compiled_export: true,
+            parquet: true,
             max_quarantine_rate: 0.05,
             epochs: BTreeMap::new(),
             tokenizer: TokenizerSpec::default(),
@@ -305,6 +309,34 @@ fn clear_previous(store: &Store, loc: &str) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// Writes the Parquet twin of every shard (in parallel; each shard is read back whole, its
+/// size bounded by `shard_max_bytes`).
+fn parquet_twins(
+    store: &Store,
+    parts: &[shards::ShardInfo],
+) -> Result<Vec<shards::ShardInfo>, BuildError> {
+    use rayon::prelude::*;
+    parts
+        .par_iter()
+        .map(|p| {
+            let jsonl = store.get_bytes(&p.key)?;
+            let bytes = parquet::from_jsonl(&p.key, &jsonl)?;
+            let key = match p.key.strip_suffix(".jsonl") {
+                Some(stem) => format!("{stem}.parquet"),
+                None => format!("{}.parquet", p.key),
+            };
+            let info = shards::ShardInfo {
+                key: key.clone(),
+                bytes: bytes.len() as u64,
+                records: p.records,
+                sha256: crate::digest::sha256(&bytes),
+            };
+            store.put(&key, bytes)?;
+            Ok(info)
+        })
+        .collect()
 }
 
 /// What a build produced.
@@ -576,7 +608,13 @@ pub fn run(
     for (split, set) in sets {
         let parts = set.finish()?;
         written.extend(parts.iter().map(|p| p.key.clone()));
-        contents.push((split, parts));
+        let parquet = if config.parquet {
+            parquet_twins(store, &parts)?
+        } else {
+            Vec::new()
+        };
+        written.extend(parquet.iter().map(|p| p.key.clone()));
+        contents.push((split, parts, parquet));
     }
     if let Some(c) = compiled {
         let info = c.finish()?;

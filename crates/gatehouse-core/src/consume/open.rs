@@ -114,6 +114,9 @@ pub struct ManifestSplit {
     pub records: u64,
     pub families: BTreeMap<String, ManifestTally>,
     pub shards: Vec<ManifestShard>,
+    /// Parquet twins of the shards (none when the build wrote none).
+    #[serde(default)]
+    pub parquet: Vec<ManifestShard>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -161,6 +161,8 @@ pub struct ConsumeReport {
     pub chat_template: String,
     pub max_seq_length: u64,
     pub shards: Vec<ShardResult>,
+    /// Parquet twins checked (sha256 and row count); problems are CON010 findings.
+    pub parquet_files_verified: u64,
     pub splits: Vec<SplitResult>,
     pub routing: RoutingCheck,
     pub batches: BatchPlan,
@@ -259,6 +261,32 @@ fn consume_shard(
         }
     }
     out
+}
+
+/// What is wrong with a Parquet twin, if anything.
+fn parquet_problem(store: &crate::store::Store, shard: &ManifestShard) -> Option<String> {
+    let bytes = match store.get_bytes(&shard.key) {
+        Ok(b) => b,
+        Err(crate::store::StoreError::NotFound { .. }) => {
+            return Some(format!("{} is missing", shard.key));
+        }
+        Err(e) => return Some(format!("{}: {e}", shard.key)),
+    };
+    let actual = crate::digest::sha256(&bytes);
+    if actual != shard.sha256 {
+        return Some(format!(
+            "{}: sha256 is {actual}, the manifest says {}",
+            shard.key, shard.sha256
+        ));
+    }
+    match crate::build::parquet::rows(bytes) {
+        Ok(n) if n == shard.records => None,
+        Ok(n) => Some(format!(
+            "{}: {n} rows, the manifest says {}",
+            shard.key, shard.records
+        )),
+        Err(e) => Some(format!("{}: not a readable Parquet file ({e})", shard.key)),
+    }
 }
 
 fn finding(code: &'static str, name: &'static str, severity: Severity, message: String) -> Finding {
@@ -441,6 +469,25 @@ pub fn run(
         f.evidence = over_all.into_iter().take(config.max_locators).collect();
         findings.push(f);
     }
+    // The Parquet twins: present, as the manifest says (sha256), with as many rows.
+    let twins: Vec<(Split, &ManifestShard)> = release
+        .manifest
+        .contents
+        .iter()
+        .flat_map(|c| c.parquet.iter().map(move |s| (c.split, s)))
+        .collect();
+    let parquet_problems: Vec<String> = twins
+        .par_iter()
+        .filter_map(|(_, shard)| parquet_problem(store, shard))
+        .collect();
+    for p in parquet_problems {
+        findings.push(finding(
+            "CON010",
+            "parquet-not-as-manifest",
+            Severity::Error,
+            p,
+        ));
+    }
     let records_read: u64 = splits.values().map(|s| s.records).sum();
     let tokens_read: u64 = splits.values().map(|s| s.tokens).sum();
     let plan = batches::plan(items, &release.routing, config.batch_size);
@@ -476,6 +523,7 @@ pub fn run(
         chat_template: config.template.clone(),
         max_seq_length: config.max_seq_length,
         shards,
+        parquet_files_verified: twins.len() as u64,
         splits: splits.into_values().collect(),
         routing: RoutingCheck {
             families_in_routing: in_routing.into_iter().collect(),
