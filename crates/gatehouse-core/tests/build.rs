@@ -162,7 +162,11 @@ fn counts_reconcile_and_every_record_follows_the_contract() {
     let mut in_shards = 0;
     for split in ["train", "val", "test"] {
         for o in store.list(&format!("{LOC}shards/{split}/")) {
-            for rec in records(&store, &o.unwrap().key) {
+            let key = o.unwrap().key;
+            if !key.ends_with(".jsonl") {
+                continue; // the Parquet twins hold the same records
+            }
+            for rec in records(&store, &key) {
                 assert_eq!(rec["metadata"]["split"], split);
                 in_shards += 1;
             }
