@@ -14,6 +14,7 @@ pub mod digest;
 pub mod doctor;
 pub mod gates;
 pub mod html;
+pub mod publish;
 pub mod qa;
 pub mod record;
 pub mod registry;

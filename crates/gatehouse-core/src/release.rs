@@ -65,7 +65,12 @@ impl Stage {
     pub fn available(self) -> bool {
         matches!(
             self,
-            Stage::Coverage | Stage::Build | Stage::Gates | Stage::Qa | Stage::Consume
+            Stage::Coverage
+                | Stage::Build
+                | Stage::Gates
+                | Stage::Qa
+                | Stage::Consume
+                | Stage::Publish
         )
     }
 }
@@ -109,6 +114,12 @@ pub enum ReleaseError {
     Qa(#[from] crate::qa::QaError),
     #[error(transparent)]
     Consume(#[from] crate::consume::ConsumeError),
+    #[error("cannot publish: {0}")]
+    NotPublishable(String),
+    #[error(
+        "the store does not enforce create-only writes, so it cannot guarantee a published version is never overwritten"
+    )]
+    UnsafeStore,
     #[error("cannot serialise the {0} report")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
@@ -129,9 +140,25 @@ impl ReleaseError {
             ReleaseError::Gates(e) => e.hint(),
             ReleaseError::Qa(e) => e.hint(),
             ReleaseError::Consume(e) => e.hint(),
+            ReleaseError::NotPublishable(_) => Some("run `gatehouse release` again".into()),
+            ReleaseError::UnsafeStore => Some(
+                "use a store that refuses a second create-only write (`gatehouse doctor` checks), or pass --allow-unenforced-store \"REASON\" to publish anyway with the reason recorded".into(),
+            ),
             ReleaseError::Serialise(..) => None,
         }
     }
+}
+
+/// Refuses to touch a published version (for commands that write into a release).
+pub fn refuse_published(store: &Store, version: &str) -> Result<(), ReleaseError> {
+    let location = location(store, version);
+    if store.exists(&format!("{location}{PUBLISHED_MARKER}"))? {
+        return Err(ReleaseError::AlreadyPublished {
+            version: version.to_string(),
+            location: store.locate(&location),
+        });
+    }
+    Ok(())
 }
 
 /// `vYYYY-MM-DD` for today (UTC).
@@ -214,10 +241,31 @@ pub struct Outcome {
     pub qa: Option<QaStage>,
     /// The training consumption test of the draft, once QA approved it.
     pub consume: Option<crate::consume::ConsumeOutcome>,
+    /// Set when every stage passed and the release was published.
+    pub published: Option<crate::publish::Published>,
+    /// Each stage that ran: verdict and wall time.
+    pub stage_log: Vec<StageLog>,
     /// Keys written, in order.
     pub written: Vec<String>,
     /// Whether every stage that ran passed (warnings allowed).
     pub passed: bool,
+}
+
+/// How `run` behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions<'a> {
+    /// Run every stage even after one fails (never publishes a failing release).
+    pub no_fail_fast: bool,
+    /// Publish on a store that ignores create-only writes, for this recorded reason.
+    pub unenforced_store_reason: Option<&'a str>,
+}
+
+/// One stage of a run, for the release summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageLog {
+    pub stage: Stage,
+    pub verdict: Verdict,
+    pub seconds: f64,
 }
 
 /// The QA stage: packets drawn (when there were none for this digest) and the gate.
@@ -303,10 +351,21 @@ pub fn run(
     settings: &Settings,
     registry: &Registry,
     version: &str,
-    no_fail_fast: bool,
+    options: &RunOptions<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome, ReleaseError> {
+    let no_fail_fast = options.no_fail_fast;
     let plan = draft_plan(store, settings, version)?;
+    let mut log = Vec::new();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |stage: Stage, verdict: Verdict, log: &mut Vec<StageLog>| {
+        log.push(StageLog {
+            stage,
+            verdict,
+            seconds: (clock.elapsed().as_secs_f64() * 1e3).round() / 1e3,
+        });
+        clock = std::time::Instant::now();
+    };
     let report = coverage::run(
         store,
         registry,
@@ -322,6 +381,7 @@ pub fn run(
     let md_key = format!("{}coverage_report.md", plan.location);
     store.put(&md_key, coverage::render_markdown(&report).into_bytes())?;
     written.push(md_key.clone());
+    lap(Stage::Coverage, report.verdict, &mut log);
     let coverage_passed = report.verdict != Verdict::Fail;
     let build = if coverage_passed || no_fail_fast {
         let ctx = crate::build::BuildContext {
@@ -333,6 +393,7 @@ pub fn run(
         };
         let outcome = crate::build::run(store, registry, &settings.build, &ctx, &mut |_| {})?;
         written.extend(outcome.written.iter().cloned());
+        lap(Stage::Build, outcome.report.verdict, &mut log);
         Some(outcome)
     } else {
         None
@@ -348,6 +409,17 @@ pub fn run(
             crate::gates::Policy::of(settings),
         )?;
         written.extend(outcome.written.iter().cloned());
+        let verdict = if outcome.passed {
+            outcome
+                .summaries
+                .iter()
+                .map(|g| g.verdict)
+                .max()
+                .unwrap_or(Verdict::Pass)
+        } else {
+            Verdict::Fail
+        };
+        lap(Stage::Gates, verdict, &mut log);
         Some(outcome)
     } else {
         None
@@ -364,6 +436,12 @@ pub fn run(
                 written.push(format!("{}qa/{name}", plan.location));
             }
         }
+        let verdict = if stage.passed() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        lap(Stage::Qa, verdict, &mut log);
         Some(stage)
     } else {
         None
@@ -379,6 +457,7 @@ pub fn run(
             true,
         )?;
         written.extend(out.written.iter().cloned());
+        lap(Stage::Consume, out.report.verdict, &mut log);
         Some(out)
     } else {
         None
@@ -386,7 +465,7 @@ pub fn run(
     let consume_passed = consume
         .as_ref()
         .is_some_and(|c| c.report.verdict != Verdict::Fail);
-    Ok(Outcome {
+    let mut outcome = Outcome {
         passed: coverage_passed && build_passed && gates_passed && qa_passed && consume_passed,
         plan,
         coverage: report,
@@ -394,8 +473,23 @@ pub fn run(
         gates,
         qa,
         consume,
+        published: None,
+        stage_log: log,
         written,
-    })
+    };
+    // Every stage passed: publish (evidence, then the create-only marker).
+    if outcome.passed {
+        let published = crate::publish::publish(
+            store,
+            registry,
+            &outcome,
+            &settings.digest(),
+            options.unenforced_store_reason,
+        )?;
+        outcome.written.extend(published.written.iter().cloned());
+        outcome.published = Some(published);
+    }
+    Ok(outcome)
 }
 
 /// Draws the review packets unless this digest already has them, then asks the QA gate.

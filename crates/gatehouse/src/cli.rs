@@ -145,6 +145,10 @@ pub struct ReleaseArgs {
     /// Keep going after a failed stage to collect every verdict (never publishes)
     #[arg(long)]
     pub no_fail_fast: bool,
+    /// Publish even though the store ignores create-only writes (so it cannot stop a
+    /// published version being overwritten); the reason is recorded in the marker and notes
+    #[arg(long, value_name = "REASON")]
+    pub allow_unenforced_store: Option<String>,
 }
 
 #[derive(Debug, Args)]

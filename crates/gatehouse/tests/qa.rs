@@ -144,25 +144,78 @@ fn release_waits_for_a_signoff_of_this_exact_manifest() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("qa signoff approved"), "{r:?}");
 
-    // The rebuild is byte-identical, so the signoff holds and the release goes on.
-    let r = p.run(&["release", "--release-version", V]);
-    assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stdout.contains("qa        pass"), "{r:?}");
-    // Then training consumption runs on the draft, bound by the signoff.
-    assert!(r.stdout.contains("consume   pass"), "{r:?}");
-    assert!(r.stdout.contains("digest bound by QA signoff"), "{r:?}");
-    assert!(
-        r.stderr.contains("training consumption passed")
-            && r.stderr.contains("publish is not available"),
-        "{r:?}"
-    );
-
     // A changed manifest voids the signoff.
     p.write_config("[build]\nseed = 7\n");
     let r = p.run(&["release", "--release-version", V]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("qa        drew"), "{r:?}");
     assert!(r.stdout.contains("a changed manifest voids it"), "{r:?}");
+
+    // Back to the reviewed configuration: the rebuild is byte-identical, so the signoff holds,
+    // training consumption passes on the draft, and the release is published.
+    p.write_config("");
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("qa        pass"), "{r:?}");
+    assert!(r.stdout.contains("consume   pass"), "{r:?}");
+    assert!(r.stdout.contains("digest bound by QA signoff"), "{r:?}");
+    assert!(r.stdout.contains("publish   pass"), "{r:?}");
+    assert!(r.stderr.contains("is published"), "{r:?}");
+    let release = p.path().join(format!("store/exports/releases/{V}"));
+    for f in [
+        "_PUBLISHED",
+        "release_notes.json",
+        "release_notes.md",
+        "release_summary.json",
+        "gates/combined_gate_report.json",
+        "README.md",
+    ] {
+        assert!(release.join(f).is_file(), "{f} missing");
+    }
+    let marker = json(release.join("_PUBLISHED"));
+    let manifest_sha = format!(
+        "sha256:{}",
+        sha256_hex(&std::fs::read(release.join("manifest.json")).unwrap())
+    );
+    assert_eq!(marker["release_digest"], manifest_sha.as_str());
+    let card = std::fs::read_to_string(release.join("README.md")).unwrap();
+    assert!(card.starts_with("---\nlicense:\n"), "{card}");
+    assert!(card.contains("path: shards/train/*.parquet"));
+    let notes = json(release.join("release_notes.json"));
+    assert!(notes["decision"].as_str().unwrap().contains(V));
+    assert_eq!(notes["signoff"]["decision"], "approved");
+    let summary = json(release.join("release_summary.json"));
+    let stages: Vec<&str> = summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["coverage", "build", "gates", "qa", "consume"]);
+
+    // Published: never again, never touched; consumable without --draft.
+    let before = std::fs::read(release.join("manifest.json")).unwrap();
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("already published"), "{r:?}");
+    let r = p.run(&["qa", "signoff", "--release-version", V]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = p.run(&["build", "--release-version", V]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        std::fs::read(release.join("manifest.json")).unwrap(),
+        before
+    );
+    let r = p.run(&["consume", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("digest bound by publication marker"),
+        "{r:?}"
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    gatehouse_core::digest::sha256(bytes)["sha256:".len()..].to_string()
 }
 
 #[test]

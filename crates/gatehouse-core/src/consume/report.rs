@@ -540,7 +540,16 @@ pub fn run(
         },
         findings,
     };
-    let key = format!("{location}tests/training_consumption_test.json");
+    // A published release is never modified: its later consumption tests go beside it.
+    let key = if release.binding == Binding::Published {
+        format!(
+            "{}/_gatehouse/consume/{}/training_consumption_test.json",
+            store.exports_prefix(),
+            release.manifest.release_version
+        )
+    } else {
+        format!("{location}tests/training_consumption_test.json")
+    };
     let mut bytes =
         serde_json::to_vec_pretty(&report).map_err(|e| ConsumeError::Serialise("the report", e))?;
     bytes.push(b'\n');

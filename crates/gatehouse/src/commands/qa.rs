@@ -19,6 +19,7 @@ pub fn sample(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
         store,
         version,
     } = Release::open(cli, args.release_version.as_deref())?;
+    release::refuse_published(&store, &version)?;
     let location = release::location(&store, &version);
     let max_line = settings
         .build
@@ -88,6 +89,7 @@ pub fn import(cli: &Cli, args: &QaImportArgs) -> Result<Code> {
         version,
         ..
     } = Release::open(cli, args.release_version.as_deref())?;
+    release::refuse_published(&store, &version)?;
     let bytes = std::fs::read(&args.file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
     let location = release::location(&store, &version);
@@ -129,6 +131,7 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
         version,
         ..
     } = Release::open(cli, args.release_version.as_deref())?;
+    release::refuse_published(&store, &version)?;
     let location = release::location(&store, &version);
     let (record, written) = qa::signoff(&store, &location, &settings.qa)?;
     if cli.global.json {
@@ -170,6 +173,7 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
 
 pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
     let Release { store, version, .. } = Release::open(cli, args.release_version.as_deref())?;
+    release::refuse_published(&store, &version)?;
     let location = release::location(&store, &version);
     let role = match args.role {
         Role::ClinicianFoundation => ReviewType::ClinicianFoundation,
@@ -215,6 +219,7 @@ pub fn serve(cli: &Cli, args: &QaServeArgs) -> Result<Code> {
         version,
         ..
     } = Release::open(cli, args.release_version.as_deref())?;
+    release::refuse_published(&store, &version)?;
     let location = release::location(&store, &version);
     let policy = gatehouse_review::SessionPolicy {
         idle: Duration::from_secs(args.session_idle_minutes.max(1) * 60),

@@ -64,7 +64,10 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
             &settings,
             &registry,
             &version,
-            args.no_fail_fast,
+            &release::RunOptions {
+                no_fail_fast: args.no_fail_fast,
+                unenforced_store_reason: args.allow_unenforced_store.as_deref(),
+            },
             progress,
         )
     })?;
@@ -81,8 +84,9 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                  "review_types_without_samples": outcome.qa.as_ref().map(|q| &q.review_types_without_samples)},
             ],
             "release_digest": outcome.build.as_ref().map(|b| b.release_digest.clone()),
+            "stage_log": outcome.stage_log,
             "written": outcome.written,
-            "publishable": false,
+            "published": outcome.published.as_ref().map(|p| &p.marker),
         }))?;
     } else {
         print::out(&format!(
@@ -126,6 +130,17 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         if let Some(c) = &outcome.consume {
             super::consume::summary(&c.report);
         }
+        if let Some(p) = &outcome.published {
+            print::out(&format!(
+                "publish   pass: {} evidence files, marker {}{}",
+                p.marker.evidence.len(),
+                store.locate(&p.marker_key),
+                match &p.marker.unenforced_store_override {
+                    Some(r) => format!(" (store override recorded: {r})"),
+                    None => String::new(),
+                }
+            ));
+        }
         print::out(&format!(
             "\n{} artefacts written under {}",
             outcome.written.len(),
@@ -145,15 +160,14 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         }
         return Ok(Code::Blocked);
     }
-    // Fail closed: a release that cannot be published must not look like a success to a
-    // script (`gatehouse release && train`).
     print::note(&format!(
-        "release {version} is blocked (exit 1): coverage, build, every gate, the human QA \
-         signoff and training consumption passed, but publish is not available in gatehouse {}, \
-         so this draft cannot be published",
-        env!("CARGO_PKG_VERSION")
+        "release {version} is published ({}): every stage passed; it can never be overwritten",
+        outcome
+            .build
+            .as_ref()
+            .map_or("", |b| b.release_digest.as_str())
     ));
-    Ok(Code::Blocked)
+    Ok(Code::Ok)
 }
 
 fn qa_summary(q: &release::QaStage) {

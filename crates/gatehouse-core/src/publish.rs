@@ -1,0 +1,537 @@
+//! Publication: the release's evidence, then one create-only completion marker.
+//!
+//! Everything before the marker is a draft: a crash leaves no published release, and a
+//! re-run rewrites the evidence. The marker `_PUBLISHED` is written with a create-only put
+//! (it names the release digest and the sha256 of every evidence file), so a version is
+//! published once and never overwritten. Before relying on that, publication probes the
+//! store: when it ignores conditional writes, publishing is refused unless the operator gives
+//! a reason, which is recorded in the marker and the release notes.
+//!
+//! Evidence written into the release: `gates/combined_gate_report.json`,
+//! `release_notes.json` and `.md` (from the real gate results, exceptions and signoff, with
+//! the release decision record), `release_summary.json` (stages, durations, verdicts,
+//! versions, config digest) and `README.md`, a dataset card with Hugging Face front matter.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::digest::sha256;
+use crate::registry::Registry;
+use crate::release::{Outcome, PUBLISHED_MARKER, ReleaseError};
+use crate::report::{Verdict, generated_by};
+use crate::store::{Store, StoreError};
+
+/// Schema version of the publication files.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `_PUBLISHED`: the completion marker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Marker {
+    pub schema_version: u32,
+    pub release_version: String,
+    pub release_digest: String,
+    pub published_at: String,
+    pub published_by: String,
+    /// Every evidence file with its sha256.
+    pub evidence: Vec<Evidence>,
+    /// Set when the store does not enforce create-only writes and the operator published
+    /// anyway: their reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unenforced_store_override: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub key: String,
+    pub sha256: String,
+}
+
+/// What publication wrote.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub marker_key: String,
+    pub marker: Marker,
+    pub written: Vec<String>,
+}
+
+/// Probes whether the store refuses a second create-only write; cleans up after itself.
+fn create_only_enforced(store: &Store) -> Result<bool, ReleaseError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let key = format!(
+        "{}/_gatehouse/publish-probe/{nanos}-{}",
+        store.exports_prefix(),
+        std::process::id()
+    );
+    store.put_create(&key, "publish probe")?;
+    let enforced = match store.put_create(&key, "publish probe, second write") {
+        Err(StoreError::AlreadyExists { .. }) => true,
+        Ok(()) => false,
+        Err(e) => {
+            let _ = store.delete(&key);
+            return Err(e.into());
+        }
+    };
+    let _ = store.delete(&key);
+    Ok(enforced)
+}
+
+fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, ReleaseError> {
+    let mut b = serde_json::to_vec_pretty(v).map_err(|e| ReleaseError::Serialise(what, e))?;
+    b.push(b'\n');
+    Ok(b)
+}
+
+/// Writes the evidence and the marker of a release whose every stage passed.
+pub fn publish(
+    store: &Store,
+    registry: &Registry,
+    outcome: &Outcome,
+    config_digest: &str,
+    override_reason: Option<&str>,
+) -> Result<Published, ReleaseError> {
+    let loc = &outcome.plan.location;
+    let version = &outcome.plan.version;
+    let (Some(build), Some(gates), Some(qa), Some(consume)) = (
+        &outcome.build,
+        &outcome.gates,
+        &outcome.qa,
+        &outcome.consume,
+    ) else {
+        return Err(ReleaseError::NotPublishable("a stage did not run".into()));
+    };
+    if !outcome.passed {
+        return Err(ReleaseError::NotPublishable(
+            "a stage failed; a failing release is never published".into(),
+        ));
+    }
+    // The manifest must still be the one every stage judged.
+    let manifest_key = format!("{loc}manifest.json");
+    let digest = sha256(&store.get_bytes(&manifest_key)?);
+    if digest != build.release_digest {
+        return Err(ReleaseError::NotPublishable(format!(
+            "{manifest_key} changed during the run ({} → {digest})",
+            build.release_digest
+        )));
+    }
+    let enforced = create_only_enforced(store)?;
+    let unenforced_store_override = match (enforced, override_reason) {
+        (true, _) => None,
+        (false, Some(r)) if !r.trim().is_empty() => Some(r.trim().to_string()),
+        (false, _) => return Err(ReleaseError::UnsafeStore),
+    };
+
+    let signoff: serde_json::Value =
+        serde_json::from_slice(&store.get_bytes(&format!("{loc}qa/signoff_record.json"))?)
+            .map_err(|e| ReleaseError::Serialise("the signoff record", e))?;
+
+    // Included families (records per split) and what was left out.
+    let manifest = &build.manifest;
+    let mut families: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for c in &manifest.contents {
+        for (f, t) in &c.families {
+            families
+                .entry(f.clone())
+                .or_default()
+                .insert(c.split.as_str().to_string(), t.records);
+        }
+    }
+    let mut exclusions: Vec<String> = manifest
+        .excluded_datasets
+        .iter()
+        .map(|e| format!("dataset {}: {}", e.dataset, e.reason))
+        .collect();
+    for f in &outcome.coverage.families {
+        if !families.contains_key(&f.family) {
+            exclusions.push(format!(
+                "family {}: no records in this release (coverage: {:?})",
+                f.family, f.status
+            ));
+        }
+    }
+    let r = &build.report;
+    if r.records_quarantined > 0 {
+        exclusions.push(format!(
+            "{} record(s) quarantined as malformed (quarantine.jsonl)",
+            r.records_quarantined
+        ));
+    }
+    if r.records_removed_by_policy > 0 {
+        exclusions.push(format!(
+            "{} record(s) removed by policy: held for PII review or flagged by reviewers ({} by the blocklist)",
+            r.records_removed_by_policy, r.blocklist.records_removed
+        ));
+    }
+    if r.records_removed_as_duplicates > 0 {
+        exclusions.push(format!(
+            "{} exact or near duplicate(s) removed (dedup_removed.jsonl)",
+            r.records_removed_as_duplicates
+        ));
+    }
+
+    // The combined gate report.
+    let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
+    verdicts.insert("coverage".into(), outcome.coverage.verdict);
+    verdicts.insert("build".into(), r.verdict);
+    for g in &gates.summaries {
+        verdicts.insert(g.gate.to_string(), g.verdict);
+    }
+    verdicts.insert(
+        "human_qa".into(),
+        if qa.passed() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+    );
+    verdicts.insert("training_consumption".into(), consume.report.verdict);
+    let overall = verdicts.values().copied().max().unwrap_or(Verdict::Pass);
+    let warnings: Vec<String> = outcome
+        .coverage
+        .findings
+        .iter()
+        .filter(|f| f.severity >= crate::report::Severity::Warning)
+        .map(|f| format!("coverage {} {}: {}", f.code, f.name, f.subject))
+        .chain(
+            gates
+                .summaries
+                .iter()
+                .filter(|g| g.verdict == Verdict::Warn)
+                .map(|g| format!("{} gate: warnings (see {})", g.gate, g.report)),
+        )
+        .chain(
+            consume
+                .report
+                .findings
+                .iter()
+                .map(|f| format!("consume {} {}: {}", f.code, f.name, f.message)),
+        )
+        .collect();
+    let waivers: Vec<serde_json::Value> = [
+        serde_json::to_value(&gates.privacy.waivers),
+        serde_json::to_value(&gates.provenance.waivers),
+        serde_json::to_value(&gates.dedup.waivers),
+        serde_json::to_value(&gates.leakage.waivers),
+        serde_json::to_value(&gates.distribution.waivers),
+    ]
+    .into_iter()
+    .filter_map(Result::ok)
+    .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+    .collect();
+    let combined = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "generated_by": generated_by(),
+        "release_version": version,
+        "release_digest": digest,
+        "verdict": overall,
+        "verdicts": verdicts,
+        "gates": gates.summaries.iter().map(|g| serde_json::json!({
+            "gate": g.gate, "verdict": g.verdict, "blocking": g.blocking,
+            "report": g.report, "blocking_counts": g.blocking_counts,
+        })).collect::<Vec<_>>(),
+        "human_qa": qa.gate,
+        "training_consumption": {
+            "verdict": consume.report.verdict,
+            "report": format!("{loc}tests/training_consumption_test.json"),
+        },
+        "waivers": waivers,
+        "warnings": warnings,
+    });
+
+    let total_records: u64 = manifest.contents.iter().map(|c| c.records).sum();
+    let included: Vec<String> = families.keys().cloned().collect();
+    let decision = format!(
+        "Publish {version} ({digest}) with {} records of the families {}. Known exclusions: {}.",
+        total_records,
+        included.join(", "),
+        if exclusions.is_empty() {
+            "none".to_string()
+        } else {
+            exclusions.join("; ")
+        }
+    );
+    let notes = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "release_version": version,
+        "release_digest": digest,
+        "release_date": manifest.release_date,
+        "decision": decision,
+        "families": families,
+        "exclusions": exclusions,
+        "verdicts": combined["verdicts"],
+        "warnings": combined["warnings"],
+        "waivers": combined["waivers"],
+        "signoff": {
+            "decision": signoff["decision"],
+            "reviewers": signoff["reviewers"],
+            "results": signoff["results"],
+            "exceptions": signoff["exceptions"],
+            "record_sha256": match &qa.gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
+        },
+        "training_consumption": {
+            "verdict": consume.report.verdict,
+            "records": consume.report.splits.iter().map(|s| s.records).sum::<u64>(),
+            "batches": consume.report.batches.batches,
+            "over_max_seq_length": consume.report.splits.iter().map(|s| s.over_max_seq_length).sum::<u64>(),
+        },
+        "unenforced_store_override": unenforced_store_override,
+    });
+    let notes_md = notes_markdown(version, &digest, &decision, &notes, &families, &exclusions);
+    let summary = serde_json::json!({
+        "schema_version": SCHEMA_VERSION,
+        "generated_by": generated_by(),
+        "release_version": version,
+        "release_digest": digest,
+        "config_digest": config_digest,
+        "registry_digest": registry.digest,
+        "tool": manifest.tool,
+        "tokenizer": manifest.tokens.tokenizer,
+        "stages": outcome.stage_log,
+        "verdict": overall,
+    });
+    let card = dataset_card(
+        version,
+        &digest,
+        registry,
+        outcome,
+        &families,
+        &exclusions,
+        &combined,
+    );
+
+    let mut written = Vec::new();
+    let mut evidence = Vec::new();
+    for (name, bytes) in [
+        (
+            "gates/combined_gate_report.json",
+            json("the combined gate report", &combined)?,
+        ),
+        ("release_notes.json", json("the release notes", &notes)?),
+        ("release_notes.md", notes_md.into_bytes()),
+        (
+            "release_summary.json",
+            json("the release summary", &summary)?,
+        ),
+        ("README.md", card.into_bytes()),
+    ] {
+        let key = format!("{loc}{name}");
+        evidence.push(Evidence {
+            key: key.clone(),
+            sha256: sha256(&bytes),
+        });
+        store.put(&key, bytes)?;
+        written.push(key);
+    }
+    for name in [
+        "manifest.json",
+        "report.html",
+        "qa/signoff_record.json",
+        "tests/training_consumption_test.json",
+    ] {
+        let key = format!("{loc}{name}");
+        evidence.push(Evidence {
+            sha256: sha256(&store.get_bytes(&key)?),
+            key,
+        });
+    }
+    evidence.sort_by(|a, b| a.key.cmp(&b.key));
+    let marker = Marker {
+        schema_version: SCHEMA_VERSION,
+        release_version: version.clone(),
+        release_digest: digest,
+        published_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        published_by: generated_by(),
+        evidence,
+        unenforced_store_override,
+    };
+    let marker_key = format!("{loc}{PUBLISHED_MARKER}");
+    match store.put_create(&marker_key, json("the publication marker", &marker)?) {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists { .. }) => {
+            return Err(ReleaseError::AlreadyPublished {
+                version: version.clone(),
+                location: store.locate(loc),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
+    written.push(marker_key.clone());
+    Ok(Published {
+        marker_key,
+        marker,
+        written,
+    })
+}
+
+fn notes_markdown(
+    version: &str,
+    digest: &str,
+    decision: &str,
+    notes: &serde_json::Value,
+    families: &BTreeMap<String, BTreeMap<String, u64>>,
+    exclusions: &[String],
+) -> String {
+    let mut md = format!("# Release notes: {version}\n\nRelease digest `{digest}`.\n\n");
+    md.push_str(&format!("## Decision\n\n{decision}\n\n## Families\n\n| family | train | val | test |\n|---|---|---|---|\n"));
+    for (f, splits) in families {
+        let n = |s: &str| splits.get(s).copied().unwrap_or(0);
+        md.push_str(&format!(
+            "| {f} | {} | {} | {} |\n",
+            n("train"),
+            n("val"),
+            n("test")
+        ));
+    }
+    md.push_str("\n## Gates\n\n| stage | verdict |\n|---|---|\n");
+    if let Some(v) = notes["verdicts"].as_object() {
+        for (k, v) in v {
+            md.push_str(&format!("| {k} | {} |\n", v.as_str().unwrap_or("?")));
+        }
+    }
+    md.push_str("\n## Known exclusions\n\n");
+    if exclusions.is_empty() {
+        md.push_str("None.\n");
+    }
+    for e in exclusions {
+        md.push_str(&format!("- {e}\n"));
+    }
+    md.push_str("\n## Warnings and waivers\n\n");
+    let warnings = notes["warnings"].as_array().cloned().unwrap_or_default();
+    let waivers = notes["waivers"].as_array().cloned().unwrap_or_default();
+    if warnings.is_empty() && waivers.is_empty() {
+        md.push_str("None.\n");
+    }
+    for w in warnings {
+        md.push_str(&format!("- {}\n", w.as_str().unwrap_or_default()));
+    }
+    for w in waivers {
+        md.push_str(&format!("- waiver: {w}\n"));
+    }
+    md.push_str("\n## Human review\n\n");
+    let s = &notes["signoff"];
+    md.push_str(&format!(
+        "Signoff: **{}** (record sha256 `{}`).\n\n",
+        s["decision"].as_str().unwrap_or("?"),
+        s["record_sha256"].as_str().unwrap_or("?")
+    ));
+    if let Some(r) = s["reviewers"].as_object() {
+        for (who, t) in r {
+            md.push_str(&format!("- {who}: {}\n", t.as_str().unwrap_or("?")));
+        }
+    }
+    if let Some(results) = s["results"].as_array() {
+        md.push_str("\n| review | samples | reviews passing | mean overall | pass/fail agreement |\n|---|---|---|---|---|\n");
+        for r in results {
+            md.push_str(&format!(
+                "| {} | {} | {} of {} | {} | {} |\n",
+                r["review_type"].as_str().unwrap_or("?"),
+                r["samples"],
+                r["reviews_passing"],
+                r["reviews"],
+                r["mean_overall"],
+                r["pass_fail_agreement"]
+                    .as_f64()
+                    .map_or_else(|| "n/a (one reviewer)".to_string(), |a| a.to_string())
+            ));
+        }
+    }
+    let t = &notes["training_consumption"];
+    md.push_str(&format!(
+        "\n## Training consumption\n\n{} records loaded and verified, {} curriculum batches, {} over max_seq_length.\n",
+        t["records"], t["batches"], t["over_max_seq_length"]
+    ));
+    if let Some(r) = notes["unenforced_store_override"].as_str() {
+        md.push_str(&format!(
+            "\n## Store override\n\nThe store does not enforce create-only writes; published anyway because: {r}\n"
+        ));
+    }
+    md
+}
+
+fn size_category(n: u64) -> &'static str {
+    match n {
+        0..1_000 => "n<1K",
+        1_000..10_000 => "1K<n<10K",
+        10_000..100_000 => "10K<n<100K",
+        100_000..1_000_000 => "100K<n<1M",
+        1_000_000..10_000_000 => "1M<n<10M",
+        _ => "10M<n<100M",
+    }
+}
+
+fn dataset_card(
+    version: &str,
+    digest: &str,
+    registry: &Registry,
+    outcome: &Outcome,
+    families: &BTreeMap<String, BTreeMap<String, u64>>,
+    exclusions: &[String],
+    combined: &serde_json::Value,
+) -> String {
+    let manifest = outcome.build.as_ref().map(|b| &b.manifest);
+    let datasets: BTreeSet<&str> = manifest
+        .map(|m| m.inputs.iter().map(|i| i.dataset.as_str()).collect())
+        .unwrap_or_default();
+    let licences: BTreeSet<String> = registry
+        .datasets
+        .iter()
+        .filter(|d| datasets.contains(d.name.as_str()))
+        .filter_map(|d| d.license_tag.as_deref())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let total: u64 = manifest
+        .map(|m| m.contents.iter().map(|c| c.records).sum())
+        .unwrap_or(0);
+    let mut y = String::from("---\n");
+    y.push_str("license:\n");
+    for l in &licences {
+        y.push_str(&format!("- {l}\n"));
+    }
+    y.push_str(&format!(
+        "language:\n- en\ntask_categories:\n- text-generation\nsize_categories:\n- {}\npretty_name: gatehouse release {version}\ntags:\n- mental-health\n- counselling\n- chatml\n",
+        size_category(total)
+    ));
+    y.push_str("configs:\n- config_name: default\n  data_files:\n");
+    for s in ["train", "val", "test"] {
+        if families
+            .values()
+            .any(|f| f.get(s).copied().unwrap_or(0) > 0)
+        {
+            y.push_str(&format!("  - split: {s}\n    path: shards/{s}/*.parquet\n"));
+        }
+    }
+    y.push_str("---\n\n");
+    y.push_str(&format!(
+        "# gatehouse release {version}\n\nTraining conversations for a therapy-assistant model, compiled to ChatML, redacted, deduplicated, split by group, gated and reviewed by clinicians. Release digest `{digest}` (the sha256 of `manifest.json`; every file is listed there with its sha256).\n\n"
+    ));
+    y.push_str("## Contents\n\n| family | train | val | test |\n|---|---|---|---|\n");
+    for (f, splits) in families {
+        let n = |s: &str| splits.get(s).copied().unwrap_or(0);
+        y.push_str(&format!(
+            "| {f} | {} | {} | {} |\n",
+            n("train"),
+            n("val"),
+            n("test")
+        ));
+    }
+    y.push_str("\nEach record: `id`, `messages` (a list of `{role, content}`, roles system/user/assistant) and `metadata` (family, dataset, stage, split, source key and line, licence, tokens, redactions, provenance). JSONL and Parquet shards hold the same records; `routing_config.json` gives the curriculum stages and family weights.\n\n");
+    y.push_str("## Intended use\n\nSupervised fine-tuning and evaluation of a therapy-assistant model under clinical oversight. The test split and holdout families are for evaluation only.\n\n");
+    y.push_str("## Limitations\n\n- Personal data was redacted automatically (typed placeholders such as `[NAME_1]`) and checked by a full re-scan and a human spot-check; detection is not perfect.\n- Crisis resources (e.g. 988, 741741) are kept on purpose. Conversations may discuss suicide, self-harm and abuse.\n- Synthetic and third-party sources carry their own licences (front matter) and biases; the bias and cultural review sampled, not exhausted, the data.\n- Not a substitute for clinical judgement; not for diagnosis.\n\n");
+    y.push_str("## Known exclusions\n\n");
+    if exclusions.is_empty() {
+        y.push_str("None.\n");
+    }
+    for e in exclusions {
+        y.push_str(&format!("- {e}\n"));
+    }
+    y.push_str("\n## Gate results\n\n| stage | verdict |\n|---|---|\n");
+    if let Some(v) = combined["verdicts"].as_object() {
+        for (k, v) in v {
+            y.push_str(&format!("| {k} | {} |\n", v.as_str().unwrap_or("?")));
+        }
+    }
+    y.push_str("\n## Review\n\nClinician (foundation and crisis) and bias/cultural reviewers scored seeded, stratified samples against their rubrics; the signoff (`qa/signoff_record.json`) is bound to this release digest. See `release_notes.md`.\n");
+    y
+}
