@@ -55,8 +55,9 @@ pub struct Published {
     pub written: Vec<String>,
 }
 
-/// Probes whether the store refuses a second create-only write; cleans up after itself.
-fn create_only_enforced(store: &Store) -> Result<bool, ReleaseError> {
+/// Probes whether the store refuses a second create-only write of a probe key (and deletes
+/// the probe): `false` means the store ignores conditional writes.
+pub fn create_only_enforced(store: &Store) -> Result<bool, ReleaseError> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
