@@ -85,9 +85,10 @@ impl Global {
 pub enum Command {
     /// Run the release pipeline: coverage → build → gates → qa → consume → publish.
     ///
-    /// Writes reports into {exports}/releases/{version}/ in the store. Stages that this
-    /// version of gatehouse does not have yet are shown in the plan and not run; such a
-    /// release is a draft and cannot be published.
+    /// Writes every report into {exports}/releases/{version}/ in the store. After the gates
+    /// it draws the human review packets and stops (exit 1) until reviewers sign off this
+    /// exact manifest (`gatehouse qa …`); run it again after the signoff to test training
+    /// consumption and publish (exit 0). A published version is never written again.
     Release(ReleaseArgs),
     /// Build the compiled ChatML export of a release (the draft's shards, manifest, routing
     /// config, build report and quarantine list), without the other stages.
