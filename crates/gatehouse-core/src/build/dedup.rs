@@ -47,9 +47,13 @@ pub struct DedupConfig {
     pub keep_priority: Vec<String>,
     /// `[build.dedup.near_params]`: shingle size, bands × rows, threshold, seed.
     pub near_params: NearDupParams,
-    /// An LSH bucket with more records than this is not used for candidates: it holds
-    /// records that share a template, and comparing them all is quadratic. Pairs that
-    /// collide only there are missed; the summary counts such buckets.
+    /// An LSH bucket with more records than this is not used for candidates (a guard
+    /// against pathological inputs: comparing a bucket is quadratic, though the signature
+    /// estimate makes each comparison cheap). Pairs that collide only there are missed, the
+    /// summary counts such buckets, and the leakage gate, which searches every bucket, fails
+    /// on any cross-split pair they hid. The default searches every realistic bucket: a
+    /// smaller value (2000 before) let a near pair at 100k generated conversations reach
+    /// two splits.
     pub max_bucket: usize,
 }
 
@@ -62,7 +66,7 @@ impl Default for DedupConfig {
             boilerplate: Vec::new(),
             keep_priority: Vec::new(),
             near_params: NearDupParams::default(),
-            max_bucket: 2000,
+            max_bucket: 100_000,
         }
     }
 }
