@@ -3,9 +3,9 @@
 //! Everything before the marker is a draft: a crash leaves no published release, and a
 //! re-run rewrites the evidence. The marker `_PUBLISHED` is written with a create-only put
 //! (it names the release digest and the sha256 of every evidence file), so a version is
-//! published once and never overwritten. Before relying on that, publication probes the
-//! store: when it ignores conditional writes, publishing is refused unless the operator gives
-//! a reason, which is recorded in the marker and the release notes.
+//! published once and never overwritten. Before relying on that, publication runs `doctor`'s
+//! checks: when the store ignores conditional writes, publishing is refused unless the
+//! operator gives a reason, which is recorded in the marker and the release notes.
 //!
 //! Evidence written into the release: `gates/combined_gate_report.json`,
 //! `release_notes.json` and `.md` (from the real gate results, exceptions and signoff, with
@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::digest::sha256;
+use crate::doctor::DoctorReport;
 use crate::registry::Registry;
 use crate::release::{Outcome, PUBLISHED_MARKER, ReleaseError};
 use crate::report::{Verdict, generated_by};
@@ -55,28 +56,20 @@ pub struct Published {
     pub written: Vec<String>,
 }
 
-/// Probes whether the store refuses a second create-only write of a probe key (and deletes
-/// the probe): `false` means the store ignores conditional writes.
-pub fn create_only_enforced(store: &Store) -> Result<bool, ReleaseError> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let key = format!(
-        "{}/_gatehouse/publish-probe/{nanos}-{}",
-        store.exports_prefix(),
-        std::process::id()
-    );
-    store.put_create(&key, "publish probe")?;
-    let enforced = match store.put_create(&key, "publish probe, second write") {
-        Err(StoreError::AlreadyExists { .. }) => true,
-        Ok(()) => false,
-        Err(e) => {
-            let _ = store.delete(&key);
-            return Err(e.into());
-        }
-    };
-    let _ = store.delete(&key);
-    Ok(enforced)
+/// Whether publication may rely on the store, from `doctor`'s checks (its create-only
+/// probe): `Ok(None)` when the store enforces create-only writes, `Ok(Some(reason))` when it
+/// does not and the operator gave a reason, an error otherwise.
+fn write_once(report: &DoctorReport, reason: Option<&str>) -> Result<Option<String>, ReleaseError> {
+    if report.store_unusable() {
+        return Err(ReleaseError::NotPublishable(
+            "the store failed a check (run `gatehouse doctor` for details)".into(),
+        ));
+    }
+    match (report.publish_safe, reason.map(str::trim)) {
+        (true, _) => Ok(None),
+        (false, Some(r)) if !r.is_empty() => Ok(Some(r.to_string())),
+        (false, _) => Err(ReleaseError::UnsafeStore),
+    }
 }
 
 fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, ReleaseError> {
@@ -117,12 +110,8 @@ pub fn publish(
             build.release_digest
         )));
     }
-    let enforced = create_only_enforced(store)?;
-    let unenforced_store_override = match (enforced, override_reason) {
-        (true, _) => None,
-        (false, Some(r)) if !r.trim().is_empty() => Some(r.trim().to_string()),
-        (false, _) => return Err(ReleaseError::UnsafeStore),
-    };
+    let unenforced_store_override =
+        write_once(&crate::doctor::run(store, Vec::new()), override_reason)?;
 
     let signoff: serde_json::Value =
         serde_json::from_slice(&store.get_bytes(&format!("{loc}qa/signoff_record.json"))?)
@@ -535,4 +524,32 @@ fn dataset_card(
     }
     y.push_str("\n## Review\n\nClinician (foundation and crisis) and bias/cultural reviewers scored seeded, stratified samples against their rubrics; the signoff (`qa/signoff_record.json`) is bound to this release digest. See `release_notes.md`.\n");
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::{self, CreateOnly};
+
+    #[test]
+    fn an_unenforcing_store_publishes_only_with_a_recorded_reason() {
+        let safe = doctor::run(&Store::memory(), Vec::new());
+        assert!(safe.publish_safe);
+        assert_eq!(write_once(&safe, None).unwrap(), None);
+        let mut unsafe_store = safe.clone();
+        unsafe_store.create_only = CreateOnly::Ignored;
+        unsafe_store.publish_safe = false;
+        assert!(matches!(
+            write_once(&unsafe_store, None),
+            Err(ReleaseError::UnsafeStore)
+        ));
+        assert!(matches!(
+            write_once(&unsafe_store, Some("  ")),
+            Err(ReleaseError::UnsafeStore)
+        ));
+        assert_eq!(
+            write_once(&unsafe_store, Some(" vendor confirmed WORM bucket ")).unwrap(),
+            Some("vendor confirmed WORM bucket".to_string())
+        );
+    }
 }

@@ -501,12 +501,7 @@ fn qa_stage(
     settings: &Settings,
     location: &str,
 ) -> Result<QaStage, ReleaseError> {
-    let max_line = settings
-        .build
-        .limits
-        .max_record_bytes
-        .saturating_mul(2)
-        .saturating_add(1 << 20);
+    let max_line = settings.build.limits.max_export_line();
     let drawn = match crate::qa::packets(store, location) {
         Ok(_) => None,
         Err(crate::qa::QaError::NoPackets { .. } | crate::qa::QaError::StalePackets { .. }) => {

@@ -504,40 +504,42 @@ async fn logout(
     res
 }
 
-/// The reviewer's draft, read from the store the first time.
+/// The reviewer's draft, read from the store the first time. A draft made for another
+/// release digest starts afresh; an unreadable one is an error (saving over it would lose
+/// the reviewer's work).
 async fn draft(app: &Shared, reviewer_id: &str) -> Result<Draft, Response> {
     if let Some(d) = lock(&app.drafts).get(reviewer_id) {
         return Ok(d.clone());
     }
     let a = Arc::clone(app);
     let rid = reviewer_id.to_string();
-    let loaded = tokio::task::spawn_blocking(move || match a.store.get_bytes(&a.draft_key(&rid)) {
-        Ok(b) => serde_json::from_slice::<Draft>(&b)
-            .ok()
-            .filter(|d| d.release_digest == a.digest && d.reviewer_id == rid)
-            .map(Ok)
-            .unwrap_or_else(|| {
-                Ok(Draft {
-                    release_digest: a.digest.clone(),
-                    reviewer_id: rid.clone(),
-                    ..Draft::default()
-                })
-            }),
-        Err(StoreError::NotFound { .. }) => Ok(Draft {
+    let loaded = tokio::task::spawn_blocking(move || {
+        let fresh = Draft {
             release_digest: a.digest.clone(),
             reviewer_id: rid.clone(),
             ..Draft::default()
-        }),
-        Err(e) => Err(e),
+        };
+        let key = a.draft_key(&rid);
+        match a.store.get_bytes(&key) {
+            Ok(b) => match serde_json::from_slice::<Draft>(&b) {
+                Ok(d) if d.release_digest == a.digest && d.reviewer_id == rid => Some(d),
+                Ok(_) => Some(fresh),
+                Err(_) => {
+                    tracing::error!(target: "gatehouse_review", "{key} is not a readable draft; it is left as it is");
+                    None
+                }
+            },
+            Err(StoreError::NotFound { .. }) => Some(fresh),
+            Err(_) => None,
+        }
     })
     .await;
     match loaded {
-        Ok(Ok(d)) => {
-            lock(&app.drafts)
-                .entry(reviewer_id.to_string())
-                .or_insert_with(|| d.clone());
-            Ok(d)
-        }
+        // Another request may have loaded (and changed) it meanwhile: that copy wins.
+        Ok(Some(d)) => Ok(lock(&app.drafts)
+            .entry(reviewer_id.to_string())
+            .or_insert(d)
+            .clone()),
         _ => Err(storage_error()),
     }
 }

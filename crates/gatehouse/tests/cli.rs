@@ -390,14 +390,7 @@ fn coverage_over_s3_matches_coverage_over_local_disk() {
     let s3 = TestS3::start().unwrap();
     let bucket = s3.create_bucket("cli-coverage").unwrap();
     // Upload with the library, then ask the CLI.
-    let env: std::collections::BTreeMap<_, _> = s3.env(&bucket).into_iter().collect();
-    let store =
-        gatehouse_core::store::Store::open(&gatehouse_core::config::store_from_env(&env).unwrap())
-            .unwrap();
-    gatehouse_test::for_each_file(&p.path().join("store"), &mut |k, b| {
-        store.put(k, b).map_err(|e| anyhow::anyhow!("{e}"))
-    })
-    .unwrap();
+    p.upload_to(&s3, &bucket);
     let local = p.run(&["coverage", "--json"]);
     let remote = Run::from(
         s3_cmd(&p, &s3, &bucket)

@@ -25,14 +25,7 @@ fn hugging_face_datasets_loads_the_release_from_s3() {
     let p = Project::new();
     let s3 = TestS3::start().unwrap();
     let bucket = s3.create_bucket("hf-client").unwrap();
-    let env: std::collections::BTreeMap<_, _> = s3.env(&bucket).into_iter().collect();
-    let store =
-        gatehouse_core::store::Store::open(&gatehouse_core::config::store_from_env(&env).unwrap())
-            .unwrap();
-    gatehouse_test::for_each_file(&p.path().join("store"), &mut |k, b| {
-        store.put(k, b).map_err(|e| anyhow::anyhow!("{e}"))
-    })
-    .unwrap();
+    p.upload_to(&s3, &bucket);
     let mut build = p.cmd();
     build.args(["build", "--release-version", "v2026-06-07"]);
     for (k, v) in s3.env(&bucket) {

@@ -529,11 +529,7 @@ pub(super) fn scan(
     sketcher: &Sketcher,
 ) -> Result<Scanned, GateError> {
     let shards: Vec<&ManifestShard> = manifest.shards().collect();
-    // A record line holds at most `max_record_bytes` of source text, escaped, plus metadata.
-    let max_line = limits
-        .max_record_bytes
-        .saturating_mul(2)
-        .saturating_add(1 << 20);
+    let max_line = limits.max_export_line();
     let threads = rayon::current_num_threads().max(1);
     let (tx, rx) = sync_channel::<Batch>(threads * 2);
     let (sketch_tx, sketch_rx) = std::sync::mpsc::channel::<SketchBatch>();

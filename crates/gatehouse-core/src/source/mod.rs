@@ -69,6 +69,16 @@ pub struct Limits {
     pub transcript_chunk_turns: usize,
 }
 
+impl Limits {
+    /// Longest line of an exported shard: a record holds at most `max_record_bytes` of
+    /// source text, escaped (at most doubled), plus metadata.
+    pub fn max_export_line(&self) -> usize {
+        self.max_record_bytes
+            .saturating_mul(2)
+            .saturating_add(1 << 20)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

@@ -12,6 +12,12 @@ use crate::cli::{Cli, QaImportArgs, QaInviteArgs, QaSampleArgs, QaServeArgs, Rol
 use crate::exit::Code;
 use crate::print;
 
+/// The location of a release the qa commands may write into: never a published one.
+fn draft_location(store: &gatehouse_core::store::Store, version: &str) -> Result<String> {
+    release::refuse_published(store, version)?;
+    Ok(release::location(store, version))
+}
+
 pub fn sample(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
     let Release {
         settings,
@@ -19,14 +25,8 @@ pub fn sample(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
         store,
         version,
     } = Release::open(cli, args.release_version.as_deref())?;
-    release::refuse_published(&store, &version)?;
-    let location = release::location(&store, &version);
-    let max_line = settings
-        .build
-        .limits
-        .max_record_bytes
-        .saturating_mul(2)
-        .saturating_add(1 << 20);
+    let location = draft_location(&store, &version)?;
+    let max_line = settings.build.limits.max_export_line();
     let out = qa::sample(&store, &registry, &location, &settings.qa, max_line)?;
     let s = &out.samples;
     if cli.global.json {
@@ -89,10 +89,9 @@ pub fn import(cli: &Cli, args: &QaImportArgs) -> Result<Code> {
         version,
         ..
     } = Release::open(cli, args.release_version.as_deref())?;
-    release::refuse_published(&store, &version)?;
+    let location = draft_location(&store, &version)?;
     let bytes = std::fs::read(&args.file)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
-    let location = release::location(&store, &version);
     let is_csv = args
         .file
         .extension()
@@ -131,8 +130,7 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
         version,
         ..
     } = Release::open(cli, args.release_version.as_deref())?;
-    release::refuse_published(&store, &version)?;
-    let location = release::location(&store, &version);
+    let location = draft_location(&store, &version)?;
     let (record, written) = qa::signoff(&store, &location, &settings.qa)?;
     if cli.global.json {
         print::json(&serde_json::json!({ "signoff": record, "written": written }))?;
@@ -173,8 +171,7 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
 
 pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
     let Release { store, version, .. } = Release::open(cli, args.release_version.as_deref())?;
-    release::refuse_published(&store, &version)?;
-    let location = release::location(&store, &version);
+    let location = draft_location(&store, &version)?;
     let role = match args.role {
         Role::ClinicianFoundation => ReviewType::ClinicianFoundation,
         Role::ClinicianEdge => ReviewType::ClinicianEdge,
@@ -219,8 +216,7 @@ pub fn serve(cli: &Cli, args: &QaServeArgs) -> Result<Code> {
         version,
         ..
     } = Release::open(cli, args.release_version.as_deref())?;
-    release::refuse_published(&store, &version)?;
-    let location = release::location(&store, &version);
+    let location = draft_location(&store, &version)?;
     let policy = gatehouse_review::SessionPolicy {
         idle: Duration::from_secs(args.session_idle_minutes.max(1) * 60),
         max_age: Duration::from_secs(args.session_max_hours.max(1) * 3600),

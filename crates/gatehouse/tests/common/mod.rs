@@ -86,6 +86,19 @@ impl Project {
         Run::from(self.cmd().args(args).output().unwrap())
     }
 
+    /// Copies the project's store into `bucket` on an S3 server, with the library.
+    pub fn upload_to(&self, s3: &gatehouse_test::TestS3, bucket: &str) {
+        let env: std::collections::BTreeMap<_, _> = s3.env(bucket).into_iter().collect();
+        let store = gatehouse_core::store::Store::open(
+            &gatehouse_core::config::store_from_env(&env).unwrap(),
+        )
+        .unwrap();
+        gatehouse_test::for_each_file(&self.path().join("store"), &mut |k, b| {
+            store.put(k, b).map_err(|e| anyhow::anyhow!("{e}"))
+        })
+        .unwrap();
+    }
+
     pub fn exports_exist(&self) -> bool {
         self.path().join("store/exports").exists()
     }
