@@ -7,6 +7,10 @@
 //! - `cargo xtask bench pii [--conversations N] [--seed S]` scores the PII detector on the
 //!   planted corpus (precision, recall, F2 per type; decoys touched) and measures detection
 //!   and redaction throughput on one core.
+//! - `cargo xtask bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S]
+//!   [--keep]` runs the whole pipeline end to end on generated stores of each size (release
+//!   to the QA stop, offline review import and signoff, release to publication) and reports
+//!   per-stage times, wall time and peak RSS (docs/benchmarks-e2e.md).
 //! - `cargo xtask ci` runs what CI runs locally: fmt check, clippy, tests.
 
 use std::io::{BufWriter, Write};
@@ -18,11 +22,14 @@ use gatehouse_synth::formats::{self, Eol};
 use gatehouse_synth::sample::{SampleSize, write_sample_store};
 use gatehouse_synth::{Corpus, Family};
 
+mod bench_e2e;
 mod bench_pii;
+use bench_e2e::bench_e2e;
 use bench_pii::bench_pii;
 
 const USAGE: &str = "usage: cargo xtask <sample | gen --out FILE --conversations N [--seed S] \
-     | bench pii [--conversations N] [--seed S] | ci>";
+     | bench pii [--conversations N] [--seed S] \
+     | bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S] [--keep] | ci>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +37,7 @@ fn main() -> Result<()> {
         Some("sample") => sample(),
         Some("gen") => gen_corpus(&args[1..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("pii") => bench_pii(&args[2..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("e2e") => bench_e2e(&args[2..]),
         Some("ci") => ci(),
         _ => bail!(USAGE),
     }

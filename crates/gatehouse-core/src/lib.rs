@@ -6,6 +6,7 @@
 //! release's reports as one page, [`release`] plans and runs the stages. Everything here is
 //! synchronous; the only async code is inside [`store`].
 
+pub mod audit;
 pub mod build;
 pub mod config;
 pub mod consume;
@@ -20,6 +21,7 @@ pub mod record;
 pub mod registry;
 pub mod release;
 pub mod report;
+pub mod resume;
 pub mod source;
 pub mod store;
 pub mod waiver;

@@ -40,6 +40,10 @@ pub struct Marker {
     /// anyway: their reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unenforced_store_override: Option<String>,
+    /// The audit log's last line before the marker, so a log cut short is detected
+    /// (`gatehouse audit verify`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<crate::audit::Head>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,6 +76,27 @@ fn write_once(report: &DoctorReport, reason: Option<&str>) -> Result<Option<Stri
     }
 }
 
+/// The gate reports, in the order the gates run.
+const GATE_REPORTS: [&str; 5] = [
+    "pii_detection_report.json",
+    "provenance_validation_report.json",
+    "deduplication_report.json",
+    "cross_split_leakage_report.json",
+    "distribution_report.json",
+];
+
+fn parse(key: &str, bytes: &[u8]) -> Result<serde_json::Value, ReleaseError> {
+    serde_json::from_slice(bytes).map_err(|_| {
+        ReleaseError::NotPublishable(format!(
+            "{key} is not valid JSON; rebuild the release with --no-resume"
+        ))
+    })
+}
+
+fn read_json(store: &Store, key: &str) -> Result<serde_json::Value, ReleaseError> {
+    parse(key, &store.get_bytes(key)?)
+}
+
 fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, ReleaseError> {
     let mut b = serde_json::to_vec_pretty(v).map_err(|e| ReleaseError::Serialise(what, e))?;
     b.push(b'\n');
@@ -88,12 +113,7 @@ pub fn publish(
 ) -> Result<Published, ReleaseError> {
     let loc = &outcome.plan.location;
     let version = &outcome.plan.version;
-    let (Some(build), Some(gates), Some(qa), Some(consume)) = (
-        &outcome.build,
-        &outcome.gates,
-        &outcome.qa,
-        &outcome.consume,
-    ) else {
+    let (Some(release_digest), Some(qa)) = (&outcome.release_digest, &outcome.qa) else {
         return Err(ReleaseError::NotPublishable("a stage did not run".into()));
     };
     if !outcome.passed {
@@ -103,35 +123,51 @@ pub fn publish(
     }
     // The manifest must still be the one every stage judged.
     let manifest_key = format!("{loc}manifest.json");
-    let digest = sha256(&store.get_bytes(&manifest_key)?);
-    if digest != build.release_digest {
+    let manifest_bytes = store.get_bytes(&manifest_key)?;
+    let digest = sha256(&manifest_bytes);
+    if digest != *release_digest {
         return Err(ReleaseError::NotPublishable(format!(
-            "{manifest_key} changed during the run ({} → {digest})",
-            build.release_digest
+            "{manifest_key} changed during the run ({release_digest} → {digest})"
         )));
     }
     let unenforced_store_override =
         write_once(&crate::doctor::run(store, Vec::new()), override_reason)?;
 
-    let signoff: serde_json::Value =
-        serde_json::from_slice(&store.get_bytes(&format!("{loc}qa/signoff_record.json"))?)
-            .map_err(|e| ReleaseError::Serialise("the signoff record", e))?;
+    // Evidence is written from the stored reports, whether this run wrote them or resumed
+    // an earlier run's: they are what the release is judged by.
+    let manifest = parse("manifest.json", &manifest_bytes)?;
+    let build = read_json(store, &format!("{loc}build_report.json"))?;
+    let gates = GATE_REPORTS
+        .iter()
+        .map(|name| {
+            let key = format!("{loc}gates/{name}");
+            read_json(store, &key).map(|v| (key, v))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let consume = read_json(store, &format!("{loc}tests/training_consumption_test.json"))?;
+    let signoff = read_json(store, &format!("{loc}qa/signoff_record.json"))?;
 
     // Included families (records per split) and what was left out.
-    let manifest = &build.manifest;
     let mut families: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for c in &manifest.contents {
-        for (f, t) in &c.families {
-            families
-                .entry(f.clone())
-                .or_default()
-                .insert(c.split.as_str().to_string(), t.records);
+    for c in manifest["contents"].as_array().into_iter().flatten() {
+        for (f, t) in c["families"].as_object().into_iter().flatten() {
+            families.entry(f.clone()).or_default().insert(
+                c["split"].as_str().unwrap_or("?").to_string(),
+                t["records"].as_u64().unwrap_or(0),
+            );
         }
     }
-    let mut exclusions: Vec<String> = manifest
-        .excluded_datasets
-        .iter()
-        .map(|e| format!("dataset {}: {}", e.dataset, e.reason))
+    let mut exclusions: Vec<String> = manifest["excluded_datasets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            format!(
+                "dataset {}: {}",
+                e["dataset"].as_str().unwrap_or("?"),
+                e["reason"].as_str().unwrap_or("?")
+            )
+        })
         .collect();
     for f in &outcome.coverage.families {
         if !families.contains_key(&f.family) {
@@ -141,32 +177,36 @@ pub fn publish(
             ));
         }
     }
-    let r = &build.report;
-    if r.records_quarantined > 0 {
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let quarantined = count(&build["records_quarantined"]);
+    if quarantined > 0 {
         exclusions.push(format!(
-            "{} record(s) quarantined as malformed (quarantine.jsonl)",
-            r.records_quarantined
+            "{quarantined} record(s) quarantined as malformed (quarantine.jsonl)"
         ));
     }
-    if r.records_removed_by_policy > 0 {
+    let removed = count(&build["records_removed_by_policy"]);
+    if removed > 0 {
         exclusions.push(format!(
-            "{} record(s) removed by policy: held for PII review or flagged by reviewers ({} by the blocklist)",
-            r.records_removed_by_policy, r.blocklist.records_removed
+            "{removed} record(s) removed by policy: held for PII review or flagged by reviewers ({} by the blocklist)",
+            count(&build["blocklist"]["records_removed"])
         ));
     }
-    if r.records_removed_as_duplicates > 0 {
+    let duplicates = count(&build["records_removed_as_duplicates"]);
+    if duplicates > 0 {
         exclusions.push(format!(
-            "{} exact or near duplicate(s) removed (dedup_removed.jsonl)",
-            r.records_removed_as_duplicates
+            "{duplicates} exact or near duplicate(s) removed (dedup_removed.jsonl)"
         ));
     }
 
     // The combined gate report.
+    let verdict_of = |v: &serde_json::Value| -> Verdict {
+        serde_json::from_value(v["verdict"].clone()).unwrap_or(Verdict::Fail)
+    };
     let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
     verdicts.insert("coverage".into(), outcome.coverage.verdict);
-    verdicts.insert("build".into(), r.verdict);
-    for g in &gates.summaries {
-        verdicts.insert(g.gate.to_string(), g.verdict);
+    verdicts.insert("build".into(), verdict_of(&build));
+    for (_, g) in &gates {
+        verdicts.insert(g["gate"].as_str().unwrap_or("?").to_string(), verdict_of(g));
     }
     verdicts.insert(
         "human_qa".into(),
@@ -176,7 +216,7 @@ pub fn publish(
             Verdict::Fail
         },
     );
-    verdicts.insert("training_consumption".into(), consume.report.verdict);
+    verdicts.insert("training_consumption".into(), verdict_of(&consume));
     let overall = verdicts.values().copied().max().unwrap_or(Verdict::Pass);
     let warnings: Vec<String> = outcome
         .coverage
@@ -186,30 +226,34 @@ pub fn publish(
         .map(|f| format!("coverage {} {}: {}", f.code, f.name, f.subject))
         .chain(
             gates
-                .summaries
                 .iter()
-                .filter(|g| g.verdict == Verdict::Warn)
-                .map(|g| format!("{} gate: warnings (see {})", g.gate, g.report)),
+                .filter(|(_, g)| verdict_of(g) == Verdict::Warn)
+                .map(|(key, g)| {
+                    format!(
+                        "{} gate: warnings (see {key})",
+                        g["gate"].as_str().unwrap_or("?")
+                    )
+                }),
         )
         .chain(
-            consume
-                .report
-                .findings
-                .iter()
-                .map(|f| format!("consume {} {}: {}", f.code, f.name, f.message)),
+            consume["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    format!(
+                        "consume {} {}: {}",
+                        f["code"].as_str().unwrap_or("?"),
+                        f["name"].as_str().unwrap_or("?"),
+                        f["message"].as_str().unwrap_or("?")
+                    )
+                }),
         )
         .collect();
-    let waivers: Vec<serde_json::Value> = [
-        serde_json::to_value(&gates.privacy.waivers),
-        serde_json::to_value(&gates.provenance.waivers),
-        serde_json::to_value(&gates.dedup.waivers),
-        serde_json::to_value(&gates.leakage.waivers),
-        serde_json::to_value(&gates.distribution.waivers),
-    ]
-    .into_iter()
-    .filter_map(Result::ok)
-    .flat_map(|v| v.as_array().cloned().unwrap_or_default())
-    .collect();
+    let waivers: Vec<serde_json::Value> = gates
+        .iter()
+        .flat_map(|(_, g)| g["waivers"].as_array().cloned().unwrap_or_default())
+        .collect();
     let combined = serde_json::json!({
         "schema_version": SCHEMA_VERSION,
         "generated_by": generated_by(),
@@ -217,20 +261,25 @@ pub fn publish(
         "release_digest": digest,
         "verdict": overall,
         "verdicts": verdicts,
-        "gates": gates.summaries.iter().map(|g| serde_json::json!({
-            "gate": g.gate, "verdict": g.verdict, "blocking": g.blocking,
-            "report": g.report, "blocking_counts": g.blocking_counts,
+        "gates": gates.iter().map(|(key, g)| serde_json::json!({
+            "gate": g["gate"], "verdict": g["verdict"], "blocking": g["blocking"],
+            "report": key, "counts": g["counts"],
         })).collect::<Vec<_>>(),
         "human_qa": qa.gate,
         "training_consumption": {
-            "verdict": consume.report.verdict,
+            "verdict": consume["verdict"],
             "report": format!("{loc}tests/training_consumption_test.json"),
         },
         "waivers": waivers,
         "warnings": warnings,
     });
 
-    let total_records: u64 = manifest.contents.iter().map(|c| c.records).sum();
+    let total_records: u64 = manifest["contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| count(&c["records"]))
+        .sum();
     let included: Vec<String> = families.keys().cloned().collect();
     let decision = format!(
         "Publish {version} ({digest}) with {} records of the families {}. Known exclusions: {}.",
@@ -246,7 +295,7 @@ pub fn publish(
         "schema_version": SCHEMA_VERSION,
         "release_version": version,
         "release_digest": digest,
-        "release_date": manifest.release_date,
+        "release_date": manifest["release_date"],
         "decision": decision,
         "families": families,
         "exclusions": exclusions,
@@ -261,10 +310,10 @@ pub fn publish(
             "record_sha256": match &qa.gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
         },
         "training_consumption": {
-            "verdict": consume.report.verdict,
-            "records": consume.report.splits.iter().map(|s| s.records).sum::<u64>(),
-            "batches": consume.report.batches.batches,
-            "over_max_seq_length": consume.report.splits.iter().map(|s| s.over_max_seq_length).sum::<u64>(),
+            "verdict": consume["verdict"],
+            "records": consume["splits"].as_array().into_iter().flatten().map(|s| count(&s["records"])).sum::<u64>(),
+            "batches": consume["batches"]["batches"],
+            "over_max_seq_length": consume["splits"].as_array().into_iter().flatten().map(|s| count(&s["over_max_seq_length"])).sum::<u64>(),
         },
         "unenforced_store_override": unenforced_store_override,
     });
@@ -276,8 +325,8 @@ pub fn publish(
         "release_digest": digest,
         "config_digest": config_digest,
         "registry_digest": registry.digest,
-        "tool": manifest.tool,
-        "tokenizer": manifest.tokens.tokenizer,
+        "tool": manifest["tool"],
+        "tokenizer": manifest["tokens"]["tokenizer"],
         "stages": outcome.stage_log,
         "verdict": overall,
     });
@@ -285,7 +334,7 @@ pub fn publish(
         version,
         &digest,
         registry,
-        outcome,
+        &manifest,
         &families,
         &exclusions,
         &combined,
@@ -327,6 +376,22 @@ pub fn publish(
         });
     }
     evidence.sort_by(|a, b| a.key.cmp(&b.key));
+    // The audit log is written out up to the publication, and the marker anchors it.
+    let audit_head = match store.audit() {
+        Some(log) => {
+            log.record(
+                crate::audit::Action::Publish,
+                crate::audit::Event::detail(serde_json::json!({
+                    "release_digest": digest,
+                    "evidence": evidence.len(),
+                    "unenforced_store_override": unenforced_store_override,
+                })),
+            );
+            log.flush()?;
+            Some(log.head())
+        }
+        None => None,
+    };
     let marker = Marker {
         schema_version: SCHEMA_VERSION,
         release_version: version.clone(),
@@ -335,6 +400,7 @@ pub fn publish(
         published_by: generated_by(),
         evidence,
         unenforced_store_override,
+        audit_head,
     };
     let marker_key = format!("{loc}{PUBLISHED_MARKER}");
     match store.put_create(&marker_key, json("the publication marker", &marker)?) {
@@ -455,15 +521,17 @@ fn dataset_card(
     version: &str,
     digest: &str,
     registry: &Registry,
-    outcome: &Outcome,
+    manifest: &serde_json::Value,
     families: &BTreeMap<String, BTreeMap<String, u64>>,
     exclusions: &[String],
     combined: &serde_json::Value,
 ) -> String {
-    let manifest = outcome.build.as_ref().map(|b| &b.manifest);
-    let datasets: BTreeSet<&str> = manifest
-        .map(|m| m.inputs.iter().map(|i| i.dataset.as_str()).collect())
-        .unwrap_or_default();
+    let datasets: BTreeSet<&str> = manifest["inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["dataset"].as_str())
+        .collect();
     let licences: BTreeSet<String> = registry
         .datasets
         .iter()
@@ -471,9 +539,12 @@ fn dataset_card(
         .filter_map(|d| d.license_tag.as_deref())
         .map(str::to_ascii_lowercase)
         .collect();
-    let total: u64 = manifest
-        .map(|m| m.contents.iter().map(|c| c.records).sum())
-        .unwrap_or(0);
+    let total: u64 = manifest["contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["records"].as_u64())
+        .sum();
     let mut y = String::from("---\n");
     y.push_str("license:\n");
     for l in &licences {

@@ -5,13 +5,20 @@
 //! Stages not built yet are listed in the plan as unavailable, never faked: a release run
 //! by this version can never be published.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::audit::{Action, AuditError, AuditLog, Event};
+
 use crate::config::Settings;
 use crate::coverage::{self, CoverageError, CoverageReport};
+use crate::digest::sha256;
 use crate::registry::Registry;
 use crate::report::Verdict;
+use crate::resume::{self, Decision};
 use crate::store::{Store, StoreError};
 
 /// The file whose presence marks a published release (created with a create-only put).
@@ -79,7 +86,10 @@ impl Stage {
 pub struct PlannedStage {
     pub stage: Stage,
     pub what: &'static str,
-    pub action: &'static str,
+    /// `run`, `skip`, `run if …` or `not run`.
+    pub action: String,
+    /// Why (filled in by a dry run).
+    pub reason: String,
 }
 
 /// What `release` will do.
@@ -114,6 +124,8 @@ pub enum ReleaseError {
     Qa(#[from] crate::qa::QaError),
     #[error(transparent)]
     Consume(#[from] crate::consume::ConsumeError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     #[error("cannot publish: {0}")]
     NotPublishable(String),
     #[error(
@@ -140,6 +152,7 @@ impl ReleaseError {
             ReleaseError::Gates(e) => e.hint(),
             ReleaseError::Qa(e) => e.hint(),
             ReleaseError::Consume(e) => e.hint(),
+            ReleaseError::Audit(e) => e.hint(),
             ReleaseError::NotPublishable(_) => Some("run `gatehouse release` again".into()),
             ReleaseError::UnsafeStore => Some(
                 "use a store that refuses a second create-only write (`gatehouse doctor` checks), or pass --allow-unenforced-store \"REASON\" to publish anyway with the reason recorded".into(),
@@ -203,7 +216,9 @@ pub fn plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, R
                 "run"
             } else {
                 "not available in this version of gatehouse"
-            },
+            }
+            .to_string(),
+            reason: String::new(),
         })
         .collect();
     Ok(Plan {
@@ -214,6 +229,109 @@ pub fn plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, R
         already_published,
         stages,
     })
+}
+
+/// The plan with what each stage would do and why: which stages resume and which input or
+/// output changed for the others. Reads the store (a listing, stamps, HEADs); writes nothing.
+pub fn dry_run(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    version: &str,
+    options: &RunOptions<'_>,
+) -> Result<Plan, ReleaseError> {
+    let mut plan = plan(store, settings, version)?;
+    let mut set = |stage: Stage, action: &str, reason: String| {
+        if let Some(p) = plan.stages.iter_mut().find(|p| p.stage == stage) {
+            p.action = action.to_string();
+            p.reason = reason;
+        }
+    };
+    if plan.already_published {
+        for stage in Stage::ALL {
+            set(
+                stage,
+                "not run",
+                "the version is published; a published version is never modified".into(),
+            );
+        }
+        return Ok(plan);
+    }
+    let report = coverage::run(
+        store,
+        registry,
+        &settings.coverage,
+        &settings.waivers,
+        settings.as_of,
+        &mut |_| {},
+    )?;
+    set(
+        Stage::Coverage,
+        "run",
+        format!(
+            "always: the listing is its input (it would be {})",
+            report.verdict.as_str()
+        ),
+    );
+    set(
+        Stage::Qa,
+        "run",
+        "always: reviewers' files are read afresh".into(),
+    );
+    set(
+        Stage::Publish,
+        "run if every stage passes",
+        "write-once, after the evidence".into(),
+    );
+    if report.verdict == Verdict::Fail && !options.no_fail_fast {
+        for stage in [Stage::Build, Stage::Gates, Stage::Qa, Stage::Consume] {
+            set(stage, "not run", "coverage fails".into());
+        }
+        set(Stage::Publish, "not run", "coverage fails".into());
+        return Ok(plan);
+    }
+    let inputs = build_inputs(
+        store,
+        settings,
+        registry,
+        version,
+        &to_json("coverage", &report)?,
+    )?;
+    let digest = match decide(store, options, version, Stage::Build, &inputs)? {
+        Decision::Skip { stamp } => {
+            let digest = stamp.release_digest.clone();
+            set(Stage::Build, "skip", Decision::Skip { stamp }.reason());
+            Some(digest)
+        }
+        Decision::Run { reason } => {
+            set(Stage::Build, "run", reason);
+            None
+        }
+    };
+    let Some(digest) = digest else {
+        set(
+            Stage::Gates,
+            "run",
+            "after the build: they resume only if the rebuilt manifest is byte-identical and nothing else changed".into(),
+        );
+        set(
+            Stage::Consume,
+            "run if QA approves",
+            "after the build and the signoff".into(),
+        );
+        return Ok(plan);
+    };
+    let inputs = gates_inputs(store, settings, registry, &digest)?;
+    match decide(store, options, version, Stage::Gates, &inputs)? {
+        Decision::Skip { stamp } => set(Stage::Gates, "skip", Decision::Skip { stamp }.reason()),
+        Decision::Run { reason } => set(Stage::Gates, "run", reason),
+    }
+    let inputs = consume_inputs(store, settings, &location(store, version), &digest)?;
+    match decide(store, options, version, Stage::Consume, &inputs)? {
+        Decision::Skip { stamp } => set(Stage::Consume, "skip", Decision::Skip { stamp }.reason()),
+        Decision::Run { reason } => set(Stage::Consume, "run if QA approves", reason),
+    }
+    Ok(plan)
 }
 
 /// The plan of a run that will write into the draft folder: refused for a published version.
@@ -241,6 +359,8 @@ pub struct Outcome {
     pub qa: Option<QaStage>,
     /// The training consumption test of the draft, once QA approved it.
     pub consume: Option<crate::consume::ConsumeOutcome>,
+    /// The sha256 of `manifest.json`, built or resumed; `None` when the build did not run.
+    pub release_digest: Option<String>,
     /// Set when every stage passed and the release was published.
     pub published: Option<crate::publish::Published>,
     /// Each stage that ran: verdict and wall time.
@@ -258,6 +378,8 @@ pub struct RunOptions<'a> {
     pub no_fail_fast: bool,
     /// Publish on a store that ignores create-only writes, for this recorded reason.
     pub unenforced_store_reason: Option<&'a str>,
+    /// Run every stage even when its inputs and outputs are unchanged.
+    pub no_resume: bool,
 }
 
 /// One stage of a run, for the release summary.
@@ -266,6 +388,10 @@ pub struct StageLog {
     pub stage: Stage,
     pub verdict: Verdict,
     pub seconds: f64,
+    /// Set when the stage was skipped because nothing it depends on changed: why; the
+    /// verdict is then the one it reached when it last ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The QA stage: packets drawn (when there were none for this digest) and the gate.
@@ -345,7 +471,8 @@ fn to_json<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Relea
     Ok(bytes)
 }
 
-/// Runs the available stages and writes their reports into the draft folder.
+/// Runs the stages and writes their reports into the draft folder, recording everything in
+/// the run's audit log (see [`crate::audit`]).
 pub fn run(
     store: &Store,
     settings: &Settings,
@@ -354,18 +481,204 @@ pub fn run(
     options: &RunOptions<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome, ReleaseError> {
-    let no_fail_fast = options.no_fail_fast;
     let plan = draft_plan(store, settings, version)?;
-    let mut log = Vec::new();
-    let mut clock = std::time::Instant::now();
-    let mut lap = |stage: Stage, verdict: Verdict, log: &mut Vec<StageLog>| {
-        log.push(StageLog {
+    let audit = Arc::new(AuditLog::start(store, version, "release")?);
+    let store = &store.with_audit(Arc::clone(&audit));
+    let result = run_stages(store, settings, registry, plan, options, progress);
+    let end = match &result {
+        Ok(o) => serde_json::json!({
+            "passed": o.passed,
+            "published": o.published.is_some(),
+            "release_digest": o.release_digest,
+        }),
+        Err(e) => serde_json::json!({ "error": e.to_string() }),
+    };
+    audit.record(Action::RunEnd, Event::detail(end));
+    match (audit.flush(), result) {
+        (Ok(()), result) => result,
+        (Err(e), Ok(_)) => Err(e.into()),
+        // The run's own error says more than the audit log's.
+        (Err(_), Err(e)) => Err(e),
+    }
+}
+
+/// Stage wall times, and the audit log's stage boundaries.
+struct Laps {
+    clock: std::time::Instant,
+    log: Vec<StageLog>,
+}
+
+impl Laps {
+    fn start(&mut self, store: &Store, stage: Stage, reason: &str) {
+        self.clock = std::time::Instant::now();
+        if let Some(a) = store.audit() {
+            a.stage_start(stage.as_str());
+            if !reason.is_empty() {
+                a.record(
+                    Action::StageStart,
+                    Event::detail(serde_json::json!({ "reason": reason })),
+                );
+            }
+        }
+    }
+
+    fn end(
+        &mut self,
+        store: &Store,
+        stage: Stage,
+        verdict: Verdict,
+        resumed: Option<String>,
+    ) -> Result<(), StoreError> {
+        let seconds = (self.clock.elapsed().as_secs_f64() * 1e3).round() / 1e3;
+        if let Some(a) = store.audit() {
+            let action = if resumed.is_some() {
+                Action::StageSkip
+            } else {
+                Action::StageEnd
+            };
+            a.record(
+                action,
+                Event::detail(serde_json::json!({
+                    "stage": stage.as_str(), "verdict": verdict, "seconds": seconds, "reason": resumed,
+                })),
+            );
+            a.flush()?;
+        }
+        self.log.push(StageLog {
             stage,
             verdict,
-            seconds: (clock.elapsed().as_secs_f64() * 1e3).round() / 1e3,
+            seconds,
+            skipped: resumed,
         });
-        clock = std::time::Instant::now();
+        Ok(())
+    }
+}
+
+/// "gatehouse {version} {git commit}": a stage's results depend on the code that made them.
+fn tool() -> String {
+    format!(
+        "gatehouse {} {}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("GATEHOUSE_GIT_COMMIT").unwrap_or("unknown")
+    )
+}
+
+fn inputs<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// What the build depends on: the code, the policy, the registry, the version and date, every
+/// source object (key, size, etag), reviewers' blocklists and the coverage report.
+fn build_inputs(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    version: &str,
+    coverage_json: &[u8],
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let exports = format!("{}/", store.exports_prefix());
+    Ok(inputs([
+        ("tool", tool()),
+        ("config", settings.digest()),
+        ("registry", registry.digest.clone()),
+        ("release_version", version.to_string()),
+        (
+            "release_date",
+            release_date(settings, version).unwrap_or_default(),
+        ),
+        (
+            "sources",
+            resume::listing_digest(store, "", Some(&exports), |_| true)?,
+        ),
+        (
+            "blocklists",
+            resume::listing_digest(store, &format!("{exports}blocklists/"), None, |_| true)?,
+        ),
+        ("coverage_report", sha256(coverage_json)),
+    ]))
+}
+
+/// What the gates depend on: the code, the policy, the registry, the manifest, the day
+/// waivers are judged on and the published releases (the regression baseline).
+fn gates_inputs(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    release_digest: &str,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    Ok(inputs([
+        ("tool", tool()),
+        ("config", settings.digest()),
+        ("registry", registry.digest.clone()),
+        ("release_digest", release_digest.to_string()),
+        ("as_of", settings.as_of.to_string()),
+        (
+            "published_releases",
+            resume::listing_digest(
+                store,
+                &format!("{}/releases/", store.exports_prefix()),
+                None,
+                |k| k.ends_with(&format!("/{PUBLISHED_MARKER}")),
+            )?,
+        ),
+    ]))
+}
+
+/// What the consumption test depends on: the code, its settings and the tokenizer, the
+/// manifest and the signoff that binds it.
+fn consume_inputs(
+    store: &Store,
+    settings: &Settings,
+    location: &str,
+    release_digest: &str,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let signoff = match store.get_bytes(&format!("{location}qa/signoff_record.json")) {
+        Ok(b) => sha256(&b),
+        Err(StoreError::NotFound { .. }) => "none".into(),
+        Err(e) => return Err(e),
     };
+    let consume = serde_json::json!({
+        "consume": settings.consume,
+        "tokenizer": settings.build.tokenizer,
+    });
+    Ok(inputs([
+        ("tool", tool()),
+        ("consume_config", sha256(consume.to_string().as_bytes())),
+        ("release_digest", release_digest.to_string()),
+        ("signoff", signoff),
+    ]))
+}
+
+fn decide(
+    store: &Store,
+    options: &RunOptions<'_>,
+    version: &str,
+    stage: Stage,
+    inputs: &BTreeMap<String, String>,
+) -> Result<Decision, StoreError> {
+    if options.no_resume {
+        return Ok(Decision::Run {
+            reason: "--no-resume".into(),
+        });
+    }
+    resume::decide(store, version, stage.as_str(), inputs)
+}
+
+fn run_stages(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    plan: Plan,
+    options: &RunOptions<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Outcome, ReleaseError> {
+    let no_fail_fast = options.no_fail_fast;
+    let version = plan.version.as_str();
+    let mut laps = Laps {
+        clock: std::time::Instant::now(),
+        log: Vec::new(),
+    };
+    laps.start(store, Stage::Coverage, "");
     let report = coverage::run(
         store,
         registry,
@@ -376,56 +689,122 @@ pub fn run(
     )?;
     let mut written = Vec::new();
     let json_key = format!("{}coverage_report.json", plan.location);
-    store.put(&json_key, to_json("coverage", &report)?)?;
+    let coverage_json = to_json("coverage", &report)?;
+    store.put(&json_key, coverage_json.clone())?;
     written.push(json_key.clone());
     let md_key = format!("{}coverage_report.md", plan.location);
     store.put(&md_key, coverage::render_markdown(&report).into_bytes())?;
     written.push(md_key.clone());
-    lap(Stage::Coverage, report.verdict, &mut log);
+    laps.end(store, Stage::Coverage, report.verdict, None)?;
     let coverage_passed = report.verdict != Verdict::Fail;
-    let build = if coverage_passed || no_fail_fast {
-        let ctx = crate::build::BuildContext {
-            release_version: version,
-            location: &plan.location,
-            release_date: release_date(settings, version),
-            config_digest: settings.digest(),
-            artefacts: vec![json_key, md_key],
-        };
-        let outcome = crate::build::run(store, registry, &settings.build, &ctx, &mut |_| {})?;
-        written.extend(outcome.written.iter().cloned());
-        lap(Stage::Build, outcome.report.verdict, &mut log);
-        Some(outcome)
-    } else {
-        None
-    };
-    let build_passed = build
-        .as_ref()
-        .is_some_and(|b| b.report.verdict != Verdict::Fail);
-    let gates = if build.is_some() && (build_passed || no_fail_fast) {
-        let outcome = crate::gates::run(
-            store,
-            registry,
-            &plan.location,
-            crate::gates::Policy::of(settings),
-        )?;
-        written.extend(outcome.written.iter().cloned());
-        let verdict = if outcome.passed {
-            outcome
-                .summaries
-                .iter()
-                .map(|g| g.verdict)
-                .max()
-                .unwrap_or(Verdict::Pass)
-        } else {
-            Verdict::Fail
-        };
-        lap(Stage::Gates, verdict, &mut log);
-        Some(outcome)
-    } else {
-        None
-    };
-    let gates_passed = gates.as_ref().is_some_and(|g| g.passed);
-    let qa = if gates.is_some() && (gates_passed || no_fail_fast) {
+
+    // Build: skipped when its inputs and outputs are unchanged.
+    let mut build = None;
+    let mut release_digest = None;
+    let mut build_passed = false;
+    if coverage_passed || no_fail_fast {
+        let inputs = build_inputs(store, settings, registry, version, &coverage_json)?;
+        match decide(store, options, version, Stage::Build, &inputs)? {
+            Decision::Skip { stamp } => {
+                laps.start(store, Stage::Build, "");
+                build_passed = stamp.passed;
+                release_digest = Some(stamp.release_digest.clone());
+                let reason = Decision::Skip {
+                    stamp: stamp.clone(),
+                }
+                .reason();
+                laps.end(store, Stage::Build, stamp.verdict, Some(reason))?;
+            }
+            Decision::Run { reason } => {
+                laps.start(store, Stage::Build, &reason);
+                resume::invalidate(store, version, Stage::Build.as_str())?;
+                let ctx = crate::build::BuildContext {
+                    release_version: version,
+                    location: &plan.location,
+                    release_date: release_date(settings, version),
+                    config_digest: settings.digest(),
+                    artefacts: vec![json_key, md_key],
+                };
+                let outcome =
+                    crate::build::run(store, registry, &settings.build, &ctx, &mut |_| {})?;
+                written.extend(outcome.written.iter().cloned());
+                let verdict = outcome.report.verdict;
+                build_passed = verdict != Verdict::Fail;
+                resume::record(
+                    store,
+                    version,
+                    Stage::Build.as_str(),
+                    inputs,
+                    &outcome.written,
+                    verdict,
+                    &outcome.release_digest,
+                )?;
+                release_digest = Some(outcome.release_digest.clone());
+                laps.end(store, Stage::Build, verdict, None)?;
+                build = Some(outcome);
+            }
+        }
+    }
+
+    // Gates: skipped when the manifest, policy, date and baseline are unchanged.
+    let mut gates = None;
+    let mut gates_done = false;
+    let mut gates_passed = false;
+    if let Some(digest) = release_digest.as_deref()
+        && (build_passed || no_fail_fast)
+    {
+        let inputs = gates_inputs(store, settings, registry, digest)?;
+        match decide(store, options, version, Stage::Gates, &inputs)? {
+            Decision::Skip { stamp } => {
+                laps.start(store, Stage::Gates, "");
+                gates_passed = stamp.passed;
+                let reason = Decision::Skip {
+                    stamp: stamp.clone(),
+                }
+                .reason();
+                laps.end(store, Stage::Gates, stamp.verdict, Some(reason))?;
+            }
+            Decision::Run { reason } => {
+                laps.start(store, Stage::Gates, &reason);
+                resume::invalidate(store, version, Stage::Gates.as_str())?;
+                let outcome = crate::gates::run(
+                    store,
+                    registry,
+                    &plan.location,
+                    crate::gates::Policy::of(settings),
+                )?;
+                written.extend(outcome.written.iter().cloned());
+                let verdict = if outcome.passed {
+                    outcome
+                        .summaries
+                        .iter()
+                        .map(|g| g.verdict)
+                        .max()
+                        .unwrap_or(Verdict::Pass)
+                } else {
+                    Verdict::Fail
+                };
+                audit_waivers(store, &outcome);
+                gates_passed = outcome.passed;
+                resume::record(
+                    store,
+                    version,
+                    Stage::Gates.as_str(),
+                    inputs,
+                    &outcome.written,
+                    verdict,
+                    digest,
+                )?;
+                laps.end(store, Stage::Gates, verdict, None)?;
+                gates = Some(outcome);
+            }
+        }
+        gates_done = true;
+    }
+
+    // QA: always asked afresh, since reviews arrive at any time.
+    let qa = if gates_done && (gates_passed || no_fail_fast) {
+        laps.start(store, Stage::Qa, "");
         let stage = qa_stage(store, registry, settings, &plan.location)?;
         if stage.drawn.is_some() {
             for name in [
@@ -436,35 +815,67 @@ pub fn run(
                 written.push(format!("{}qa/{name}", plan.location));
             }
         }
+        if let Some(a) = store.audit() {
+            a.record(
+                Action::Signoff,
+                Event::detail(serde_json::to_value(&stage.gate).unwrap_or_default()),
+            );
+        }
         let verdict = if stage.passed() {
             Verdict::Pass
         } else {
             Verdict::Fail
         };
-        lap(Stage::Qa, verdict, &mut log);
+        laps.end(store, Stage::Qa, verdict, None)?;
         Some(stage)
     } else {
         None
     };
     let qa_passed = qa.as_ref().is_some_and(QaStage::passed);
+
     // Training consumption: the draft as training will read it, bound by its signoff.
-    let consume = if qa_passed {
-        let out = crate::consume::run(
-            store,
-            &plan.location,
-            &settings.consume,
-            &settings.build.tokenizer,
-            true,
-        )?;
-        written.extend(out.written.iter().cloned());
-        lap(Stage::Consume, out.report.verdict, &mut log);
-        Some(out)
-    } else {
-        None
-    };
-    let consume_passed = consume
-        .as_ref()
-        .is_some_and(|c| c.report.verdict != Verdict::Fail);
+    let mut consume = None;
+    let mut consume_passed = false;
+    if qa_passed && let Some(digest) = release_digest.as_deref() {
+        let inputs = consume_inputs(store, settings, &plan.location, digest)?;
+        match decide(store, options, version, Stage::Consume, &inputs)? {
+            Decision::Skip { stamp } => {
+                laps.start(store, Stage::Consume, "");
+                consume_passed = stamp.passed;
+                let reason = Decision::Skip {
+                    stamp: stamp.clone(),
+                }
+                .reason();
+                laps.end(store, Stage::Consume, stamp.verdict, Some(reason))?;
+            }
+            Decision::Run { reason } => {
+                laps.start(store, Stage::Consume, &reason);
+                resume::invalidate(store, version, Stage::Consume.as_str())?;
+                let out = crate::consume::run(
+                    store,
+                    &plan.location,
+                    &settings.consume,
+                    &settings.build.tokenizer,
+                    true,
+                )?;
+                written.extend(out.written.iter().cloned());
+                let verdict = out.report.verdict;
+                consume_passed = verdict != Verdict::Fail;
+                resume::record(
+                    store,
+                    version,
+                    Stage::Consume.as_str(),
+                    inputs,
+                    &out.written,
+                    verdict,
+                    digest,
+                )?;
+                laps.end(store, Stage::Consume, verdict, None)?;
+                consume = Some(out);
+            }
+        }
+    }
+
     let mut outcome = Outcome {
         passed: coverage_passed && build_passed && gates_passed && qa_passed && consume_passed,
         plan,
@@ -473,12 +884,16 @@ pub fn run(
         gates,
         qa,
         consume,
+        release_digest,
         published: None,
-        stage_log: log,
+        stage_log: std::mem::take(&mut laps.log),
         written,
     };
     // Every stage passed: publish (evidence, then the create-only marker).
     if outcome.passed {
+        laps.log = std::mem::take(&mut outcome.stage_log);
+        laps.start(store, Stage::Publish, "");
+        outcome.stage_log = laps.log.clone();
         let published = crate::publish::publish(
             store,
             registry,
@@ -488,8 +903,39 @@ pub fn run(
         )?;
         outcome.written.extend(published.written.iter().cloned());
         outcome.published = Some(published);
+        laps.end(store, Stage::Publish, Verdict::Pass, None)?;
+        outcome.stage_log = laps.log;
     }
     Ok(outcome)
+}
+
+/// Records every waiver the gates used in the audit log.
+fn audit_waivers(store: &Store, gates: &crate::gates::GatesOutcome) {
+    let Some(a) = store.audit() else { return };
+    for (gate, waivers) in [
+        ("privacy", serde_json::to_value(&gates.privacy.waivers)),
+        (
+            "provenance",
+            serde_json::to_value(&gates.provenance.waivers),
+        ),
+        ("dedup", serde_json::to_value(&gates.dedup.waivers)),
+        ("leakage", serde_json::to_value(&gates.leakage.waivers)),
+        (
+            "distribution",
+            serde_json::to_value(&gates.distribution.waivers),
+        ),
+    ] {
+        for w in waivers
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+        {
+            a.record(
+                Action::Waiver,
+                Event::detail(serde_json::json!({ "gate": gate, "waiver": w })),
+            );
+        }
+    }
 }
 
 /// Draws the review packets unless this digest already has them, then asks the QA gate.

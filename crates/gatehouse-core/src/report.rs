@@ -4,12 +4,12 @@
 //! are renderings of that JSON, never a second source of truth. Findings carry locators
 //! (names, keys, `key:line`), never record content.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::waiver::WaiverUse;
 
 /// The outcome of a stage or gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,

@@ -38,8 +38,8 @@ struct InProcess {
     thread: Option<JoinHandle<()>>,
 }
 
-impl Drop for InProcess {
-    fn drop(&mut self) {
+impl InProcess {
+    fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -47,6 +47,31 @@ impl Drop for InProcess {
             let _ = t.join();
         }
     }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Starts `serve` on a thread; returns the bound port.
+fn spawn_server(
+    root: &Path,
+    port: u16,
+) -> Result<(u16, tokio::sync::oneshot::Sender<()>, JoinHandle<()>)> {
+    let fs = s3s_fs::FileSystem::new(root).map_err(|e| anyhow::anyhow!("s3s-fs root: {e:?}"))?;
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("test-s3".into())
+        .spawn(move || serve(fs, port, port_tx, stop_rx))
+        .context("spawn s3 server thread")?;
+    let port = port_rx
+        .recv()
+        .context("s3 server thread died")?
+        .context("bind s3 server")?;
+    Ok((port, stop_tx, thread))
 }
 
 static BUCKETS: AtomicU32 = AtomicU32::new(0);
@@ -69,18 +94,7 @@ impl TestS3 {
     /// An in-process `s3s-fs` server on an ephemeral loopback port.
     pub fn start_in_process() -> Result<Self> {
         let root = tempfile::tempdir().context("temp dir for s3s-fs")?;
-        let fs = s3s_fs::FileSystem::new(root.path())
-            .map_err(|e| anyhow::anyhow!("s3s-fs root: {e:?}"))?;
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("test-s3".into())
-            .spawn(move || serve(fs, port_tx, stop_rx))
-            .context("spawn s3 server thread")?;
-        let port = port_rx
-            .recv()
-            .context("s3 server thread died")?
-            .context("bind s3 server")?;
+        let (port, stop_tx, thread) = spawn_server(root.path(), 0)?;
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             access_key: ACCESS_KEY.into(),
@@ -92,6 +106,37 @@ impl TestS3 {
                 thread: Some(thread),
             }),
         })
+    }
+
+    /// Stops the in-process server: open connections drop, new ones are refused; the
+    /// objects stay on disk. Returns false for an external server (which tests cannot stop).
+    pub fn stop(&mut self) -> bool {
+        match &mut self.server {
+            Some(s) => {
+                s.shutdown();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts a stopped in-process server again, on the same port over the same objects.
+    pub fn restart(&mut self) -> Result<()> {
+        let port: u16 = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .context("endpoint port")?;
+        let s = self
+            .server
+            .as_mut()
+            .context("only the in-process server can be restarted")?;
+        s.shutdown();
+        let (_, stop_tx, thread) = spawn_server(s.root.path(), port)?;
+        s.shutdown = Some(stop_tx);
+        s.thread = Some(thread);
+        Ok(())
     }
 
     /// Which server this is, for messages.
@@ -143,6 +188,7 @@ impl TestS3 {
 
 fn serve(
     fs: s3s_fs::FileSystem,
+    port: u16,
     port_tx: std::sync::mpsc::Sender<std::io::Result<u16>>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -166,7 +212,7 @@ fn serve(
             b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
             b.build()
         };
-        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
             Ok(l) => l,
             Err(e) => {
                 let _ = port_tx.send(Err(e));

@@ -133,6 +133,25 @@ pub enum Command {
     /// Validate the registry, or import the prototype's dataset_registry.json.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// The audit log of a release's runs: every object read or written, every stage,
+    /// verdict, waiver, signoff and publication, hash-chained.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain of every run's audit log of a release (and the anchor its
+    /// publication marker holds); exits 1 naming the first broken line when it was edited,
+    /// reordered or cut.
+    Verify(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -140,9 +159,13 @@ pub struct ReleaseArgs {
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
-    /// Print the plan and stop; nothing is written
+    /// Print the plan (each stage: run or skip, and why) and stop; nothing is written
     #[arg(long)]
     pub dry_run: bool,
+    /// Run every stage, even those whose inputs and outputs are unchanged since they last
+    /// completed (by default such stages are skipped)
+    #[arg(long)]
+    pub no_resume: bool,
     /// Keep going after a failed stage to collect every verdict (never publishes)
     #[arg(long)]
     pub no_fail_fast: bool,

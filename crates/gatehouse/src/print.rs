@@ -53,6 +53,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<gatehouse_core::consume::ConsumeError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<gatehouse_core::audit::AuditError>() {
+            e.hint()
         } else {
             None
         }

@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{Project, invite};
+use common::{Project, filled_csv, invite_team};
 
 const V: &str = "v2026-02-03";
 
@@ -19,90 +19,6 @@ fn qa_dir(p: &Project) -> PathBuf {
 
 fn json(path: PathBuf) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-/// The default rubric criteria per review type.
-fn criteria() -> BTreeMap<&'static str, Vec<&'static str>> {
-    BTreeMap::from([
-        (
-            "clinician_foundation",
-            vec![
-                "therapeutic_accuracy",
-                "clinical_appropriateness",
-                "empathy_warmth",
-                "boundary_maintenance",
-                "cultural_sensitivity",
-            ],
-        ),
-        (
-            "clinician_edge",
-            vec![
-                "crisis_handling",
-                "safety_prioritization",
-                "de_escalation",
-                "resource_referral",
-            ],
-        ),
-        (
-            "bias_cultural",
-            vec![
-                "demographic_bias",
-                "cultural_competency",
-                "inclusive_language",
-                "stereotype_avoidance",
-                "accessibility_awareness",
-            ],
-        ),
-    ])
-}
-
-/// Invites as many reviewers per type as the rubrics need: type → reviewer ids.
-fn invite_team(p: &Project) -> BTreeMap<&'static str, Vec<String>> {
-    let mut team: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    for (name, role, t) in [
-        ("Dr A", "clinician-foundation", "clinician_foundation"),
-        ("Dr B", "clinician-foundation", "clinician_foundation"),
-        ("Dr C", "clinician-edge", "clinician_edge"),
-        ("Dr D", "clinician-edge", "clinician_edge"),
-        ("Rev E", "bias-cultural", "bias_cultural"),
-    ] {
-        team.entry(t)
-            .or_default()
-            .push(invite(p, V, name, role, None).id);
-    }
-    team
-}
-
-/// Fills `qa/review_template.csv` as a review team would: every sample scored 9 by as many
-/// reviewers as its type needs; `flag` flags the first sample of bias_cultural review.
-fn filled_csv(p: &Project, team: &BTreeMap<&'static str, Vec<String>>, flag: bool) -> String {
-    let template = std::fs::read_to_string(qa_dir(p).join("review_template.csv")).unwrap();
-    let mut lines = template.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let crit = criteria();
-    let mut out = vec![header.join(",")];
-    let mut flagged = false;
-    for line in lines {
-        let cells: Vec<&str> = line.split(',').collect();
-        let t = cells[2];
-        for r in &team[t] {
-            let row: Vec<String> = header
-                .iter()
-                .zip(&cells)
-                .map(|(h, c)| match *h {
-                    "reviewer" => r.clone(),
-                    "flag" if flag && t == "bias_cultural" && !flagged => {
-                        flagged = true;
-                        "remove: stereotyping".to_string()
-                    }
-                    h if crit[t].contains(&h) => "9".to_string(),
-                    _ => (*c).to_string(),
-                })
-                .collect();
-            out.push(row.join(","));
-        }
-    }
-    out.join("\n") + "\n"
 }
 
 #[test]
@@ -135,8 +51,12 @@ fn release_waits_for_a_signoff_of_this_exact_manifest() {
     );
 
     // Reviews from a spreadsheet: every sample, every reviewer the rubric asks for.
-    let team = invite_team(&p);
-    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, &team, false)).unwrap();
+    let team = invite_team(&p, V);
+    std::fs::write(
+        p.path().join("reviews.csv"),
+        filled_csv(&p, V, &team, false),
+    )
+    .unwrap();
     let r = p.run(&["qa", "import", "reviews.csv", "--release-version", V]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout.matches("qa import: stored").count(), 5, "{r:?}");
@@ -223,8 +143,8 @@ fn a_flagged_record_leaves_the_next_build_and_is_reported() {
     let p = Project::new();
     assert_eq!(p.run(&["build", "--release-version", V]).code, 0);
     assert_eq!(p.run(&["qa", "sample", "--release-version", V]).code, 0);
-    let team = invite_team(&p);
-    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, &team, true)).unwrap();
+    let team = invite_team(&p, V);
+    std::fs::write(p.path().join("reviews.csv"), filled_csv(&p, V, &team, true)).unwrap();
     let r = p.run(&["qa", "import", "reviews.csv", "--release-version", V]);
     assert_eq!(r.code, 0, "{r:?}");
     let r = p.run(&["qa", "signoff", "--release-version", V, "--json"]);

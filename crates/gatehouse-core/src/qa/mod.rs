@@ -386,13 +386,15 @@ pub fn sample(
 ) -> Result<SampleOutcome, QaError> {
     let (qa, template) = draw(store, registry, location, config, max_line)?;
     let mut written = Vec::new();
+    // The packets last: their presence is what says the QA draw is complete, so a run cut
+    // short between these writes draws again.
     for (name, bytes) in [
-        ("qa/qa_samples.json", json("the QA samples", &qa)?),
         (
             "qa/review_template.json",
             json("the review template", &template)?,
         ),
         ("qa/review_template.csv", template_csv(&template, config)?),
+        ("qa/qa_samples.json", json("the QA samples", &qa)?),
     ] {
         let key = format!("{location}{name}");
         store.put(&key, bytes)?;

@@ -23,7 +23,10 @@ use object_store::path::Path;
 use object_store::{
     GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 };
+use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
+
+use crate::audit::{Action, AuditLog, Event};
 
 pub use config::{
     Backend, Credentials, S3Config, Secret, ServerSideEncryption, StoreConfig, StoreDescription,
@@ -31,6 +34,28 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use lines::{Line, LineReader};
+
+/// A fault-injection hook for the crash tests: with `GATEHOUSE_TEST_ABORT_AFTER_WRITES=N`
+/// the process aborts (as `kill -9` would: no unwinding, no cleanup) right after its N-th
+/// completed write or delete. Unset, it costs one relaxed atomic load per write.
+mod fault {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    pub const ENV: &str = "GATEHOUSE_TEST_ABORT_AFTER_WRITES";
+
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+
+    pub fn wrote() {
+        let limit = LIMIT.get_or_init(|| std::env::var(ENV).ok().and_then(|v| v.parse().ok()));
+        if let Some(limit) = *limit
+            && WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= limit
+        {
+            std::process::abort();
+        }
+    }
+}
 
 /// Default in-memory buffer of [`ObjectWriter`] before it switches to a multipart upload.
 pub const DEFAULT_WRITE_BUFFER: usize = 8 * 1024 * 1024;
@@ -50,6 +75,8 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     runtime: Arc<Runtime>,
     config: StoreConfig,
+    /// The audit log every read, write and listing is recorded in, when set.
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -96,7 +123,35 @@ impl Store {
             inner,
             runtime: Arc::new(runtime),
             config,
+            audit: None,
         })
+    }
+
+    /// This store, recording every read, write, delete and listing in `log`.
+    pub fn with_audit(&self, log: Arc<AuditLog>) -> Self {
+        Self {
+            audit: Some(log),
+            ..self.clone()
+        }
+    }
+
+    /// This store without auditing.
+    pub fn without_audit(&self) -> Self {
+        Self {
+            audit: None,
+            ..self.clone()
+        }
+    }
+
+    /// The audit log this store records into, if any.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    fn note(&self, action: Action, event: impl FnOnce() -> Event) {
+        if let Some(log) = &self.audit {
+            log.record(action, event());
+        }
     }
 
     /// A fresh in-memory store, for tests.
@@ -136,6 +191,7 @@ impl Store {
     /// page as the iterator is consumed. Order is the store's (lexicographic on S3,
     /// directory order on local disk); callers that need an order sort.
     pub fn list(&self, prefix: &str) -> ObjectList {
+        self.note(Action::List, || Event::key(prefix));
         // object_store lists whole path segments: list the folder that holds the prefix
         // and filter, so a raw prefix such as "data/par" keeps S3's string semantics.
         let folder = prefix.rfind('/').map_or("", |i| &prefix[..i]);
@@ -181,9 +237,16 @@ impl Store {
     /// Reads a whole (small) object into memory. Use [`Store::open_read`] for data.
     pub fn get_bytes(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = Path::from(key);
-        self.runtime
+        let bytes = self
+            .runtime
             .block_on(async { self.inner.get(&path).await?.bytes().await })
-            .map_err(|e| StoreError::classify("read", self.locate(key), e))
+            .map_err(|e| StoreError::classify("read", self.locate(key), e))?;
+        self.note(Action::Read, || Event {
+            bytes: Some(bytes.len() as u64),
+            sha256: Some(crate::digest::sha256(&bytes)),
+            ..Event::key(key)
+        });
+        Ok(bytes)
     }
 
     /// Opens an object for streaming reads. Memory use is one network chunk (or one
@@ -196,6 +259,11 @@ impl Store {
             .block_on(self.inner.get(&path))
             .map_err(|e| StoreError::classify("read", target.clone(), e))?;
         let size = result.meta.size;
+        self.note(Action::Read, || Event {
+            bytes: Some(size),
+            etag: result.meta.e_tag.clone(),
+            ..Event::key(key)
+        });
         let source = match result.payload {
             GetResultPayload::File(file, _) => ReaderSource::File(file),
             GetResultPayload::Stream(stream) => ReaderSource::Stream {
@@ -214,11 +282,21 @@ impl Store {
     /// Writes an object, replacing any previous version. For draft artefacts only.
     pub fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<(), StoreError> {
         let path = Path::from(key);
-        let payload = PutPayload::from_bytes(bytes.into());
+        let bytes = bytes.into();
+        let event = self.audit.as_ref().map(|_| Event {
+            bytes: Some(bytes.len() as u64),
+            sha256: Some(crate::digest::sha256(&bytes)),
+            ..Event::key(key)
+        });
+        let payload = PutPayload::from_bytes(bytes);
         self.runtime
             .block_on(self.inner.put(&path, payload))
-            .map(|_| ())
-            .map_err(|e| StoreError::classify("write", self.locate(key), e))
+            .map_err(|e| StoreError::classify("write", self.locate(key), e))?;
+        if let Some(event) = event {
+            self.note(Action::Write, || event);
+        }
+        fault::wrote();
+        Ok(())
     }
 
     /// Writes an object only if no object exists at `key` (a conditional, create-only put).
@@ -226,15 +304,25 @@ impl Store {
     /// this is what `gatehouse doctor` probes.
     pub fn put_create(&self, key: &str, bytes: impl Into<Bytes>) -> Result<(), StoreError> {
         let path = Path::from(key);
-        let payload = PutPayload::from_bytes(bytes.into());
+        let bytes = bytes.into();
+        let event = self.audit.as_ref().map(|_| Event {
+            bytes: Some(bytes.len() as u64),
+            sha256: Some(crate::digest::sha256(&bytes)),
+            ..Event::key(key)
+        });
+        let payload = PutPayload::from_bytes(bytes);
         let opts = PutOptions {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
         self.runtime
             .block_on(self.inner.put_opts(&path, payload, opts))
-            .map(|_| ())
-            .map_err(|e| StoreError::classify("create-only write", self.locate(key), e))
+            .map_err(|e| StoreError::classify("create-only write", self.locate(key), e))?;
+        if let Some(event) = event {
+            self.note(Action::Create, || event);
+        }
+        fault::wrote();
+        Ok(())
     }
 
     /// Streams a (possibly large) object into the store: buffered up to `buffer` bytes,
@@ -254,6 +342,11 @@ impl Store {
             runtime: Arc::clone(&self.runtime),
             target: self.locate(key),
             written: 0,
+            audit: self.audit.as_ref().map(|log| WriterAudit {
+                log: Arc::clone(log),
+                key: key.to_string(),
+                hash: Sha256::new(),
+            }),
         }
     }
 
@@ -263,7 +356,10 @@ impl Store {
         let path = Path::from(key);
         self.runtime
             .block_on(self.inner.delete(&path))
-            .map_err(|e| StoreError::classify("delete", self.locate(key), e))
+            .map_err(|e| StoreError::classify("delete", self.locate(key), e))?;
+        self.note(Action::Delete, || Event::key(key));
+        fault::wrote();
+        Ok(())
     }
 }
 
@@ -374,6 +470,14 @@ pub struct ObjectWriter {
     runtime: Arc<Runtime>,
     target: String,
     written: u64,
+    audit: Option<WriterAudit>,
+}
+
+/// What an audited writer records when it finishes.
+struct WriterAudit {
+    log: Arc<AuditLog>,
+    key: String,
+    hash: Sha256,
 }
 
 impl std::fmt::Debug for ObjectWriter {
@@ -396,6 +500,17 @@ impl ObjectWriter {
             target: self.target.clone(),
             source,
         })?;
+        if let Some(a) = self.audit.take() {
+            a.log.record(
+                Action::Write,
+                Event {
+                    bytes: Some(self.written),
+                    sha256: Some(format!("sha256:{}", hex::encode(a.hash.finalize()))),
+                    ..Event::key(&a.key)
+                },
+            );
+        }
+        fault::wrote();
         Ok(self.written)
     }
 }
@@ -407,6 +522,9 @@ impl io::Write for ObjectWriter {
             .as_mut()
             .ok_or_else(|| io::Error::other("write after finish"))?;
         let n = bridge.write(buf)?;
+        if let Some(a) = &mut self.audit {
+            a.hash.update(&buf[..n]);
+        }
         self.written += n as u64;
         Ok(n)
     }

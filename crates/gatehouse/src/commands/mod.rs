@@ -1,6 +1,7 @@
 //! One module per subcommand; each resolves what it needs, calls gatehouse-core, prints, and
 //! returns an exit code.
 
+mod audit;
 mod build;
 mod consume;
 mod coverage;
@@ -15,7 +16,7 @@ use gatehouse_core::config::{self, ProcessEnv, Settings};
 use gatehouse_core::registry::Registry;
 use gatehouse_core::store::Store;
 
-use crate::cli::{Cli, Command, QaCommand, RegistryCommand};
+use crate::cli::{AuditCommand, Cli, Command, QaCommand, RegistryCommand};
 use crate::exit::Code;
 
 pub fn run(cli: &Cli) -> Result<Code> {
@@ -33,6 +34,7 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Doctor => doctor::run(cli),
         Command::Registry(RegistryCommand::Check) => registry::check(cli),
         Command::Registry(RegistryCommand::Import(args)) => registry::import(cli, args),
+        Command::Audit(AuditCommand::Verify(args)) => audit::verify(cli, args),
     }
 }
 

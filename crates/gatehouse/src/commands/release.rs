@@ -16,7 +16,16 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         store,
         version,
     } = Release::open(cli, args.release_version.as_deref())?;
-    let plan = release::plan(&store, &settings, &version)?;
+    let options = release::RunOptions {
+        no_fail_fast: args.no_fail_fast,
+        unenforced_store_reason: args.allow_unenforced_store.as_deref(),
+        no_resume: args.no_resume,
+    };
+    let plan = if args.dry_run {
+        release::dry_run(&store, &settings, &registry, &version, &options)?
+    } else {
+        release::plan(&store, &settings, &version)?
+    };
 
     if !cli.global.json {
         print::out(&format!("gatehouse release {}", plan.version));
@@ -32,9 +41,16 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                 "  {}. {:<9} {:<8} {}",
                 i + 1,
                 s.stage.as_str(),
-                if s.stage.available() { "run" } else { "n/a" },
+                if s.stage.available() {
+                    s.action.split(' ').next().unwrap_or("run")
+                } else {
+                    "n/a"
+                },
                 s.what
             ));
+            if !s.reason.is_empty() {
+                print::out(&format!("               {}: {}", s.action, s.reason));
+            }
         }
         let missing: Vec<&str> = Stage::ALL
             .iter()
@@ -59,17 +75,7 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
     }
 
     let outcome = with_progress(cli, |progress| {
-        release::run(
-            &store,
-            &settings,
-            &registry,
-            &version,
-            &release::RunOptions {
-                no_fail_fast: args.no_fail_fast,
-                unenforced_store_reason: args.allow_unenforced_store.as_deref(),
-            },
-            progress,
-        )
+        release::run(&store, &settings, &registry, &version, &options, progress)
     })?;
     let c = &outcome.coverage;
     if cli.global.json {
@@ -83,7 +89,7 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
                 {"stage": "qa", "gate": outcome.qa.as_ref().map(|q| &q.gate),
                  "review_types_without_samples": outcome.qa.as_ref().map(|q| &q.review_types_without_samples)},
             ],
-            "release_digest": outcome.build.as_ref().map(|b| b.release_digest.clone()),
+            "release_digest": outcome.release_digest,
             "stage_log": outcome.stage_log,
             "written": outcome.written,
             "published": outcome.published.as_ref().map(|p| &p.marker),
@@ -108,27 +114,47 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
         {
             print::out(&format!("          {} {}: {}", f.code, f.name, f.message));
         }
-        match &outcome.build {
-            Some(b) => {
+        let skipped = |stage: Stage| {
+            outcome
+                .stage_log
+                .iter()
+                .find(|l| l.stage == stage)
+                .and_then(|l| l.skipped.as_ref().map(|why| (l.verdict, why)))
+        };
+        match (&outcome.build, skipped(Stage::Build)) {
+            (Some(b), _) => {
                 super::build::summary(&b.report);
                 print::out(&format!("          release digest {}", b.release_digest));
             }
-            None => {
+            (None, Some((verdict, why))) => {
+                print::out(&format!("build     {}: skipped, {why}", verdict.as_str()));
+                if let Some(d) = &outcome.release_digest {
+                    print::out(&format!("          release digest {d}"));
+                }
+            }
+            (None, None) => {
                 print::out("build     not run: coverage failed (--no-fail-fast runs it anyway)")
             }
         }
-        match &outcome.gates {
-            Some(g) => super::gates::summary(g),
-            None if outcome.build.is_some() => {
+        match (&outcome.gates, skipped(Stage::Gates)) {
+            (Some(g), _) => super::gates::summary(g),
+            (None, Some((verdict, why))) => {
+                print::out(&format!("gates     {}: skipped, {why}", verdict.as_str()))
+            }
+            (None, None) if outcome.release_digest.is_some() => {
                 print::out("gates     not run: build failed (--no-fail-fast runs them anyway)")
             }
-            None => {}
+            (None, None) => {}
         }
         if let Some(q) = &outcome.qa {
             qa_summary(q);
         }
-        if let Some(c) = &outcome.consume {
-            super::consume::summary(&c.report);
+        match (&outcome.consume, skipped(Stage::Consume)) {
+            (Some(c), _) => super::consume::summary(&c.report),
+            (None, Some((verdict, why))) => {
+                print::out(&format!("consume   {}: skipped, {why}", verdict.as_str()))
+            }
+            (None, None) => {}
         }
         if let Some(p) = &outcome.published {
             print::out(&format!(
@@ -147,7 +173,11 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
             store.locate(&outcome.plan.location)
         ));
     }
-    let gates_passed = outcome.gates.as_ref().is_some_and(|g| g.passed);
+    let gates_passed = outcome.qa.is_some()
+        && outcome
+            .stage_log
+            .iter()
+            .any(|l| l.stage == Stage::Gates && l.verdict != gatehouse_core::report::Verdict::Fail);
     if !outcome.passed {
         let qa_passed = outcome.qa.as_ref().is_some_and(release::QaStage::passed);
         if gates_passed
@@ -162,10 +192,7 @@ pub fn run(cli: &Cli, args: &ReleaseArgs) -> Result<Code> {
     }
     print::note(&format!(
         "release {version} is published ({}): every stage passed; it can never be overwritten",
-        outcome
-            .build
-            .as_ref()
-            .map_or("", |b| b.release_digest.as_str())
+        outcome.release_digest.as_deref().unwrap_or("")
     ));
     Ok(Code::Ok)
 }

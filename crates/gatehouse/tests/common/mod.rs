@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -268,4 +269,111 @@ pub fn assert_no_text_in(log: &str, texts: &[String]) {
             }
         }
     }
+}
+
+/// The default rubric criteria per review type.
+pub fn criteria() -> BTreeMap<&'static str, Vec<&'static str>> {
+    BTreeMap::from([
+        (
+            "clinician_foundation",
+            vec![
+                "therapeutic_accuracy",
+                "clinical_appropriateness",
+                "empathy_warmth",
+                "boundary_maintenance",
+                "cultural_sensitivity",
+            ],
+        ),
+        (
+            "clinician_edge",
+            vec![
+                "crisis_handling",
+                "safety_prioritization",
+                "de_escalation",
+                "resource_referral",
+            ],
+        ),
+        (
+            "bias_cultural",
+            vec![
+                "demographic_bias",
+                "cultural_competency",
+                "inclusive_language",
+                "stereotype_avoidance",
+                "accessibility_awareness",
+            ],
+        ),
+    ])
+}
+
+/// Invites as many reviewers per type as the rubrics need: type → reviewer ids.
+pub fn invite_team(p: &Project, version: &str) -> BTreeMap<&'static str, Vec<String>> {
+    let mut team: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    for (name, role, t) in [
+        ("Dr A", "clinician-foundation", "clinician_foundation"),
+        ("Dr B", "clinician-foundation", "clinician_foundation"),
+        ("Dr C", "clinician-edge", "clinician_edge"),
+        ("Dr D", "clinician-edge", "clinician_edge"),
+        ("Rev E", "bias-cultural", "bias_cultural"),
+    ] {
+        team.entry(t)
+            .or_default()
+            .push(invite(p, version, name, role, None).id);
+    }
+    team
+}
+
+/// Fills `qa/review_template.csv` as a review team would: every sample scored 9 by as many
+/// reviewers as its type needs; `flag` flags the first sample of bias_cultural review.
+pub fn filled_csv(
+    p: &Project,
+    version: &str,
+    team: &BTreeMap<&'static str, Vec<String>>,
+    flag: bool,
+) -> String {
+    let template = std::fs::read_to_string(p.path().join(format!(
+        "store/exports/releases/{version}/qa/review_template.csv"
+    )))
+    .unwrap();
+    let mut lines = template.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let crit = criteria();
+    let mut out = vec![header.join(",")];
+    let mut flagged = false;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let t = cells[2];
+        for r in &team[t] {
+            let row: Vec<String> = header
+                .iter()
+                .zip(&cells)
+                .map(|(h, c)| match *h {
+                    "reviewer" => r.clone(),
+                    "flag" if flag && t == "bias_cultural" && !flagged => {
+                        flagged = true;
+                        "remove: stereotyping".to_string()
+                    }
+                    h if crit[t].contains(&h) => "9".to_string(),
+                    _ => (*c).to_string(),
+                })
+                .collect();
+            out.push(row.join(","));
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+/// Signs off `version` as a review team would, offline: five reviewers invited, the review
+/// template filled with passing scores, imported, and the signoff computed.
+pub fn sign_off(p: &Project, version: &str) {
+    let team = invite_team(p, version);
+    std::fs::write(
+        p.path().join("reviews.csv"),
+        filled_csv(p, version, &team, false),
+    )
+    .unwrap();
+    let r = p.run(&["qa", "import", "reviews.csv", "--release-version", version]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = p.run(&["qa", "signoff", "--release-version", version]);
+    assert_eq!(r.code, 0, "{r:?}");
 }
