@@ -89,6 +89,10 @@ pub enum Command {
     /// it draws the human review packets and stops (exit 1) until reviewers sign off this
     /// exact manifest (`gatehouse qa …`); run it again after the signoff to test training
     /// consumption and publish (exit 0). A published version is never written again.
+    ///
+    /// The build, the gates and the consumption test are skipped when nothing they depend on
+    /// changed since they last completed (--dry-run shows which and why; --no-resume runs
+    /// all). Each run is recorded in a hash-chained audit log (`gatehouse audit verify`).
     Release(ReleaseArgs),
     /// Build the compiled ChatML export of a release (the draft's shards, manifest, routing
     /// config, build report and quarantine list), without the other stages.

@@ -311,30 +311,38 @@ fn clear_previous(store: &Store, loc: &str) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Writes the Parquet twin of every shard (in parallel; each shard is read back whole, its
-/// size bounded by `shard_max_bytes`).
+/// Writes the Parquet twin of every shard, in parallel, streaming: each shard is read line
+/// by line and written one row group at a time, so memory is bounded by
+/// [`parquet::ROW_GROUP_ROWS`], not by the shard's size.
 fn parquet_twins(
     store: &Store,
     parts: &[shards::ShardInfo],
+    max_line: usize,
 ) -> Result<Vec<shards::ShardInfo>, BuildError> {
     use rayon::prelude::*;
     parts
         .par_iter()
         .map(|p| {
-            let jsonl = store.get_bytes(&p.key)?;
-            let bytes = parquet::from_jsonl(&p.key, &jsonl)?;
             let key = match p.key.strip_suffix(".jsonl") {
                 Some(stem) => format!("{stem}.parquet"),
                 None => format!("{}.parquet", p.key),
             };
-            let info = shards::ShardInfo {
-                key: key.clone(),
-                bytes: bytes.len() as u64,
+            let reader = std::io::BufReader::with_capacity(1 << 20, store.open_read(&p.key)?);
+            let mut out = shards::HashingWriter::create(store, &key);
+            let rows = parquet::convert(&p.key, reader, max_line, &mut out)?;
+            if rows != p.records {
+                return Err(BuildError::Internal(format!(
+                    "{}: {rows} rows converted of {} records",
+                    p.key, p.records
+                )));
+            }
+            let (bytes, sha256) = out.finish()?;
+            Ok(shards::ShardInfo {
+                key,
+                bytes,
                 records: p.records,
-                sha256: crate::digest::sha256(&bytes),
-            };
-            store.put(&key, bytes)?;
-            Ok(info)
+                sha256,
+            })
         })
         .collect()
 }
@@ -609,7 +617,7 @@ pub fn run(
         let parts = set.finish()?;
         written.extend(parts.iter().map(|p| p.key.clone()));
         let parquet = if config.parquet {
-            parquet_twins(store, &parts)?
+            parquet_twins(store, &parts, config.limits.max_export_line())?
         } else {
             Vec::new()
         };

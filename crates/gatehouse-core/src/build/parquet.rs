@@ -46,39 +46,53 @@ pub fn schema() -> Schema {
     ])
 }
 
-/// Converts a JSONL shard's bytes (`key` names it in errors) to Parquet bytes.
-pub fn from_jsonl(key: &str, jsonl: &[u8]) -> Result<Vec<u8>, BuildError> {
-    let bad = |line: usize| BuildError::Internal(format!("{key}:{line}: not an export record"));
-    let mut id = StringBuilder::new();
-    let mut messages =
-        ListBuilder::new(StructBuilder::from_fields(message_fields(), 0)).with_field(item_field());
-    let mut cols: [StringBuilder; 6] = std::array::from_fn(|_| StringBuilder::new());
-    let (mut source_line, mut tokens) = (UInt64Builder::new(), UInt64Builder::new());
-    let mut metadata = StringBuilder::new();
-    for (i, line) in jsonl
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-    {
-        let v: serde_json::Value = serde_json::from_slice(line).map_err(|_| bad(i + 1))?;
-        id.append_value(v["id"].as_str().ok_or_else(|| bad(i + 1))?);
-        let msgs = v["messages"].as_array().ok_or_else(|| bad(i + 1))?;
+/// Rows per row group (and per in-memory batch): what bounds the conversion's memory,
+/// whatever the shard's size.
+pub const ROW_GROUP_ROWS: usize = 4096;
+
+/// The column builders of one batch of rows.
+struct Batch {
+    id: StringBuilder,
+    messages: ListBuilder<StructBuilder>,
+    cols: [StringBuilder; 6],
+    source_line: UInt64Builder,
+    tokens: UInt64Builder,
+    metadata: StringBuilder,
+    rows: usize,
+}
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            id: StringBuilder::new(),
+            messages: ListBuilder::new(StructBuilder::from_fields(message_fields(), 0))
+                .with_field(item_field()),
+            cols: std::array::from_fn(|_| StringBuilder::new()),
+            source_line: UInt64Builder::new(),
+            tokens: UInt64Builder::new(),
+            metadata: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    /// Appends one export record; `None` when the line is not one.
+    fn append(&mut self, line: &[u8]) -> Option<()> {
+        let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+        let msgs = v["messages"].as_array()?;
+        let id = v["id"].as_str()?;
         for m in msgs {
             let (Some(role), Some(content)) = (m["role"].as_str(), m["content"].as_str()) else {
-                return Err(bad(i + 1));
+                return None;
             };
-            let s = messages.values();
-            s.field_builder::<StringBuilder>(0)
-                .ok_or_else(|| bad(i + 1))?
-                .append_value(role);
-            s.field_builder::<StringBuilder>(1)
-                .ok_or_else(|| bad(i + 1))?
-                .append_value(content);
+            let s = self.messages.values();
+            s.field_builder::<StringBuilder>(0)?.append_value(role);
+            s.field_builder::<StringBuilder>(1)?.append_value(content);
             s.append(true);
         }
-        messages.append(true);
+        self.id.append_value(id);
+        self.messages.append(true);
         let md = &v["metadata"];
-        for (b, name) in cols.iter_mut().zip([
+        for (b, name) in self.cols.iter_mut().zip([
             "source_family",
             "dataset",
             "stage",
@@ -88,39 +102,94 @@ pub fn from_jsonl(key: &str, jsonl: &[u8]) -> Result<Vec<u8>, BuildError> {
         ]) {
             b.append_value(md[name].as_str().unwrap_or_default());
         }
-        source_line.append_value(md["source_line"].as_u64().unwrap_or_default());
-        tokens.append_value(md["tokens"].as_u64().unwrap_or_default());
-        metadata.append_value(md.to_string());
+        self.source_line
+            .append_value(md["source_line"].as_u64().unwrap_or_default());
+        self.tokens
+            .append_value(md["tokens"].as_u64().unwrap_or_default());
+        self.metadata.append_value(md.to_string());
+        self.rows += 1;
+        Some(())
     }
-    let [family, dataset, stage, split, source_key, license] =
-        cols.map(|mut b| Arc::new(b.finish()) as ArrayRef);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(id.finish()),
-        Arc::new(messages.finish()),
-        family,
-        dataset,
-        stage,
-        split,
-        source_key,
-        Arc::new(source_line.finish()),
-        license,
-        Arc::new(tokens.finish()),
-        Arc::new(metadata.finish()),
-    ];
-    let batch = RecordBatch::try_new(Arc::new(schema()), columns)
-        .map_err(|e| BuildError::Internal(format!("{key}: Parquet batch: {e}")))?;
+
+    /// The rows so far as a record batch; the builders start again empty.
+    fn finish(&mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
+        let [family, dataset, stage, split, source_key, license] = self
+            .cols
+            .each_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.messages.finish()),
+            family,
+            dataset,
+            stage,
+            split,
+            source_key,
+            Arc::new(self.source_line.finish()),
+            license,
+            Arc::new(self.tokens.finish()),
+            Arc::new(self.metadata.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(Arc::new(schema()), columns)
+    }
+}
+
+/// Streams a JSONL shard (`key` names it in errors) into Parquet written to `out`, one row
+/// group of [`ROW_GROUP_ROWS`] at a time; returns the rows written.
+pub fn convert(
+    key: &str,
+    jsonl: impl std::io::BufRead,
+    max_line: usize,
+    out: impl std::io::Write + Send,
+) -> Result<u64, BuildError> {
+    let internal = |what: &str, e: &dyn std::fmt::Display| {
+        BuildError::Internal(format!("{key}: Parquet {what}: {e}"))
+    };
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(format!("gatehouse {}", env!("CARGO_PKG_VERSION")))
         .build();
+    let mut w = ArrowWriter::try_new(out, Arc::new(schema()), Some(props))
+        .map_err(|e| internal("writer", &e))?;
+    let mut batch = Batch::new();
+    let mut rows = 0u64;
+    let mut lines = crate::store::LineReader::new(jsonl, max_line);
+    while let Some(line) = lines.next_line().map_err(|e| internal("read", &e))? {
+        let (number, bytes) = match line {
+            crate::store::Line::Text { number, bytes } => (number, bytes),
+            crate::store::Line::Oversized { number, .. } => {
+                return Err(BuildError::Internal(format!(
+                    "{key}:{number}: not an export record"
+                )));
+            }
+        };
+        if bytes.is_empty() {
+            continue;
+        }
+        batch
+            .append(bytes)
+            .ok_or_else(|| BuildError::Internal(format!("{key}:{number}: not an export record")))?;
+        rows += 1;
+        if batch.rows == ROW_GROUP_ROWS {
+            let b = batch.finish().map_err(|e| internal("batch", &e))?;
+            w.write(&b).map_err(|e| internal("write", &e))?;
+        }
+    }
+    if batch.rows > 0 {
+        let b = batch.finish().map_err(|e| internal("batch", &e))?;
+        w.write(&b).map_err(|e| internal("write", &e))?;
+    }
+    w.close().map_err(|e| internal("close", &e))?;
+    Ok(rows)
+}
+
+/// Converts a JSONL shard's bytes to Parquet bytes (tests and small inputs).
+pub fn from_jsonl(key: &str, jsonl: &[u8]) -> Result<Vec<u8>, BuildError> {
     let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))
-        .map_err(|e| BuildError::Internal(format!("{key}: Parquet writer: {e}")))?;
-    w.write(&batch)
-        .map_err(|e| BuildError::Internal(format!("{key}: Parquet write: {e}")))?;
-    w.close()
-        .map_err(|e| BuildError::Internal(format!("{key}: Parquet close: {e}")))?;
+    convert(key, jsonl, usize::MAX, &mut out)?;
     Ok(out)
 }
 

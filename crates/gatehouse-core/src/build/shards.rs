@@ -18,6 +18,58 @@ pub struct ShardInfo {
     pub sha256: String,
 }
 
+/// A writer into the store that hashes and counts every byte written through it (for
+/// outputs another library writes, such as Parquet).
+pub struct HashingWriter {
+    key: String,
+    inner: BufWriter<ObjectWriter>,
+    digest: Sha256Digest,
+    bytes: u64,
+}
+
+impl std::fmt::Debug for HashingWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashingWriter")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HashingWriter {
+    pub fn create(store: &Store, key: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            inner: BufWriter::with_capacity(1 << 20, store.writer(key, DEFAULT_WRITE_BUFFER)),
+            digest: Sha256Digest::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Completes the upload; returns the bytes written and their sha256.
+    pub fn finish(self) -> Result<(u64, String), StoreError> {
+        let writer = self.inner.into_inner().map_err(|e| StoreError::Io {
+            op: "write",
+            target: self.key.clone(),
+            source: e.into_error(),
+        })?;
+        writer.finish()?;
+        Ok((self.bytes, self.digest.finish()))
+    }
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digest.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// A stream of JSON lines into the store, hashed and counted as it goes.
 pub struct HashedObject {
     key: String,
