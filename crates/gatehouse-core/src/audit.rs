@@ -226,10 +226,18 @@ impl AuditLog {
         s.text.push(b'\n');
     }
 
-    /// Sets the stage later events belong to and records its start.
-    pub fn stage_start(&self, stage: &'static str) {
+    /// Sets the stage later events belong to and records its start (with why it runs, when
+    /// a reason is given).
+    pub fn stage_start(&self, stage: &'static str, reason: &str) {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).stage = Some(stage);
-        self.record(Action::StageStart, Event::default());
+        let detail = (!reason.is_empty()).then(|| serde_json::json!({ "reason": reason }));
+        self.record(
+            Action::StageStart,
+            Event {
+                detail,
+                ..Event::default()
+            },
+        );
     }
 
     /// The last line so far.
@@ -425,7 +433,7 @@ mod tests {
 
     fn log_with_events(store: &Store) -> String {
         let log = AuditLog::start(store, "v1", "release").unwrap();
-        log.stage_start("build");
+        log.stage_start("build", "");
         log.record(Action::Write, Event::key("exports/releases/v1/a.json"));
         log.record(Action::RunEnd, Event::default());
         log.flush().unwrap();

@@ -300,7 +300,7 @@ pub fn dry_run(
     let digest = match decide(store, options, version, Stage::Build, &inputs)? {
         Decision::Skip { stamp } => {
             let digest = stamp.release_digest.clone();
-            set(Stage::Build, "skip", Decision::Skip { stamp }.reason());
+            set(Stage::Build, "skip", stamp.skip_reason());
             Some(digest)
         }
         Decision::Run { reason } => {
@@ -323,12 +323,12 @@ pub fn dry_run(
     };
     let inputs = gates_inputs(store, settings, registry, &digest)?;
     match decide(store, options, version, Stage::Gates, &inputs)? {
-        Decision::Skip { stamp } => set(Stage::Gates, "skip", Decision::Skip { stamp }.reason()),
+        Decision::Skip { stamp } => set(Stage::Gates, "skip", stamp.skip_reason()),
         Decision::Run { reason } => set(Stage::Gates, "run", reason),
     }
     let inputs = consume_inputs(store, settings, &location(store, version), &digest)?;
     match decide(store, options, version, Stage::Consume, &inputs)? {
-        Decision::Skip { stamp } => set(Stage::Consume, "skip", Decision::Skip { stamp }.reason()),
+        Decision::Skip { stamp } => set(Stage::Consume, "skip", stamp.skip_reason()),
         Decision::Run { reason } => set(Stage::Consume, "run if QA approves", reason),
     }
     Ok(plan)
@@ -512,13 +512,7 @@ impl Laps {
     fn start(&mut self, store: &Store, stage: Stage, reason: &str) {
         self.clock = std::time::Instant::now();
         if let Some(a) = store.audit() {
-            a.stage_start(stage.as_str());
-            if !reason.is_empty() {
-                a.record(
-                    Action::StageStart,
-                    Event::detail(serde_json::json!({ "reason": reason })),
-                );
-            }
+            a.stage_start(stage.as_str(), reason);
         }
     }
 
@@ -664,6 +658,65 @@ fn decide(
     resume::decide(store, version, stage.as_str(), inputs)
 }
 
+/// What a resumable stage's run produced.
+struct Completed<T> {
+    outcome: T,
+    verdict: Verdict,
+    written: Vec<String>,
+    release_digest: String,
+}
+
+/// A resumable stage after `resumable`: its outcome when it ran, `None` when skipped.
+struct Resumed<T> {
+    passed: bool,
+    release_digest: String,
+    outcome: Option<T>,
+}
+
+/// Skips `stage` when its stamp matches `inputs` and its outputs; otherwise removes the
+/// stamp, runs it and stamps it again. Records the stage's lap either way.
+fn resumable<T>(
+    store: &Store,
+    options: &RunOptions<'_>,
+    laps: &mut Laps,
+    version: &str,
+    stage: Stage,
+    inputs: BTreeMap<String, String>,
+    run: impl FnOnce() -> Result<Completed<T>, ReleaseError>,
+) -> Result<Resumed<T>, ReleaseError> {
+    match decide(store, options, version, stage, &inputs)? {
+        Decision::Skip { stamp } => {
+            laps.start(store, stage, "");
+            laps.end(store, stage, stamp.verdict, Some(stamp.skip_reason()))?;
+            Ok(Resumed {
+                passed: stamp.passed,
+                release_digest: stamp.release_digest,
+                outcome: None,
+            })
+        }
+        Decision::Run { reason } => {
+            laps.start(store, stage, &reason);
+            resume::invalidate(store, version, stage.as_str())?;
+            let done = run()?;
+            let stamp = resume::record(
+                store,
+                version,
+                stage.as_str(),
+                inputs,
+                &done.written,
+                done.verdict,
+                &done.release_digest,
+            )?;
+            laps.end(store, stage, done.verdict, None)?;
+            Ok(Resumed {
+                passed: stamp.passed,
+                release_digest: done.release_digest,
+                outcome: Some(done.outcome),
+            })
+        }
+    }
+}
+
 fn run_stages(
     store: &Store,
     settings: &Settings,
@@ -704,20 +757,14 @@ fn run_stages(
     let mut build_passed = false;
     if coverage_passed || no_fail_fast {
         let inputs = build_inputs(store, settings, registry, version, &coverage_json)?;
-        match decide(store, options, version, Stage::Build, &inputs)? {
-            Decision::Skip { stamp } => {
-                laps.start(store, Stage::Build, "");
-                build_passed = stamp.passed;
-                release_digest = Some(stamp.release_digest.clone());
-                let reason = Decision::Skip {
-                    stamp: stamp.clone(),
-                }
-                .reason();
-                laps.end(store, Stage::Build, stamp.verdict, Some(reason))?;
-            }
-            Decision::Run { reason } => {
-                laps.start(store, Stage::Build, &reason);
-                resume::invalidate(store, version, Stage::Build.as_str())?;
+        let r = resumable(
+            store,
+            options,
+            &mut laps,
+            version,
+            Stage::Build,
+            inputs,
+            || {
                 let ctx = crate::build::BuildContext {
                     release_version: version,
                     location: &plan.location,
@@ -727,23 +774,20 @@ fn run_stages(
                 };
                 let outcome =
                     crate::build::run(store, registry, &settings.build, &ctx, &mut |_| {})?;
-                written.extend(outcome.written.iter().cloned());
-                let verdict = outcome.report.verdict;
-                build_passed = verdict != Verdict::Fail;
-                resume::record(
-                    store,
-                    version,
-                    Stage::Build.as_str(),
-                    inputs,
-                    &outcome.written,
-                    verdict,
-                    &outcome.release_digest,
-                )?;
-                release_digest = Some(outcome.release_digest.clone());
-                laps.end(store, Stage::Build, verdict, None)?;
-                build = Some(outcome);
-            }
+                Ok(Completed {
+                    verdict: outcome.report.verdict,
+                    written: outcome.written.clone(),
+                    release_digest: outcome.release_digest.clone(),
+                    outcome,
+                })
+            },
+        )?;
+        build_passed = r.passed;
+        release_digest = Some(r.release_digest);
+        if let Some(b) = &r.outcome {
+            written.extend(b.written.iter().cloned());
         }
+        build = r.outcome;
     }
 
     // Gates: skipped when the manifest, policy, date and baseline are unchanged.
@@ -754,26 +798,21 @@ fn run_stages(
         && (build_passed || no_fail_fast)
     {
         let inputs = gates_inputs(store, settings, registry, digest)?;
-        match decide(store, options, version, Stage::Gates, &inputs)? {
-            Decision::Skip { stamp } => {
-                laps.start(store, Stage::Gates, "");
-                gates_passed = stamp.passed;
-                let reason = Decision::Skip {
-                    stamp: stamp.clone(),
-                }
-                .reason();
-                laps.end(store, Stage::Gates, stamp.verdict, Some(reason))?;
-            }
-            Decision::Run { reason } => {
-                laps.start(store, Stage::Gates, &reason);
-                resume::invalidate(store, version, Stage::Gates.as_str())?;
+        let r = resumable(
+            store,
+            options,
+            &mut laps,
+            version,
+            Stage::Gates,
+            inputs,
+            || {
                 let outcome = crate::gates::run(
                     store,
                     registry,
                     &plan.location,
                     crate::gates::Policy::of(settings),
                 )?;
-                written.extend(outcome.written.iter().cloned());
+                audit_waivers(store, &outcome);
                 let verdict = if outcome.passed {
                     outcome
                         .summaries
@@ -784,21 +823,19 @@ fn run_stages(
                 } else {
                     Verdict::Fail
                 };
-                audit_waivers(store, &outcome);
-                gates_passed = outcome.passed;
-                resume::record(
-                    store,
-                    version,
-                    Stage::Gates.as_str(),
-                    inputs,
-                    &outcome.written,
+                Ok(Completed {
                     verdict,
-                    digest,
-                )?;
-                laps.end(store, Stage::Gates, verdict, None)?;
-                gates = Some(outcome);
-            }
+                    written: outcome.written.clone(),
+                    release_digest: digest.to_string(),
+                    outcome,
+                })
+            },
+        )?;
+        gates_passed = r.passed;
+        if let Some(g) = &r.outcome {
+            written.extend(g.written.iter().cloned());
         }
+        gates = r.outcome;
         gates_done = true;
     }
 
@@ -838,19 +875,14 @@ fn run_stages(
     let mut consume_passed = false;
     if qa_passed && let Some(digest) = release_digest.as_deref() {
         let inputs = consume_inputs(store, settings, &plan.location, digest)?;
-        match decide(store, options, version, Stage::Consume, &inputs)? {
-            Decision::Skip { stamp } => {
-                laps.start(store, Stage::Consume, "");
-                consume_passed = stamp.passed;
-                let reason = Decision::Skip {
-                    stamp: stamp.clone(),
-                }
-                .reason();
-                laps.end(store, Stage::Consume, stamp.verdict, Some(reason))?;
-            }
-            Decision::Run { reason } => {
-                laps.start(store, Stage::Consume, &reason);
-                resume::invalidate(store, version, Stage::Consume.as_str())?;
+        let r = resumable(
+            store,
+            options,
+            &mut laps,
+            version,
+            Stage::Consume,
+            inputs,
+            || {
                 let out = crate::consume::run(
                     store,
                     &plan.location,
@@ -858,24 +890,20 @@ fn run_stages(
                     &settings.build.tokenizer,
                     true,
                 )?;
-                written.extend(out.written.iter().cloned());
-                let verdict = out.report.verdict;
-                consume_passed = verdict != Verdict::Fail;
-                resume::record(
-                    store,
-                    version,
-                    Stage::Consume.as_str(),
-                    inputs,
-                    &out.written,
-                    verdict,
-                    digest,
-                )?;
-                laps.end(store, Stage::Consume, verdict, None)?;
-                consume = Some(out);
-            }
+                Ok(Completed {
+                    verdict: out.report.verdict,
+                    written: out.written.clone(),
+                    release_digest: digest.to_string(),
+                    outcome: out,
+                })
+            },
+        )?;
+        consume_passed = r.passed;
+        if let Some(c) = &r.outcome {
+            written.extend(c.written.iter().cloned());
         }
+        consume = r.outcome;
     }
-
     let mut outcome = Outcome {
         passed: coverage_passed && build_passed && gates_passed && qa_passed && consume_passed,
         plan,

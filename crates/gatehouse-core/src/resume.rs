@@ -50,17 +50,15 @@ pub enum Decision {
     Skip { stamp: Box<Stamp> },
 }
 
-impl Decision {
-    pub fn reason(&self) -> String {
-        match self {
-            Decision::Run { reason } => reason.clone(),
-            Decision::Skip { stamp } => format!(
-                "unchanged since it last completed ({}; {} inputs, {} outputs checked)",
-                stamp.verdict.as_str(),
-                stamp.inputs.len(),
-                stamp.outputs.len()
-            ),
-        }
+impl Stamp {
+    /// Why a stage with this stamp is skipped.
+    pub fn skip_reason(&self) -> String {
+        format!(
+            "unchanged since it last completed ({}; {} inputs, {} outputs checked)",
+            self.verdict.as_str(),
+            self.inputs.len(),
+            self.outputs.len()
+        )
     }
 }
 
@@ -123,10 +121,9 @@ pub fn decide(
 
 /// Removes a stage's stamp before it runs.
 pub fn invalidate(store: &Store, version: &str, stage: &str) -> Result<(), StoreError> {
-    let key = stamp_key(store, version, stage);
-    match store.exists(&key)? {
-        true => store.delete(&key),
-        false => Ok(()),
+    match store.delete(&stamp_key(store, version, stage)) {
+        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

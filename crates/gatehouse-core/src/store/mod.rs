@@ -23,7 +23,6 @@ use object_store::path::Path;
 use object_store::{
     GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 };
-use sha2::{Digest, Sha256};
 use tokio::runtime::Runtime;
 
 use crate::audit::{Action, AuditLog, Event};
@@ -237,13 +236,19 @@ impl Store {
     /// Reads a whole (small) object into memory. Use [`Store::open_read`] for data.
     pub fn get_bytes(&self, key: &str) -> Result<Bytes, StoreError> {
         let path = Path::from(key);
-        let bytes = self
+        let (bytes, etag) = self
             .runtime
-            .block_on(async { self.inner.get(&path).await?.bytes().await })
+            .block_on(async {
+                let result = self.inner.get(&path).await?;
+                let etag = result.meta.e_tag.clone();
+                Ok::<_, object_store::Error>((result.bytes().await?, etag))
+            })
             .map_err(|e| StoreError::classify("read", self.locate(key), e))?;
+        // The store's identity of what was read; hashing here would hash every shard a
+        // second time (the readers that need a sha256 compute it).
         self.note(Action::Read, || Event {
             bytes: Some(bytes.len() as u64),
-            sha256: Some(crate::digest::sha256(&bytes)),
+            etag,
             ..Event::key(key)
         });
         Ok(bytes)
@@ -281,45 +286,39 @@ impl Store {
 
     /// Writes an object, replacing any previous version. For draft artefacts only.
     pub fn put(&self, key: &str, bytes: impl Into<Bytes>) -> Result<(), StoreError> {
-        let path = Path::from(key);
-        let bytes = bytes.into();
-        let event = self.audit.as_ref().map(|_| Event {
-            bytes: Some(bytes.len() as u64),
-            sha256: Some(crate::digest::sha256(&bytes)),
-            ..Event::key(key)
-        });
-        let payload = PutPayload::from_bytes(bytes);
-        self.runtime
-            .block_on(self.inner.put(&path, payload))
-            .map_err(|e| StoreError::classify("write", self.locate(key), e))?;
-        if let Some(event) = event {
-            self.note(Action::Write, || event);
-        }
-        fault::wrote();
-        Ok(())
+        self.put_with(key, bytes.into(), PutMode::Overwrite)
     }
 
     /// Writes an object only if no object exists at `key` (a conditional, create-only put).
     /// Returns [`StoreError::AlreadyExists`] otherwise. Whether the store really enforces
     /// this is what `gatehouse doctor` probes.
     pub fn put_create(&self, key: &str, bytes: impl Into<Bytes>) -> Result<(), StoreError> {
-        let path = Path::from(key);
-        let bytes = bytes.into();
+        self.put_with(key, bytes.into(), PutMode::Create)
+    }
+
+    fn put_with(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<(), StoreError> {
+        let (op, action) = match mode {
+            PutMode::Create => ("create-only write", Action::Create),
+            _ => ("write", Action::Write),
+        };
+        // Whole-object puts are reports and markers: small, so the log carries their sha256.
         let event = self.audit.as_ref().map(|_| Event {
             bytes: Some(bytes.len() as u64),
             sha256: Some(crate::digest::sha256(&bytes)),
             ..Event::key(key)
         });
-        let payload = PutPayload::from_bytes(bytes);
         let opts = PutOptions {
-            mode: PutMode::Create,
+            mode,
             ..PutOptions::default()
         };
         self.runtime
-            .block_on(self.inner.put_opts(&path, payload, opts))
-            .map_err(|e| StoreError::classify("create-only write", self.locate(key), e))?;
+            .block_on(
+                self.inner
+                    .put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts),
+            )
+            .map_err(|e| StoreError::classify(op, self.locate(key), e))?;
         if let Some(event) = event {
-            self.note(Action::Create, || event);
+            self.note(action, || event);
         }
         fault::wrote();
         Ok(())
@@ -342,11 +341,10 @@ impl Store {
             runtime: Arc::clone(&self.runtime),
             target: self.locate(key),
             written: 0,
-            audit: self.audit.as_ref().map(|log| WriterAudit {
-                log: Arc::clone(log),
-                key: key.to_string(),
-                hash: Sha256::new(),
-            }),
+            audit: self
+                .audit
+                .as_ref()
+                .map(|log| (Arc::clone(log), key.to_string())),
         }
     }
 
@@ -470,14 +468,9 @@ pub struct ObjectWriter {
     runtime: Arc<Runtime>,
     target: String,
     written: u64,
-    audit: Option<WriterAudit>,
-}
-
-/// What an audited writer records when it finishes.
-struct WriterAudit {
-    log: Arc<AuditLog>,
-    key: String,
-    hash: Sha256,
+    /// The audit log and key to record the finished write under. Streamed writes (shards,
+    /// Parquet) record their size; their sha256 is in the manifest, which the log hashes.
+    audit: Option<(Arc<AuditLog>, String)>,
 }
 
 impl std::fmt::Debug for ObjectWriter {
@@ -500,13 +493,12 @@ impl ObjectWriter {
             target: self.target.clone(),
             source,
         })?;
-        if let Some(a) = self.audit.take() {
-            a.log.record(
+        if let Some((log, key)) = self.audit.take() {
+            log.record(
                 Action::Write,
                 Event {
                     bytes: Some(self.written),
-                    sha256: Some(format!("sha256:{}", hex::encode(a.hash.finalize()))),
-                    ..Event::key(&a.key)
+                    ..Event::key(&key)
                 },
             );
         }
@@ -522,9 +514,6 @@ impl io::Write for ObjectWriter {
             .as_mut()
             .ok_or_else(|| io::Error::other("write after finish"))?;
         let n = bridge.write(buf)?;
-        if let Some(a) = &mut self.audit {
-            a.hash.update(&buf[..n]);
-        }
         self.written += n as u64;
         Ok(n)
     }
