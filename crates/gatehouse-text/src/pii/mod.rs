@@ -9,16 +9,17 @@
 //! own string.
 
 mod crisis;
+pub mod eval;
 mod names;
 mod patterns;
 pub mod redact;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use redact::{Redaction, UnsurePolicy, redact_conversation};
+pub use redact::{Redaction, Replaced, UnsurePolicy, redact_conversation, replaced_regions};
 
 /// A kind of identifier. The order is the priority when two detections overlap with the
 /// same extent.
@@ -36,10 +37,16 @@ pub enum PiiType {
     IdNumber,
     Address,
     Name,
+    /// An IBAN (checked with ISO 13616 mod-97).
+    Iban,
+    /// A date other than a birth date (with `dates = "all"`: every date element but the year).
+    Date,
+    /// An age over 89 (with `dates = "all"`, as HIPAA Safe Harbor asks).
+    Age,
 }
 
 impl PiiType {
-    pub const ALL: [PiiType; 11] = [
+    pub const ALL: [PiiType; 14] = [
         PiiType::Email,
         PiiType::Ssn,
         PiiType::Card,
@@ -51,6 +58,9 @@ impl PiiType {
         PiiType::IdNumber,
         PiiType::Address,
         PiiType::Name,
+        PiiType::Iban,
+        PiiType::Date,
+        PiiType::Age,
     ];
 
     /// The placeholder word, e.g. `NAME` in `[NAME_1]`.
@@ -67,6 +77,9 @@ impl PiiType {
             PiiType::IdNumber => "ID_NUMBER",
             PiiType::Address => "ADDRESS",
             PiiType::Name => "NAME",
+            PiiType::Iban => "IBAN",
+            PiiType::Date => "DATE",
+            PiiType::Age => "AGE",
         }
     }
 
@@ -84,6 +97,9 @@ impl PiiType {
             PiiType::Url => "PII009",
             PiiType::Handle => "PII010",
             PiiType::Name => "PII011",
+            PiiType::Iban => "PII013",
+            PiiType::Date => "PII014",
+            PiiType::Age => "PII015",
         }
     }
 
@@ -101,6 +117,9 @@ impl PiiType {
             PiiType::Url => "personal-url",
             PiiType::Handle => "social-handle",
             PiiType::Name => "person-name",
+            PiiType::Iban => "iban",
+            PiiType::Date => "date",
+            PiiType::Age => "age-over-89",
         }
     }
 
@@ -112,6 +131,37 @@ impl PiiType {
 impl fmt::Display for PiiType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
+    }
+}
+
+/// Which dates are identifiers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatePolicy {
+    /// Dates of birth only (a date after a birth cue).
+    #[default]
+    Birth,
+    /// HIPAA Safe Harbor: every date element except the year (day and month, month and
+    /// year, weekday dates), and every age over 89.
+    All,
+}
+
+/// What the detector looks for: the privacy policy of a release. The same policy must be
+/// used by the build and the privacy gate (the gate's scan is the build's fixpoint).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub dates: DatePolicy,
+    /// Types never reported (e.g. `HANDLE` for a dataset of public posts). Empty by default.
+    #[serde(default)]
+    pub disabled: BTreeSet<PiiType>,
+}
+
+impl Policy {
+    pub fn enabled(&self, kind: PiiType) -> bool {
+        !self.disabled.contains(&kind)
+            && (self.dates == DatePolicy::All || !matches!(kind, PiiType::Date | PiiType::Age))
     }
 }
 
@@ -176,6 +226,7 @@ pub(crate) fn normalise(s: &str) -> String {
 pub struct Detector {
     patterns: patterns::Patterns,
     names: names::Names,
+    policy: Policy,
 }
 
 impl Default for Detector {
@@ -247,22 +298,78 @@ const BUILT_IN_ALLOWED: &[&str] = &[
 ];
 
 impl Detector {
+    /// The detector with the default policy (birth dates, every type).
     pub fn new() -> Self {
+        Self::with_policy(Policy::default())
+    }
+
+    pub fn with_policy(policy: Policy) -> Self {
         Self {
             patterns: patterns::Patterns::new(),
             names: names::Names::load(),
+            policy,
         }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Every identifier in `text`, sorted, non-overlapping, crisis resources and allowlisted
     /// strings left out.
     pub fn detect(&self, text: &str, allow: &Allowlist) -> Vec<Span> {
+        let raw = self.raw(text, allow);
+        with_char_offsets(text, resolve_overlaps(raw))
+    }
+
+    /// Every identifier in each message of one conversation: [`Self::detect`] per message,
+    /// and every mention anywhere in the conversation of a name found in any message, or of
+    /// a part of it, in any case or possessive ("my name is Oluwaseun Adeyemi" … "thank you,
+    /// Oluwaseun"). This is the scan both redaction and the privacy gate run.
+    pub fn detect_conversation(&self, texts: &[&str], allow: &Allowlist) -> Vec<Vec<Span>> {
+        let mut raw: Vec<Vec<RawSpan>> = texts.iter().map(|t| self.raw(t, allow)).collect();
+        let mut known: BTreeMap<String, bool> = BTreeMap::new();
+        for (text, spans) in texts.iter().zip(&raw) {
+            for s in spans.iter().filter(|s| s.kind == PiiType::Name) {
+                for part in text[s.start..s.end]
+                    .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
+                    .map(|p| p.trim_end_matches("'s").trim_end_matches("’s"))
+                    .map(|p| p.trim_matches(['\'', '’']).to_lowercase())
+                {
+                    if let Some(capital_only) = self.names.memorable(&part) {
+                        let e = known.entry(part).or_insert(capital_only);
+                        *e &= capital_only;
+                    }
+                }
+            }
+        }
+        if !known.is_empty() {
+            for (text, spans) in texts.iter().zip(&mut raw) {
+                let mut again = Vec::new();
+                self.names.mentions(text, &known, &mut again);
+                // A mention adds a name where nothing else was found; it does not make
+                // a detection already there surer.
+                again.retain(|s| {
+                    !allowed(text, s, allow)
+                        && !spans.iter().any(|d| d.start < s.end && s.start < d.end)
+                });
+                spans.extend(again);
+            }
+        }
+        texts
+            .iter()
+            .zip(raw)
+            .map(|(text, spans)| with_char_offsets(text, resolve_overlaps(spans)))
+            .collect()
+    }
+
+    /// Detections in one text before overlaps are resolved, allowed strings left out.
+    fn raw(&self, text: &str, allow: &Allowlist) -> Vec<RawSpan> {
         let mut raw: Vec<RawSpan> = Vec::new();
         self.patterns.find(text, &mut raw);
         self.names.find(text, &mut raw);
-        raw.retain(|s| !allowed(text, s, allow));
-        let kept = resolve_overlaps(raw);
-        with_char_offsets(text, kept)
+        raw.retain(|s| self.policy.enabled(s.kind) && !allowed(text, s, allow));
+        raw
     }
 }
 

@@ -1083,6 +1083,53 @@ impl Names {
         }
     }
 
+    /// How a part of a detected name is remembered through its conversation: `None` for a
+    /// word that identifies nobody (a stop word, title, particle, relation or an initial),
+    /// `Some(true)` for an everyday word ("Rose", "Hill", "Black") that counts again only
+    /// when capitalised, `Some(false)` for a word that counts in any case ("Oluwaseun").
+    pub(crate) fn memorable(&self, lower: &str) -> Option<bool> {
+        if lower.chars().filter(|c| c.is_alphabetic()).count() < 2 {
+            return None;
+        }
+        let listed = self.listed(lower);
+        let never = Lex::STOP
+            | Lex::TITLE
+            | Lex::PARTICLE
+            | Lex::RELATION
+            | Lex::GREETING
+            | Lex::CAPITALISED;
+        if listed & never != 0 {
+            return None;
+        }
+        Some(self.is_word_listed(lower, listed) || listed & Lex::AMBIGUOUS_LISTED != 0)
+    }
+
+    /// Every word of `text` that is a remembered name part (see [`Self::memorable`]), as a
+    /// name span: the same person mentioned again ("Thank you, Oluwaseun").
+    pub(crate) fn mentions(
+        &self,
+        text: &str,
+        known: &std::collections::BTreeMap<String, bool>,
+        out: &mut Vec<RawSpan>,
+    ) {
+        let lowered = lower_in_place(text);
+        for w in words(text, lowered.as_deref()) {
+            let Some(&capital_only) = known.get(w.lower.as_ref()) else {
+                continue;
+            };
+            if capital_only && !matches!(w.case, Case::Title | Case::Upper) {
+                continue;
+            }
+            out.push(RawSpan {
+                kind: PiiType::Name,
+                start: w.start,
+                end: w.end,
+                confidence: Confidence::Sure,
+                rule: "name-mentioned-again",
+            });
+        }
+    }
+
     /// A word after a first name that continues the name: a capitalised surname.
     fn surname_like(&self, w: &Word<'_>, first: &Word<'_>) -> bool {
         if w.is(Lex::STOP) || w.is(Lex::AMBIGUOUS) && !w.is(Lex::LAST) {
