@@ -28,6 +28,48 @@ const NUMBERS: &[&str] = &[
     "8334564566", // Talk Suicide Canada
 ];
 
+/// Names of crisis services, lower case: content, never a person.
+const NAMES: &[&str] = &[
+    "samaritans",
+    "lifeline",
+    "crisis text line",
+    "crisis line",
+    "trevor project",
+    "the trevor project",
+    "trevorlifeline",
+    "shout",
+    "kids help phone",
+    "beyond blue",
+    "beyondblue",
+    "samhsa",
+    "rainn",
+    "childhelp",
+    "trans lifeline",
+    "988 lifeline",
+    "befrienders",
+    "befrienders worldwide",
+    "papyrus",
+    "hopeline",
+    "hopelineuk",
+    "mind",
+    "nami",
+    "veterans crisis line",
+    "talk suicide",
+    "talk suicide canada",
+    "lifeline australia",
+    "headspace",
+    "childline",
+    "switchboard",
+    "calm",
+    "thecalmzone",
+    "iasp",
+];
+
+/// Whether `lower` (lower case, spaces collapsed) names a crisis service.
+pub(crate) fn is_crisis_name(lower: &str) -> bool {
+    NAMES.contains(&lower)
+}
+
 /// Whether `digits` (the number's digits only) is a crisis or emergency number.
 pub(crate) fn is_crisis_number(digits: &str) -> bool {
     let national = match digits.strip_prefix('1') {

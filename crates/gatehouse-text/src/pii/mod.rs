@@ -8,6 +8,7 @@
 //! Detection never logs or returns text other than the spans' offsets into the caller's
 //! own string.
 
+mod address;
 mod crisis;
 pub mod eval;
 mod names;
@@ -378,7 +379,10 @@ fn allowed(text: &str, s: &RawSpan, allow: &Allowlist) -> bool {
     let t = &text[s.start..s.end];
     placeholder_at(text, s.start, s.end)
         || allow.allows(t)
-        || (s.kind == PiiType::Name && BUILT_IN_ALLOWED.contains(&normalise(t).as_str()))
+        || (s.kind == PiiType::Name && {
+            let n = normalise(t);
+            BUILT_IN_ALLOWED.contains(&n.as_str()) || crisis::is_crisis_name(&n)
+        })
 }
 
 /// A detection before overlap resolution and char offsets.

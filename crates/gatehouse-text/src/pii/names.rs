@@ -86,6 +86,9 @@ impl Lex {
     const PERSON_VERB: u32 = 1 << 10;
     const PARTICLE: u32 = 1 << 11;
     const CAPITALISED: u32 = 1 << 12;
+    const PLACE_START: u32 = 1 << 13;
+    /// A one-word place name (GeoNames cities of 15,000+, countries, US states).
+    const PLACE: u32 = 1 << 14;
     /// A first name, or the first part of a hyphenated one.
     const FIRST: u32 = 1 << 16;
     /// A surname, or a part of a hyphenated one.
@@ -364,6 +367,80 @@ const ORGANISATION_WORDS: &[&str] = &[
     "act",
     "law",
     "day",
+    "airlines",
+    "airline",
+    "airways",
+    "airport",
+    "international",
+    "station",
+    "hotel",
+    "inn",
+    "restaurant",
+    "bistro",
+    "cafe",
+    "bar",
+    "grill",
+    "pharmacy",
+    "bank",
+    "store",
+    "market",
+    "mall",
+    "theater",
+    "theatre",
+    "cinema",
+    "stadium",
+    "arena",
+    "bridge",
+    "beach",
+    "bay",
+    "harbor",
+    "harbour",
+    "heights",
+    "springs",
+    "falls",
+    "hills",
+    "state",
+    "national",
+    "federal",
+    "department",
+    "office",
+    "services",
+    "service",
+    "agency",
+    "council",
+    "ministry",
+    "court",
+    "studios",
+    "records",
+    "press",
+    "news",
+    "times",
+    "post",
+    "show",
+    "festival",
+    "club",
+    "team",
+    "band",
+    "cup",
+    "league",
+    "series",
+    "season",
+    "episode",
+    "movie",
+    "film",
+    "book",
+    "album",
+    "song",
+    "game",
+    "app",
+];
+
+/// Words that start a place name ("San Jose", "Los Angeles", "Fort Worth"): a capitalised
+/// run they begin is not a person.
+const PLACE_STARTS: &[&str] = &[
+    "san", "santa", "santo", "são", "sao", "los", "las", "el", "la", "le", "fort", "mount", "mt",
+    "port", "saint", "sainte", "new", "north", "south", "east", "west", "upper", "lower", "lake",
+    "cape", "point", "glen", "palm", "del", "des", "bad", "st",
 ];
 
 /// Function words of other languages that name lists carry as given names ("El", "Tu").
@@ -863,6 +940,58 @@ fn hyphenated(lower: &str) -> Option<(&str, &str)> {
         .then_some((a, b))
 }
 
+/// Rules whose context says outright that a word is a name; they hold in ALL-CAPS text and
+/// for short capitalised words.
+const STRONG_RULES: &[&str] = &[
+    "introduction",
+    "introduction-unlisted",
+    "title",
+    "salutation",
+    "signature",
+];
+
+/// Mostly upper-case text (shouting, or notes typed in capitals): capitals say nothing.
+fn shouting(text: &str) -> bool {
+    let (mut upper, mut letters) = (0usize, 0usize);
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        upper += usize::from(c.is_uppercase());
+    }
+    letters >= 12 && upper * 10 >= letters * 7
+}
+
+/// The index of a generational suffix after word `last` ("Lindqvist III", "King Jr."), or
+/// `last`.
+fn suffix_after(ws: &[Word<'_>], last: usize) -> usize {
+    match ws.get(last + 1) {
+        Some(n)
+            if matches!(n.gap, Gap::None | Gap::Comma)
+                && matches!(n.lower.as_ref(), "jr" | "sr" | "ii" | "iii" | "iv")
+                && matches!(n.case, Case::Title | Case::Upper) =>
+        {
+            last + 1
+        }
+        _ => last,
+    }
+}
+
+fn push_name(
+    out: &mut Vec<RawSpan>,
+    ws: &[Word<'_>],
+    first: usize,
+    last: usize,
+    confidence: Confidence,
+    rule: &'static str,
+) {
+    out.push(RawSpan {
+        kind: PiiType::Name,
+        start: ws[first].start,
+        end: ws[last].end,
+        confidence,
+        rule,
+    });
+}
+
 trait IsMark {
     fn is_mark(&self) -> bool;
 }
@@ -876,7 +1005,7 @@ impl IsMark for char {
 
 impl Names {
     pub(crate) fn load() -> Self {
-        let lists: [(u32, Box<dyn Iterator<Item = &'static str>>); 13] = [
+        let lists: [(u32, Box<dyn Iterator<Item = &'static str>>); 15] = [
             (
                 Lex::FIRST_LISTED,
                 Box::new(list(include_str!("../../data/first_names.txt"))),
@@ -913,6 +1042,11 @@ impl Names {
             (
                 Lex::CAPITALISED,
                 Box::new(CAPITALISED_WORDS.iter().copied()),
+            ),
+            (Lex::PLACE_START, Box::new(PLACE_STARTS.iter().copied())),
+            (
+                Lex::PLACE,
+                Box::new(list(include_str!("../../data/places.txt"))),
             ),
         ];
         let mut lexicon = Lexicon::default();
@@ -1018,13 +1152,22 @@ impl Names {
             };
             w.lex = self.classify(w);
         }
+        let shouting = shouting(text);
         // Words before this index belong to a name found already.
         let mut taken = 0;
         for i in 0..ws.len() {
             if i < taken {
                 continue;
             }
-            let Some((confidence, rule)) = self.judge(text, &ws, i) else {
+            let judged = self
+                .judge(text, &ws, i)
+                .filter(|(_, rule)| !shouting || STRONG_RULES.contains(rule));
+            let Some((confidence, rule)) = judged else {
+                if let Some((last, confidence, rule)) = self.capitalised_run(&ws, i, shouting) {
+                    let last = suffix_after(&ws, last);
+                    taken = last + 1;
+                    push_name(out, &ws, i, last, confidence, rule);
+                }
                 continue;
             };
             // Extend over a middle initial and a surname.
@@ -1034,8 +1177,9 @@ impl Names {
                 && ws[j].gap == Gap::None
                 && ws[j].chars == 1
                 && matches!(ws[j].case, Case::Title | Case::Upper)
-                && text[ws[j].end..].starts_with('.')
                 && j + 1 < ws.len()
+                && (text[ws[j].end..].starts_with('.')
+                    || ws[j + 1].gap == Gap::None && ws[j + 1].case == Case::Title)
             {
                 j += 1;
             }
@@ -1064,22 +1208,118 @@ impl Names {
                     | "speech-verb-unlisted"
                     | "person-object-unlisted"
             );
+            // A dot comes between a middle initial and the surname only ("Anna J. Moss"),
+            // never between a name and the next sentence ("… in Chicago. Would you").
             if j < ws.len()
-                && matches!(ws[j].gap, Gap::None | Gap::Dot)
+                && (ws[j].gap == Gap::None || ws[j].gap == Gap::Dot && j > i + 1)
                 && (self.surname_like(&ws[j], &ws[i])
                     || self.unlisted_surname(&ws, j)
                     || named && ws[j].is(Lex::UNLISTED))
             {
                 last = j;
             }
+            // A lone short ALL-CAPS word is an abbreviation ("ABD", "MAE", "NEO", "PERLA"),
+            // unless a strong context calls it a name.
+            if last == i
+                && ws[i].case == Case::Upper
+                && ws[i].chars <= 5
+                && !STRONG_RULES.contains(&rule)
+            {
+                continue;
+            }
+            let last = suffix_after(&ws, last);
             taken = last + 1;
-            out.push(RawSpan {
-                kind: PiiType::Name,
-                start: ws[i].start,
-                end: ws[last].end,
-                confidence,
-                rule,
-            });
+            push_name(out, &ws, i, last, confidence, rule);
+        }
+    }
+
+    /// A run of capitalised words that reads as a person's name without a cue: every word
+    /// a listed first name or surname, or a word no dictionary or list knows, and at least
+    /// one listed name among them ("Garcia Daniel", "Bower Rosemary A", "Karen Black",
+    /// "Carol Weser", "Aino Virtanen"); not a place ("San Jose") or an organisation
+    /// ("Alaska Airlines"). Returns the run's last word, how sure, and the rule.
+    fn capitalised_run(
+        &self,
+        ws: &[Word<'_>],
+        i: usize,
+        shouting: bool,
+    ) -> Option<(usize, Confidence, &'static str)> {
+        let w = &ws[i];
+        let cap = |w: &Word<'_>| matches!(w.case, Case::Title | Case::Upper);
+        if shouting || w.case != Case::Title || w.glued || w.chars < 2 {
+            return None;
+        }
+        if w.is(Lex::STOP | Lex::PLACE_START | Lex::TITLE | Lex::ORGANISATION | Lex::CONTRACTION) {
+            return None;
+        }
+        // Only from the start of a run: a run whose first words were judged already.
+        if i > 0 && w.gap == Gap::None && !w.sentence_start && cap(&ws[i - 1]) {
+            return None;
+        }
+        let name_like = |w: &Word<'_>| {
+            !w.glued
+                && !w.is(Lex::STOP | Lex::ORGANISATION | Lex::CONTRACTION | Lex::CAPITALISED)
+                && (w.is(Lex::FIRST | Lex::LAST | Lex::UNLISTED))
+        };
+        let mut last = i;
+        let (mut words, mut initials) = (1usize, 0usize);
+        while let Some(n) = ws.get(last + 1) {
+            let after_initial = ws[last].chars == 1;
+            if !(n.gap == Gap::None || n.gap == Gap::Dot && after_initial)
+                || n.line_start
+                || !cap(n)
+                || words >= 4
+            {
+                break;
+            }
+            if n.chars == 1 {
+                initials += 1;
+            } else if n.case == Case::Title && name_like(n) {
+                words += 1;
+            } else {
+                break;
+            }
+            last += 1;
+        }
+        // A trailing word of the run that names an organisation or a place.
+        if ws
+            .get(last + 1)
+            .is_some_and(|n| n.gap == Gap::None && cap(n) && n.is(Lex::ORGANISATION))
+        {
+            return None;
+        }
+        let run = &ws[i..=last];
+        let named: Vec<&Word<'_>> = run.iter().filter(|w| w.chars > 1).collect();
+        if named.len() < 2 && !(named.len() == 1 && initials > 0 && !w.sentence_start) {
+            return None;
+        }
+        if !named.iter().all(|w| name_like(w)) {
+            return None;
+        }
+        // Listed, and no everyday word: "Garcia", "Daniel", "Aino".
+        let strong = named
+            .iter()
+            .filter(|w| w.is(Lex::FIRST | Lex::LAST) && !w.is(Lex::WORD))
+            .count();
+        let listed = named
+            .iter()
+            .filter(|w| w.is(Lex::FIRST | Lex::LAST))
+            .count();
+        let first_then_surname =
+            named[0].is(Lex::FIRST) && named.last().is_some_and(|l| l.is(Lex::LAST));
+        if strong >= 1 && listed >= 1 {
+            Some((last, Confidence::Sure, "capitalised-name-run"))
+        } else if first_then_surname && !w.sentence_start {
+            Some((last, Confidence::Unsure, "first-name-and-surname-words"))
+        } else if !w.sentence_start
+            && named
+                .iter()
+                .all(|w| w.is(Lex::UNLISTED) && !w.is(Lex::PLACE))
+        {
+            // "… with Barskyex Bryna G": words nobody lists, together, inside a sentence.
+            Some((last, Confidence::Unsure, "capitalised-unknown-run"))
+        } else {
+            None
         }
     }
 
@@ -1392,6 +1632,33 @@ impl Names {
         {
             return Some((Confidence::Unsure, "person-object-unlisted"));
         }
+        // A capitalised word inside a sentence that no dictionary or list knows ("… send it
+        // to Jasbir", "a fan of Grian"), alone: most likely a name (or a place, which Safe
+        // Harbor counts too).
+        if w.case == Case::Title
+            && !w.sentence_start
+            && unlisted
+            && !first
+            && !w.is(Lex::TITLE | Lex::PLACE)
+            && !matches!(
+                prev(1),
+                Some("in" | "near" | "around" | "outside" | "across" | "into" | "throughout")
+            )
+            && w.chars >= 3
+            && !w.is(Lex::PLACE_START)
+            && next
+                .is_none_or(|n| n.gap != Gap::None || !matches!(n.case, Case::Title | Case::Upper))
+            && prev_w(1).is_none_or(|p| {
+                w.gap != Gap::None
+                    || p.sentence_start
+                    || !matches!(p.case, Case::Title | Case::Upper)
+            })
+            && !["ian", "ese", "ish", "ean", "ism", "ist"]
+                .iter()
+                .any(|s| lower.ends_with(s))
+        {
+            return Some((Confidence::Unsure, "capitalised-unknown-word"));
+        }
         if !first {
             return None;
         }
@@ -1422,6 +1689,10 @@ impl Names {
             }
             Case::Upper if !ambiguous && lower.len() >= 3 => {
                 Some((Confidence::Unsure, "first-name-caps"))
+            }
+            // "wow emma and kaite": a listed name in lower case that is no English word.
+            Case::Lower if !ambiguous && w.chars >= 3 && !w.is(Lex::WORD) => {
+                Some((Confidence::Unsure, "first-name-lower-case"))
             }
             _ => None,
         }

@@ -6,6 +6,7 @@
 use memchr::{memchr, memchr_iter, memchr2_iter};
 use regex::Regex;
 
+use super::address;
 use super::crisis::is_crisis_number;
 use super::{Confidence, PiiType, RawSpan};
 
@@ -24,6 +25,7 @@ pub(crate) struct Patterns {
     dob: Regex,
     id_number: Regex,
     address: Regex,
+    more_addresses: address::Addresses,
     po_box: Regex,
     uk_postcode: Regex,
     city_zip: Regex,
@@ -33,7 +35,7 @@ pub(crate) struct Patterns {
 
 /// Compiles a built-in pattern. Word boundaries are ASCII (`(?-u:\b)`), which keeps the
 /// regex engine on its fast DFA path for any input.
-fn re(pattern: &str) -> Regex {
+pub(crate) fn re(pattern: &str) -> Regex {
     let pattern = pattern.replace(r"\b", r"(?-u:\b)");
     // The patterns are constants, tested below; a bad one is a programming error.
     #[allow(clippy::expect_used)]
@@ -43,8 +45,6 @@ fn re(pattern: &str) -> Regex {
 const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?";
 
 const US_STATES: &str = r"(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])";
-
-const STREET_SUFFIX: &str = r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|parkway|pkwy|highway|hwy|square|sq|trail|trl|crescent|cres|close|row|loop|alley|grove|gardens|mews|hill)";
 
 const UNAMBIGUOUS_SUFFIXES: &[&str] = &[
     "street",
@@ -125,10 +125,12 @@ impl Patterns {
                 r"(?:\s+(?:[a-z']+\s+){0,4}?(?:is|was|reads|says)\b|\s*[:#=])?\s*:?\s*([A-Za-z0-9][A-Za-z0-9\-]{3,19})\b",
             )),
             address: re(&format!(
-                r"(?i)\b\d{{1,6}}[a-z]?\s+((?:[a-z0-9'.\-]+\s+){{0,3}})({suffix})\b\.?(?:,?\s*(?:apt|apartment|unit|suite|ste|#)\.?\s*#?[a-z0-9\-]+)?",
-                suffix = STREET_SUFFIX
+                r"(?i)\b{number}\s+((?:[\p{{L}}0-9'.\-]+\s+){{0,3}})({suffix})\b\.?(?:\s+(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West|Northeast|Northwest|Southeast|Southwest)\b\.?)?(?:,?\s*(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|rm|#)\.?\s*#?[a-z0-9\-]+)?",
+                number = address::HOUSE_NUMBER,
+                suffix = address::STREET_TYPES
             )),
-            po_box: re(r"(?i)\bp\.?\s?o\.?\s+box\s+\d{1,6}\b"),
+            more_addresses: address::Addresses::new(),
+            po_box: re(r"(?i)\b(?:p\.?\s?o\.?\s*box|post\s+office\s+box)\s+\d{1,6}\b"),
             uk_postcode: re(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}\b"),
             city_zip: re(&format!(
                 r"\b[A-Z][a-z]+(?:\s[A-Z][a-z]+){{0,2}},\s{US_STATES}\s\d{{5}}(?:-\d{{4}})?\b"
@@ -375,6 +377,7 @@ impl Patterns {
             {
                 end = z.end();
             }
+            end = self.more_addresses.tail_end(text, end);
             push(
                 out,
                 PiiType::Address,
@@ -386,8 +389,22 @@ impl Patterns {
         }
         if facts.po_box {
             for m in self.po_box.find_iter(text) {
-                push_match(out, PiiType::Address, &m, Confidence::Sure, "po-box");
+                let end = self.more_addresses.tail_end(text, m.end());
+                push(
+                    out,
+                    PiiType::Address,
+                    m.start(),
+                    end,
+                    Confidence::Sure,
+                    "po-box",
+                );
             }
+        }
+        let mut more = Vec::new();
+        self.more_addresses.find(text, &mut more);
+        for (start, end, rule) in more {
+            let end = self.more_addresses.tail_end(text, end);
+            push(out, PiiType::Address, start, end, Confidence::Sure, rule);
         }
         if facts.capital_digit {
             for m in self.uk_postcode.find_iter(text) {

@@ -178,3 +178,56 @@ fn unsure_spans_follow_the_policy() {
     );
     assert!(r.unsure >= 1 && r.requires_review, "{r:?}");
 }
+
+#[test]
+fn addresses_in_many_forms() {
+    for (text, want) in [
+        (
+            "I live at 5591 Kingfisher Stravenue now",
+            "5591 Kingfisher Stravenue",
+        ),
+        (
+            "send it to 12 Willow Knolls, Apt. 4",
+            "12 Willow Knolls, Apt. 4",
+        ),
+        (
+            "it's 880 Ocean Expressway Suite 210",
+            "880 Ocean Expressway Suite 210",
+        ),
+        ("we met at 4 Pine Summit", "4 Pine Summit"),
+        ("mail: PO Box 5678", "PO Box 5678"),
+        (
+            "PSC 1234, Box 5678, APO AA 12345",
+            "PSC 1234, Box 5678, APO AA 12345",
+        ),
+        (
+            "I moved to Hauptstrasse 7, 10115 Berlin last year",
+            "Hauptstrasse 7, 10115 Berlin",
+        ),
+        (
+            "the flat is Laugavegur 12, Reykjavík",
+            "Laugavegur 12, Reykjavík",
+        ),
+        ("at 22 Rue des Lilas, Lyon", "22 Rue des Lilas, Lyon"),
+        ("at 28-30 Bute Gardens", "28-30 Bute Gardens"),
+        ("at 123-01 Roosevelt Avenue", "123-01 Roosevelt Avenue"),
+        (
+            "at 740 Water Street Southwest, Washington, DC 20024",
+            "740 Water Street Southwest, Washington, DC 20024",
+        ),
+    ] {
+        let f = found(text);
+        assert!(
+            f.iter().any(|(k, s)| *k == Address && s.contains(want)),
+            "{text:?}: {f:?}"
+        );
+    }
+    // Everyday numbers before everyday words stay.
+    for text in [
+        "I walked 5 miles down the road",
+        "take 2 times a day",
+        "I have 3 green apples",
+    ] {
+        assert!(!found(text).iter().any(|(k, _)| *k == Address), "{text}");
+    }
+}
