@@ -164,12 +164,14 @@ fn child(root: &Path) {
         exports_prefix: "exports".into(),
     })
     .unwrap();
+    let detector = gatehouse_text::pii::Detector::new();
     let ctx = BuildContext {
         release_version: "v2026-11-25",
         location: "exports/releases/v2026-11-25/",
         release_date: None,
         config_digest: String::new(),
         artefacts: Vec::new(),
+        detector: &detector,
     };
     let started = Instant::now();
     let out = build::run(
@@ -200,6 +202,8 @@ fn child(root: &Path) {
             limits: &BuildConfig::default().limits,
             dedup: &BuildConfig::default().dedup,
             tokenizer: &Default::default(),
+            detector: &detector,
+            evaluation: &Default::default(),
         },
     )
     .unwrap();

@@ -126,12 +126,14 @@ fn child(root: &Path, n: u64) {
     })
     .unwrap();
     let loc = "exports/releases/v2026-11-25/";
+    let detector = gatehouse_text::pii::Detector::new();
     let ctx = BuildContext {
         release_version: "v2026-11-25",
         location: loc,
         release_date: None,
         config_digest: String::new(),
         artefacts: Vec::new(),
+        detector: &detector,
     };
     let config = BuildConfig::default();
     let started = Instant::now();
@@ -165,6 +167,8 @@ fn child(root: &Path, n: u64) {
             limits: &config.limits,
             dedup: &config.dedup,
             tokenizer: &config.tokenizer,
+            detector: &detector,
+            evaluation: &Default::default(),
         },
     )
     .unwrap();

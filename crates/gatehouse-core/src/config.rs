@@ -108,6 +108,9 @@ pub struct ConfigFile {
     pub qa: crate::qa::QaConfig,
     #[serde(default)]
     pub consume: crate::consume::ConsumeConfig,
+    /// `[privacy]`: the PII detector's policy and its labelled evaluation sets.
+    #[serde(default)]
+    pub privacy: crate::privacy::PrivacyConfig,
     /// Explicit, reviewed exceptions to gate rules.
     #[serde(default)]
     pub waivers: Vec<Waiver>,
@@ -218,6 +221,7 @@ pub struct Settings {
     pub gates: crate::gates::GatesConfig,
     pub qa: crate::qa::QaConfig,
     pub consume: crate::consume::ConsumeConfig,
+    pub privacy: crate::privacy::PrivacyConfig,
     pub waivers: Vec<Waiver>,
     pub origins: Vec<SettingOrigin>,
     /// The day waivers are judged on: `SOURCE_DATE_EPOCH` if set, else today (UTC). Never a
@@ -237,6 +241,7 @@ impl Settings {
             "build": self.build,
             "gates": self.gates,
             "qa": self.qa,
+            "privacy": self.privacy,
             "waivers": self.waivers,
         });
         crate::digest::sha256(policy.to_string().as_bytes())
@@ -355,8 +360,12 @@ pub fn store_from_env(env: &dyn Env) -> Result<StoreConfig, ConfigError> {
     Ok(resolve(&overrides, env)?.store)
 }
 
-/// Resolves the configuration for one command.
-pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigError> {
+/// The config file (`--config`, `GATEHOUSE_CONFIG`, else `./gatehouse.toml` when present)
+/// and its parsed content.
+fn load_file(
+    overrides: &Overrides,
+    env: &dyn Env,
+) -> Result<(Option<PathBuf>, ConfigFile), ConfigError> {
     let config_file = overrides
         .config
         .clone()
@@ -372,6 +381,34 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         }
         None => ConfigFile::default(),
     };
+    Ok((config_file, file))
+}
+
+/// Only `[privacy]`, for commands that need no store (`gatehouse pii eval`): the same file,
+/// the same checks, but no store settings are required.
+pub fn resolve_privacy(
+    overrides: &Overrides,
+    env: &dyn Env,
+) -> Result<crate::privacy::PrivacyConfig, ConfigError> {
+    let (_, file) = load_file(overrides, env)?;
+    let exports_prefix = overrides
+        .exports_prefix
+        .clone()
+        .or_else(|| env.var(env::EXPORTS_PREFIX))
+        .or(file.store.exports_prefix.clone())
+        .unwrap_or_else(|| "exports".into());
+    if let Some(p) = file.privacy.problem(exports_prefix.trim_matches('/')) {
+        return Err(ConfigError::invalid(
+            p,
+            "fix [privacy] in gatehouse.toml (see \"Privacy\" in README.md)",
+        ));
+    }
+    Ok(file.privacy)
+}
+
+/// Resolves the configuration for one command.
+pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigError> {
+    let (config_file, file) = load_file(overrides, env)?;
     let base = config_file
         .as_deref()
         .and_then(Path::parent)
@@ -455,6 +492,13 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         ));
     }
 
+    if let Some(p) = file.privacy.problem(&exports_prefix) {
+        return Err(ConfigError::invalid(
+            p,
+            "fix [privacy] in gatehouse.toml (see \"Privacy\" in README.md)",
+        ));
+    }
+
     let backend =
         match backend_kind {
             BackendKind::Local => {
@@ -519,6 +563,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         gates: file.gates,
         qa: file.qa,
         consume: file.consume,
+        privacy: file.privacy,
         waivers: file.waivers,
         origins: r.origins,
         as_of,
@@ -905,6 +950,48 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("SOURCE_DATE_EPOCH"), "{err}");
+    }
+
+    #[test]
+    fn the_privacy_section_is_parsed_strictly_and_checked_before_anything_runs() {
+        use gatehouse_text::pii::{DatePolicy, PiiType};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.toml");
+        let o = Overrides {
+            config: Some(path.clone()),
+            ..Overrides::default()
+        };
+        let e = env(&[("DATASET_STORAGE_LOCAL_PATH", "/x")]);
+        // Absent: today's behaviour.
+        std::fs::write(&path, "").unwrap();
+        let s = resolve(&o, &e).unwrap();
+        assert_eq!(s.privacy, crate::privacy::PrivacyConfig::default());
+        assert_eq!(s.privacy.policy(), gatehouse_text::pii::Policy::default());
+        let default_digest = s.digest();
+        std::fs::write(
+            &path,
+            "[privacy]\ndates = \"all\"\ndisabled = [\"HANDLE\", \"URL\"]\n[privacy.evaluation]\nsets = [\"labelled/dev.jsonl\"]\nmin_recall_direct = 0.9\n",
+        )
+        .unwrap();
+        let s = resolve(&o, &e).unwrap();
+        assert_eq!(s.privacy.dates, DatePolicy::All);
+        assert!(s.privacy.disabled.contains(&PiiType::Handle));
+        assert_eq!(s.privacy.evaluation.sets, ["labelled/dev.jsonl"]);
+        assert_eq!(s.privacy.evaluation.min_recall_direct, Some(0.9));
+        assert_ne!(s.digest(), default_digest, "the policy is part of the config digest");
+        assert_eq!(resolve_privacy(&o, &env(&[])).unwrap(), s.privacy);
+        for (bad, says) in [
+            ("[privacy]\ndates = \"some\"\n", "some"),
+            ("[privacy]\ndisabled = [\"HANDEL\"]\n", "HANDEL"),
+            ("[privacy]\npii_unsure = \"review\"\n", "pii_unsure"),
+            ("[privacy.evaluation]\nmin_precision = 2.0\n", "min_precision"),
+            ("[privacy.evaluation]\nsets = [\"../x.jsonl\"]\n", "../x.jsonl"),
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = resolve(&o, &e).unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+            assert!(resolve_privacy(&o, &e).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! Modules follow the data flow: [`config`] and [`registry`] say what to do, [`store`] reaches
 //! the data, [`coverage`] finds what exists, [`doctor`] checks the store is fit for
 //! publishing, [`build`] compiles the export, [`gates`] verify it, [`html`] renders the
-//! release's reports as one page, [`release`] plans and runs the stages. Everything here is
+//! release's reports as one page, [`privacy`] holds the PII policy and its measurement, [`release`] plans and runs the stages. Everything here is
 //! synchronous; the only async code is inside [`store`].
 
 pub mod audit;
@@ -15,6 +15,7 @@ pub mod digest;
 pub mod doctor;
 pub mod gates;
 pub mod html;
+pub mod privacy;
 pub mod publish;
 pub mod qa;
 pub mod record;

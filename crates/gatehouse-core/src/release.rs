@@ -432,12 +432,14 @@ pub fn build_only(
     progress: &mut dyn FnMut(&str),
 ) -> Result<crate::build::BuildOutcome, ReleaseError> {
     let plan = draft_plan(store, settings, version)?;
+    let detector = settings.privacy.detector();
     let ctx = crate::build::BuildContext {
         release_version: version,
         location: &plan.location,
         release_date: release_date(settings, version),
         config_digest: settings.digest(),
         artefacts: Vec::new(),
+        detector: &detector,
     };
     Ok(crate::build::run(
         store,
@@ -456,11 +458,12 @@ pub fn gates_only(
     version: &str,
 ) -> Result<crate::gates::GatesOutcome, ReleaseError> {
     let plan = draft_plan(store, settings, version)?;
+    let detector = settings.privacy.detector();
     Ok(crate::gates::run(
         store,
         registry,
         &plan.location,
-        crate::gates::Policy::of(settings),
+        crate::gates::Policy::of(settings, &detector),
     )?)
 }
 
@@ -574,6 +577,7 @@ fn build_inputs(
     Ok(inputs([
         ("tool", tool()),
         ("config", settings.digest()),
+        ("privacy_policy", settings.privacy.policy_digest()),
         ("registry", registry.digest.clone()),
         ("release_version", version.to_string()),
         (
@@ -603,6 +607,7 @@ fn gates_inputs(
     Ok(inputs([
         ("tool", tool()),
         ("config", settings.digest()),
+        ("privacy_policy", settings.privacy.policy_digest()),
         ("registry", registry.digest.clone()),
         ("release_digest", release_digest.to_string()),
         ("as_of", settings.as_of.to_string()),
@@ -751,6 +756,9 @@ fn run_stages(
     laps.end(store, Stage::Coverage, report.verdict, None)?;
     let coverage_passed = report.verdict != Verdict::Fail;
 
+    // One detector for the build and the gates: the gate's scan is the build's fixpoint.
+    let detector = settings.privacy.detector();
+
     // Build: skipped when its inputs and outputs are unchanged.
     let mut build = None;
     let mut release_digest = None;
@@ -771,6 +779,7 @@ fn run_stages(
                     release_date: release_date(settings, version),
                     config_digest: settings.digest(),
                     artefacts: vec![json_key, md_key],
+                    detector: &detector,
                 };
                 let outcome =
                     crate::build::run(store, registry, &settings.build, &ctx, &mut |_| {})?;
@@ -810,7 +819,7 @@ fn run_stages(
                     store,
                     registry,
                     &plan.location,
-                    crate::gates::Policy::of(settings),
+                    crate::gates::Policy::of(settings, &detector),
                 )?;
                 audit_waivers(store, &outcome);
                 let verdict = if outcome.passed {

@@ -92,12 +92,14 @@ fn counsel_chat_and_annomi_build_through_the_registry() {
     })
     .unwrap();
     let registry = Registry::parse(Path::new("shared.toml"), REGISTRY, String::new()).unwrap();
+    let detector = gatehouse_text::pii::Detector::new();
     let ctx = BuildContext {
         release_version: "v2026-11-25",
         location: "exports/releases/v2026-11-25/",
         release_date: None,
         config_digest: String::new(),
         artefacts: Vec::new(),
+        detector: &detector,
     };
     let out = build::run(
         &store,

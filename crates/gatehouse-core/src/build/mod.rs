@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use gatehouse_text::TokenizerSpec;
 use gatehouse_text::dedup::{MinHasher, Shingler};
-use gatehouse_text::pii::{Detector, UnsurePolicy};
+use gatehouse_text::pii::{Detector, Policy as PiiPolicy, UnsurePolicy};
 
 use crate::digest::sha256;
 use crate::record::HASH_VERSION;
@@ -99,6 +99,9 @@ impl Default for BuildConfig {
     }
 }
 
+/// The per-object `quarantined` key of records whose redaction did not settle.
+const UNSETTLED_KEY: &str = "Q013 pii-redaction-unsettled";
+
 /// Build report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -156,7 +159,19 @@ pub struct BuildReport {
     pub dedup: dedup::DedupSummary,
     /// Reviewers' blocklists read and records they removed.
     pub blocklist: blocklist::BlocklistSummary,
+    /// The PII policy the records were redacted under, and what it withheld.
+    pub privacy: BuildPrivacy,
     pub config: BuildConfig,
+}
+
+/// `privacy` in `build_report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildPrivacy {
+    /// `[privacy]` `dates` and `disabled`: what the detector looked for.
+    pub policy: PiiPolicy,
+    /// Records quarantined because their redaction did not settle (Q013, in
+    /// `quarantine.jsonl`; counted in `records_quarantined`).
+    pub records_unsettled: u64,
 }
 
 #[derive(Debug, Error)]
@@ -374,6 +389,8 @@ pub struct BuildContext<'a> {
     pub config_digest: String,
     /// Extra artefacts already written into the release (e.g. the coverage report).
     pub artefacts: Vec<String>,
+    /// The PII detector (from `[privacy]`); the privacy gate must scan with the same one.
+    pub detector: &'a Detector,
 }
 
 type Processed = (process::ObjectOutput, dedup::ObjectEntries);
@@ -487,7 +504,7 @@ pub fn run(
     let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
     let tokens = config.tokenizer.counter().map_err(BuildError::Config)?;
     let mut blocklist = blocklist::load(store)?;
-    let detector = Detector::new();
+    let detector = ctx.detector;
     let tools = process::DedupTools {
         shingler: Shingler::with_boilerplate(&config.dedup.near_params, &config.dedup.boilerplate),
         minhasher: MinHasher::new(&config.dedup.near_params),
@@ -510,7 +527,7 @@ pub fn run(
             pipeline: &pipeline,
             spill_dir: spill_dir.path(),
             tokens: &tokens,
-            detector: &detector,
+            detector,
             dedup: &tools,
             blocklist: &blocklist.ids,
         },
@@ -668,6 +685,13 @@ pub fn run(
         excluded_datasets: excluded.clone(),
         dedup: dedup_summary.clone(),
         blocklist: blocklist.summary.clone(),
+        privacy: BuildPrivacy {
+            policy: detector.policy().clone(),
+            records_unsettled: objects
+                .iter()
+                .filter_map(|o| o.quarantined.get(UNSETTLED_KEY))
+                .sum(),
+        },
         config: config.clone(),
     };
     let report_key = format!("{loc}build_report.json");

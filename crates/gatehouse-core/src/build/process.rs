@@ -190,6 +190,8 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     let (mut merged, mut blank) = (0u64, 0u64);
     let allow = Allowlist::new(&dataset.pii_allowlist);
     let mut held_for_review: Vec<String> = Vec::new();
+    // Quarantined by the build itself (redaction did not settle), by "code name".
+    let mut unsettled: BTreeMap<String, u64> = BTreeMap::new();
     let mut exported = 0u64;
     let mut blocked = 0u64;
     let mut failure: Option<BuildError> = None;
@@ -216,9 +218,39 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                     job.config.pii_unsure,
                     r.messages.iter_mut().map(|m| &mut m.content),
                 );
-                if redaction.requires_review {
-                    held_for_review.push(id);
-                    return;
+                match disposition(&redaction) {
+                    Disposition::Export => {}
+                    Disposition::Hold => {
+                        held_for_review.push(id);
+                        return;
+                    }
+                    Disposition::Quarantine(reason) => {
+                        *unsettled
+                            .entry(format!("{} {}", reason.code(), reason.name()))
+                            .or_default() += 1;
+                        line.push(TAG_QUARANTINE);
+                        let written = serde_json::to_writer(
+                            &mut line,
+                            &QuarantineLine {
+                                key,
+                                line: r.line,
+                                part: r.part,
+                                dataset: &dataset.name,
+                                code: reason.code(),
+                                reason: reason.name(),
+                                detail: UNSETTLED_DETAIL,
+                            },
+                        )
+                        .map_err(|e| BuildError::Serialise("a quarantine line", e))
+                        .and_then(|()| {
+                            line.push(b'\n');
+                            out.write_all(&line).map_err(spill_err)
+                        });
+                        if let Err(e) = written {
+                            failure = Some(e);
+                        }
+                        return;
+                    }
                 }
                 exported += 1;
                 let group = match &r.group {
@@ -351,9 +383,15 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     drop(out);
     shingle_spill.finish().map_err(spill_err)?;
 
-    let quarantined = summary.quarantined_total();
+    // Records the build quarantined were counted as records by the adapter.
+    let build_quarantined: u64 = unsettled.values().sum();
+    let mut quarantined_by_reason = summary.quarantined.clone();
+    for (k, v) in &unsettled {
+        *quarantined_by_reason.entry(k.clone()).or_default() += v;
+    }
+    let read = summary.records + summary.quarantined_total();
+    let quarantined = summary.quarantined_total() + build_quarantined;
     let removed = held_for_review.len() as u64 + blocked;
-    let read = summary.records + quarantined;
     let rate = if read == 0 {
         0.0
     } else {
@@ -387,7 +425,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
             read,
             exported,
             tokens: exported_tokens,
-            quarantined: summary.quarantined,
+            quarantined: quarantined_by_reason,
             removed_by_policy: removed,
             blocked_by_reviewers: blocked,
             duplicates_removed: 0,
@@ -403,6 +441,32 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
         spill: spill.into_temp_path(),
     };
     Ok((output, entries))
+}
+
+/// `detail` of a record quarantined because its redaction did not settle.
+const UNSETTLED_DETAIL: &str = "a PII scan of the redacted text still found identifiers after the \
+     redaction's last round; the record is withheld (never exported half-redacted)";
+
+/// What the build does with a redacted record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Disposition {
+    Export,
+    /// Held back for human review by the `pii_unsure = "review"` policy.
+    Hold,
+    /// Withheld and listed in `quarantine.jsonl` with this reason.
+    Quarantine(source::Reason),
+}
+
+/// A record whose redaction did not settle is quarantined (whatever the review policy says:
+/// the gate's scan would find what is left); one the policy holds is held; the rest export.
+pub(super) fn disposition(r: &gatehouse_text::pii::Redaction) -> Disposition {
+    if r.unsettled {
+        Disposition::Quarantine(source::Reason::PiiRedactionUnsettled)
+    } else if r.requires_review {
+        Disposition::Hold
+    } else {
+        Disposition::Export
+    }
 }
 
 /// Receives a spilled line's tag and the line (without tag and newline).
@@ -431,5 +495,35 @@ pub(super) fn for_each_spilled(
         if let Some((&t, rest)) = buf.split_first() {
             f(t, rest)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_text::pii::Redaction;
+
+    #[test]
+    fn an_unsettled_redaction_is_quarantined_even_when_the_policy_would_hold_it() {
+        let unsettled = Redaction {
+            unsettled: true,
+            requires_review: true,
+            ..Redaction::default()
+        };
+        assert_eq!(
+            disposition(&unsettled),
+            Disposition::Quarantine(source::Reason::PiiRedactionUnsettled)
+        );
+        let reason = source::Reason::PiiRedactionUnsettled;
+        assert_eq!(
+            format!("{} {}", reason.code(), reason.name()),
+            super::super::UNSETTLED_KEY
+        );
+        let held = Redaction {
+            requires_review: true,
+            ..Redaction::default()
+        };
+        assert_eq!(disposition(&held), Disposition::Hold);
+        assert_eq!(disposition(&Redaction::default()), Disposition::Export);
     }
 }

@@ -165,7 +165,8 @@ pub(super) struct DatasetFacts {
 /// Everything a worker needs to check a record; shared read-only by all threads.
 #[derive(Debug)]
 pub(super) struct CheckContext<'a> {
-    pub detector: Detector,
+    /// The build's detector (the same `[privacy]` policy).
+    pub detector: &'a Detector,
     pub datasets: HashMap<String, DatasetFacts>,
     /// Manifest input key → (dataset, sha256).
     pub inputs: HashMap<&'a str, (&'a str, &'a str)>,
@@ -208,7 +209,7 @@ impl<'a> CheckContext<'a> {
             .collect();
         let rate = policy.config.spot_check.rate;
         Self {
-            detector: Detector::new(),
+            detector: policy.detector,
             datasets,
             inputs,
             waivers: policy.waivers,

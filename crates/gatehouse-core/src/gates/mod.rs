@@ -28,6 +28,8 @@ use thiserror::Error;
 
 use crate::build::dedup::DedupConfig;
 use crate::config::Settings;
+use crate::privacy::EvaluationConfig;
+use gatehouse_text::pii::Detector;
 use crate::registry::Registry;
 use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
 use crate::source::Limits;
@@ -291,10 +293,16 @@ pub struct Policy<'a> {
     pub dedup: &'a DedupConfig,
     /// The tokenizer the distribution gate counts with (the build's).
     pub tokenizer: &'a gatehouse_text::TokenizerSpec,
+    /// The PII detector, built from `[privacy]`: the same one the build redacted with.
+    pub detector: &'a Detector,
+    /// `[privacy.evaluation]`: labelled sets the privacy gate scores on every run.
+    pub evaluation: &'a EvaluationConfig,
 }
 
 impl<'a> Policy<'a> {
-    pub fn of(settings: &'a Settings) -> Self {
+    /// The gates' settings; `detector` is the run's one detector
+    /// ([`crate::privacy::PrivacyConfig::detector`]).
+    pub fn of(settings: &'a Settings, detector: &'a Detector) -> Self {
         Self {
             config: &settings.gates,
             waivers: &settings.waivers,
@@ -302,6 +310,8 @@ impl<'a> Policy<'a> {
             limits: &settings.build.limits,
             dedup: &settings.build.dedup,
             tokenizer: &settings.build.tokenizer,
+            detector,
+            evaluation: &settings.privacy.evaluation,
         }
     }
 }
@@ -348,7 +358,13 @@ pub fn run(
         &policy.dedup.near_params,
     );
 
-    let privacy = privacy::report(&manifest, &scanned, config, elapsed);
+    let privacy = privacy::report(
+        &manifest,
+        &scanned,
+        config,
+        policy.detector.policy(),
+        elapsed,
+    );
     let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);
 
     let distribution = distribution::report(store, &manifest, location, &mut scanned, &ctx)?;

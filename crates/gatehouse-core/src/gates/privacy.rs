@@ -16,7 +16,7 @@ use super::export::{
     integrity_name, label,
 };
 use super::{GateFindings, GateReport, GatesConfig};
-use gatehouse_text::pii::{Confidence, PiiType};
+use gatehouse_text::pii::{Confidence, PiiType, Policy};
 
 /// A record's `pii_status` is missing or says it was not scanned.
 pub const PII_STATUS: (&str, &str) = ("PII012", "pii-status-not-verified");
@@ -79,10 +79,14 @@ impl PrivacyCheck {
             .map_or(&ctx.no_allowlist, |d| &d.allow);
         let mut found = false;
         let mut n: u64 = 0;
-        for (i, m) in rec.messages.iter().enumerate() {
+        // The whole record at once, as the build's redaction scans it: a name found in one
+        // message is looked for in every other.
+        let texts: Vec<&str> = rec.messages.iter().map(|m| m.content.as_str()).collect();
+        let spans = ctx.detector.detect_conversation(&texts, allow);
+        for ((i, m), spans) in rec.messages.iter().enumerate().zip(spans) {
             self.messages += 1;
             self.content_bytes += m.content.len() as u64;
-            for s in ctx.detector.detect(&m.content, allow) {
+            for s in spans {
                 found = true;
                 n += 1;
                 *self.detections.entry(s.kind).or_default() += 1;
@@ -231,6 +235,8 @@ pub struct PrivacyMetrics {
 /// The privacy gate's own part of `gates/pii_detection_report.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PrivacyDetail {
+    /// `[privacy]` `dates` and `disabled`: what the detector looked for (the build's policy).
+    pub policy: Policy,
     pub metrics: PrivacyMetrics,
     pub spot_check: SpotCheck,
 }
@@ -239,8 +245,9 @@ pub struct PrivacyDetail {
 pub type PrivacyReport = GateReport<PrivacyDetail>;
 
 const METHOD: &str = "every line of every shard in the manifest is read (shard sha256 and \
-     record count verified); every message of every record is scanned again by the PII \
-     detector with the dataset's allowlist; any detection, and any record whose pii_status \
+     record count verified); every record is scanned again, all its messages together (a name \
+     found in one message is looked for in all), by the PII detector with the build's policy \
+     and the dataset's allowlist; any detection, and any record whose pii_status \
      is not none_detected or scrubbed, fails the gate unless a waiver covers it";
 
 fn pii_name(code: &str) -> &'static str {
@@ -259,6 +266,7 @@ pub(super) fn report(
     manifest: &ExportManifest,
     scanned: &Scanned,
     config: &GatesConfig,
+    policy: &Policy,
     elapsed: Duration,
 ) -> PrivacyReport {
     let p = &scanned.privacy;
@@ -266,6 +274,7 @@ pub(super) fn report(
     let mut sample = p.sample.clone().into_values();
     sample.sort_by_key(|s| s.order);
     let detail = PrivacyDetail {
+        policy: policy.clone(),
         metrics: PrivacyMetrics {
             records_scanned: p.records,
             messages_scanned: p.messages,

@@ -106,6 +106,10 @@ pub enum Reason {
     BrokenStructure,
     ConflictingRows,
     InvalidCsvRow,
+    /// The build's PII redaction did not reach a fixpoint (a scan of the redacted text still
+    /// found identifiers): the record is withheld, never exported half-redacted. Set by the
+    /// build, not by an adapter.
+    PiiRedactionUnsettled,
 }
 
 impl Reason {
@@ -123,6 +127,7 @@ impl Reason {
             Reason::BrokenStructure => "Q010",
             Reason::ConflictingRows => "Q011",
             Reason::InvalidCsvRow => "Q012",
+            Reason::PiiRedactionUnsettled => "Q013",
         }
     }
 
@@ -140,6 +145,7 @@ impl Reason {
             Reason::BrokenStructure => "broken-structure",
             Reason::ConflictingRows => "conflicting-rows",
             Reason::InvalidCsvRow => "invalid-csv-row",
+            Reason::PiiRedactionUnsettled => "pii-redaction-unsettled",
         }
     }
 }

@@ -42,13 +42,30 @@ pub fn registry(text: &str) -> Registry {
     .unwrap()
 }
 
+/// The default-policy detector, built once per test binary.
+pub fn detector() -> &'static gatehouse_text::pii::Detector {
+    static DETECTOR: std::sync::OnceLock<gatehouse_text::pii::Detector> =
+        std::sync::OnceLock::new();
+    DETECTOR.get_or_init(gatehouse_text::pii::Detector::new)
+}
+
 pub fn build_with(store: &Store, reg: &Registry, config: &BuildConfig) -> BuildOutcome {
+    build_with_detector(store, reg, config, detector())
+}
+
+pub fn build_with_detector(
+    store: &Store,
+    reg: &Registry,
+    config: &BuildConfig,
+    detector: &gatehouse_text::pii::Detector,
+) -> BuildOutcome {
     let ctx = BuildContext {
         release_version: "v2026-11-25",
         location: LOC,
         release_date: Some("2026-11-25".into()),
         config_digest: "sha256:test".into(),
         artefacts: Vec::new(),
+        detector,
     };
     build::run(store, reg, config, &ctx, &mut |_| {}).unwrap()
 }
@@ -84,6 +101,27 @@ pub fn gates_with(
     waivers: &[gatehouse_core::waiver::Waiver],
     dedup: &gatehouse_core::build::dedup::DedupConfig,
 ) -> Result<gatehouse_core::gates::GatesOutcome, gatehouse_core::gates::GateError> {
+    gates_with_privacy(
+        store,
+        reg,
+        config,
+        waivers,
+        dedup,
+        detector(),
+        &Default::default(),
+    )
+}
+
+/// [`gates_with`] with a detector and `[privacy.evaluation]` of the test's choosing.
+pub fn gates_with_privacy(
+    store: &Store,
+    reg: &Registry,
+    config: &gatehouse_core::gates::GatesConfig,
+    waivers: &[gatehouse_core::waiver::Waiver],
+    dedup: &gatehouse_core::build::dedup::DedupConfig,
+    detector: &gatehouse_text::pii::Detector,
+    evaluation: &gatehouse_core::privacy::EvaluationConfig,
+) -> Result<gatehouse_core::gates::GatesOutcome, gatehouse_core::gates::GateError> {
     gatehouse_core::gates::run(
         store,
         reg,
@@ -95,6 +133,8 @@ pub fn gates_with(
             limits: &gatehouse_core::source::Limits::default(),
             dedup,
             tokenizer: &gatehouse_text::TokenizerSpec::default(),
+            detector,
+            evaluation,
         },
     )
 }

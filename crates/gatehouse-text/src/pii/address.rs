@@ -70,7 +70,7 @@ impl Addresses {
             // "22 Rue des Lilas", "49-51, Jalan Hang Lekiu", "Avenida Paulista 1578",
             // "Via Roma 12".
             prefix: re(&format!(
-                r"(?i)\b(?:{n},?\s+(?:{p})\.?\s+{w}|(?:{p})\.?\s+{w}\s*,?\s+\d{{1,5}}[a-z]?)\b",
+                r"\b(?:{n},?\s+(?i:{p})\.?\s+{w}|(?i:{p})\.?\s+{w}\s*,?\s+\d{{1,5}}[a-z]?)\b",
                 n = HOUSE_NUMBER,
                 p = PREFIX_TYPES,
                 w = r"(?:(?:de|des|du|del|de la|la|le|les|da|do|dos|das|di|della|dei|el|los|las)\s+)?[\p{Lu}\d][\p{L}'’.\-]*(?:\s+(?:(?:de|des|du|del|la|le|da|do|di|della|el)\s+)?[\p{Lu}\d][\p{L}'’.\-]*){0,4}",
