@@ -18,6 +18,7 @@ pub(crate) struct Patterns {
     ssn: Regex,
     ssn_context: Regex,
     card: Regex,
+    iban: Regex,
     ipv4: Regex,
     ipv6: Regex,
     url: Regex,
@@ -94,16 +95,18 @@ impl Patterns {
                 r"(?i)\b[a-z0-9._\-]+\s*(?:\(at\)|\[at\]|\{at\}| at )\s*[a-z0-9\-]+\s*(?:\(dot\)|\[dot\]|\{dot\}| dot )\s*(?:com|org|net|edu|gov|co\.uk|io|me|us|uk|ca)\b",
             ),
             phone: re(concat!(
-                r"(?i)(?:(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,5}(?:[\s.\-]\d{2,8}){1,5}",
+                r"(?i)(?:(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,5}\)[\s.\-]?)?\d{1,8}(?:[\s.\-]\d{1,10}){1,6}",
                 r"|(?:\+?1[\s.\-]?)?\(?\d{3}\)?[\s.\-]?\d{3}[\s.\-]?\d{4}",
-                r"|\+\d{8,14})",
+                r"|\(\d{1,5}\)[\s.\-]?\d{4,10}",
+                r"|\+\d{8,14}|\d{6,15})",
                 r"(?:,?\s*(?:ext\.?|extension|x)\s*\d{1,6}\b)?",
             )),
             ssn: re(r"\b\d{3}([\- ])\d{2}([\- ])\d{4}\b"),
             ssn_context: re(
                 r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|social)\b[^\d\n]{0,24}?(\d{9})\b",
             ),
-            card: re(r"\b\d(?:[ \-]?\d){12,18}\b"),
+            card: re(r"\b\d(?:[ \-]?\d){11,18}\b"),
+            iban: re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
             ipv4: re(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
             ipv6: re(r"(?i)(?:[0-9a-f]{1,4}:|::)[0-9a-f:.]{2,}"),
             url: re(
@@ -185,7 +188,9 @@ impl Patterns {
             return;
         }
         for c in self.handle.captures_iter(text) {
-            if let Some(m) = c.get(1).or_else(|| c.get(2)) {
+            if let Some(m) = c.get(1).or_else(|| c.get(2))
+                && !quantity_handle(m.as_str())
+            {
                 push_match(out, PiiType::Handle, &m, Confidence::Sure, "handle");
             }
         }
@@ -214,10 +219,13 @@ impl Patterns {
         if facts.tight_run >= 9 {
             self.ssns(text, out);
         }
-        if facts.tight_run >= 13 {
+        if facts.tight_run >= 12 {
             self.cards(text, out);
         }
-        if facts.digit_run >= 7 {
+        if facts.capital_digit {
+            self.ibans(text, out);
+        }
+        if facts.digit_run >= 6 {
             for m in self.phone.find_iter(text) {
                 if let Some((end, confidence, rule)) = phone(text, m.start(), m.end()) {
                     push(out, PiiType::Phone, m.start(), end, confidence, rule);
@@ -257,13 +265,28 @@ impl Patterns {
     fn cards(&self, text: &str, out: &mut Vec<RawSpan>) {
         for m in self.card.find_iter(text) {
             let digits = digits_of(m.as_str());
+            if !consistent_grouping(m.as_str()) || !standalone(text, m.start(), m.end()) {
+                continue;
+            }
             if (13..=19).contains(&digits.len())
                 && luhn(&digits)
                 && matches!(digits.as_bytes()[0], b'2'..=b'6')
-                && consistent_grouping(m.as_str())
-                && standalone(text, m.start(), m.end())
             {
                 push_match(out, PiiType::Card, &m, Confidence::Sure, "card-luhn");
+            } else if (12..=19).contains(&digits.len()) && card_context_before(text, m.start()) {
+                // "my card number is …": a mistyped or made-up number is still one.
+                push_match(out, PiiType::Card, &m, Confidence::Sure, "card-in-context");
+            }
+        }
+    }
+
+    /// IBANs (ISO 13616): two letters, two check digits, up to 30 letters and digits, in
+    /// one run or in groups of four; the mod-97 check must hold.
+    fn ibans(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for m in self.iban.find_iter(text) {
+            let compact: String = m.as_str().chars().filter(|c| !c.is_whitespace()).collect();
+            if (15..=34).contains(&compact.len()) && iban_mod97(&compact) {
+                push_match(out, PiiType::Iban, &m, Confidence::Sure, "iban-mod97");
             }
         }
     }
@@ -739,8 +762,17 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
     {
         return None;
     }
-    if international && (8..=15).contains(&n) {
+    if international && (7..=15).contains(&n) {
         return Some((end, Confidence::Sure, "phone-international"));
+    }
+    let context = context_before(text, start);
+    if quantity_around(text, start, end) {
+        return None;
+    }
+    // "call me on 712 345", "my number is 0800 1234": any number of phone length where
+    // the text says it is one.
+    if context && (6..=15).contains(&n) && !(separators == 0 && n == 9 && !context) {
+        return Some((end, Confidence::Sure, "phone-in-context"));
     }
     if (10..=11).contains(&n) && (separators > 0 || context_before(text, start)) {
         if n == 11 && !main_digits.starts_with('1') && !main_digits.starts_with('0') {
@@ -752,6 +784,20 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
         // A bare run of ten digits: a phone number only where the text says so.
         return None;
     }
+    // National formats of other regions: "412 553 901", "47-12-88-30", "02 234 5678",
+    // "(71) 845-302", "0800 1234 567": three or more groups of two to four digits, or an
+    // area code in brackets, or a trunk prefix 0, with 8 to 12 digits.
+    let grouped = groups.len() >= 3 && groups.iter().all(|g| (2..=4).contains(&g.len()));
+    let bracketed = s.starts_with('(') && groups.len() >= 2;
+    let trunk = main_digits.starts_with('0') && groups.len() >= 2;
+    if (8..=12).contains(&n) && separators > 0 && (grouped || bracketed || trunk) {
+        let confidence = if context {
+            Confidence::Sure
+        } else {
+            Confidence::Unsure
+        };
+        return Some((end, confidence, "phone-national-format"));
+    }
     if n == 7 && groups.len() == 2 && groups[0].len() == 3 && groups[1].len() == 4 {
         let confidence = if context_before(text, start) {
             Confidence::Sure
@@ -761,6 +807,102 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
         return Some((end, confidence, "phone-local"));
     }
     None
+}
+
+/// Money or a count: a currency sign before, or a unit or currency word after ("€ 12 500
+/// 000", "10 000 000 people").
+fn quantity_around(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].trim_end();
+    if before.ends_with(['$', '€', '£', '¥', '₹', '₩', '₽', '₺']) {
+        return true;
+    }
+    let after: String = text[end..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect();
+    matches!(
+        after.as_str(),
+        "dollars"
+            | "euros"
+            | "euro"
+            | "usd"
+            | "eur"
+            | "gbp"
+            | "pounds"
+            | "kr"
+            | "sek"
+            | "nok"
+            | "dkk"
+            | "yen"
+            | "rupees"
+            | "won"
+            | "people"
+            | "users"
+            | "years"
+            | "steps"
+            | "words"
+            | "km"
+            | "miles"
+            | "kg"
+            | "mg"
+            | "ml"
+            | "units"
+            | "times"
+    )
+}
+
+/// "@45cc", "@10mg", "@2pm": an amount or a time written with `@` ("at"), not a handle.
+fn quantity_handle(handle: &str) -> bool {
+    let body = handle.trim_start_matches('@');
+    let unit = body.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    unit.len() < body.len() && unit.len() <= 3 && unit.chars().all(|c| c.is_ascii_alphabetic())
+}
+
+/// Words just before `start` that announce a payment card.
+fn card_context_before(text: &str, start: usize) -> bool {
+    let from = text[..start]
+        .char_indices()
+        .rev()
+        .nth(32)
+        .map_or(0, |(i, _)| i);
+    let window = text[from..start].to_ascii_lowercase();
+    [
+        "card",
+        "visa",
+        "mastercard",
+        "amex",
+        "discover",
+        "maestro",
+        "cc#",
+        "cc no",
+        "cc num",
+    ]
+    .iter()
+    .any(|w| window.contains(w))
+}
+
+/// ISO 13616 check: move the first four characters to the end, letters to 10..35, and
+/// the number mod 97 is 1.
+fn iban_mod97(iban: &str) -> bool {
+    if !iban.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let (head, rest) = iban.split_at(4);
+    let mut r: u32 = 0;
+    for b in rest.bytes().chain(head.bytes()) {
+        let v = match b {
+            b'0'..=b'9' => u32::from(b - b'0'),
+            _ => u32::from(b.to_ascii_uppercase() - b'A') + 10,
+        };
+        r = if v >= 10 {
+            (r * 100 + v) % 97
+        } else {
+            (r * 10 + v) % 97
+        };
+    }
+    r == 1
 }
 
 fn looks_like_date(groups: &[&str]) -> bool {

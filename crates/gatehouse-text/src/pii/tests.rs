@@ -231,3 +231,45 @@ fn addresses_in_many_forms() {
         assert!(!found(text).iter().any(|(k, _)| *k == Address), "{text}");
     }
 }
+
+#[test]
+fn phones_cards_ibans_and_handles_in_their_many_forms() {
+    for (text, kind, want) in [
+        ("call me on 412 553 901 tonight", Phone, "412 553 901"),
+        ("office (71) 845-302", Phone, "(71) 845-302"),
+        ("landline 47-12-88-30", Phone, "47-12-88-30"),
+        ("ring +45 32 12 34 56", Phone, "+45 32 12 34 56"),
+        ("my number is 0800 1234", Phone, "0800 1234"),
+        (
+            "card number 4111 1111 1111 1112",
+            Card,
+            "4111 1111 1111 1112",
+        ),
+        (
+            "IBAN GB82 WEST 1234 5698 7654 32 please",
+            Iban,
+            "GB82 WEST 1234 5698 7654 32",
+        ),
+        (
+            "pay DE89370400440532013000 now",
+            Iban,
+            "DE89370400440532013000",
+        ),
+    ] {
+        assert!(
+            found(text).contains(&(kind, want)),
+            "{text:?}: {:?}",
+            found(text)
+        );
+    }
+    for text in [
+        "infused @45cc per hour",
+        "a bad IBAN GB82 WEST 1234 5698 7654 33",
+        "the flat cost € 12 500 000",
+        "it reached 10 000 000 people",
+        "order 4111 1111 1111 1112",
+    ] {
+        let f = found(text);
+        assert!(f.is_empty(), "{text:?}: {f:?}");
+    }
+}
