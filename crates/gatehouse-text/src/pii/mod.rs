@@ -10,6 +10,7 @@
 
 mod address;
 mod crisis;
+mod dates;
 pub mod eval;
 mod names;
 mod patterns;
@@ -368,6 +369,9 @@ impl Detector {
     fn raw(&self, text: &str, allow: &Allowlist) -> Vec<RawSpan> {
         let mut raw: Vec<RawSpan> = Vec::new();
         self.patterns.find(text, &mut raw);
+        if self.policy.dates == DatePolicy::All {
+            self.patterns.find_dates(text, &mut raw);
+        }
         self.names.find(text, &mut raw);
         raw.retain(|s| self.policy.enabled(s.kind) && !allowed(text, s, allow));
         raw

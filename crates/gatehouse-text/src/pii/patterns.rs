@@ -6,9 +6,9 @@
 use memchr::{memchr, memchr_iter, memchr2_iter};
 use regex::Regex;
 
-use super::address;
 use super::crisis::is_crisis_number;
 use super::{Confidence, PiiType, RawSpan};
+use super::{address, dates};
 
 #[derive(Debug)]
 pub(crate) struct Patterns {
@@ -27,6 +27,7 @@ pub(crate) struct Patterns {
     id_number: Regex,
     address: Regex,
     more_addresses: address::Addresses,
+    dates: dates::Dates,
     po_box: Regex,
     uk_postcode: Regex,
     city_zip: Regex,
@@ -43,7 +44,7 @@ pub(crate) fn re(pattern: &str) -> Regex {
     Regex::new(&pattern).expect("built-in PII pattern compiles")
 }
 
-const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?";
+pub(crate) const MONTH: &str = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?";
 
 const US_STATES: &str = r"(?:A[KLRZ]|C[AOT]|D[CE]|FL|GA|HI|I[ADLN]|K[SY]|LA|M[ADEINOST]|N[CDEHJMVY]|O[HKR]|PA|RI|S[CD]|T[NX]|UT|V[AT]|W[AIVY])";
 
@@ -83,7 +84,7 @@ fn dob_pattern() -> String {
         m = MONTH
     );
     format!(
-        r"(?i)\b(?:born(?:\s+on|\s+in)?(?:\s+the)?|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday(?:\s+is|\s+was|\s+on|\s+falls\s+on)?)\s*(?:is|was)?\s*[:\-]?\s*({date})"
+        r"(?i)\b(?:born(?:\s+on|\s+in)?(?:\s+the)?|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday(?:\s+is|\s+was|\s+on|\s+falls\s+on)?)\s*(?:\s+(?:is|was|as|on|listed|written|wrote|put|down|says|reads|it|they|he|she|i|my|the|form|record|chart|file|in)){{0,6}}\s*[:\-]?\s*({date})"
     )
 }
 
@@ -133,6 +134,7 @@ impl Patterns {
                 suffix = address::STREET_TYPES
             )),
             more_addresses: address::Addresses::new(),
+            dates: dates::Dates::new(),
             po_box: re(r"(?i)\b(?:p\.?\s?o\.?\s*box|post\s+office\s+box)\s+\d{1,6}\b"),
             uk_postcode: re(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}\b"),
             city_zip: re(&format!(
@@ -141,6 +143,29 @@ impl Patterns {
             city_zip_any_case: re(&format!(
                 r"(?i)\b[a-z]+(?:\s[a-z]+){{0,2}},\s{US_STATES}\s\d{{5}}(?:-\d{{4}})?\b"
             )),
+        }
+    }
+
+    /// Dates other than birth dates, and ages over 89 (`dates = "all"`).
+    pub(crate) fn find_dates(&self, text: &str, out: &mut Vec<RawSpan>) {
+        if !text.bytes().any(|b| b.is_ascii_digit()) {
+            return;
+        }
+        let mut found = Vec::new();
+        self.dates.dates(text, &mut found);
+        for (start, end) in found.drain(..) {
+            push(out, PiiType::Date, start, end, Confidence::Sure, "date");
+        }
+        self.dates.ages(text, &mut found);
+        for (start, end) in found {
+            push(
+                out,
+                PiiType::Age,
+                start,
+                end,
+                Confidence::Sure,
+                "age-over-89",
+            );
         }
     }
 

@@ -273,3 +273,28 @@ fn phones_cards_ibans_and_handles_in_their_many_forms() {
         assert!(f.is_empty(), "{text:?}: {f:?}");
     }
 }
+
+#[test]
+fn birth_dates_after_a_few_words_and_every_date_when_asked() {
+    check(
+        "they wrote my birthday as 03/14/1962 on the form",
+        &[(Dob, "03/14/1962")],
+    );
+    check("DOB 1962-03-14", &[(Dob, "1962-03-14")]);
+    // Under the default policy other dates stay; under dates = "all" they go, years stay.
+    let text = "admitted 10/15, discharged March 8th; born 1950; a 93-year-old";
+    assert_eq!(found(text), vec![]);
+    let all = Detector::with_policy(Policy {
+        dates: DatePolicy::All,
+        ..Policy::default()
+    });
+    let got: Vec<(PiiType, &str)> = all
+        .detect(text, &Allowlist::default())
+        .into_iter()
+        .map(|s| (s.kind, &text[s.start..s.end]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(Date, "10/15"), (Date, "March 8th"), (Age, "93-year-old")]
+    );
+}
