@@ -29,6 +29,8 @@ impl Dates {
                 r"|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{m}(?:,?\s+\d{{4}})?",
                 // 3/14, 10/15 (month and day)
                 r"|\d{{1,2}}/\d{{1,2}}",
+                // the 11th, the 13th of this month (a day of the month)
+                r"|(?:the\s+)?\d{{1,2}}(?:st|nd|rd|th)(?:\s+of\s+(?:this|next|last|the)\s+month)?",
                 r")\b",
             ),
             m = MONTH
@@ -53,6 +55,9 @@ impl Dates {
             {
                 continue;
             }
+            if ordinal_only(s) && !day_of_month(text, m.end()) {
+                continue;
+            }
             out.push((m.start(), m.end()));
         }
     }
@@ -63,6 +68,43 @@ impl Dates {
             out.push((m.start(), m.end()));
         }
     }
+}
+
+/// "the 11th" and nothing else: a day only when a noun does not follow ("the 3rd time").
+fn ordinal_only(s: &str) -> bool {
+    let s = s.trim_start_matches("the").trim_start_matches("The").trim();
+    s.len() <= 4 && s.ends_with(|c: char| c.is_ascii_alphabetic())
+}
+
+/// What follows an ordinal leaves it a day of the month: punctuation, the end, or a
+/// function word ("on the 11th at 3 pm", "the 8th?").
+fn day_of_month(text: &str, end: usize) -> bool {
+    let next: String = text[end..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_alphabetic())
+        .flat_map(char::to_lowercase)
+        .collect();
+    next.is_empty()
+        || matches!(
+            next.as_str(),
+            "of" | "at"
+                | "and"
+                | "or"
+                | "in"
+                | "for"
+                | "please"
+                | "instead"
+                | "then"
+                | "is"
+                | "works"
+                | "would"
+                | "will"
+                | "from"
+                | "to"
+                | "until"
+                | "through"
+        )
 }
 
 /// "3/14" is a month and day; "7/10" after "pain" is a score, "1/2" a fraction.
@@ -120,6 +162,7 @@ mod tests {
             ["March 8th, 2021", "14 March"]
         );
         assert_eq!(dates("since March 2019"), ["March 2019"]);
+        assert_eq!(dates("on the 11th at 3 pm, the 3rd time"), ["the 11th"]);
         assert_eq!(
             dates("a 93-year-old man, aged 91"),
             ["93-year-old", "aged 91"]
