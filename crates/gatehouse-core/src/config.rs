@@ -978,14 +978,24 @@ mod tests {
         assert!(s.privacy.disabled.contains(&PiiType::Handle));
         assert_eq!(s.privacy.evaluation.sets, ["labelled/dev.jsonl"]);
         assert_eq!(s.privacy.evaluation.min_recall_direct, Some(0.9));
-        assert_ne!(s.digest(), default_digest, "the policy is part of the config digest");
+        assert_ne!(
+            s.digest(),
+            default_digest,
+            "the policy is part of the config digest"
+        );
         assert_eq!(resolve_privacy(&o, &env(&[])).unwrap(), s.privacy);
         for (bad, says) in [
             ("[privacy]\ndates = \"some\"\n", "some"),
             ("[privacy]\ndisabled = [\"HANDEL\"]\n", "HANDEL"),
             ("[privacy]\npii_unsure = \"review\"\n", "pii_unsure"),
-            ("[privacy.evaluation]\nmin_precision = 2.0\n", "min_precision"),
-            ("[privacy.evaluation]\nsets = [\"../x.jsonl\"]\n", "../x.jsonl"),
+            (
+                "[privacy.evaluation]\nmin_precision = 2.0\n",
+                "min_precision",
+            ),
+            (
+                "[privacy.evaluation]\nsets = [\"../x.jsonl\"]\n",
+                "../x.jsonl",
+            ),
         ] {
             std::fs::write(&path, bad).unwrap();
             let err = resolve(&o, &e).unwrap_err();

@@ -669,6 +669,10 @@ pub fn run(
             Verdict::Warn
         });
     blocklist.summary.records_removed = objects.iter().map(|o| o.blocked_by_reviewers).sum();
+    let records_unsettled = objects
+        .iter()
+        .filter_map(|o| o.quarantined.get(UNSETTLED_KEY))
+        .sum();
     let report = BuildReport {
         schema_version: SCHEMA_VERSION,
         generated_by: pipeline.clone(),
@@ -687,10 +691,7 @@ pub fn run(
         blocklist: blocklist.summary.clone(),
         privacy: BuildPrivacy {
             policy: detector.policy().clone(),
-            records_unsettled: objects
-                .iter()
-                .filter_map(|o| o.quarantined.get(UNSETTLED_KEY))
-                .sum(),
+            records_unsettled,
         },
         config: config.clone(),
     };

@@ -29,12 +29,12 @@ use thiserror::Error;
 use crate::build::dedup::DedupConfig;
 use crate::config::Settings;
 use crate::privacy::EvaluationConfig;
-use gatehouse_text::pii::Detector;
 use crate::registry::Registry;
 use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
 use crate::source::Limits;
 use crate::store::{Store, StoreError};
 use crate::waiver::{Waiver, WaiverStatus, WaiverUse};
+use gatehouse_text::pii::Detector;
 
 pub use export::{ExportManifest, Locator, ShardCheck};
 
