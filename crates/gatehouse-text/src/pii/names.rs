@@ -940,14 +940,13 @@ fn hyphenated(lower: &str) -> Option<(&str, &str)> {
         .then_some((a, b))
 }
 
-/// Rules whose context says outright that a word is a name; they hold in ALL-CAPS text and
-/// for short capitalised words.
-const STRONG_RULES: &[&str] = &[
-    "introduction",
-    "introduction-unlisted",
-    "title",
-    "salutation",
-    "signature",
+/// Rules that read a capital as evidence: blind in ALL-CAPS text.
+const SHOUT_BLIND_RULES: &[&str] = &[
+    "first-name",
+    "first-name-in-title-case",
+    "first-name-ambiguous",
+    "first-name-caps",
+    "capitalised-unknown-word",
 ];
 
 /// Mostly upper-case text (shouting, or notes typed in capitals): capitals say nothing.
@@ -1159,9 +1158,13 @@ impl Names {
             if i < taken {
                 continue;
             }
-            let judged = self
-                .judge(text, &ws, i)
-                .filter(|(_, rule)| !shouting || STRONG_RULES.contains(rule));
+            // In ALL-CAPS text capitals say nothing: rules that rest on them need an
+            // unambiguous listed name.
+            let judged = self.judge(text, &ws, i).filter(|(_, rule)| {
+                !shouting
+                    || !(SHOUT_BLIND_RULES.contains(rule)
+                        || *rule == "first-and-last-name" && ws[i].is(Lex::AMBIGUOUS))
+            });
             let Some((confidence, rule)) = judged else {
                 if let Some((last, confidence, rule)) = self.capitalised_run(&ws, i, shouting) {
                     let last = suffix_after(&ws, last);
@@ -1223,7 +1226,7 @@ impl Names {
             if last == i
                 && ws[i].case == Case::Upper
                 && ws[i].chars <= 5
-                && !STRONG_RULES.contains(&rule)
+                && (SHOUT_BLIND_RULES.contains(&rule) || rule == "first-and-last-name")
             {
                 continue;
             }
@@ -1265,14 +1268,21 @@ impl Names {
         let (mut words, mut initials) = (1usize, 0usize);
         while let Some(n) = ws.get(last + 1) {
             let after_initial = ws[last].chars == 1;
+            let particle = n.is(Lex::PARTICLE);
             if !(n.gap == Gap::None || n.gap == Gap::Dot && after_initial)
                 || n.line_start
-                || !cap(n)
+                || !(cap(n) || particle)
                 || words >= 4
             {
                 break;
             }
-            if n.chars == 1 {
+            if n.is(Lex::PARTICLE)
+                && ws
+                    .get(last + 2)
+                    .is_some_and(|m| m.gap == Gap::None && m.case == Case::Title)
+            {
+                // "Van der Berg", "Ó Briain": a particle inside a surname.
+            } else if n.chars == 1 {
                 initials += 1;
             } else if n.case == Case::Title && name_like(n) {
                 words += 1;
@@ -1289,7 +1299,10 @@ impl Names {
             return None;
         }
         let run = &ws[i..=last];
-        let named: Vec<&Word<'_>> = run.iter().filter(|w| w.chars > 1).collect();
+        let named: Vec<&Word<'_>> = run
+            .iter()
+            .filter(|w| w.chars > 1 && !w.is(Lex::PARTICLE))
+            .collect();
         if named.len() < 2 && !(named.len() == 1 && initials > 0 && !w.sentence_start) {
             return None;
         }
@@ -1307,7 +1320,9 @@ impl Names {
             .count();
         let first_then_surname =
             named[0].is(Lex::FIRST) && named.last().is_some_and(|l| l.is(Lex::LAST));
-        if strong >= 1 && listed >= 1 {
+        // Not every word an everyday one: "Hamza Mwangi", not "Sky Harbor".
+        let unusual = named.iter().filter(|w| !w.is(Lex::WORD)).count();
+        if strong >= 1 || listed >= 1 && unusual >= 1 {
             Some((last, Confidence::Sure, "capitalised-name-run"))
         } else if first_then_surname && !w.sentence_start {
             Some((last, Confidence::Unsure, "first-name-and-surname-words"))
@@ -1458,9 +1473,15 @@ impl Names {
         {
             return Some((Confidence::Sure, "introduction"));
         }
-        // "I'm Emeka", "this is Caspian": an unlisted name; not "I'm Canadian".
+        // "I'm Emeka", "this is Caspian", "hi, i'm priyanka okafor-smith": an unlisted
+        // name; not "I'm Canadian".
+        let lower_intro = w.case == Case::Lower
+            && w.chars >= 3
+            && (next.is_none_or(|n| matches!(n.gap, Gap::Comma | Gap::Dot | Gap::Other))
+                || next.is_some_and(|n| n.lower == "and" || n.is(Lex::UNLISTED | Lex::LAST)));
         if (im || this_is)
             && (w.case == Case::Title
+                || lower_intro
                 || this_is && next.is_none_or(|n| matches!(n.gap, Gap::Comma | Gap::Dot)))
             && unlisted
             && !["ian", "ese", "ish", "ean"]
@@ -1511,7 +1532,10 @@ impl Names {
                 return Some((Confidence::Sure, "relation"));
             }
             // An unlisted capitalised word: likely a name, but not certain.
-            if matches!(w.case, Case::Title | Case::Lower) && !ambiguous && unlisted && w.chars >= 3
+            if matches!(w.case, Case::Title | Case::Lower | Case::Upper)
+                && !ambiguous
+                && unlisted
+                && w.chars >= 3
             {
                 return Some((Confidence::Unsure, "relation-unlisted"));
             }
@@ -1563,7 +1587,7 @@ impl Names {
                     )
             })
         };
-        if matches!(w.case, Case::Title | Case::Lower)
+        if matches!(w.case, Case::Title | Case::Lower | Case::Upper)
             && (unlisted || first && !ambiguous && cased)
             && (speaks(1) && !first
                 || next.is_some_and(|n| {
@@ -1620,7 +1644,7 @@ impl Names {
         // "I asked Hiroshi", "lunch with Rafferty Sørensen": a person as the object.
         if let Some(p) = prev_w(1)
             && !w.sentence_start
-            && matches!(w.case, Case::Title | Case::Lower)
+            && matches!(w.case, Case::Title | Case::Lower | Case::Upper)
             && unlisted
             && (p.is(Lex::PERSON_VERB)
                 || p.lower == "with"
