@@ -949,6 +949,12 @@ const SHOUT_BLIND_RULES: &[&str] = &[
     "capitalised-unknown-word",
 ];
 
+/// Chat spelling: a letter three times in a row ("yasss", "soooo").
+fn elongated(lower: &str) -> bool {
+    let b = lower.as_bytes();
+    b.windows(3).any(|w| w[0] == w[1] && w[1] == w[2])
+}
+
 /// Mostly upper-case text (shouting, or notes typed in capitals): capitals say nothing.
 fn shouting(text: &str) -> bool {
     let (mut upper, mut letters) = (0usize, 0usize);
@@ -1659,8 +1665,12 @@ impl Names {
         // A capitalised word inside a sentence that no dictionary or list knows ("… send it
         // to Jasbir", "a fan of Grian"), alone: most likely a name (or a place, which Safe
         // Harbor counts too).
+        // At the start of a sentence only a longer word that is no chat spelling
+        // ("Obama said", not "Yasss", "Lmao").
+        let opener_ok = !w.sentence_start
+            || w.chars >= 4 && !elongated(lower) && next.is_some_and(|n| n.case == Case::Lower);
         if w.case == Case::Title
-            && !w.sentence_start
+            && opener_ok
             && unlisted
             && !first
             && !w.is(Lex::TITLE | Lex::PLACE)
