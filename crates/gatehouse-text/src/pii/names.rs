@@ -1668,7 +1668,10 @@ impl Names {
         // At the start of a sentence only a longer word that is no chat spelling
         // ("Obama said", not "Yasss", "Lmao").
         let opener_ok = !w.sentence_start
-            || w.chars >= 4 && !elongated(lower) && next.is_some_and(|n| n.case == Case::Lower);
+            || w.chars >= 4
+                && lower.is_ascii()
+                && !elongated(lower)
+                && next.is_some_and(|n| n.case == Case::Lower && n.lower.is_ascii());
         if w.case == Case::Title
             && opener_ok
             && unlisted
