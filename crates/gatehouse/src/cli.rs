@@ -141,6 +141,48 @@ pub enum Command {
     /// verdict, waiver, signoff and publication, hash-chained.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// PII detection: measure how well redaction works on your own labelled text.
+    #[command(subcommand)]
+    Pii(PiiCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PiiCommand {
+    /// Measure PII redaction on a labelled file: how much of what people marked as personal
+    /// data the build would replace (recall), and how much of what it replaces was marked
+    /// (precision).
+    ///
+    /// FILE is JSON Lines, one labelled document per line:
+    ///
+    ///   {"text": "Call me on 415-555-0132, I'm Dana.", "spans": [{"start": 11, "end": 23, "type": "PHONE"}, {"start": 29, "end": 33, "type": "PERSON"}]}
+    ///
+    /// `start` and `end` count Unicode code points (Python's str indices), end exclusive;
+    /// `type` is your own label (PERSON, ADDRESS, PHONE, EMAIL, SSN, IBAN, ID, …; direct
+    /// identifiers are marked * in the table). Each document is redacted exactly as the
+    /// build redacts a message, with the [privacy] policy of gatehouse.toml (dates,
+    /// disabled types). A label is caught when at least half of its characters were
+    /// replaced; a replaced region is correct when it overlaps any label.
+    ///
+    /// Prints recall per labelled type and for direct identifiers together, precision per
+    /// placeholder type and overall, each with its 95% Wilson interval, and F2 (recall
+    /// weighs four times precision). Never prints the documents' text.
+    ///
+    /// Exit codes: 0 measured; 1 below a minimum (--min-recall-direct / --min-precision,
+    /// else [privacy.evaluation] in gatehouse.toml); 2 the file cannot be read or a line is
+    /// not a labelled document (the line number is named).
+    Eval(PiiEvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PiiEvalArgs {
+    /// The labelled JSON Lines file
+    pub file: PathBuf,
+    /// Exit 1 when recall over direct identifiers is below R (0 to 1) [default: [privacy.evaluation] min_recall_direct]
+    #[arg(long, value_name = "R")]
+    pub min_recall_direct: Option<f64>,
+    /// Exit 1 when precision is below P (0 to 1) [default: [privacy.evaluation] min_precision]
+    #[arg(long, value_name = "P")]
+    pub min_precision: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,6 +55,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<gatehouse_core::audit::AuditError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<gatehouse_core::privacy::EvalError>() {
+            Some(e.hint())
         } else {
             None
         }

@@ -774,3 +774,156 @@ fn consume_refuses_an_unpublished_release_and_tests_a_draft() {
             .is_file()
     );
 }
+
+/// A labelled document: `text` with each needle labelled by type (code-point offsets).
+fn labelled(text: &str, labels: &[(&str, &str)]) -> String {
+    let spans: Vec<serde_json::Value> = labels
+        .iter()
+        .map(|(needle, kind)| {
+            let at = text.find(needle).unwrap();
+            let start = text[..at].chars().count();
+            let end = start + needle.chars().count();
+            serde_json::json!({"start": start, "end": end, "type": kind})
+        })
+        .collect();
+    serde_json::json!({"text": text, "spans": spans}).to_string()
+}
+
+#[test]
+fn pii_eval_scores_a_labelled_file_without_printing_its_text() {
+    let p = Project::new();
+    // Synthetic sentences, written for this test.
+    let lines = [
+        labelled(
+            "You can reach me at 415-555-0132 after six.",
+            &[("415-555-0132", "PHONE")],
+        ),
+        labelled(
+            "My email is sam.rivers@example.org if that helps.",
+            &[("sam.rivers@example.org", "EMAIL")],
+        ),
+        labelled("The weather was grey all week.", &[]),
+        // A label no detector could find: direct recall stays below 1.
+        labelled(
+            "I kept thinking about the blue kettle.",
+            &[("blue kettle", "PERSON")],
+        ),
+    ];
+    let file = p.path().join("labelled.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let secrets = ["415-555-0132", "sam.rivers", "kettle", "weather"];
+    let clean = |r: &Run| {
+        for s in secrets {
+            assert!(
+                !r.stdout.contains(s) && !r.stderr.contains(s),
+                "text printed: {r:?}"
+            );
+        }
+    };
+
+    let r = p.run(&["pii", "eval", "labelled.jsonl"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    clean(&r);
+    for want in [
+        "4 documents",
+        "PHONE*",
+        "EMAIL*",
+        "direct*",
+        "precision",
+        "F2",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {r:?}");
+    }
+
+    let r = p.run(&["pii", "eval", "labelled.jsonl", "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    clean(&r);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["scores"]["documents"], 4);
+    assert_eq!(v["scores"]["recall_by_type"]["PHONE"]["hits"], 1);
+    assert_eq!(v["scores"]["recall_by_type"]["PERSON"]["hits"], 0);
+    assert_eq!(v["scores"]["recall_direct"]["total"], 3);
+    let [lo, hi] = [
+        v["scores"]["recall_direct"]["wilson_95"][0]
+            .as_f64()
+            .unwrap(),
+        v["scores"]["recall_direct"]["wilson_95"][1]
+            .as_f64()
+            .unwrap(),
+    ];
+    assert!(lo < 0.67 && 0.67 < hi, "{lo} {hi}");
+    assert_eq!(v["policy"]["dates"], "birth");
+    assert_eq!(v["passed"], true);
+
+    // Under a minimum given as a flag: exit 1, saying which.
+    let r = p.run(&[
+        "pii",
+        "eval",
+        "labelled.jsonl",
+        "--min-recall-direct",
+        "0.9",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("direct-identifier recall"), "{r:?}");
+    clean(&r);
+    // … or configured in [privacy.evaluation]; a flag overrides it.
+    p.write_config("[privacy.evaluation]\nmin_recall_direct = 0.9\n");
+    assert_eq!(p.run(&["pii", "eval", "labelled.jsonl"]).code, 1);
+    assert_eq!(
+        p.run(&[
+            "pii",
+            "eval",
+            "labelled.jsonl",
+            "--min-recall-direct",
+            "0.5"
+        ])
+        .code,
+        0
+    );
+    // The configured policy is the one scored: with phones disabled, the phone is missed.
+    p.write_config("[privacy]\ndisabled = [\"PHONE\"]\n");
+    let r = p.run(&["pii", "eval", "labelled.jsonl", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["scores"]["recall_by_type"]["PHONE"]["hits"], 0, "{r:?}");
+    assert_eq!(v["policy"]["disabled"][0], "PHONE");
+
+    // A malformed line: exit 2 naming the line, never its text.
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{{\"text\": \"a kettle\", \"spans\": [{{\"start\": 2, \"end\": 40, \"type\": \"PERSON\"}}]}}\n",
+            lines[0]
+        ),
+    )
+    .unwrap();
+    let r = p.run(&["pii", "eval", "labelled.jsonl"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("line 2"), "{r:?}");
+    assert!(r.stderr.contains("hint:"), "{r:?}");
+    clean(&r);
+    // An unreadable file, and a minimum that is not a share: exit 2.
+    let r = p.run(&["pii", "eval", "missing.jsonl"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("missing.jsonl"), "{r:?}");
+    assert_eq!(
+        p.run(&["pii", "eval", "labelled.jsonl", "--min-precision", "95"])
+            .code,
+        2
+    );
+}
+
+#[test]
+fn pii_eval_help_explains_the_file_format_and_exit_codes() {
+    let p = Project::new();
+    let r = p.run(&["pii", "eval", "--help"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for want in [
+        "\"spans\"",
+        "code points",
+        "--min-recall-direct",
+        "Exit codes",
+        "Wilson",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {r:?}");
+    }
+}

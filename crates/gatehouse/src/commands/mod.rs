@@ -7,6 +7,7 @@ mod consume;
 mod coverage;
 mod doctor;
 mod gates;
+mod pii;
 mod qa;
 mod registry;
 mod release;
@@ -16,7 +17,7 @@ use gatehouse_core::config::{self, ProcessEnv, Settings};
 use gatehouse_core::registry::Registry;
 use gatehouse_core::store::Store;
 
-use crate::cli::{AuditCommand, Cli, Command, QaCommand, RegistryCommand};
+use crate::cli::{AuditCommand, Cli, Command, PiiCommand, QaCommand, RegistryCommand};
 use crate::exit::Code;
 
 pub fn run(cli: &Cli) -> Result<Code> {
@@ -35,6 +36,7 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Registry(RegistryCommand::Check) => registry::check(cli),
         Command::Registry(RegistryCommand::Import(args)) => registry::import(cli, args),
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(cli, args),
+        Command::Pii(PiiCommand::Eval(args)) => pii::eval(cli, args),
     }
 }
 
