@@ -131,12 +131,12 @@ pub enum EvalError {
 }
 
 impl EvalError {
-    pub fn hint(&self) -> String {
-        match self {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
             EvalError::Read(_) => "check the file or object can be read in full".into(),
             EvalError::Empty => "a labelled set holds one {\"text\", \"spans\"} document per line".into(),
             _ => "each line must be {\"text\": \"…\", \"spans\": [{\"start\": 0, \"end\": 4, \"type\": \"PERSON\"}]} with code-point offsets inside the text; fix or remove that line".into(),
-        }
+        })
     }
 }
 

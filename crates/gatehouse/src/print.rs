@@ -56,7 +56,7 @@ fn hint(err: &anyhow::Error) -> Option<String> {
         } else if let Some(e) = e.downcast_ref::<gatehouse_core::audit::AuditError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<gatehouse_core::privacy::EvalError>() {
-            Some(e.hint())
+            e.hint()
         } else {
             None
         }
