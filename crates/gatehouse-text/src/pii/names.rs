@@ -736,6 +736,8 @@ struct Word<'a> {
     /// End of the word without a possessive `'s`.
     end: usize,
     case: Case,
+    /// Capitals no name has inside it, see [`odd_capitals`].
+    odd_capitals: bool,
     /// First word of a sentence (after . ! ? : a line break, or at the start).
     sentence_start: bool,
     /// First word of its line.
@@ -870,10 +872,12 @@ fn words<'a>(text: &'a str, lowered: Option<&'a str>) -> Vec<Word<'a>> {
         let code = |c: char| {
             c.is_ascii_digit() || matches!(c, '/' | '+' | '=' | '_' | '@' | '\\' | '#' | '&' | ';')
         };
+        let case = case_of(word);
         out.push(Word {
             start: i,
             end: core_end,
-            case: case_of(word),
+            case,
+            odd_capitals: case != Case::Upper && odd_capitals(word),
             sentence_start,
             line_start,
             gap,
@@ -948,6 +952,39 @@ const SHOUT_BLIND_RULES: &[&str] = &[
     "first-name-caps",
     "capitalised-unknown-word",
 ];
+
+/// Capitals inside a word that a name does not have: an acronym's plural ("GIFs", "PMs"),
+/// camel case ("MatchThread"); not "McDonald", "MacArthur", "DeShawn", "O'Brien".
+fn odd_capitals(word: &str) -> bool {
+    let mut prefix = String::new();
+    for (i, c) in word.chars().enumerate() {
+        if i > 0 && c.is_uppercase() {
+            let ok = matches!(
+                prefix.as_str(),
+                "Mc" | "Mac"
+                    | "De"
+                    | "Da"
+                    | "Di"
+                    | "Du"
+                    | "La"
+                    | "Le"
+                    | "Van"
+                    | "Von"
+                    | "O'"
+                    | "O’"
+                    | "D'"
+                    | "D’"
+                    | "St"
+                    | "Fitz"
+            ) || prefix.ends_with(['-', '\'', '’']);
+            if !ok {
+                return true;
+            }
+        }
+        prefix.push(c);
+    }
+    false
+}
 
 /// Chat spelling: a letter three times in a row ("yasss", "soooo").
 fn elongated(lower: &str) -> bool {
@@ -1103,6 +1140,7 @@ impl Names {
         if !w.glued
             && w.chars >= 2
             && w.case != Case::Other
+            && !w.odd_capitals
             && !word
             && base & Lex::ORGANISATION == 0
             && !contraction
@@ -1378,6 +1416,10 @@ impl Names {
             let Some(&capital_only) = known.get(w.lower.as_ref()) else {
                 continue;
             };
+            // Part of a link, path or code ("…/andy_carroll_goal/"), not a mention.
+            if w.glued {
+                continue;
+            }
             if capital_only && !matches!(w.case, Case::Title | Case::Upper) {
                 continue;
             }
@@ -1482,7 +1524,9 @@ impl Names {
         // "I'm Emeka", "this is Caspian", "hi, i'm priyanka okafor-smith": an unlisted
         // name; not "I'm Canadian".
         let lower_intro = w.case == Case::Lower
+            && (im || prev(2) == Some("this"))
             && w.chars >= 3
+            && !text[w.end..].starts_with(':')
             && (next.is_none_or(|n| matches!(n.gap, Gap::Comma | Gap::Dot | Gap::Other))
                 || next.is_some_and(|n| n.lower == "and" || n.is(Lex::UNLISTED | Lex::LAST)));
         if (im || this_is)
