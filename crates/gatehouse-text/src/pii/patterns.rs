@@ -796,7 +796,7 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
     }
     // "call me on 712 345", "my number is 0800 1234": any number of phone length where
     // the text says it is one.
-    if context && (6..=15).contains(&n) && !(separators == 0 && n == 9 && !context) {
+    if context && (6..=15).contains(&n) {
         return Some((end, Confidence::Sure, "phone-in-context"));
     }
     if (10..=11).contains(&n) && (separators > 0 || context_before(text, start)) {
