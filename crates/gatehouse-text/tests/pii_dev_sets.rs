@@ -138,11 +138,9 @@ fn standalone(text: &str, number: &str) -> usize {
             // "ext. 988" is the extension of a personal number.
             let extension = text[..*i].trim_end().to_ascii_lowercase().ends_with("ext.")
                 || text[..*i].trim_end().to_ascii_lowercase().ends_with("ext");
-            !joined(before)
-                && !extension
-                && !(after.is_some_and(|c| c.is_alphanumeric() || c == ':')
-                    || matches!(after, Some('-' | '.'))
-                        && after2.is_some_and(|c| c.is_ascii_digit()))
+            let continued = after.is_some_and(|c| c.is_alphanumeric() || c == ':')
+                || matches!(after, Some('-' | '.')) && after2.is_some_and(|c| c.is_ascii_digit());
+            !(joined(before) || extension || continued)
         })
         .count()
 }
