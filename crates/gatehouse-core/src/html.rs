@@ -345,6 +345,9 @@ pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
             show(&r["method"])
         );
         h.push_str(&findings(r));
+        if r["gate"] == "privacy" && r["evaluation"].is_object() {
+            h.push_str(&measured_recall(&r["evaluation"]));
+        }
         if r["gate"] == "leakage" {
             let c = &r["certificate"];
             let _ = write!(
@@ -372,6 +375,71 @@ pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
     }
     h.push_str("</main></body></html>\n");
     Ok(h)
+}
+
+/// A rate with its interval: `0.931 [0.912, 0.946] (540/580)`.
+fn rate(m: &Value) -> String {
+    match (m["value"].as_f64(), m["wilson_95"].as_array()) {
+        (Some(v), Some(ci)) if ci.len() == 2 => format!(
+            "{v:.3} [{:.3}, {:.3}] ({}/{})",
+            ci[0].as_f64().unwrap_or(0.0),
+            ci[1].as_f64().unwrap_or(0.0),
+            m["hits"],
+            m["total"]
+        ),
+        _ => "–".into(),
+    }
+}
+
+/// The privacy gate's measurement on labelled sets: per set, then recall per labelled type.
+fn measured_recall(e: &Value) -> String {
+    let mut h = String::from("<h3>Measured redaction on labelled sets</h3>");
+    let _ = write!(
+        h,
+        "<p class=\"muted\">{} Minimums: direct recall {}, precision {}.</p>",
+        show(&e["method"]),
+        show(&e["minimums"]["min_recall_direct"]),
+        show(&e["minimums"]["min_precision"]),
+    );
+    h.push_str("<table><thead><tr><th>Set</th><th>Documents</th><th>Direct recall [95% CI]</th><th>Precision [95% CI]</th><th>F2</th><th>Status</th></tr></thead><tbody>");
+    let sets = e["sets"].as_array().map_or(&[][..], Vec::as_slice);
+    for s in sets {
+        let sc = &s["scores"];
+        let status = if s["passed"].as_bool() == Some(true) {
+            "pass"
+        } else {
+            "fail"
+        };
+        let _ = write!(
+            h,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+            show(&s["key"]),
+            show(&sc["documents"]),
+            esc(&rate(&sc["recall_direct"])),
+            esc(&rate(&sc["precision"])),
+            show(&sc["f2_direct"]),
+            verdict_badge(&Value::from(status)),
+            s["error"]
+                .as_str()
+                .map_or_else(String::new, |e| format!(" {}", esc(e))),
+        );
+    }
+    h.push_str("</tbody></table>");
+    for s in sets {
+        let Some(types) = s["scores"]["recall_by_type"].as_object() else {
+            continue;
+        };
+        let _ = write!(
+            h,
+            "<p>Recall per labelled type, <code>{}</code></p><table><thead><tr><th>Type</th><th>Recall [95% CI]</th></tr></thead><tbody>",
+            show(&s["key"])
+        );
+        for (t, m) in types {
+            let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(t), esc(&rate(m)));
+        }
+        h.push_str("</tbody></table>");
+    }
+    h
 }
 
 fn distribution(r: &Value) -> String {

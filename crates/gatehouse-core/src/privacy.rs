@@ -117,6 +117,35 @@ impl PrivacyConfig {
     }
 }
 
+/// The digest of the configured labelled sets as they are in the store now (each key with
+/// the sha256 of its bytes, or `missing`): a resume input of the gates, so a changed set is
+/// measured again. `none` when no set is configured.
+pub fn sets_digest(
+    store: &crate::store::Store,
+    evaluation: &EvaluationConfig,
+) -> Result<String, crate::store::StoreError> {
+    if evaluation.sets.is_empty() {
+        return Ok("none".into());
+    }
+    let mut listing = String::new();
+    for key in &evaluation.sets {
+        let digest = match store.open_read(key) {
+            Ok(r) => {
+                let mut h = crate::digest::HashingReader::new(r);
+                match std::io::copy(&mut h, &mut std::io::sink()) {
+                    Ok(_) => h.finish().0,
+                    // The gates will run and report it; never skip on a guess.
+                    Err(e) => format!("unreadable ({})", e.kind()),
+                }
+            }
+            Err(crate::store::StoreError::NotFound { .. }) => "missing".into(),
+            Err(e) => return Err(e),
+        };
+        listing.push_str(&format!("{key}\t{digest}\n"));
+    }
+    Ok(crate::digest::sha256(listing.as_bytes()))
+}
+
 /// Why a labelled set could not be scored. Names the line, never quotes it.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {

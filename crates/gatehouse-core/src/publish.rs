@@ -291,6 +291,30 @@ pub fn publish(
             exclusions.join("; ")
         }
     );
+    // The PII policy and how well redaction was measured to work, from the privacy report.
+    let privacy = gates
+        .iter()
+        .find(|(_, g)| g["gate"] == "privacy")
+        .map(|(_, g)| {
+            let mut p = serde_json::json!({ "policy": g["policy"] });
+            if g["evaluation"].is_object() {
+                p["evaluation"] = serde_json::json!({
+                    "minimums": g["evaluation"]["minimums"],
+                    "sets": g["evaluation"]["sets"].as_array().into_iter().flatten().map(|s| serde_json::json!({
+                        "key": s["key"],
+                        "sha256": s["sha256"],
+                        "documents": s["scores"]["documents"],
+                        "recall_direct": s["scores"]["recall_direct"],
+                        "precision": s["scores"]["precision"],
+                        "f2_direct": s["scores"]["f2_direct"],
+                        "recall_by_type": s["scores"]["recall_by_type"],
+                        "passed": s["passed"],
+                    })).collect::<Vec<_>>(),
+                });
+            }
+            p
+        })
+        .unwrap_or_default();
     let notes = serde_json::json!({
         "schema_version": SCHEMA_VERSION,
         "release_version": version,
@@ -300,6 +324,7 @@ pub fn publish(
         "families": families,
         "exclusions": exclusions,
         "verdicts": combined["verdicts"],
+        "privacy": privacy,
         "warnings": combined["warnings"],
         "waivers": combined["waivers"],
         "signoff": {
@@ -446,6 +471,7 @@ fn notes_markdown(
             md.push_str(&format!("| {k} | {} |\n", v.as_str().unwrap_or("?")));
         }
     }
+    md.push_str(&privacy_markdown(&notes["privacy"]));
     md.push_str("\n## Known exclusions\n\n");
     if exclusions.is_empty() {
         md.push_str("None.\n");
@@ -502,6 +528,56 @@ fn notes_markdown(
         md.push_str(&format!(
             "\n## Store override\n\nThe store does not enforce create-only writes; published anyway because: {r}\n"
         ));
+    }
+    md
+}
+
+/// The release notes' privacy section: the PII policy, and the measured recall and
+/// precision on each labelled set with their 95% intervals.
+fn privacy_markdown(p: &serde_json::Value) -> String {
+    let policy = &p["policy"];
+    let disabled: Vec<&str> = policy["disabled"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+        .collect();
+    let mut md = format!(
+        "\n## Privacy\n\nPII policy: dates `{}`; types not detected: {}.\n",
+        policy["dates"].as_str().unwrap_or("?"),
+        if disabled.is_empty() {
+            "none".to_string()
+        } else {
+            disabled.join(", ")
+        }
+    );
+    let rate = |m: &serde_json::Value| match (m["value"].as_f64(), m["wilson_95"].as_array()) {
+        (Some(v), Some(ci)) if ci.len() == 2 => format!(
+            "{v:.3} [{:.3}, {:.3}]",
+            ci[0].as_f64().unwrap_or(0.0),
+            ci[1].as_f64().unwrap_or(0.0)
+        ),
+        _ => "n/a".to_string(),
+    };
+    if let Some(sets) = p["evaluation"]["sets"].as_array() {
+        md.push_str("\nRedaction measured this release by the privacy gate on labelled sets (recall over direct identifiers, precision; 95% Wilson intervals):\n\n| set | documents | direct recall | precision | F2 | minimums met |\n|---|---|---|---|---|---|\n");
+        for s in sets {
+            md.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | {} |\n",
+                s["key"].as_str().unwrap_or("?"),
+                s["documents"],
+                rate(&s["recall_direct"]),
+                rate(&s["precision"]),
+                s["f2_direct"]
+                    .as_f64()
+                    .map_or_else(|| "n/a".to_string(), |f| format!("{f:.3}")),
+                if s["passed"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+            ));
+        }
     }
     md
 }

@@ -586,7 +586,10 @@ fn build_inputs(
         ),
         (
             "sources",
-            resume::listing_digest(store, "", Some(&exports), |_| true)?,
+            // Labelled evaluation sets are the gates' input, not the build's.
+            resume::listing_digest(store, "", Some(&exports), |k| {
+                !settings.privacy.evaluation.sets.iter().any(|s| s == k)
+            })?,
         ),
         (
             "blocklists",
@@ -596,8 +599,9 @@ fn build_inputs(
     ]))
 }
 
-/// What the gates depend on: the code, the policy, the registry, the manifest, the day
-/// waivers are judged on and the published releases (the regression baseline).
+/// What the gates depend on: the code, the policy (and the labelled sets the privacy gate
+/// measures, by sha256), the registry, the manifest, the day waivers are judged on and the
+/// published releases (the regression baseline).
 fn gates_inputs(
     store: &Store,
     settings: &Settings,
@@ -608,6 +612,10 @@ fn gates_inputs(
         ("tool", tool()),
         ("config", settings.digest()),
         ("privacy_policy", settings.privacy.policy_digest()),
+        (
+            "privacy_evaluation_sets",
+            crate::privacy::sets_digest(store, &settings.privacy.evaluation)?,
+        ),
         ("registry", registry.digest.clone()),
         ("release_digest", release_digest.to_string()),
         ("as_of", settings.as_of.to_string()),

@@ -7,7 +7,7 @@
 mod common;
 
 use assert_cmd::Command;
-use common::{Project, Run, repo_root};
+use common::{Project, Run, repo_root, sign_off};
 use gatehouse_test::TestS3;
 
 #[test]
@@ -926,4 +926,95 @@ fn pii_eval_help_explains_the_file_format_and_exit_codes() {
     ] {
         assert!(r.stdout.contains(want), "{want}: {r:?}");
     }
+}
+
+#[test]
+fn a_release_states_how_well_its_redaction_was_measured_on_labelled_sets() {
+    let p = Project::new();
+    const V: &str = "v2026-11-25";
+    // A small labelled set in the store (synthetic sentences written for this test).
+    let set = [
+        labelled(
+            "You can reach me at 415-555-0132 after six.",
+            &[("415-555-0132", "PHONE")],
+        ),
+        labelled(
+            "My email is sam.rivers@example.org if that helps.",
+            &[("sam.rivers@example.org", "EMAIL")],
+        ),
+        labelled("The weather was grey all week.", &[]),
+    ]
+    .join("\n")
+        + "\n";
+    let set_path = p.path().join("store/labelled/pii_dev.jsonl");
+    std::fs::create_dir_all(set_path.parent().unwrap()).unwrap();
+    std::fs::write(&set_path, &set).unwrap();
+    p.write_config(
+        "[privacy.evaluation]\nsets = [\"labelled/pii_dev.jsonl\"]\nmin_recall_direct = 0.9\nmin_precision = 0.9\n",
+    );
+
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("awaits human QA"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("labelled set labelled/pii_dev.jsonl: 3 documents; direct recall 1.000"),
+        "{r:?}"
+    );
+    let draft = p.path().join("store/exports/releases").join(V);
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(draft.join("gates/pii_detection_report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["policy"]["dates"], "birth");
+    let measured = &report["evaluation"]["sets"][0];
+    assert_eq!(measured["scores"]["recall_direct"]["total"], 2);
+    assert_eq!(
+        measured["sha256"],
+        gatehouse_core::digest::sha256(set.as_bytes())
+    );
+    let html = std::fs::read_to_string(draft.join("report.html")).unwrap();
+    assert!(html.contains("Measured redaction on labelled sets"));
+    assert!(html.contains("labelled/pii_dev.jsonl"));
+    let build: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(draft.join("build_report.json")).unwrap()).unwrap();
+    assert_eq!(build["privacy"]["policy"]["dates"], "birth");
+    assert_eq!(build["privacy"]["records_unsettled"], 0);
+    for file in ["gates/pii_detection_report.json", "report.html"] {
+        let t = std::fs::read_to_string(draft.join(file)).unwrap();
+        assert!(
+            !t.contains("sam.rivers") && !t.contains("weather"),
+            "{file}"
+        );
+    }
+
+    // The set's bytes are a resume input of the gates (and not of the build).
+    let dry = p.run(&["release", "--release-version", V, "--dry-run"]);
+    assert!(dry.stdout.contains("gates     skip"), "{dry:?}");
+    std::fs::write(&set_path, set.replace("grey", "gray")).unwrap();
+    let dry = p.run(&["release", "--release-version", V, "--dry-run"]);
+    assert!(dry.stdout.contains("build     skip"), "{dry:?}");
+    assert!(
+        dry.stdout.contains("changed: privacy_evaluation_sets"),
+        "{dry:?}"
+    );
+    std::fs::write(&set_path, &set).unwrap();
+
+    // Published: the release notes state the policy and the measurement.
+    sign_off(&p, V);
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let notes = std::fs::read_to_string(draft.join("release_notes.md")).unwrap();
+    assert!(notes.contains("## Privacy"), "{notes}");
+    assert!(notes.contains("PII policy: dates `birth`"), "{notes}");
+    assert!(
+        notes.contains("| `labelled/pii_dev.jsonl` | 3 | 1.000 ["),
+        "{notes}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(draft.join("release_notes.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["privacy"]["evaluation"]["sets"][0]["recall_direct"]["hits"],
+        2
+    );
 }

@@ -358,11 +358,14 @@ pub fn run(
         &policy.dedup.near_params,
     );
 
+    // The gate's detector measured on the configured labelled sets.
+    let evaluation = privacy::evaluate_sets(store, &ctx, policy.evaluation)?;
     let privacy = privacy::report(
         &manifest,
         &scanned,
         config,
         policy.detector.policy(),
+        evaluation,
         elapsed,
     );
     let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);

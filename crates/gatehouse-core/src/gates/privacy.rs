@@ -239,6 +239,10 @@ pub struct PrivacyDetail {
     pub policy: Policy,
     pub metrics: PrivacyMetrics,
     pub spot_check: SpotCheck,
+    /// `[privacy.evaluation]`: the labelled sets measured this run (absent when none is
+    /// configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationReport>,
 }
 
 /// `gates/pii_detection_report.json`.
@@ -255,10 +259,16 @@ fn pii_name(code: &str) -> &'static str {
         .iter()
         .find(|t| t.code() == code)
         .map(|t| t.name())
-        .unwrap_or(if code == PII_STATUS.0 {
-            PII_STATUS.1
-        } else {
-            integrity_name(code)
+        .unwrap_or_else(|| {
+            [
+                PII_STATUS,
+                RECALL_BELOW_MINIMUM,
+                PRECISION_BELOW_MINIMUM,
+                EVALUATION_SET_UNREADABLE,
+            ]
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or_else(|| integrity_name(code), |(_, n)| n)
         })
 }
 
@@ -267,6 +277,7 @@ pub(super) fn report(
     scanned: &Scanned,
     config: &GatesConfig,
     policy: &Policy,
+    evaluation: (Option<EvaluationReport>, Vec<crate::report::Finding>),
     elapsed: Duration,
 ) -> PrivacyReport {
     let p = &scanned.privacy;
@@ -310,6 +321,7 @@ pub(super) fn report(
                 .collect(),
             instructions: SPOT_CHECK_INSTRUCTIONS,
         },
+        evaluation: evaluation.0,
     };
     GateReport::new(
         manifest,
@@ -320,7 +332,7 @@ pub(super) fn report(
             method: METHOD,
             records: &p.findings,
             name: pii_name,
-            release: Vec::new(),
+            release: evaluation.1,
             warnings: &[],
         },
         detail,
@@ -352,4 +364,173 @@ pub(super) fn sample_jsonl(sample: &Capped<SampleKey, SampleItem>) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Measured recall of a labelled set is below `[privacy.evaluation] min_recall_direct`.
+pub const RECALL_BELOW_MINIMUM: (&str, &str) = ("PII016", "measured-recall-below-minimum");
+/// Measured precision of a labelled set is below `[privacy.evaluation] min_precision`.
+pub const PRECISION_BELOW_MINIMUM: (&str, &str) = ("PII017", "measured-precision-below-minimum");
+/// A labelled set is missing, unreadable, or has a line that is not a labelled document.
+pub const EVALUATION_SET_UNREADABLE: (&str, &str) = ("PII018", "evaluation-set-unreadable");
+
+/// One labelled set as the privacy gate measured it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MeasuredSet {
+    /// The set's key in the store.
+    pub key: String,
+    /// sha256 of the set as read (absent when it could not be read).
+    pub sha256: Option<String>,
+    pub scores: Option<crate::privacy::SetScores>,
+    /// Why it could not be scored (`line N: …`; never its text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Scored, and no minimum fell short.
+    pub passed: bool,
+}
+
+/// `evaluation` in `gates/pii_detection_report.json`: how well the gate's own detector was
+/// measured to work on the configured labelled sets, this run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvaluationReport {
+    pub method: &'static str,
+    pub minimums: crate::privacy::Minimums,
+    pub sets: Vec<MeasuredSet>,
+}
+
+const EVALUATION_METHOD: &str = "each labelled set (one {text, spans:[{start, end, type}]} \
+     document per line, code-point offsets) is read from the store and every document is \
+     redacted by the gate's detector (the build's policy) exactly as the build redacts a \
+     message; a label is caught when at least half of its characters were replaced; a replaced \
+     region is a true positive when it overlaps any label; recall over direct identifiers \
+     (person, address, phone, email, card, SSN, IBAN, IP, ID numbers) and precision are \
+     compared, as point estimates, with the configured minimums; intervals are 95% Wilson";
+
+/// Scores every configured labelled set with `ctx`'s detector. Store errors other than a
+/// missing key are errors (the gate cannot do its job); a missing, unreadable or malformed
+/// set, or a score below a minimum, is a finding that fails the gate.
+pub(super) fn evaluate_sets(
+    store: &crate::store::Store,
+    ctx: &CheckContext<'_>,
+    evaluation: &crate::privacy::EvaluationConfig,
+) -> Result<(Option<EvaluationReport>, Vec<crate::report::Finding>), super::GateError> {
+    use crate::privacy::{Minimums, Shortfall, evaluate};
+    use crate::report::{Finding, Severity};
+    use crate::store::StoreError;
+
+    if evaluation.sets.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let minimums = Minimums {
+        min_recall_direct: evaluation.min_recall_direct,
+        min_precision: evaluation.min_precision,
+    };
+    let finding = |code: (&'static str, &'static str), subject: String, message: String| {
+        let waiver = crate::waiver::find(
+            ctx.waivers,
+            code.0,
+            crate::waiver::Subject::default(),
+            ctx.as_of,
+        );
+        let applied = waiver
+            .as_ref()
+            .is_some_and(|w| w.status == crate::waiver::WaiverStatus::Applied);
+        Finding {
+            code: code.0,
+            name: code.1,
+            severity: if applied {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
+            subject,
+            message,
+            waiver,
+        }
+    };
+    let mut findings = Vec::new();
+    let mut sets = Vec::new();
+    for key in &evaluation.sets {
+        let reader = match store.open_read(key) {
+            Ok(r) => r,
+            Err(StoreError::NotFound { .. }) => {
+                findings.push(finding(
+                    EVALUATION_SET_UNREADABLE,
+                    key.clone(),
+                    "the labelled set is not in the store; upload it or remove it from [privacy.evaluation] sets".into(),
+                ));
+                sets.push(MeasuredSet {
+                    key: key.clone(),
+                    sha256: None,
+                    scores: None,
+                    error: Some("not in the store".into()),
+                    passed: false,
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut reader =
+            std::io::BufReader::with_capacity(1 << 20, crate::digest::HashingReader::new(reader));
+        let scored = evaluate(&mut reader, ctx.detector);
+        // The digest covers the whole object, even when scoring stopped at a bad line.
+        let drained = std::io::copy(&mut reader, &mut std::io::sink());
+        let (sha256, _) = reader.into_inner().finish();
+        let scored = match (scored, drained) {
+            (Ok(e), Ok(_)) => Ok(e),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(crate::privacy::EvalError::Read(e)),
+        };
+        match scored {
+            Ok(e) => {
+                let shortfalls = minimums.shortfalls(&e);
+                for (what, message) in &shortfalls {
+                    let code = match what {
+                        Shortfall::RecallDirect => RECALL_BELOW_MINIMUM,
+                        Shortfall::Precision => PRECISION_BELOW_MINIMUM,
+                    };
+                    findings.push(finding(code, key.clone(), message.clone()));
+                }
+                sets.push(MeasuredSet {
+                    key: key.clone(),
+                    sha256: Some(sha256),
+                    scores: Some((&e).into()),
+                    error: None,
+                    passed: shortfalls.is_empty(),
+                });
+            }
+            Err(e) => {
+                let subject = match &e {
+                    crate::privacy::EvalError::Line { line, .. }
+                    | crate::privacy::EvalError::Oversized { line, .. } => format!("{key}:{line}"),
+                    _ => key.clone(),
+                };
+                let detail = match &e {
+                    crate::privacy::EvalError::Read(io) => {
+                        format!("reading failed ({})", io.kind())
+                    }
+                    other => other.to_string(),
+                };
+                findings.push(finding(
+                    EVALUATION_SET_UNREADABLE,
+                    subject,
+                    format!("{detail}; fix the set (`gatehouse pii eval` checks a local copy)"),
+                ));
+                sets.push(MeasuredSet {
+                    key: key.clone(),
+                    sha256: Some(sha256),
+                    scores: None,
+                    error: Some(detail),
+                    passed: false,
+                });
+            }
+        }
+    }
+    Ok((
+        Some(EvaluationReport {
+            method: EVALUATION_METHOD,
+            minimums,
+            sets,
+        }),
+        findings,
+    ))
 }

@@ -51,6 +51,15 @@ pub fn summary(o: &GatesOutcome) {
         p.detections_by_type.values().sum::<u64>(),
         o.privacy.detail.spot_check.size,
     ));
+    if let Some(e) = &o.privacy.detail.evaluation {
+        for set in &e.sets {
+            print::out(&format!(
+                "          labelled set {}: {}",
+                set.key,
+                measured(set)
+            ));
+        }
+    }
     findings(&o.privacy.findings);
     let v = &o.provenance.detail.metrics;
     print::out(&format!(
@@ -120,4 +129,26 @@ fn findings(list: &[gatehouse_core::report::Finding]) {
             if f.waiver.is_some() { " (waived)" } else { "" }
         ));
     }
+}
+
+/// One measured labelled set, as a line: direct recall and precision with their intervals.
+fn measured(set: &gatehouse_core::gates::privacy::MeasuredSet) -> String {
+    let Some(s) = &set.scores else {
+        return format!(
+            "not scored ({})",
+            set.error.as_deref().unwrap_or("unreadable")
+        );
+    };
+    let rate = |m: &gatehouse_core::privacy::Measured| match (m.value, m.wilson_95) {
+        (Some(v), Some([lo, hi])) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
+        _ => "n/a".to_string(),
+    };
+    format!(
+        "{} documents; direct recall {}, precision {}, F2 {}",
+        s.documents,
+        rate(&s.recall_direct),
+        rate(&s.precision),
+        s.f2_direct
+            .map_or_else(|| "n/a".into(), |f| format!("{f:.3}"))
+    )
 }
