@@ -4,14 +4,24 @@
 //! Generates conversations with planted identifiers and decoys (gatehouse-synth), runs the
 //! detector on every message and scores it (precision, recall, F2 per type, decoys touched),
 //! then times detection alone and detection + redaction (`redact_conversation`, what the
-//! build runs) on one thread over the same text. Prints a table; nothing is written.
+//! build runs) on one thread over the same text. Then scores every labelled dev set in
+//! `../shared/data/pii_dev` (`*/*_test.jsonl` and `confide_en/confide_en.jsonl`; `--pii-dev
+//! DIR` elsewhere; skipped with a note when absent) with `pii::eval`, as `gatehouse pii eval`
+//! does, and prints one table: precision, direct recall, F2 and recall per direct type.
+//! Prints tables of counts and rates; nothing is written, no labelled text is printed.
 
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use gatehouse_synth::Corpus;
 use gatehouse_synth::pii::{self, DecoyKind, Detected, Score};
-use gatehouse_text::pii::{Allowlist, Detector, UnsurePolicy, redact_conversation};
+use gatehouse_text::pii::eval::{Document, Evaluation, Rate, is_direct};
+use gatehouse_text::pii::{
+    Allowlist, DatePolicy, Detector, Policy, UnsurePolicy, redact_conversation,
+};
 
 use super::flag;
 
@@ -22,7 +32,15 @@ pub fn bench_pii(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let conversations: Vec<_> = (0..n).map(|i| pii::conversation(&corpus, i)).collect();
     let generated = started.elapsed();
-    let detector = Detector::new();
+    let dates = match flag(args, "--dates").as_deref() {
+        None | Some("birth") => DatePolicy::Birth,
+        Some("all") => DatePolicy::All,
+        Some(other) => anyhow::bail!("--dates {other}: expected birth or all"),
+    };
+    let detector = Detector::with_policy(Policy {
+        dates,
+        ..Policy::default()
+    });
     let allow = Allowlist::default();
 
     // Synthetic text only: safe to print for diagnosis.
@@ -98,6 +116,123 @@ pub fn bench_pii(args: &[String]) -> Result<()> {
     std::hint::black_box(&texts)
         .first()
         .context("no conversations generated")?;
+    println!();
+    dev_sets(args, &detector)
+}
+
+/// The labelled dev sets: `DIR/*/*_test.jsonl` and `DIR/confide_en/confide_en.jsonl`.
+fn dev_set_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    subdirs.sort();
+    for sub in subdirs {
+        let mut here: Vec<PathBuf> = std::fs::read_dir(&sub)
+            .with_context(|| format!("cannot list {}", sub.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with("_test.jsonl"))
+            })
+            .collect();
+        here.sort();
+        files.extend(here);
+    }
+    let confide = dir.join("confide_en/confide_en.jsonl");
+    if confide.is_file() {
+        files.push(confide);
+    }
+    Ok(files)
+}
+
+/// Scores every dev set and prints one table.
+fn dev_sets(args: &[String], detector: &Detector) -> Result<()> {
+    let dir = flag(args, "--pii-dev").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/pii_dev"),
+        PathBuf::from,
+    );
+    if !dir.is_dir() {
+        println!(
+            "labelled dev sets: skipped, {} is not present (it holds third-party data, never in this repository)",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let allow = Allowlist::default();
+    let mut rows: Vec<(String, Evaluation)> = Vec::new();
+    for file in dev_set_files(&dir)? {
+        let name = file
+            .strip_prefix(&dir)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let reader = BufReader::new(
+            std::fs::File::open(&file).with_context(|| format!("cannot read {name}"))?,
+        );
+        let mut e = Evaluation::default();
+        for (i, line) in reader.lines().enumerate() {
+            let line = line.with_context(|| format!("{name}:{}: unreadable", i + 1))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            // Never the text: the line number and the parser's content-free message.
+            let doc = Document::parse(&line).map_err(|e| anyhow!("{name}:{}: {e}", i + 1))?;
+            e.add(detector, &allow, &doc);
+        }
+        rows.push((name, e));
+    }
+    let direct: BTreeSet<String> = rows
+        .iter()
+        .flat_map(|(_, e)| e.recall_by_type.keys())
+        .filter(|k| is_direct(k))
+        .cloned()
+        .collect();
+    let value = |r: &Rate| {
+        r.value()
+            .map_or_else(|| "-".to_string(), |v| format!("{v:.3}"))
+    };
+    let policy = detector.policy();
+    println!(
+        "labelled dev sets in {}, dates {:?}, disabled {:?}; recall: labels at least half replaced; precision: replaced regions overlapping a label",
+        dir.canonicalize().unwrap_or(dir.clone()).display(),
+        policy.dates,
+        policy.disabled
+    );
+    let mut header = format!(
+        "{:<32} {:>6} {:>9} {:>13} {:>6}",
+        "set", "docs", "precision", "direct recall", "F2"
+    );
+    for t in &direct {
+        header.push_str(&format!(" {:>14}", t));
+    }
+    println!("{header}");
+    for (name, e) in &rows {
+        let mut line = format!(
+            "{:<32} {:>6} {:>9} {:>13} {:>6}",
+            name,
+            e.documents,
+            value(&e.precision),
+            value(&e.recall_direct),
+            e.f2_direct()
+                .map_or_else(|| "-".to_string(), |f| format!("{f:.3}"))
+        );
+        for t in &direct {
+            let cell = e.recall_by_type.get(t).map_or_else(
+                || "-".to_string(),
+                |r| format!("{} ({})", value(r), r.total),
+            );
+            line.push_str(&format!(" {cell:>14}"));
+        }
+        println!("{line}");
+        if e.unsettled > 0 {
+            println!("{:<32} {} document(s) did not settle", "", e.unsettled);
+        }
+    }
+    println!("direct-type cells: recall (labelled spans); intervals: `gatehouse pii eval FILE`");
     Ok(())
 }
 

@@ -4,9 +4,10 @@
 //! - `cargo xtask sample` regenerates `examples/sample-store` with the synthetic generator.
 //! - `cargo xtask gen --out FILE --conversations N` writes a large ChatML JSONL object for
 //!   benchmarks.
-//! - `cargo xtask bench pii [--conversations N] [--seed S]` scores the PII detector on the
-//!   planted corpus (precision, recall, F2 per type; decoys touched) and measures detection
-//!   and redaction throughput on one core.
+//! - `cargo xtask bench pii [--conversations N] [--seed S] [--dates birth|all] [--pii-dev DIR]`
+//!   scores the PII detector on the planted corpus (precision, recall, F2 per type; decoys
+//!   touched), measures detection and redaction throughput on one core, and scores the
+//!   labelled dev sets in ../shared/data/pii_dev when present.
 //! - `cargo xtask bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S]
 //!   [--keep]` runs the whole pipeline end to end on generated stores of each size (release
 //!   to the QA stop, offline review import and signoff, release to publication) and reports
@@ -28,7 +29,7 @@ use bench_e2e::bench_e2e;
 use bench_pii::bench_pii;
 
 const USAGE: &str = "usage: cargo xtask <sample | gen --out FILE --conversations N [--seed S] \
-     | bench pii [--conversations N] [--seed S] \
+     | bench pii [--conversations N] [--seed S] [--dates birth|all] [--pii-dev DIR] \
      | bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S] [--keep] | ci>";
 
 fn main() -> Result<()> {
