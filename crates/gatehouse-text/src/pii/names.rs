@@ -89,6 +89,8 @@ impl Lex {
     const PLACE_START: u32 = 1 << 13;
     /// A one-word place name (GeoNames cities of 15,000+, countries, US states).
     const PLACE: u32 = 1 << 14;
+    /// Clinical eponyms, drug names and shorthand ([`CLINICAL_WORDS`]).
+    const CLINICAL: u32 = 1 << 15;
     /// A first name, or the first part of a hyphenated one.
     const FIRST: u32 = 1 << 16;
     /// A surname, or a part of a hyphenated one.
@@ -653,6 +655,184 @@ const CHAT_WORDS: &[&str] = &[
     "bf", "gf", "ppl", "rn", "ur", "u", "hmm", "um", "uh", "wow",
 ];
 
+/// Clinical words written like names: eponyms of signs, scales, devices and diseases, and
+/// drug brand names common in psychiatric and ICU notes. They count as everyday words, so a
+/// name rule needs a cue ("Dr. Foley") before it takes one.
+const CLINICAL_WORDS: &[&str] = &[
+    // eponyms
+    "swan",
+    "ganz",
+    "foley",
+    "hickman",
+    "groshong",
+    "glasgow",
+    "apgar",
+    "babinski",
+    "romberg",
+    "trendelenburg",
+    "fowler",
+    "kussmaul",
+    "cheyne",
+    "stokes",
+    "parkinson",
+    "alzheimer",
+    "crohn",
+    "hodgkin",
+    "cushing",
+    "addison",
+    "hashimoto",
+    "tourette",
+    "asperger",
+    "korsakoff",
+    "wernicke",
+    "broca",
+    "munchausen",
+    "guillain",
+    "barré",
+    "barre",
+    "raynaud",
+    "sjögren",
+    "sjogren",
+    "kaposi",
+    "burkitt",
+    "epstein",
+    "coombs",
+    "holter",
+    "doppler",
+    "heimlich",
+    "valsalva",
+    "lachman",
+    "mcmurray",
+    "phalen",
+    "tinel",
+    "brudzinski",
+    "kernig",
+    "chvostek",
+    "trousseau",
+    "virchow",
+    "osler",
+    "janeway",
+    "quincke",
+    "ranson",
+    "alvarado",
+    "pugh",
+    "blatchford",
+    "braden",
+    "waterlow",
+    "yankauer",
+    "ambu",
+    "bipap",
+    "cpap",
+    "picc",
+    "jackson-pratt",
+    "pleur-evac",
+    "salem",
+    "dobhoff",
+    "tegaderm",
+    "bair",
+    "hugger",
+    "ace",
+    // drug brand names
+    "zoloft",
+    "prozac",
+    "lexapro",
+    "xanax",
+    "klonopin",
+    "ativan",
+    "valium",
+    "wellbutrin",
+    "effexor",
+    "cymbalta",
+    "abilify",
+    "seroquel",
+    "risperdal",
+    "zyprexa",
+    "lamictal",
+    "depakote",
+    "adderall",
+    "ritalin",
+    "concerta",
+    "vyvanse",
+    "ambien",
+    "trazodone",
+    "buspar",
+    "paxil",
+    "celexa",
+    "pristiq",
+    "remeron",
+    "latuda",
+    "suboxone",
+    "narcan",
+    "synephrine",
+    "levophed",
+    "lasix",
+    "coumadin",
+    "tylenol",
+    "motrin",
+    "advil",
+    "dilaudid",
+    "percocet",
+    "vicodin",
+    "oxycontin",
+    "propofol",
+    "versed",
+    "precedex",
+    "haldol",
+    "zofran",
+    "protonix",
+    "pepcid",
+    "colace",
+    "senna",
+    "dulcolax",
+    "vanco",
+    "zosyn",
+    "flagyl",
+    "cipro",
+    "levaquin",
+    "keflex",
+    "bactrim",
+    "lantus",
+    "humalog",
+    "lipitor",
+    "norvasc",
+    "lopressor",
+    "toprol",
+    "cardizem",
+    "plavix",
+    "neurontin",
+    "lyrica",
+    "topamax",
+    "tegretol",
+    "trileptal",
+    "geodon",
+    "invega",
+    "clozaril",
+    "strattera",
+    "intuniv",
+    "chantix",
+    "antabuse",
+    "vivitrol",
+    "sublocade",
+    "spravato",
+    "zulresso",
+    "auvelity",
+    "nuplazid",
+    "rexulti",
+    "vraylar",
+    // nursing shorthand that is also a given name
+    "abd",
+    "neo",
+    "mae",
+    "perla",
+    "perrla",
+    "asa",
+    "vanco",
+    "levo",
+    "dopa",
+    "epi",
+    "heme",
+];
+
 const GREETINGS: &[&str] = &[
     "hi",
     "hello",
@@ -944,6 +1124,19 @@ fn hyphenated(lower: &str) -> Option<(&str, &str)> {
         .then_some((a, b))
 }
 
+/// Rules whose context says a word is a name, whatever the word.
+const CUED_RULES: &[&str] = &[
+    "introduction",
+    "introduction-unlisted",
+    "title",
+    "salutation",
+    "signature",
+    "relation",
+    "relation-unlisted",
+    "speech-verb",
+    "speech-verb-unlisted",
+];
+
 /// Rules that read a capital as evidence: blind in ALL-CAPS text.
 const SHOUT_BLIND_RULES: &[&str] = &[
     "first-name",
@@ -1047,7 +1240,7 @@ impl IsMark for char {
 
 impl Names {
     pub(crate) fn load() -> Self {
-        let lists: [(u32, Box<dyn Iterator<Item = &'static str>>); 15] = [
+        let lists: [(u32, Box<dyn Iterator<Item = &'static str>>); 16] = [
             (
                 Lex::FIRST_LISTED,
                 Box::new(list(include_str!("../../data/first_names.txt"))),
@@ -1064,7 +1257,8 @@ impl Names {
                 Lex::COMMON,
                 Box::new(
                     list(include_str!("../../data/common_words.txt"))
-                        .chain(CHAT_WORDS.iter().copied()),
+                        .chain(CHAT_WORDS.iter().copied())
+                        .chain(CLINICAL_WORDS.iter().copied()),
                 ),
             ),
             (
@@ -1090,6 +1284,7 @@ impl Names {
                 Lex::PLACE,
                 Box::new(list(include_str!("../../data/places.txt"))),
             ),
+            (Lex::CLINICAL, Box::new(CLINICAL_WORDS.iter().copied())),
         ];
         let mut lexicon = Lexicon::default();
         for (flag, words) in lists {
@@ -1265,6 +1460,20 @@ impl Names {
             {
                 last = j;
             }
+            // Clinical words ("Swan Ganz", "Abd soft") and a capitalised pair led by a
+            // modal verb ("WILL START") need a cue.
+            let cued = CUED_RULES.contains(&rule);
+            if !cued
+                && (ws[i..=last].iter().any(|w| w.is(Lex::CLINICAL))
+                    || last > i
+                        && ws[i].case == Case::Upper
+                        && matches!(
+                            ws[i].lower.as_ref(),
+                            "will" | "may" | "can" | "shall" | "must" | "did" | "does" | "said"
+                        ))
+            {
+                continue;
+            }
             // A lone short ALL-CAPS word is an abbreviation ("ABD", "MAE", "NEO", "PERLA"),
             // unless a strong context calls it a name.
             if last == i
@@ -1305,7 +1514,11 @@ impl Names {
         }
         let name_like = |w: &Word<'_>| {
             !w.glued
-                && !w.is(Lex::STOP | Lex::ORGANISATION | Lex::CONTRACTION | Lex::CAPITALISED)
+                && !w.is(Lex::STOP
+                    | Lex::ORGANISATION
+                    | Lex::CONTRACTION
+                    | Lex::CAPITALISED
+                    | Lex::CLINICAL)
                 && (w.is(Lex::FIRST | Lex::LAST | Lex::UNLISTED))
         };
         let mut last = i;
@@ -1435,7 +1648,16 @@ impl Names {
 
     /// A word after a first name that continues the name: a capitalised surname.
     fn surname_like(&self, w: &Word<'_>, first: &Word<'_>) -> bool {
-        if w.is(Lex::STOP) || w.is(Lex::AMBIGUOUS) && !w.is(Lex::LAST) {
+        // A listed surname that is also a word kept out of names ("Black", "White",
+        // "English") follows an unambiguous first name ("Karen Black") only.
+        if w.is(Lex::STOP) {
+            return w.case == Case::Title
+                && w.is(Lex::LAST)
+                && first.case == Case::Title
+                && first.is(Lex::FIRST)
+                && !first.is(Lex::AMBIGUOUS);
+        }
+        if w.is(Lex::AMBIGUOUS) && !w.is(Lex::LAST) {
             return false;
         }
         match (first.case, w.case) {

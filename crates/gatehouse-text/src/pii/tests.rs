@@ -298,3 +298,44 @@ fn birth_dates_after_a_few_words_and_every_date_when_asked() {
         vec![(Date, "10/15"), (Date, "March 8th"), (Age, "93-year-old")]
     );
 }
+
+#[test]
+fn clinical_shorthand_is_not_a_name_and_word_surnames_are() {
+    for text in [
+        "Swan Ganz placed, Abd soft. Pt on Neo, MAE, PERLA. WILL START Levophed.",
+        "ABD SOFT NT ND. NEO GTT WEANED. ASA GIVEN.",
+        "Started Zoloft and Lexapro, then Seroquel at night.",
+    ] {
+        assert_eq!(found(text), vec![], "in {text:?}");
+    }
+    check("I met Karen Black yesterday.", &[(Name, "Karen Black")]);
+    check("Then Tom Hill called.", &[(Name, "Tom Hill")]);
+    check(
+        "with Anna J. Moss and Peter K Lund",
+        &[(Name, "Anna J. Moss"), (Name, "Peter K Lund")],
+    );
+    check("I saw Dr. Foley today", &[(Name, "Foley")]);
+    check(
+        "my uncle Erik Lindqvist III",
+        &[(Name, "Erik Lindqvist III")],
+    );
+}
+
+#[test]
+fn a_name_found_once_is_redacted_at_every_mention() {
+    let mut msgs = [
+        "my name is Oluwaseun Adeyemi".to_string(),
+        "Thank you for sharing that, Oluwaseun. Oluwaseun's story matters.".to_string(),
+    ];
+    redact_conversation(
+        detector(),
+        &Allowlist::default(),
+        UnsurePolicy::Redact,
+        msgs.iter_mut(),
+    );
+    assert_eq!(msgs[0], "my name is [NAME_1]");
+    assert_eq!(
+        msgs[1],
+        "Thank you for sharing that, [NAME_1]. [NAME_1]'s story matters."
+    );
+}
