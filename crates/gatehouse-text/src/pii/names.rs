@@ -106,6 +106,22 @@ impl Lex {
 
 /// Words that are never names here, whatever the lists say.
 const STOP: &[&str] = &[
+    "to",
+    "of",
+    "in",
+    "on",
+    "at",
+    "by",
+    "for",
+    "with",
+    "from",
+    "into",
+    "about",
+    "than",
+    "too",
+    "up",
+    "out",
+    "off",
     "i",
     "a",
     "an",
@@ -1149,34 +1165,30 @@ const SHOUT_BLIND_RULES: &[&str] = &[
 /// Capitals inside a word that a name does not have: an acronym's plural ("GIFs", "PMs"),
 /// camel case ("MatchThread"); not "McDonald", "MacArthur", "DeShawn", "O'Brien".
 fn odd_capitals(word: &str) -> bool {
-    let mut prefix = String::new();
-    for (i, c) in word.chars().enumerate() {
-        if i > 0 && c.is_uppercase() {
-            let ok = matches!(
-                prefix.as_str(),
-                "Mc" | "Mac"
-                    | "De"
-                    | "Da"
-                    | "Di"
-                    | "Du"
-                    | "La"
-                    | "Le"
-                    | "Van"
-                    | "Von"
-                    | "O'"
-                    | "O’"
-                    | "D'"
-                    | "D’"
-                    | "St"
-                    | "Fitz"
-            ) || prefix.ends_with(['-', '\'', '’']);
-            if !ok {
-                return true;
-            }
+    word.char_indices().skip(1).any(|(i, c)| {
+        if !c.is_uppercase() {
+            return false;
         }
-        prefix.push(c);
-    }
-    false
+        let prefix = &word[..i];
+        !(matches!(
+            prefix,
+            "Mc" | "Mac"
+                | "De"
+                | "Da"
+                | "Di"
+                | "Du"
+                | "La"
+                | "Le"
+                | "Van"
+                | "Von"
+                | "O'"
+                | "O’"
+                | "D'"
+                | "D’"
+                | "St"
+                | "Fitz"
+        ) || prefix.ends_with(['-', '\'', '’']))
+    })
 }
 
 /// Chat spelling: a letter three times in a row ("yasss", "soooo").
@@ -1603,6 +1615,9 @@ impl Names {
         if lower.chars().filter(|c| c.is_alphabetic()).count() < 2 {
             return None;
         }
+        if contraction(lower) {
+            return None;
+        }
         let listed = self.listed(lower);
         let never = Lex::STOP
             | Lex::TITLE
@@ -1633,7 +1648,9 @@ impl Names {
             if w.glued {
                 continue;
             }
-            if capital_only && !matches!(w.case, Case::Title | Case::Upper) {
+            // An everyday word counts again only where its capital means something: not
+            // at the start of a sentence ("Will you …" after a "Will"), not in capitals.
+            if capital_only && (w.case != Case::Title || w.sentence_start) {
                 continue;
             }
             out.push(RawSpan {
@@ -1816,6 +1833,7 @@ impl Names {
         if let Some(p) = prev_w(1)
             && p.is(Lex::GREETING)
             && p.sentence_start
+            && !w.is(Lex::CONTRACTION)
             && (cased || unlisted)
             && matches!(w.gap, Gap::None | Gap::Comma)
             && (next.is_none_or(|n| n.gap != Gap::None || n.line_start) || first)
@@ -1901,14 +1919,23 @@ impl Names {
                     .get(i + k + 1)
                     .is_some_and(|b| matches!(b.lower.as_ref(), "i" | "me") && b.gap == Gap::None)
         };
-        if w.case == Case::Title
+        // "priyanka marchetti and i": the same in lower case, a listed or unknown word.
+        let lower_pair = |n: &Word<'_>| {
+            w.case == Case::Lower
+                && n.case == Case::Lower
+                && n.chars >= 3
+                && n.is(Lex::UNLISTED | Lex::LAST)
+                && !n.is(Lex::WORD)
+        };
+        if matches!(w.case, Case::Title | Case::Lower)
             && w.chars >= 3
             && (first && !ambiguous || unlisted)
-            && (and_i(1)
+            && (and_i(1) && (w.case == Case::Title || !w.is(Lex::WORD))
                 || next.is_some_and(|n| {
                     n.gap == Gap::None
                         && (self.unlisted_surname(ws, i + 1)
-                            || n.case == Case::Title && n.is(Lex::LAST))
+                            || n.case == Case::Title && n.is(Lex::LAST)
+                            || lower_pair(n))
                 }) && and_i(2))
         {
             return Some((Confidence::Sure, "and-i"));

@@ -19,6 +19,7 @@ pub(crate) struct Patterns {
     ssn_context: Regex,
     card: Regex,
     iban: Regex,
+    card_ending: Regex,
     ipv4: Regex,
     ipv6: Regex,
     url: Regex,
@@ -107,6 +108,9 @@ impl Patterns {
                 r"(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?|social)\b[^\d\n]{0,24}?(\d{9})\b",
             ),
             card: re(r"\b\d(?:[ \-]?\d){11,18}\b"),
+            card_ending: re(
+                r"(?i)\b(?:card|visa|mastercard|amex|debit|credit)\b[^.\n\d]{0,24}?\bending(?:\s+(?:in|with))?[\s:]+(\d{4})\b",
+            ),
             iban: re(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"),
             ipv4: re(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"),
             ipv6: re(r"(?i)(?:[0-9a-f]{1,4}:|::)[0-9a-f:.]{2,}"),
@@ -123,10 +127,10 @@ impl Patterns {
                 r"|member\s+(?:id|number|no\.?|#)|subscriber\s+(?:id|number|no\.?|#)|group\s+(?:number|no\.?|#)",
                 r"|medicaid(?:\s+(?:id|number|no\.?|#))?|medicare(?:\s+(?:id|number|no\.?|#))?",
                 r"|(?:driver'?s\s+)?licen[cs]e\s+(?:number|no\.?|#)|dl\s*#|passport\s+(?:number|no\.?|#)|npi(?:\s+(?:number|#))?|dea\s+(?:number|#)",
-                r"|account\s+(?:number|no\.?|#)|id\s+(?:number|no\.?|#))",
+                r"|account(?:\s+(?:number|no\.?|#))?|id\s+(?:number|no\.?|#))",
                 // "… number is X", "… number: X", or a few words between: "… number on
                 // the letter is X".
-                r"(?:\s+(?:[a-z']+\s+){0,4}?(?:is|was|reads|says)\b|\s*[:#=])?\s*:?\s*([A-Za-z0-9][A-Za-z0-9\-]{3,19})\b",
+                r"(?:\s+(?:[a-z']+\s+){0,4}?(?:is|was|reads|says)\b|\s*[:#=])?\s*:?\s*([A-Za-z0-9][A-Za-z0-9\-]{3,19}(?: \d{2,6}){0,4})\b",
             )),
             address: re(&format!(
                 r"(?i)\b{number}\s+((?:[\p{{L}}0-9'.\-]+\s+){{0,3}})({suffix})\b\.?(?:\s+(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West|Northeast|Northwest|Southeast|Southwest)\b\.?)?(?:,?\s*(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|rm|#)\.?\s*#?[a-z0-9\-]+)?",
@@ -250,6 +254,9 @@ impl Patterns {
         if facts.capital_digit {
             self.ibans(text, out);
         }
+        if facts.consecutive >= 4 {
+            self.card_endings(text, out);
+        }
         if facts.digit_run >= 6 {
             for m in self.phone.find_iter(text) {
                 if let Some((end, confidence, rule)) = phone(text, m.start(), m.end()) {
@@ -301,6 +308,15 @@ impl Patterns {
             } else if (12..=19).contains(&digits.len()) && card_context_before(text, m.start()) {
                 // "my card number is …": a mistyped or made-up number is still one.
                 push_match(out, PiiType::Card, &m, Confidence::Sure, "card-in-context");
+            }
+        }
+    }
+
+    /// The last digits of a card ("the card ending 8842", "Visa ending in 1234").
+    fn card_endings(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for c in self.card_ending.captures_iter(text) {
+            if let Some(m) = c.get(1) {
+                push_match(out, PiiType::Card, &m, Confidence::Sure, "card-last-digits");
             }
         }
     }
@@ -795,8 +811,8 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
         return None;
     }
     // "call me on 712 345", "my number is 0800 1234": any number of phone length where
-    // the text says it is one.
-    if context && (6..=15).contains(&n) {
+    // the text says it is one, and does not say it is a record or account number.
+    if context && (6..=15).contains(&n) && !id_context_before(text, start) {
         return Some((end, Confidence::Sure, "phone-in-context"));
     }
     if (10..=11).contains(&n) && (separators > 0 || context_before(text, start)) {
@@ -815,7 +831,11 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
     let grouped = groups.len() >= 3 && groups.iter().all(|g| (2..=4).contains(&g.len()));
     let bracketed = s.starts_with('(') && groups.len() >= 2;
     let trunk = main_digits.starts_with('0') && groups.len() >= 2;
-    if (8..=12).contains(&n) && separators > 0 && (grouped || bracketed || trunk) {
+    if (8..=12).contains(&n)
+        && separators > 0
+        && (grouped || bracketed || trunk)
+        && !id_context_before(text, start)
+    {
         let confidence = if context {
             Confidence::Sure
         } else {
@@ -951,6 +971,46 @@ fn context_before(text: &str, start: usize) -> bool {
     [
         "call", "phone", "number", "cell", "mobile", "text me", "reach me", "tel", "contact",
         "whatsapp", "fax",
+    ]
+    .iter()
+    .any(|w| window.contains(w))
+}
+
+/// Words just before `start` that make a number a record, account or document number.
+fn id_context_before(text: &str, start: usize) -> bool {
+    let from = text[..start]
+        .char_indices()
+        .rev()
+        .nth(40)
+        .map_or(0, |(i, _)| i);
+    let window = text[from..start].to_ascii_lowercase();
+    [
+        "mrn",
+        "record",
+        "patient",
+        "chart",
+        "insurance",
+        "policy",
+        "member",
+        "subscriber",
+        "group",
+        "medicaid",
+        "medicare",
+        "licen",
+        "passport",
+        "npi",
+        "dea",
+        "account",
+        " id",
+        "id:",
+        "id#",
+        "ssn",
+        "social",
+        "routing",
+        "case",
+        "claim",
+        "order",
+        "tracking",
     ]
     .iter()
     .any(|w| window.contains(w))
