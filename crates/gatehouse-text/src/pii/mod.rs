@@ -329,7 +329,23 @@ impl Detector {
     /// a part of it, in any case or possessive ("my name is Oluwaseun Adeyemi" … "thank you,
     /// Oluwaseun"). This is the scan both redaction and the privacy gate run.
     pub fn detect_conversation(&self, texts: &[&str], allow: &Allowlist) -> Vec<Vec<Span>> {
-        let mut raw: Vec<Vec<RawSpan>> = texts.iter().map(|t| self.raw(t, allow)).collect();
+        self.detect_conversation_where(texts, allow, &vec![true; texts.len()])
+    }
+
+    /// [`Self::detect_conversation`], where a message whose `scan` is false is known to
+    /// hold nothing of its own (it was scanned before and found clean, and has not
+    /// changed): only mentions of names found elsewhere are looked for in it.
+    pub(crate) fn detect_conversation_where(
+        &self,
+        texts: &[&str],
+        allow: &Allowlist,
+        scan: &[bool],
+    ) -> Vec<Vec<Span>> {
+        let mut raw: Vec<Vec<RawSpan>> = texts
+            .iter()
+            .zip(scan)
+            .map(|(t, &scan)| if scan { self.raw(t, allow) } else { Vec::new() })
+            .collect();
         let mut known: BTreeMap<String, bool> = BTreeMap::new();
         for (text, spans) in texts.iter().zip(&raw) {
             for s in spans.iter().filter(|s| s.kind == PiiType::Name) {

@@ -146,13 +146,24 @@ fn plan(detector: &Detector, allow: &Allowlist, texts: &[&str]) -> Plan {
         .collect();
     let mut settled = false;
     let mut rendered = render(texts, &regions);
+    // A message with nothing to replace is unchanged and was found clean: its own scan
+    // would find the same nothing, only mentions of names found elsewhere can change.
+    let scan: Vec<bool> = regions.iter().map(|rs| !rs.is_empty()).collect();
+    if !scan.contains(&true) {
+        return Plan {
+            regions,
+            texts: vec![None; texts.len()],
+            settled: true,
+        };
+    }
     for _ in 0..MAX_ROUNDS {
         let views: Vec<&str> = texts
             .iter()
             .zip(&rendered)
             .map(|(t, r)| r.as_ref().map_or(*t, |(s, _)| s.as_str()))
             .collect();
-        let again = detector.detect_conversation(&views, allow);
+        let scan: Vec<bool> = rendered.iter().map(Option::is_some).collect();
+        let again = detector.detect_conversation_where(&views, allow, &scan);
         if again.iter().all(Vec::is_empty) {
             settled = true;
             break;
