@@ -178,10 +178,16 @@ pub fn publish(
         }
     }
     let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-    let quarantined = count(&build["records_quarantined"]);
-    if quarantined > 0 {
+    let unsettled = count(&build["privacy"]["records_unsettled"]);
+    let malformed = count(&build["records_quarantined"]).saturating_sub(unsettled);
+    if malformed > 0 {
         exclusions.push(format!(
-            "{quarantined} record(s) quarantined as malformed (quarantine.jsonl)"
+            "{malformed} record(s) quarantined as malformed (quarantine.jsonl)"
+        ));
+    }
+    if unsettled > 0 {
+        exclusions.push(format!(
+            "{unsettled} record(s) withheld because their PII redaction did not settle (Q013, quarantine.jsonl)"
         ));
     }
     let removed = count(&build["records_removed_by_policy"]);

@@ -278,6 +278,12 @@ fn the_privacy_gate_measures_recall_on_labelled_sets_in_the_store_and_fails_belo
     assert_eq!(f.subject, "labelled/hard.jsonl");
     assert_eq!(f.name, "measured-recall-below-minimum");
     assert!(!report_text().contains("kettle"), "text in the report");
+    // report.html shows the measurement, well-formed and without the text.
+    let page = text(&store, &format!("{LOC}report.html"));
+    roxmltree::Document::parse(page.trim_start_matches("<!DOCTYPE html>\n"))
+        .expect("report.html is well-formed");
+    assert!(page.contains("Measured redaction on labelled sets"));
+    assert!(page.contains("labelled/hard.jsonl") && !page.contains("kettle"));
     // A waiver with its reason makes it a warning.
     let waiver: gatehouse_core::waiver::Waiver = toml::from_str(
         "code = \"PII016\"\nreason = \"the hard set is a known gap\"\napprover = \"privacy@example.org\"\nexpires = \"2099-01-01\"\n",
