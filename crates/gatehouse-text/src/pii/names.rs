@@ -1191,6 +1191,36 @@ fn odd_capitals(word: &str) -> bool {
     })
 }
 
+/// The size of the pieces a long text is read in.
+const PIECE: usize = 64 * 1024;
+
+/// `text` in pieces of at most about [`PIECE`] bytes, each with its offset, cut after a
+/// line break (else a space, else a char boundary) so no word is split.
+fn pieces(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= text.len() {
+            return None;
+        }
+        let rest = &text[at..];
+        let mut end = rest.len();
+        if end > PIECE {
+            let mut cut = PIECE;
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let window = &rest[..cut];
+            end = window
+                .rfind('\n')
+                .or_else(|| window.rfind(' '))
+                .map_or(cut, |i| i + 1);
+        }
+        let piece = (at, &rest[..end]);
+        at += end;
+        Some(piece)
+    })
+}
+
 /// Chat spelling: a letter three times in a row ("yasss", "soooo").
 fn elongated(lower: &str) -> bool {
     let b = lower.as_bytes();
@@ -1387,7 +1417,21 @@ impl Names {
         false
     }
 
+    /// Names in `text`. A long text is read in pieces of about [`PIECE`] bytes cut at a
+    /// line break or space, so memory follows the piece, not the message (the rules look
+    /// a few words around each word).
     pub(crate) fn find(&self, text: &str, out: &mut Vec<RawSpan>) {
+        for (at, piece) in pieces(text) {
+            let from = out.len();
+            self.find_in(piece, out);
+            for s in &mut out[from..] {
+                s.start += at;
+                s.end += at;
+            }
+        }
+    }
+
+    fn find_in(&self, text: &str, out: &mut Vec<RawSpan>) {
         if !text.bytes().any(|b| b.is_ascii_alphabetic()) && !text.chars().any(char::is_alphabetic)
         {
             return;
@@ -1634,6 +1678,22 @@ impl Names {
     /// Every word of `text` that is a remembered name part (see [`Self::memorable`]), as a
     /// name span: the same person mentioned again ("Thank you, Oluwaseun").
     pub(crate) fn mentions(
+        &self,
+        text: &str,
+        known: &std::collections::BTreeMap<String, bool>,
+        out: &mut Vec<RawSpan>,
+    ) {
+        for (at, piece) in pieces(text) {
+            let from = out.len();
+            self.mentions_in(piece, known, out);
+            for s in &mut out[from..] {
+                s.start += at;
+                s.end += at;
+            }
+        }
+    }
+
+    fn mentions_in(
         &self,
         text: &str,
         known: &std::collections::BTreeMap<String, bool>,
@@ -2065,5 +2125,25 @@ impl Names {
             .trim_end_matches([',', '!', '.'])
             .to_lowercase();
         CLOSINGS.contains(&prev_line.as_str())
+    }
+}
+
+#[cfg(test)]
+mod piece_tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_the_text_and_cut_between_words() {
+        let text = "word ".repeat(40_000) + "Sarah\nend";
+        let ps: Vec<(usize, &str)> = pieces(&text).collect();
+        assert!(ps.len() > 2);
+        assert_eq!(ps.iter().map(|(_, p)| p.len()).sum::<usize>(), text.len());
+        for (at, p) in &ps {
+            assert_eq!(&text[*at..*at + p.len()], *p);
+            assert!(
+                p.len() <= PIECE
+                    && (p.ends_with(' ') || p.ends_with('\n') || *at + p.len() == text.len())
+            );
+        }
     }
 }
