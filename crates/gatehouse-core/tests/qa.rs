@@ -129,7 +129,7 @@ fn review_file(
     score: f64,
 ) -> Value {
     let rubric = &config.rubrics[&review_type];
-    let invited = qa::reviewers::invite(store, LOC, reviewer, review_type, None).unwrap();
+    let invited = qa::reviewers::invite(store, LOC, reviewer, review_type, None, 14).unwrap();
     let reviews: Vec<Value> = samples
         .samples
         .iter()

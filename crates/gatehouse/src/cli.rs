@@ -217,6 +217,9 @@ pub enum QaCommand {
     /// Invite a reviewer: prints their secret sign-in link once (only its hash is stored)
     /// and assigns them samples of their review type.
     Invite(QaInviteArgs),
+    /// Revoke a reviewer: their link stops working, a running `qa serve` ends their
+    /// sessions at their next request, and their reviews no longer count in the signoff.
+    Revoke(QaRevokeArgs),
     /// Serve the reviewer web app: reviewers sign in with their link, read the redacted
     /// conversations assigned to them, score, comment, flag and submit.
     ///
@@ -250,6 +253,19 @@ pub struct QaInviteArgs {
     /// Where reviewers reach `gatehouse qa serve`, for the printed link
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
+    /// The link stops working after this many days [default: `[qa] invitation_days`, else 14]
+    #[arg(long, value_name = "DAYS")]
+    pub expires_days: Option<u32>,
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QaRevokeArgs {
+    /// The reviewer's id (rv-…, as `qa invite` printed it; see qa/reviewers.json)
+    #[arg(long, value_name = "ID")]
+    pub reviewer: String,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
@@ -280,6 +296,18 @@ pub struct QaServeArgs {
     /// Mark the session cookie Secure (when served over HTTPS through a proxy)
     #[arg(long)]
     pub secure_cookie: bool,
+    /// Close a connection whose request headers take longer than this (slow clients)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Close a connection with no traffic and no request in progress for this long
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Connections one client address may hold at once (more are closed at once)
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_connections_per_ip: usize,
+    /// Connections the app holds at once (keep it under the open-file limit)
+    #[arg(long, value_name = "N", default_value_t = 768)]
+    pub max_connections: usize,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,

@@ -36,6 +36,10 @@ pub struct QaConfig {
     pub sample: SampleRule,
     /// Rubric per review type; the defaults are the clinical team's.
     pub rubrics: BTreeMap<ReviewType, Rubric>,
+    /// Days an invitation (its sign-in link) stays valid; default
+    /// [`reviewers::DEFAULT_INVITATION_DAYS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation_days: Option<u32>,
 }
 
 /// How many records each family × split group contributes.
@@ -150,6 +154,7 @@ impl Default for QaConfig {
         Self {
             sample: SampleRule::default(),
             rubrics,
+            invitation_days: None,
         }
     }
 }
@@ -884,12 +889,18 @@ fn stored_reviews(
         }
     }
     keys.sort();
+    let revoked: Vec<String> = reviewers::load(store, location, digest)?
+        .revoked
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     let (mut files, mut void) = (Vec::new(), Vec::new());
     for key in keys {
         let bytes = store.get_bytes(&key)?;
         let file: signoff::ReviewFile = serde_json::from_slice(&bytes)
             .map_err(|_| QaError::BadReviews(format!("{key} is not a review file")))?;
-        if file.release_digest != digest {
+        // Made before a rebuild, or by a reviewer since revoked: void, never counted.
+        if file.release_digest != digest || revoked.contains(&file.reviewer) {
             void.push(key);
             continue;
         }

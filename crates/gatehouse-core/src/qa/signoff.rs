@@ -192,7 +192,8 @@ pub struct Signoff {
     pub reasons: Vec<String>,
     pub reviewers: BTreeMap<String, ReviewType>,
     pub review_files: Vec<String>,
-    /// Review files for another digest (made before a rebuild): void, not counted.
+    /// Review files for another digest (made before a rebuild) or by a revoked reviewer:
+    /// void, not counted.
     pub void_review_files: Vec<String>,
     pub results: Vec<TypeResult>,
     pub exceptions: Vec<Exception>,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Release;
-use crate::cli::{Cli, QaImportArgs, QaInviteArgs, QaSampleArgs, QaServeArgs, Role};
+use crate::cli::{Cli, QaImportArgs, QaInviteArgs, QaRevokeArgs, QaSampleArgs, QaServeArgs, Role};
 use crate::exit::Code;
 use crate::print;
 
@@ -170,14 +170,23 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
 }
 
 pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
-    let Release { store, version, .. } = Release::open(cli, args.release_version.as_deref())?;
+    let Release {
+        store,
+        version,
+        settings,
+        ..
+    } = Release::open(cli, args.release_version.as_deref())?;
+    let days = args
+        .expires_days
+        .or(settings.qa.invitation_days)
+        .unwrap_or(qa::reviewers::DEFAULT_INVITATION_DAYS);
     let location = draft_location(&store, &version)?;
     let role = match args.role {
         Role::ClinicianFoundation => ReviewType::ClinicianFoundation,
         Role::ClinicianEdge => ReviewType::ClinicianEdge,
         Role::BiasCultural => ReviewType::BiasCultural,
     };
-    let inv = qa::reviewers::invite(&store, &location, &args.name, role, args.max_samples)?;
+    let inv = qa::reviewers::invite(&store, &location, &args.name, role, args.max_samples, days)?;
     let link = format!(
         "{}/login?token={}",
         args.base_url.trim_end_matches('/'),
@@ -190,6 +199,7 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
             "assignments": inv.reviewer.assignments.len(),
             "token": inv.token,
             "link": link,
+            "expires_at": inv.reviewer.expires_at,
         }))?;
     } else {
         print::out(&format!(
@@ -203,7 +213,32 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
             "  sign-in link (shown once; send it privately): {link}"
         ));
         print::out(&format!(
+            "  valid until {} (`gatehouse qa revoke --reviewer {}` ends it sooner)",
+            inv.reviewer.expires_at.as_deref().unwrap_or("-"),
+            inv.reviewer.id
+        ));
+        print::out(&format!(
             "  serve the app with `gatehouse qa serve --release-version {version}`"
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn revoke(cli: &Cli, args: &QaRevokeArgs) -> Result<Code> {
+    let Release { store, version, .. } = Release::open(cli, args.release_version.as_deref())?;
+    let location = draft_location(&store, &version)?;
+    let r = qa::reviewers::revoke(&store, &location, &args.reviewer)?;
+    if cli.global.json {
+        print::json(&serde_json::json!({
+            "revoked": r.id,
+            "review_type": r.review_type,
+            "revoked_at": r.revoked_at,
+        }))?;
+    } else {
+        print::out(&format!(
+            "qa revoke: {} ({}) can no longer sign in; a running `qa serve` ends their sessions \
+             at their next request; their reviews no longer count (run `gatehouse qa signoff` again)",
+            r.name, r.id
         ));
     }
     Ok(Code::Ok)
@@ -228,9 +263,17 @@ pub fn serve(cli: &Cli, args: &QaServeArgs) -> Result<Code> {
         .enable_all()
         .build()?;
     let json = cli.global.json;
+    let limits = gatehouse_review::ConnLimits {
+        header_read: Duration::from_secs(args.header_timeout_secs.max(1)),
+        idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        per_ip: args.max_connections_per_ip.max(1),
+        total: args.max_connections.max(1),
+        ..gatehouse_review::ConnLimits::default()
+    };
     runtime.block_on(gatehouse_review::serve(
         Arc::new(app),
         &args.listen,
+        limits,
         |addr| {
             if json {
                 let _ = print::json(&serde_json::json!({

@@ -156,6 +156,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(p: &Project, version: &str) -> Self {
+        Self::start_with(p, version, &[])
+    }
+
+    /// With extra `qa serve` arguments.
+    pub fn start_with(p: &Project, version: &str, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let log = p.path().join("serve.log");
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
@@ -169,6 +174,7 @@ impl Server {
                 "--listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -189,6 +195,11 @@ impl Server {
             .trim_end_matches(';')
             .to_string();
         Self { child, base, log }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the server and returns its whole log.
