@@ -220,6 +220,11 @@ pub enum QaCommand {
     /// Revoke a reviewer: their link stops working, a running `qa serve` ends their
     /// sessions at their next request, and their reviews no longer count in the signoff.
     Revoke(QaRevokeArgs),
+    /// Make a reviewer's key pair: writes the private key to a file and prints the public key
+    /// to register with `qa invite --public-key`. For reviewers who review offline.
+    Keygen(QaKeygenArgs),
+    /// Sign a review file with your private key: writes FILE.sig for `qa import`.
+    Sign(QaSignArgs),
     /// Serve the reviewer web app: reviewers sign in with their link, read the redacted
     /// conversations assigned to them, score, comment, flag and submit.
     ///
@@ -256,6 +261,10 @@ pub struct QaInviteArgs {
     /// The link stops working after this many days [default: `[qa] invitation_days`, else 14]
     #[arg(long, value_name = "DAYS")]
     pub expires_days: Option<u32>,
+    /// The reviewer's public key (`ed25519:…`, from their `gatehouse qa keygen`): files
+    /// imported in their name must then carry their signature
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
@@ -317,9 +326,30 @@ pub struct QaServeArgs {
 pub struct QaImportArgs {
     /// The reviewer's file: JSON, or CSV (by its .csv extension)
     pub file: PathBuf,
+    /// The reviewer's signature of a JSON file (`gatehouse qa sign`) [default: FILE.sig when
+    /// it exists]. Without one the reviews are recorded as attested by whoever runs this
+    /// (GATEHOUSE_ACTOR or the login name) and count only with `[qa] count_attested = true`.
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QaKeygenArgs {
+    /// Where to write the private key (created, never overwritten; keep it to yourself)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct QaSignArgs {
+    /// The review file (JSON) to sign, exactly as it will be imported
+    pub file: PathBuf,
+    /// Your private key (from `gatehouse qa keygen`)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,10 @@ pub struct Reviewer {
     /// expiry existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// The reviewer's Ed25519 public key (`ed25519:<hex>`), registered at invitation: files
+    /// imported in their name must then be signed with it ([`super::proof`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     pub assignments: Vec<String>,
 }
 
@@ -141,7 +145,11 @@ pub fn invite(
     review_type: ReviewType,
     limit: Option<usize>,
     valid_days: u32,
+    public_key: Option<&str>,
 ) -> Result<Invitation, QaError> {
+    if let Some(k) = public_key {
+        super::proof::parse_public_key(k)?;
+    }
     if valid_days == 0 {
         return Err(QaError::Config(
             "an invitation must be valid for at least one day".into(),
@@ -198,6 +206,7 @@ pub fn invite(
             (now + chrono::Duration::days(i64::from(valid_days)))
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
+        public_key: public_key.map(|k| k.trim().to_string()),
         assignments,
     };
     all.schema_version = SCHEMA_VERSION;

@@ -27,6 +27,8 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Qa(QaCommand::Sample(args)) => qa::sample(cli, args),
         Command::Qa(QaCommand::Invite(args)) => qa::invite(cli, args),
         Command::Qa(QaCommand::Revoke(args)) => qa::revoke(cli, args),
+        Command::Qa(QaCommand::Keygen(args)) => qa::keygen(cli, args),
+        Command::Qa(QaCommand::Sign(args)) => qa::sign(cli, args),
         Command::Qa(QaCommand::Serve(args)) => qa::serve(cli, args),
         Command::Qa(QaCommand::Import(args)) => qa::import(cli, args),
         Command::Qa(QaCommand::Signoff(args)) => qa::signoff(cli, args),

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Release;
-use crate::cli::{Cli, QaImportArgs, QaInviteArgs, QaRevokeArgs, QaSampleArgs, QaServeArgs, Role};
+use crate::cli::{
+    Cli, QaImportArgs, QaInviteArgs, QaKeygenArgs, QaRevokeArgs, QaSampleArgs, QaServeArgs,
+    QaSignArgs, Role,
+};
 use crate::exit::Code;
 use crate::print;
 
@@ -106,19 +109,58 @@ pub fn import(cli: &Cli, args: &QaImportArgs) -> Result<Code> {
     } else {
         vec![bytes]
     };
+    let default_sig = {
+        let mut p = args.file.clone().into_os_string();
+        p.push(".sig");
+        std::path::PathBuf::from(p)
+    };
+    let sig_path = args
+        .signature
+        .clone()
+        .or_else(|| default_sig.is_file().then_some(default_sig));
+    let signature = match &sig_path {
+        None => None,
+        Some(_) if is_csv => anyhow::bail!(
+            "a signature covers one reviewer's JSON file; a CSV is imported as operator-attested \
+             (hint: have each reviewer sign their JSON review file with `gatehouse qa sign`)"
+        ),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+        ),
+    };
+    let actor = gatehouse_core::audit::actor();
     let mut stored = Vec::new();
     for f in &files {
-        qa::check_import(&store, &location, f, &settings.qa)?;
+        qa::check_import(&store, &location, f, &settings.qa, signature.as_deref())?;
     }
     for f in &files {
-        stored.push(qa::import(&store, &location, f, &settings.qa)?);
+        stored.push(qa::import(
+            &store,
+            &location,
+            f,
+            &settings.qa,
+            signature.as_deref(),
+            &actor,
+        )?);
     }
+    let how = if signature.is_some() {
+        "signed by the reviewer's registered key".to_string()
+    } else if settings.qa.count_attested.unwrap_or(false) {
+        format!("operator-attested by {actor} (counted: [qa] count_attested = true)")
+    } else {
+        format!(
+            "operator-attested by {actor}: NOT counted in the signoff unless [qa] count_attested \
+             = true (reviewers can sign their files: `gatehouse qa keygen`, `qa sign`)"
+        )
+    };
     if cli.global.json {
         print::json(&serde_json::json!({ "stored": stored }))?;
     } else {
         for key in &stored {
             print::out(&format!("qa import: stored {}", store.locate(key)));
         }
+        print::out(&format!("  {how}"));
     }
     Ok(Code::Ok)
 }
@@ -186,7 +228,15 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
         Role::ClinicianEdge => ReviewType::ClinicianEdge,
         Role::BiasCultural => ReviewType::BiasCultural,
     };
-    let inv = qa::reviewers::invite(&store, &location, &args.name, role, args.max_samples, days)?;
+    let inv = qa::reviewers::invite(
+        &store,
+        &location,
+        &args.name,
+        role,
+        args.max_samples,
+        days,
+        args.public_key.as_deref(),
+    )?;
     let link = format!(
         "{}/login?token={}",
         args.base_url.trim_end_matches('/'),
@@ -219,6 +269,54 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
         ));
         print::out(&format!(
             "  serve the app with `gatehouse qa serve --release-version {version}`"
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn keygen(cli: &Cli, args: &QaKeygenArgs) -> Result<Code> {
+    let (private, public) = qa::proof::keygen()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&args.out).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create {}: {e} (hint: choose a new file; an existing key is never overwritten)",
+            args.out.display()
+        )
+    })?;
+    std::io::Write::write_all(&mut f, private.as_bytes())?;
+    if cli.global.json {
+        print::json(&serde_json::json!({ "public_key": public, "private_key_file": args.out }))?;
+    } else {
+        print::out(&format!(
+            "qa keygen: private key written to {} (keep it to yourself)",
+            args.out.display()
+        ));
+        print::out(&format!(
+            "  public key (give it to the release manager): {public}"
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn sign(cli: &Cli, args: &QaSignArgs) -> Result<Code> {
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    let key = std::fs::read_to_string(&args.key)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.key.display()))?;
+    let signature = qa::proof::sign(&key, &bytes)?;
+    let mut out = args.file.clone().into_os_string();
+    out.push(".sig");
+    let out = std::path::PathBuf::from(out);
+    std::fs::write(&out, format!("{signature}\n"))?;
+    if cli.global.json {
+        print::json(&serde_json::json!({ "signature_file": out, "signature": signature }))?;
+    } else {
+        print::out(&format!(
+            "qa sign: wrote {} (send it with the file; any change to the file voids it)",
+            out.display()
         ));
     }
     Ok(Code::Ok)

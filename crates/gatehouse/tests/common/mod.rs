@@ -49,11 +49,18 @@ impl Project {
         self.dir.path()
     }
 
+    /// Writes gatehouse.toml with `extra` (TOML) first. Unless `extra` has a `[qa]` table,
+    /// operator-attested reviews count: most suites import their reviewers' files unsigned.
     pub fn write_config(&self, extra: &str) {
+        let qa = if extra.contains("[qa]") {
+            ""
+        } else {
+            "[qa]\ncount_attested = true\n"
+        };
         std::fs::write(
             self.path().join("gatehouse.toml"),
             format!(
-                "registry = \"registry.toml\"\n{extra}\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n{SAMPLE_RANGES}"
+                "registry = \"registry.toml\"\n{extra}\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n{qa}{SAMPLE_RANGES}"
             ),
         )
         .unwrap();
