@@ -447,6 +447,10 @@ backend = "local"
 local_path = "store"
 exports_prefix = "exports"
 
+# The benchmark imports its reviewers' files offline, unsigned: operator-attested.
+[qa]
+count_attested = true
+
 [gates.distribution.ranges.voice_persona]
 tokens_mean = [100, 800]
 tokens_max = [200, 2000]

@@ -229,9 +229,45 @@ pub struct Settings {
     pub as_of: chrono::NaiveDate,
     /// The date from `SOURCE_DATE_EPOCH`, when set: the only clock artefacts may use.
     pub source_date: Option<chrono::NaiveDate>,
+    /// Settings given twice with different values (e.g. `OVH_S3_BUCKET` and `AWS_S3_BUCKET`),
+    /// where the first in precedence silently wins: shown by `doctor` and logged with `-v`.
+    /// Names only, never values.
+    pub warnings: Vec<String>,
 }
 
 impl Settings {
+    /// Every problem of the policy settings, checked together before anything runs, so a
+    /// `release --dry-run` that exits 0 means the run will not stop on its configuration.
+    /// (Each stage still checks its own settings when run alone.)
+    pub fn problems(&self, registry: &crate::registry::Registry) -> Vec<String> {
+        let b = &self.build;
+        let mut out: Vec<String> = [
+            b.ratios.problem().map(|p| format!("[build] ratios: {p}")),
+            (!(0.0..=1.0).contains(&b.max_quarantine_rate))
+                .then(|| "[build] max_quarantine_rate must be between 0 and 1".to_string()),
+            b.dedup
+                .problem(registry)
+                .map(|p| format!("[build.dedup] {p}")),
+            self.gates
+                .distribution
+                .problem()
+                .map(|p| format!("[gates] {p}")),
+            self.qa.problem().map(|p| format!("[qa] {p}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let gatehouse_text::TokenizerSpec::File(p) = &b.tokenizer
+            && !p.is_file()
+        {
+            out.push(format!("[build] tokenizer: {} is not a file", p.display()));
+        }
+        for w in &self.waivers {
+            out.extend(w.problems().into_iter().map(|p| format!("[[waivers]] {p}")));
+        }
+        out
+    }
+
     /// sha256 of the resolved policy (everything but where the store is and its secrets);
     /// recorded in every manifest.
     pub fn digest(&self) -> String {
@@ -318,6 +354,7 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
 struct Resolver<'a> {
     env: &'a dyn Env,
     origins: Vec<SettingOrigin>,
+    warnings: Vec<String>,
 }
 
 impl Resolver<'_> {
@@ -332,8 +369,20 @@ impl Resolver<'_> {
     ) -> Option<String> {
         let (value, from) = if let Some(v) = flag {
             (v, format!("--{}", setting.replace('_', "-")))
-        } else if let Some((var, v)) = vars.iter().find_map(|v| self.env.var(v).map(|x| (v, x))) {
-            (v, (*var).to_string())
+        } else if let Some((i, v)) = vars
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| self.env.var(v).map(|x| (i, x)))
+        {
+            for other in &vars[i + 1..] {
+                if self.env.var(other).is_some_and(|o| o != v) {
+                    self.warnings.push(format!(
+                        "{} and {other} are both set, to different values: {} is used",
+                        vars[i], vars[i]
+                    ));
+                }
+            }
+            (v, vars[i].to_string())
         } else if let Some(v) = file {
             (v, CONFIG_FILE_NAME.to_string())
         } else if let Some(v) = default {
@@ -425,6 +474,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
     let mut r = Resolver {
         env,
         origins: Vec::new(),
+        warnings: Vec::new(),
     };
     let path_string = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
 
@@ -487,6 +537,27 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
             "the exports prefix is empty",
             format!(
                 "set {} to a key prefix such as `exports`",
+                env::EXPORTS_PREFIX
+            ),
+        ));
+    }
+    // A key prefix, not a path: `..` would be written as a literal `%2E%2E` folder inside
+    // the store (while messages showed a path outside it), and the next coverage would list
+    // the release's own output as source objects.
+    if exports_prefix
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        || exports_prefix.chars().any(char::is_control)
+    {
+        return Err(ConfigError::invalid(
+            format!(
+                "the exports prefix {:?} is not a key prefix (it has an empty, `.` or `..` \
+                 segment, or a control character)",
+                exports_prefix
+            ),
+            format!(
+                "set {} (or [store] exports_prefix) to a prefix inside the store such as \
+                 `exports` or `team/exports`",
                 env::EXPORTS_PREFIX
             ),
         ));
@@ -568,6 +639,7 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         origins: r.origins,
         as_of,
         source_date,
+        warnings: r.warnings,
     })
 }
 
@@ -667,6 +739,20 @@ fn resolve_credentials(r: &mut Resolver<'_>) -> Result<Credentials, ConfigError>
             (None, None) => continue,
             (Some(key), Some(secret)) => {
                 let session_token = token_var.and_then(|t| r.env.var(t)).map(Secret::new);
+                let later = env::CREDENTIALS
+                    .iter()
+                    .skip_while(|(k, _, _)| k != key_var)
+                    .skip(1);
+                for (other_key, other_secret, _) in later {
+                    let differs = r.env.var(other_key).is_some_and(|o| o != key)
+                        || r.env.var(other_secret).is_some_and(|o| o != secret);
+                    if differs {
+                        r.warnings.push(format!(
+                            "{key_var}/{secret_var} and {other_key}/{other_secret} are both set, \
+                             to different credentials: {key_var}/{secret_var} is used"
+                        ));
+                    }
+                }
                 r.origins.push(SettingOrigin {
                     setting: "credentials",
                     value: "(set)".into(),
@@ -872,6 +958,60 @@ mod tests {
         }
         let err = resolve(&no_file(), &with("http://evil.example#@127.0.0.1")).unwrap_err();
         assert!(err.to_string().contains("fragment"), "{err}");
+    }
+
+    #[test]
+    fn ovh_and_aws_variables_with_different_values_are_warned_about_without_values() {
+        let e = env(&[
+            ("DATASET_STORAGE_BACKEND", "s3"),
+            ("OVH_S3_BUCKET", "ovh-bucket"),
+            ("AWS_S3_BUCKET", "aws-bucket"),
+            ("OVH_S3_REGION", "gra"),
+            ("AWS_REGION", "gra"),
+            ("OVH_S3_ACCESS_KEY", "ovh-ak"),
+            ("OVH_S3_SECRET_KEY", "ovh-sk"),
+            ("AWS_ACCESS_KEY_ID", "aws-ak"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-sk"),
+            ("OVH_S3_ENDPOINT", "s3.gra.io.cloud.ovh.net"),
+        ]);
+        let s = resolve(&no_file(), &e).unwrap();
+        assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("OVH_S3_BUCKET and AWS_S3_BUCKET"));
+        assert!(
+            s.warnings[1].contains("OVH_S3_ACCESS_KEY/OVH_S3_SECRET_KEY and AWS_ACCESS_KEY_ID")
+        );
+        let all = s.warnings.join(" ");
+        for value in [
+            "ovh-bucket",
+            "aws-bucket",
+            "ovh-ak",
+            "aws-ak",
+            "ovh-sk",
+            "aws-sk",
+        ] {
+            assert!(!all.contains(value), "{all}");
+        }
+    }
+
+    #[test]
+    fn an_exports_prefix_outside_the_store_is_refused() {
+        for bad in ["../../outside", "a/../b", "./x", "a//b", "x\ty"] {
+            let e = env(&[
+                ("DATASET_EXPORTS_PREFIX", bad),
+                ("DATASET_STORAGE_LOCAL_PATH", "/tmp"),
+            ]);
+            let err = resolve(&no_file(), &e).unwrap_err();
+            assert!(err.to_string().contains("not a key prefix"), "{bad}: {err}");
+            assert!(err.hint().unwrap().contains("exports"), "{err}");
+        }
+        let e = env(&[
+            ("DATASET_EXPORTS_PREFIX", "/team/exports/"),
+            ("DATASET_STORAGE_LOCAL_PATH", "/tmp"),
+        ]);
+        assert_eq!(
+            resolve(&no_file(), &e).unwrap().store.exports_prefix,
+            "team/exports"
+        );
     }
 
     #[test]

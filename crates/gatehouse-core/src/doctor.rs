@@ -47,6 +47,9 @@ pub struct DoctorReport {
     pub generated_by: String,
     pub store: StoreDescription,
     pub settings: Vec<SettingOrigin>,
+    /// Settings given twice with different values ([`crate::config::Settings::warnings`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub checks: Vec<Check>,
     pub create_only: CreateOnly,
     /// Whether write-once publication can rely on this store.
@@ -96,6 +99,7 @@ pub fn run(store: &Store, settings: Vec<SettingOrigin>) -> DoctorReport {
         generated_by: generated_by(),
         store: store.describe(),
         settings,
+        warnings: Vec::new(),
         publish_safe: create_only == CreateOnly::Enforced,
         checks,
         create_only,

@@ -13,6 +13,8 @@ pub mod consume;
 pub mod coverage;
 pub mod digest;
 pub mod doctor;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gates;
 pub mod html;
 pub mod privacy;

@@ -187,7 +187,7 @@ pub fn publish(
     }
     if unsettled > 0 {
         exclusions.push(format!(
-            "{unsettled} record(s) withheld because their PII redaction did not settle (Q013, quarantine.jsonl)"
+            "{unsettled} record(s) withheld because their PII redaction did not settle (Q014, quarantine.jsonl)"
         ));
     }
     let removed = count(&build["records_removed_by_policy"]);
@@ -336,6 +336,7 @@ pub fn publish(
         "signoff": {
             "decision": signoff["decision"],
             "reviewers": signoff["reviewers"],
+            "authentication": signoff["authentication"],
             "results": signoff["results"],
             "exceptions": signoff["exceptions"],
             "record_sha256": match &qa.gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
@@ -507,6 +508,31 @@ fn notes_markdown(
     if let Some(r) = s["reviewers"].as_object() {
         for (who, t) in r {
             md.push_str(&format!("- {who}: {}\n", t.as_str().unwrap_or("?")));
+        }
+    }
+    if let Some(auth) = s["authentication"].as_array() {
+        md.push_str("\nWho vouches for each review file:\n\n");
+        for a in auth {
+            let how = match a["method"].as_str() {
+                Some("app-session") => "authenticated: submitted in the review app".to_string(),
+                Some("signature") => {
+                    "authenticated: signed with the reviewer's registered key".to_string()
+                }
+                _ => format!(
+                    "operator-attested by {}",
+                    a["by"].as_str().unwrap_or("unknown")
+                ),
+            };
+            let counted = if a["counted"].as_bool() == Some(false) {
+                " (not counted)"
+            } else {
+                ""
+            };
+            md.push_str(&format!(
+                "- {} ({}): {how}{counted}\n",
+                a["reviewer"].as_str().unwrap_or("?"),
+                a["review_type"].as_str().unwrap_or("?")
+            ));
         }
     }
     if let Some(results) = s["results"].as_array() {

@@ -126,6 +126,8 @@ pub enum ReleaseError {
     Consume(#[from] crate::consume::ConsumeError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error("invalid configuration: {}", .0.join("; "))]
+    InvalidConfig(Vec<String>),
     #[error("cannot publish: {0}")]
     NotPublishable(String),
     #[error(
@@ -153,12 +155,27 @@ impl ReleaseError {
             ReleaseError::Qa(e) => e.hint(),
             ReleaseError::Consume(e) => e.hint(),
             ReleaseError::Audit(e) => e.hint(),
+            ReleaseError::InvalidConfig(_) => Some(
+                "fix these settings in gatehouse.toml (`gatehouse doctor` shows where each \
+                 setting came from); nothing was run"
+                    .into(),
+            ),
             ReleaseError::NotPublishable(_) => Some("run `gatehouse release` again".into()),
             ReleaseError::UnsafeStore => Some(
                 "use a store that refuses a second create-only write (`gatehouse doctor` checks), or pass --allow-unenforced-store \"REASON\" to publish anyway with the reason recorded".into(),
             ),
             ReleaseError::Serialise(..) => None,
         }
+    }
+}
+
+/// Every configuration problem at once, before a stage runs or a dry run says "run".
+fn check_config(settings: &Settings, registry: &Registry) -> Result<(), ReleaseError> {
+    let problems = settings.problems(registry);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ReleaseError::InvalidConfig(problems))
     }
 }
 
@@ -240,6 +257,7 @@ pub fn dry_run(
     version: &str,
     options: &RunOptions<'_>,
 ) -> Result<Plan, ReleaseError> {
+    check_config(settings, registry)?;
     let mut plan = plan(store, settings, version)?;
     let mut set = |stage: Stage, action: &str, reason: String| {
         if let Some(p) = plan.stages.iter_mut().find(|p| p.stage == stage) {
@@ -484,6 +502,7 @@ pub fn run(
     options: &RunOptions<'_>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Outcome, ReleaseError> {
+    check_config(settings, registry)?;
     let plan = draft_plan(store, settings, version)?;
     let audit = Arc::new(AuditLog::start(store, version, "release")?);
     let store = &store.with_audit(Arc::clone(&audit));

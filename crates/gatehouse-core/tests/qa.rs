@@ -25,7 +25,7 @@ fn built() -> (Store, String) {
 fn packets_are_seeded_stratified_and_bound_to_the_release() {
     let (store, digest) = built();
     let reg = registry(&registry_text());
-    let config = QaConfig::default();
+    let config = counting_attested();
     let out = qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap();
     let s = &out.samples;
     assert_eq!(s.release_digest, digest);
@@ -96,7 +96,7 @@ fn packets_are_seeded_stratified_and_bound_to_the_release() {
             .collect::<Vec<_>>()
     };
     assert_eq!(ids(&again.samples), ids(s));
-    let mut other = QaConfig::default();
+    let mut other = counting_attested();
     other.sample.seed = 2;
     let other = qa::sample(&store, &reg, LOC, &other, MAX_LINE).unwrap();
     assert_ne!(ids(&other.samples), ids(s));
@@ -110,7 +110,7 @@ fn a_release_that_was_never_built_cannot_be_sampled() {
         &store,
         &registry(&registry_text()),
         LOC,
-        &QaConfig::default(),
+        &counting_attested(),
         MAX_LINE,
     )
     .unwrap_err();
@@ -129,7 +129,7 @@ fn review_file(
     score: f64,
 ) -> Value {
     let rubric = &config.rubrics[&review_type];
-    let invited = qa::reviewers::invite(store, LOC, reviewer, review_type, None).unwrap();
+    let invited = qa::reviewers::invite(store, LOC, reviewer, review_type, None, 14, None).unwrap();
     let reviews: Vec<Value> = samples
         .samples
         .iter()
@@ -156,15 +156,26 @@ fn import(store: &Store, file: &Value) -> Result<String, QaError> {
         store,
         LOC,
         &serde_json::to_vec(file).unwrap(),
-        &QaConfig::default(),
+        &counting_attested(),
+        None,
+        "test-operator",
     )
+}
+
+/// The default policy, but counting operator-attested (unsigned) imports, as these tests
+/// are about the signoff's arithmetic, not about who made the files.
+fn counting_attested() -> QaConfig {
+    QaConfig {
+        count_attested: Some(true),
+        ..QaConfig::default()
+    }
 }
 
 #[test]
 fn the_signoff_is_computed_from_reviewers_files_only() {
     let (store, digest) = built();
     let reg = registry(&registry_text());
-    let config = QaConfig::default();
+    let config = counting_attested();
     let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
         .unwrap()
         .samples;
@@ -231,7 +242,7 @@ fn the_signoff_is_computed_from_reviewers_files_only() {
 fn reviews_that_do_not_fit_the_release_are_refused() {
     let (store, _) = built();
     let reg = registry(&registry_text());
-    let config = QaConfig::default();
+    let config = counting_attested();
     let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
         .unwrap()
         .samples;
@@ -295,7 +306,7 @@ fn reviews_that_do_not_fit_the_release_are_refused() {
 fn the_qa_gate_redraws_the_packets_and_refuses_edited_ones() {
     let (store, _) = built();
     let reg = registry(&registry_text());
-    let config = QaConfig::default();
+    let config = counting_attested();
     qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap();
     let key = format!("{LOC}qa/qa_samples.json");
     let mut packets: Value = serde_json::from_str(&text(&store, &key)).unwrap();
@@ -321,9 +332,97 @@ fn the_qa_gate_redraws_the_packets_and_refuses_edited_ones() {
 fn a_review_type_without_a_rubric_is_a_configuration_error() {
     let (store, _) = built();
     let reg = registry(&registry_text());
-    let mut config = QaConfig::default();
+    let mut config = counting_attested();
     config.rubrics.remove(&ReviewType::BiasCultural);
     let err = qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap_err();
     assert!(matches!(err, QaError::Config(_)), "{err}");
     assert!(err.to_string().contains("bias_cultural"), "{err}");
+}
+
+/// Issue 18: one person inviting five "reviewers" and importing passing scores in their names
+/// gets operator-attested files that do not count by default; a reviewer's registered key
+/// makes their imports authenticated, and unsigned or wrongly signed imports refused.
+#[test]
+fn forged_imports_are_attested_and_signed_imports_are_authenticated() {
+    use gatehouse_core::qa::proof::{self, Authentication};
+
+    let (store, _) = built();
+    let reg = registry(&registry_text());
+    let strict = QaConfig::default();
+    let packets = qa::sample(&store, &reg, LOC, &strict, MAX_LINE)
+        .unwrap()
+        .samples;
+    for (who, t) in [
+        ("dr-a", ReviewType::ClinicianFoundation),
+        ("dr-b", ReviewType::ClinicianFoundation),
+        ("dr-c", ReviewType::ClinicianEdge),
+        ("dr-d", ReviewType::ClinicianEdge),
+        ("rev-e", ReviewType::BiasCultural),
+    ] {
+        import(&store, &review_file(&store, &packets, &strict, who, t, 9.0)).unwrap();
+    }
+    let (s, _) = qa::signoff(&store, LOC, &strict).unwrap();
+    assert_eq!(
+        s.decision, "not_approved",
+        "forged reviews approved a release"
+    );
+    assert_eq!(s.authentication.len(), 5);
+    assert!(s.authentication.iter().all(|a| {
+        a.method == Authentication::OperatorAttested
+            && !a.counted
+            && a.by.as_deref() == Some("test-operator")
+    }));
+    let (s, _) = qa::signoff(&store, LOC, &counting_attested()).unwrap();
+    assert_eq!(s.decision, "approved", "{:?}", s.reasons);
+
+    // A reviewer who registered a key.
+    let (private, public) = proof::keygen().unwrap();
+    let (other, _) = proof::keygen().unwrap();
+    let inv = qa::reviewers::invite(
+        &store,
+        LOC,
+        "Dr Key",
+        ReviewType::BiasCultural,
+        None,
+        14,
+        Some(&public),
+    )
+    .unwrap();
+    let mut file = review_file(
+        &store,
+        &packets,
+        &strict,
+        "unused",
+        ReviewType::BiasCultural,
+        9.0,
+    );
+    file["reviewer"] = inv.reviewer.id.clone().into();
+    let bytes = serde_json::to_vec(&file).unwrap();
+    let err = qa::import(&store, LOC, &bytes, &strict, None, "op").unwrap_err();
+    assert!(err.to_string().contains("registered a key"), "{err}");
+    let wrong = proof::sign(&other, &bytes).unwrap();
+    let err = qa::import(&store, LOC, &bytes, &strict, Some(&wrong), "op").unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    let good = proof::sign(&private, &bytes).unwrap();
+    let key = qa::import(&store, LOC, &bytes, &strict, Some(&good), "op").unwrap();
+    let (s, _) = qa::signoff(&store, LOC, &strict).unwrap();
+    let mine = |s: &qa::signoff::Signoff| {
+        s.authentication
+            .iter()
+            .find(|a| a.reviewer.contains(&inv.reviewer.id))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(mine(&s).method, Authentication::Signature);
+    assert!(mine(&s).counted);
+
+    // Edited in the store after the import: the signature no longer verifies.
+    let mut edited: Value = serde_json::from_slice(&store.get_bytes(&key).unwrap()).unwrap();
+    edited["reviews"][0]["comment"] = "changed".into();
+    store
+        .put(&key, serde_json::to_vec(&edited).unwrap())
+        .unwrap();
+    let (s, _) = qa::signoff(&store, LOC, &strict).unwrap();
+    assert_eq!(mine(&s).method, Authentication::OperatorAttested);
+    assert!(!mine(&s).counted);
 }

@@ -275,3 +275,106 @@ fn an_unreachable_endpoint_fails_fast_and_says_so() {
     assert!(err.hint().unwrap().contains("endpoint"));
     assert!(started.elapsed().as_secs() < 60, "retries are bounded");
 }
+
+/// Issue 18: keys with non-ASCII characters or any of `# % ~ ^ [ ] { } < \ " ' *` are read
+/// back exactly; a key with a control character is named, escaped, and left out without
+/// stopping the listing, coverage or doctor.
+#[test]
+fn keys_of_every_class_round_trip_and_unusable_keys_are_named_not_fatal() {
+    let s3 = server();
+    let bucket = s3.create_bucket("odd-keys").unwrap();
+    let store = s3_store(&s3, &bucket, &[]).unwrap();
+    let good = [
+        "raw/café.jsonl",
+        "raw/дневник.jsonl",
+        "raw/会話ログ.jsonl",
+        "raw/a#b.jsonl",
+        "raw/100%.jsonl",
+        "raw/%41%2F.jsonl",
+        "raw/a~b^c.jsonl",
+        "raw/[x]{y}.jsonl",
+        "raw/a<b.jsonl",
+        "raw/a\\b.jsonl",
+        "raw/a\"b'c.jsonl",
+        "raw/a*b.jsonl",
+        "raw/sp ace+plus.jsonl",
+    ];
+    // Written by another tool (not through object_store), as users' data is.
+    for key in good {
+        s3.put_raw(&bucket, key, key.as_bytes()).unwrap();
+    }
+    let mut bad = vec!["raw/tab\there.jsonl", "raw/esc\u{1b}x.jsonl"];
+    if s3.bucket_dir(&bucket).is_some() {
+        bad.push("raw/nl\nx.jsonl"); // moto refuses to store a newline in a key
+    }
+    for key in &bad {
+        s3.put_raw(&bucket, key, b"x").unwrap();
+    }
+    // Enough good keys after the bad ones that the listing has to go on past them.
+    for i in 0..30 {
+        s3.put_raw(&bucket, &format!("raw/z{i:02}.jsonl"), b"z")
+            .unwrap();
+    }
+    let mut list = store.list("");
+    let keys: Vec<String> = list.by_ref().map(|o| o.unwrap().key).collect();
+    for key in good {
+        assert!(keys.iter().any(|k| k == key), "{key} not listed: {keys:?}");
+        assert_eq!(store.get_bytes(key).unwrap(), key, "{key}");
+        let mut text = String::new();
+        store
+            .open_read(key)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, key);
+        assert_eq!(store.head(key).unwrap().size, key.len() as u64);
+    }
+    assert_eq!(keys.len(), good.len() + 30, "{keys:?}");
+    let mut skipped = list.unusable().to_vec();
+    skipped.sort();
+    let mut want: Vec<String> = bad
+        .iter()
+        .map(|k| gatehouse_core::store::escape_key(k))
+        .collect();
+    want.sort();
+    assert_eq!(skipped, want);
+    assert!(skipped.iter().all(|k| !k.chars().any(char::is_control)));
+
+    // Coverage names them and goes on; doctor's listing works.
+    let registry = Registry::parse(
+        Path::new("r.toml"),
+        "schema_version = 1\n[families.f]\nstage = \"stage1_x\"\nrequired = true\nreview = [\"clinician_foundation\"]\n\
+         [[datasets]]\nname = \"d\"\nfamily = \"f\"\ninclude = [\"raw/\"]\nformat = \"chatml\"\n",
+        String::new(),
+    )
+    .unwrap();
+    let report = coverage::run(
+        &store,
+        &registry,
+        &CoverageConfig::default(),
+        &[],
+        "2026-11-25".parse().unwrap(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let finding = report
+        .findings
+        .iter()
+        .find(|f| f.code == "COV008")
+        .expect("COV008");
+    assert!(
+        finding.message.contains("raw/tab\\there.jsonl"),
+        "{}",
+        finding.message
+    );
+    assert_eq!(report.datasets[0].objects, good.len() as u64 + 30);
+    let report = doctor::run(&store, Vec::new());
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == "list" && c.detail.contains("listing works")),
+        "{:?}",
+        report.checks
+    );
+}

@@ -18,6 +18,7 @@
 // handlers do; the response is built once per request, its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod conn;
 mod pages;
 mod session;
 
@@ -37,6 +38,7 @@ use gatehouse_core::registry::ReviewType;
 use gatehouse_core::store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 
+pub use conn::ConnLimits;
 pub use session::SessionPolicy;
 use session::{Session, Sessions};
 
@@ -150,7 +152,24 @@ pub struct App {
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// When the invitations were last re-read for an unknown token.
     last_reload: Mutex<Option<Instant>>,
+    /// What the store held at the last request: see [`App::refresh`].
+    seen: Mutex<Seen>,
     sessions: Sessions,
+}
+
+/// The identities (etag, size) of the manifest and the invitations at the last request.
+#[derive(Debug, Default)]
+struct Seen {
+    manifest: Option<(Option<String>, u64)>,
+    reviewers: Option<(Option<String>, u64)>,
+    /// The manifest no longer has this app's digest: the release was rebuilt.
+    changed: bool,
+}
+
+/// Whether the release the app serves is still the one in the store.
+enum Freshness {
+    Current,
+    Changed,
 }
 
 type Shared = Arc<App>;
@@ -190,6 +209,7 @@ impl App {
             drafts: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
             last_reload: Mutex::new(None),
+            seen: Mutex::new(Seen::default()),
             sessions: Sessions::new(policy),
         })
     }
@@ -200,6 +220,51 @@ impl App {
 
     fn reviewer(&self, id: &str) -> Option<Reviewer> {
         lock(&self.reviewers).iter().find(|r| r.id == id).cloned()
+    }
+
+    /// Looks at the store before every request (two HEADs; a re-read only when one
+    /// changed): a rebuilt manifest means the packets are stale, and changed invitations
+    /// (a `qa revoke`, a new invite) are re-read, so a revocation takes effect at the
+    /// revoked reviewer's next request. Blocking: call it on a blocking thread.
+    fn refresh(&self) -> Result<Freshness, ServeError> {
+        let manifest_key = format!("{}manifest.json", self.location);
+        let head = match self.store.head(&manifest_key) {
+            Ok(h) => Some((h.etag, h.size)),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        {
+            let seen = lock(&self.seen);
+            if seen.changed {
+                return Ok(Freshness::Changed);
+            }
+            if head.is_none() || seen.manifest != head {
+                drop(seen);
+                let current = match self.store.get_bytes(&manifest_key) {
+                    Ok(b) => Some(gatehouse_core::digest::sha256(&b)),
+                    Err(StoreError::NotFound { .. }) => None,
+                    Err(e) => return Err(e.into()),
+                };
+                let mut seen = lock(&self.seen);
+                if current.as_deref() != Some(self.digest.as_str()) {
+                    seen.changed = true;
+                    return Ok(Freshness::Changed);
+                }
+                seen.manifest = head;
+            }
+        }
+        let key = qa::reviewers::reviewers_key(&self.location);
+        let head = match self.store.head(&key) {
+            Ok(h) => Some((h.etag, h.size)),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if lock(&self.seen).reviewers != head {
+            let fresh = qa::reviewers::load(&self.store, &self.location, &self.digest)?;
+            *lock(&self.reviewers) = fresh.reviewers;
+            lock(&self.seen).reviewers = head;
+        }
+        Ok(Freshness::Current)
     }
 
     fn writer(&self, reviewer_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -231,14 +296,54 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/submit", post(submit))
         .route("/style.css", get(style))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), fresh))
         .layer(middleware::from_fn(log_and_harden))
         .with_state(app)
 }
 
-/// Serves until Ctrl-C (or `shutdown` resolves). `ready` receives the bound address.
+/// Before every request but the stylesheet: is the release still the one the app serves,
+/// and who is still invited ([`App::refresh`])?
+async fn fresh(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/style.css" {
+        return next.run(req).await;
+    }
+    let a = Arc::clone(&app);
+    match tokio::task::spawn_blocking(move || a.refresh()).await {
+        Ok(Ok(Freshness::Current)) => next.run(req).await,
+        Ok(Ok(Freshness::Changed)) => html(
+            StatusCode::CONFLICT,
+            pages::message(
+                "This release has changed",
+                "The release was rebuilt after these samples were drawn, so they can no longer \
+                 be reviewed or saved here. Your earlier saves are kept. The release manager \
+                 will draw new samples and send you a new link.",
+            ),
+        ),
+        Ok(Err(e)) => {
+            tracing::warn!(target: "gatehouse_review", "cannot check the release: {e}");
+            unavailable()
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+fn unavailable() -> Response {
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::message(
+            "Temporarily unavailable",
+            "The review store cannot be reached just now. Try again in a moment; your saved \
+             work is kept.",
+        ),
+    )
+}
+
+/// Serves until Ctrl-C (or `shutdown` resolves), each connection under `limits`. `ready`
+/// receives the bound address.
 pub async fn serve(
     app: Arc<App>,
     addr: &str,
+    limits: ConnLimits,
     ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -251,8 +356,7 @@ pub async fn serve(
         .map_err(listen_err)?;
     let local = listener.local_addr().map_err(listen_err)?;
     ready(local);
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
+    conn::serve(listener, router(app), limits, shutdown)
         .await
         .map_err(listen_err)
 }
@@ -326,8 +430,18 @@ fn signed_in(app: &App, headers: &HeaderMap) -> Result<(Session, Reviewer), Resp
         ));
     };
     match app.reviewer(&s.reviewer_id) {
-        Some(r) => Ok((s, r)),
-        None => Err(html(StatusCode::UNAUTHORIZED, pages::login(None))),
+        Some(r) if !r.expired(chrono::Utc::now()) => Ok((s, r)),
+        // Revoked (no longer invited) or expired: the session ends here.
+        _ => {
+            app.sessions.remove(&s.id);
+            Err(html(
+                StatusCode::UNAUTHORIZED,
+                pages::login(Some(
+                    "Your invitation to this review has ended. Ask the release manager if you \
+                     think this is a mistake; work you saved is kept.",
+                )),
+            ))
+        }
     }
 }
 
@@ -399,7 +513,7 @@ async fn reviewer_by_token(app: &Shared, token: &str) -> Option<Reviewer> {
             .cloned()
     };
     if let Some(r) = find(app) {
-        return Some(r);
+        return (!r.expired(chrono::Utc::now())).then_some(r);
     }
     {
         let mut last = lock(&app.last_reload);
@@ -415,7 +529,7 @@ async fn reviewer_by_token(app: &Shared, token: &str) -> Option<Reviewer> {
     if let Ok(Ok(fresh)) = fresh {
         *lock(&app.reviewers) = fresh.reviewers;
     }
-    find(app)
+    find(app).filter(|r| !r.expired(chrono::Utc::now()))
 }
 
 /// Unknown tokens reload the invitations at most this often.

@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 
 pub const COOKIE: &str = "gatehouse_review";
+
+/// Sessions one reviewer may hold at once (browsers, devices); a new sign-in past this ends
+/// their least recently used one. Signing in again and again cannot grow the map.
+pub const MAX_PER_REVIEWER: usize = 8;
+/// Sessions the app holds at once; past this a sign-in ends the least recently used session.
+pub const MAX_TOTAL: usize = 10_000;
 pub const CLEAR_COOKIE: &str = "gatehouse_review=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
 
 /// When sessions end.
@@ -77,9 +83,33 @@ impl Sessions {
             last_seen: now,
         };
         let mut live = super::lock(&self.live);
-        // Expired sessions are dropped here, so the map stays as small as the live ones.
+        // Expired sessions are dropped here, so the map stays as small as the live ones,
+        // and bounded: per reviewer and in all, the least recently used session gives way.
         let policy = self.policy;
         live.retain(|_, s| !expired(&policy, s, now));
+        let least_recent = |live: &HashMap<String, Session>, of: Option<&str>| {
+            live.values()
+                .filter(|s| of.is_none_or(|r| s.reviewer_id == r))
+                .min_by_key(|s| (s.last_seen, s.created))
+                .map(|s| s.id.clone())
+        };
+        while live
+            .values()
+            .filter(|s| s.reviewer_id == reviewer_id)
+            .count()
+            >= MAX_PER_REVIEWER
+        {
+            match least_recent(&live, Some(reviewer_id)) {
+                Some(old) => live.remove(&old),
+                None => break,
+            };
+        }
+        while live.len() >= MAX_TOTAL {
+            match least_recent(&live, None) {
+                Some(old) => live.remove(&old),
+                None => break,
+            };
+        }
         live.insert(id.clone(), s);
         Ok(id)
     }
@@ -158,6 +188,26 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(40));
         assert!(s.get(&id).is_none());
+    }
+
+    #[test]
+    fn sign_ins_cannot_grow_the_sessions_without_bound() {
+        let s = Sessions::new(SessionPolicy::default());
+        let first = s.create("rv-1").unwrap();
+        for _ in 0..50_000 {
+            s.create("rv-1").unwrap();
+        }
+        assert_eq!(super::super::lock(&s.live).len(), MAX_PER_REVIEWER);
+        assert!(
+            s.get(&first).is_none(),
+            "the least recently used session gave way"
+        );
+        let kept = s.create("rv-2").unwrap();
+        for i in 0..(MAX_TOTAL + 10) {
+            s.create(&format!("rv-x{i}")).unwrap();
+        }
+        assert_eq!(super::super::lock(&s.live).len(), MAX_TOTAL);
+        assert!(s.get(&kept).is_none());
     }
 
     #[test]

@@ -165,6 +165,32 @@ impl TestS3 {
         Ok(name)
     }
 
+    /// Puts an object under exactly `key`, bypassing object_store (which cannot write keys
+    /// with control characters): a file in the in-process server's bucket directory, or an
+    /// unsigned PUT to an external server (moto).
+    pub fn put_raw(&self, bucket: &str, key: &str, bytes: &[u8]) -> Result<()> {
+        match &self.server {
+            Some(s) => {
+                let path = s.root.path().join(bucket).join(key);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&path, bytes).with_context(|| format!("write {}", path.display()))
+            }
+            None => {
+                let mut encoded = format!("/{bucket}/");
+                for b in key.bytes() {
+                    if b.is_ascii_alphanumeric() || b"/-_.".contains(&b) {
+                        encoded.push(b as char);
+                    } else {
+                        encoded.push_str(&format!("%{b:02X}"));
+                    }
+                }
+                http_put_body(&self.endpoint, &encoded, bytes)
+            }
+        }
+    }
+
     /// Directory holding a bucket's objects, for the in-process server.
     pub fn bucket_dir(&self, bucket: &str) -> Option<PathBuf> {
         self.server.as_ref().map(|s| s.root.path().join(bucket))
@@ -239,6 +265,11 @@ fn serve(
 /// A bare HTTP/1.1 PUT without a body; enough to create a bucket on moto, which does not
 /// check signatures by default.
 fn http_put(endpoint: &str, path: &str) -> Result<()> {
+    http_put_body(endpoint, path, b"")
+}
+
+/// An unsigned PUT (moto does not check signatures), for test setup only.
+fn http_put_body(endpoint: &str, path: &str, body: &[u8]) -> Result<()> {
     let authority = endpoint
         .strip_prefix("http://")
         .context("external test endpoint must be http://host:port")?;
@@ -246,8 +277,10 @@ fn http_put(endpoint: &str, path: &str) -> Result<()> {
         TcpStream::connect(authority).with_context(|| format!("connect to {endpoint}"))?;
     write!(
         stream,
-        "PUT {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "PUT {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
     )?;
+    stream.write_all(body)?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let status = response.split_whitespace().nth(1).unwrap_or_default();

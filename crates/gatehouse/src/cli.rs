@@ -259,6 +259,14 @@ pub enum QaCommand {
     /// Invite a reviewer: prints their secret sign-in link once (only its hash is stored)
     /// and assigns them samples of their review type.
     Invite(QaInviteArgs),
+    /// Revoke a reviewer: their link stops working, a running `qa serve` ends their
+    /// sessions at their next request, and their reviews no longer count in the signoff.
+    Revoke(QaRevokeArgs),
+    /// Make a reviewer's key pair: writes the private key to a file and prints the public key
+    /// to register with `qa invite --public-key`. For reviewers who review offline.
+    Keygen(QaKeygenArgs),
+    /// Sign a review file with your private key: writes FILE.sig for `qa import`.
+    Sign(QaSignArgs),
     /// Serve the reviewer web app: reviewers sign in with their link, read the redacted
     /// conversations assigned to them, score, comment, flag and submit.
     ///
@@ -292,6 +300,23 @@ pub struct QaInviteArgs {
     /// Where reviewers reach `gatehouse qa serve`, for the printed link
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
     pub base_url: String,
+    /// The link stops working after this many days [default: `[qa] invitation_days`, else 14]
+    #[arg(long, value_name = "DAYS")]
+    pub expires_days: Option<u32>,
+    /// The reviewer's public key (`ed25519:…`, from their `gatehouse qa keygen`): files
+    /// imported in their name must then carry their signature
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
+    /// Release version [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QaRevokeArgs {
+    /// The reviewer's id (rv-…, as `qa invite` printed it; see qa/reviewers.json)
+    #[arg(long, value_name = "ID")]
+    pub reviewer: String,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
@@ -322,6 +347,18 @@ pub struct QaServeArgs {
     /// Mark the session cookie Secure (when served over HTTPS through a proxy)
     #[arg(long)]
     pub secure_cookie: bool,
+    /// Close a connection whose request headers take longer than this (slow clients)
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Close a connection with no traffic and no request in progress for this long
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+    /// Connections one client address may hold at once (more are closed at once)
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub max_connections_per_ip: usize,
+    /// Connections the app holds at once (keep it under the open-file limit)
+    #[arg(long, value_name = "N", default_value_t = 768)]
+    pub max_connections: usize,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
@@ -331,9 +368,30 @@ pub struct QaServeArgs {
 pub struct QaImportArgs {
     /// The reviewer's file: JSON, or CSV (by its .csv extension)
     pub file: PathBuf,
+    /// The reviewer's signature of a JSON file (`gatehouse qa sign`) [default: FILE.sig when
+    /// it exists]. Without one the reviews are recorded as attested by whoever runs this
+    /// (GATEHOUSE_ACTOR or the login name) and count only with `[qa] count_attested = true`.
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
     /// Release version [default: vYYYY-MM-DD, today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QaKeygenArgs {
+    /// Where to write the private key (created, never overwritten; keep it to yourself)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct QaSignArgs {
+    /// The review file (JSON) to sign, exactly as it will be imported
+    pub file: PathBuf,
+    /// Your private key (from `gatehouse qa keygen`)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -1018,3 +1018,79 @@ fn a_release_states_how_well_its_redaction_was_measured_on_labelled_sets() {
         2
     );
 }
+
+/// Issue 18: keys of every class are read by the build; a key with a control character is
+/// named (escaped) and left out, and stops nothing.
+#[test]
+fn odd_keys_are_built_and_a_control_character_key_is_named_not_fatal() {
+    let p = Project::new();
+    let sessions = p.path().join("store/sources/professional/sessions");
+    let part = std::fs::read(sessions.join("part-000.jsonl")).unwrap();
+    std::fs::rename(
+        sessions.join("part-000.jsonl"),
+        sessions.join("séance #1 [100%] {a~b^c} <x> 'q' \"d\" a*b \\ дневник 会話.jsonl"),
+    )
+    .unwrap();
+    std::fs::write(p.path().join("store/incoming/tab\there.jsonl"), "x").unwrap();
+    std::fs::write(sessions.join("esc\u{1b}[31m.jsonl"), &part).unwrap();
+    let r = p.run(&["coverage"]);
+    assert_ne!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("COV008"), "{r:?}");
+    assert!(r.stdout.contains("incoming/tab\\there.jsonl"), "{r:?}");
+    assert!(r.stdout.contains("esc\\u{1b}[31m.jsonl"), "{r:?}");
+    // The key's own ESC never reaches the output raw (logs may colour their own words).
+    assert!(!r.stdout.contains('\u{1b}'), "{r:?}");
+    assert!(!r.stderr.contains("esc\u{1b}[31m"), "{r:?}");
+    let r = p.run(&["build", "--release-version", "v2026-01-03"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            p.path()
+                .join("store/exports/releases/v2026-01-03/build_report.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let text = report.to_string();
+    assert!(
+        text.contains("séance #1 [100%]"),
+        "the renamed object was read"
+    );
+    assert!(
+        !text.contains("esc\\u001b"),
+        "the unusable key was left out"
+    );
+    let r = p.run(&["doctor"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn a_dry_run_checks_every_setting_before_saying_run() {
+    let p = Project::new();
+    p.write_config(
+        "[build]\nratios = { train = 0.9, val = 0.2, test = 0.05 }\n[qa.sample]\nrate = 2.0",
+    );
+    let r = p.run(&["release", "--dry-run"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("ratios") && r.stderr.contains("[qa]"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("hint:"), "{r:?}");
+    assert!(!p.exports_exist());
+}
+
+#[test]
+fn an_exports_prefix_leaving_the_store_is_refused() {
+    let p = Project::new();
+    let r = p.run_env(
+        &["coverage"],
+        &[("DATASET_EXPORTS_PREFIX", "../../outside")],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("not a key prefix") && r.stderr.contains("hint:"),
+        "{r:?}"
+    );
+    assert!(!p.path().join("store/%2E%2E").exists());
+}

@@ -92,6 +92,9 @@ fn release_waits_for_a_signoff_of_this_exact_manifest() {
     ] {
         assert!(release.join(f).is_file(), "{f} missing");
     }
+    // The release notes say who vouched for each review file (here: the operator).
+    let notes = std::fs::read_to_string(release.join("release_notes.md")).unwrap();
+    assert_eq!(notes.matches("operator-attested by").count(), 5, "{notes}");
     let marker = json(release.join("_PUBLISHED"));
     let manifest_sha = format!(
         "sha256:{}",
@@ -248,4 +251,130 @@ fn invitations_store_only_a_hash_and_share_out_samples() {
     }
     assert_eq!(per_sample.len(), edge_samples);
     assert!(per_sample.values().all(|n| *n >= 2), "{per_sample:?}");
+}
+
+/// Issue 18: with the default policy, reviews imported without the reviewers' signatures are
+/// operator-attested by whoever ran the import and do not count; a reviewer's own key
+/// (`qa keygen`, `qa invite --public-key`, `qa sign`) makes their import authenticated;
+/// a changed signed file is refused; the release notes say who vouched for what.
+#[test]
+fn forged_imports_do_not_count_by_default_and_signed_ones_do() {
+    let p = Project::new();
+    p.write_config("[qa]\ncount_attested = false");
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let team = invite_team(&p, V);
+    std::fs::write(
+        p.path().join("reviews.csv"),
+        filled_csv(&p, V, &team, false),
+    )
+    .unwrap();
+    let r = p.run_env(
+        &["qa", "import", "reviews.csv", "--release-version", V],
+        &[("GATEHOUSE_ACTOR", "mallory")],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("operator-attested by mallory: NOT counted"),
+        "{r:?}"
+    );
+    let r = p.run(&["qa", "signoff", "--release-version", V]);
+    assert_eq!(r.code, 1, "forged reviews approved: {r:?}");
+    let record = json(qa_dir(&p).join("signoff_record.json"));
+    let auth = record["authentication"].as_array().unwrap();
+    assert_eq!(auth.len(), 5);
+    assert!(auth.iter().all(|a| a["method"] == "operator-attested"
+        && a["by"] == "mallory"
+        && a["counted"] == false));
+
+    // A reviewer with a key of their own.
+    let key = p.path().join("reviewer.key");
+    let r = p.run(&["qa", "keygen", "--out", key.to_str().unwrap(), "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let public: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let public = public["public_key"].as_str().unwrap().to_string();
+    let r = p.run(&[
+        "qa",
+        "invite",
+        "--release-version",
+        V,
+        "--name",
+        "Dr Signed",
+        "--role",
+        "bias-cultural",
+        "--public-key",
+        &public,
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let id = serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["reviewer_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let template = json(qa_dir(&p).join("review_template.json"));
+    let assigned: Vec<String> = json(qa_dir(&p).join("reviewers.json"))["reviewers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap()["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    let criteria = [
+        "demographic_bias",
+        "cultural_competency",
+        "inclusive_language",
+        "stereotype_avoidance",
+        "accessibility_awareness",
+    ];
+    let reviews: Vec<serde_json::Value> = assigned
+        .iter()
+        .map(|s| {
+            let scores: serde_json::Map<String, serde_json::Value> =
+                criteria.iter().map(|c| (c.to_string(), 9.into())).collect();
+            serde_json::json!({"sample_id": s, "scores": scores, "comment": "fine"})
+        })
+        .collect();
+    let file = serde_json::json!({
+        "release_digest": template["release_digest"],
+        "reviewer": id,
+        "review_type": "bias_cultural",
+        "reviews": reviews,
+    });
+    let path = p.path().join("signed.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    // Unsigned: refused, the reviewer has a key.
+    let r = p.run(&["qa", "import", "signed.json", "--release-version", V]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("registered a key"), "{r:?}");
+    let r = p.run(&["qa", "sign", "signed.json", "--key", key.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Changed after signing: refused.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("fine", "fine!")).unwrap();
+    let r = p.run(&["qa", "import", "signed.json", "--release-version", V]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("does not verify"), "{r:?}");
+    std::fs::write(&path, text).unwrap();
+    let r = p.run(&["qa", "import", "signed.json", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("signed by the reviewer's registered key"),
+        "{r:?}"
+    );
+    p.run(&["qa", "signoff", "--release-version", V]);
+    let record = json(qa_dir(&p).join("signoff_record.json"));
+    let mine = record["authentication"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["reviewer"].as_str().unwrap().contains(&id))
+        .unwrap()
+        .clone();
+    assert_eq!(mine["method"], "signature");
+    assert_eq!(mine["counted"], true);
 }

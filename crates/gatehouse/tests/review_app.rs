@@ -409,3 +409,234 @@ fn fifty_concurrent_reviewers() {
         .clone();
     assert_eq!(bias["reviews"], 250);
 }
+
+/// Open file descriptors of a process (Linux).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Issue 18: a client holding hundreds of half-open connections (slowloris) neither
+/// exhausts the server's file descriptors nor keeps a reviewer from another address out;
+/// its connections are closed within the header timeout.
+#[test]
+fn slowloris_is_bounded_and_timed_out_and_reviewers_are_still_served() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let p = prepared();
+    let inv = invite(&p, V, "Dr Attacked", "clinician-foundation", None);
+    let server = Server::start_with(
+        &p,
+        V,
+        &[
+            "--header-timeout-secs",
+            "1",
+            "--idle-timeout-secs",
+            "2",
+            "--max-connections-per-ip",
+            "16",
+            "--max-connections",
+            "64",
+        ],
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let baseline = open_fds(server.pid());
+
+    // The attacker, on 127.0.0.1: keeps 300 connections open with half a request each,
+    // reopening whatever the server closes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let attacker = {
+        let (stop, opened, addr) = (Arc::clone(&stop), Arc::clone(&opened), addr.clone());
+        std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                held.retain(|s| {
+                    let mut b = [0u8; 1];
+                    s.set_nonblocking(true).unwrap();
+                    let alive = matches!((&*s).read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+                    s.set_nonblocking(false).unwrap();
+                    alive
+                });
+                while held.len() < 300 {
+                    let Ok(mut s) = TcpStream::connect(&addr) else {
+                        break;
+                    };
+                    let _ = s.write_all(b"GET /assignments HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+                    opened.fetch_add(1, Ordering::SeqCst);
+                    held.push(s);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // While it goes on, the server's descriptors stay bounded by the per-address limit.
+    let mut peak = 0;
+    for _ in 0..10 {
+        peak = peak.max(open_fds(server.pid()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        peak <= baseline + 16 + 4,
+        "the server held {peak} descriptors (baseline {baseline})"
+    );
+
+    // A reviewer at another address signs in and works, promptly.
+    let http = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let r = http
+        .post(format!("{}/login", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(format!("token={}", inv.token))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = http
+        .get(format!("{}/assignments", server.base))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The attacker's connections were closed (header timeout 1 s) and reopened: it had to
+    // open far more than it could hold.
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::SeqCst);
+    attacker.join().unwrap();
+    println!(
+        "slowloris: baseline {baseline} fds, peak {peak}, attacker opened {} connections",
+        opened.load(Ordering::SeqCst)
+    );
+    assert!(
+        opened.load(Ordering::SeqCst) > 300 + 16,
+        "opened {}",
+        opened.load(Ordering::SeqCst)
+    );
+
+    // A connection that sends nothing at all is closed too.
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    let mut b = [0u8; 16];
+    let n = silent.read(&mut b);
+    assert!(
+        matches!(n, Ok(0)) || n.is_err() && started.elapsed() < Duration::from_secs(4),
+        "{n:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(open_fds(server.pid()) <= baseline + 2);
+    let log = server.stop();
+    assert!(
+        log.contains("refused"),
+        "over-limit connections are logged: {log}"
+    );
+}
+
+/// Issue 18: `qa revoke` takes effect at the revoked reviewer's next request, in a running
+/// app; an expired invitation neither signs in nor keeps its sessions; a rebuilt release
+/// answers "this release has changed" to every request, saves included.
+#[test]
+fn revocation_expiry_and_a_rebuild_take_effect_at_the_next_request() {
+    let p = prepared();
+    let a = invite(&p, V, "Dr Revoked", "bias-cultural", None);
+    let b = invite(&p, V, "Dr Expired", "bias-cultural", None);
+    let c = invite(&p, V, "Dr Stays", "bias-cultural", None);
+    let server = Server::start(&p, V);
+    let base = server.base.clone();
+    let ra = Reviewer::sign_in(&base, &a);
+    let rb = Reviewer::sign_in(&base, &b);
+    let rc = Reviewer::sign_in(&base, &c);
+    for r in [&ra, &rb, &rc] {
+        assert_eq!(r.get("/assignments").status(), StatusCode::OK);
+    }
+
+    // Revoked: the very next request is refused, and the link no longer signs in.
+    let r = p.run(&["qa", "revoke", "--release-version", V, "--reviewer", &a.id]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let page = ra.get("/assignments");
+    assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        page.text()
+            .unwrap()
+            .contains("invitation to this review has ended")
+    );
+    let again = client()
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(format!("token={}", a.token))
+        .send()
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    let stored: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            p.path()
+                .join(format!("store/exports/releases/{V}/qa/reviewers.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["revoked"][0]["id"], a.id.as_str());
+    assert!(stored["reviewers"][0]["expires_at"].is_string());
+
+    // Expired (the clock moved past `expires_at`): signed out at the next request.
+    let path = p
+        .path()
+        .join(format!("store/exports/releases/{V}/qa/reviewers.json"));
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for r in v["reviewers"].as_array_mut().unwrap() {
+        if r["id"] == b.id.as_str() {
+            r["expires_at"] = "2020-01-01T00:00:00Z".into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(rb.get("/assignments").status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(rc.get("/assignments").status(), StatusCode::OK);
+
+    // Rebuilt: every request, a save included, says so (409), not a 422.
+    let csrf = rc.csrf();
+    let sample = assignments(&p, &c.id)[0].clone();
+    let qa = p.path().join("store/sources/priority/pairs.jsonl");
+    let mut text = std::fs::read_to_string(&qa).unwrap();
+    text.push_str("{\"prompt\": \"a new question\", \"response\": \"a new answer\"}\n");
+    std::fs::write(&qa, text).unwrap();
+    assert_eq!(p.run(&["build", "--release-version", V]).code, 0);
+    let page = rc.get("/assignments");
+    assert_eq!(page.status(), StatusCode::CONFLICT);
+    assert!(page.text().unwrap().contains("This release has changed"));
+    let form = bias_form(&csrf, "9", "fine");
+    let save = rc.post(&format!("/review/{sample}"), &as_refs(&form));
+    assert_eq!(save.status(), StatusCode::CONFLICT);
+    let submit = rc.post("/submit", &[("csrf", csrf.as_str())]);
+    assert_eq!(submit.status(), StatusCode::CONFLICT);
+}

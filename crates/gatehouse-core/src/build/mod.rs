@@ -100,7 +100,7 @@ impl Default for BuildConfig {
 }
 
 /// The per-object `quarantined` key of records whose redaction did not settle.
-const UNSETTLED_KEY: &str = "Q013 pii-redaction-unsettled";
+const UNSETTLED_KEY: &str = "Q014 pii-redaction-unsettled";
 
 /// Build report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -169,7 +169,7 @@ pub struct BuildReport {
 pub struct BuildPrivacy {
     /// `[privacy]` `dates` and `disabled`: what the detector looked for.
     pub policy: PiiPolicy,
-    /// Records quarantined because their redaction did not settle (Q013, in
+    /// Records quarantined because their redaction did not settle (Q014, in
     /// `quarantine.jsonl`; counted in `records_quarantined`).
     pub records_unsettled: u64,
 }

@@ -41,6 +41,9 @@ pub mod codes {
     pub const MISSING_PROVENANCE: (&str, &str) = ("COV006", "dataset-missing-provenance");
     /// An optional family has no objects.
     pub const OPTIONAL_FAMILY_MISSING: (&str, &str) = ("COV007", "optional-family-missing");
+    /// Objects whose keys cannot be read back (a control character, an empty or `.`
+    /// segment): named (escaped) and excluded.
+    pub const UNUSABLE_KEYS: (&str, &str) = ("COV008", "unusable-keys");
 }
 
 /// Presence of a family in the store.
@@ -266,7 +269,8 @@ pub fn run(
     // gatehouse's own output under the exports prefix is not input; it is not counted in the
     // report either, so a report does not depend on earlier runs' drafts.
     let mut own_output = 0u64;
-    for object in store.list("") {
+    let mut listing = store.list("");
+    for object in listing.by_ref() {
         let object = object?;
         listed += 1;
         if listed.is_multiple_of(1000) {
@@ -454,6 +458,33 @@ pub fn run(
                 None,
             );
         }
+    }
+    if listing.unusable_count() > 0 {
+        const SHOWN: usize = 20;
+        let names = listing.unusable();
+        let more = listing.unusable_count() - names.len().min(SHOWN) as u64;
+        finding(
+            codes::UNUSABLE_KEYS,
+            Severity::Warning,
+            "(store)".into(),
+            format!(
+                "{} object(s) have keys gatehouse cannot read back (a control character, or an \
+                 empty or `.` segment) and are excluded: {}{}; rename them to include them",
+                listing.unusable_count(),
+                names
+                    .iter()
+                    .take(SHOWN)
+                    .map(|k| format!("\"{k}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ),
+            None,
+        );
     }
     if unmapped.objects > 0 {
         finding(

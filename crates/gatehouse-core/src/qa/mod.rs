@@ -11,6 +11,7 @@
 //! a content warning. Writes `qa/qa_samples.json` and `qa/review_template.json`, both bound
 //! to the release digest.
 
+pub mod proof;
 pub mod reviewers;
 pub mod signoff;
 
@@ -36,6 +37,14 @@ pub struct QaConfig {
     pub sample: SampleRule,
     /// Rubric per review type; the defaults are the clinical team's.
     pub rubrics: BTreeMap<ReviewType, Rubric>,
+    /// Days an invitation (its sign-in link) stays valid; default
+    /// [`reviewers::DEFAULT_INVITATION_DAYS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invitation_days: Option<u32>,
+    /// Whether operator-attested reviews (imported without the reviewer's signature) count
+    /// towards the signoff; default false: only the review app's and signed imports do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count_attested: Option<bool>,
 }
 
 /// How many records each family × split group contributes.
@@ -150,6 +159,8 @@ impl Default for QaConfig {
         Self {
             sample: SampleRule::default(),
             rubrics,
+            invitation_days: None,
+            count_attested: None,
         }
     }
 }
@@ -677,17 +688,112 @@ fn review_key(location: &str, review_type: ReviewType, reviewer_id: &str) -> Str
     )
 }
 
+/// Where the proof of who made a review file is kept ([`proof::Proof`]).
+fn proof_key(location: &str, review_type: ReviewType, reviewer_id: &str) -> String {
+    format!(
+        "{location}qa/review_proofs/{}-{reviewer_id}.json",
+        review_type.as_str()
+    )
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The proof an import of `bytes` gets: a signature verified against the reviewer's
+/// registered key, or the operator's attestation when the reviewer registered none. A
+/// reviewer with a key can only be imported signed; a signature without a key is refused.
+fn import_proof(
+    file: &signoff::ReviewFile,
+    bytes: &[u8],
+    invited: &[reviewers::Reviewer],
+    signature: Option<&str>,
+    actor: &str,
+) -> Result<proof::Proof, QaError> {
+    let key = invited
+        .iter()
+        .find(|r| r.id == file.reviewer)
+        .and_then(|r| r.public_key.as_deref());
+    match (signature, key) {
+        (Some(sig), Some(key)) if proof::verify(key, bytes, sig) => Ok(proof::Proof::Signature {
+            signature: sig.trim().to_string(),
+            at: now_rfc3339(),
+        }),
+        (Some(_), Some(_)) => Err(QaError::BadReviews(format!(
+            "the signature does not verify with the key registered for reviewer {}: the file was \
+             changed after it was signed, or signed with another key",
+            file.reviewer
+        ))),
+        (Some(_), None) => Err(QaError::BadReviews(format!(
+            "reviewer {} registered no key at invitation (qa invite --public-key), so a signature \
+             proves nothing; import without it to record the reviews as operator-attested",
+            file.reviewer
+        ))),
+        (None, Some(_)) => Err(QaError::BadReviews(format!(
+            "reviewer {} registered a key at invitation: files in their name must carry their \
+             signature (`gatehouse qa sign FILE --key KEY` writes FILE.sig)",
+            file.reviewer
+        ))),
+        (None, None) => Ok(proof::Proof::OperatorAttested {
+            by: actor.to_string(),
+            at: now_rfc3339(),
+        }),
+    }
+}
+
+/// How the signoff judges a stored review file: a signature is verified again, from the
+/// stored bytes and the key in the invitations (a proof file cannot vouch for itself).
+fn authenticate(
+    store: &Store,
+    location: &str,
+    file: &signoff::ReviewFile,
+    bytes: &[u8],
+    invited: &[reviewers::Reviewer],
+) -> Result<(proof::Authentication, Option<String>), QaError> {
+    let key = proof_key(location, file.review_type, &file.reviewer);
+    let stored: Option<proof::Proof> = match store.get_bytes(&key) {
+        Ok(b) => serde_json::from_slice(&b).ok(),
+        Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let registered = invited
+        .iter()
+        .find(|r| r.id == file.reviewer)
+        .and_then(|r| r.public_key.as_deref());
+    Ok(match stored {
+        Some(proof::Proof::AppSession { .. }) => (proof::Authentication::AppSession, None),
+        Some(proof::Proof::Signature { signature, .. })
+            if registered.is_some_and(|k| proof::verify(k, bytes, &signature)) =>
+        {
+            (proof::Authentication::Signature, None)
+        }
+        Some(proof::Proof::Signature { .. }) => (
+            proof::Authentication::OperatorAttested,
+            Some("nobody: its signature does not verify".into()),
+        ),
+        Some(proof::Proof::OperatorAttested { by, .. }) => {
+            (proof::Authentication::OperatorAttested, Some(by))
+        }
+        None => (
+            proof::Authentication::OperatorAttested,
+            Some("unknown: no proof recorded".into()),
+        ),
+    })
+}
+
 /// Checks a reviewer's file like [`import`] without storing it.
 pub fn check_import(
     store: &Store,
     location: &str,
     bytes: &[u8],
     config: &QaConfig,
+    signature: Option<&str>,
 ) -> Result<(), QaError> {
     let file = parse_review_file(bytes)?;
     let (_, digest, samples) = packets(store, location)?;
     let invited = reviewers::load(store, location, &digest)?.reviewers;
-    signoff::check(&file, &digest, &samples, &invited, config)
+    signoff::check(&file, &digest, &samples, &invited, config)?;
+    import_proof(&file, bytes, &invited, signature, "check").map(|_| ())
 }
 
 fn parse_review_file(bytes: &[u8]) -> Result<signoff::ReviewFile, QaError> {
@@ -703,20 +809,31 @@ fn parse_review_file(bytes: &[u8]) -> Result<signoff::ReviewFile, QaError> {
 
 /// Checks a reviewer's file (JSON, see [`signoff::ReviewFile`]) against the release's
 /// packets and rubrics, and stores it unchanged under `qa/reviews/`; returns its key.
+///
+/// `signature` (`ed25519:<hex>`, from `gatehouse qa sign`) must verify against the key the
+/// reviewer registered at invitation; without one the reviews are recorded as attested by
+/// `actor` (who ran the import), and count only when `[qa] count_attested` is true.
 pub fn import(
     store: &Store,
     location: &str,
     bytes: &[u8],
     config: &QaConfig,
+    signature: Option<&str>,
+    actor: &str,
 ) -> Result<String, QaError> {
     let file = parse_review_file(bytes)?;
     let (_, digest, samples) = packets(store, location)?;
     let invited = reviewers::load(store, location, &digest)?.reviewers;
     signoff::check(&file, &digest, &samples, &invited, config)?;
+    let proof = import_proof(&file, bytes, &invited, signature, actor)?;
     // One file per reviewer: a corrected import (or a web resubmission) replaces the last.
     // The id was checked against the invitations, so it is a safe key segment.
     let key = review_key(location, file.review_type, &file.reviewer);
     store.put(&key, bytes.to_vec())?;
+    store.put(
+        &proof_key(location, file.review_type, &file.reviewer),
+        json("the review proof", &proof)?,
+    )?;
     Ok(key)
 }
 
@@ -729,13 +846,17 @@ pub fn signoff(
 ) -> Result<(signoff::Signoff, Vec<String>), QaError> {
     let (version, digest, samples) = packets(store, location)?;
     let invited = reviewers::load(store, location, &digest)?.reviewers;
-    let (files, void) = stored_reviews(store, location, &digest, &samples, &invited, config)?;
+    let Stored { files, void, auth } =
+        stored_reviews(store, location, &digest, &samples, &invited, config)?;
     let record = signoff::compute(
         &version,
         &digest,
         &samples,
-        &files,
-        &void,
+        signoff::StoredFiles {
+            files: &files,
+            void: &void,
+            auth: &auth,
+        },
         &names(&invited),
         config,
     );
@@ -806,6 +927,14 @@ pub fn submit(
     signoff::check(&file, &digest, &samples, &invited, config)?;
     let key = review_key(location, reviewer.review_type, &reviewer.id);
     store.put(&key, json("the reviews", &file)?)?;
+    // The reviewer signed in with their secret link: the app vouches for them.
+    store.put(
+        &proof_key(location, reviewer.review_type, &reviewer.id),
+        json(
+            "the review proof",
+            &proof::Proof::AppSession { at: now_rfc3339() },
+        )?,
+    )?;
     Ok(key)
 }
 
@@ -874,7 +1003,7 @@ fn stored_reviews(
     samples: &BTreeMap<String, signoff::SampleFacts>,
     invited: &[reviewers::Reviewer],
     config: &QaConfig,
-) -> Result<(ReviewFiles, Vec<String>), QaError> {
+) -> Result<Stored, QaError> {
     let prefix = format!("{location}qa/reviews/");
     let mut keys = Vec::new();
     for info in store.list(&prefix) {
@@ -884,18 +1013,38 @@ fn stored_reviews(
         }
     }
     keys.sort();
-    let (mut files, mut void) = (Vec::new(), Vec::new());
+    let revoked: Vec<String> = reviewers::load(store, location, digest)?
+        .revoked
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let (mut files, mut void, mut auth) = (Vec::new(), Vec::new(), Vec::new());
     for key in keys {
         let bytes = store.get_bytes(&key)?;
         let file: signoff::ReviewFile = serde_json::from_slice(&bytes)
             .map_err(|_| QaError::BadReviews(format!("{key} is not a review file")))?;
-        if file.release_digest != digest {
+        // Made before a rebuild, or by a reviewer since revoked: void, never counted.
+        if file.release_digest != digest || revoked.contains(&file.reviewer) {
             void.push(key);
             continue;
         }
         // Re-checked: a file edited since it was stored must not count.
         signoff::check(&file, digest, samples, invited, config)
             .map_err(|e| QaError::BadReviews(format!("{key}: {e}")))?;
+        let (method, by) = authenticate(store, location, &file, &bytes, invited)?;
+        let counted = method != proof::Authentication::OperatorAttested
+            || config.count_attested.unwrap_or(false);
+        auth.push(signoff::ReviewAuth {
+            reviewer: file.reviewer.clone(),
+            review_type: file.review_type,
+            file: key.clone(),
+            method,
+            by,
+            counted,
+        });
+        if !counted {
+            continue;
+        }
         if let Some((other, _)) = files
             .iter()
             .find(|(_, f): &&(String, signoff::ReviewFile)| f.reviewer == file.reviewer)
@@ -907,7 +1056,14 @@ fn stored_reviews(
         }
         files.push((key, file));
     }
-    Ok((files, void))
+    Ok(Stored { files, void, auth })
+}
+
+/// The stored review files: counted, void, and how each valid one was authenticated.
+struct Stored {
+    files: ReviewFiles,
+    void: Vec<String>,
+    auth: Vec<signoff::ReviewAuth>,
 }
 
 /// The QA gate: approved only when `qa/signoff_record.json` is for the current manifest's
@@ -929,7 +1085,8 @@ pub fn gate(
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let (files, void) = stored_reviews(store, location, &digest, &samples, &invited, config)?;
+    let Stored { files, void, auth } =
+        stored_reviews(store, location, &digest, &samples, &invited, config)?;
     let Some(stored) = stored else {
         return Ok(QaGate::Awaiting {
             reviewers_invited: invited.len(),
@@ -982,8 +1139,11 @@ pub fn gate(
         &version,
         &digest,
         &samples,
-        &files,
-        &void,
+        signoff::StoredFiles {
+            files: &files,
+            void: &void,
+            auth: &auth,
+        },
         &names(&invited),
         config,
     );

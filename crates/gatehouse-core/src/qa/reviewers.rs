@@ -22,7 +22,24 @@ pub struct Reviewers {
     pub schema_version: u32,
     pub release_digest: String,
     pub reviewers: Vec<Reviewer>,
+    /// Reviewers removed by `gatehouse qa revoke`: their link, sessions and reviews no
+    /// longer count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<Revoked>,
 }
+
+/// A revoked invitation, kept for the record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revoked {
+    pub id: String,
+    pub name: String,
+    pub review_type: ReviewType,
+    pub invited_at: String,
+    pub revoked_at: String,
+}
+
+/// Days an invitation stays valid unless `[qa] invitation_days` says otherwise.
+pub const DEFAULT_INVITATION_DAYS: u32 = 14;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reviewer {
@@ -32,7 +49,24 @@ pub struct Reviewer {
     /// `sha256:` of the token; the token itself is shown once, at invitation.
     pub token_sha256: String,
     pub invited_at: String,
+    /// When the sign-in link stops working (RFC 3339, UTC); invitations made before
+    /// expiry existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// The reviewer's Ed25519 public key (`ed25519:<hex>`), registered at invitation: files
+    /// imported in their name must then be signed with it ([`super::proof`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     pub assignments: Vec<String>,
+}
+
+impl Reviewer {
+    /// Whether the invitation has expired at `now`.
+    pub fn expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.expires_at
+            .as_deref()
+            .is_some_and(|e| chrono::DateTime::parse_from_rfc3339(e).map_or(true, |t| now >= t))
+    }
 }
 
 /// A new invitation: the reviewer and their secret token (show it once, store it nowhere).
@@ -73,6 +107,7 @@ pub fn load(store: &Store, location: &str, digest: &str) -> Result<Reviewers, Qa
                     schema_version: SCHEMA_VERSION,
                     release_digest: digest.to_string(),
                     reviewers: Vec::new(),
+                    revoked: Vec::new(),
                 }
             })
         }
@@ -80,6 +115,7 @@ pub fn load(store: &Store, location: &str, digest: &str) -> Result<Reviewers, Qa
             schema_version: SCHEMA_VERSION,
             release_digest: digest.to_string(),
             reviewers: Vec::new(),
+            revoked: Vec::new(),
         }),
         Err(e) => Err(e.into()),
     }
@@ -108,7 +144,17 @@ pub fn invite(
     name: &str,
     review_type: ReviewType,
     limit: Option<usize>,
+    valid_days: u32,
+    public_key: Option<&str>,
 ) -> Result<Invitation, QaError> {
+    if let Some(k) = public_key {
+        super::proof::parse_public_key(k)?;
+    }
+    if valid_days == 0 {
+        return Err(QaError::Config(
+            "an invitation must be valid for at least one day".into(),
+        ));
+    }
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(QaError::Config(
@@ -149,18 +195,49 @@ pub fn invite(
         .collect();
     assignments.sort();
     let token = format!("ghr_{}", random_hex(32)?);
+    let now = chrono::Utc::now();
     let reviewer = Reviewer {
         id: format!("rv-{}", random_hex(6)?),
         name: name.to_string(),
         review_type,
         token_sha256: token_hash(&token),
-        invited_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        invited_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires_at: Some(
+            (now + chrono::Duration::days(i64::from(valid_days)))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        public_key: public_key.map(|k| k.trim().to_string()),
         assignments,
     };
     all.schema_version = SCHEMA_VERSION;
     all.reviewers.push(reviewer.clone());
     store.put(&reviewers_key(location), json("the reviewers", &all)?)?;
     Ok(Invitation { reviewer, token })
+}
+
+/// Revokes reviewer `id` of the release at `location`: removes them from the invitations
+/// (so their link, their sessions in a running app and their review files stop counting)
+/// and records the revocation. Returns the revoked reviewer.
+pub fn revoke(store: &Store, location: &str, id: &str) -> Result<Revoked, QaError> {
+    let (_, digest, _) = packets(store, location)?;
+    let mut all = load(store, location, &digest)?;
+    let Some(i) = all.reviewers.iter().position(|r| r.id == id) else {
+        return Err(QaError::Config(format!(
+            "{id:?} is not a reviewer of this release (see qa/reviewers.json)"
+        )));
+    };
+    let r = all.reviewers.remove(i);
+    let revoked = Revoked {
+        id: r.id,
+        name: r.name,
+        review_type: r.review_type,
+        invited_at: r.invited_at,
+        revoked_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    all.schema_version = SCHEMA_VERSION;
+    all.revoked.push(revoked.clone());
+    store.put(&reviewers_key(location), json("the reviewers", &all)?)?;
+    Ok(revoked)
 }
 
 #[cfg(test)]

@@ -192,11 +192,38 @@ pub struct Signoff {
     pub reasons: Vec<String>,
     pub reviewers: BTreeMap<String, ReviewType>,
     pub review_files: Vec<String>,
-    /// Review files for another digest (made before a rebuild): void, not counted.
+    /// Review files for another digest (made before a rebuild) or by a revoked reviewer:
+    /// void, not counted.
     pub void_review_files: Vec<String>,
+    /// How every valid review file was made: in the review app, signed by the reviewer's
+    /// registered key, or attested by the operator who imported it (and whether it counted).
+    pub authentication: Vec<ReviewAuth>,
     pub results: Vec<TypeResult>,
     pub exceptions: Vec<Exception>,
     pub blocklist: Vec<Blocked>,
+}
+
+/// The stored review files a signoff is computed from: those that count (`(key, file)`,
+/// checked, at most one per reviewer), the void ones, and who vouches for each valid one.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredFiles<'a> {
+    pub files: &'a [(String, ReviewFile)],
+    pub void: &'a [String],
+    pub auth: &'a [ReviewAuth],
+}
+
+/// Who vouches for one review file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewAuth {
+    pub reviewer: String,
+    pub review_type: ReviewType,
+    pub file: String,
+    pub method: super::proof::Authentication,
+    /// For attested files: who imported them (`GATEHOUSE_ACTOR` or the login name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Attested files count only with `[qa] count_attested = true`.
+    pub counted: bool,
 }
 
 /// One sample's reviews of one type: reviewer → (weighted overall, passes).
@@ -212,11 +239,11 @@ pub fn compute(
     release_version: &str,
     digest: &str,
     samples: &BTreeMap<String, SampleFacts>,
-    files: &[(String, ReviewFile)],
-    void: &[String],
+    stored: StoredFiles<'_>,
     names: &BTreeMap<String, String>,
     config: &QaConfig,
 ) -> Signoff {
+    let StoredFiles { files, void, auth } = stored;
     let shown = |id: &str| match names.get(id) {
         Some(n) => format!("{n} ({id})"),
         None => id.to_string(),
@@ -363,6 +390,13 @@ pub fn compute(
         reviewers,
         review_files: files.iter().map(|(k, _)| k.clone()).collect(),
         void_review_files: void.to_vec(),
+        authentication: auth
+            .iter()
+            .map(|a| ReviewAuth {
+                reviewer: shown(&a.reviewer),
+                ..a.clone()
+            })
+            .collect(),
         results,
         exceptions,
         blocklist,
@@ -380,8 +414,11 @@ mod tests {
             "v1",
             "sha256:00",
             &BTreeMap::new(),
-            &[],
-            &[],
+            StoredFiles {
+                files: &[],
+                void: &[],
+                auth: &[],
+            },
             &BTreeMap::new(),
             &config,
         );

@@ -93,6 +93,13 @@ fn record(line: u64, bytes: &[u8], dataset: &Dataset, limits: &Limits) -> Item {
     if std::str::from_utf8(bytes).is_err() {
         return quarantine(line, Reason::InvalidUtf8, "the record is not valid UTF-8");
     }
+    if unique_keys::has_duplicate(bytes) {
+        return quarantine(
+            line,
+            Reason::DuplicateKey,
+            "an object in the record has the same key twice",
+        );
+    }
     if let Some((group, messages)) = fast::parse(bytes, dataset) {
         return finish(line, 0, group, messages, limits.merge);
     }
@@ -293,6 +300,102 @@ fn messages(obj: &mut Object, dataset: &Dataset) -> Result<Vec<Message>, Problem
                 Reason::WrongType,
                 format!("format {} is not a JSON format", dataset.format),
             ))
+        }
+    }
+}
+
+/// Finds a key repeated within one JSON object, at any depth. serde_json (like most readers)
+/// keeps the last value silently, another reader may keep the first: such a record means
+/// different things to different tools. One pass over the record, no values kept.
+mod unique_keys {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+    /// True when the record is valid JSON and some object in it repeats a key. (Invalid
+    /// JSON is for the parsers to quarantine.)
+    pub(super) fn has_duplicate(bytes: &[u8]) -> bool {
+        let found = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let _ = Check(&found).deserialize(&mut de);
+        found.get()
+    }
+
+    #[derive(Clone, Copy)]
+    struct Check<'a>(&'a Cell<bool>);
+
+    impl<'de> DeserializeSeed<'de> for Check<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    /// A key as text, borrowed when it has no escapes.
+    struct Key;
+
+    impl<'de> DeserializeSeed<'de> for Key {
+        type Value = std::borrow::Cow<'de, str>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Key {
+        type Value = std::borrow::Cow<'de, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.to_string().into())
+        }
+    }
+
+    impl<'de> Visitor<'de> for Check<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+            while let Some(key) = map.next_key_seed(Key)? {
+                if keys.contains(&key) {
+                    self.0.set(true);
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                keys.push(key);
+                map.next_value_seed(self)?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(self)?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_none<E>(self) -> Result<(), E> {
+            Ok(())
         }
     }
 }

@@ -106,6 +106,9 @@ pub enum Reason {
     BrokenStructure,
     ConflictingRows,
     InvalidCsvRow,
+    /// A JSON object holds the same key twice: which value counts is up to the reader, so
+    /// the record is ambiguous.
+    DuplicateKey,
     /// The build's PII redaction did not reach a fixpoint (a scan of the redacted text still
     /// found identifiers): the record is withheld, never exported half-redacted. Set by the
     /// build, not by an adapter.
@@ -127,7 +130,8 @@ impl Reason {
             Reason::BrokenStructure => "Q010",
             Reason::ConflictingRows => "Q011",
             Reason::InvalidCsvRow => "Q012",
-            Reason::PiiRedactionUnsettled => "Q013",
+            Reason::DuplicateKey => "Q013",
+            Reason::PiiRedactionUnsettled => "Q014",
         }
     }
 
@@ -145,6 +149,7 @@ impl Reason {
             Reason::BrokenStructure => "broken-structure",
             Reason::ConflictingRows => "conflicting-rows",
             Reason::InvalidCsvRow => "invalid-csv-row",
+            Reason::DuplicateKey => "duplicate-key",
             Reason::PiiRedactionUnsettled => "pii-redaction-unsettled",
         }
     }
@@ -270,8 +275,18 @@ pub fn adapt(
         }
         emit(item);
     };
-    let reader = BufReader::with_capacity(1 << 20, reader);
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut sink = |item: Item| count(item, &mut summary);
+    // One rule for every format: an empty object is a broken one (a failed upload or an
+    // export cut short looks the same), never a source that holds no records.
+    if reader.fill_buf()?.is_empty() {
+        sink(quarantine(
+            1,
+            Reason::BrokenStructure,
+            "the object is empty (0 bytes); remove it, or leave it out of the dataset's include",
+        ));
+        return Ok(summary);
+    }
     match Container::of(dataset, key) {
         Container::Jsonl => json_records::adapt_lines(reader, dataset, limits, &mut sink)?,
         Container::Json => json_records::adapt_document(reader, dataset, limits, &mut sink)?,

@@ -378,3 +378,174 @@ proptest! {
         prop_assert_eq!(a.len(), turns.len());
     }
 }
+
+// Issue 18: quoting that swallows rows, line ends, duplicate keys.
+
+const QA_ENTRY: &str = "format = \"csv_columns\"\nfields = { user = \"q\", assistant = \"a\" }";
+
+/// A `q,a` file of `rows` rows (lines 2..=rows+1), with `edit` applied to row `n`'s line.
+fn csv_rows(rows: usize, edit: impl Fn(usize, String) -> String) -> String {
+    let mut out = String::from("q,a\n");
+    for n in 1..=rows {
+        out.push_str(&edit(n, format!("question {n},answer {n}")));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn a_stray_quote_in_the_last_column_fails_the_object_instead_of_merging_the_rows_after_it() {
+    // Row 50 (line 51): `question 50,"answer 50` opens a quote that never closes.
+    let src = csv_rows(100, |n, row| {
+        if n == 50 {
+            row.replace("answer", "\"answer")
+        } else {
+            row
+        }
+    });
+    let (items, summary) = run("x/c.csv", src.as_bytes(), QA_ENTRY);
+    assert_eq!(records(&items).len(), 49, "rows 1-49 are read");
+    assert_eq!(quarantined(&items), vec![(51, Reason::BrokenStructure)]);
+    assert!(summary.incomplete, "the source fails its bound");
+    let detail = items
+        .iter()
+        .find_map(|i| match i {
+            Item::Quarantined(q) => Some(q.detail.clone()),
+            Item::Record(_) => None,
+        })
+        .unwrap();
+    assert!(
+        detail.contains("line 51") && detail.contains("lines 51-101"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("answer"),
+        "no content in details: {detail}"
+    );
+}
+
+#[test]
+fn a_stray_quote_closed_rows_later_by_another_quote_fails_the_object() {
+    // Row 20 opens a quote; row 30 quotes its question, which closes it with text after.
+    let src = csv_rows(40, |n, row| match n {
+        20 => row.replace("answer", "\"answer"),
+        30 => "\"question 30\",answer 30".to_string(),
+        _ => row,
+    });
+    let (items, summary) = run("x/c.csv", src.as_bytes(), QA_ENTRY);
+    assert_eq!(quarantined(&items), vec![(21, Reason::BrokenStructure)]);
+    assert_eq!(records(&items).len(), 29, "rows 1-19 and 31-40");
+    assert_eq!(records(&items).last().unwrap().0, 41);
+    assert!(summary.incomplete);
+}
+
+#[test]
+fn a_quote_not_doubled_inside_a_one_line_cell_quarantines_that_row_only() {
+    let src = "q,a\nfine,\"she said \"no\" twice\"\nok,good\n\"multi\nline\",\"with \"\"doubled\"\" quotes\"\n";
+    let (items, summary) = run("x/c.csv", src.as_bytes(), QA_ENTRY);
+    assert_eq!(quarantined(&items), vec![(2, Reason::InvalidCsvRow)]);
+    assert_eq!(
+        records(&items),
+        vec![
+            (3, ua("ok", "good")),
+            (4, ua("multi\nline", "with \"doubled\" quotes"))
+        ]
+    );
+    assert!(!summary.incomplete);
+}
+
+#[test]
+fn a_quoted_cell_longer_than_the_record_limit_stops_reading_and_fails_the_object() {
+    let src = csv_rows(2000, |n, row| {
+        if n == 3 {
+            row.replace("answer", "\"answer")
+        } else {
+            row
+        }
+    });
+    let limits = Limits {
+        max_record_bytes: 1000,
+        ..Limits::default()
+    };
+    let (items, summary) = run_with("x/c.csv", src.as_bytes(), QA_ENTRY, &limits);
+    assert_eq!(records(&items).len(), 2);
+    assert_eq!(quarantined(&items), vec![(4, Reason::BrokenStructure)]);
+    assert!(summary.incomplete);
+}
+
+#[test]
+fn cr_only_line_ends_separate_rows_lines_and_transcript_turns() {
+    let (items, _) = run("x/c.csv", b"q,a\rq1,a1\rq2,\"a\r2\"\r\nq3,a3", QA_ENTRY);
+    assert_eq!(
+        records(&items),
+        vec![
+            (2, ua("q1", "a1")),
+            (3, ua("q2", "a\n2")),
+            (5, ua("q3", "a3"))
+        ]
+    );
+    let line = "{\"prompt\": \"p\", \"response\": \"r\"}";
+    let src = format!("{line}\r{line}\r\r{line}\r");
+    let (items, summary) = run("x/p.jsonl", src.as_bytes(), "format = \"prompt_response\"");
+    assert_eq!(
+        records(&items),
+        vec![(1, ua("p", "r")), (2, ua("p", "r")), (4, ua("p", "r"))]
+    );
+    assert_eq!(summary.quarantined_total(), 0);
+    let (items, _) = run(
+        "x/t.txt",
+        b"User: hello\rAssistant: hi\rUser: bye\rAssistant: take care",
+        "format = \"text_transcript\"",
+    );
+    assert_eq!(records(&items).len(), 1);
+    let Item::Record(r) = &items[0] else {
+        panic!("a record")
+    };
+    assert_eq!(r.messages.len(), 4);
+}
+
+#[test]
+fn duplicate_json_keys_at_any_depth_are_quarantined() {
+    let src = concat!(
+        "{\"prompt\": \"p\", \"response\": \"r\", \"response\": \"other\"}\n",
+        "{\"prompt\": \"p\", \"response\": \"r\", \"meta\": {\"a\": 1, \"a\": 2}}\n",
+        "{\"prompt\": \"p\", \"response\": \"r\", \"resp\\u006fnse\": \"escaped twin\"}\n",
+        "{\"prompt\": \"p\", \"response\": \"r\", \"meta\": [{\"a\": 1}, {\"a\": 2}]}\n",
+    );
+    let (items, summary) = run("x/p.jsonl", src.as_bytes(), "format = \"prompt_response\"");
+    assert_eq!(
+        quarantined(&items),
+        vec![
+            (1, Reason::DuplicateKey),
+            (2, Reason::DuplicateKey),
+            (3, Reason::DuplicateKey)
+        ]
+    );
+    assert_eq!(records(&items), vec![(4, ua("p", "r"))]);
+    assert_eq!(summary.quarantined["Q013 duplicate-key"], 3);
+    let chat = r#"[{"messages": [{"role": "user", "content": "a", "content": "b"}, {"role": "assistant", "content": "c"}]}]"#;
+    let (items, _) = run("x/c.json", chat.as_bytes(), "format = \"chatml\"");
+    assert_eq!(quarantined(&items), vec![(1, Reason::DuplicateKey)]);
+}
+
+#[test]
+fn a_zero_byte_object_fails_its_source_whatever_the_format() {
+    for (key, entry) in [
+        ("x/a.jsonl", "format = \"chatml\""),
+        ("x/a.json", "format = \"chatml\""),
+        ("x/a.csv", QA_ENTRY),
+        (
+            "x/u.csv",
+            "format = \"utterance_csv\"\nfields = { conversation = \"c\", order = \"o\", speaker = \"s\", text = \"t\" }",
+        ),
+        ("x/t.txt", "format = \"text_transcript\""),
+    ] {
+        let (items, summary) = run(key, b"", entry);
+        assert_eq!(
+            quarantined(&items),
+            vec![(1, Reason::BrokenStructure)],
+            "{key}"
+        );
+        assert!(summary.incomplete, "{key}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Plain-text transcripts (voice persona): `Speaker: text` lines, continuation lines belong
 //! to the current speaker, `#` lines are titles. A transcript is chunked into records of
 //! about `transcript_chunk_turns` turns, cut before a user turn; all chunks of one object
-//! share the object key as their group, so they never straddle splits.
+//! share the object key as their group, so they never straddle splits. Lines end at `\n`,
+//! `\r\n` or a lone `\r`, as in [`crate::store::LineReader`].
 
 use std::io::{self, BufRead};
 
@@ -39,9 +40,8 @@ pub(super) fn adapt(
 
     // (line, role, text) per turn.
     let mut turns: Vec<(u64, Role, String)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (i, l) in physical_lines(text).enumerate() {
         let line = i as u64 + 1;
-        let l = raw.trim_end_matches('\r');
         if l.trim().is_empty() {
             if let Some(t) = turns.last_mut()
                 && !t.2.ends_with("\n\n")
@@ -109,4 +109,31 @@ pub(super) fn adapt(
     }
     flush(&mut current, emit);
     Ok(())
+}
+
+/// The lines of `text`, ending at `\n`, `\r\n` or a lone `\r` (like `str::lines`, no empty
+/// line after a final line end).
+fn physical_lines(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
+            if b == b'\n' || b == b'\r' {
+                let line = &text[start..i - 1];
+                if b == b'\r' && bytes.get(i) == Some(&b'\n') {
+                    i += 1;
+                }
+                start = i;
+                return Some(line);
+            }
+        }
+        (start < bytes.len()).then(|| {
+            let line = &text[start..];
+            start = bytes.len();
+            line
+        })
+    })
 }

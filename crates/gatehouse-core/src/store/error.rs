@@ -16,6 +16,10 @@ pub enum StoreError {
         message: String,
         hint: Option<String>,
     },
+    #[error(
+        "{key}: not a key gatehouse can read (a control character, or an empty or `.` segment)"
+    )]
+    UnusableKey { key: String },
     #[error("{target}: no such object")]
     NotFound { target: String },
     #[error("{target}: already exists; a create-only write was refused")]
@@ -40,6 +44,12 @@ pub enum StoreError {
     },
     #[error("{op} {target}: the store does not support this operation ({detail})")]
     NotSupported {
+        op: &'static str,
+        target: String,
+        detail: String,
+    },
+    #[error("{op} {target}: the store answered with a server error ({detail})")]
+    ServerError {
         op: &'static str,
         target: String,
         detail: String,
@@ -89,6 +99,10 @@ impl Facts {
         let lower = chain.to_ascii_lowercase();
         let transport = [
             ("connection refused", "connection refused"),
+            ("network is unreachable", "network unreachable"),
+            ("network unreachable", "network unreachable"),
+            ("no route to host", "no route to host"),
+            ("host is unreachable", "host unreachable"),
             ("dns error", "name resolution failed"),
             ("failed to lookup address", "name resolution failed"),
             ("timed out", "timed out"),
@@ -164,6 +178,9 @@ impl StoreError {
             _ if facts.status.is_none() && facts.transport.is_some() => {
                 StoreError::Unreachable { op, target, detail }
             }
+            _ if facts.status.is_some_and(|s| (500..600).contains(&s)) => {
+                StoreError::ServerError { op, target, detail }
+            }
             _ => StoreError::Other { op, target, detail },
         }
     }
@@ -183,10 +200,25 @@ impl StoreError {
                  endpoint/region it lives in"
                     .into(),
             ),
+            StoreError::Unreachable { detail, .. } if detail.contains("unreachable") || detail.contains("no route") => Some(
+                "this machine has no route to the endpoint: check the network connection (VPN, \
+                 proxy, firewall) and the endpoint URL (OVH_S3_ENDPOINT, AWS_ENDPOINT_URL or \
+                 DATASET_S3_ENDPOINT); `gatehouse doctor` tests the connection"
+                    .into(),
+            ),
             StoreError::Unreachable { .. } => Some(
                 "check the endpoint URL (OVH_S3_ENDPOINT, AWS_ENDPOINT_URL or DATASET_S3_ENDPOINT) \
                  and your network; `gatehouse doctor` tests the connection"
                     .into(),
+            ),
+            StoreError::ServerError { .. } => Some(
+                "the store failed on its side after gatehouse's retries: run the command again \
+                 later (finished stages are skipped); if it persists, check the provider's status \
+                 page or the server's logs"
+                    .into(),
+            ),
+            StoreError::UnusableKey { .. } => Some(
+                "rename the object (listings leave such keys out and name them)".into(),
             ),
             StoreError::AlreadyExists { .. } => Some(
                 "published artefacts are write-once; choose a new --release-version".into(),
@@ -263,7 +295,31 @@ mod tests {
         let msg = "Server error, body contains Error, with status 500 Internal Server Error: \
             error sending request for url (http://host/b/raw/connect_logs/timed out.jsonl)";
         let e = StoreError::classify("read", "s3://b/raw/connect_logs/x".into(), generic(msg));
-        assert!(matches!(e, StoreError::Other { .. }), "{e:?}");
+        assert!(matches!(e, StoreError::ServerError { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn server_errors_and_unreachable_networks_have_hints() {
+        let e = StoreError::classify(
+            "read",
+            "s3://b/k".into(),
+            generic(
+                "Server error, with status 500 Internal Server Error: <Error><Code>InternalError</Code></Error>",
+            ),
+        );
+        assert!(matches!(e, StoreError::ServerError { .. }), "{e:?}");
+        assert!(e.to_string().contains("HTTP 500"), "{e}");
+        assert!(e.hint().unwrap().contains("again"), "{e}");
+        let e = StoreError::classify(
+            "list",
+            "s3://b/".into(),
+            generic(
+                "error sending request: client error (Connect): tcp connect error: Network is unreachable (os error 101)",
+            ),
+        );
+        assert!(matches!(e, StoreError::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("network unreachable"), "{e}");
+        assert!(e.hint().unwrap().contains("no route"), "{e:?}");
     }
 
     #[test]

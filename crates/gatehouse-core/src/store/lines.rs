@@ -3,8 +3,9 @@
 //! A line longer than the configured maximum is not buffered: it is skipped to its end and
 //! reported as [`Line::Oversized`] with its number and length, so the caller can quarantine
 //! it by `key:line`. Memory is therefore the read buffer plus at most `max_line` bytes,
-//! whatever the object's size. A UTF-8 BOM before the first line and the `\r` of CRLF line
-//! endings are removed; the last line needs no trailing newline. Bytes are returned as they
+//! whatever the object's size. A line ends at `\n`, `\r\n` or a lone `\r` (old Mac files:
+//! read as one line, such a file would become one record); a UTF-8 BOM before the first line
+//! is removed; the last line needs no line end. Bytes are returned as they
 //! are: deciding what invalid UTF-8 means is the caller's job.
 
 use std::io::{self, BufRead};
@@ -26,6 +27,8 @@ pub struct LineReader<R> {
     number: u64,
     max_line: usize,
     bytes_read: u64,
+    /// The last line ended at a `\r`: a `\n` right after it belongs to that line end.
+    after_cr: bool,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -39,6 +42,7 @@ impl<R: BufRead> LineReader<R> {
             number: 0,
             max_line,
             bytes_read: 0,
+            after_cr: false,
         }
     }
 
@@ -56,21 +60,28 @@ impl<R: BufRead> LineReader<R> {
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         self.buf.clear();
         let first = self.number == 0;
-        // Room for a `\r` (and on line 1 a BOM) that is stripped before the limit applies.
+        // Room for a BOM on line 1, which is stripped before the limit applies.
         let limit = self
             .max_line
-            .saturating_add(1 + if first { BOM.len() } else { 0 });
+            .saturating_add(if first { BOM.len() } else { 0 });
         let mut len: u64 = 0;
         let mut oversized = false;
         let mut seen_any = false;
         let mut head = [0u8; 3];
-        let mut last: Option<u8> = None;
         loop {
             let available = match self.inner.fill_buf() {
                 Ok(a) => a,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            if self.after_cr && !available.is_empty() {
+                self.after_cr = false;
+                if available[0] == b'\n' {
+                    self.inner.consume(1);
+                    self.bytes_read += 1;
+                    continue;
+                }
+            }
             if available.is_empty() {
                 if !seen_any {
                     return Ok(None);
@@ -78,8 +89,11 @@ impl<R: BufRead> LineReader<R> {
                 break;
             }
             seen_any = true;
-            let (part, consumed, at_end) = match memchr::memchr(b'\n', available) {
-                Some(i) => (&available[..i], i + 1, true),
+            let (part, consumed, at_end) = match memchr::memchr2(b'\n', b'\r', available) {
+                Some(i) => {
+                    self.after_cr = available[i] == b'\r';
+                    (&available[..i], i + 1, true)
+                }
                 None => (available, available.len(), false),
             };
             for (i, b) in part
@@ -88,9 +102,6 @@ impl<R: BufRead> LineReader<R> {
                 .enumerate()
             {
                 head[len as usize + i] = *b;
-            }
-            if let Some(b) = part.last() {
-                last = Some(*b);
             }
             len += part.len() as u64;
             if !oversized {
@@ -111,16 +122,12 @@ impl<R: BufRead> LineReader<R> {
         self.number += 1;
         // The same stripping applies whether or not the bytes were kept.
         let bom = first && len >= 3 && head == *BOM;
-        let cr = last == Some(b'\r') && len > if bom { 3 } else { 0 };
-        let content_len = len - if bom { 3 } else { 0 } - u64::from(cr);
+        let content_len = len - if bom { 3 } else { 0 };
         if oversized || content_len > self.max_line as u64 {
             return Ok(Some(Line::Oversized {
                 number: self.number,
                 len: content_len,
             }));
-        }
-        if cr {
-            self.buf.pop();
         }
         if bom {
             self.buf.drain(..BOM.len());
@@ -251,8 +258,22 @@ mod tests {
         if input.is_empty() {
             return vec![];
         }
-        let mut parts: Vec<&[u8]> = input.split(|b| *b == b'\n').collect();
-        if input.ends_with(b"\n") {
+        // Every line end becomes `\n`, then the input is split on it.
+        let mut norm = Vec::with_capacity(input.len());
+        let mut i = 0;
+        while i < input.len() {
+            if input[i] == b'\r' {
+                norm.push(b'\n');
+                if input.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            } else {
+                norm.push(input[i]);
+            }
+            i += 1;
+        }
+        let mut parts: Vec<&[u8]> = norm.split(|b| *b == b'\n').collect();
+        if norm.ends_with(b"\n") {
             parts.pop();
         }
         parts
@@ -262,9 +283,6 @@ mod tests {
                 if i == 0 && p.starts_with(BOM) {
                     p = &p[3..];
                 }
-                if p.ends_with(b"\r") {
-                    p = &p[..p.len() - 1];
-                }
                 let n = i as u64 + 1;
                 if p.len() > max {
                     Owned::Oversized(n, p.len() as u64)
@@ -273,6 +291,22 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn a_lone_cr_ends_a_line_like_lf_and_crlf() {
+        assert_eq!(
+            lines(b"a\rbb\r\rc\r\nd\n\re\r", 100),
+            vec![
+                text(1, "a"),
+                text(2, "bb"),
+                text(3, ""),
+                text(4, "c"),
+                text(5, "d"),
+                text(6, ""),
+                text(7, "e")
+            ]
+        );
     }
 
     #[test]

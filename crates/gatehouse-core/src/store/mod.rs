@@ -11,6 +11,7 @@
 mod config;
 mod error;
 mod lines;
+mod list;
 mod open;
 
 use std::io::{self, Read};
@@ -33,10 +34,14 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use lines::{Line, LineReader};
+pub use list::escape_key;
+use list::object_key;
 
 /// A fault-injection hook for the crash tests: with `GATEHOUSE_TEST_ABORT_AFTER_WRITES=N`
 /// the process aborts (as `kill -9` would: no unwinding, no cleanup) right after its N-th
-/// completed write or delete. Unset, it costs one relaxed atomic load per write.
+/// completed write or delete. Compiled only with the `fault-injection` feature, which only
+/// test builds enable; otherwise `wrote` does nothing and the variable means nothing.
+#[cfg(feature = "fault-injection")]
 mod fault {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +61,12 @@ mod fault {
     }
 }
 
+#[cfg(not(feature = "fault-injection"))]
+mod fault {
+    #[inline(always)]
+    pub fn wrote() {}
+}
+
 /// Default in-memory buffer of [`ObjectWriter`] before it switches to a multipart upload.
 pub const DEFAULT_WRITE_BUFFER: usize = 8 * 1024 * 1024;
 
@@ -72,6 +83,7 @@ pub struct ObjectInfo {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    lister: open::Lister,
     runtime: Arc<Runtime>,
     config: StoreConfig,
     /// The audit log every read, write and listing is recorded in, when set.
@@ -90,7 +102,7 @@ impl Store {
     /// Connects to the configured store. Nothing is read or written yet: a wrong bucket or
     /// bad credentials show up on the first operation (see `gatehouse doctor`).
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
-        let inner = open::build(config)?;
+        let (inner, lister) = open::build(config)?;
         let mut config = config.clone();
         if let Backend::Local { root } = &mut config.backend {
             // One spelling of the root, however it was given, so reports do not depend on
@@ -99,7 +111,9 @@ impl Store {
                 *root = canonical;
             }
         }
-        Self::from_object_store(inner, config)
+        let mut store = Self::from_object_store(inner, config)?;
+        store.lister = lister;
+        Ok(store)
     }
 
     /// Wraps an existing `object_store` implementation; `config` describes it in messages
@@ -120,6 +134,7 @@ impl Store {
             })?;
         Ok(Self {
             inner,
+            lister: open::Lister::Generic,
             runtime: Arc::new(runtime),
             config,
             audit: None,
@@ -187,20 +202,36 @@ impl Store {
     }
 
     /// Lists every object whose key starts with `prefix` ("" for the whole store), page by
-    /// page as the iterator is consumed. Order is the store's (lexicographic on S3,
-    /// directory order on local disk); callers that need an order sort.
+    /// page as the iterator is consumed. Order is the store's (lexicographic on S3 and, by
+    /// name, on local disk); callers that need an order sort. A key that cannot be read back
+    /// (a control character, an empty or `.` segment) is left out, logged by name and kept
+    /// in [`ObjectList::unusable`]; it does not end the listing.
     pub fn list(&self, prefix: &str) -> ObjectList {
         self.note(Action::List, || Event::key(prefix));
-        // object_store lists whole path segments: list the folder that holds the prefix
-        // and filter, so a raw prefix such as "data/par" keeps S3's string semantics.
-        let folder = prefix.rfind('/').map_or("", |i| &prefix[..i]);
-        let prefix_path = (!folder.is_empty()).then(|| Path::from(folder));
-        let stream = self.inner.list(prefix_path.as_ref());
+        let source = match &self.lister {
+            open::Lister::Local(root) => {
+                list::Source::Local(Box::new(list::LocalWalk::new(root.clone(), prefix)))
+            }
+            open::Lister::S3(client) => {
+                list::Source::S3(Box::new(list::S3Pages::new(Arc::clone(client), prefix)))
+            }
+            open::Lister::Generic => {
+                // object_store lists whole path segments: list the folder that holds the
+                // prefix and filter, so a raw prefix such as "data/par" keeps S3's string
+                // semantics.
+                let folder = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+                let prefix_path = (!folder.is_empty())
+                    .then(|| Path::parse(folder).unwrap_or_else(|_| Path::from(folder)));
+                list::Source::Stream(self.inner.list(prefix_path.as_ref()))
+            }
+        };
         ObjectList {
-            stream,
+            source,
             runtime: Arc::clone(&self.runtime),
             target: self.locate(prefix),
             raw_prefix: prefix.to_string(),
+            unusable: Vec::new(),
+            unusable_count: 0,
         }
     }
 
@@ -212,7 +243,7 @@ impl Store {
 
     /// Size and etag of one object.
     pub fn head(&self, key: &str) -> Result<ObjectInfo, StoreError> {
-        let path = Path::from(key);
+        let path = object_key(key)?;
         let meta = self
             .runtime
             .block_on(self.inner.head(&path))
@@ -235,7 +266,7 @@ impl Store {
 
     /// Reads a whole (small) object into memory. Use [`Store::open_read`] for data.
     pub fn get_bytes(&self, key: &str) -> Result<Bytes, StoreError> {
-        let path = Path::from(key);
+        let path = object_key(key)?;
         let (bytes, etag) = self
             .runtime
             .block_on(async {
@@ -257,7 +288,7 @@ impl Store {
     /// Opens an object for streaming reads. Memory use is one network chunk (or one
     /// buffered file read) at a time, whatever the object's size.
     pub fn open_read(&self, key: &str) -> Result<ObjectReader, StoreError> {
-        let path = Path::from(key);
+        let path = object_key(key)?;
         let target = self.locate(key);
         let result = self
             .runtime
@@ -311,10 +342,11 @@ impl Store {
             mode,
             ..PutOptions::default()
         };
+        let path = object_key(key)?;
         self.runtime
             .block_on(
                 self.inner
-                    .put_opts(&Path::from(key), PutPayload::from_bytes(bytes), opts),
+                    .put_opts(&path, PutPayload::from_bytes(bytes), opts),
             )
             .map_err(|e| StoreError::classify(op, self.locate(key), e))?;
         if let Some(event) = event {
@@ -328,7 +360,9 @@ impl Store {
     /// then uploaded in parts (multipart on S3). Call [`ObjectWriter::finish`]; a writer
     /// dropped without finishing aborts its upload and leaves no object behind.
     pub fn writer(&self, key: &str, buffer: usize) -> ObjectWriter {
-        let path = Path::from(key);
+        // gatehouse writes only keys it made (under the exports prefix), which are valid
+        // paths; the encoded form is a fallback that keeps this infallible.
+        let path = object_key(key).unwrap_or_else(|_| Path::from(key));
         let writer = object_store::buffered::BufWriter::with_capacity(
             Arc::clone(&self.inner),
             path,
@@ -351,7 +385,7 @@ impl Store {
     /// Deletes one object. Only ever used on gatehouse's own keys (doctor canaries, drafts);
     /// source data is never deleted.
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let path = Path::from(key);
+        let path = object_key(key)?;
         self.runtime
             .block_on(self.inner.delete(&path))
             .map_err(|e| StoreError::classify("delete", self.locate(key), e))?;
@@ -363,11 +397,16 @@ impl Store {
 
 /// Iterator over a listing; fetches pages lazily.
 pub struct ObjectList {
-    stream: BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+    source: list::Source,
     runtime: Arc<Runtime>,
     target: String,
     raw_prefix: String,
+    unusable: Vec<String>,
+    unusable_count: u64,
 }
+
+/// Unusable keys kept by name in [`ObjectList::unusable`]; more are only counted.
+const MAX_UNUSABLE_NAMES: usize = 1000;
 
 impl std::fmt::Debug for ObjectList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -377,26 +416,56 @@ impl std::fmt::Debug for ObjectList {
     }
 }
 
+impl ObjectList {
+    /// Keys listed so far that cannot be read back, escaped ([`escape_key`]), in listing
+    /// order: the first 1000 by name.
+    pub fn unusable(&self) -> &[String] {
+        &self.unusable
+    }
+
+    /// How many keys were left out as unusable (all of them, named or not).
+    pub fn unusable_count(&self) -> u64 {
+        self.unusable_count
+    }
+}
+
 impl Iterator for ObjectList {
     type Item = Result<ObjectInfo, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let item = self.runtime.block_on(self.stream.next())?;
-            return Some(match item {
-                Ok(meta) => {
-                    let key = meta.location.to_string();
-                    if !key.starts_with(&self.raw_prefix) {
+            match self.source.next(&self.runtime, &self.target)? {
+                Ok(list::Entry::Object(info)) => {
+                    if !info.key.starts_with(&self.raw_prefix) {
                         continue;
                     }
-                    Ok(ObjectInfo {
-                        key,
-                        size: meta.size,
-                        etag: meta.e_tag,
-                    })
+                    if !list::listed_key_usable(&info.key) {
+                        self.skip(list::escape_key(&info.key));
+                        continue;
+                    }
+                    return Some(Ok(info));
                 }
-                Err(e) => Err(StoreError::classify("list", self.target.clone(), e)),
-            });
+                Ok(list::Entry::Unusable(key)) => {
+                    if key.starts_with(&list::escape_key(&self.raw_prefix)) {
+                        self.skip(key);
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl ObjectList {
+    fn skip(&mut self, key: String) {
+        tracing::warn!(
+            key = %key,
+            "left out an object whose key cannot be read back (a control character, or an \
+             empty or `.` segment); rename it to include it"
+        );
+        self.unusable_count += 1;
+        if self.unusable.len() < MAX_UNUSABLE_NAMES {
+            self.unusable.push(key);
         }
     }
 }
@@ -589,6 +658,84 @@ mod tests {
         assert_eq!(keys, ["data/part-1", "data/part-2"]);
         assert_eq!(store.list("data/").count(), 3);
         assert_eq!(store.list("").count(), 4);
+    }
+
+    /// Keys of every class users have: non-ASCII, and each character object_store's
+    /// `Path::from` would percent-encode.
+    pub(crate) const ODD_KEYS: [&str; 18] = [
+        "raw/café.jsonl",
+        "raw/дневник.jsonl",
+        "raw/会話ログ.jsonl",
+        "raw/a#b.jsonl",
+        "raw/100%.jsonl",
+        "raw/%41%2F.jsonl",
+        "raw/a~b.jsonl",
+        "raw/a^b.jsonl",
+        "raw/[x].jsonl",
+        "raw/{x}.jsonl",
+        "raw/a<b.jsonl",
+        "raw/a\\b.jsonl",
+        "raw/a\"b.jsonl",
+        "raw/it's.jsonl",
+        "raw/a*b.jsonl",
+        "raw/sp ace.jsonl",
+        "raw/a|b?c`.jsonl",
+        "raw/x#12.jsonl",
+    ];
+
+    #[test]
+    fn local_keys_of_every_class_round_trip_and_control_characters_are_named_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw");
+        std::fs::create_dir(&raw).unwrap();
+        for key in ODD_KEYS {
+            std::fs::write(dir.path().join(key), key).unwrap();
+        }
+        for bad in ["tab\there.jsonl", "nl\nx.jsonl", "esc\u{1b}x.jsonl", "n#12"] {
+            std::fs::write(raw.join(bad), "x").unwrap();
+        }
+        let store = Store::open(&StoreConfig {
+            backend: Backend::Local {
+                root: dir.path().to_path_buf(),
+            },
+            exports_prefix: "exports".into(),
+        })
+        .unwrap();
+        let mut list = store.list("");
+        let mut keys: Vec<String> = list.by_ref().map(|o| o.unwrap().key).collect();
+        keys.sort();
+        let mut want: Vec<String> = ODD_KEYS.iter().map(|k| k.to_string()).collect();
+        want.sort();
+        assert_eq!(keys, want);
+        let mut skipped = list.unusable().to_vec();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            [
+                "raw/esc\\u{1b}x.jsonl",
+                "raw/n#12",
+                "raw/nl\\nx.jsonl",
+                "raw/tab\\there.jsonl"
+            ]
+        );
+        assert_eq!(list.unusable_count(), 4);
+        for key in ODD_KEYS {
+            assert_eq!(store.get_bytes(key).unwrap(), key, "{key}");
+            let mut text = String::new();
+            store
+                .open_read(key)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            assert_eq!(text, key);
+            let listed = store.list(key).next().unwrap().unwrap();
+            assert_eq!(store.head(key).unwrap().etag, listed.etag, "{key}");
+        }
+        // Written keys land where they are read.
+        store.put("exports/é#1.json", "w").unwrap();
+        assert!(dir.path().join("exports/é#1.json").is_file());
+        let err = store.get_bytes("raw/tab\there.jsonl").unwrap_err();
+        assert!(err.to_string().contains("raw/tab\\there.jsonl"), "{err}");
     }
 
     #[test]

@@ -3,16 +3,26 @@
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::{ClientOptions, RetryConfig};
 
 use super::{Backend, S3Config, ServerSideEncryption, StoreConfig, StoreError};
 
-pub(super) fn build(config: &StoreConfig) -> Result<Arc<dyn ObjectStore>, StoreError> {
+/// How a store is listed: object_store's listing stops at the first key it cannot represent
+/// (a control character, an empty or `.` segment), so local disk and S3 are listed by
+/// gatehouse, which reports such keys by name and goes on (see [`super::ObjectList`]).
+#[derive(Clone)]
+pub(super) enum Lister {
+    Generic,
+    Local(std::path::PathBuf),
+    S3(Arc<AmazonS3>),
+}
+
+pub(super) fn build(config: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, Lister), StoreError> {
     match &config.backend {
-        Backend::Memory => Ok(Arc::new(InMemory::new())),
+        Backend::Memory => Ok((Arc::new(InMemory::new()), Lister::Generic)),
         Backend::Local { root } => {
             if !root.is_dir() {
                 return Err(StoreError::Config {
@@ -28,14 +38,16 @@ pub(super) fn build(config: &StoreConfig) -> Result<Arc<dyn ObjectStore>, StoreE
                 message: format!("cannot open local store {}: {e}", root.display()),
                 hint: None,
             })?;
-            Ok(Arc::new(fs))
+            let walk_root = root.canonicalize().unwrap_or_else(|_| root.clone());
+            Ok((Arc::new(fs), Lister::Local(walk_root)))
         }
-        Backend::S3(s3) => Ok(Arc::new(s3_builder(s3).build().map_err(|e| {
-            StoreError::Config {
+        Backend::S3(s3) => {
+            let client = Arc::new(s3_builder(s3).build().map_err(|e| StoreError::Config {
                 message: format!("cannot configure S3 bucket {}: {e}", s3.bucket),
                 hint: None,
-            }
-        })?)),
+            })?);
+            Ok((client.clone(), Lister::S3(client)))
+        }
     }
 }
 

@@ -12,7 +12,8 @@ use crate::print;
 pub fn run(cli: &Cli) -> Result<Code> {
     let settings = settings(cli)?;
     let store = open_store(&settings)?;
-    let report = doctor::run(&store, settings.origins.clone());
+    let mut report = doctor::run(&store, settings.origins.clone());
+    report.warnings.clone_from(&settings.warnings);
     let registry = Registry::load(&settings.registry_path);
 
     if cli.global.json {
@@ -28,6 +29,9 @@ pub fn run(cli: &Cli) -> Result<Code> {
                 "{:<15} {:<44} from {}",
                 o.setting, o.value, o.from
             ));
+        }
+        for w in &report.warnings {
+            print::out(&format!("{:<15} {w}", "WARNING"));
         }
         print::out(&format!("\n{:<15} {}", "store", report.store));
         match &registry {

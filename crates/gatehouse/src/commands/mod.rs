@@ -27,6 +27,9 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Gates(args) => gates::run(cli, args),
         Command::Qa(QaCommand::Sample(args)) => qa::sample(cli, args),
         Command::Qa(QaCommand::Invite(args)) => qa::invite(cli, args),
+        Command::Qa(QaCommand::Revoke(args)) => qa::revoke(cli, args),
+        Command::Qa(QaCommand::Keygen(args)) => qa::keygen(cli, args),
+        Command::Qa(QaCommand::Sign(args)) => qa::sign(cli, args),
         Command::Qa(QaCommand::Serve(args)) => qa::serve(cli, args),
         Command::Qa(QaCommand::Import(args)) => qa::import(cli, args),
         Command::Qa(QaCommand::Signoff(args)) => qa::signoff(cli, args),
@@ -42,7 +45,11 @@ pub fn run(cli: &Cli) -> Result<Code> {
 
 /// Configuration resolved from flags, environment and config file.
 fn settings(cli: &Cli) -> Result<Settings> {
-    Ok(config::resolve(&cli.global.overrides(), &ProcessEnv)?)
+    let settings = config::resolve(&cli.global.overrides(), &ProcessEnv)?;
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(settings)
 }
 
 fn open_store(settings: &Settings) -> Result<Store> {

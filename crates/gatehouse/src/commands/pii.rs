@@ -67,7 +67,7 @@ pub fn eval(cli: &Cli, args: &PiiEvalArgs) -> Result<Code> {
         print::out(evaluation.table().trim_end());
         if evaluation.unsettled > 0 {
             print::out(&format!(
-                "{} document(s) did not settle: the build would quarantine them (Q013)",
+                "{} document(s) did not settle: the build would quarantine them (Q014)",
                 evaluation.unsettled
             ));
         }

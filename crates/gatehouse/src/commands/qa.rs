@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Release;
-use crate::cli::{Cli, QaImportArgs, QaInviteArgs, QaSampleArgs, QaServeArgs, Role};
+use crate::cli::{
+    Cli, QaImportArgs, QaInviteArgs, QaKeygenArgs, QaRevokeArgs, QaSampleArgs, QaServeArgs,
+    QaSignArgs, Role,
+};
 use crate::exit::Code;
 use crate::print;
 
@@ -106,19 +109,58 @@ pub fn import(cli: &Cli, args: &QaImportArgs) -> Result<Code> {
     } else {
         vec![bytes]
     };
+    let default_sig = {
+        let mut p = args.file.clone().into_os_string();
+        p.push(".sig");
+        std::path::PathBuf::from(p)
+    };
+    let sig_path = args
+        .signature
+        .clone()
+        .or_else(|| default_sig.is_file().then_some(default_sig));
+    let signature = match &sig_path {
+        None => None,
+        Some(_) if is_csv => anyhow::bail!(
+            "a signature covers one reviewer's JSON file; a CSV is imported as operator-attested \
+             (hint: have each reviewer sign their JSON review file with `gatehouse qa sign`)"
+        ),
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?,
+        ),
+    };
+    let actor = gatehouse_core::audit::actor();
     let mut stored = Vec::new();
     for f in &files {
-        qa::check_import(&store, &location, f, &settings.qa)?;
+        qa::check_import(&store, &location, f, &settings.qa, signature.as_deref())?;
     }
     for f in &files {
-        stored.push(qa::import(&store, &location, f, &settings.qa)?);
+        stored.push(qa::import(
+            &store,
+            &location,
+            f,
+            &settings.qa,
+            signature.as_deref(),
+            &actor,
+        )?);
     }
+    let how = if signature.is_some() {
+        "signed by the reviewer's registered key".to_string()
+    } else if settings.qa.count_attested.unwrap_or(false) {
+        format!("operator-attested by {actor} (counted: [qa] count_attested = true)")
+    } else {
+        format!(
+            "operator-attested by {actor}: NOT counted in the signoff unless [qa] count_attested \
+             = true (reviewers can sign their files: `gatehouse qa keygen`, `qa sign`)"
+        )
+    };
     if cli.global.json {
         print::json(&serde_json::json!({ "stored": stored }))?;
     } else {
         for key in &stored {
             print::out(&format!("qa import: stored {}", store.locate(key)));
         }
+        print::out(&format!("  {how}"));
     }
     Ok(Code::Ok)
 }
@@ -170,14 +212,31 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
 }
 
 pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
-    let Release { store, version, .. } = Release::open(cli, args.release_version.as_deref())?;
+    let Release {
+        store,
+        version,
+        settings,
+        ..
+    } = Release::open(cli, args.release_version.as_deref())?;
+    let days = args
+        .expires_days
+        .or(settings.qa.invitation_days)
+        .unwrap_or(qa::reviewers::DEFAULT_INVITATION_DAYS);
     let location = draft_location(&store, &version)?;
     let role = match args.role {
         Role::ClinicianFoundation => ReviewType::ClinicianFoundation,
         Role::ClinicianEdge => ReviewType::ClinicianEdge,
         Role::BiasCultural => ReviewType::BiasCultural,
     };
-    let inv = qa::reviewers::invite(&store, &location, &args.name, role, args.max_samples)?;
+    let inv = qa::reviewers::invite(
+        &store,
+        &location,
+        &args.name,
+        role,
+        args.max_samples,
+        days,
+        args.public_key.as_deref(),
+    )?;
     let link = format!(
         "{}/login?token={}",
         args.base_url.trim_end_matches('/'),
@@ -190,6 +249,7 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
             "assignments": inv.reviewer.assignments.len(),
             "token": inv.token,
             "link": link,
+            "expires_at": inv.reviewer.expires_at,
         }))?;
     } else {
         print::out(&format!(
@@ -203,7 +263,80 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
             "  sign-in link (shown once; send it privately): {link}"
         ));
         print::out(&format!(
+            "  valid until {} (`gatehouse qa revoke --reviewer {}` ends it sooner)",
+            inv.reviewer.expires_at.as_deref().unwrap_or("-"),
+            inv.reviewer.id
+        ));
+        print::out(&format!(
             "  serve the app with `gatehouse qa serve --release-version {version}`"
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn keygen(cli: &Cli, args: &QaKeygenArgs) -> Result<Code> {
+    let (private, public) = qa::proof::keygen()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&args.out).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create {}: {e} (hint: choose a new file; an existing key is never overwritten)",
+            args.out.display()
+        )
+    })?;
+    std::io::Write::write_all(&mut f, private.as_bytes())?;
+    if cli.global.json {
+        print::json(&serde_json::json!({ "public_key": public, "private_key_file": args.out }))?;
+    } else {
+        print::out(&format!(
+            "qa keygen: private key written to {} (keep it to yourself)",
+            args.out.display()
+        ));
+        print::out(&format!(
+            "  public key (give it to the release manager): {public}"
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn sign(cli: &Cli, args: &QaSignArgs) -> Result<Code> {
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.file.display()))?;
+    let key = std::fs::read_to_string(&args.key)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.key.display()))?;
+    let signature = qa::proof::sign(&key, &bytes)?;
+    let mut out = args.file.clone().into_os_string();
+    out.push(".sig");
+    let out = std::path::PathBuf::from(out);
+    std::fs::write(&out, format!("{signature}\n"))?;
+    if cli.global.json {
+        print::json(&serde_json::json!({ "signature_file": out, "signature": signature }))?;
+    } else {
+        print::out(&format!(
+            "qa sign: wrote {} (send it with the file; any change to the file voids it)",
+            out.display()
+        ));
+    }
+    Ok(Code::Ok)
+}
+
+pub fn revoke(cli: &Cli, args: &QaRevokeArgs) -> Result<Code> {
+    let Release { store, version, .. } = Release::open(cli, args.release_version.as_deref())?;
+    let location = draft_location(&store, &version)?;
+    let r = qa::reviewers::revoke(&store, &location, &args.reviewer)?;
+    if cli.global.json {
+        print::json(&serde_json::json!({
+            "revoked": r.id,
+            "review_type": r.review_type,
+            "revoked_at": r.revoked_at,
+        }))?;
+    } else {
+        print::out(&format!(
+            "qa revoke: {} ({}) can no longer sign in; a running `qa serve` ends their sessions \
+             at their next request; their reviews no longer count (run `gatehouse qa signoff` again)",
+            r.name, r.id
         ));
     }
     Ok(Code::Ok)
@@ -228,9 +361,17 @@ pub fn serve(cli: &Cli, args: &QaServeArgs) -> Result<Code> {
         .enable_all()
         .build()?;
     let json = cli.global.json;
+    let limits = gatehouse_review::ConnLimits {
+        header_read: Duration::from_secs(args.header_timeout_secs.max(1)),
+        idle: Duration::from_secs(args.idle_timeout_secs.max(1)),
+        per_ip: args.max_connections_per_ip.max(1),
+        total: args.max_connections.max(1),
+        ..gatehouse_review::ConnLimits::default()
+    };
     runtime.block_on(gatehouse_review::serve(
         Arc::new(app),
         &args.listen,
+        limits,
         |addr| {
             if json {
                 let _ = print::json(&serde_json::json!({

@@ -49,11 +49,18 @@ impl Project {
         self.dir.path()
     }
 
+    /// Writes gatehouse.toml with `extra` (TOML) first. Unless `extra` has a `[qa]` table,
+    /// operator-attested reviews count: most suites import their reviewers' files unsigned.
     pub fn write_config(&self, extra: &str) {
+        let qa = if extra.contains("[qa]") {
+            ""
+        } else {
+            "[qa]\ncount_attested = true\n"
+        };
         std::fs::write(
             self.path().join("gatehouse.toml"),
             format!(
-                "registry = \"registry.toml\"\n{extra}\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n{SAMPLE_RANGES}"
+                "registry = \"registry.toml\"\n{extra}\n[store]\nbackend = \"local\"\nlocal_path = \"store\"\n{qa}{SAMPLE_RANGES}"
             ),
         )
         .unwrap();
@@ -156,6 +163,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(p: &Project, version: &str) -> Self {
+        Self::start_with(p, version, &[])
+    }
+
+    /// With extra `qa serve` arguments.
+    pub fn start_with(p: &Project, version: &str, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let log = p.path().join("serve.log");
         let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("gatehouse"))
@@ -169,6 +181,7 @@ impl Server {
                 "--listen",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -189,6 +202,11 @@ impl Server {
             .trim_end_matches(';')
             .to_string();
         Self { child, base, log }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the server and returns its whole log.
