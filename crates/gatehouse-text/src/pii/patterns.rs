@@ -653,37 +653,45 @@ impl Facts {
     }
 }
 
-/// Words just before `start` that announce an address ("I live at", "my address is").
-fn address_context_before(text: &str, start: usize) -> bool {
+/// Whether any of `words` occurs in the `chars` characters before `start`, in any case.
+fn said_before(text: &str, start: usize, chars: usize, words: &[&str]) -> bool {
     let from = text[..start]
         .char_indices()
         .rev()
-        .nth(28)
+        .nth(chars)
         .map_or(0, |(i, _)| i);
     let window = text[from..start].to_ascii_lowercase();
-    [
-        "live at",
-        "lives at",
-        "living at",
-        "lived at",
-        "address is",
-        "address:",
-        "moved to",
-        "moving to",
-        "send it to",
-        "letter to",
-        "mail it to",
-        "located at",
-        "staying at",
-        "house at",
-        "house is at",
-        "apartment at",
-        "live on",
-        "lives on",
-        "home is",
-    ]
-    .iter()
-    .any(|w| window.contains(w))
+    words.iter().any(|w| window.contains(w))
+}
+
+/// Words just before `start` that announce an address ("I live at", "my address is").
+fn address_context_before(text: &str, start: usize) -> bool {
+    said_before(
+        text,
+        start,
+        28,
+        &[
+            "live at",
+            "lives at",
+            "living at",
+            "lived at",
+            "address is",
+            "address:",
+            "moved to",
+            "moving to",
+            "send it to",
+            "letter to",
+            "mail it to",
+            "located at",
+            "staying at",
+            "house at",
+            "house is at",
+            "apartment at",
+            "live on",
+            "lives on",
+            "home is",
+        ],
+    )
 }
 
 fn push(
@@ -907,25 +915,22 @@ fn quantity_handle(handle: &str) -> bool {
 
 /// Words just before `start` that announce a payment card.
 fn card_context_before(text: &str, start: usize) -> bool {
-    let from = text[..start]
-        .char_indices()
-        .rev()
-        .nth(32)
-        .map_or(0, |(i, _)| i);
-    let window = text[from..start].to_ascii_lowercase();
-    [
-        "card",
-        "visa",
-        "mastercard",
-        "amex",
-        "discover",
-        "maestro",
-        "cc#",
-        "cc no",
-        "cc num",
-    ]
-    .iter()
-    .any(|w| window.contains(w))
+    said_before(
+        text,
+        start,
+        32,
+        &[
+            "card",
+            "visa",
+            "mastercard",
+            "amex",
+            "discover",
+            "maestro",
+            "cc#",
+            "cc no",
+            "cc num",
+        ],
+    )
 }
 
 /// ISO 13616 check: move the first four characters to the end, letters to 10..35, and
@@ -962,58 +967,52 @@ fn looks_like_date(groups: &[&str]) -> bool {
 
 /// Words just before `start` that announce a phone number.
 fn context_before(text: &str, start: usize) -> bool {
-    let from = text[..start]
-        .char_indices()
-        .rev()
-        .nth(40)
-        .map_or(0, |(i, _)| i);
-    let window = text[from..start].to_ascii_lowercase();
-    [
-        "call", "phone", "number", "cell", "mobile", "text me", "reach me", "tel", "contact",
-        "whatsapp", "fax",
-    ]
-    .iter()
-    .any(|w| window.contains(w))
+    said_before(
+        text,
+        start,
+        40,
+        &[
+            "call", "phone", "number", "cell", "mobile", "text me", "reach me", "tel", "contact",
+            "whatsapp", "fax",
+        ],
+    )
 }
 
 /// Words just before `start` that make a number a record, account or document number.
 fn id_context_before(text: &str, start: usize) -> bool {
-    let from = text[..start]
-        .char_indices()
-        .rev()
-        .nth(40)
-        .map_or(0, |(i, _)| i);
-    let window = text[from..start].to_ascii_lowercase();
-    [
-        "mrn",
-        "record",
-        "patient",
-        "chart",
-        "insurance",
-        "policy",
-        "member",
-        "subscriber",
-        "group",
-        "medicaid",
-        "medicare",
-        "licen",
-        "passport",
-        "npi",
-        "dea",
-        "account",
-        " id",
-        "id:",
-        "id#",
-        "ssn",
-        "social",
-        "routing",
-        "case",
-        "claim",
-        "order",
-        "tracking",
-    ]
-    .iter()
-    .any(|w| window.contains(w))
+    said_before(
+        text,
+        start,
+        40,
+        &[
+            "mrn",
+            "record",
+            "patient",
+            "chart",
+            "insurance",
+            "policy",
+            "member",
+            "subscriber",
+            "group",
+            "medicaid",
+            "medicare",
+            "licen",
+            "passport",
+            "npi",
+            "dea",
+            "account",
+            " id",
+            "id:",
+            "id#",
+            "ssn",
+            "social",
+            "routing",
+            "case",
+            "claim",
+            "order",
+            "tracking",
+        ],
+    )
 }
 
 fn version_before(text: &str, start: usize) -> bool {
