@@ -367,9 +367,21 @@ impl Detector {
                 self.names.mentions(text, &known, &mut again);
                 // A mention adds a name where nothing else was found; it does not make
                 // a detection already there surer.
+                let mut found: Vec<(usize, usize)> =
+                    spans.iter().map(|d| (d.start, d.end)).collect();
+                found.sort_unstable();
+                let reach: Vec<usize> = found
+                    .iter()
+                    .scan(0, |m, &(_, e)| {
+                        *m = (*m).max(e);
+                        Some(*m)
+                    })
+                    .collect();
                 again.retain(|s| {
-                    !allowed(text, s, allow)
-                        && !spans.iter().any(|d| d.start < s.end && s.start < d.end)
+                    // The spans starting before this one's end; the furthest any reaches.
+                    let before = found.partition_point(|&(a, _)| a < s.end);
+                    let overlaps = before > 0 && reach[before - 1] > s.start;
+                    !allowed(text, s, allow) && !overlaps
                 });
                 spans.extend(again);
             }
@@ -424,14 +436,19 @@ fn resolve_overlaps(mut raw: Vec<RawSpan>) -> Vec<RawSpan> {
             .then(a.kind.cmp(&b.kind))
             .then(a.start.cmp(&b.start))
     });
-    let mut kept: Vec<RawSpan> = Vec::with_capacity(raw.len());
+    // Kept spans by start, disjoint: a span overlaps a kept one only if the kept span
+    // starting last before its end reaches past its start.
+    let mut kept: BTreeMap<usize, RawSpan> = BTreeMap::new();
     for s in raw {
-        if kept.iter().all(|k| s.end <= k.start || s.start >= k.end) {
-            kept.push(s);
+        let clear = kept
+            .range(..s.end)
+            .next_back()
+            .is_none_or(|(_, k)| k.end <= s.start);
+        if clear {
+            kept.insert(s.start, s);
         }
     }
-    kept.sort_by_key(|s| s.start);
-    kept
+    kept.into_values().collect()
 }
 
 fn with_char_offsets(text: &str, spans: Vec<RawSpan>) -> Vec<Span> {
@@ -460,8 +477,18 @@ fn with_char_offsets(text: &str, spans: Vec<RawSpan>) -> Vec<Span> {
 
 /// Whether `start..end` lies inside a redaction placeholder such as `[NAME_2]`.
 fn placeholder_at(text: &str, start: usize, end: usize) -> bool {
-    let open = text[..start].rfind('[');
-    let close = text[end..].find(']').map(|i| end + i);
+    // A placeholder is short ("[ID_NUMBER_12]"): look only that far.
+    const NEAR: usize = 24;
+    let mut from = start.saturating_sub(NEAR);
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (end + NEAR).min(text.len());
+    while !text.is_char_boundary(to) {
+        to += 1;
+    }
+    let open = text[from..start].rfind('[').map(|i| from + i);
+    let close = text[end..to].find(']').map(|i| end + i);
     match (open, close) {
         (Some(o), Some(c)) => redact::is_placeholder(&text[o..=c]),
         _ => false,

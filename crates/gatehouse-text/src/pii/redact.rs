@@ -200,23 +200,21 @@ impl Region {
 /// Adds `r` to the sorted, disjoint `rs`, merging it with every region it overlaps or
 /// touches; the merged region keeps the kind of the longest part.
 fn add(rs: &mut Vec<Region>, r: Region) {
+    // The regions that overlap or touch `r` are consecutive (disjoint and sorted).
+    let first = rs.partition_point(|x| x.end < r.start);
+    let last = rs.partition_point(|x| x.start <= r.end);
     let mut merged = r;
     let mut longest = r.end - r.start;
-    rs.retain(|x| {
-        let overlaps = x.start <= merged.end && merged.start <= x.end;
-        if overlaps {
-            if x.end - x.start > longest {
-                longest = x.end - x.start;
-                merged.kind = x.kind;
-            }
-            merged.start = merged.start.min(x.start);
-            merged.end = merged.end.max(x.end);
-            merged.confidence = merged.confidence.max(x.confidence);
+    for x in &rs[first..last.max(first)] {
+        if x.end - x.start > longest {
+            longest = x.end - x.start;
+            merged.kind = x.kind;
         }
-        !overlaps
-    });
-    let at = rs.partition_point(|x| x.start < merged.start);
-    rs.insert(at, merged);
+        merged.start = merged.start.min(x.start);
+        merged.end = merged.end.max(x.end);
+        merged.confidence = merged.confidence.max(x.confidence);
+    }
+    rs.splice(first..last.max(first), [merged]);
 }
 
 /// A piece of redacted text: `out` bytes that are `orig` bytes of the original, copied or
