@@ -200,7 +200,7 @@ pub fn bench_e2e(args: &[String]) -> Result<()> {
 
 /// `cargo build --release -p gatehouse`, then a private copy so a concurrent build cannot
 /// replace the binary mid-benchmark.
-fn build_binary(work: &Path) -> Result<PathBuf> {
+pub(crate) fn build_binary(work: &Path) -> Result<PathBuf> {
     let root = repo_root();
     eprintln!("$ cargo build --release -p gatehouse");
     let status = Command::new("cargo")
@@ -539,15 +539,15 @@ fn expect(what: &str, args: &[&str], ran: &Ran, code: i32, dir: &Path) -> Result
 
 /// What `/usr/bin/time -v` measured.
 #[derive(Debug, Clone, Default)]
-struct Measured {
-    wall_secs: f64,
-    max_rss_kb: u64,
+pub(crate) struct Measured {
+    pub(crate) wall_secs: f64,
+    pub(crate) max_rss_kb: u64,
     user_secs: f64,
     system_secs: f64,
     cpu_percent: Option<u64>,
 }
 
-fn parse_time_v(text: &str) -> Result<Measured> {
+pub(crate) fn parse_time_v(text: &str) -> Result<Measured> {
     let mut m = Measured::default();
     let mut have = (false, false);
     for line in text.lines() {
@@ -581,7 +581,7 @@ fn parse_time_v(text: &str) -> Result<Measured> {
     Ok(m)
 }
 
-fn loadavg() -> Option<String> {
+pub(crate) fn loadavg() -> Option<String> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))

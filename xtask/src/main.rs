@@ -12,6 +12,8 @@
 //!   [--keep]` runs the whole pipeline end to end on generated stores of each size (release
 //!   to the QA stop, offline review import and signoff, release to publication) and reports
 //!   per-stage times, wall time and peak RSS (docs/benchmarks-e2e.md).
+//! - `cargo xtask bench record [--mb 10,30,60] [--work DIR]` measures a build's peak RSS
+//!   against the size of its largest record (one worker).
 //! - `cargo xtask ci` runs what CI runs locally: fmt check, clippy, tests.
 
 use std::io::{BufWriter, Write};
@@ -25,12 +27,15 @@ use gatehouse_synth::{Corpus, Family};
 
 mod bench_e2e;
 mod bench_pii;
+mod bench_record;
 use bench_e2e::bench_e2e;
 use bench_pii::bench_pii;
+use bench_record::bench_record;
 
 const USAGE: &str = "usage: cargo xtask <sample | gen --out FILE --conversations N [--seed S] \
      | bench pii [--conversations N] [--seed S] [--dates birth|all] [--pii-dev DIR] \
-     | bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S] [--keep] | ci>";
+     | bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S] [--keep] \
+     | bench record [--mb 10,30,60] [--work DIR] | ci>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,6 +44,9 @@ fn main() -> Result<()> {
         Some("gen") => gen_corpus(&args[1..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("pii") => bench_pii(&args[2..]),
         Some("bench") if args.get(1).map(String::as_str) == Some("e2e") => bench_e2e(&args[2..]),
+        Some("bench") if args.get(1).map(String::as_str) == Some("record") => {
+            bench_record(&args[2..])
+        }
         Some("ci") => ci(),
         _ => bail!(USAGE),
     }
