@@ -94,9 +94,10 @@ fn therapy_client_sentences() {
 }
 
 /// Redacts `texts` as one conversation and checks the output scans clean and keeps every
-/// crisis number it held.
+/// crisis number it held; false when the redaction did not settle (the build would
+/// quarantine the record), which the callers bound so the check cannot pass vacuously.
 #[track_caller]
-fn settles(detector: &Detector, texts: &[String]) {
+fn settles(detector: &Detector, texts: &[String]) -> bool {
     let mut out = texts.to_vec();
     let r = redact_conversation(
         detector,
@@ -105,8 +106,8 @@ fn settles(detector: &Detector, texts: &[String]) {
         out.iter_mut(),
     );
     if r.unsettled {
-        // Held for review by the build, never exported: nothing to check.
-        return;
+        // Quarantined by the build (Q014), never exported: nothing to check.
+        return false;
     }
     let views: Vec<&str> = out.iter().map(String::as_str).collect();
     let again = detector.detect_conversation(&views, &Allowlist::default());
@@ -124,6 +125,7 @@ fn settles(detector: &Detector, texts: &[String]) {
         let after: usize = out.iter().map(|t| standalone(t, crisis)).sum();
         assert_eq!(before, after, "the crisis number {crisis} was altered");
     }
+    true
 }
 
 /// Occurrences of `number` not inside a longer number or code ("988", not "415-988-1234"
@@ -155,9 +157,13 @@ fn every_redacted_dev_text_scans_clean() {
         "wnut17/wnut17_test.jsonl",
         "confide_en/confide_en.jsonl",
     ] {
-        for d in documents(&dir, set) {
-            settles(&detector, &[d.text]);
-        }
+        let docs = documents(&dir, set);
+        let settled = docs
+            .iter()
+            .filter(|d| settles(&detector, std::slice::from_ref(&d.text)))
+            .count();
+        assert!(settled > 0, "{set}: nothing settled");
+        unsettled_at_most(set, settled, docs.len());
     }
 }
 
@@ -165,9 +171,21 @@ fn every_redacted_dev_text_scans_clean() {
 fn every_redacted_generated_conversation_scans_clean() {
     let detector = Detector::new();
     let corpus = Corpus::new(3);
+    let mut settled = 0;
     for i in 0..5_000 {
         let c = pii::conversation(&corpus, i);
         let texts: Vec<String> = c.messages.into_iter().map(|(_, m)| m.text).collect();
-        settles(&detector, &texts);
+        settled += usize::from(settles(&detector, &texts));
     }
+    unsettled_at_most("generated", settled, 5_000);
+}
+
+/// Redaction settles for all but a sliver (0.1%) of the texts.
+#[track_caller]
+fn unsettled_at_most(set: &str, settled: usize, total: usize) {
+    assert!(
+        (total - settled) * 1000 <= total,
+        "{set}: {} of {total} redactions did not settle",
+        total - settled
+    );
 }
