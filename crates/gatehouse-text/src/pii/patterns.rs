@@ -97,10 +97,13 @@ impl Patterns {
                 r"(?i)\b[a-z0-9._\-]+\s*(?:\(at\)|\[at\]|\{at\}| at )\s*[a-z0-9\-]+\s*(?:\(dot\)|\[dot\]|\{dot\}| dot )\s*(?:com|org|net|edu|gov|co\.uk|io|me|us|uk|ca)\b",
             ),
             phone: re(concat!(
-                r"(?i)(?:(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{1,5}\)[\s.\-]?)?\d{1,8}(?:[\s.\-]\d{1,10}){1,6}",
+                // A trunk digit before a bracketed area code ("8 (301) 123-45-67"), a code
+                // with a space or hyphen inside ("(06 1)", "(0-312)"); `\b` after the
+                // alternatives, so a shorter one never stops inside a longer number.
+                r"(?i)(?:(?:\+\d{1,3}[\s.\-]?)?(?:(?:\d\s?)?\(\d(?:[\s\-]?\d){0,4}\)[\s.\-]?)?\d{1,8}(?:[\s.\-]\d{1,10}){1,6}",
                 r"|(?:\+?1[\s.\-]?)?\(?\d{3}\)?[\s.\-]?\d{3}[\s.\-]?\d{4}",
-                r"|\(\d{1,5}\)[\s.\-]?\d{4,10}",
-                r"|\+\d{8,14}|\d{6,15})",
+                r"|(?:\d\s?)?\(\d(?:[\s\-]?\d){0,4}\)[\s.\-]?\d{4,10}",
+                r"|\+\d{7,15}|\d{6,15})\b",
                 r"(?:,?\s*(?:ext\.?|extension|x)\s*\d{1,6}\b)?",
             )),
             ssn: re(r"\b\d{3}([\- ])\d{2}([\- ])\d{4}\b"),
@@ -806,15 +809,20 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
         .split(|c: char| !c.is_ascii_digit())
         .filter(|g| !g.is_empty())
         .collect();
-    if looks_like_date(&groups)
-        || (groups.len() == 4 && s.contains('.') && groups.iter().all(|g| g.len() <= 3))
+    // After a country code, or spaced where the text says phone ("my number is 22 12 34"),
+    // it is not a date.
+    let spaced_in_context = !s.contains(['.', '/', '-']) && context_before(text, start);
+    if !international
+        && !spaced_in_context
+        && (looks_like_date(&groups)
+            || (groups.len() == 4 && s.contains('.') && groups.iter().all(|g| g.len() <= 3)))
     {
         return None;
     }
     if international && (7..=15).contains(&n) {
         return Some((end, Confidence::Sure, "phone-international"));
     }
-    let context = context_before(text, start);
+    let context = context_before(text, start) || context_after(text, end);
     if quantity_around(text, start, end) {
         return None;
     }
@@ -823,10 +831,10 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
     if context && (6..=15).contains(&n) && !id_context_before(text, start) {
         return Some((end, Confidence::Sure, "phone-in-context"));
     }
-    if (10..=11).contains(&n) && (separators > 0 || context_before(text, start)) {
-        if n == 11 && !main_digits.starts_with('1') && !main_digits.starts_with('0') {
-            return None;
-        }
+    if (10..=11).contains(&n)
+        && (separators > 0 || context)
+        && (n == 10 || main_digits.starts_with(['0', '1']))
+    {
         return Some((end, Confidence::Sure, "phone"));
     }
     if n == 10 && separators == 0 {
@@ -837,7 +845,9 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
     // "(71) 845-302", "0800 1234 567": three or more groups of two to four digits, or an
     // area code in brackets, or a trunk prefix 0, with 8 to 12 digits.
     let grouped = groups.len() >= 3 && groups.iter().all(|g| (2..=4).contains(&g.len()));
-    let bracketed = s.starts_with('(') && groups.len() >= 2;
+    // "(71) 845-302", or after a trunk digit: "8 (912) 345-67-89".
+    let bracketed = groups.len() >= 2
+        && (s.starts_with('(') || s[1..].trim_start().starts_with('(') && groups[0].len() == 1);
     let trunk = main_digits.starts_with('0') && groups.len() >= 2;
     if (8..=12).contains(&n)
         && separators > 0
@@ -852,7 +862,7 @@ fn phone(text: &str, start: usize, end: usize) -> Option<(usize, Confidence, &'s
         return Some((end, confidence, "phone-national-format"));
     }
     if n == 7 && groups.len() == 2 && groups[0].len() == 3 && groups[1].len() == 4 {
-        let confidence = if context_before(text, start) {
+        let confidence = if context {
             Confidence::Sure
         } else {
             Confidence::Unsure
@@ -976,6 +986,26 @@ fn context_before(text: &str, start: usize) -> bool {
             "whatsapp", "fax",
         ],
     )
+}
+
+/// Words just after `end` that say the number was a phone number ("… is my cell", "… (mobile)").
+fn context_after(text: &str, end: usize) -> bool {
+    let window: String = text[end..]
+        .chars()
+        .take(24)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let window = window.trim_start();
+    const KINDS: [&str; 9] = [
+        "cell", "mobile", "phone", "number", "landline", "home", "work", "whatsapp", "fax",
+    ];
+    let after_is_my = ["is my ", "'s my ", "is our ", "is the "]
+        .iter()
+        .find_map(|p| window.strip_prefix(p));
+    let after_bracket = window.strip_prefix('(');
+    after_is_my
+        .or(after_bracket)
+        .is_some_and(|rest| KINDS.iter().any(|k| rest.starts_with(k)))
 }
 
 /// Words just before `start` that make a number a record, account or document number.

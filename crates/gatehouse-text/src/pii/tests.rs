@@ -240,6 +240,15 @@ fn phones_cards_ibans_and_handles_in_their_many_forms() {
         ("landline 47-12-88-30", Phone, "47-12-88-30"),
         ("ring +45 32 12 34 56", Phone, "+45 32 12 34 56"),
         ("my number is 0800 1234", Phone, "0800 1234"),
+        // the cue after the number; trunk prefix and spaced area codes; no date after
+        // a country code or where the text says phone
+        ("020 7946 0958 is my cell", Phone, "020 7946 0958"),
+        ("try 8 (912) 345-67-89 today", Phone, "8 (912) 345-67-89"),
+        ("my number is (06 1) 234 5678", Phone, "(06 1) 234 5678"),
+        ("my number is (021) 23456789", Phone, "(021) 23456789"),
+        ("ring +687 20.12.34", Phone, "+687 20.12.34"),
+        ("my number is 22 12 34", Phone, "22 12 34"),
+        ("text +6837012 later", Phone, "+6837012"),
         (
             "card number 4111 1111 1111 1112",
             Card,
@@ -268,6 +277,9 @@ fn phones_cards_ibans_and_handles_in_their_many_forms() {
         "the flat cost € 12 500 000",
         "it reached 10 000 000 people",
         "order 4111 1111 1111 1112",
+        "we met on 12.03.21 at noon",
+        "3 (4) 5 of them",
+        "120 000 is my budget",
     ] {
         let f = found(text);
         assert!(f.is_empty(), "{text:?}: {f:?}");
