@@ -11,6 +11,7 @@ pub mod build;
 pub mod config;
 pub mod consume;
 pub mod coverage;
+pub mod croissant;
 pub mod digest;
 pub mod doctor;
 #[doc(hidden)]

@@ -10,7 +10,8 @@
 //! Evidence written into the release: `gates/combined_gate_report.json`,
 //! `release_notes.json` and `.md` (from the real gate results, exceptions and signoff, with
 //! the release decision record), `release_summary.json` (stages, durations, verdicts,
-//! versions, config digest) and `README.md`, a dataset card with Hugging Face front matter.
+//! versions, config digest), `README.md`, a dataset card with Hugging Face front matter, and
+//! `croissant.json`, the same release in Croissant 1.1 metadata ([`crate::croissant`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -372,6 +373,20 @@ pub fn publish(
         &combined,
     );
 
+    let croissant = crate::croissant::document(&crate::croissant::Inputs {
+        location: loc,
+        version,
+        digest: &digest,
+        registry,
+        manifest: &manifest,
+        privacy: gates
+            .iter()
+            .find(|(_, g)| g["gate"] == "privacy")
+            .map(|(_, g)| g),
+        signoff: &signoff,
+        exclusions: &exclusions,
+    });
+
     let mut written = Vec::new();
     let mut evidence = Vec::new();
     for (name, bytes) in [
@@ -386,6 +401,10 @@ pub fn publish(
             json("the release summary", &summary)?,
         ),
         ("README.md", card.into_bytes()),
+        (
+            crate::croissant::FILE_NAME,
+            json("the Croissant metadata", &croissant)?,
+        ),
     ] {
         let key = format!("{loc}{name}");
         evidence.push(Evidence {
@@ -685,7 +704,7 @@ fn dataset_card(
             n("test")
         ));
     }
-    y.push_str("\nEach record: `id`, `messages` (a list of `{role, content}`, roles system/user/assistant) and `metadata` (family, dataset, stage, split, source key and line, licence, tokens, redactions, provenance). JSONL and Parquet shards hold the same records; `routing_config.json` gives the curriculum stages and family weights.\n\n");
+    y.push_str("\nEach record: `id`, `messages` (a list of `{role, content}`, roles system/user/assistant) and `metadata` (family, dataset, stage, split, source key and line, licence, tokens, redactions, provenance). JSONL and Parquet shards hold the same records; `routing_config.json` gives the curriculum stages and family weights; `croissant.json` describes the release in Croissant 1.1 metadata (record set, fields, shards with sha256, responsible-AI properties).\n\n");
     y.push_str("## Intended use\n\nSupervised fine-tuning and evaluation of a therapy-assistant model under clinical oversight. The test split and holdout families are for evaluation only.\n\n");
     y.push_str("## Limitations\n\n- Personal data was redacted automatically (typed placeholders such as `[NAME_1]`) and checked by a full re-scan and a human spot-check; detection is not perfect.\n- Crisis resources (e.g. 988, 741741) are kept on purpose. Conversations may discuss suicide, self-harm and abuse.\n- Synthetic and third-party sources carry their own licences (front matter) and biases; the bias and cultural review sampled, not exhausted, the data.\n- Not a substitute for clinical judgement; not for diagnosis.\n\n");
     y.push_str("## Known exclusions\n\n");
