@@ -25,7 +25,14 @@ fn built() -> (Store, String) {
 fn gated() -> (Store, String) {
     let (store, digest) = built();
     let reg = registry(&registry_text());
-    gates_with(&store, &reg, &sample_gates_config(), &[], &Default::default()).unwrap();
+    gates_with(
+        &store,
+        &reg,
+        &sample_gates_config(),
+        &[],
+        &Default::default(),
+    )
+    .unwrap();
     (store, digest)
 }
 
@@ -504,12 +511,15 @@ fn the_privacy_spot_check_is_reviewed_marks_are_checked_and_misses_are_blocked()
     let (store, _) = built();
     let reg = registry(&registry_text());
     let config = counting_attested();
-    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap().samples;
+    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
+        .unwrap()
+        .samples;
     assert!(packets.privacy_spot_check.is_none());
     let (s, _) = qa::signoff(&store, LOC, &config).unwrap();
     assert!(
-        s.reasons.iter().any(|r| r.contains("privacy gate has not run")
-            && r.contains("gatehouse gates")),
+        s.reasons
+            .iter()
+            .any(|r| r.contains("privacy gate has not run") && r.contains("gatehouse gates")),
         "{:?}",
         s.reasons
     );
@@ -527,10 +537,14 @@ fn the_privacy_spot_check_is_reviewed_marks_are_checked_and_misses_are_blocked()
 
     // After the gates: the gate's ids, in its order, as privacy_spot_check packets.
     let (store, _) = gated();
-    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap().samples;
-    let report: Value =
-        serde_json::from_str(&text(&store, &format!("{LOC}gates/pii_detection_report.json")))
-            .unwrap();
+    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
+        .unwrap()
+        .samples;
+    let report: Value = serde_json::from_str(&text(
+        &store,
+        &format!("{LOC}gates/pii_detection_report.json"),
+    ))
+    .unwrap();
     let ids: Vec<&str> = report["spot_check"]["ids"]
         .as_array()
         .unwrap()
@@ -544,17 +558,25 @@ fn the_privacy_spot_check_is_reviewed_marks_are_checked_and_misses_are_blocked()
         .collect();
     assert!(!ids.is_empty());
     assert_eq!(
-        spot.iter().map(|s| s.record_id.as_str()).collect::<Vec<_>>(),
+        spot.iter()
+            .map(|s| s.record_id.as_str())
+            .collect::<Vec<_>>(),
         ids
     );
-    assert_eq!(packets.privacy_spot_check.as_ref().unwrap().size, ids.len() as u64);
+    assert_eq!(
+        packets.privacy_spot_check.as_ref().unwrap().size,
+        ids.len() as u64
+    );
     let template = text(&store, &format!("{LOC}qa/review_template.json"));
     assert!(template.contains("\"identifiers_left\": null"));
 
     // A mark outside the record is refused, naming the place, not text.
     let content_of = |s: &qa::SampleItem| {
         let record: Value = serde_json::from_str(s.record.get()).unwrap();
-        record["messages"][0]["content"].as_str().unwrap().to_string()
+        record["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let first = *spot
         .iter()
@@ -572,11 +594,19 @@ fn the_privacy_spot_check_is_reviewed_marks_are_checked_and_misses_are_blocked()
         )],
     );
     let err = import(&store, &bad).unwrap_err();
-    assert!(err.to_string().contains("past the end of the message"), "{err}");
+    assert!(
+        err.to_string().contains("past the end of the message"),
+        "{err}"
+    );
     let mut scored = bad.clone();
     scored["reviews"][0]["identifiers_left"] = serde_json::json!([]);
     scored["reviews"][0]["scores"] = serde_json::json!({"demographic_bias": 9});
-    assert!(import(&store, &scored).unwrap_err().to_string().contains("no scores"));
+    assert!(
+        import(&store, &scored)
+            .unwrap_err()
+            .to_string()
+            .contains("no scores")
+    );
     let mut unsaid = bad.clone();
     unsaid["reviews"][0]
         .as_object_mut()
@@ -614,10 +644,17 @@ fn the_privacy_spot_check_is_reviewed_marks_are_checked_and_misses_are_blocked()
     assert!(p.residual_identifier_rate_upper_95.unwrap() > 1.0 / n);
     assert_eq!(p.misses[0].record_id, first.record_id);
     assert_eq!(s.decision, "not_approved");
-    assert!(s.reasons.iter().any(|r| r.contains("identifier the redaction left")));
+    assert!(
+        s.reasons
+            .iter()
+            .any(|r| r.contains("identifier the redaction left"))
+    );
     let blocklist: Value =
         serde_json::from_str(&text(&store, &format!("{LOC}qa/blocklist.json"))).unwrap();
-    assert_eq!(blocklist["records"][0]["record_id"], first.record_id.as_str());
+    assert_eq!(
+        blocklist["records"][0]["record_id"],
+        first.record_id.as_str()
+    );
     assert!(
         blocklist["records"][0]["flag"]
             .as_str()

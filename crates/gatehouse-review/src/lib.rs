@@ -891,7 +891,10 @@ enum SpotAction {
 }
 
 /// Parses a spot-check form against the record; the errors name fields, never text.
-fn parse_spot_action(sample: &Sample, form: &HashMap<String, String>) -> Result<SpotAction, String> {
+fn parse_spot_action(
+    sample: &Sample,
+    form: &HashMap<String, String>,
+) -> Result<SpotAction, String> {
     let number = |k: &str| form.get(k).and_then(|v| v.trim().parse::<usize>().ok());
     match form.get("action").map_or("", String::as_str) {
         "mark" => {

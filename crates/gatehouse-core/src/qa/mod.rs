@@ -595,8 +595,7 @@ fn draw(
             missing: wanted_spot.len() - spot_items.len(),
         });
     }
-    let mut samples: Vec<SampleItem> =
-        kept.into_values().flat_map(BTreeMap::into_values).collect();
+    let mut samples: Vec<SampleItem> = kept.into_values().flat_map(BTreeMap::into_values).collect();
     // The spot-check's records last, in export order.
     samples.extend(spot_items.into_values());
     let review_types_without_samples = config

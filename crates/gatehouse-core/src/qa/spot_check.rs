@@ -153,7 +153,8 @@ pub fn marks_from_cell(cell: &str) -> Result<Option<Vec<IdentifierMark>>, String
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
             let mut parts = p.trim().splitn(3, ':');
-            let (Some(message), Some(range), Some(kind)) = (parts.next(), parts.next(), parts.next())
+            let (Some(message), Some(range), Some(kind)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 return Err(bad());
             };
@@ -411,7 +412,10 @@ mod tests {
         // No miss: 1 − 0.05^(1/n), the rule of three's exact form.
         for n in [1u64, 10, 30, 100, 500] {
             let b = upper_bound_95(0, n).unwrap();
-            assert!((b - (1.0 - 0.05f64.powf(1.0 / n as f64))).abs() < 1e-9, "{n}: {b}");
+            assert!(
+                (b - (1.0 - 0.05f64.powf(1.0 / n as f64))).abs() < 1e-9,
+                "{n}: {b}"
+            );
         }
         assert!((upper_bound_95(0, 100).unwrap() - 0.0295).abs() < 1e-4);
         // n − 1 misses: P(X ≤ n−1) = 1 − p^n = 0.05, so p = 0.95^(1/n).
@@ -438,10 +442,25 @@ mod tests {
         };
         assert!(m(0, 0, 10).validate(&chars).is_ok());
         assert!(m(1, 2, 3).validate(&chars).is_ok());
-        assert!(m(2, 0, 1).validate(&chars).unwrap_err().contains("does not exist"));
-        assert!(m(0, 4, 4).validate(&chars).unwrap_err().contains("at least one"));
+        assert!(
+            m(2, 0, 1)
+                .validate(&chars)
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert!(
+            m(0, 4, 4)
+                .validate(&chars)
+                .unwrap_err()
+                .contains("at least one")
+        );
         assert!(m(0, 5, 4).validate(&chars).is_err());
-        assert!(m(1, 0, 4).validate(&chars).unwrap_err().contains("past the end"));
+        assert!(
+            m(1, 0, 4)
+                .validate(&chars)
+                .unwrap_err()
+                .contains("past the end")
+        );
         assert!(validate_marks(&[m(0, 0, 3), m(0, 3, 5)], &chars).is_ok());
         assert!(
             validate_marks(&[m(0, 2, 6), m(0, 0, 3)], &chars)
@@ -492,13 +511,21 @@ mod tests {
             end: start + 2,
             kind,
         };
-        let samples: BTreeMap<&str, &str> =
-            [("sc-1", "r1"), ("sc-2", "r2"), ("sc-3", "r3"), ("sc-4", "r4")].into();
+        let samples: BTreeMap<&str, &str> = [
+            ("sc-1", "r1"),
+            ("sc-2", "r2"),
+            ("sc-3", "r3"),
+            ("sc-4", "r4"),
+        ]
+        .into();
         let a = vec![
             review("sc-1", Some(vec![])),
             review(
                 "sc-2",
-                Some(vec![mark(0, IdentifierKind::Name), mark(5, IdentifierKind::Phone)]),
+                Some(vec![
+                    mark(0, IdentifierKind::Name),
+                    mark(5, IdentifierKind::Phone),
+                ]),
             ),
             review("sc-3", Some(vec![])),
         ];
