@@ -16,7 +16,8 @@
 //! only its place and type ([`spot_check`]).
 //!
 //! Security: every POST carries the session's CSRF token; sessions expire after an idle time
-//! and a maximum age; responses forbid framing, scripts and caching. Logs name the method,
+//! and a maximum age; responses forbid framing, caching and any script but the app's own
+//! static one. Logs name the method,
 //! route pattern, status and duration, and reviewer and sample ids, never a token, a query
 //! string, a request body or any conversation text.
 
