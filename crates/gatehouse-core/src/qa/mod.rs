@@ -708,9 +708,12 @@ pub(crate) fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, Q
 /// The facts of each sample, by sample id.
 type Facts = BTreeMap<String, signoff::SampleFacts>;
 
+/// Version, digest and the facts of each sample.
+type PacketFacts = (String, String, Facts);
+
 /// The packets of the release at `location`: version, digest and the facts of each sample.
 /// Fails when the packets were drawn from another manifest (a rebuild voids them).
-pub fn packets(store: &Store, location: &str) -> Result<(String, String, Facts), QaError> {
+pub fn packets(store: &Store, location: &str) -> Result<PacketFacts, QaError> {
     packets_and_spot_check(store, location).map(|(p, _)| p)
 }
 
@@ -718,7 +721,7 @@ pub fn packets(store: &Store, location: &str) -> Result<(String, String, Facts),
 pub fn packets_and_spot_check(
     store: &Store,
     location: &str,
-) -> Result<((String, String, Facts), Option<spot_check::SpotCheckDraw>), QaError> {
+) -> Result<(PacketFacts, Option<spot_check::SpotCheckDraw>), QaError> {
     #[derive(Deserialize)]
     struct Packets {
         release_version: String,
