@@ -976,6 +976,8 @@ fn check_awaiting(run: &RunResult, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+static EMPTY: Vec<Value> = Vec::new();
+
 /// Invites reviewers, fills the review template with passing scores for each reviewer's
 /// assignments, imports it and signs off. Returns (reviewers, reviews).
 fn sign_off(bin: &Path, dir: &Path, config: &Path) -> Result<(usize, usize)> {
@@ -984,10 +986,20 @@ fn sign_off(bin: &Path, dir: &Path, config: &Path) -> Result<(usize, usize)> {
     let rubrics = template["rubrics"]
         .as_object()
         .context("qa/review_template.json has no rubrics")?;
-    // As many reviewers of each type as its rubric asks per sample (2 + 2 + 1 by default).
+    // As many reviewers of each type as its rubric asks per sample (2 + 2 + 1 by default),
+    // and one privacy spot-checker when the packets hold the privacy gate's sample.
+    let spot_check = template["reviews"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r["review_type"] == "privacy_spot_check"));
+    let mut types: Vec<(&str, u64)> = rubrics
+        .iter()
+        .map(|(t, r)| (t.as_str(), r["reviewers"].as_u64().unwrap_or(1).max(1)))
+        .collect();
+    if spot_check {
+        types.push(("privacy_spot_check", 1));
+    }
     let mut invited = 0;
-    for (review_type, rubric) in rubrics {
-        let needed = rubric["reviewers"].as_u64().unwrap_or(1).max(1);
+    for (review_type, needed) in types {
         let role = review_type.replace('_', "-");
         for k in 1..=needed {
             let name = format!("Bench {role} {k}");
@@ -1044,9 +1056,11 @@ fn sign_off(bin: &Path, dir: &Path, config: &Path) -> Result<(usize, usize)> {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
+        let spot = review_type == "privacy_spot_check";
         let criteria: BTreeMap<&str, f64> = rubrics
             .get(review_type)
             .and_then(|r| r["criteria"].as_array())
+            .or(spot.then_some(&EMPTY))
             .with_context(|| format!("no rubric for {review_type}"))?
             .iter()
             .filter_map(|c| {
@@ -1066,6 +1080,9 @@ fn sign_off(bin: &Path, dir: &Path, config: &Path) -> Result<(usize, usize)> {
                 .map(|(c, name)| {
                     if c == c_reviewer {
                         id.to_string()
+                    } else if spot && name == "identifiers_left" {
+                        // The benchmark's reviewer finds nothing left (not a real review).
+                        "none".to_string()
                     } else if let Some(score) = criteria.get(name.as_str()) {
                         score.to_string()
                     } else {

@@ -339,6 +339,7 @@ pub fn publish(
             "reviewers": signoff["reviewers"],
             "authentication": signoff["authentication"],
             "results": signoff["results"],
+            "privacy_spot_check": signoff["privacy_spot_check"],
             "exceptions": signoff["exceptions"],
             "record_sha256": match &qa.gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
         },
@@ -569,6 +570,24 @@ fn notes_markdown(
                     .map_or_else(|| "n/a (one reviewer)".to_string(), |a| a.to_string())
             ));
         }
+    }
+    let p = &s["privacy_spot_check"];
+    if p["drawn"].as_bool() == Some(true) {
+        let by_type: Vec<String> = p["marks_by_type"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        md.push_str(&format!(
+            "\nPrivacy spot-check (the privacy gate's sample, read by people): {} of {} records reviewed, {} with an identifier left{}; residual-identifier rate {} (one-sided 95% upper bound {}, exact Clopper–Pearson).\n",
+            p["records_reviewed"],
+            p["records"],
+            p["records_with_miss"],
+            if by_type.is_empty() { String::new() } else { format!(" (marks: {})", by_type.join(", ")) },
+            p["residual_identifier_rate"],
+            p["residual_identifier_rate_upper_95"],
+        ));
     }
     let t = &notes["training_consumption"];
     md.push_str(&format!(

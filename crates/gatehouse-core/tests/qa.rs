@@ -21,6 +21,59 @@ fn built() -> (Store, String) {
     (store, out.release_digest)
 }
 
+/// Built, and the gates run (so the privacy gate's spot-check sample exists).
+fn gated() -> (Store, String) {
+    let (store, digest) = built();
+    let reg = registry(&registry_text());
+    gates_with(
+        &store,
+        &reg,
+        &sample_gates_config(),
+        &[],
+        &Default::default(),
+    )
+    .unwrap();
+    (store, digest)
+}
+
+/// Invites a privacy spot-checker for every spot-check record and returns their file:
+/// no identifier left, except the marks given per sample id.
+fn spot_check_file(
+    store: &Store,
+    samples: &qa::QaSamples,
+    reviewer: &str,
+    marks: &[(&str, Value)],
+) -> Value {
+    let invited = qa::reviewers::invite(
+        store,
+        LOC,
+        reviewer,
+        ReviewType::PrivacySpotCheck,
+        None,
+        14,
+        None,
+    )
+    .unwrap();
+    let reviews: Vec<Value> = samples
+        .samples
+        .iter()
+        .filter(|s| s.review_types.contains(&ReviewType::PrivacySpotCheck))
+        .map(|s| {
+            let left = marks
+                .iter()
+                .find(|(id, _)| *id == s.sample_id)
+                .map_or_else(|| serde_json::json!([]), |(_, m)| m.clone());
+            serde_json::json!({"sample_id": s.sample_id, "scores": {}, "identifiers_left": left})
+        })
+        .collect();
+    serde_json::json!({
+        "release_digest": samples.release_digest,
+        "reviewer": invited.reviewer.id,
+        "review_type": "privacy_spot_check",
+        "reviews": reviews,
+    })
+}
+
 #[test]
 fn packets_are_seeded_stratified_and_bound_to_the_release() {
     let (store, digest) = built();
@@ -173,7 +226,7 @@ fn counting_attested() -> QaConfig {
 
 #[test]
 fn the_signoff_is_computed_from_reviewers_files_only() {
-    let (store, digest) = built();
+    let (store, digest) = gated();
     let reg = registry(&registry_text());
     let config = counting_attested();
     let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
@@ -195,10 +248,30 @@ fn the_signoff_is_computed_from_reviewers_files_only() {
     ] {
         import(&store, &review_file(&store, &packets, &config, who, t, 9.0)).unwrap();
     }
+    // Every rubric satisfied, but the privacy spot-check not done: refused, saying what next.
+    let (s, _) = qa::signoff(&store, LOC, &config).unwrap();
+    assert_eq!(s.decision, "not_approved");
+    assert_eq!(s.reasons.len(), 1, "{:?}", s.reasons);
+    assert!(
+        s.reasons[0].contains("privacy_spot_check review is incomplete: 0 of")
+            && s.reasons[0].contains("--role privacy-spot-check"),
+        "{:?}",
+        s.reasons
+    );
+    assert!(!s.privacy_spot_check.complete);
+    import(&store, &spot_check_file(&store, &packets, "priv-f", &[])).unwrap();
     let (s, written) = qa::signoff(&store, LOC, &config).unwrap();
     assert_eq!(s.decision, "approved", "{:?}", s.reasons);
     assert_eq!(s.release_digest, digest);
-    assert_eq!(s.reviewers.len(), 5);
+    assert_eq!(s.reviewers.len(), 6);
+    let p = &s.privacy_spot_check;
+    assert!(p.complete && p.records > 0 && p.records_reviewed == p.records);
+    assert_eq!(p.records_with_miss, 0);
+    assert_eq!(p.residual_identifier_rate, Some(0.0));
+    let n = p.records as f64;
+    assert!(
+        (p.residual_identifier_rate_upper_95.unwrap() - (1.0 - 0.05f64.powf(1.0 / n))).abs() < 1e-5
+    );
     let foundation = s
         .results
         .iter()
@@ -346,7 +419,7 @@ fn a_review_type_without_a_rubric_is_a_configuration_error() {
 fn forged_imports_are_attested_and_signed_imports_are_authenticated() {
     use gatehouse_core::qa::proof::{self, Authentication};
 
-    let (store, _) = built();
+    let (store, _) = gated();
     let reg = registry(&registry_text());
     let strict = QaConfig::default();
     let packets = qa::sample(&store, &reg, LOC, &strict, MAX_LINE)
@@ -361,12 +434,13 @@ fn forged_imports_are_attested_and_signed_imports_are_authenticated() {
     ] {
         import(&store, &review_file(&store, &packets, &strict, who, t, 9.0)).unwrap();
     }
+    import(&store, &spot_check_file(&store, &packets, "priv-f", &[])).unwrap();
     let (s, _) = qa::signoff(&store, LOC, &strict).unwrap();
     assert_eq!(
         s.decision, "not_approved",
         "forged reviews approved a release"
     );
-    assert_eq!(s.authentication.len(), 5);
+    assert_eq!(s.authentication.len(), 6);
     assert!(s.authentication.iter().all(|a| {
         a.method == Authentication::OperatorAttested
             && !a.counted
@@ -425,4 +499,170 @@ fn forged_imports_are_attested_and_signed_imports_are_authenticated() {
     let (s, _) = qa::signoff(&store, LOC, &strict).unwrap();
     assert_eq!(mine(&s).method, Authentication::OperatorAttested);
     assert!(!mine(&s).counted);
+}
+
+/// Issue: the privacy spot-check as a review type. The packets hold the privacy gate's sample
+/// (ids from its report, records from the shards); without the gates there is none and the
+/// signoff refuses; marks are checked against the record; a marked record is a miss in the
+/// signoff's figures and goes to the blocklist.
+#[test]
+fn the_privacy_spot_check_is_reviewed_marks_are_checked_and_misses_are_blocked() {
+    // Without the gates: no spot-check packet, and the signoff says what to run.
+    let (store, _) = built();
+    let reg = registry(&registry_text());
+    let config = counting_attested();
+    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
+        .unwrap()
+        .samples;
+    assert!(packets.privacy_spot_check.is_none());
+    let (s, _) = qa::signoff(&store, LOC, &config).unwrap();
+    assert!(
+        s.reasons
+            .iter()
+            .any(|r| r.contains("privacy gate has not run") && r.contains("gatehouse gates")),
+        "{:?}",
+        s.reasons
+    );
+    let err = qa::reviewers::invite(
+        &store,
+        LOC,
+        "priv",
+        ReviewType::PrivacySpotCheck,
+        None,
+        14,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("gatehouse gates"), "{err}");
+
+    // After the gates: the gate's ids, in its order, as privacy_spot_check packets.
+    let (store, _) = gated();
+    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
+        .unwrap()
+        .samples;
+    let report: Value = serde_json::from_str(&text(
+        &store,
+        &format!("{LOC}gates/pii_detection_report.json"),
+    ))
+    .unwrap();
+    let ids: Vec<&str> = report["spot_check"]["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let spot: Vec<&qa::SampleItem> = packets
+        .samples
+        .iter()
+        .filter(|s| s.review_types == [ReviewType::PrivacySpotCheck])
+        .collect();
+    assert!(!ids.is_empty());
+    assert_eq!(
+        spot.iter()
+            .map(|s| s.record_id.as_str())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(
+        packets.privacy_spot_check.as_ref().unwrap().size,
+        ids.len() as u64
+    );
+    let template = text(&store, &format!("{LOC}qa/review_template.json"));
+    assert!(template.contains("\"identifiers_left\": null"));
+
+    // A mark outside the record is refused, naming the place, not text.
+    let content_of = |s: &qa::SampleItem| {
+        let record: Value = serde_json::from_str(s.record.get()).unwrap();
+        record["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = *spot
+        .iter()
+        .find(|s| content_of(s).chars().count() >= 12)
+        .unwrap();
+    let content = content_of(first);
+    let len = content.chars().count();
+    let bad = spot_check_file(
+        &store,
+        &packets,
+        "priv-bad",
+        &[(
+            first.sample_id.as_str(),
+            serde_json::json!([{"message": 0, "start": 0, "end": len + 1, "type": "name"}]),
+        )],
+    );
+    let err = import(&store, &bad).unwrap_err();
+    assert!(
+        err.to_string().contains("past the end of the message"),
+        "{err}"
+    );
+    let mut scored = bad.clone();
+    scored["reviews"][0]["identifiers_left"] = serde_json::json!([]);
+    scored["reviews"][0]["scores"] = serde_json::json!({"demographic_bias": 9});
+    assert!(
+        import(&store, &scored)
+            .unwrap_err()
+            .to_string()
+            .contains("no scores")
+    );
+    let mut unsaid = bad.clone();
+    unsaid["reviews"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("identifiers_left");
+    assert!(
+        import(&store, &unsaid)
+            .unwrap_err()
+            .to_string()
+            .contains("give identifiers_left")
+    );
+
+    // One record with a name and a phone number left; the rest clean.
+    let marked = spot_check_file(
+        &store,
+        &packets,
+        "priv-f",
+        &[(
+            first.sample_id.as_str(),
+            serde_json::json!([
+                {"message": 0, "start": 0, "end": 4, "type": "name"},
+                {"message": 0, "start": 5, "end": 11, "type": "phone"},
+            ]),
+        )],
+    );
+    import(&store, &marked).unwrap();
+    let (s, _) = qa::signoff(&store, LOC, &config).unwrap();
+    let p = &s.privacy_spot_check;
+    assert!(p.complete);
+    assert_eq!(p.records_reviewed, ids.len() as u64);
+    assert_eq!(p.records_with_miss, 1);
+    assert_eq!(p.marks_by_type.values().sum::<u64>(), 2);
+    let n = ids.len() as f64;
+    assert!((p.residual_identifier_rate.unwrap() - 1.0 / n).abs() < 1e-6);
+    assert!(p.residual_identifier_rate_upper_95.unwrap() > 1.0 / n);
+    assert_eq!(p.misses[0].record_id, first.record_id);
+    assert_eq!(s.decision, "not_approved");
+    assert!(
+        s.reasons
+            .iter()
+            .any(|r| r.contains("identifier the redaction left"))
+    );
+    let blocklist: Value =
+        serde_json::from_str(&text(&store, &format!("{LOC}qa/blocklist.json"))).unwrap();
+    assert_eq!(
+        blocklist["records"][0]["record_id"],
+        first.record_id.as_str()
+    );
+    assert!(
+        blocklist["records"][0]["flag"]
+            .as_str()
+            .unwrap()
+            .contains("privacy spot-check")
+    );
+    // Never text: the signoff record holds places and types only.
+    let record_text = serde_json::to_string(&s).unwrap();
+    let piece: String = content.chars().take(11).collect();
+    assert!(!record_text.contains(&piece));
 }

@@ -9,8 +9,15 @@
 //! writes their review file (`qa/reviews/{type}-{reviewer}.json`) through the same checks as
 //! `gatehouse qa import`; `gatehouse qa signoff` computes the decision from those files.
 //!
+//! A privacy spot-check reviewer (`privacy_spot_check`) instead marks every identifier the
+//! redaction left: they select it in the page (one static script, `/spot_check.js`, fills the
+//! form's message and code-point offsets; without script they type them) and choose a type,
+//! or record that none is left. The server checks every mark against the record and stores
+//! only its place and type ([`spot_check`]).
+//!
 //! Security: every POST carries the session's CSRF token; sessions expire after an idle time
-//! and a maximum age; responses forbid framing, scripts and caching. Logs name the method,
+//! and a maximum age; responses forbid framing, caching and any script but the app's own
+//! static one. Logs name the method,
 //! route pattern, status and duration, and reviewer and sample ids, never a token, a query
 //! string, a request body or any conversation text.
 
@@ -33,6 +40,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use gatehouse_core::qa::spot_check::{self, IdentifierKind, IdentifierMark};
 use gatehouse_core::qa::{self, QaConfig, reviewers::Reviewer, signoff};
 use gatehouse_core::registry::ReviewType;
 use gatehouse_core::store::{Store, StoreError};
@@ -101,6 +109,10 @@ pub struct DraftReview {
     pub comment: String,
     /// `remove: reason` or `escalate: reason`.
     pub flag: Option<String>,
+    /// Privacy spot-check only: the identifiers left; `Some([])` once the reviewer said none
+    /// is left, `None` while they have said nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifiers_left: Option<Vec<IdentifierMark>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +307,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/review/{sample_id}", get(review_page).post(save_review))
         .route("/submit", post(submit))
         .route("/style.css", get(style))
+        .route("/spot_check.js", get(script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), fresh))
         .layer(middleware::from_fn(log_and_harden))
@@ -304,7 +317,7 @@ pub fn router(app: Arc<App>) -> Router {
 /// Before every request but the stylesheet: is the release still the one the app serves,
 /// and who is still invited ([`App::refresh`])?
 async fn fresh(State(app): State<Shared>, req: Request, next: Next) -> Response {
-    if req.uri().path() == "/style.css" {
+    if matches!(req.uri().path(), "/style.css" | "/spot_check.js") {
         return next.run(req).await;
     }
     let a = Arc::clone(&app);
@@ -378,7 +391,7 @@ async fn log_and_harden(req: Request, next: Next) -> Response {
     set(
         h,
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set(h, header::X_FRAME_OPTIONS, "DENY");
@@ -687,8 +700,12 @@ async fn save_draft(app: &Shared, d: Draft) -> Result<(), Response> {
     }
 }
 
-/// Whether a draft review scores every criterion of the rubric.
+/// Whether a draft review scores every criterion of the rubric (for the spot-check: says
+/// which identifiers are left, if any).
 fn complete(config: &QaConfig, t: ReviewType, r: Option<&DraftReview>) -> bool {
+    if t == ReviewType::PrivacySpotCheck {
+        return r.is_some_and(|r| r.identifiers_left.is_some());
+    }
     let (Some(rubric), Some(r)) = (config.rubrics.get(&t), r) else {
         return false;
     };
@@ -726,7 +743,9 @@ async fn assignments(
                 sample,
                 done: complete(&app.config, reviewer.review_type, r),
                 started: r.is_some(),
-                flagged: r.is_some_and(|r| r.flag.is_some()),
+                flagged: r.is_some_and(|r| {
+                    r.flag.is_some() || r.identifiers_left.as_ref().is_some_and(|m| !m.is_empty())
+                }),
             }
         })
         .collect();
@@ -774,14 +793,26 @@ async fn review_page(
         Ok(d) => d,
         Err(r) => return r,
     };
-    let Some(rubric) = app.config.rubrics.get(&reviewer.review_type) else {
-        return not_found_page();
-    };
     let position = reviewer
         .assignments
         .iter()
         .position(|a| *a == sample_id)
         .unwrap_or(0);
+    if reviewer.review_type == ReviewType::PrivacySpotCheck {
+        return html(
+            StatusCode::OK,
+            pages::spot_check(
+                &pages::Ctx::new(&app, &reviewer, &s),
+                sample,
+                d.reviews.get(&sample_id),
+                (position + 1, reviewer.assignments.len()),
+                &[],
+            ),
+        );
+    }
+    let Some(rubric) = app.config.rubrics.get(&reviewer.review_type) else {
+        return not_found_page();
+    };
     html(
         StatusCode::OK,
         pages::review(
@@ -845,9 +876,158 @@ fn parse_review(rubric: &qa::Rubric, form: &HashMap<String, String>) -> (DraftRe
             scores,
             comment,
             flag,
+            identifiers_left: None,
         },
         errors,
     )
+}
+
+/// What a spot-check form asks: `action` is `mark` (with `message_number`, 1-based as the page
+/// shows it, `start`, `end` in code points, and `type`), `unmark` (with `mark`, the index in
+/// the list) or `none` (no identifier left).
+enum SpotAction {
+    Mark(IdentifierMark),
+    Unmark(usize),
+    NoneLeft,
+}
+
+/// Parses a spot-check form against the record; the errors name fields, never text.
+fn parse_spot_action(
+    sample: &Sample,
+    form: &HashMap<String, String>,
+) -> Result<SpotAction, String> {
+    let number = |k: &str| form.get(k).and_then(|v| v.trim().parse::<usize>().ok());
+    match form.get("action").map_or("", String::as_str) {
+        "mark" => {
+            let (Some(n), Some(start), Some(end)) =
+                (number("message_number"), number("start"), number("end"))
+            else {
+                return Err(
+                    "Select the identifier in the conversation (or give the message number, start and end)."
+                        .into(),
+                );
+            };
+            let kind = match form.get("type").map_or("other", |t| t.trim()) {
+                "" => IdentifierKind::Other,
+                t => IdentifierKind::parse(t).ok_or("Choose a type from the list.")?,
+            };
+            let mark = IdentifierMark {
+                message: n.checked_sub(1).ok_or("Messages are numbered from 1.")?,
+                start,
+                end,
+                kind,
+            };
+            let chars: Vec<usize> = sample
+                .record
+                .messages
+                .iter()
+                .map(|m| m.content.chars().count())
+                .collect();
+            mark.validate(&chars).map_err(|e| {
+                format!("That mark does not fit the conversation: {e}. Select the text again.")
+            })?;
+            Ok(SpotAction::Mark(mark))
+        }
+        "unmark" => number("mark")
+            .map(SpotAction::Unmark)
+            .ok_or_else(|| "Choose a mark to remove.".into()),
+        "none" => Ok(SpotAction::NoneLeft),
+        _ => Err("Choose what to record.".into()),
+    }
+}
+
+/// Saves a spot-check action to the reviewer's draft.
+async fn save_spot_check(
+    app: &Shared,
+    s: &Session,
+    reviewer: &Reviewer,
+    sample: &Sample,
+    form: &HashMap<String, String>,
+) -> Response {
+    let sample_id = sample.sample_id.clone();
+    let position = reviewer
+        .assignments
+        .iter()
+        .position(|a| *a == sample_id)
+        .unwrap_or(0);
+    let writer = app.writer(&reviewer.id);
+    let _writing = writer.lock().await;
+    let mut d = match draft(app, &reviewer.id).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let current = d.reviews.get(&sample_id).cloned().unwrap_or_default();
+    let refuse = |errors: &[String], saved: &DraftReview| {
+        html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            pages::spot_check(
+                &pages::Ctx::new(app, reviewer, s),
+                sample,
+                Some(saved),
+                (position + 1, reviewer.assignments.len()),
+                errors,
+            ),
+        )
+    };
+    let action = match parse_spot_action(sample, form) {
+        Ok(a) => a,
+        Err(e) => return refuse(&[e], &current),
+    };
+    let mut review = current.clone();
+    let marks = review.identifiers_left.get_or_insert_with(Vec::new);
+    let none_left = matches!(action, SpotAction::NoneLeft);
+    match action {
+        SpotAction::Mark(m) => {
+            if !marks.contains(&m) {
+                marks.push(m);
+                marks.sort();
+            }
+            let chars: Vec<usize> = sample
+                .record
+                .messages
+                .iter()
+                .map(|m| m.content.chars().count())
+                .collect();
+            if let Err(e) = spot_check::validate_marks(marks, &chars) {
+                return refuse(&[format!("{e}.")], &current);
+            }
+        }
+        SpotAction::Unmark(i) => {
+            if i >= marks.len() {
+                return refuse(&["That mark is no longer there.".into()], &current);
+            }
+            marks.remove(i);
+            // Removing the last mark is not saying that none is left.
+            if marks.is_empty() {
+                review.identifiers_left = None;
+            }
+        }
+        SpotAction::NoneLeft => {
+            if !marks.is_empty() {
+                return refuse(
+                    &["Remove the marks first, or keep them: a conversation with a mark has an identifier left.".into()],
+                    &current,
+                );
+            }
+        }
+    }
+    d.reviews.insert(sample_id.clone(), review);
+    if let Err(r) = save_draft(app, d.clone()).await {
+        return r;
+    }
+    tracing::info!(target: "gatehouse_review", "reviewer {} saved {}", reviewer.id, sample_id);
+    if none_left {
+        // On to the next record not yet reviewed.
+        let n = reviewer.assignments.len();
+        let next = (1..n)
+            .map(|k| &reviewer.assignments[(position + k) % n])
+            .find(|id| !complete(&app.config, reviewer.review_type, d.reviews.get(*id)));
+        return match next {
+            Some(id) => see_other(&format!("/review/{id}")),
+            None => see_other("/assignments?saved=1"),
+        };
+    }
+    see_other(&format!("/review/{sample_id}"))
 }
 
 async fn save_review(
@@ -867,6 +1047,9 @@ async fn save_review(
         Ok(x) => x,
         Err(r) => return r,
     };
+    if reviewer.review_type == ReviewType::PrivacySpotCheck {
+        return save_spot_check(&app, &s, &reviewer, sample, &form).await;
+    }
     let Some(rubric) = app.config.rubrics.get(&reviewer.review_type) else {
         return not_found_page();
     };
@@ -943,8 +1126,13 @@ async fn submit(
             pages::message(
                 "Not ready to submit",
                 &format!(
-                    "{missing} of your {} assigned conversations still need every criterion scored.",
-                    reviewer.assignments.len()
+                    "{missing} of your {} assigned conversations still need {}.",
+                    reviewer.assignments.len(),
+                    if reviewer.review_type == ReviewType::PrivacySpotCheck {
+                        "their identifiers marked, or \"no identifier left\""
+                    } else {
+                        "every criterion scored"
+                    }
                 ),
             ),
         );
@@ -963,6 +1151,7 @@ async fn submit(
                     .collect(),
                 comment: r.comment.clone(),
                 flag: r.flag.clone(),
+                identifiers_left: r.identifiers_left.clone(),
             })
         })
         .collect();
@@ -1013,6 +1202,17 @@ async fn style() -> Response {
             (header::CACHE_CONTROL, "max-age=3600"),
         ],
         pages::STYLE,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        pages::SPOT_CHECK_JS,
     )
         .into_response()
 }

@@ -1,9 +1,12 @@
-//! The pages, server-rendered with maud (every value is escaped). Plain HTML forms, no
-//! script; labels, fieldsets and landmarks for screen readers; visible focus.
+//! The pages, server-rendered with maud (every value is escaped). Plain HTML forms; labels,
+//! fieldsets and landmarks for screen readers; visible focus. One static script, on the
+//! privacy spot-check page only, turns a text selection into the mark form's fields (the
+//! form works without it).
 
 use gatehouse_core::qa::Rubric;
 use gatehouse_core::qa::reviewers::Reviewer;
-use maud::{DOCTYPE, Markup, html};
+use gatehouse_core::qa::spot_check::{IdentifierKind, IdentifierMark};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::session::Session;
 use super::{App, Draft, DraftReview, Sample};
@@ -49,11 +52,16 @@ fn review_type_label(r: &Reviewer) -> &'static str {
         "clinician_foundation" => "Clinician review: foundation",
         "clinician_edge" => "Clinician review: crisis and edge cases",
         "bias_cultural" => "Bias and cultural review",
+        "privacy_spot_check" => "Privacy spot-check",
         _ => "Review",
     }
 }
 
 fn page(title: &str, ctx: Option<&Ctx<'_>>, body: Markup) -> Markup {
+    page_with(title, ctx, body, false)
+}
+
+fn page_with(title: &str, ctx: Option<&Ctx<'_>>, body: Markup, script: bool) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -63,6 +71,9 @@ fn page(title: &str, ctx: Option<&Ctx<'_>>, body: Markup) -> Markup {
                 meta name="referrer" content="no-referrer";
                 title { (title) " · gatehouse review" }
                 link rel="stylesheet" href="/style.css";
+                @if script {
+                    script src="/spot_check.js" defer {}
+                }
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -138,6 +149,12 @@ pub fn message(title: &str, text: &str) -> Markup {
 }
 
 pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft, saved: bool) -> Markup {
+    let spot = ctx.reviewer.review_type.as_str() == "privacy_spot_check";
+    let (done_word, done_badge, flag_badge) = if spot {
+        ("checked for identifiers left", "Checked", "Identifier left")
+    } else {
+        ("scored", "Scored", "Flagged")
+    };
     let done = rows.iter().filter(|r| r.done).count();
     let total = rows.len();
     page(
@@ -146,7 +163,7 @@ pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft, saved: bool) 
         html! {
             h1 { "Your assignments" }
             p {
-                label for="progress" { (done) " of " (total) " conversations scored" }
+                label for="progress" { (done) " of " (total) " conversations " (done_word) }
                 " "
                 progress id="progress" max=(total) value=(done) { (done) "/" (total) }
             }
@@ -171,8 +188,8 @@ pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft, saved: bool) 
                             }
                             td { (r.sample.family) " · " (r.sample.split) }
                             td {
-                                @if r.done { span.badge.ok { "Scored" } } @else if r.started { span.badge { "In progress" } } @else { span.badge.todo { "Not started" } }
-                                @if r.flagged { " " span.badge.flag { "Flagged" } }
+                                @if r.done { span.badge.ok { (done_badge) } } @else if r.started { span.badge { "In progress" } } @else { span.badge.todo { "Not started" } }
+                                @if r.flagged { " " span.badge.flag { (flag_badge) } }
                             }
                         }
                     }
@@ -184,7 +201,7 @@ pub fn assignments(ctx: &Ctx<'_>, rows: &[Row<'_>], draft: &Draft, saved: bool) 
                     button id="submit" type="submit" { @if draft.submitted.is_some() { "Submit my reviews again" } @else { "Submit my reviews" } }
                 }
             } @else {
-                p.small { "When every conversation is scored you can submit your reviews here. Your work is saved as you go." }
+                p.small { "When every conversation is " (done_word) " you can submit your reviews here. Your work is saved as you go." }
             }
         },
     )
@@ -287,6 +304,179 @@ fn conversation(sample: &Sample) -> Markup {
     }
 }
 
+/// The privacy spot-check of one record: the conversation with the marks made so far
+/// highlighted, the form to mark an identifier (filled by selecting text when script runs),
+/// the list of marks, and "no identifier left".
+pub fn spot_check(
+    ctx: &Ctx<'_>,
+    sample: &Sample,
+    saved: Option<&DraftReview>,
+    (n, of): (usize, usize),
+    errors: &[String],
+) -> Markup {
+    let marks: &[IdentifierMark] = saved
+        .and_then(|r| r.identifiers_left.as_deref())
+        .unwrap_or(&[]);
+    let none_left = saved.is_some_and(|r| r.identifiers_left.as_ref().is_some_and(Vec::is_empty));
+    let action = format!("/review/{}", sample.sample_id);
+    let body = html! {
+        nav aria-label="Assignments" { a href="/assignments" { "← All assignments" } }
+        h1 { "Conversation " (n) " of " (of) }
+        p.small { (sample.sample_id) " · " (sample.family) " · " (sample.split) }
+        p {
+            "This conversation was redacted: identifiers should show as placeholders such as "
+            code { "[NAME_1]" } ". Read every message. Mark anything that still identifies a person "
+            "(a name, address, phone number, e-mail, ID number, date, or anything else) by "
+            "selecting it and pressing " strong { "Mark the selection" } ". Never copy it anywhere."
+        }
+        @if let Some(w) = &sample.content_warning {
+            p.warning role="note" { strong { "Content warning. " } (w) }
+        }
+        @if !errors.is_empty() {
+            div.errors id="errors" role="alert" tabindex="-1" autofocus {
+                p { "Please correct:" }
+                ul { @for e in errors { li { (e) } } }
+            }
+        }
+        section aria-labelledby="conversation-heading" {
+            h2 id="conversation-heading" { "The conversation" }
+            @if sample.content_warning.is_some() {
+                details open[!marks.is_empty()] {
+                    summary { "Show the conversation" }
+                    (marked_conversation(sample, marks))
+                }
+            } @else {
+                (marked_conversation(sample, marks))
+            }
+        }
+        section aria-labelledby="mark-heading" {
+            h2 id="mark-heading" { "Mark an identifier left" }
+            form id="mark-form" method="post" action=(action) {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                p id="selection-status" role="status" aria-live="polite" {
+                    "Select the identifier in the conversation; its place is filled in below."
+                }
+                fieldset.place {
+                    legend { "Where (filled in by your selection)" }
+                    p.small { "Without a mouse: the message number, then the position of the identifier's first character counted from 0 (start) and of the character after it (end)." }
+                    div.inline {
+                        div { label for="message_number" { "Message" } input id="message_number" name="message_number" type="number" min="1" max=(sample.record.messages.len()) required; }
+                        div { label for="start" { "Start" } input id="start" name="start" type="number" min="0" required; }
+                        div { label for="end" { "End" } input id="end" name="end" type="number" min="1" required; }
+                    }
+                }
+                label for="type" { "What kind of identifier (optional)" }
+                select id="type" name="type" {
+                    @for k in IdentifierKind::ALL {
+                        option value=(k.as_str()) selected[k == IdentifierKind::Other] { (kind_label(k)) }
+                    }
+                }
+                button id="add-mark" type="submit" name="action" value="mark" { "Mark the selection" }
+            }
+        }
+        section aria-labelledby="marks-heading" {
+            h2 id="marks-heading" { "Identifiers you marked" }
+            @if marks.is_empty() {
+                p id="no-marks" { @if none_left { strong { "You recorded: no identifier left." } } @else { "None yet." } }
+            } @else {
+                table id="marks" {
+                    caption.visually-hidden { "Identifiers marked in this conversation" }
+                    thead { tr { th scope="col" { "Message" } th scope="col" { "Characters" } th scope="col" { "Kind" } th scope="col" { span.visually-hidden { "Remove" } } } }
+                    tbody {
+                        @for (i, m) in marks.iter().enumerate() {
+                            tr {
+                                td { (m.message + 1) }
+                                td { (m.start) "–" (m.end) }
+                                td { (kind_label(m.kind)) }
+                                td {
+                                    form method="post" action=(action) {
+                                        input type="hidden" name="csrf" value=(ctx.csrf);
+                                        input type="hidden" name="mark" value=(i);
+                                        button.secondary.small type="submit" name="action" value="unmark" { "Remove mark " (i + 1) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p.small { "A conversation with a mark leaves the release (it goes to the blocklist when the release manager signs off)." }
+            }
+        }
+        @if marks.is_empty() {
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(ctx.csrf);
+                button id="none-left" type="submit" name="action" value="none" { "No identifier left: next conversation" }
+            }
+        } @else {
+            p { a href="/assignments" { "Back to your assignments" } }
+        }
+    };
+    page_with(&format!("Conversation {n} of {of}"), Some(ctx), body, true)
+}
+
+pub fn kind_label(k: IdentifierKind) -> &'static str {
+    match k {
+        IdentifierKind::Name => "Name",
+        IdentifierKind::Address => "Address",
+        IdentifierKind::Phone => "Phone number",
+        IdentifierKind::Email => "E-mail address",
+        IdentifierKind::Id => "ID number",
+        IdentifierKind::Date => "Date",
+        IdentifierKind::Other => "Other",
+    }
+}
+
+/// The conversation with each message's text in a `data-message` box (what the script
+/// measures selections in) and the marks highlighted.
+fn marked_conversation(sample: &Sample, marks: &[IdentifierMark]) -> Markup {
+    html! {
+        ol.conversation {
+            @for (i, m) in sample.record.messages.iter().enumerate() {
+                li class={ "msg role-" (m.role) } {
+                    p.speaker { "Message " (i + 1) " · " (speaker(&m.role)) }
+                    div.text data-message=(i) { (segments(&m.content, marks.iter().filter(|k| k.message == i))) }
+                }
+            }
+        }
+    }
+}
+
+/// A message's text with its marks as `<mark>`, by code point. A carriage return is written
+/// as a character reference: the HTML parser would turn a literal one into a line feed (or
+/// drop it), and the offsets the script measures would drift.
+fn segments<'a>(text: &str, marks: impl Iterator<Item = &'a IdentifierMark>) -> Markup {
+    let chars: Vec<char> = text.chars().collect();
+    let mut ranges: Vec<(usize, usize)> = marks
+        .map(|m| (m.start.min(chars.len()), m.end.min(chars.len())))
+        .collect();
+    ranges.sort_unstable();
+    let piece = |from: usize, to: usize| -> Markup {
+        let s: String = chars[from..to].iter().collect();
+        html! {
+            @for (k, part) in s.split('\r').enumerate() {
+                @if k > 0 { (PreEscaped("&#13;")) }
+                (part)
+            }
+        }
+    };
+    // (marked, from, to), in order; an overlapping mark (never stored) is skipped.
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for (start, end) in ranges {
+        if start >= at && end > start {
+            parts.push((false, at, start));
+            parts.push((true, start, end));
+            at = end;
+        }
+    }
+    parts.push((false, at, chars.len()));
+    html! {
+        @for (marked, from, to) in parts {
+            @if marked { mark.ident { (piece(from, to)) } } @else { (piece(from, to)) }
+        }
+    }
+}
+
 fn speaker(role: &str) -> &'static str {
     match role {
         "system" => "System prompt",
@@ -357,4 +547,51 @@ button.secondary { background:#fff; color:var(--accent); }
 .actions { display:flex; gap:.75rem; flex-wrap:wrap; }
 progress { width:12rem; vertical-align:middle; }
 code { font-size:.85em; overflow-wrap:anywhere; }
+mark.ident { background:#ffd54a; color:inherit; outline:1px solid #8a6d00; }
+.inline { display:flex; gap:1rem; flex-wrap:wrap; } .inline input { width:7rem; font:inherit; padding:.35rem; }
+select { font:inherit; padding:.35rem; }
+button.small { padding:.2rem .6rem; margin:0; font-size:.9rem; }
+"#;
+
+/// The spot-check page's script: a selection inside one message fills the mark form with
+/// the message number and the code-point offsets of the selection (the text itself is never
+/// read into the form, nor sent).
+pub const SPOT_CHECK_JS: &str = r#"'use strict';
+(function () {
+  var form = document.getElementById('mark-form');
+  if (!form) { return; }
+  var status = document.getElementById('selection-status');
+  function codePoints(s) { return Array.from(s).length; }
+  function box(node) {
+    var el = node.nodeType === 1 ? node : node.parentElement;
+    return el ? el.closest('[data-message]') : null;
+  }
+  function offset(container, node, off) {
+    var r = document.createRange();
+    r.selectNodeContents(container);
+    r.setEnd(node, off);
+    return codePoints(r.toString());
+  }
+  function update() {
+    var sel = window.getSelection();
+    if (!sel || sel.rangeCount === 0 || sel.isCollapsed) { return; }
+    var range = sel.getRangeAt(0);
+    var a = box(range.startContainer), b = box(range.endContainer);
+    if (!a && !b) { return; }
+    if (a !== b) {
+      status.textContent = 'Select text within one message.';
+      return;
+    }
+    var start = offset(a, range.startContainer, range.startOffset);
+    var end = offset(a, range.endContainer, range.endOffset);
+    if (end <= start) { return; }
+    var n = Number(a.getAttribute('data-message')) + 1;
+    form.elements.message_number.value = n;
+    form.elements.start.value = start;
+    form.elements.end.value = end;
+    status.textContent = 'Selected ' + (end - start) + ' character(s) in message ' + n +
+      '. Choose the kind and press "Mark the selection".';
+  }
+  document.addEventListener('selectionchange', update);
+})();
 "#;

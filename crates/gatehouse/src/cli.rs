@@ -331,6 +331,9 @@ pub enum Role {
     ClinicianEdge,
     /// Bias and cultural reviewer
     BiasCultural,
+    /// Privacy spot-checker: marks identifiers the redaction left in the privacy gate's
+    /// spot-check sample
+    PrivacySpotCheck,
 }
 
 #[derive(Debug, Args)]

@@ -59,7 +59,7 @@ fn release_waits_for_a_signoff_of_this_exact_manifest() {
     .unwrap();
     let r = p.run(&["qa", "import", "reviews.csv", "--release-version", V]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stdout.matches("qa import: stored").count(), 5, "{r:?}");
+    assert_eq!(r.stdout.matches("qa import: stored").count(), 6, "{r:?}");
     let r = p.run(&["qa", "signoff", "--release-version", V]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("qa signoff approved"), "{r:?}");
@@ -94,7 +94,7 @@ fn release_waits_for_a_signoff_of_this_exact_manifest() {
     }
     // The release notes say who vouched for each review file (here: the operator).
     let notes = std::fs::read_to_string(release.join("release_notes.md")).unwrap();
-    assert_eq!(notes.matches("operator-attested by").count(), 5, "{notes}");
+    assert_eq!(notes.matches("operator-attested by").count(), 6, "{notes}");
     let marker = json(release.join("_PUBLISHED"));
     let manifest_sha = format!(
         "sha256:{}",
@@ -283,7 +283,7 @@ fn forged_imports_do_not_count_by_default_and_signed_ones_do() {
     assert_eq!(r.code, 1, "forged reviews approved: {r:?}");
     let record = json(qa_dir(&p).join("signoff_record.json"));
     let auth = record["authentication"].as_array().unwrap();
-    assert_eq!(auth.len(), 5);
+    assert_eq!(auth.len(), 6);
     assert!(auth.iter().all(|a| a["method"] == "operator-attested"
         && a["by"] == "mallory"
         && a["counted"] == false));

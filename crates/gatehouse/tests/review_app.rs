@@ -640,3 +640,224 @@ fn revocation_expiry_and_a_rebuild_take_effect_at_the_next_request() {
     let submit = rc.post("/submit", &[("csrf", csrf.as_str())]);
     assert_eq!(submit.status(), StatusCode::CONFLICT);
 }
+
+/// The privacy spot-check through the app: the gate's sample is the spot-checker's
+/// assignment; a mark is checked against the record (a bad one is refused, nothing saved),
+/// stored as place and type only; "no identifier left" for the rest; submit; the signoff
+/// counts the miss, the rate and its bound, refuses approval and blocklists the record,
+/// which the next build leaves out.
+#[test]
+fn a_spot_checker_marks_an_identifier_left_and_the_record_is_blocked() {
+    let p = Project::new();
+    // The release runs the gates, then draws the packets (the gate's sample included).
+    assert_eq!(p.run(&["release", "--release-version", V]).code, 1);
+    let inv = invite(&p, V, "Priv Reviewer", "privacy-spot-check", None);
+    let mine = assignments(&p, &inv.id);
+    assert!(
+        mine.len() >= 2 && mine.iter().all(|s| s.starts_with("sc-")),
+        "{mine:?}"
+    );
+    // The signoff refuses while the spot-check is not reviewed, and says what to do.
+    let r = p.run(&["qa", "signoff", "--release-version", V]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("privacy_spot_check review is incomplete: 0 of"),
+        "{r:?}"
+    );
+    let server = Server::start(&p, V);
+    let rv = Reviewer::sign_in(&server.base, &inv);
+    let csrf = rv.csrf();
+
+    let first = &mine[0];
+    let page = rv.get(&format!("/review/{first}"));
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    let html = page.text().unwrap();
+    assert!(html.contains("<script src=\"/spot_check.js\""), "no script");
+    assert!(html.contains("data-message=\"0\"") && html.contains("id=\"mark-form\""));
+    let js = rv.get("/spot_check.js");
+    assert_eq!(js.status(), StatusCode::OK);
+    assert!(js.text().unwrap().contains("selectionchange"));
+
+    // The first message's length in code points, from the packets.
+    let packets: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            p.path()
+                .join(format!("store/exports/releases/{V}/qa/qa_samples.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sample = packets["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["sample_id"] == first.as_str())
+        .unwrap();
+    let record_id = sample["record_id"].as_str().unwrap().to_string();
+    let content = sample["record"]["messages"][0]["content"].as_str().unwrap();
+    let len = content.chars().count();
+    assert!(len >= 8, "a short first message");
+
+    // Out of the message, or without the session's token: refused, nothing saved.
+    let end = (len + 1).to_string();
+    let r = rv.post(
+        &format!("/review/{first}"),
+        &[
+            ("csrf", &csrf),
+            ("action", "mark"),
+            ("message_number", "1"),
+            ("start", "0"),
+            ("end", &end),
+            ("type", "name"),
+        ],
+    );
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().unwrap().contains("past the end of the message"));
+    let r = rv.post(
+        &format!("/review/{first}"),
+        &[
+            ("action", "mark"),
+            ("message_number", "1"),
+            ("start", "0"),
+            ("end", "4"),
+            ("type", "name"),
+        ],
+    );
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let draft_path = p.path().join(format!(
+        "store/exports/releases/{V}/qa/drafts/{}.json",
+        inv.id
+    ));
+    assert!(!draft_path.exists(), "a refused mark was saved");
+    // "No identifier left" is refused once there is a mark; a mark and its removal.
+    let r = rv.post(
+        &format!("/review/{first}"),
+        &[
+            ("csrf", &csrf),
+            ("action", "mark"),
+            ("message_number", "1"),
+            ("start", "2"),
+            ("end", "6"),
+            ("type", "name"),
+        ],
+    );
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = rv.post(
+        &format!("/review/{first}"),
+        &[
+            ("csrf", &csrf),
+            ("action", "mark"),
+            ("message_number", "1"),
+            ("start", "4"),
+            ("end", "7"),
+            ("type", "phone"),
+        ],
+    );
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "overlapping marks"
+    );
+    let r = rv.post(
+        &format!("/review/{first}"),
+        &[("csrf", &csrf), ("action", "none")],
+    );
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = rv.get(&format!("/review/{first}")).text().unwrap();
+    assert!(
+        page.contains("<mark class=\"ident\">"),
+        "the mark is not shown"
+    );
+    assert!(page.contains("Remove mark 1"));
+    // Submitting before every record is checked is refused.
+    let r = rv.post("/submit", &[("csrf", &csrf)]);
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for id in &mine[1..] {
+        let r = rv.post(
+            &format!("/review/{id}"),
+            &[("csrf", &csrf), ("action", "none")],
+        );
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+    let list = rv.get("/assignments").text().unwrap();
+    assert!(list.contains(&format!(
+        "{} of {} conversations checked",
+        mine.len(),
+        mine.len()
+    )));
+    assert_eq!(list.matches("Identifier left").count(), 1);
+    let r = rv.post("/submit", &[("csrf", &csrf)]);
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Stored: the place and type, never the text.
+    let file = std::fs::read_to_string(p.path().join(format!(
+        "store/exports/releases/{V}/qa/reviews/privacy_spot_check-{}.json",
+        inv.id
+    )))
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&file).unwrap();
+    let marked: Vec<&serde_json::Value> = v["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| !r["identifiers_left"].as_array().unwrap().is_empty())
+        .collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(
+        marked[0]["identifiers_left"],
+        serde_json::json!([{"message": 0, "start": 2, "end": 6, "type": "name"}])
+    );
+    let proof = std::fs::read_to_string(p.path().join(format!(
+        "store/exports/releases/{V}/qa/review_proofs/privacy_spot_check-{}.json",
+        inv.id
+    )))
+    .unwrap();
+    assert!(proof.contains("app-session"), "{proof}");
+    let log = server.stop();
+    assert_no_text_in(&log, &packet_texts(&p, V));
+    assert!(!log.contains(&inv.token));
+
+    // The signoff's figures: one miss in n reviewed; blocked; not approved.
+    let r = p.run(&["qa", "signoff", "--release-version", V, "--json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let s = &out["signoff"]["privacy_spot_check"];
+    let n = mine.len() as f64;
+    assert_eq!(s["records"], mine.len());
+    assert_eq!(s["records_reviewed"], mine.len());
+    assert_eq!(s["records_with_miss"], 1);
+    assert_eq!(s["marks_by_type"], serde_json::json!({"name": 1}));
+    assert!((s["residual_identifier_rate"].as_f64().unwrap() - 1.0 / n).abs() < 1e-6);
+    assert!(s["residual_identifier_rate_upper_95"].as_f64().unwrap() > 1.0 / n);
+    assert_eq!(s["complete"], true);
+    let blocked = out["signoff"]["blocklist"].as_array().unwrap();
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0]["record_id"], record_id.as_str());
+    assert!(
+        blocked[0]["reviewer"]
+            .as_str()
+            .unwrap()
+            .starts_with("Priv Reviewer (rv-")
+    );
+    let text = r.stdout + &r.stderr;
+    assert!(!text.contains(&content.chars().take(24).collect::<String>()));
+
+    // The next build leaves the record out.
+    let r = p.run(&["build", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let release = p.path().join(format!("store/exports/releases/{V}"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(release.join("build_report.json")).unwrap()).unwrap();
+    assert_eq!(report["blocklist"]["records_removed"], 1);
+    let export = std::fs::read_to_string(release.join("compiled_export.jsonl")).unwrap();
+    assert!(!export.contains(&format!("\"{record_id}\"")));
+}

@@ -308,3 +308,100 @@ fn a_reviewer_scores_flags_and_submits_in_a_browser() {
     assert!(!log.contains(&inv.token));
     assert_no_text_in(&log, &packet_texts(&p, V));
 }
+
+/// The privacy spot-check in a browser: the page's script turns a selection in a message
+/// into the mark form's place (message, code-point offsets); the mark is saved, shown
+/// highlighted, and counted by the signoff, which blocklists the record.
+#[test]
+fn a_spot_checker_marks_a_selection_in_a_browser() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let p = Project::new();
+    assert_eq!(p.run(&["release", "--release-version", V]).code, 1);
+    let inv = invite(&p, V, "Browser Spotter", "privacy-spot-check", Some(2));
+    let server = Server::start(&p, V);
+    browser.goto(&format!("{}{}", server.base, inv.link_path));
+    browser.wait_for("Sign in");
+    browser.click("#continue");
+    browser.wait_for("Your assignments");
+    assert_eq!(browser.count("a.review-link"), 2);
+    browser.click("a.review-link");
+    browser.wait_for("Conversation 1 of 2");
+
+    // Select characters 2..6 of the first message, as a mouse drag would.
+    browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+            var t = document.querySelector('[data-message=\"0\"]').firstChild;
+            var r = document.createRange(); r.setStart(t, 2); r.setEnd(t, 6);
+            var s = window.getSelection(); s.removeAllRanges(); s.addRange(r);", "args": []}),
+    );
+    let started = Instant::now();
+    loop {
+        let v = browser.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": "var f = document.getElementById('mark-form').elements; return [f.message_number.value, f.start.value, f.end.value];", "args": []}),
+        );
+        if v == json!(["1", "2", "6"]) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the selection did not fill the form: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        browser
+            .text("#selection-status")
+            .contains("4 character(s) in message 1")
+    );
+    browser.click("#type option[value='name']");
+    browser.screenshot("spot_check");
+    browser.click("#add-mark");
+    browser.wait_for("Conversation 1 of 2");
+    assert_eq!(browser.count("mark.ident"), 1);
+    assert_eq!(browser.count("#marks tbody tr"), 1);
+    assert_eq!(browser.count("#none-left"), 0);
+
+    // The second: nothing left; then submit.
+    browser.goto(&format!("{}/assignments", server.base));
+    browser.wait_for("Your assignments");
+    let second = browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "return document.querySelectorAll('a.review-link')[1].getAttribute('href');", "args": []}),
+    );
+    browser.goto(&format!("{}{}", server.base, second.as_str().unwrap()));
+    browser.wait_for("Conversation 2 of 2");
+    browser.click("#none-left");
+    browser.wait_for("Your assignments");
+    assert!(
+        browser
+            .text("main")
+            .contains("2 of 2 conversations checked")
+    );
+    browser.click("#submit");
+    browser.wait_for("Submitted");
+
+    let r = p.run(&["qa", "signoff", "--release-version", V, "--json"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let s = &v["signoff"]["privacy_spot_check"];
+    assert_eq!(s["records_reviewed"], 2);
+    assert_eq!(s["records_with_miss"], 1);
+    assert_eq!(s["marks_by_type"], json!({"name": 1}));
+    assert_eq!(
+        s["misses"][0]["marks"],
+        json!([{"message": 0, "start": 2, "end": 6, "type": "name"}])
+    );
+    // Only two of the sample's records were assigned: incomplete, and blocked either way.
+    assert_eq!(s["complete"], false);
+    assert_eq!(v["signoff"]["blocklist"].as_array().unwrap().len(), 1);
+    let log = server.stop();
+    assert!(log.contains("POST /submit 200"), "{log}");
+    assert_no_text_in(&log, &packet_texts(&p, V));
+}

@@ -207,9 +207,11 @@ const SPOT_CHECK_METHOD: &str = "a record is drawn when the first 8 bytes of \
      fall below rate × 2^64; if more than max are drawn, the max with the smallest hash are \
      kept";
 
-const SPOT_CHECK_INSTRUCTIONS: &str = "read every record of the sample file; any personal \
-     identifier left in the text is a release blocker: note the record id and message index \
-     (never the identifier itself) and report it to the release manager";
+const SPOT_CHECK_INSTRUCTIONS: &str = "every record of the sample is reviewed by a person \
+     as QA review type privacy_spot_check (`gatehouse qa invite --role privacy-spot-check`, \
+     then the review app): any personal identifier left in the text is marked by its place \
+     (record, message, code points, type; never the identifier itself), blocks the signoff \
+     and sends the record to the blocklist";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PrivacyMetrics {

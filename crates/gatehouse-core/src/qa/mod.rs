@@ -10,10 +10,15 @@
 //! registry's `review`), gets a stable sample id and, when it deals with crisis or self-harm,
 //! a content warning. Writes `qa/qa_samples.json` and `qa/review_template.json`, both bound
 //! to the release digest.
+//!
+//! When the gates have run on this manifest, the privacy gate's spot-check sample becomes
+//! packets of review type `privacy_spot_check` ([`spot_check`]): the ids from its report, the
+//! records from the shards.
 
 pub mod proof;
 pub mod reviewers;
 pub mod signoff;
+pub mod spot_check;
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -172,6 +177,11 @@ impl QaConfig {
             return Some("qa.sample: rate must be in [0, 1] and max >= min".into());
         }
         for (t, r) in &self.rubrics {
+            if *t == ReviewType::PrivacySpotCheck {
+                return Some(
+                    "qa.rubrics.privacy_spot_check: the privacy spot-check has no rubric (reviewers mark the identifiers left); remove the table".into(),
+                );
+            }
             let total: f64 = r.criteria.iter().map(|c| c.weight).sum();
             if r.criteria.is_empty() || (total - 1.0).abs() > 1e-6 {
                 return Some(format!(
@@ -224,6 +234,8 @@ pub enum QaError {
     NoPackets { key: String },
     #[error("cannot serialise {0}")]
     Serialise(&'static str, #[source] serde_json::Error),
+    #[error("{key}: {missing} record(s) of the privacy spot-check sample are not in the export")]
+    SpotCheckMismatch { key: String, missing: usize },
 }
 
 impl QaError {
@@ -236,6 +248,10 @@ impl QaError {
             QaError::Config(_) => Some("fix [qa] in gatehouse.toml (see README.md)".into()),
             QaError::BadReviews(_) => Some(
                 "fix the review file (see qa/review_template.json for its shape) and import it again"
+                    .into(),
+            ),
+            QaError::SpotCheckMismatch { .. } => Some(
+                "the gates' reports are not of this export: run `gatehouse gates`, then `gatehouse qa sample`"
                     .into(),
             ),
             QaError::StalePackets { .. } | QaError::NoPackets { .. } => Some(
@@ -309,6 +325,9 @@ pub struct QaSamples {
     pub groups: Vec<GroupPlan>,
     /// Review types that cover no sampled record (each must cover one).
     pub review_types_without_samples: Vec<ReviewType>,
+    /// The privacy gate's spot-check sample these packets include (review type
+    /// `privacy_spot_check`); null when the gates had not run on this manifest.
+    pub privacy_spot_check: Option<spot_check::SpotCheckDraw>,
     pub samples: Vec<SampleItem>,
 }
 
@@ -322,6 +341,16 @@ pub struct ReviewSlot {
     pub comment: String,
     /// `remove` or `escalate`, with a reason, when the record must not stay.
     pub flag: Option<String>,
+    /// `privacy_spot_check` slots only: `identifiers_left`, null to fill in.
+    #[serde(flatten)]
+    pub spot_check: Option<SpotCheckSlot>,
+}
+
+/// The part of a blank review only the privacy spot-check has.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpotCheckSlot {
+    /// The identifiers left (`{message, start, end, type}`), or [] for none.
+    pub identifiers_left: Option<Vec<spot_check::IdentifierMark>>,
 }
 
 /// `qa/review_template.json`.
@@ -478,6 +507,14 @@ fn draw(
         }
     }
 
+    // The privacy gate's spot-check sample of this manifest, when the gates have run.
+    let gate_sample = spot_check::gate_sample(store, location, &digest)?;
+    let wanted_spot: BTreeMap<&str, usize> = gate_sample
+        .iter()
+        .flat_map(|g| g.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)))
+        .collect();
+    let mut spot_items: BTreeMap<usize, SampleItem> = BTreeMap::new();
+
     // One pass over the shards: each group keeps its smallest sample hashes.
     let mut kept: BTreeMap<(String, String), BTreeMap<u64, SampleItem>> = BTreeMap::new();
     for c in &manifest.contents {
@@ -509,17 +546,29 @@ fn draw(
                 let Some(plan) = plans.get(&group) else {
                     return Err(QaError::BadRecord { at });
                 };
+                if let Some(&i) = wanted_spot.get(id) {
+                    let record = raw_record(raw, &at)?;
+                    spot_items.insert(
+                        i,
+                        SampleItem {
+                            sample_id: spot_check::sample_id(id),
+                            record_id: id.to_string(),
+                            family: family.to_string(),
+                            split: c.split.clone(),
+                            at: at.clone(),
+                            review_types: vec![ReviewType::PrivacySpotCheck],
+                            content_warning: content_warning(family, &value),
+                            record,
+                        },
+                    );
+                }
                 let hash = sample_hash(config.sample.seed, id);
                 let slot = kept.entry(group.clone()).or_default();
                 let wanted = plan.size as usize;
                 if slot.len() >= wanted && slot.last_key_value().is_none_or(|(k, _)| hash >= *k) {
                     continue;
                 }
-                let text = std::str::from_utf8(raw)
-                    .map_err(|_| QaError::BadRecord { at: at.clone() })?
-                    .to_string();
-                let record = serde_json::value::RawValue::from_string(text)
-                    .map_err(|_| QaError::BadRecord { at: at.clone() })?;
+                let record = raw_record(raw, &at)?;
                 slot.insert(
                     hash,
                     SampleItem {
@@ -540,7 +589,15 @@ fn draw(
         }
     }
 
-    let samples: Vec<SampleItem> = kept.into_values().flat_map(BTreeMap::into_values).collect();
+    if spot_items.len() != wanted_spot.len() {
+        return Err(QaError::SpotCheckMismatch {
+            key: format!("{location}gates/pii_detection_report.json"),
+            missing: wanted_spot.len() - spot_items.len(),
+        });
+    }
+    let mut samples: Vec<SampleItem> = kept.into_values().flat_map(BTreeMap::into_values).collect();
+    // The spot-check's records last, in export order.
+    samples.extend(spot_items.into_values());
     let review_types_without_samples = config
         .rubrics
         .keys()
@@ -556,6 +613,7 @@ fn draw(
         rule: config.sample.clone(),
         groups: plans.into_values().collect(),
         review_types_without_samples,
+        privacy_spot_check: gate_sample.map(|g| g.draw),
         samples,
     };
     let template = ReviewTemplate {
@@ -568,6 +626,18 @@ fn draw(
             .iter()
             .flat_map(|s| {
                 s.review_types.iter().filter_map(|t| {
+                    if *t == ReviewType::PrivacySpotCheck {
+                        return Some(ReviewSlot {
+                            sample_id: s.sample_id.clone(),
+                            review_type: *t,
+                            scores: BTreeMap::new(),
+                            comment: String::new(),
+                            flag: None,
+                            spot_check: Some(SpotCheckSlot {
+                                identifiers_left: None,
+                            }),
+                        });
+                    }
                     let rubric = config.rubrics.get(t)?;
                     Some(ReviewSlot {
                         sample_id: s.sample_id.clone(),
@@ -579,12 +649,22 @@ fn draw(
                             .collect(),
                         comment: String::new(),
                         flag: None,
+                        spot_check: None,
                     })
                 })
             })
             .collect(),
     };
     Ok((qa, template))
+}
+
+/// A shard line as the record a packet shows.
+fn raw_record(raw: &[u8], at: &str) -> Result<Box<serde_json::value::RawValue>, QaError> {
+    let text = std::str::from_utf8(raw)
+        .map_err(|_| QaError::BadRecord { at: at.to_string() })?
+        .to_string();
+    serde_json::value::RawValue::from_string(text)
+        .map_err(|_| QaError::BadRecord { at: at.to_string() })
 }
 
 /// `qa/review_template.csv`: the template as one row per review to fill in, for teams
@@ -602,7 +682,7 @@ fn template_csv(template: &ReviewTemplate, config: &QaConfig) -> Result<Vec<u8>,
     let err = |e: csv::Error| QaError::Config(format!("cannot write the CSV template: {e}"));
     let mut header = vec!["release_digest", "reviewer", "review_type", "sample_id"];
     header.extend(&criteria);
-    header.extend(["comment", "flag"]);
+    header.extend(["comment", "flag", "identifiers_left"]);
     w.write_record(&header).map_err(err)?;
     for slot in &template.reviews {
         let mut row = vec![
@@ -612,7 +692,7 @@ fn template_csv(template: &ReviewTemplate, config: &QaConfig) -> Result<Vec<u8>,
             slot.sample_id.as_str(),
         ];
         row.extend(criteria.iter().map(|_| ""));
-        row.extend(["", ""]);
+        row.extend(["", "", ""]);
         w.write_record(&row).map_err(err)?;
     }
     w.into_inner()
@@ -625,16 +705,29 @@ pub(crate) fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, Q
     Ok(b)
 }
 
+/// The facts of each sample, by sample id.
+type Facts = BTreeMap<String, signoff::SampleFacts>;
+
+/// Version, digest and the facts of each sample.
+type PacketFacts = (String, String, Facts);
+
 /// The packets of the release at `location`: version, digest and the facts of each sample.
 /// Fails when the packets were drawn from another manifest (a rebuild voids them).
-pub fn packets(
+pub fn packets(store: &Store, location: &str) -> Result<PacketFacts, QaError> {
+    packets_and_spot_check(store, location).map(|(p, _)| p)
+}
+
+/// [`packets`], and the privacy spot-check they include (`None`: the gates had not run).
+pub fn packets_and_spot_check(
     store: &Store,
     location: &str,
-) -> Result<(String, String, BTreeMap<String, signoff::SampleFacts>), QaError> {
+) -> Result<(PacketFacts, Option<spot_check::SpotCheckDraw>), QaError> {
     #[derive(Deserialize)]
     struct Packets {
         release_version: String,
         release_digest: String,
+        #[serde(default)]
+        privacy_spot_check: Option<spot_check::SpotCheckDraw>,
         samples: Vec<PacketSample>,
     }
     #[derive(Deserialize)]
@@ -642,6 +735,17 @@ pub fn packets(
         sample_id: String,
         record_id: String,
         review_types: Vec<ReviewType>,
+        record: PacketRecord,
+    }
+    #[derive(Deserialize)]
+    struct PacketRecord {
+        #[serde(default)]
+        messages: Vec<PacketMessage>,
+    }
+    #[derive(Deserialize)]
+    struct PacketMessage {
+        #[serde(default)]
+        content: String,
     }
     let manifest_key = format!("{location}manifest.json");
     let current = match store.get_bytes(&manifest_key) {
@@ -673,11 +777,20 @@ pub fn packets(
                 signoff::SampleFacts {
                     record_id: s.record_id,
                     review_types: s.review_types,
+                    message_chars: s
+                        .record
+                        .messages
+                        .iter()
+                        .map(|m| m.content.chars().count())
+                        .collect(),
                 },
             )
         })
         .collect();
-    Ok((p.release_version, p.release_digest, facts))
+    Ok((
+        (p.release_version, p.release_digest, facts),
+        p.privacy_spot_check,
+    ))
 }
 
 /// Where a reviewer's file is kept: one per reviewer.
@@ -844,7 +957,7 @@ pub fn signoff(
     location: &str,
     config: &QaConfig,
 ) -> Result<(signoff::Signoff, Vec<String>), QaError> {
-    let (version, digest, samples) = packets(store, location)?;
+    let ((version, digest, samples), spot) = packets_and_spot_check(store, location)?;
     let invited = reviewers::load(store, location, &digest)?.reviewers;
     let Stored { files, void, auth } =
         stored_reviews(store, location, &digest, &samples, &invited, config)?;
@@ -859,6 +972,7 @@ pub fn signoff(
         },
         &names(&invited),
         config,
+        spot.is_some(),
     );
     let mut written = Vec::new();
     let key = format!("{location}qa/signoff_record.json");
@@ -1077,7 +1191,7 @@ pub fn gate(
     config: &QaConfig,
     max_line: usize,
 ) -> Result<QaGate, QaError> {
-    let (version, digest, samples) = packets(store, location)?;
+    let ((version, digest, samples), spot) = packets_and_spot_check(store, location)?;
     let invited = reviewers::load(store, location, &digest)?.reviewers;
     let key = format!("{location}qa/signoff_record.json");
     let stored = match store.get_bytes(&key) {
@@ -1127,7 +1241,7 @@ pub fn gate(
         .iter()
         .map(|(id, s)| (id.as_str(), (s.record_id.as_str(), &s.review_types)))
         .collect();
-    if drawn != stored_set {
+    if drawn != stored_set || fresh.privacy_spot_check != spot {
         return Ok(QaGate::NotApproved {
             reasons: vec![format!(
                 "{location}qa/qa_samples.json is not the draw of [qa.sample] over this manifest (edited, or the rule changed): run `gatehouse qa sample` and review again"
@@ -1146,6 +1260,7 @@ pub fn gate(
         },
         &names(&invited),
         config,
+        spot.is_some(),
     );
     if json("the signoff record", &record)? != stored.as_ref() {
         return Ok(QaGate::NotApproved {
@@ -1190,7 +1305,7 @@ pub fn reviews_from_csv(bytes: &[u8]) -> Result<Vec<signoff::ReviewFile>, QaErro
             "the CSV needs the columns release_digest, reviewer, review_type and sample_id (see qa/review_template.csv)".into(),
         ));
     };
-    let (c_comment, c_flag) = (col("comment"), col("flag"));
+    let (c_comment, c_flag, c_marks) = (col("comment"), col("flag"), col("identifiers_left"));
     let fixed = [
         Some(c_digest),
         Some(c_reviewer),
@@ -1198,6 +1313,7 @@ pub fn reviews_from_csv(bytes: &[u8]) -> Result<Vec<signoff::ReviewFile>, QaErro
         Some(c_sample),
         c_comment,
         c_flag,
+        c_marks,
     ];
     let mut files: BTreeMap<(String, String, String), signoff::ReviewFile> = BTreeMap::new();
     for (i, row) in reader.records().enumerate() {
@@ -1221,11 +1337,17 @@ pub fn reviews_from_csv(bytes: &[u8]) -> Result<Vec<signoff::ReviewFile>, QaErro
             .map(get)
             .filter(|f| !f.is_empty())
             .map(str::to_string);
+        let identifiers_left = match c_marks {
+            Some(c) => spot_check::marks_from_cell(get(c))
+                .map_err(|e| bad(format!("CSV line {line}: {e}")))?,
+            None => None,
+        };
         let review = signoff::Review {
             sample_id: get(c_sample).to_string(),
             scores,
             comment: c_comment.map(get).unwrap_or_default().to_string(),
             flag,
+            identifiers_left,
         };
         let (digest, reviewer) = (get(c_digest).to_string(), get(c_reviewer).to_string());
         files

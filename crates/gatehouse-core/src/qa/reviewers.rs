@@ -170,10 +170,18 @@ pub fn invite(
         .map(|(id, _)| (id.as_str(), 0))
         .collect();
     if load_of.is_empty() {
-        return Err(QaError::Config(format!(
-            "no sample of this release needs {} review; invite a reviewer of another type",
-            review_type.as_str()
-        )));
+        return Err(QaError::Config(
+            if review_type == ReviewType::PrivacySpotCheck {
+                "the review packets hold no privacy spot-check sample: run `gatehouse gates` on \
+             this build, then `gatehouse qa sample`, and invite again"
+                    .into()
+            } else {
+                format!(
+                    "no sample of this release needs {} review; invite a reviewer of another type",
+                    review_type.as_str()
+                )
+            },
+        ));
     }
     for r in all
         .reviewers

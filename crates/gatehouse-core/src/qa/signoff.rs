@@ -9,12 +9,15 @@
 //! every criterion must reach its minimum and the weighted overall score `pass_overall`;
 //! anything below is an exception for escalation, and a flagged record goes to the blocklist.
 //! The release is approved only when every review type is complete, nothing is below the
-//! rubric and nothing is flagged.
+//! rubric and nothing is flagged. The privacy spot-check (`privacy_spot_check`) has no
+//! rubric: its reviews list the identifiers left ([`super::spot_check`]), and it approves only
+//! when every record the privacy gate drew is reviewed and none has a mark.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::spot_check::{self, IdentifierMark, SpotCheckResult};
 use super::{QaConfig, QaError, SCHEMA_VERSION};
 use crate::registry::ReviewType;
 
@@ -40,6 +43,10 @@ pub struct Review {
     /// `remove` or `escalate` (disallowed content), with the reason after a colon.
     #[serde(default)]
     pub flag: Option<String>,
+    /// `privacy_spot_check` only: every identifier the redaction left, by place (message,
+    /// code-point start and end, type); an empty list says none is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifiers_left: Option<Vec<IdentifierMark>>,
 }
 
 /// What a release's packets say about one sample, for checking reviews.
@@ -47,6 +54,8 @@ pub struct Review {
 pub struct SampleFacts {
     pub record_id: String,
     pub review_types: Vec<ReviewType>,
+    /// The length of each message in code points (to check marks against).
+    pub message_chars: Vec<usize>,
 }
 
 /// Checks a reviewer's file against the release's digest, packets and rubrics; the error
@@ -79,12 +88,14 @@ pub fn check(
             file.review_type.as_str()
         ));
     }
-    let Some(rubric) = config.rubrics.get(&file.review_type) else {
+    let spot = file.review_type == ReviewType::PrivacySpotCheck;
+    let rubric = config.rubrics.get(&file.review_type);
+    if rubric.is_none() && !spot {
         return bad(format!(
             "no rubric for review type {}",
             file.review_type.as_str()
         ));
-    };
+    }
     let mut seen = BTreeSet::new();
     for r in &file.reviews {
         let Some(s) = samples.get(&r.sample_id) else {
@@ -105,6 +116,16 @@ pub fn check(
         }
         if !seen.insert(&r.sample_id) {
             return bad(format!("{} is reviewed twice in one file", r.sample_id));
+        }
+        let Some(rubric) = rubric else {
+            check_spot_check(r, s)?;
+            continue;
+        };
+        if r.identifiers_left.is_some() {
+            return bad(format!(
+                "{}: identifiers_left belongs to privacy_spot_check reviews only",
+                r.sample_id
+            ));
         }
         for c in &rubric.criteria {
             match r.scores.get(&c.name) {
@@ -138,6 +159,26 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// A spot-check review: no scores or flag (a mark is what removes a record), and the
+/// identifiers left, each within the record.
+fn check_spot_check(r: &Review, facts: &SampleFacts) -> Result<(), QaError> {
+    let bad = |m: String| Err(QaError::BadReviews(m));
+    if !r.scores.is_empty() || r.flag.is_some() {
+        return bad(format!(
+            "{}: a privacy_spot_check review has no scores or flag, only identifiers_left",
+            r.sample_id
+        ));
+    }
+    let Some(marks) = &r.identifiers_left else {
+        return bad(format!(
+            "{}: give identifiers_left: the identifiers the redaction left ({{message, start, end, type}}), or [] for none",
+            r.sample_id
+        ));
+    };
+    spot_check::validate_marks(marks, &facts.message_chars)
+        .map_err(|e| QaError::BadReviews(format!("{}: {e}", r.sample_id)))
 }
 
 /// A review below its rubric.
@@ -199,6 +240,9 @@ pub struct Signoff {
     /// registered key, or attested by the operator who imported it (and whether it counted).
     pub authentication: Vec<ReviewAuth>,
     pub results: Vec<TypeResult>,
+    /// The privacy spot-check: records reviewed, misses, marks by type, the residual
+    /// identifier rate and its 95% upper bound.
+    pub privacy_spot_check: SpotCheckResult,
     pub exceptions: Vec<Exception>,
     pub blocklist: Vec<Blocked>,
 }
@@ -242,6 +286,7 @@ pub fn compute(
     stored: StoredFiles<'_>,
     names: &BTreeMap<String, String>,
     config: &QaConfig,
+    spot_check_drawn: bool,
 ) -> Signoff {
     let StoredFiles { files, void, auth } = stored;
     let shown = |id: &str| match names.get(id) {
@@ -361,6 +406,45 @@ pub fn compute(
             pass_fail_agreement: (pairs > 0).then(|| round(agree as f64 / pairs as f64)),
         });
     }
+    let spot = spot_check_result(samples, files, &shown, spot_check_drawn);
+    if !spot_check_drawn {
+        reasons.push(
+            "privacy_spot_check cannot be reviewed: the privacy gate has not run on this manifest \
+             (no spot-check sample); run `gatehouse gates` (or `gatehouse release`), then \
+             `gatehouse qa sample`, and have the spot-check reviewed"
+                .into(),
+        );
+    } else if !spot.complete {
+        reasons.push(format!(
+            "privacy_spot_check review is incomplete: {} of {} spot-check records reviewed; \
+             invite a reviewer with `gatehouse qa invite --role privacy-spot-check` and have every \
+             record reviewed in the app (`gatehouse qa serve`), then run `gatehouse qa signoff` again",
+            spot.records_reviewed, spot.records
+        ));
+    }
+    if spot.records_with_miss > 0 {
+        reasons.push(format!(
+            "privacy_spot_check: {} record(s) with an identifier the redaction left: they go to the \
+             blocklist; rebuild without them (`gatehouse release`) and review the new sample",
+            spot.records_with_miss
+        ));
+        for m in &spot.misses {
+            let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+            for k in &m.marks {
+                *kinds.entry(k.kind.as_str()).or_default() += 1;
+            }
+            let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            blocklist.push(Blocked {
+                record_id: m.record_id.clone(),
+                sample_id: m.sample_id.clone(),
+                reviewer: m.reviewer.clone(),
+                flag: format!(
+                    "remove: privacy spot-check: identifier(s) left after redaction ({})",
+                    kinds.join(", ")
+                ),
+            });
+        }
+    }
     // Approval needs reviewers' work: never from an empty sample or no reviews at all.
     if results.is_empty() || files.is_empty() {
         reasons.push("nothing was reviewed: no sampled record or no review file".into());
@@ -398,9 +482,30 @@ pub fn compute(
             })
             .collect(),
         results,
+        privacy_spot_check: spot,
         exceptions,
         blocklist,
     }
+}
+
+/// The spot-check's figures from the counted files of its type.
+fn spot_check_result(
+    samples: &BTreeMap<String, SampleFacts>,
+    files: &[(String, ReviewFile)],
+    shown: &dyn Fn(&str) -> String,
+    drawn: bool,
+) -> SpotCheckResult {
+    let spot_samples: BTreeMap<&str, &str> = samples
+        .iter()
+        .filter(|(_, s)| s.review_types.contains(&ReviewType::PrivacySpotCheck))
+        .map(|(id, s)| (id.as_str(), s.record_id.as_str()))
+        .collect();
+    let spot_files: Vec<(String, &[Review])> = files
+        .iter()
+        .filter(|(_, f)| f.review_type == ReviewType::PrivacySpotCheck)
+        .map(|(_, f)| (shown(&f.reviewer), f.reviews.as_slice()))
+        .collect();
+    spot_check::tally(drawn, &spot_samples, &spot_files)
 }
 
 #[cfg(test)]
@@ -421,6 +526,7 @@ mod tests {
             },
             &BTreeMap::new(),
             &config,
+            true,
         );
         assert_eq!(none.decision, "not_approved");
         assert!(none.reasons[0].contains("nothing was reviewed"));

@@ -84,6 +84,9 @@ pub enum ReviewType {
     ClinicianFoundation,
     ClinicianEdge,
     BiasCultural,
+    /// Reading the privacy gate's spot-check sample for identifiers the redaction left. Not
+    /// a family's review: its packets are the gate's sample ([`crate::qa::spot_check`]).
+    PrivacySpotCheck,
 }
 
 impl ReviewType {
@@ -92,6 +95,7 @@ impl ReviewType {
             ReviewType::ClinicianFoundation => "clinician_foundation",
             ReviewType::ClinicianEdge => "clinician_edge",
             ReviewType::BiasCultural => "bias_cultural",
+            ReviewType::PrivacySpotCheck => "privacy_spot_check",
         }
     }
 }
@@ -398,6 +402,15 @@ impl Registry {
                     at,
                     format!("{field}.stage"),
                     format!("stage {:?} is not of the form stage<N>_<name>", fam.stage),
+                );
+            }
+            if fam.review.contains(&ReviewType::PrivacySpotCheck) {
+                problem(
+                    at,
+                    format!("{field}.review"),
+                    "privacy_spot_check is not a family's review: its records are the privacy \
+                     gate's spot-check sample, drawn from every family"
+                        .into(),
                 );
             }
             if fam.review.is_empty() {

@@ -39,6 +39,7 @@ pub fn sample(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
             "groups": s.groups,
             "samples": s.samples.len(),
             "review_types_without_samples": s.review_types_without_samples,
+            "privacy_spot_check": s.privacy_spot_check,
             "written": out.written,
         }))?;
     } else {
@@ -65,6 +66,15 @@ pub fn sample(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+        }
+        match &s.privacy_spot_check {
+            Some(d) => print::out(&format!(
+                "          privacy spot-check: {} of {} records (the privacy gate's sample: seed {}, rate {}, max {}), review type privacy_spot_check",
+                d.size, d.population, d.seed, d.rate, d.max
+            )),
+            None => print::note(
+                "the privacy gate has not run on this build, so the packets hold no privacy spot-check and the signoff cannot approve: run `gatehouse gates`, then `gatehouse qa sample` again",
+            ),
         }
         for key in &out.written {
             print::out(&format!("  wrote {}", store.locate(key)));
@@ -197,6 +207,29 @@ pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
                 r.mean_overall
             ));
         }
+        let p = &record.privacy_spot_check;
+        if p.drawn {
+            let by_type: Vec<String> = p
+                .marks_by_type
+                .iter()
+                .map(|(k, n)| format!("{} {n}", k.as_str()))
+                .collect();
+            print::out(&format!(
+                "          privacy_spot_check: {} of {} records reviewed, {} with an identifier left{}; residual-identifier rate {} (95% upper bound {})",
+                p.records_reviewed,
+                p.records,
+                p.records_with_miss,
+                if by_type.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", by_type.join(", "))
+                },
+                p.residual_identifier_rate
+                    .map_or_else(|| "n/a".into(), |r| format!("{r:.4}")),
+                p.residual_identifier_rate_upper_95
+                    .map_or_else(|| "n/a".into(), |r| format!("{r:.4}")),
+            ));
+        }
         for reason in &record.reasons {
             print::out(&format!("          not approved: {reason}"));
         }
@@ -227,6 +260,7 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
         Role::ClinicianFoundation => ReviewType::ClinicianFoundation,
         Role::ClinicianEdge => ReviewType::ClinicianEdge,
         Role::BiasCultural => ReviewType::BiasCultural,
+        Role::PrivacySpotCheck => ReviewType::PrivacySpotCheck,
     };
     let inv = qa::reviewers::invite(
         &store,

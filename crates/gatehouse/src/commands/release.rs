@@ -242,7 +242,7 @@ fn awaiting(q: &release::QaStage, version: &str) -> String {
     match &q.gate {
         QaGate::Awaiting { .. } => format!(
             "release {version} awaits human QA (exit 1). Next:\n  \
-             1. gatehouse qa invite --release-version {version} --name \"…\" --role clinician-foundation (and clinician-edge, bias-cultural)\n  \
+             1. gatehouse qa invite --release-version {version} --name \"…\" --role clinician-foundation (and clinician-edge, bias-cultural, privacy-spot-check)\n  \
              2. gatehouse qa serve --release-version {version}   (reviewers open their links; or `gatehouse qa import FILE`)\n  \
              3. gatehouse qa signoff --release-version {version}\n  \
              4. gatehouse release --release-version {version}    (continues once the signoff approves this exact manifest)"

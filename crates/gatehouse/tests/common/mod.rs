@@ -324,16 +324,30 @@ pub fn criteria() -> BTreeMap<&'static str, Vec<&'static str>> {
     ])
 }
 
-/// Invites as many reviewers per type as the rubrics need: type → reviewer ids.
+/// Whether the packets of `version` hold a privacy spot-check sample (the gates ran first).
+pub fn has_spot_check(p: &Project, version: &str) -> bool {
+    let path = p.path().join(format!(
+        "store/exports/releases/{version}/qa/qa_samples.json"
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    v["privacy_spot_check"]["size"].as_u64().unwrap_or(0) > 0
+}
+
+/// Invites as many reviewers per type as the rubrics need, and a privacy spot-checker when
+/// the packets hold a spot-check sample: type → reviewer ids.
 pub fn invite_team(p: &Project, version: &str) -> BTreeMap<&'static str, Vec<String>> {
     let mut team: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    for (name, role, t) in [
+    let mut members = vec![
         ("Dr A", "clinician-foundation", "clinician_foundation"),
         ("Dr B", "clinician-foundation", "clinician_foundation"),
         ("Dr C", "clinician-edge", "clinician_edge"),
         ("Dr D", "clinician-edge", "clinician_edge"),
         ("Rev E", "bias-cultural", "bias_cultural"),
-    ] {
+    ];
+    if has_spot_check(p, version) {
+        members.push(("Priv F", "privacy-spot-check", "privacy_spot_check"));
+    }
+    for (name, role, t) in members {
         team.entry(t)
             .or_default()
             .push(invite(p, version, name, role, None).id);
@@ -342,7 +356,8 @@ pub fn invite_team(p: &Project, version: &str) -> BTreeMap<&'static str, Vec<Str
 }
 
 /// Fills `qa/review_template.csv` as a review team would: every sample scored 9 by as many
-/// reviewers as its type needs; `flag` flags the first sample of bias_cultural review.
+/// reviewers as its type needs, every spot-check record found without identifier left;
+/// `flag` flags the first sample of bias_cultural review.
 pub fn filled_csv(
     p: &Project,
     version: &str,
@@ -371,7 +386,8 @@ pub fn filled_csv(
                         flagged = true;
                         "remove: stereotyping".to_string()
                     }
-                    h if crit[t].contains(&h) => "9".to_string(),
+                    "identifiers_left" if t == "privacy_spot_check" => "none".to_string(),
+                    h if crit.get(t).is_some_and(|c| c.contains(&h)) => "9".to_string(),
                     _ => (*c).to_string(),
                 })
                 .collect();
