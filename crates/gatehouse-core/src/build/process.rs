@@ -72,6 +72,11 @@ struct Metadata<'a> {
     license_tag: &'a str,
     split: Split,
     group: &'a str,
+    /// The dataset's `source_fields` (redacted like the messages); absent when there are
+    /// none, so records of datasets without them are unchanged. Before `provenance`, which
+    /// must stay the last field that can hold source text (see `patch_sha`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    source_fields: &'a source::SourceFields,
     provenance: RecordProvenance<'a>,
     turns: usize,
     tokens: u64,
@@ -216,7 +221,12 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                     job.detector,
                     &allow,
                     job.config.pii_unsure,
-                    r.messages.iter_mut().map(|m| &mut m.content),
+                    r.messages.iter_mut().map(|m| &mut m.content).chain(
+                        r.source_fields.values_mut().filter_map(|v| match v {
+                            serde_json::Value::String(s) => Some(s),
+                            _ => None,
+                        }),
+                    ),
                 );
                 match disposition(&redaction) {
                     Disposition::Export => {}
@@ -330,6 +340,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                             license_tag: license,
                             split,
                             group: &group,
+                            source_fields: &r.source_fields,
                             provenance: RecordProvenance {
                                 source_sha256: PENDING_SHA,
                                 pipeline: job.pipeline,

@@ -8,6 +8,7 @@
 
 mod csv_source;
 mod html;
+mod json_path;
 mod json_records;
 pub mod json_stream;
 mod text;
@@ -169,6 +170,38 @@ pub struct Adapted {
     pub source_turns: u32,
     pub merged_turns: u32,
     pub blank_turns_dropped: u32,
+    /// The dataset's `source_fields` found in the record (scalars only); empty for most.
+    pub source_fields: SourceFields,
+}
+
+/// Record fields carried into `metadata.source_fields`, by their registry path.
+pub type SourceFields = BTreeMap<String, serde_json::Value>;
+
+/// Attaches carried fields to an adapted record (a quarantined one has none).
+pub(crate) fn with_source_fields(mut item: Item, fields: SourceFields) -> Item {
+    if let Item::Record(r) = &mut item {
+        r.source_fields = fields;
+    }
+    item
+}
+
+/// A value from a record, quoted in a quarantine reason only when it looks like a speaker
+/// label (at most 16 ASCII letters, digits, `_`, `-`, `.`: `usr`, `supporter`, `0`); anything
+/// else is described by its length, so a mis-mapped key cannot carry text into a report.
+pub(crate) fn shown_label(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value.len() <= 16
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if plain {
+        format!("{value:?}")
+    } else {
+        format!(
+            "(a {}-character value that is not a label)",
+            value.chars().count()
+        )
+    }
 }
 
 /// A record that could not be adapted. `detail` names fields, never content.
@@ -247,6 +280,7 @@ pub(crate) fn finish(
         source_turns,
         merged_turns,
         blank_turns_dropped,
+        source_fields: SourceFields::new(),
     })
 }
 

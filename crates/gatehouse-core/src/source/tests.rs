@@ -549,3 +549,175 @@ fn a_zero_byte_object_fails_its_source_whatever_the_format() {
         assert!(summary.incomplete, "{key}");
     }
 }
+
+// --- Field mapping (issue 19) -------------------------------------------------------------
+
+const ESCONV: &str = "format = \"messages\"\n\
+    fields = { messages = \"dialog\", role = \"speaker\", content = \"text\" }\n\
+    speaker_roles = { usr = \"user\", sys = \"assistant\" }\n\
+    source_fields = [\"emotion_type\", \"problem_type\", \"missing_one\"]";
+
+fn details(items: &[Item]) -> Vec<(Reason, String)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Quarantined(q) => Some((q.reason, q.detail.clone())),
+            Item::Record(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn esconv_dialogs_map_through_fields_and_speaker_roles_and_carry_only_named_fields() {
+    let src = r#"[{"emotion_type": "anxiety", "problem_type": "job crisis", "situation": "free text", "seeker_id": 7,
+      "dialog": [{"speaker": "usr", "text": "hi", "annotation": {}}, {"speaker": "sys", "text": "hello", "annotation": {"strategy": "Question"}}]}]"#;
+    let (items, summary) = run("x/ESConv.json", src.as_bytes(), ESCONV);
+    assert_eq!(records(&items), vec![(1, ua("hi", "hello"))]);
+    assert_eq!(summary.quarantined_total(), 0);
+    let Item::Record(r) = &items[0] else {
+        panic!("a record")
+    };
+    assert_eq!(
+        r.source_fields.keys().collect::<Vec<_>>(),
+        ["emotion_type", "problem_type"],
+        "named fields only; a missing one is left out"
+    );
+    assert_eq!(r.source_fields["emotion_type"], "anxiety");
+}
+
+#[test]
+fn a_mis_mapped_role_is_quarantined_naming_the_value_and_never_guessed() {
+    // `sys` is a built-in label for system; with speaker_roles the map is the whole truth.
+    let src = "{\"dialog\": [{\"speaker\": \"seeker\", \"content\": \"hi\"}, {\"speaker\": \"supporter\", \"content\": \"yo\"}]}\n\
+               {\"dialog\": [{\"speaker\": \"usr\", \"content\": \"hi\"}, {\"speaker\": \"sys\", \"content\": \"yo\"}]}\n\
+               {\"dialog\": [{\"speaker\": \"I feel alone tonight and\", \"content\": \"x\"}]}\n";
+    let entry = "format = \"messages\"\n\
+        fields = { messages = \"dialog\", role = \"speaker\", content = \"content\" }\n\
+        speaker_roles = { seeker = \"user\", supporter = \"assistant\" }";
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), entry);
+    assert_eq!(records(&items), vec![(1, ua("hi", "yo"))]);
+    let d = details(&items);
+    assert_eq!(d[0].0, Reason::UnknownRole);
+    assert_eq!(
+        d[0].1,
+        "dialog[0].speaker value \"usr\" is not in speaker_roles"
+    );
+    assert!(
+        !d[1].1.contains("alone"),
+        "text is never quoted: {}",
+        d[1].1
+    );
+    assert!(d[1].1.contains("24-character value"), "{}", d[1].1);
+}
+
+#[test]
+fn dotted_paths_reach_nested_turn_lists_pair_fields_and_source_fields() {
+    let src = r#"{"meta": {"topic": "grief", "who": {"name": "x"}}, "conversation": {"turns": [{"author": "user", "text": "a"}, {"author": "bot", "text": "b"}]}}
+{"meta": {"topic": "grief"}, "conversation": {}}
+"#;
+    let entry = "format = \"messages\"\n\
+        fields = { messages = \"conversation.turns\", role = \"author\", content = \"text\" }\n\
+        speaker_roles = { user = \"user\", bot = \"assistant\" }\n\
+        source_fields = [\"meta.topic\"]";
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), entry);
+    assert_eq!(records(&items), vec![(1, ua("a", "b"))]);
+    let Item::Record(r) = &items[0] else {
+        panic!("a record")
+    };
+    assert_eq!(r.source_fields["meta.topic"], "grief");
+    assert_eq!(
+        details(&items),
+        vec![(
+            Reason::MissingField,
+            "field \"conversation.turns\" is missing".into()
+        )]
+    );
+    // A structure named as a source field is refused, not copied.
+    let entry = entry.replace("meta.topic", "meta.who");
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), &entry);
+    assert_eq!(quarantined(&items)[0], (1, Reason::WrongType));
+
+    let pairs =
+        "{\"Context\": \"c\", \"Response\": \"r\"}\n{\"q\": {\"body\": \"c\"}, \"a\": \"r\"}\n";
+    let (items, _) = run(
+        "x/p.jsonl",
+        pairs.as_bytes(),
+        "format = \"pair\"\nfields = { user = \"Context\", assistant = \"Response\" }",
+    );
+    assert_eq!(records(&items), vec![(1, ua("c", "r"))]);
+    assert_eq!(
+        details(&items),
+        vec![(Reason::MissingField, "field \"Context\" is missing".into())]
+    );
+    let (items, _) = run(
+        "x/p.jsonl",
+        pairs.as_bytes(),
+        "format = \"pair\"\nfields = { user = \"q.body\", assistant = \"a\" }",
+    );
+    assert_eq!(records(&items), vec![(2, ua("c", "r"))]);
+}
+
+#[test]
+fn chatml_and_sharegpt_keys_can_be_renamed_and_numeric_speakers_mapped() {
+    let src = "{\"turns\": [{\"speaker\": 0, \"utterance\": \"a\"}, {\"speaker\": 1, \"utterance\": \"b\"}]}\n";
+    let entry = "format = \"chatml\"\n\
+        fields = { messages = \"turns\", role = \"speaker\", content = \"utterance\" }\n\
+        speaker_roles = { \"0\" = \"user\", \"1\" = \"assistant\" }";
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), entry);
+    assert_eq!(records(&items), vec![(1, ua("a", "b"))]);
+}
+
+#[test]
+fn the_mapping_is_validated_when_the_registry_loads() {
+    let load = |entry: &str| {
+        let text = format!(
+            "schema_version = 1\n[families.f]\nstage = \"stage1_x\"\nreview = [\"clinician_foundation\"]\n\n\
+             [[datasets]]\nname = \"d\"\nfamily = \"f\"\ninclude = [\"x/\"]\n{entry}\n"
+        );
+        Registry::parse(Path::new("t.toml"), &text, String::new())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let msg = load("format = \"messages\"\nfields = { messages = \"dialog\" }");
+    assert!(
+        msg.contains("t.toml:6: datasets[0].fields.role: format messages needs fields.role"),
+        "{msg}"
+    );
+    assert!(msg.contains("fields.content"), "{msg}");
+    let msg = load("format = \"pair\"\nfields = { user = \"Context\" }");
+    assert!(msg.contains("datasets[0].fields.assistant"), "{msg}");
+    let msg = load(
+        "format = \"csv_columns\"\nfields = { user = \"q\", assistant = \"a\", messages = \"m\" }",
+    );
+    assert!(
+        msg.contains("fields.messages names a key of a list of turns"),
+        "{msg}"
+    );
+    let msg = load("format = \"chatml\"\nfields = { messages = \"conversation..turns\" }");
+    assert!(msg.contains("no segment may be empty"), "{msg}");
+    let msg = load(
+        "format = \"messages\"\nfields = { messages = \"dialog\", role = \"speaker\", content = \"text\" }\n\
+                    source_fields = [\"emotion_type\", \"dialog.0\", \"emotion_type\"]",
+    );
+    assert!(
+        msg.contains(
+            "t.toml:12: datasets[0].source_fields: \"dialog.0\" is (or holds) the conversation"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("\"emotion_type\" is listed twice"), "{msg}");
+    let msg = load(
+        "format = \"pair\"\nfields = { user = \"Context\", assistant = \"Response\" }\nsource_fields = [\"Context\"]",
+    );
+    assert!(msg.contains("conversation field \"Context\""), "{msg}");
+    let msg = load(
+        "format = \"utterance_csv\"\nfields = { conversation = \"c\", order = \"o\", speaker = \"s\", text = \"t\" }\nsource_fields = [\"topic\"]",
+    );
+    assert!(msg.contains("format utterance_csv has none"), "{msg}");
+    let msg = load("format = \"chatml\"\nfields = { user = \"u\" }");
+    assert!(
+        msg.contains("fields.user names the field of one exchange"),
+        "{msg}"
+    );
+}
