@@ -207,3 +207,58 @@ fn a_mis_mapped_speaker_is_quarantined_with_the_value_named() {
         "{detail}"
     );
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Every plain fixture also as `.gz` and `.zst`.
+fn compressed_fixtures() -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for (key, bytes) in plain_fixtures() {
+        out.insert(format!("{key}.gz"), gzip(&bytes));
+        out.insert(
+            format!("{key}.zst"),
+            zstd::encode_all(&bytes[..], 3).unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn gzip_and_zstd_fixtures_build_and_the_manifest_hashes_the_stored_bytes() {
+    let fixtures = compressed_fixtures();
+    let (_, out) = build(&fixtures, REGISTRY);
+    assert_clean(&out, &fixtures);
+    assert_eq!(out.manifest.inputs.len(), fixtures.len());
+    for input in &out.manifest.inputs {
+        let stored = &fixtures[&input.key];
+        assert_eq!(input.sha256, sha256(stored), "{}", input.key);
+        assert_eq!(input.bytes, stored.len() as u64, "{}", input.key);
+    }
+}
+
+#[test]
+fn a_corrupt_gzip_object_is_quarantined_by_key_and_fails_its_source() {
+    let good = jsonl(values("context_response"));
+    let gz = gzip(&good);
+    let fixtures = BTreeMap::from([(
+        "raw/context_response/train.jsonl.gz".to_string(),
+        gz[..gz.len() / 2].to_vec(),
+    )]);
+    let (store, out) = build(&fixtures, REGISTRY);
+    let o = &out.report.objects[0];
+    assert!(o.incomplete);
+    assert_eq!(o.quarantined["Q010 broken-structure"], 1);
+    assert_eq!(o.verdict, gatehouse_core::report::Verdict::Fail);
+    assert_eq!(out.manifest.inputs[0].sha256, sha256(&gz[..gz.len() / 2]));
+    let q = records(&store, &format!("{LOC}quarantine.jsonl"));
+    let detail = q[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("raw/context_response/train.jsonl.gz: the gzip stream is corrupt"),
+        "{detail}"
+    );
+}

@@ -6,6 +6,7 @@
 //! Every adapter streams. Memory is bounded by [`Limits`]: the largest record, and for
 //! formats that must gather rows first (utterance CSV, transcripts), the largest object.
 
+pub mod compression;
 mod csv_source;
 mod html;
 mod json_path;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{MergePolicy, Message, Role, normalise};
 use crate::registry::{Dataset, SourceFormat};
+use compression::{Compression, Decompressed};
 
 pub use html::strip_html;
 
@@ -314,20 +316,69 @@ pub fn adapt(
     // One rule for every format: an empty object is a broken one (a failed upload or an
     // export cut short looks the same), never a source that holds no records.
     if reader.fill_buf()?.is_empty() {
-        sink(quarantine(
-            1,
-            Reason::BrokenStructure,
-            "the object is empty (0 bytes); remove it, or leave it out of the dataset's include",
-        ));
+        sink(empty_object());
         return Ok(summary);
     }
-    match Container::of(dataset, key) {
-        Container::Jsonl => json_records::adapt_lines(reader, dataset, limits, &mut sink)?,
-        Container::Json => json_records::adapt_document(reader, dataset, limits, &mut sink)?,
-        Container::Csv => csv_source::adapt(reader, dataset, limits, &mut sink)?,
-        Container::Text => text::adapt(reader, key, dataset, limits, &mut sink)?,
+    let compression = Compression::detect(key, reader.fill_buf()?);
+    if compression == Compression::None {
+        dispatch(
+            reader,
+            key,
+            Container::of(dataset, key),
+            dataset,
+            limits,
+            &mut sink,
+        )?;
+        return Ok(summary);
+    }
+    let container = Container::of(dataset, compression::inner_key(key));
+    let mut inner = BufReader::with_capacity(1 << 20, Decompressed::new(reader, compression)?);
+    let result = match inner.fill_buf() {
+        Ok([]) => {
+            sink(empty_object());
+            Ok(())
+        }
+        Ok(_) => dispatch(inner, key, container, dataset, limits, &mut sink),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {}
+        Err(e) => match compression::Corrupt::of(&e) {
+            // What followed the break cannot be counted: the object fails (Q010).
+            Some(c) => sink(quarantine(
+                c.line,
+                Reason::BrokenStructure,
+                format!("{key}: {c}; the records after the break cannot be read or counted"),
+            )),
+            None => return Err(e),
+        },
     }
     Ok(summary)
+}
+
+fn empty_object() -> Item {
+    quarantine(
+        1,
+        Reason::BrokenStructure,
+        "the object is empty (0 bytes); remove it, or leave it out of the dataset's include",
+    )
+}
+
+/// Hands a (decompressed) stream to the adapter of its container.
+fn dispatch(
+    reader: impl BufRead,
+    key: &str,
+    container: Container,
+    dataset: &Dataset,
+    limits: &Limits,
+    sink: &mut dyn FnMut(Item),
+) -> io::Result<()> {
+    match container {
+        Container::Jsonl => json_records::adapt_lines(reader, dataset, limits, sink),
+        Container::Json => json_records::adapt_document(reader, dataset, limits, sink),
+        Container::Csv => csv_source::adapt(reader, dataset, limits, sink),
+        Container::Text => text::adapt(reader, key, dataset, limits, sink),
+    }
 }
 
 /// Reads at most `max` bytes; `None` if the object is larger.

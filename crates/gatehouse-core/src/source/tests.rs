@@ -721,3 +721,76 @@ fn the_mapping_is_validated_when_the_registry_loads() {
         "{msg}"
     );
 }
+
+// --- Compressed sources (issue 19) -----------------------------------------------------------
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_and_zstd_objects_read_like_their_plain_bytes_in_every_container() {
+    let jsonl =
+        "{\"prompt\": \"p\", \"response\": \"r\"}\n{\"prompt\": \"q\", \"response\": \"s\"}\n";
+    let doc = "[{\"prompt\": \"p\", \"response\": \"r\"}]";
+    let csv = "q,a\n\"multi\nline\",ok\n";
+    let cases: [(&str, &str, &str); 3] = [
+        ("x/a.jsonl", jsonl, "format = \"prompt_response\""),
+        ("x/a.json", doc, "format = \"prompt_response\""),
+        (
+            "x/a.csv",
+            csv,
+            "format = \"csv_columns\"\nfields = { user = \"q\", assistant = \"a\" }",
+        ),
+    ];
+    for (key, plain, entry) in cases {
+        let (want, _) = run(key, plain.as_bytes(), entry);
+        assert!(!records(&want).is_empty());
+        let gz = gzip(plain.as_bytes());
+        let zs = zstd::encode_all(plain.as_bytes(), 3).unwrap();
+        for (k, bytes) in [
+            (format!("{key}.gz"), &gz),
+            (format!("{key}.zst"), &zs),
+            // By magic bytes alone.
+            (key.to_string(), &gz),
+        ] {
+            let (got, summary) = run(&k, bytes, entry);
+            assert_eq!(got, want, "{k}");
+            assert!(!summary.incomplete, "{k}");
+        }
+    }
+}
+
+#[test]
+fn a_corrupt_compressed_stream_is_quarantined_naming_the_key_after_what_it_held() {
+    let body: String = (0..3000)
+        .map(|i| format!("{{\"prompt\": \"p{i}\", \"response\": \"r{i}\"}}\n"))
+        .collect();
+    let gz = gzip(body.as_bytes());
+    let cut = &gz[..gz.len() * 2 / 3];
+    let (items, summary) = run("x/part.jsonl.gz", cut, "format = \"prompt_response\"");
+    assert!(summary.incomplete);
+    let q = details(&items);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0].0, Reason::BrokenStructure);
+    assert!(
+        q[0].1
+            .starts_with("x/part.jsonl.gz: the gzip stream is corrupt or truncated after "),
+        "{}",
+        q[0].1
+    );
+    assert!(summary.records > 0 && summary.records < 3000);
+    // Not gzip at all, though the key says so; and a gzip of nothing is an empty object.
+    let (items, _) = run(
+        "x/a.jsonl.gz",
+        b"{\"prompt\": 1}\n",
+        "format = \"prompt_response\"",
+    );
+    assert_eq!(quarantined(&items), vec![(1, Reason::BrokenStructure)]);
+    let (items, summary) = run("x/a.jsonl.gz", &gzip(b""), "format = \"prompt_response\"");
+    assert!(summary.incomplete);
+    assert!(details(&items)[0].1.contains("empty"));
+}
