@@ -262,3 +262,227 @@ fn a_corrupt_gzip_object_is_quarantined_by_key_and_fails_its_source() {
         "{detail}"
     );
 }
+
+// --- Parquet ------------------------------------------------------------------------------
+
+mod arrow_fixtures {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, ListArray, RecordBatch, StringArray, StructArray};
+    use arrow_schema::{DataType, Field, Fields, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    use serde_json::Value;
+
+    fn text(v: &Value) -> Option<String> {
+        v.as_str().map(str::to_string)
+    }
+
+    /// A `list<struct<a: utf8, b: utf8>>` column from each row's list at `path`.
+    pub fn turns(rows: &[Value], path: &[&str], keys: [&str; 2]) -> (Field, ArrayRef) {
+        let (mut a, mut b, mut offsets) = (Vec::new(), Vec::new(), vec![0i32]);
+        for r in rows {
+            let list = path.iter().fold(r, |v, k| &v[*k]).as_array().unwrap();
+            for t in list {
+                a.push(text(&t[keys[0]]));
+                b.push(text(&t[keys[1]]));
+            }
+            offsets.push(a.len() as i32);
+        }
+        let fields = Fields::from(vec![
+            Field::new(keys[0], DataType::Utf8, true),
+            Field::new(keys[1], DataType::Utf8, true),
+        ]);
+        let structs = StructArray::new(
+            fields.clone(),
+            vec![
+                Arc::new(StringArray::from(a)) as ArrayRef,
+                Arc::new(StringArray::from(b)) as ArrayRef,
+            ],
+            None,
+        );
+        let item = Arc::new(Field::new("item", DataType::Struct(fields), true));
+        let list = ListArray::new(
+            item.clone(),
+            arrow_buffer::OffsetBuffer::new(offsets.into()),
+            Arc::new(structs),
+            None,
+        );
+        (
+            Field::new(path[path.len() - 1], DataType::List(item), true),
+            Arc::new(list),
+        )
+    }
+
+    /// A utf8 column from each row's value at `key`.
+    pub fn strings(rows: &[Value], key: &str) -> (Field, ArrayRef) {
+        let values: Vec<Option<String>> = rows.iter().map(|r| text(&r[key])).collect();
+        (
+            Field::new(key, DataType::Utf8, true),
+            Arc::new(StringArray::from(values)),
+        )
+    }
+
+    /// A struct column named `name` holding the given columns.
+    pub fn nest(name: &str, columns: Vec<(Field, ArrayRef)>) -> (Field, ArrayRef) {
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
+        let fields = Fields::from(fields);
+        let s = StructArray::new(fields.clone(), arrays, None);
+        (
+            Field::new(name, DataType::Struct(fields), true),
+            Arc::new(s),
+        )
+    }
+
+    /// A Parquet file of the columns, `rows_per_group` rows per row group.
+    pub fn parquet(columns: Vec<(Field, ArrayRef)>, rows_per_group: usize) -> Vec<u8> {
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = columns.into_iter().unzip();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(rows_per_group))
+            .build();
+        let mut out = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut out, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        out
+    }
+}
+
+/// Each shape as a Parquet file (five rows per row group, so rows are counted across
+/// groups).
+fn parquet_fixtures() -> BTreeMap<String, Vec<u8>> {
+    use arrow_fixtures::*;
+    let esconv = values("esconv");
+    let original = values("esconv_original");
+    let pairs = values("context_response");
+    let nested = values("nested");
+    BTreeMap::from([
+        (
+            "raw/esconv/ESConv.parquet".into(),
+            parquet(
+                vec![
+                    strings(&esconv, "emotion_type"),
+                    strings(&esconv, "problem_type"),
+                    strings(&esconv, "situation"),
+                    turns(&esconv, &["dialog"], ["speaker", "text"]),
+                ],
+                5,
+            ),
+        ),
+        (
+            "raw/esconv_original/train.parquet".into(),
+            parquet(
+                vec![turns(&original, &["dialog"], ["speaker", "content"])],
+                5,
+            ),
+        ),
+        (
+            "raw/context_response/train.parquet".into(),
+            parquet(
+                vec![strings(&pairs, "Context"), strings(&pairs, "Response")],
+                5,
+            ),
+        ),
+        (
+            "raw/nested/part-0.parquet".into(),
+            parquet(
+                vec![
+                    nest(
+                        "meta",
+                        vec![strings(
+                            &nested.iter().map(|r| r["meta"].clone()).collect::<Vec<_>>(),
+                            "topic",
+                        )],
+                    ),
+                    nest(
+                        "conversation",
+                        vec![turns(
+                            &nested,
+                            &["conversation", "turns"],
+                            ["author", "text"],
+                        )],
+                    ),
+                ],
+                5,
+            ),
+        ),
+    ])
+}
+
+#[test]
+fn parquet_versions_of_every_shape_build_like_their_json() {
+    let fixtures = parquet_fixtures();
+    let (store, out) = build(&fixtures, REGISTRY);
+    assert_clean(&out, &fixtures);
+    for input in &out.manifest.inputs {
+        assert_eq!(input.sha256, sha256(&fixtures[&input.key]), "{}", input.key);
+    }
+    // The same conversations as the JSON fixtures, message for message.
+    let (json_store, _) = build(&plain_fixtures(), REGISTRY);
+    let messages = |store: &Store| {
+        let mut m: Vec<(String, String, Value, Value)> =
+            records(store, &format!("{LOC}compiled_export.jsonl"))
+                .into_iter()
+                .map(|r| {
+                    let md = &r["metadata"];
+                    (
+                        md["dataset"].as_str().unwrap().to_string(),
+                        md["content_hash"].as_str().unwrap().to_string(),
+                        md.get("source_fields").cloned().unwrap_or(Value::Null),
+                        r["messages"].clone(),
+                    )
+                })
+                .collect();
+        m.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        m
+    };
+    assert_eq!(messages(&store), messages(&json_store));
+}
+
+#[test]
+fn parquet_quarantine_locators_are_key_and_row_across_row_groups() {
+    let fixtures: BTreeMap<String, Vec<u8>> = parquet_fixtures()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("raw/esconv/"))
+        .collect();
+    let text = REGISTRY.replace(
+        "speaker_roles = { usr = \"user\", sys = \"assistant\" }",
+        "speaker_roles = { usr = \"user\" }",
+    );
+    let (store, out) = build(&fixtures, &text);
+    assert_eq!(
+        out.report.objects[0].quarantined["Q006 unknown-role"],
+        CONVERSATIONS
+    );
+    let q = records(&store, &format!("{LOC}quarantine.jsonl"));
+    let rows: Vec<u64> = q.iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(rows, (1..=CONVERSATIONS).collect::<Vec<_>>());
+    assert!(q.iter().all(|e| e["key"] == "raw/esconv/ESConv.parquet"));
+    assert!(
+        q[0]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with(".speaker value \"sys\" is not in speaker_roles")
+    );
+}
+
+#[test]
+fn a_truncated_parquet_object_is_quarantined_by_key() {
+    let mut fixtures = parquet_fixtures();
+    fixtures.retain(|k, _| k.starts_with("raw/context_response/"));
+    for bytes in fixtures.values_mut() {
+        bytes.truncate(bytes.len() - 100);
+    }
+    let (store, out) = build(&fixtures, REGISTRY);
+    let o = &out.report.objects[0];
+    assert!(o.incomplete);
+    assert_eq!(o.verdict, gatehouse_core::report::Verdict::Fail);
+    let q = records(&store, &format!("{LOC}quarantine.jsonl"));
+    let detail = q[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("raw/context_response/train.parquet: not a readable Parquet file"),
+        "{detail}"
+    );
+}

@@ -544,6 +544,18 @@ impl Registry {
             }
             let source_fields_line = e.source_fields.as_ref().map_or(at, |s| line(s.span()));
             let source_fields = e.source_fields.map(Spanned::into_inner).unwrap_or_default();
+            if e.container == Some(crate::source::Container::Parquet) && !e.format.is_json_family()
+            {
+                problem(
+                    at,
+                    format!("{field}.container"),
+                    format!(
+                        "Parquet rows are read with the JSON-family formats (pair for two \
+                         columns, messages for a list of turns), not {}",
+                        e.format
+                    ),
+                );
+            }
             for (key, message) in mapping::check(e.format, &e.fields, &source_fields) {
                 let at = if key == "source_fields" {
                     source_fields_line

@@ -12,6 +12,7 @@ mod html;
 mod json_path;
 mod json_records;
 pub mod json_stream;
+pub mod parquet;
 mod text;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,8 @@ pub enum Container {
     Json,
     Csv,
     Text,
+    /// Apache Parquet, read by ranges (see [`parquet`]); for the JSON-family formats.
+    Parquet,
 }
 
 impl Container {
@@ -43,6 +46,9 @@ impl Container {
     pub fn of(dataset: &Dataset, key: &str) -> Container {
         if let Some(c) = dataset.container {
             return c;
+        }
+        if dataset.format.is_json_family() && key.to_ascii_lowercase().ends_with(".parquet") {
+            return Container::Parquet;
         }
         match dataset.format {
             SourceFormat::CsvColumns | SourceFormat::UtteranceCsv => Container::Csv,
@@ -296,23 +302,11 @@ pub fn adapt(
     emit: &mut dyn FnMut(Item),
 ) -> io::Result<ObjectSummary> {
     let mut summary = ObjectSummary::default();
-    let mut count = |item: Item, summary: &mut ObjectSummary| {
-        match &item {
-            Item::Record(_) => summary.records += 1,
-            Item::Quarantined(q) => {
-                *summary
-                    .quarantined
-                    .entry(format!("{} {}", q.reason.code(), q.reason.name()))
-                    .or_insert(0) += 1;
-                if q.reason == Reason::BrokenStructure {
-                    summary.incomplete = true;
-                }
-            }
-        }
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut sink = |item: Item| {
+        count(&mut summary, &item);
         emit(item);
     };
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut sink = |item: Item| count(item, &mut summary);
     // One rule for every format: an empty object is a broken one (a failed upload or an
     // export cut short looks the same), never a source that holds no records.
     if reader.fill_buf()?.is_empty() {
@@ -356,7 +350,23 @@ pub fn adapt(
     Ok(summary)
 }
 
-fn empty_object() -> Item {
+/// Counts an item into an object's summary.
+pub(crate) fn count(summary: &mut ObjectSummary, item: &Item) {
+    match item {
+        Item::Record(_) => summary.records += 1,
+        Item::Quarantined(q) => {
+            *summary
+                .quarantined
+                .entry(format!("{} {}", q.reason.code(), q.reason.name()))
+                .or_insert(0) += 1;
+            if q.reason == Reason::BrokenStructure {
+                summary.incomplete = true;
+            }
+        }
+    }
+}
+
+pub(crate) fn empty_object() -> Item {
     quarantine(
         1,
         Reason::BrokenStructure,
@@ -378,6 +388,10 @@ fn dispatch(
         Container::Json => json_records::adapt_document(reader, dataset, limits, sink),
         Container::Csv => csv_source::adapt(reader, dataset, limits, sink),
         Container::Text => text::adapt(reader, key, dataset, limits, sink),
+        // Random access, not a stream: the build calls `parquet::adapt` for these.
+        Container::Parquet => Err(io::Error::other(
+            "a Parquet object is read by ranges (source::parquet::adapt), not as a stream",
+        )),
     }
 }
 
