@@ -230,3 +230,95 @@ mod tests {
         assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), json!([]));
     }
 }
+
+/// Labels a turn list uses for its speakers, in the shapes of public datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Labels {
+    /// ESConv as distributed: `usr` / `sys`.
+    UsrSys,
+    /// ESConv's original release: `seeker` / `supporter`.
+    SeekerSupporter,
+    /// `user` / `bot`.
+    UserBot,
+}
+
+impl Labels {
+    fn of(self, s: Speaker) -> &'static str {
+        match (self, s) {
+            (_, Speaker::System) => "system",
+            (Labels::UsrSys, Speaker::Client) => "usr",
+            (Labels::UsrSys, Speaker::Therapist) => "sys",
+            (Labels::SeekerSupporter, Speaker::Client) => "seeker",
+            (Labels::SeekerSupporter, Speaker::Therapist) => "supporter",
+            (Labels::UserBot, Speaker::Client) => "user",
+            (Labels::UserBot, Speaker::Therapist) => "bot",
+        }
+    }
+}
+
+const EMOTIONS: [&str; 4] = ["anxiety", "sadness", "anger", "depression"];
+const PROBLEMS: [&str; 3] = ["job crisis", "ongoing depression", "breakup with partner"];
+
+/// A record shaped like ESConv (`{"experience_type", "emotion_type", "problem_type",
+/// "situation", "dialog": [{"speaker", "text" | "content", "annotation"}], "survey_score"}`),
+/// with `usr`/`sys` labels and `text` (the distributed file) or `seeker`/`supporter` and
+/// `content` (the original release). The conversation's system turns are left out, as ESConv
+/// has none.
+pub fn esconv_value(c: &Conversation, index: u64, labels: Labels) -> Value {
+    let text_key = if labels == Labels::SeekerSupporter {
+        "content"
+    } else {
+        "text"
+    };
+    let dialog: Vec<Value> = c
+        .turns
+        .iter()
+        .filter(|(s, _)| *s != Speaker::System)
+        .map(|(s, t)| {
+            let mut turn = json!({"speaker": labels.of(*s), "annotation": {}});
+            turn[text_key] = json!(t);
+            if *s == Speaker::Therapist {
+                turn["annotation"] = json!({"strategy": "Question"});
+            }
+            turn
+        })
+        .collect();
+    json!({
+        "experience_type": "Current Experience",
+        "emotion_type": EMOTIONS[(index % 4) as usize],
+        "problem_type": PROBLEMS[(index % 3) as usize],
+        "situation": "The seeker describes a difficult week at work.",
+        "survey_score": {"seeker": {"initial_emotion_intensity": "4"}},
+        "seeker_id": format!("seeker-{index}"),
+        "dialog": dialog,
+    })
+}
+
+/// A `{"Context", "Response"}` record (counselling Q&A sets on public hubs).
+pub fn context_response_value(c: &Conversation) -> Value {
+    let (user, assistant) = first_exchange(c);
+    json!({"Context": user, "Response": assistant})
+}
+
+/// A ChatML-like record under other keys: `{"meta": {"topic"}, "conversation": {"turns":
+/// [{"author": user|bot|system, "text"}]}}`.
+pub fn nested_turns_value(c: &Conversation, index: u64) -> Value {
+    let turns: Vec<Value> = c
+        .turns
+        .iter()
+        .map(|(s, t)| json!({"author": Labels::UserBot.of(*s), "text": t}))
+        .collect();
+    json!({
+        "id": c.id,
+        "meta": {"topic": EMOTIONS[(index % 4) as usize]},
+        "conversation": {"turns": turns},
+    })
+}
+
+/// Writes one value per line.
+pub fn jsonl(w: &mut dyn Write, values: impl IntoIterator<Item = Value>) -> io::Result<()> {
+    for v in values {
+        line(w, &v, Eol::Lf)?;
+    }
+    Ok(())
+}

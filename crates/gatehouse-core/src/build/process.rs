@@ -72,6 +72,11 @@ struct Metadata<'a> {
     license_tag: &'a str,
     split: Split,
     group: &'a str,
+    /// The dataset's `source_fields` (redacted like the messages); absent when there are
+    /// none, so records of datasets without them are unchanged. Before `provenance`, which
+    /// must stay the last field that can hold source text (see `patch_sha`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    source_fields: &'a source::SourceFields,
     provenance: RecordProvenance<'a>,
     turns: usize,
     tokens: u64,
@@ -196,9 +201,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     let mut blocked = 0u64;
     let mut failure: Option<BuildError> = None;
     let mut line = Vec::with_capacity(4096);
-    // One read: the adapter's bytes are hashed on the way through.
-    let mut source = HashingReader::new(store.open_read(key)?);
-    let summary = source::adapt(&mut source, key, dataset, &job.config.limits, &mut |item| {
+    let mut on_item = |item: Item| {
         if failure.is_some() {
             return;
         }
@@ -216,7 +219,12 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                     job.detector,
                     &allow,
                     job.config.pii_unsure,
-                    r.messages.iter_mut().map(|m| &mut m.content),
+                    r.messages.iter_mut().map(|m| &mut m.content).chain(
+                        r.source_fields.values_mut().filter_map(|v| match v {
+                            serde_json::Value::String(s) => Some(s),
+                            _ => None,
+                        }),
+                    ),
                 );
                 match disposition(&redaction) {
                     Disposition::Export => {}
@@ -330,6 +338,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                             license_tag: license,
                             split,
                             group: &group,
+                            source_fields: &r.source_fields,
                             provenance: RecordProvenance {
                                 source_sha256: PENDING_SHA,
                                 pipeline: job.pipeline,
@@ -365,19 +374,34 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
         if let Err(e) = result {
             failure = Some(e);
         }
-    })
-    .map_err(|source| BuildError::Read {
+    };
+    let read_err = |source| BuildError::Read {
         key: key.to_string(),
         source,
-    })?;
+    };
+    let limits = &job.config.limits;
+    let (summary, mut source) = if source::Container::of(dataset, key) == source::Container::Parquet
+    {
+        // Random access by ranges pinned to one version of the object; the digest is of
+        // that version, read once more front to back.
+        let ranges = store.open_ranges(key)?;
+        let summary = source::parquet::adapt(ranges.clone(), key, dataset, limits, &mut on_item)
+            .map_err(read_err)?;
+        let whole: Box<dyn std::io::Read> = Box::new(source::parquet::Sequential::new(ranges));
+        (summary, HashingReader::new(whole))
+    } else {
+        // One read: the adapter's bytes are hashed on the way through.
+        let stream: Box<dyn std::io::Read> = Box::new(store.open_read(key)?);
+        let mut source = HashingReader::new(stream);
+        let summary =
+            source::adapt(&mut source, key, dataset, limits, &mut on_item).map_err(read_err)?;
+        (summary, source)
+    };
     if let Some(e) = failure {
         return Err(e);
     }
     // An adapter may stop early (a broken document); the digest still covers every byte.
-    std::io::copy(&mut source, &mut std::io::sink()).map_err(|e| BuildError::Read {
-        key: key.to_string(),
-        source: e,
-    })?;
+    std::io::copy(&mut source, &mut std::io::sink()).map_err(read_err)?;
     let (object_sha, bytes) = source.finish();
     out.flush().map_err(spill_err)?;
     drop(out);

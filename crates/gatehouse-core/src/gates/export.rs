@@ -128,6 +128,9 @@ pub(super) struct ExportedMetadata {
     pub redactions: BTreeMap<String, u64>,
     #[serde(default)]
     pub provenance: Option<ExportedProvenance>,
+    /// Fields carried from the source record; their text is scanned like the messages.
+    #[serde(default)]
+    pub source_fields: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -81,8 +81,46 @@ impl PrivacyCheck {
         let mut n: u64 = 0;
         // The whole record at once, as the build's redaction scans it: a name found in one
         // message is looked for in every other.
-        let texts: Vec<&str> = rec.messages.iter().map(|m| m.content.as_str()).collect();
-        let spans = ctx.detector.detect_conversation(&texts, allow);
+        // Text carried in `metadata.source_fields` is scanned with them: the build redacted it
+        // in the same pass.
+        let carried: Vec<(&str, &str)> = rec
+            .metadata
+            .iter()
+            .flat_map(|m| &m.source_fields)
+            .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
+            .collect();
+        let texts: Vec<&str> = rec
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .chain(carried.iter().map(|(_, v)| *v))
+            .collect();
+        let mut spans = ctx.detector.detect_conversation(&texts, allow);
+        let carried_spans = spans.split_off(rec.messages.len().min(spans.len()));
+        for ((field, _), spans) in carried.iter().zip(carried_spans) {
+            for s in spans {
+                found = true;
+                n += 1;
+                *self.detections.entry(s.kind).or_default() += 1;
+                if s.confidence == Confidence::Unsure {
+                    self.unsure += 1;
+                }
+                let waiver = ctx.waiver(s.kind.code(), rec);
+                self.findings
+                    .add(s.kind.code(), (at.shard_index, at.line, n), waiver, || {
+                        Locator {
+                            chars: Some([s.char_start, s.char_end]),
+                            bytes: Some([s.start, s.end]),
+                            rule: Some(s.rule),
+                            detail: Some(format!(
+                                "in metadata.source_fields {}",
+                                super::export::label(field)
+                            )),
+                            ..Locator::of(at, rec)
+                        }
+                    });
+            }
+        }
         for ((i, m), spans) in rec.messages.iter().enumerate().zip(spans) {
             self.messages += 1;
             self.content_bytes += m.content.len() as u64;

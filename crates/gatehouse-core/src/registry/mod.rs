@@ -8,6 +8,7 @@
 //! what an imported prototype registry looks like until a human fills the gaps.
 
 pub mod import;
+mod mapping;
 mod matcher;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +22,7 @@ use toml::Spanned;
 use crate::config::{ConfigError, line_col, parse_toml};
 use crate::digest::sha256;
 
+pub use mapping::{PairMapping, TurnMapping, path_segments};
 pub use matcher::{KeyMatcher, is_glob};
 
 /// The registry schema this version of gatehouse reads.
@@ -116,6 +118,12 @@ pub enum SourceFormat {
     QuestionAnswer,
     /// `{"instruction", "input", "output"}`.
     Alpaca,
+    /// A list of turns under any key, with any role and content keys: all three named in
+    /// `fields` (`messages`, `role`, `content`), e.g. ESConv's `dialog[{speaker, text}]`.
+    Messages,
+    /// One exchange per record under any keys: `fields.user`, `fields.assistant`, optional
+    /// `fields.system`, e.g. `{"Context", "Response"}`.
+    Pair,
     /// CSV, one exchange per row, with named user/assistant columns.
     CsvColumns,
     /// CSV, one utterance per row, grouped by a conversation column, ordered by an index.
@@ -133,6 +141,8 @@ impl SourceFormat {
             SourceFormat::InputOutput => "input_output",
             SourceFormat::QuestionAnswer => "question_answer",
             SourceFormat::Alpaca => "alpaca",
+            SourceFormat::Messages => "messages",
+            SourceFormat::Pair => "pair",
             SourceFormat::CsvColumns => "csv_columns",
             SourceFormat::UtteranceCsv => "utterance_csv",
             SourceFormat::TextTranscript => "text_transcript",
@@ -142,7 +152,8 @@ impl SourceFormat {
     /// `fields` keys this format cannot do without.
     fn required_fields(self) -> &'static [&'static str] {
         match self {
-            SourceFormat::CsvColumns => &["user", "assistant"],
+            SourceFormat::CsvColumns | SourceFormat::Pair => &["user", "assistant"],
+            SourceFormat::Messages => &["messages", "role", "content"],
             SourceFormat::UtteranceCsv => &["conversation", "order", "speaker", "text"],
             _ => &[],
         }
@@ -183,6 +194,16 @@ pub struct Fields {
     /// Key of the list inside a JSON object that wraps records (e.g. `data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records: Option<String>,
+    /// Dotted path of a record's list of turns (`chatml`, `sharegpt`, `messages`), e.g.
+    /// `dialog` or `conversation.turns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<String>,
+    /// Key of the speaker or role inside a turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Key of the text inside a turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
 }
 
 /// Where a dataset came from and on what basis it may be used.
@@ -212,6 +233,9 @@ pub struct Dataset {
     pub fields: Fields,
     /// Speaker label → `system|user|assistant`, for sources that name speakers.
     pub speaker_roles: BTreeMap<String, String>,
+    /// Dotted paths of record fields copied into `metadata.source_fields` (JSON and Parquet
+    /// formats); nothing else of a record is carried.
+    pub source_fields: Vec<String>,
     pub license_tag: Option<String>,
     pub provenance: Option<Provenance>,
     pub group_by: Option<String>,
@@ -253,6 +277,8 @@ struct DatasetEntry {
     fields: Fields,
     #[serde(default)]
     speaker_roles: BTreeMap<String, String>,
+    #[serde(default)]
+    source_fields: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     license_tag: Option<Spanned<String>>,
     #[serde(default)]
@@ -507,6 +533,9 @@ impl Registry {
                     "order" => e.fields.order.is_some(),
                     "speaker" => e.fields.speaker.is_some(),
                     "text" => e.fields.text.is_some(),
+                    "messages" => e.fields.messages.is_some(),
+                    "role" => e.fields.role.is_some(),
+                    "content" => e.fields.content.is_some(),
                     _ => true,
                 };
                 if !present {
@@ -525,6 +554,28 @@ impl Registry {
                         format!("role {role:?} is not one of system, user, assistant"),
                     );
                 }
+            }
+            let source_fields_line = e.source_fields.as_ref().map_or(at, |s| line(s.span()));
+            let source_fields = e.source_fields.map(Spanned::into_inner).unwrap_or_default();
+            if e.container == Some(crate::source::Container::Parquet) && !e.format.is_json_family()
+            {
+                problem(
+                    at,
+                    format!("{field}.container"),
+                    format!(
+                        "Parquet rows are read with the JSON-family formats (pair for two \
+                         columns, messages for a list of turns), not {}",
+                        e.format
+                    ),
+                );
+            }
+            for (key, message) in mapping::check(e.format, &e.fields, &source_fields) {
+                let at = if key == "source_fields" {
+                    source_fields_line
+                } else {
+                    at
+                };
+                problem(at, format!("{field}.{key}"), message);
             }
             if let Some(l) = &e.license_tag
                 && l.get_ref().trim().is_empty()
@@ -568,6 +619,7 @@ impl Registry {
                 container: e.container,
                 fields: e.fields,
                 speaker_roles: e.speaker_roles,
+                source_fields,
                 license_tag: e.license_tag.map(Spanned::into_inner),
                 provenance: e.provenance.map(Spanned::into_inner),
                 group_by: e.group_by,

@@ -5,10 +5,13 @@ use std::io::{self, BufRead};
 
 use serde_json::Value;
 
+use super::json_path;
 use super::json_stream::{Element, JsonElements, ScanError};
-use super::{Item, Limits, Reason, finish, quarantine, with_part};
+use super::{
+    Item, Limits, Reason, SourceFields, finish, quarantine, with_part, with_source_fields,
+};
 use crate::record::{Message, Role};
-use crate::registry::{Dataset, SourceFormat};
+use crate::registry::{Dataset, PairMapping, SourceFormat, TurnMapping};
 use crate::store::{Line, LineReader};
 
 pub(super) fn adapt_lines(
@@ -118,36 +121,10 @@ fn record_slow(line: u64, bytes: &[u8], dataset: &Dataset, limits: &Limits) -> I
             );
         }
     };
-    let Value::Object(mut obj) = value else {
+    let Value::Object(obj) = value else {
         return quarantine(line, Reason::NotAnObject, "the record is not a JSON object");
     };
-    // A configured group key must be there: without it, chunks of one conversation could
-    // land in different splits.
-    let group = match dataset.group_by.as_deref() {
-        None => None,
-        Some(g) => match obj.get(g) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            None | Some(Value::Null) => {
-                return quarantine(
-                    line,
-                    Reason::MissingField,
-                    format!("group_by field {g:?} is missing"),
-                );
-            }
-            Some(_) => {
-                return quarantine(
-                    line,
-                    Reason::WrongType,
-                    format!("group_by field {g:?} is not a non-empty string or number"),
-                );
-            }
-        },
-    };
-    match messages(&mut obj, dataset) {
-        Ok(messages) => finish(line, 0, group, messages, limits.merge),
-        Err((reason, detail)) => quarantine(line, reason, detail),
-    }
+    object_item(line, obj, dataset, limits)
 }
 
 type Problem = (Reason, String);
@@ -155,7 +132,7 @@ type Object = serde_json::Map<String, Value>;
 
 /// Takes a required text field out of the record (no copy).
 fn text_field(obj: &mut Object, name: &str) -> Result<String, Problem> {
-    match obj.remove(name) {
+    match json_path::take(obj, name) {
         None | Some(Value::Null) => {
             Err((Reason::MissingField, format!("field {name:?} is missing")))
         }
@@ -166,7 +143,7 @@ fn text_field(obj: &mut Object, name: &str) -> Result<String, Problem> {
 }
 
 fn optional_text(obj: &mut Object, name: &str) -> Result<Option<String>, Problem> {
-    match obj.get(name) {
+    match json_path::get(obj, name) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => text_field(obj, name).map(Some),
     }
@@ -196,29 +173,27 @@ fn content(v: Value) -> Option<String> {
 
 fn turn_list(
     obj: &mut Object,
-    list: &str,
-    role_key: &str,
-    text_key: &str,
+    dataset: &Dataset,
+    map: TurnMapping<'_>,
 ) -> Result<Vec<Message>, Problem> {
-    let items = match obj.remove(list) {
+    let list = map.list;
+    let items = match json_path::take(obj, list) {
         None | Some(Value::Null) => {
             return Err((Reason::MissingField, format!("field {list:?} is missing")));
         }
         Some(Value::Array(items)) => items,
         Some(_) => return Err((Reason::WrongType, format!("field {list:?} is not a list"))),
     };
+    let (role_key, text_key) = (map.role, map.content);
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let Value::Object(mut turn) = item else {
             return Err((Reason::WrongType, format!("{list}[{i}] is not an object")));
         };
-        let role = match turn.get(role_key) {
-            Some(Value::String(label)) => Role::from_label(label).ok_or_else(|| {
-                (
-                    Reason::UnknownRole,
-                    format!("{list}[{i}].{role_key} is not a known role"),
-                )
-            })?,
+        let label = match json_path::get(&turn, role_key) {
+            Some(Value::String(label)) => std::borrow::Cow::Borrowed(label.as_str()),
+            // Numeric speaker ids (0/1) are labels too: `speaker_roles = { "0" = "user" }`.
+            Some(Value::Number(n)) => std::borrow::Cow::Owned(n.to_string()),
             None | Some(Value::Null) => {
                 return Err((
                     Reason::MissingField,
@@ -232,7 +207,13 @@ fn turn_list(
                 ));
             }
         };
-        let text = match turn.remove(text_key) {
+        let Some(role) = dataset.turn_role(&label) else {
+            return Err((
+                Reason::UnknownRole,
+                unknown_role(dataset, list, i, role_key, &label),
+            ));
+        };
+        let text = match json_path::take(&mut turn, text_key) {
             None | Some(Value::Null) => {
                 return Err((
                     Reason::MissingField,
@@ -251,37 +232,46 @@ fn turn_list(
     Ok(out)
 }
 
-fn pair(
-    obj: &mut Object,
+/// The quarantine detail of a speaker label with no role: the label is named when it looks
+/// like one (short, no spaces), so a mis-mapped key cannot copy text into the report.
+pub(super) fn unknown_role(
     dataset: &Dataset,
-    user: &str,
-    assistant: &str,
-) -> Result<Vec<Message>, Problem> {
-    let f = &dataset.fields;
+    list: &str,
+    i: usize,
+    key: &str,
+    label: &str,
+) -> String {
+    let shown = super::shown_label(label);
+    if dataset.speaker_roles.is_empty() {
+        format!("{list}[{i}].{key} value {shown} is not a known role; map it with speaker_roles")
+    } else {
+        format!("{list}[{i}].{key} value {shown} is not in speaker_roles")
+    }
+}
+
+fn pair(obj: &mut Object, map: PairMapping<'_>) -> Result<Vec<Message>, Problem> {
     let mut out = Vec::with_capacity(3);
-    if let Some(system) = f.system.as_deref()
+    if let Some(system) = map.system
         && let Some(s) = optional_text(obj, system)?
     {
         out.push(Message::new(Role::System, s));
     }
-    out.push(Message::new(
-        Role::User,
-        text_field(obj, f.user.as_deref().unwrap_or(user))?,
-    ));
+    out.push(Message::new(Role::User, text_field(obj, map.user)?));
     out.push(Message::new(
         Role::Assistant,
-        text_field(obj, f.assistant.as_deref().unwrap_or(assistant))?,
+        text_field(obj, map.assistant)?,
     ));
     Ok(out)
 }
 
 fn messages(obj: &mut Object, dataset: &Dataset) -> Result<Vec<Message>, Problem> {
+    if let Some(map) = dataset.turn_mapping() {
+        return turn_list(obj, dataset, map);
+    }
+    if let Some(map) = dataset.pair_mapping() {
+        return pair(obj, map);
+    }
     match dataset.format {
-        SourceFormat::Chatml => turn_list(obj, "messages", "role", "content"),
-        SourceFormat::Sharegpt => turn_list(obj, "conversations", "from", "value"),
-        SourceFormat::PromptResponse => pair(obj, dataset, "prompt", "response"),
-        SourceFormat::InputOutput => pair(obj, dataset, "input", "output"),
-        SourceFormat::QuestionAnswer => pair(obj, dataset, "question", "answer"),
         SourceFormat::Alpaca => {
             let instruction = text_field(obj, "instruction")?;
             let input = optional_text(obj, "input")?.unwrap_or_default();
@@ -295,12 +285,70 @@ fn messages(obj: &mut Object, dataset: &Dataset) -> Result<Vec<Message>, Problem
                 Message::new(Role::Assistant, text_field(obj, "output")?),
             ])
         }
-        SourceFormat::CsvColumns | SourceFormat::UtteranceCsv | SourceFormat::TextTranscript => {
-            Err((
-                Reason::WrongType,
-                format!("format {} is not a JSON format", dataset.format),
-            ))
+        _ => Err((
+            Reason::WrongType,
+            format!("format {} is not a JSON format", dataset.format),
+        )),
+    }
+}
+
+/// The record's `source_fields`: only the listed paths, and only scalar values. A missing
+/// or null field is left out; a list or object quarantines the record (the mapping is wrong,
+/// and a structure could hold anything).
+pub(super) fn source_fields(obj: &Object, dataset: &Dataset) -> Result<SourceFields, Problem> {
+    let mut out = SourceFields::new();
+    for path in &dataset.source_fields {
+        match json_path::get(obj, path) {
+            None | Some(Value::Null) => {}
+            Some(v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
+                out.insert(path.clone(), v.clone());
+            }
+            Some(_) => {
+                return Err((
+                    Reason::WrongType,
+                    format!(
+                        "source field {path:?} is a list or an object; only text, numbers and \
+                         booleans are carried"
+                    ),
+                ));
+            }
         }
+    }
+    Ok(out)
+}
+
+/// One JSON object (a record, or a Parquet row converted to one) → an item.
+pub(super) fn object_item(line: u64, mut obj: Object, dataset: &Dataset, limits: &Limits) -> Item {
+    // A configured group key must be there: without it, chunks of one conversation could
+    // land in different splits.
+    let group = match dataset.group_by.as_deref() {
+        None => None,
+        Some(g) => match obj.get(g) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            None | Some(Value::Null) => {
+                return quarantine(
+                    line,
+                    Reason::MissingField,
+                    format!("group_by field {g:?} is missing"),
+                );
+            }
+            Some(_) => {
+                return quarantine(
+                    line,
+                    Reason::WrongType,
+                    format!("group_by field {g:?} is not a non-empty string or number"),
+                );
+            }
+        },
+    };
+    let fields = match source_fields(&obj, dataset) {
+        Ok(f) => f,
+        Err((reason, detail)) => return quarantine(line, reason, detail),
+    };
+    match messages(&mut obj, dataset) {
+        Ok(messages) => with_source_fields(finish(line, 0, group, messages, limits.merge), fields),
+        Err((reason, detail)) => quarantine(line, reason, detail),
     }
 }
 
@@ -411,7 +459,7 @@ mod fast {
     use serde_json::value::RawValue;
 
     use crate::record::{Message, Role};
-    use crate::registry::{Dataset, SourceFormat};
+    use crate::registry::{Dataset, PairMapping, SourceFormat};
 
     #[derive(Deserialize)]
     struct ChatTurn {
@@ -437,13 +485,28 @@ mod fast {
         }
     }
 
-    fn turns(pairs: impl Iterator<Item = (String, String)>) -> Option<Vec<Message>> {
+    fn turns(
+        dataset: &Dataset,
+        pairs: impl Iterator<Item = (String, String)>,
+    ) -> Option<Vec<Message>> {
         pairs
-            .map(|(label, content)| Some(Message::new(Role::from_label(&label)?, content)))
+            .map(|(label, content)| Some(Message::new(dataset.turn_role(&label)?, content)))
             .collect()
     }
 
     pub(super) fn parse(bytes: &[u8], dataset: &Dataset) -> Option<(Option<String>, Vec<Message>)> {
+        // Renamed turn keys and carried fields are for the exact path.
+        if !dataset.default_turn_keys() || !dataset.source_fields.is_empty() {
+            return None;
+        }
+        if let Some(p) = dataset.pair_mapping()
+            && [Some(p.user), Some(p.assistant), p.system]
+                .into_iter()
+                .flatten()
+                .any(|k| k.contains('.'))
+        {
+            return None;
+        }
         let map: BTreeMap<&str, &RawValue> = serde_json::from_slice(bytes).ok()?;
         let group = match dataset.group_by.as_deref() {
             None => None,
@@ -460,37 +523,31 @@ mod fast {
                 }
             }
         };
-        let f = &dataset.fields;
-        let pair = |user: &str, assistant: &str| -> Option<Vec<Message>> {
+        let pair = |p: PairMapping<'_>| -> Option<Vec<Message>> {
             let mut out = Vec::with_capacity(3);
-            if let Some(system) = f.system.as_deref()
+            if let Some(system) = p.system
                 && let Some(s) = optional(&map, system)?
             {
                 out.push(Message::new(Role::System, s));
             }
-            out.push(Message::new(
-                Role::User,
-                text(&map, f.user.as_deref().unwrap_or(user))?,
-            ));
-            out.push(Message::new(
-                Role::Assistant,
-                text(&map, f.assistant.as_deref().unwrap_or(assistant))?,
-            ));
+            out.push(Message::new(Role::User, text(&map, p.user)?));
+            out.push(Message::new(Role::Assistant, text(&map, p.assistant)?));
             Some(out)
         };
         let messages = match dataset.format {
             SourceFormat::Chatml => {
                 let list: Vec<ChatTurn> = serde_json::from_str(map.get("messages")?.get()).ok()?;
-                turns(list.into_iter().map(|t| (t.role, t.content)))?
+                turns(dataset, list.into_iter().map(|t| (t.role, t.content)))?
             }
             SourceFormat::Sharegpt => {
                 let list: Vec<ShareTurn> =
                     serde_json::from_str(map.get("conversations")?.get()).ok()?;
-                turns(list.into_iter().map(|t| (t.from, t.value)))?
+                turns(dataset, list.into_iter().map(|t| (t.from, t.value)))?
             }
-            SourceFormat::PromptResponse => pair("prompt", "response")?,
-            SourceFormat::InputOutput => pair("input", "output")?,
-            SourceFormat::QuestionAnswer => pair("question", "answer")?,
+            SourceFormat::PromptResponse
+            | SourceFormat::InputOutput
+            | SourceFormat::QuestionAnswer
+            | SourceFormat::Pair => pair(dataset.pair_mapping()?)?,
             SourceFormat::Alpaca => {
                 let instruction = text(&map, "instruction")?;
                 let input = optional(&map, "input")?.unwrap_or_default();

@@ -6,10 +6,13 @@
 //! Every adapter streams. Memory is bounded by [`Limits`]: the largest record, and for
 //! formats that must gather rows first (utterance CSV, transcripts), the largest object.
 
+pub mod compression;
 mod csv_source;
 mod html;
+mod json_path;
 mod json_records;
 pub mod json_stream;
+pub mod parquet;
 mod text;
 
 use std::collections::BTreeMap;
@@ -19,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{MergePolicy, Message, Role, normalise};
 use crate::registry::{Dataset, SourceFormat};
+use compression::{Compression, Decompressed};
 
 pub use html::strip_html;
 
@@ -32,6 +36,8 @@ pub enum Container {
     Json,
     Csv,
     Text,
+    /// Apache Parquet, read by ranges (see [`parquet`]); for the JSON-family formats.
+    Parquet,
 }
 
 impl Container {
@@ -40,6 +46,9 @@ impl Container {
     pub fn of(dataset: &Dataset, key: &str) -> Container {
         if let Some(c) = dataset.container {
             return c;
+        }
+        if dataset.format.is_json_family() && key.to_ascii_lowercase().ends_with(".parquet") {
+            return Container::Parquet;
         }
         match dataset.format {
             SourceFormat::CsvColumns | SourceFormat::UtteranceCsv => Container::Csv,
@@ -169,6 +178,38 @@ pub struct Adapted {
     pub source_turns: u32,
     pub merged_turns: u32,
     pub blank_turns_dropped: u32,
+    /// The dataset's `source_fields` found in the record (scalars only); empty for most.
+    pub source_fields: SourceFields,
+}
+
+/// Record fields carried into `metadata.source_fields`, by their registry path.
+pub type SourceFields = BTreeMap<String, serde_json::Value>;
+
+/// Attaches carried fields to an adapted record (a quarantined one has none).
+pub(crate) fn with_source_fields(mut item: Item, fields: SourceFields) -> Item {
+    if let Item::Record(r) = &mut item {
+        r.source_fields = fields;
+    }
+    item
+}
+
+/// A value from a record, quoted in a quarantine reason only when it looks like a speaker
+/// label (at most 16 ASCII letters, digits, `_`, `-`, `.`: `usr`, `supporter`, `0`); anything
+/// else is described by its length, so a mis-mapped key cannot carry text into a report.
+pub(crate) fn shown_label(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value.len() <= 16
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if plain {
+        format!("{value:?}")
+    } else {
+        format!(
+            "(a {}-character value that is not a label)",
+            value.chars().count()
+        )
+    }
 }
 
 /// A record that could not be adapted. `detail` names fields, never content.
@@ -247,6 +288,7 @@ pub(crate) fn finish(
         source_turns,
         merged_turns,
         blank_turns_dropped,
+        source_fields: SourceFields::new(),
     })
 }
 
@@ -260,40 +302,97 @@ pub fn adapt(
     emit: &mut dyn FnMut(Item),
 ) -> io::Result<ObjectSummary> {
     let mut summary = ObjectSummary::default();
-    let mut count = |item: Item, summary: &mut ObjectSummary| {
-        match &item {
-            Item::Record(_) => summary.records += 1,
-            Item::Quarantined(q) => {
-                *summary
-                    .quarantined
-                    .entry(format!("{} {}", q.reason.code(), q.reason.name()))
-                    .or_insert(0) += 1;
-                if q.reason == Reason::BrokenStructure {
-                    summary.incomplete = true;
-                }
-            }
-        }
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
+    let mut sink = |item: Item| {
+        count(&mut summary, &item);
         emit(item);
     };
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut sink = |item: Item| count(item, &mut summary);
     // One rule for every format: an empty object is a broken one (a failed upload or an
     // export cut short looks the same), never a source that holds no records.
     if reader.fill_buf()?.is_empty() {
-        sink(quarantine(
-            1,
-            Reason::BrokenStructure,
-            "the object is empty (0 bytes); remove it, or leave it out of the dataset's include",
-        ));
+        sink(empty_object());
         return Ok(summary);
     }
-    match Container::of(dataset, key) {
-        Container::Jsonl => json_records::adapt_lines(reader, dataset, limits, &mut sink)?,
-        Container::Json => json_records::adapt_document(reader, dataset, limits, &mut sink)?,
-        Container::Csv => csv_source::adapt(reader, dataset, limits, &mut sink)?,
-        Container::Text => text::adapt(reader, key, dataset, limits, &mut sink)?,
+    let compression = Compression::detect(key, reader.fill_buf()?);
+    if compression == Compression::None {
+        dispatch(
+            reader,
+            key,
+            Container::of(dataset, key),
+            dataset,
+            limits,
+            &mut sink,
+        )?;
+        return Ok(summary);
+    }
+    let container = Container::of(dataset, compression::inner_key(key));
+    let mut inner = BufReader::with_capacity(1 << 20, Decompressed::new(reader, compression)?);
+    let result = match inner.fill_buf() {
+        Ok([]) => {
+            sink(empty_object());
+            Ok(())
+        }
+        Ok(_) => dispatch(inner, key, container, dataset, limits, &mut sink),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {}
+        Err(e) => match compression::Corrupt::of(&e) {
+            // What followed the break cannot be counted: the object fails (Q010).
+            Some(c) => sink(quarantine(
+                c.line,
+                Reason::BrokenStructure,
+                format!("{key}: {c}; the records after the break cannot be read or counted"),
+            )),
+            None => return Err(e),
+        },
     }
     Ok(summary)
+}
+
+/// Counts an item into an object's summary.
+pub(crate) fn count(summary: &mut ObjectSummary, item: &Item) {
+    match item {
+        Item::Record(_) => summary.records += 1,
+        Item::Quarantined(q) => {
+            *summary
+                .quarantined
+                .entry(format!("{} {}", q.reason.code(), q.reason.name()))
+                .or_insert(0) += 1;
+            if q.reason == Reason::BrokenStructure {
+                summary.incomplete = true;
+            }
+        }
+    }
+}
+
+pub(crate) fn empty_object() -> Item {
+    quarantine(
+        1,
+        Reason::BrokenStructure,
+        "the object is empty (0 bytes); remove it, or leave it out of the dataset's include",
+    )
+}
+
+/// Hands a (decompressed) stream to the adapter of its container.
+fn dispatch(
+    reader: impl BufRead,
+    key: &str,
+    container: Container,
+    dataset: &Dataset,
+    limits: &Limits,
+    sink: &mut dyn FnMut(Item),
+) -> io::Result<()> {
+    match container {
+        Container::Jsonl => json_records::adapt_lines(reader, dataset, limits, sink),
+        Container::Json => json_records::adapt_document(reader, dataset, limits, sink),
+        Container::Csv => csv_source::adapt(reader, dataset, limits, sink),
+        Container::Text => text::adapt(reader, key, dataset, limits, sink),
+        // Random access, not a stream: the build calls `parquet::adapt` for these.
+        Container::Parquet => Err(io::Error::other(
+            "a Parquet object is read by ranges (source::parquet::adapt), not as a stream",
+        )),
+    }
 }
 
 /// Reads at most `max` bytes; `None` if the object is larger.

@@ -549,3 +549,248 @@ fn a_zero_byte_object_fails_its_source_whatever_the_format() {
         assert!(summary.incomplete, "{key}");
     }
 }
+
+// --- Field mapping (issue 19) -------------------------------------------------------------
+
+const ESCONV: &str = "format = \"messages\"\n\
+    fields = { messages = \"dialog\", role = \"speaker\", content = \"text\" }\n\
+    speaker_roles = { usr = \"user\", sys = \"assistant\" }\n\
+    source_fields = [\"emotion_type\", \"problem_type\", \"missing_one\"]";
+
+fn details(items: &[Item]) -> Vec<(Reason, String)> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Quarantined(q) => Some((q.reason, q.detail.clone())),
+            Item::Record(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn esconv_dialogs_map_through_fields_and_speaker_roles_and_carry_only_named_fields() {
+    let src = r#"[{"emotion_type": "anxiety", "problem_type": "job crisis", "situation": "free text", "seeker_id": 7,
+      "dialog": [{"speaker": "usr", "text": "hi", "annotation": {}}, {"speaker": "sys", "text": "hello", "annotation": {"strategy": "Question"}}]}]"#;
+    let (items, summary) = run("x/ESConv.json", src.as_bytes(), ESCONV);
+    assert_eq!(records(&items), vec![(1, ua("hi", "hello"))]);
+    assert_eq!(summary.quarantined_total(), 0);
+    let Item::Record(r) = &items[0] else {
+        panic!("a record")
+    };
+    assert_eq!(
+        r.source_fields.keys().collect::<Vec<_>>(),
+        ["emotion_type", "problem_type"],
+        "named fields only; a missing one is left out"
+    );
+    assert_eq!(r.source_fields["emotion_type"], "anxiety");
+}
+
+#[test]
+fn a_mis_mapped_role_is_quarantined_naming_the_value_and_never_guessed() {
+    // `sys` is a built-in label for system; with speaker_roles the map is the whole truth.
+    let src = "{\"dialog\": [{\"speaker\": \"seeker\", \"content\": \"hi\"}, {\"speaker\": \"supporter\", \"content\": \"yo\"}]}\n\
+               {\"dialog\": [{\"speaker\": \"usr\", \"content\": \"hi\"}, {\"speaker\": \"sys\", \"content\": \"yo\"}]}\n\
+               {\"dialog\": [{\"speaker\": \"I feel alone tonight and\", \"content\": \"x\"}]}\n";
+    let entry = "format = \"messages\"\n\
+        fields = { messages = \"dialog\", role = \"speaker\", content = \"content\" }\n\
+        speaker_roles = { seeker = \"user\", supporter = \"assistant\" }";
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), entry);
+    assert_eq!(records(&items), vec![(1, ua("hi", "yo"))]);
+    let d = details(&items);
+    assert_eq!(d[0].0, Reason::UnknownRole);
+    assert_eq!(
+        d[0].1,
+        "dialog[0].speaker value \"usr\" is not in speaker_roles"
+    );
+    assert!(
+        !d[1].1.contains("alone"),
+        "text is never quoted: {}",
+        d[1].1
+    );
+    assert!(d[1].1.contains("24-character value"), "{}", d[1].1);
+}
+
+#[test]
+fn dotted_paths_reach_nested_turn_lists_pair_fields_and_source_fields() {
+    let src = r#"{"meta": {"topic": "grief", "who": {"name": "x"}}, "conversation": {"turns": [{"author": "user", "text": "a"}, {"author": "bot", "text": "b"}]}}
+{"meta": {"topic": "grief"}, "conversation": {}}
+"#;
+    let entry = "format = \"messages\"\n\
+        fields = { messages = \"conversation.turns\", role = \"author\", content = \"text\" }\n\
+        speaker_roles = { user = \"user\", bot = \"assistant\" }\n\
+        source_fields = [\"meta.topic\"]";
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), entry);
+    assert_eq!(records(&items), vec![(1, ua("a", "b"))]);
+    let Item::Record(r) = &items[0] else {
+        panic!("a record")
+    };
+    assert_eq!(r.source_fields["meta.topic"], "grief");
+    assert_eq!(
+        details(&items),
+        vec![(
+            Reason::MissingField,
+            "field \"conversation.turns\" is missing".into()
+        )]
+    );
+    // A structure named as a source field is refused, not copied.
+    let entry = entry.replace("meta.topic", "meta.who");
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), &entry);
+    assert_eq!(quarantined(&items)[0], (1, Reason::WrongType));
+
+    let pairs =
+        "{\"Context\": \"c\", \"Response\": \"r\"}\n{\"q\": {\"body\": \"c\"}, \"a\": \"r\"}\n";
+    let (items, _) = run(
+        "x/p.jsonl",
+        pairs.as_bytes(),
+        "format = \"pair\"\nfields = { user = \"Context\", assistant = \"Response\" }",
+    );
+    assert_eq!(records(&items), vec![(1, ua("c", "r"))]);
+    assert_eq!(
+        details(&items),
+        vec![(Reason::MissingField, "field \"Context\" is missing".into())]
+    );
+    let (items, _) = run(
+        "x/p.jsonl",
+        pairs.as_bytes(),
+        "format = \"pair\"\nfields = { user = \"q.body\", assistant = \"a\" }",
+    );
+    assert_eq!(records(&items), vec![(2, ua("c", "r"))]);
+}
+
+#[test]
+fn chatml_and_sharegpt_keys_can_be_renamed_and_numeric_speakers_mapped() {
+    let src = "{\"turns\": [{\"speaker\": 0, \"utterance\": \"a\"}, {\"speaker\": 1, \"utterance\": \"b\"}]}\n";
+    let entry = "format = \"chatml\"\n\
+        fields = { messages = \"turns\", role = \"speaker\", content = \"utterance\" }\n\
+        speaker_roles = { \"0\" = \"user\", \"1\" = \"assistant\" }";
+    let (items, _) = run("x/a.jsonl", src.as_bytes(), entry);
+    assert_eq!(records(&items), vec![(1, ua("a", "b"))]);
+}
+
+#[test]
+fn the_mapping_is_validated_when_the_registry_loads() {
+    let load = |entry: &str| {
+        let text = format!(
+            "schema_version = 1\n[families.f]\nstage = \"stage1_x\"\nreview = [\"clinician_foundation\"]\n\n\
+             [[datasets]]\nname = \"d\"\nfamily = \"f\"\ninclude = [\"x/\"]\n{entry}\n"
+        );
+        Registry::parse(Path::new("t.toml"), &text, String::new())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let msg = load("format = \"messages\"\nfields = { messages = \"dialog\" }");
+    assert!(
+        msg.contains("t.toml:6: datasets[0].fields.role: format messages needs fields.role"),
+        "{msg}"
+    );
+    assert!(msg.contains("fields.content"), "{msg}");
+    let msg = load("format = \"pair\"\nfields = { user = \"Context\" }");
+    assert!(msg.contains("datasets[0].fields.assistant"), "{msg}");
+    let msg = load(
+        "format = \"csv_columns\"\nfields = { user = \"q\", assistant = \"a\", messages = \"m\" }",
+    );
+    assert!(
+        msg.contains("fields.messages names a key of a list of turns"),
+        "{msg}"
+    );
+    let msg = load("format = \"chatml\"\nfields = { messages = \"conversation..turns\" }");
+    assert!(msg.contains("no segment may be empty"), "{msg}");
+    let msg = load(
+        "format = \"messages\"\nfields = { messages = \"dialog\", role = \"speaker\", content = \"text\" }\n\
+                    source_fields = [\"emotion_type\", \"dialog.0\", \"emotion_type\"]",
+    );
+    assert!(
+        msg.contains(
+            "t.toml:12: datasets[0].source_fields: \"dialog.0\" is (or holds) the conversation"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("\"emotion_type\" is listed twice"), "{msg}");
+    let msg = load(
+        "format = \"pair\"\nfields = { user = \"Context\", assistant = \"Response\" }\nsource_fields = [\"Context\"]",
+    );
+    assert!(msg.contains("conversation field \"Context\""), "{msg}");
+    let msg = load(
+        "format = \"utterance_csv\"\nfields = { conversation = \"c\", order = \"o\", speaker = \"s\", text = \"t\" }\nsource_fields = [\"topic\"]",
+    );
+    assert!(msg.contains("format utterance_csv has none"), "{msg}");
+    let msg = load("format = \"chatml\"\nfields = { user = \"u\" }");
+    assert!(
+        msg.contains("fields.user names the field of one exchange"),
+        "{msg}"
+    );
+}
+
+// --- Compressed sources (issue 19) -----------------------------------------------------------
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzip_and_zstd_objects_read_like_their_plain_bytes_in_every_container() {
+    let jsonl =
+        "{\"prompt\": \"p\", \"response\": \"r\"}\n{\"prompt\": \"q\", \"response\": \"s\"}\n";
+    let doc = "[{\"prompt\": \"p\", \"response\": \"r\"}]";
+    let csv = "q,a\n\"multi\nline\",ok\n";
+    let cases: [(&str, &str, &str); 3] = [
+        ("x/a.jsonl", jsonl, "format = \"prompt_response\""),
+        ("x/a.json", doc, "format = \"prompt_response\""),
+        (
+            "x/a.csv",
+            csv,
+            "format = \"csv_columns\"\nfields = { user = \"q\", assistant = \"a\" }",
+        ),
+    ];
+    for (key, plain, entry) in cases {
+        let (want, _) = run(key, plain.as_bytes(), entry);
+        assert!(!records(&want).is_empty());
+        let gz = gzip(plain.as_bytes());
+        let zs = zstd::encode_all(plain.as_bytes(), 3).unwrap();
+        for (k, bytes) in [
+            (format!("{key}.gz"), &gz),
+            (format!("{key}.zst"), &zs),
+            // By magic bytes alone.
+            (key.to_string(), &gz),
+        ] {
+            let (got, summary) = run(&k, bytes, entry);
+            assert_eq!(got, want, "{k}");
+            assert!(!summary.incomplete, "{k}");
+        }
+    }
+}
+
+#[test]
+fn a_corrupt_compressed_stream_is_quarantined_naming_the_key_after_what_it_held() {
+    let body: String = (0..3000)
+        .map(|i| format!("{{\"prompt\": \"p{i}\", \"response\": \"r{i}\"}}\n"))
+        .collect();
+    let gz = gzip(body.as_bytes());
+    let cut = &gz[..gz.len() * 2 / 3];
+    let (items, summary) = run("x/part.jsonl.gz", cut, "format = \"prompt_response\"");
+    assert!(summary.incomplete);
+    let q = details(&items);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0].0, Reason::BrokenStructure);
+    assert!(
+        q[0].1
+            .starts_with("x/part.jsonl.gz: the gzip stream is corrupt or truncated after "),
+        "{}",
+        q[0].1
+    );
+    assert!(summary.records > 0 && summary.records < 3000);
+    // Not gzip at all, though the key says so; and a gzip of nothing is an empty object.
+    let (items, _) = run(
+        "x/a.jsonl.gz",
+        b"{\"prompt\": 1}\n",
+        "format = \"prompt_response\"",
+    );
+    assert_eq!(quarantined(&items), vec![(1, Reason::BrokenStructure)]);
+    let (items, summary) = run("x/a.jsonl.gz", &gzip(b""), "format = \"prompt_response\"");
+    assert!(summary.incomplete);
+    assert!(details(&items)[0].1.contains("empty"));
+}

@@ -13,6 +13,7 @@ mod error;
 mod lines;
 mod list;
 mod open;
+mod ranges;
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use error::StoreError;
 pub use lines::{Line, LineReader};
 pub use list::escape_key;
 use list::object_key;
+pub use ranges::RangeReader;
 
 /// A fault-injection hook for the crash tests: with `GATEHOUSE_TEST_ABORT_AFTER_WRITES=N`
 /// the process aborts (as `kill -9` would: no unwinding, no cleanup) right after its N-th
