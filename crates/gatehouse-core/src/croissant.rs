@@ -225,10 +225,23 @@ pub fn document(i: &Inputs<'_>) -> Value {
         m["tokens"]["tokenizer"].as_str().unwrap_or("?"),
     );
 
-    let pii = match i.privacy {
+    let mut pii = match i.privacy {
         Some(p) => privacy_statement(p),
         None => "The privacy gate did not run.".to_string(),
     };
+    let spot = &i.signoff["privacy_spot_check"];
+    if let (Some(n), Some(upper)) = (
+        spot["records_reviewed"].as_u64(),
+        spot["residual_identifier_rate_upper_95"].as_f64(),
+    ) {
+        let _ = write!(
+            pii,
+            " Human spot-check (privacy_spot_check): {n} redacted record(s) read by reviewers, {} with an identifier left (marked records are withheld from the next build); residual-identifier rate {}, one-sided 95% upper bound {upper:.4} ({}).",
+            spot["records_with_miss"],
+            spot["residual_identifier_rate"],
+            spot["bound_method"].as_str().unwrap_or("?"),
+        );
+    }
 
     let reviewers = i.signoff["reviewers"].as_array().map_or(0, Vec::len);
     let review_types: BTreeSet<&str> = i.signoff["results"]
