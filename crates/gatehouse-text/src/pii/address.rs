@@ -10,6 +10,47 @@ use regex::Regex;
 
 use super::patterns::re;
 
+/// libpostal's English street types and their abbreviations (`data/street_types.txt`, MIT).
+const LIBPOSTAL_STREET_TYPES: &str = include_str!("../../data/street_types.txt");
+
+/// libpostal entries that are not street types ("Route Number 9").
+const NOT_STREET_TYPES: &[&str] = &["number"];
+
+/// Every street type, lower case: [`STREET_TYPES`] (a trailing `s?` gives both forms) and
+/// libpostal's list; a type of several words ("cul de sac") has single spaces.
+pub(crate) fn street_types() -> std::collections::HashSet<String> {
+    let mut forms = std::collections::HashSet::new();
+    for f in STREET_TYPES.split('|') {
+        match f.strip_suffix("s?") {
+            Some(stem) => {
+                forms.insert(stem.to_string());
+                forms.insert(format!("{stem}s"));
+            }
+            None => {
+                forms.insert(f.to_string());
+            }
+        }
+    }
+    for line in LIBPOSTAL_STREET_TYPES
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        if line
+            .split('|')
+            .next()
+            .is_some_and(|canonical| NOT_STREET_TYPES.contains(&canonical))
+        {
+            continue;
+        }
+        for form in line.split('|') {
+            if form.chars().filter(char::is_ascii_alphabetic).count() >= 2 {
+                forms.insert(form.to_string());
+            }
+        }
+    }
+    forms
+}
+
 /// Street types that follow the name: USPS Pub 28 C1 primary names and their standard
 /// abbreviations, plus British, Irish and Australian types.
 pub(crate) const STREET_TYPES: &str = concat!(
@@ -88,7 +129,7 @@ impl Addresses {
             // What may follow a street: a unit, then up to four comma-separated places and
             // postcodes, or a postcode alone.
             tail: re(concat!(
-                r"^(?:,?[ \t]*(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|rm|bldg|building|no|#)\.?[ \t]*#?[A-Za-z0-9\-]{1,6}\b)?",
+                r"^(?:,?[ \t]*(?:(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|rm|bldg|building|no)\b|#)\.?[ \t]*#?[A-Za-z0-9\-]{1,6}\b)?",
                 r"(?:,[ \t]*(?:",
                 r"\d{4,6}(?:[ \t]+\p{Lu}[\p{L}'’.\-]+){0,3}",
                 r"|[A-Z]{2}[ \t]+\d{5}(?:-\d{4})?",

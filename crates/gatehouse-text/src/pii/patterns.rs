@@ -27,6 +27,9 @@ pub(crate) struct Patterns {
     dob: Regex,
     id_number: Regex,
     address: Regex,
+    after_street: Regex,
+    /// Street types, lower case ("drive", "st", "cul de sac").
+    street_types: std::collections::HashSet<String>,
     more_addresses: address::Addresses,
     dates: dates::Dates,
     po_box: Regex,
@@ -135,11 +138,19 @@ impl Patterns {
                 // the letter is X".
                 r"(?:\s+(?:[a-z']+\s+){0,4}?(?:is|was|reads|says)\b|\s*[:#=])?\s*:?\s*([A-Za-z0-9][A-Za-z0-9\-]{3,19}(?: \d{2,6}){0,4})\b",
             )),
+            // A house number and the words after it; which of them is the street type is
+            // decided in code, against `street_types`.
             address: re(&format!(
-                r"(?i)\b{number}\s+((?:[\p{{L}}0-9'.\-]+\s+){{0,3}})({suffix})\b\.?(?:\s+(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West|Northeast|Northwest|Southeast|Southwest)\b\.?)?(?:,?\s*(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|rm|#)\.?\s*#?[a-z0-9\-]+)?",
+                r"\b{number}\s+{word}(?:\s+{word}){{0,5}}",
                 number = address::HOUSE_NUMBER,
-                suffix = address::STREET_TYPES
+                word = r"[\p{L}0-9'\-]+\.?",
             )),
+            // What may follow a street type: a directional, then a unit.
+            after_street: re(concat!(
+                r"^(?i)(?:\s+(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West|Northeast|Northwest|Southeast|Southwest)\b\.?)?",
+                r"(?:,?\s*(?:(?:apt|apartment|unit|suite|ste|flat|floor|fl|room|rm)\b|#)\.?\s*#?[a-z0-9\-]+)?",
+            )),
+            street_types: address::street_types(),
             more_addresses: address::Addresses::new(),
             dates: dates::Dates::new(),
             po_box: re(r"(?i)\b(?:p\.?\s?o\.?\s*box|post\s+office\s+box)\s+\d{1,6}\b"),
@@ -400,16 +411,37 @@ impl Patterns {
     }
 
     fn addresses(&self, text: &str, facts: &Facts, out: &mut Vec<RawSpan>) {
-        for c in self.address.captures_iter(text) {
-            let (Some(m), Some(words), Some(suffix)) = (c.get(0), c.get(1), c.get(2)) else {
+        // Not `captures_iter`: a rejected match ("for 2 to 18300 Carriage Drive") must not
+        // hide one that starts inside it, so the search resumes after its first word.
+        let mut at = 0;
+        // `find_at`, not captures (far slower): the words are what follows the number.
+        while let Some(m) = self.address.find_at(text, at) {
+            let number_end = text[m.start()..]
+                .find(char::is_whitespace)
+                .map_or(m.end(), |i| m.start() + i);
+            at = number_end;
+            let lower = |w: &str| w.chars().next().is_some_and(char::is_lowercase);
+            let words = &text[number_end..m.end()];
+            let Some((names, suffix, suffix_end)) = self.street(text, words.trim_start()) else {
                 continue;
             };
-            let names: Vec<&str> = words.as_str().split_whitespace().collect();
+            let mut match_end = suffix_end;
+            if let Some(a) = self.after_street.find(&text[match_end..]) {
+                match_end += a.end();
+            }
+            // "5 blocks down Main Street" is not an address; "140 New Montgomery Street" is:
+            // these words count against it in lower case only.
             let bad = names
                 .iter()
-                .any(|w| NOT_STREET_WORDS.contains(&w.to_ascii_lowercase().as_str()));
+                .any(|w| lower(w) && NOT_STREET_WORDS.contains(&w.to_ascii_lowercase().as_str()));
+            // "2100 Avy Avenue.The cab": a dot glued to the next sentence is not the street's.
+            if text[..match_end].ends_with('.')
+                && text[match_end..].starts_with(char::is_alphanumeric)
+            {
+                match_end -= 1;
+            }
             let announced = address_context_before(text, m.start());
-            if (bad && !announced) || !standalone(text, m.start(), m.end()) {
+            if (bad && !announced) || !standalone(text, m.start(), match_end) {
                 continue;
             }
             // "12 Oak Street" or "12 oak st": some street name, and a suffix that is not
@@ -422,11 +454,10 @@ impl Patterns {
                     .next()
                     .is_some_and(|c| c.is_uppercase() || c.is_ascii_digit())
             };
-            let capitalised = names.iter().all(|w| upper(w)) && upper(suffix.as_str());
+            let capitalised = names.iter().all(|w| upper(w)) && upper(suffix);
             // Suffixes that are everyday words ("way", "place", "court") count only in a
             // capitalised street name.
-            let everyday =
-                !UNAMBIGUOUS_SUFFIXES.contains(&suffix.as_str().to_ascii_lowercase().as_str());
+            let everyday = !UNAMBIGUOUS_SUFFIXES.contains(&suffix.to_ascii_lowercase().as_str());
             if everyday && !capitalised && !announced {
                 continue;
             }
@@ -438,13 +469,14 @@ impl Patterns {
             } else {
                 Confidence::Unsure
             };
-            let mut end = m.end();
+            let mut end = match_end;
             if let Some(z) = self.city_zip_any_case.find_at(text, end)
                 && text[end..z.start()].trim_matches([',', ' ']).is_empty()
             {
                 end = z.end();
             }
             end = self.more_addresses.tail_end(text, end);
+            at = end;
             push(
                 out,
                 PiiType::Address,
@@ -653,6 +685,68 @@ impl Facts {
                 i += 1;
             }
         }
+    }
+}
+
+impl Patterns {
+    /// In the words after a house number, the street: its name words, its type and the
+    /// byte end of the type (with a dot after it). The type is the first word (or two or
+    /// three words) in the street types after one to three name words, extended over
+    /// types that follow it in the same case ("Beacon Hill Road", "Harbor View Avenue",
+    /// but "Maple Drive" in "Maple Drive last spring"). A name word ending a sentence
+    /// ("Carriage. Is") ends the search.
+    fn street<'t>(&self, text: &'t str, words: &'t str) -> Option<(Vec<&'t str>, &'t str, usize)> {
+        let ws: Vec<&str> = words.split_whitespace().collect();
+        let base = words.as_ptr() as usize - text.as_ptr() as usize;
+        let start_of = |w: &str| base + (w.as_ptr() as usize - words.as_ptr() as usize);
+        let capital = |w: &str| w.chars().next().is_some_and(|c| !c.is_lowercase());
+        // The length in words of a street type starting at `k`, if one does. Most words
+        // after a number are not: one lower-casing into a reused buffer, no allocation.
+        let mut key = String::new();
+        let mut type_at = |k: usize| {
+            (1..=3.min(ws.len().saturating_sub(k))).find(|&span| {
+                let parts = &ws[k..k + span];
+                // Only the last word of a type may carry a dot ("Ave.").
+                if parts[..span - 1].iter().any(|p| p.ends_with('.')) {
+                    return false;
+                }
+                key.clear();
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        key.push(' ');
+                    }
+                    key.extend(p.trim_end_matches('.').chars().flat_map(char::to_lowercase));
+                }
+                self.street_types.contains(key.as_str())
+            })
+        };
+        let mut found = None;
+        for k in 1..ws.len().min(4) {
+            let last_name = ws[k - 1];
+            if last_name.ends_with('.') && last_name.chars().count() > 4 {
+                return None;
+            }
+            if let Some(span) = type_at(k) {
+                found = Some((k, span));
+                break;
+            }
+        }
+        let (mut k, mut span) = found?;
+        while k + span < ws.len() && !ws[k + span - 1].ends_with('.') {
+            let next = k + span;
+            match type_at(next) {
+                Some(s) if capital(ws[next]) == capital(ws[k]) => (k, span) = (next, s),
+                _ => break,
+            }
+        }
+        let first = start_of(ws[k]);
+        let last = ws[k + span - 1];
+        let end = start_of(last) + last.len();
+        Some((
+            ws[..k].to_vec(),
+            text[first..end].trim_end_matches('.'),
+            end,
+        ))
     }
 }
 

@@ -181,6 +181,32 @@ fn unsure_spans_follow_the_policy() {
 
 #[test]
 fn addresses_in_many_forms() {
+    // A rejected match does not hide the address inside it; a street ends at its type,
+    // not at a later word that is also one ("spring"); a dot glued to the next sentence
+    // is not the street's; "New", "Old", "The" count against a street in lower case only.
+    for (text, want) in [
+        (
+            "a shared cab for 2 to 18300 Carriage Drive please",
+            "18300 Carriage Drive",
+        ),
+        (
+            "We moved to 4127 Maple Drive last spring.",
+            "4127 Maple Drive",
+        ),
+        ("go to 2100 Avy Avenue.The cab is here", "2100 Avy Avenue"),
+        (
+            "I want to go to 140 New Montgomery Street #1 now",
+            "140 New Montgomery Street #1",
+        ),
+    ] {
+        check(text, &[(Address, want)]);
+    }
+    for text in [
+        "I walked 5 blocks down Main Street",
+        "it is 2 miles up Oak Road",
+    ] {
+        check(text, &[]);
+    }
     for (text, want) in [
         (
             "I live at 5591 Kingfisher Stravenue now",
