@@ -28,4 +28,5 @@ pub mod report;
 pub mod resume;
 pub mod source;
 pub mod store;
+pub mod suggest;
 pub mod waiver;

@@ -134,7 +134,8 @@ pub enum Command {
     /// Check the configuration and the store: reachability, writes, and whether the store
     /// really refuses a second create-only write (needed for write-once publishing).
     Doctor,
-    /// Validate the registry, or import the prototype's dataset_registry.json.
+    /// Validate the registry, import the prototype's dataset_registry.json, or propose entries
+    /// for objects no dataset claims.
     #[command(subcommand)]
     Registry(RegistryCommand),
     /// The audit log of a release's runs: every object read or written, every stage,
@@ -417,10 +418,49 @@ pub enum RegistryCommand {
     Check,
     /// Convert the prototype's dataset_registry.json into a gatehouse registry (TOML).
     ///
-    /// Maps what it can and lists every decision a human must make. The prototype format
-    /// has no licence or provenance, so imported datasets stay excluded until those are
-    /// filled in.
+    /// Works from that file alone (paths, stages, types), never reads the store. Maps what it
+    /// can and lists every decision a human must make. The prototype format has no licence or
+    /// provenance, so imported datasets stay excluded until those are filled in. To map the
+    /// objects themselves, use `registry suggest`.
     Import(ImportArgs),
+    /// Propose registry entries for objects in the store that no dataset claims (COV004),
+    /// from a bounded sample of each.
+    ///
+    /// Lists the store under PREFIX (default: all of it but the exports prefix), reads the
+    /// first --max-bytes of each unclaimed object (at most --records records; for Parquet the
+    /// footer and first row group), decompressing gzip/zstd, and recognises its shape: a list
+    /// of turns under any key (role and text keys told by value types, speaker values mapped
+    /// by common labels), one exchange per record (Context/Response, prompt/response, …),
+    /// CSV columns or utterances, `Speaker: text` transcripts. Objects of one folder and shape
+    /// share one entry.
+    ///
+    /// Prints a TOML entry per group to paste into the registry, with the format, fields and
+    /// speaker_roles, then runs the build's own adapter over the sampled records and prints
+    /// "adapts K of N sampled records" and the quarantine codes and reasons of the rest.
+    /// Speaker values no common label maps, the family, licence and provenance, and any
+    /// source_fields are left for you to decide (marked `decision needed`).
+    ///
+    /// Never writes to the store or the registry. Never prints record text: key names, value
+    /// types, counts, and speaker values only when they look like labels.
+    Suggest(SuggestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// Key prefix to look under [default: the whole store, without the exports prefix]
+    pub prefix: Option<String>,
+    /// Bytes read from the start of each object (and kept after decompression)
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024)]
+    pub max_bytes: u64,
+    /// Records sampled per object
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub records: usize,
+    /// Objects sampled per folder; the others are assumed to share their folder's shape
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_objects: usize,
+    /// Bytes a Parquet file's footer and first row group may take
+    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_parquet_bytes: u64,
 }
 
 #[derive(Debug, Args)]

@@ -57,6 +57,8 @@ fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<gatehouse_core::privacy::EvalError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<gatehouse_core::suggest::SuggestError>() {
+            e.hint()
         } else {
             None
         }

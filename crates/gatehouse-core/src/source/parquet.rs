@@ -221,6 +221,29 @@ pub fn adapt<S: RangeSource>(
     limits: &Limits,
     emit: &mut dyn FnMut(Item),
 ) -> io::Result<ObjectSummary> {
+    adapt_row_groups(source, key, dataset, limits, usize::MAX, emit)
+}
+
+/// [`adapt`] over the first row group only (`registry suggest` checks a proposed entry on a
+/// bounded sample with the build's own adapter).
+pub fn adapt_first_row_group<S: RangeSource>(
+    source: S,
+    key: &str,
+    dataset: &Dataset,
+    limits: &Limits,
+    emit: &mut dyn FnMut(Item),
+) -> io::Result<ObjectSummary> {
+    adapt_row_groups(source, key, dataset, limits, 1, emit)
+}
+
+fn adapt_row_groups<S: RangeSource>(
+    source: S,
+    key: &str,
+    dataset: &Dataset,
+    limits: &Limits,
+    max_row_groups: usize,
+    emit: &mut dyn FnMut(Item),
+) -> io::Result<ObjectSummary> {
     let mut summary = ObjectSummary::default();
     let mut sink = |item: Item| {
         super::count(&mut summary, &item);
@@ -273,7 +296,7 @@ pub fn adapt<S: RangeSource>(
         .filter(|&c| roots.contains(&descr.get_column_root_idx(c)))
         .collect();
     let mut row: u64 = 0;
-    for group in 0..meta.metadata().num_row_groups() {
+    for group in 0..meta.metadata().num_row_groups().min(max_row_groups) {
         let rg = meta.metadata().row_group(group);
         let ranges: Vec<(u64, u64)> = leaves.iter().map(|&c| rg.column(c).byte_range()).collect();
         let broken = |e: &ParquetError, row: u64| {
@@ -332,6 +355,91 @@ pub fn adapt<S: RangeSource>(
         }
     }
     Ok(summary)
+}
+
+/// The first rows of a Parquet object, every column, for recognising its shape.
+#[derive(Debug, Clone, Default)]
+pub struct RowSample {
+    /// Up to the requested number of rows of the first row group, as JSON objects.
+    pub rows: Vec<Map<String, Value>>,
+    /// Columns of types gatehouse does not read (left out of `rows`), with their type.
+    pub unreadable_columns: Vec<(String, String)>,
+}
+
+/// Reads the footer and up to `max_rows` rows of the first row group, all columns. `Ok(Err)`
+/// when the file cannot be read as Parquet (the reason names no data); `Err` when the store
+/// fails.
+pub fn sample_rows<S: RangeSource>(
+    source: S,
+    max_rows: usize,
+) -> io::Result<Result<RowSample, String>> {
+    let chunks = Chunks {
+        source: Arc::new(source),
+        loaded: Arc::new(Mutex::new(Vec::new())),
+        store_failed: Arc::new(AtomicBool::new(false)),
+    };
+    let failed = |chunks: &Chunks<S>, e: &ParquetError, what: &str| {
+        if chunks.store_failed.load(Ordering::SeqCst) {
+            Err(io::Error::other(format!("{what}: {}", error_kind(e))))
+        } else {
+            Ok(Err(format!("{what} ({})", error_kind(e))))
+        }
+    };
+    let meta = match ArrowReaderMetadata::load(&chunks, Default::default()) {
+        Ok(m) => m,
+        Err(e) => return failed(&chunks, &e, "not a readable Parquet file"),
+    };
+    let mut sample = RowSample::default();
+    if meta.metadata().num_row_groups() == 0 {
+        return Ok(Ok(sample));
+    }
+    let rg = meta.metadata().row_group(0);
+    let ranges: Vec<(u64, u64)> = (0..rg.num_columns())
+        .map(|c| rg.column(c).byte_range())
+        .collect();
+    if let Err(e) = chunks.prefetch(&ranges) {
+        return failed(&chunks, &e, "its first row group cannot be read");
+    }
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(chunks.clone(), meta)
+        .with_row_groups(vec![0])
+        .with_batch_size(max_rows.max(1))
+        .build();
+    let mut reader = match reader {
+        Ok(r) => r,
+        Err(e) => return failed(&chunks, &e, "its first row group cannot be decoded"),
+    };
+    let batch = match reader.next() {
+        None => return Ok(Ok(sample)),
+        Some(Ok(b)) => b,
+        Some(Err(e)) => {
+            let e = ParquetError::ArrowError(e.to_string());
+            return failed(&chunks, &e, "its first row group cannot be decoded");
+        }
+    };
+    let schema = batch.schema();
+    for i in 0..batch.num_rows().min(max_rows) {
+        let mut obj = Map::new();
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            match value(column.as_ref(), i) {
+                Ok(v) => {
+                    obj.insert(field.name().clone(), v);
+                }
+                Err(_) => {
+                    if !sample
+                        .unreadable_columns
+                        .iter()
+                        .any(|(n, _)| n == field.name())
+                    {
+                        sample
+                            .unreadable_columns
+                            .push((field.name().clone(), field.data_type().to_string()));
+                    }
+                }
+            }
+        }
+        sample.rows.push(obj);
+    }
+    Ok(Ok(sample))
 }
 
 /// The kind of a parquet error, without its text (which may quote the file's bytes).

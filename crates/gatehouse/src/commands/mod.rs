@@ -38,6 +38,7 @@ pub fn run(cli: &Cli) -> Result<Code> {
         Command::Doctor => doctor::run(cli),
         Command::Registry(RegistryCommand::Check) => registry::check(cli),
         Command::Registry(RegistryCommand::Import(args)) => registry::import(cli, args),
+        Command::Registry(RegistryCommand::Suggest(args)) => registry::suggest(cli, args),
         Command::Audit(AuditCommand::Verify(args)) => audit::verify(cli, args),
         Command::Pii(PiiCommand::Eval(args)) => pii::eval(cli, args),
     }

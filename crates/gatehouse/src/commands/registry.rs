@@ -1,10 +1,12 @@
-//! `gatehouse registry check|import`.
+//! `gatehouse registry check|import|suggest`.
 
 use anyhow::{Context, Result, bail};
 use gatehouse_core::registry::import::{groups_of, import_prototype};
 
-use super::{load_registry, settings};
-use crate::cli::{Cli, ImportArgs};
+use gatehouse_core::suggest::{self, Options, sample::Bounds};
+
+use super::{load_registry, open_store, settings};
+use crate::cli::{Cli, ImportArgs, SuggestArgs};
 use crate::exit::Code;
 use crate::print;
 
@@ -114,5 +116,61 @@ pub fn import(cli: &Cli, args: &ImportArgs) -> Result<Code> {
     for d in &outcome.decisions {
         print::note(&format!("  - {d}"));
     }
+    Ok(Code::Ok)
+}
+
+pub fn suggest(cli: &Cli, args: &SuggestArgs) -> Result<Code> {
+    if args.records == 0 || args.max_bytes == 0 || args.max_objects == 0 {
+        bail!("--records, --max-bytes and --max-objects must be at least 1");
+    }
+    let settings = settings(cli)?;
+    let registry = load_registry(&settings)?;
+    let registry_text = std::fs::read_to_string(&registry.path)
+        .with_context(|| format!("cannot read {}", registry.path.display()))?;
+    let store = open_store(&settings)?;
+    let prefix = args.prefix.clone().unwrap_or_default();
+    let exports = store.exports_prefix().to_string();
+    if prefix == exports || prefix.starts_with(&format!("{exports}/")) {
+        bail!(
+            "{prefix:?} lies under the exports prefix {exports}/, gatehouse's own output; give a \
+             prefix of source data"
+        );
+    }
+    let options = Options {
+        prefix,
+        bounds: Bounds {
+            max_bytes: args.max_bytes,
+            records: args.records,
+            max_parquet_bytes: args.max_parquet_bytes,
+        },
+        max_objects: args.max_objects,
+        limits: settings.build.limits,
+    };
+    let report = suggest::run(&store, &registry, &registry_text, &options)?;
+    if cli.global.json {
+        print::json(&report)?;
+        return Ok(Code::Ok);
+    }
+    if report.groups.is_empty() {
+        let scope = if options.prefix.is_empty() {
+            "in the store".to_string()
+        } else {
+            format!("under {:?}", options.prefix)
+        };
+        print::note(&if report.objects == 0 {
+            format!(
+                "no objects {scope} outside {exports}/; nothing to suggest (check the prefix, \
+                 or `gatehouse doctor` for the store)"
+            )
+        } else {
+            format!(
+                "every one of the {} object(s) {scope} is claimed by a dataset; nothing to \
+                 suggest",
+                report.objects
+            )
+        });
+        return Ok(Code::Ok);
+    }
+    print::out(&suggest::render_text(&report));
     Ok(Code::Ok)
 }
