@@ -160,9 +160,15 @@ pub fn record(
         passed,
         release_digest: release_digest.to_string(),
     };
-    let mut bytes = serde_json::to_vec_pretty(&stamp).unwrap_or_default();
+    let key = stamp_key(store, version, stage);
+    // Never an empty stamp: a stamp that cannot be written is an error, not a skip later.
+    let mut bytes = serde_json::to_vec_pretty(&stamp).map_err(|e| StoreError::Other {
+        op: "encode",
+        target: key.clone(),
+        detail: e.to_string(),
+    })?;
     bytes.push(b'\n');
-    store.put(&stamp_key(store, version, stage), bytes)?;
+    store.put(&key, bytes)?;
     Ok(stamp)
 }
 

@@ -279,11 +279,12 @@ pub enum QaCommand {
     /// checked against the packets and rubrics.
     Import(QaImportArgs),
     /// Compute the signoff from every imported review: complete coverage per review type,
-    /// rubric minimums, exceptions, inter-rater agreement, flagged records.
+    /// rubric minimums, exceptions, inter-rater agreement, flagged records, and the privacy
+    /// spot-check (every sampled record read; identifiers left, with the residual rate).
     ///
     /// Writes qa/signoff_record.json and qa/blocklist.json, bound to the release digest.
     /// Exits 1 unless the release is approved.
-    Signoff(QaSampleArgs),
+    Signoff(QaSignoffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -401,6 +402,14 @@ pub struct QaSignArgs {
 #[derive(Debug, Args)]
 pub struct QaSampleArgs {
     /// Release version to sample (built before) [default: vYYYY-MM-DD, today in UTC]
+    #[arg(long, value_name = "VERSION")]
+    pub release_version: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QaSignoffArgs {
+    /// Release version to sign off (its review packets drawn before) [default: vYYYY-MM-DD,
+    /// today in UTC]
     #[arg(long, value_name = "VERSION")]
     pub release_version: Option<String>,
 }

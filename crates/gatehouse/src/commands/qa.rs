@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Release;
 use crate::cli::{
     Cli, QaImportArgs, QaInviteArgs, QaKeygenArgs, QaRevokeArgs, QaSampleArgs, QaServeArgs,
-    QaSignArgs, Role,
+    QaSignArgs, QaSignoffArgs, Role,
 };
 use crate::exit::Code;
 use crate::print;
@@ -175,7 +175,7 @@ pub fn import(cli: &Cli, args: &QaImportArgs) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-pub fn signoff(cli: &Cli, args: &QaSampleArgs) -> Result<Code> {
+pub fn signoff(cli: &Cli, args: &QaSignoffArgs) -> Result<Code> {
     let Release {
         settings,
         store,
