@@ -193,6 +193,43 @@ fn a_name_left_in_the_export_fails_the_privacy_gate_by_locator_without_text() {
 }
 
 #[test]
+fn a_name_left_in_a_carried_source_field_fails_the_privacy_gate() {
+    let store = Store::memory();
+    sample_into(&store);
+    let reg = registry(&registry_text());
+    build_with(&store, &reg, &BuildConfig::default());
+    let name = "Sarah Okonkwo";
+    rewrite_shard(&store, "train", |s| {
+        s.replacen(
+            "\"metadata\":{",
+            &format!(
+                "\"metadata\":{{\"source_fields\":{{\"situation\":\"I told {name} everything\"}},"
+            ),
+            1,
+        )
+    });
+    let out = run_gates(&store, &reg, &sample_gates_config(), &[]);
+    let p = &out.privacy;
+    assert_eq!(p.verdict, Verdict::Fail);
+    assert_eq!(p.counts["PII011"].found, 1, "{:#?}", p.counts);
+    let loc = &p.locators["PII011"][0];
+    assert_eq!(loc.message, None);
+    let detail = loc.detail.as_deref().unwrap();
+    assert!(
+        detail.contains("source_fields") && detail.contains("situation"),
+        "{detail}"
+    );
+    let start = "I told ".chars().count();
+    assert_eq!(loc.chars, Some([start, start + name.chars().count()]));
+    for part in name.split(' ') {
+        assert!(
+            !gate_reports(&store).contains(part),
+            "a report holds the name"
+        );
+    }
+}
+
+#[test]
 fn tampered_garbled_and_missing_shards_fail_both_gates_by_locator() {
     let store = Store::memory();
     sample_into(&store);

@@ -24,6 +24,13 @@ pub const PII_STATUS: (&str, &str) = ("PII012", "pii-status-not-verified");
 /// The values of `pii_status` an export may hold.
 const SCANNED: [&str; 2] = ["none_detected", "scrubbed"];
 
+/// Where in a record a span was found.
+#[derive(Clone, Copy)]
+enum Place<'r> {
+    Message(usize, &'r super::export::ExportedMessage),
+    Field(&'r str),
+}
+
 /// One record drawn for the spot-check.
 #[derive(Debug, Clone)]
 pub(super) struct SampleItem {
@@ -95,35 +102,19 @@ impl PrivacyCheck {
             .map(|m| m.content.as_str())
             .chain(carried.iter().map(|(_, v)| *v))
             .collect();
-        let mut spans = ctx.detector.detect_conversation(&texts, allow);
-        let carried_spans = spans.split_off(rec.messages.len().min(spans.len()));
-        for ((field, _), spans) in carried.iter().zip(carried_spans) {
-            for s in spans {
-                found = true;
-                n += 1;
-                *self.detections.entry(s.kind).or_default() += 1;
-                if s.confidence == Confidence::Unsure {
-                    self.unsure += 1;
-                }
-                let waiver = ctx.waiver(s.kind.code(), rec);
-                self.findings
-                    .add(s.kind.code(), (at.shard_index, at.line, n), waiver, || {
-                        Locator {
-                            chars: Some([s.char_start, s.char_end]),
-                            bytes: Some([s.start, s.end]),
-                            rule: Some(s.rule),
-                            detail: Some(format!(
-                                "in metadata.source_fields {}",
-                                super::export::label(field)
-                            )),
-                            ..Locator::of(at, rec)
-                        }
-                    });
+        let spans = ctx.detector.detect_conversation(&texts, allow);
+        // Messages, then the carried fields, in the order `texts` holds them.
+        let places = rec
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Place::Message(i, m))
+            .chain(carried.iter().map(|(field, _)| Place::Field(field)));
+        for (place, spans) in places.zip(spans) {
+            if let Place::Message(_, m) = place {
+                self.messages += 1;
+                self.content_bytes += m.content.len() as u64;
             }
-        }
-        for ((i, m), spans) in rec.messages.iter().enumerate().zip(spans) {
-            self.messages += 1;
-            self.content_bytes += m.content.len() as u64;
             for s in spans {
                 found = true;
                 n += 1;
@@ -134,13 +125,25 @@ impl PrivacyCheck {
                 let waiver = ctx.waiver(s.kind.code(), rec);
                 self.findings
                     .add(s.kind.code(), (at.shard_index, at.line, n), waiver, || {
-                        Locator {
-                            message: Some(i),
-                            role: Some(m.role.clone()),
+                        let found = Locator {
                             chars: Some([s.char_start, s.char_end]),
                             bytes: Some([s.start, s.end]),
                             rule: Some(s.rule),
                             ..Locator::of(at, rec)
+                        };
+                        match place {
+                            Place::Message(i, m) => Locator {
+                                message: Some(i),
+                                role: Some(m.role.clone()),
+                                ..found
+                            },
+                            Place::Field(field) => Locator {
+                                detail: Some(format!(
+                                    "in metadata.source_fields {}",
+                                    super::export::label(field)
+                                )),
+                                ..found
+                            },
                         }
                     });
             }

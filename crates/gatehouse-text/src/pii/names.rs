@@ -914,11 +914,9 @@ const CLINICAL_WORDS: &[&str] = &[
     "nebs",
     "mivf",
     "trop",
-    "lopress",
     "sxn",
     "intub",
     "extub",
-    "ambulat",
     // weekday abbreviations
     "tues",
     "thurs",
