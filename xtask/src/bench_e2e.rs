@@ -39,7 +39,7 @@ pub const USAGE: &str = "usage: cargo xtask bench e2e [--sizes 10k,100k,1m] [--b
      [--work DIR] [--seed S] [--keep]";
 
 /// The release version every run uses.
-const VERSION: &str = "v2026-11-26";
+pub(crate) const VERSION: &str = "v2026-11-26";
 /// 2026-11-26T00:00:00Z: "now" for every gatehouse command (waivers, artefact dates).
 const SOURCE_DATE_EPOCH: &str = "1795651200";
 /// Conversations per source object (about 20 MB of ChatML JSONL).
@@ -103,7 +103,7 @@ fn parse_args(args: &[String]) -> Result<Opts> {
     })
 }
 
-fn absolute(p: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(if p.is_absolute() {
         p.to_path_buf()
     } else {
@@ -112,7 +112,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// `10k`, `100k`, `1m`, `2500` → conversations.
-fn parse_size(s: &str) -> Result<u64> {
+pub(crate) fn parse_size(s: &str) -> Result<u64> {
     let lower = s.to_ascii_lowercase();
     let (digits, mult) = if let Some(d) = lower.strip_suffix('k') {
         (d, 1_000)
@@ -131,7 +131,7 @@ fn parse_size(s: &str) -> Result<u64> {
     Ok(n)
 }
 
-fn label(n: u64) -> String {
+pub(crate) fn label(n: u64) -> String {
     if n.is_multiple_of(1_000_000) {
         format!("{}m", n / 1_000_000)
     } else if n.is_multiple_of(1_000) {
@@ -235,9 +235,9 @@ fn git_commit() -> Option<String> {
 // Generation
 
 #[derive(Debug, Clone)]
-struct Generated {
-    objects: usize,
-    bytes: u64,
+pub(crate) struct Generated {
+    pub(crate) objects: usize,
+    pub(crate) bytes: u64,
     secs: f64,
     reused: bool,
 }
@@ -282,7 +282,7 @@ fn stamp(n: u64, seed: u64, objects: &[(String, u64)]) -> Value {
 }
 
 /// The store's source objects, generated unless the stamp says they already are.
-fn generate(dir: &Path, n: u64, seed: u64) -> Result<Generated> {
+pub(crate) fn generate(dir: &Path, n: u64, seed: u64) -> Result<Generated> {
     let store = dir.join("store");
     let stamp_path = dir.join("bench-stamp.json");
     let parts = layout(n);
@@ -418,7 +418,7 @@ review = ["bias_cultural"]
 description = "Transcripts in the voice of a public persona."
 "#;
 
-fn registry_toml(seed: u64) -> String {
+pub(crate) fn registry_toml(seed: u64) -> String {
     let mut t = String::from(
         "# Registry of the end-to-end benchmark store, written by `cargo xtask bench e2e`.\n\
          # Every object in it is synthetic (crates/gatehouse-synth); families as in\n\
@@ -439,7 +439,7 @@ fn registry_toml(seed: u64) -> String {
 
 /// The benchmark's configuration. The distribution ranges are the ones the repository's
 /// gatehouse.toml sets for the same synthetic generator.
-const CONFIG: &str = r#"# gatehouse configuration of the end-to-end benchmark store (cargo xtask bench e2e).
+pub(crate) const CONFIG: &str = r#"# gatehouse configuration of the end-to-end benchmark store (cargo xtask bench e2e).
 registry = "registry.toml"
 
 [store]
@@ -469,7 +469,7 @@ turns_max = [1, 20]
 
 /// A finished gatehouse command.
 #[derive(Debug)]
-struct Ran {
+pub(crate) struct Ran {
     code: Option<i32>,
     output: Output,
 }
@@ -485,7 +485,12 @@ fn gatehouse_command(program: &Path, dir: &Path) -> Command {
 }
 
 /// Runs `gatehouse ARGS` in `dir` (with its gatehouse.toml when `config` is given).
-fn run_plain(bin: &Path, args: &[&str], dir: &Path, config: Option<&Path>) -> Result<Ran> {
+pub(crate) fn run_plain(
+    bin: &Path,
+    args: &[&str],
+    dir: &Path,
+    config: Option<&Path>,
+) -> Result<Ran> {
     let mut c = gatehouse_command(bin, dir);
     if let Some(cfg) = config {
         c.arg("--config").arg(cfg);
@@ -529,7 +534,7 @@ fn failure(what: &str, args: &[&str], ran: &Ran, expected: i32, dir: &Path) -> a
     )
 }
 
-fn expect(what: &str, args: &[&str], ran: &Ran, code: i32, dir: &Path) -> Result<()> {
+pub(crate) fn expect(what: &str, args: &[&str], ran: &Ran, code: i32, dir: &Path) -> Result<()> {
     if ran.code == Some(code) {
         Ok(())
     } else {
@@ -1111,7 +1116,7 @@ fn sign_off(bin: &Path, dir: &Path, config: &Path) -> Result<(usize, usize)> {
 // ---------------------------------------------------------------------------------------
 // Reports
 
-fn mb(bytes: u64) -> String {
+pub(crate) fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 

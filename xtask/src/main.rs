@@ -14,6 +14,9 @@
 //!   per-stage times, wall time and peak RSS (docs/benchmarks-e2e.md).
 //! - `cargo xtask bench record [--mb 10,30,60] [--work DIR]` measures a build's peak RSS
 //!   against the size of its largest record (one worker).
+//! - `cargo xtask pin [--size 100k] [--write]` releases a generated store to the QA stop in a
+//!   fixed directory and compares every file of the release with `xtask/pins/<size>.txt`: the
+//!   bytes a refactor must not change.
 //! - `cargo xtask ci` runs what CI runs locally: fmt check, clippy, tests.
 
 use std::io::{BufWriter, Write};
@@ -28,6 +31,7 @@ use gatehouse_synth::{Corpus, Family};
 mod bench_e2e;
 mod bench_pii;
 mod bench_record;
+mod pin;
 use bench_e2e::bench_e2e;
 use bench_pii::bench_pii;
 use bench_record::bench_record;
@@ -35,7 +39,7 @@ use bench_record::bench_record;
 const USAGE: &str = "usage: cargo xtask <sample | gen --out FILE --conversations N [--seed S] \
      | bench pii [--conversations N] [--seed S] [--dates birth|all] [--pii-dev DIR] \
      | bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S] [--keep] \
-     | bench record [--mb 10,30,60] [--work DIR] | ci>";
+     | bench record [--mb 10,30,60] [--work DIR] | pin [--size 100k] [--write] | ci>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("record") => {
             bench_record(&args[2..])
         }
+        Some("pin") => pin::pin(&args[1..]),
         Some("ci") => ci(),
         _ => bail!(USAGE),
     }

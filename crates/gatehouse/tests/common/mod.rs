@@ -20,7 +20,24 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(tempfile::tempdir().unwrap())
+    }
+
+    /// A project at a fixed path, emptied first: for outputs that name the store's root.
+    pub fn at(path: &Path) -> Self {
+        if path.exists() {
+            std::fs::remove_dir_all(path).unwrap();
+        }
+        std::fs::create_dir_all(path).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("project")
+            .rand_bytes(0)
+            .tempdir_in(path)
+            .unwrap();
+        Self::in_dir(dir)
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> Self {
         let store = dir.path().join("store");
         gatehouse_test::for_each_file(
             &repo_root().join("examples/sample-store"),

@@ -1,0 +1,163 @@
+//! The release's bytes are pinned: the sample store, released at a fixed path and version,
+//! reviewed and published, gives exactly the files listed in `pins/sample_store.txt` (path
+//! and sha256). A refactor that changes any byte of the export, the manifest or a report
+//! fails here. Measured times and reviewer ids (drawn at random) are masked before hashing;
+//! files made of nothing but such things (the reviewers, the signoff record, the marker) are
+//! pinned by name, and the review files by count.
+//!
+//! After a deliberate change of output, rewrite the pins with
+//! `GATEHOUSE_PIN_WRITE=1 cargo test -p gatehouse --test pinned` and explain it in the commit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // tests
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{Project, sign_off};
+use sha2::{Digest, Sha256};
+
+const V: &str = "v2026-01-01";
+const PINS: &str = "tests/pins/sample_store.txt";
+
+/// Files whose bytes depend on reviewer ids drawn at random (their order, hashes of files
+/// that name them): their presence is pinned, not their hash.
+fn unpinned(path: &str) -> bool {
+    [
+        "qa/reviewers.json",
+        "qa/signoff_record.json",
+        "release_notes.json",
+        "release_notes.md",
+        "_PUBLISHED",
+    ]
+    .contains(&path)
+}
+
+/// Files that carry measured times or reviewer ids: pinned after those are masked.
+fn masked(path: &str) -> bool {
+    [
+        "gates/pii_detection_report.json",
+        "gates/provenance_validation_report.json",
+        "gates/combined_gate_report.json",
+        "release_summary.json",
+        "tests/training_consumption_test.json",
+    ]
+    .contains(&path)
+}
+
+/// Times, rates and reviewer ids masked; the signoff record's hash (which covers reviewer
+/// ids and times) masked where it is quoted.
+fn mask(text: &str) -> String {
+    let rules = [
+        (
+            r#""(\w*seconds?|\w*_per_second)": [0-9.e+-]+"#,
+            r#""$1": 0"#,
+        ),
+        (r#""(\w*_at)": "[^"]*""#, r#""$1": """#),
+        (r"rv-[0-9a-f]{12}", "rv-*"),
+        (
+            r#""signoff_sha256": "sha256:[0-9a-f]{64}""#,
+            r#""signoff_sha256": "*""#,
+        ),
+        (r"record sha256 `sha256:[0-9a-f]{64}`", "record sha256 `*`"),
+    ];
+    let mut out = text.to_string();
+    for (pattern, with) in rules {
+        out = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&out, with)
+            .into_owned();
+    }
+    out
+}
+
+fn files(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    gatehouse_test::for_each_file(root, &mut |key, bytes| {
+        let hash = if masked(key) {
+            Sha256::digest(mask(std::str::from_utf8(&bytes)?).as_bytes())
+        } else {
+            Sha256::digest(&bytes)
+        };
+        out.insert(key.to_string(), hex::encode(hash));
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn the_sample_release_is_byte_identical_to_its_pins() {
+    // The coverage report names the store's root, so the project sits at a fixed path.
+    let p = Project::at(&std::env::temp_dir().join("gatehouse-pinned-outputs"));
+    assert_eq!(p.run(&["release", "--release-version", V]).code, 1);
+    let before_qa = files(&p.path().join(format!("store/exports/releases/{V}")));
+    sign_off(&p, V);
+    let r = p.run(&["release", "--release-version", V]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let release = p.path().join(format!("store/exports/releases/{V}"));
+    let after = files(&release);
+    // A copy of this run's release beside the project, to diff against when a pin breaks.
+    let last = std::env::temp_dir().join("gatehouse-pinned-outputs.last");
+    let _ = std::fs::remove_dir_all(&last);
+    gatehouse_test::for_each_file(&release, &mut |key, bytes| {
+        let path = last.join(key);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(path, bytes)?;
+        Ok(())
+    })
+    .unwrap();
+    // Nothing written before QA changes during QA and publication.
+    for (k, h) in &before_qa {
+        assert_eq!(after.get(k), Some(h), "{k} changed after the QA stop");
+    }
+    let mut lines = String::new();
+    for (k, h) in &after {
+        if k.starts_with("qa/reviews/") || k.starts_with("qa/review_proofs/") {
+            continue; // named by reviewer ids drawn at random; counted below
+        }
+        let h = if unpinned(k) { "-" } else { h.as_str() };
+        lines.push_str(&format!("{k} {h}\n"));
+    }
+    let reviews = after
+        .keys()
+        .filter(|k| k.starts_with("qa/reviews/"))
+        .count();
+    let proofs = after
+        .keys()
+        .filter(|k| k.starts_with("qa/review_proofs/"))
+        .count();
+    lines.push_str(&format!(
+        "qa/reviews/* {reviews} files\nqa/review_proofs/* {proofs} files\n"
+    ));
+    let pins = Path::new(env!("CARGO_MANIFEST_DIR")).join(PINS);
+    if std::env::var_os("GATEHOUSE_PIN_WRITE").is_some() {
+        std::fs::create_dir_all(pins.parent().unwrap()).unwrap();
+        std::fs::write(&pins, &lines).unwrap();
+        eprintln!("wrote {}", pins.display());
+        return;
+    }
+    let want = std::fs::read_to_string(&pins).unwrap();
+    let want: BTreeMap<&str, &str> = want.lines().filter_map(|l| l.split_once(' ')).collect();
+    let got: BTreeMap<&str, &str> = lines.lines().filter_map(|l| l.split_once(' ')).collect();
+    let mut diffs = Vec::new();
+    for k in want
+        .keys()
+        .chain(got.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if want.get(k) != got.get(k) {
+            diffs.push(format!(
+                "{k}: pinned {:?}, now {:?}",
+                want.get(k),
+                got.get(k)
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "outputs differ from {PINS}:\n{}",
+        diffs.join("\n")
+    );
+}
