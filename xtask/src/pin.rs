@@ -48,7 +48,8 @@ pub fn pin(args: &[String]) -> Result<()> {
     expect("release to the QA stop", &args, &ran, 1, &dir)?;
     let release = dir.join("store/exports/releases").join(VERSION);
     let mut lines = String::new();
-    hash_tree(&release, &release, &mut lines)?;
+    let identity = Identity::of(&release)?;
+    hash_tree(&release, &release, &identity, &mut lines)?;
     let pins = repo_root().join(format!("xtask/pins/{}.txt", label(n)));
     if write {
         std::fs::create_dir_all(pins.parent().unwrap_or(Path::new(".")))?;
@@ -84,20 +85,54 @@ pub fn pin(args: &[String]) -> Result<()> {
     bail!("the release differs from {}", pins.display())
 }
 
-fn hash_tree(root: &Path, dir: &Path, out: &mut String) -> Result<()> {
+/// The manifest names the commit gatehouse is built from, so the release digest changes with
+/// every commit: both become placeholders before hashing.
+struct Identity {
+    commit: String,
+    digest: String,
+}
+
+impl Identity {
+    fn of(release: &Path) -> Result<Self> {
+        let bytes = std::fs::read(release.join("manifest.json"))?;
+        let manifest: serde_json::Value = serde_json::from_slice(&bytes)?;
+        Ok(Self {
+            commit: manifest["tool"]["git_commit"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            digest: format!("sha256:{}", sha256_hex(&bytes)),
+        })
+    }
+
+    fn neutral(&self, bytes: Vec<u8>) -> Vec<u8> {
+        match String::from_utf8(bytes) {
+            Ok(text) => text
+                .replace(&self.digest, "sha256:<release-digest>")
+                .replace(
+                    &format!("\"git_commit\": \"{}\"", self.commit),
+                    "\"git_commit\": \"<commit>\"",
+                )
+                .into_bytes(),
+            Err(e) => e.into_bytes(),
+        }
+    }
+}
+
+fn hash_tree(root: &Path, dir: &Path, identity: &Identity, out: &mut String) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let path = e.path();
         if e.file_type()?.is_dir() {
-            hash_tree(root, &path, out)?;
+            hash_tree(root, &path, identity, out)?;
             continue;
         }
         let key = path
             .strip_prefix(root)?
             .to_string_lossy()
             .replace('\\', "/");
-        let mut bytes = std::fs::read(&path)?;
+        let mut bytes = identity.neutral(std::fs::read(&path)?);
         if key.ends_with("pii_detection_report.json")
             || key.ends_with("provenance_validation_report.json")
         {

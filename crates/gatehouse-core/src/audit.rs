@@ -32,7 +32,7 @@ pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000
 
 /// Key prefix of a version's audit logs, with trailing slash.
 pub fn prefix(store: &Store, version: &str) -> String {
-    format!("{}/_gatehouse/audit/{version}/", store.exports_prefix())
+    crate::layout::audit_prefix(store.exports_prefix(), version)
 }
 
 /// What happened, as one line of the log.
@@ -321,11 +321,10 @@ pub fn verify(store: &Store, version: &str) -> Result<Verification, AuditError> 
         .map(|o| o.map(|o| o.key))
         .collect::<Result<_, _>>()?;
     keys.sort();
-    let marker_key = format!(
-        "{}{}",
-        crate::release::location(store, version),
-        crate::release::PUBLISHED_MARKER
-    );
+    let marker_key = crate::layout::PUBLISHED_MARKER.at(&crate::layout::release_location(
+        store.exports_prefix(),
+        version,
+    ));
     let anchor: Option<Head> = match store.get_bytes(&marker_key) {
         Ok(b) => serde_json::from_slice::<Value>(&b)
             .ok()

@@ -23,7 +23,7 @@ use crate::registry::Registry;
 pub const CONFORMS_TO: &str = "http://mlcommons.org/croissant/1.1";
 
 /// The release file name.
-pub const FILE_NAME: &str = "croissant.json";
+pub const FILE_NAME: &str = crate::layout::CROISSANT.name();
 
 /// The JSON-LD context of Croissant 1.1 with its responsible-AI extension, as the
 /// specification gives it.

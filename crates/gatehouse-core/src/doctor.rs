@@ -84,8 +84,8 @@ fn canary_key(store: &Store) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!(
-        "{}/_gatehouse/doctor/canary-{nanos}-{}",
-        store.exports_prefix(),
+        "{}canary-{nanos}-{}",
+        crate::layout::doctor_prefix(store.exports_prefix()),
         std::process::id()
     )
 }

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::layout;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Error)]
@@ -24,15 +25,12 @@ pub enum HtmlError {
 }
 
 /// The reports a release folder may hold, in page order: (file, title).
-const GATES: [(&str, &str); 5] = [
-    ("gates/pii_detection_report.json", "Privacy"),
-    ("gates/provenance_validation_report.json", "Provenance"),
-    ("gates/deduplication_report.json", "Deduplication"),
-    (
-        "gates/cross_split_leakage_report.json",
-        "Cross-split leakage",
-    ),
-    ("gates/distribution_report.json", "Distribution"),
+const GATES: [(layout::File, &str); 5] = [
+    (layout::PII_REPORT, "Privacy"),
+    (layout::PROVENANCE_REPORT, "Provenance"),
+    (layout::DEDUP_REPORT, "Deduplication"),
+    (layout::LEAKAGE_REPORT, "Cross-split leakage"),
+    (layout::DISTRIBUTION_REPORT, "Distribution"),
 ];
 
 /// Escapes text for HTML content and attribute values.
@@ -195,7 +193,7 @@ code{font-size:12px;background:#f0f2f6;padding:0 4px;border-radius:4px}";
 
 /// Renders the page for the release at `location` (its folder, ending in `/`).
 pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
-    let manifest_key = format!("{location}manifest.json");
+    let manifest_key = layout::MANIFEST.at(location);
     // Read once: the page shows the manifest and its digest (the release digest).
     let (digest, manifest) = match store.get_bytes(&manifest_key) {
         Ok(bytes) => (
@@ -207,12 +205,12 @@ pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
         Err(StoreError::NotFound { .. }) => (None, Value::Null),
         Err(e) => return Err(e.into()),
     };
-    let coverage = read(store, &format!("{location}coverage_report.json"))?;
-    let build = read(store, &format!("{location}build_report.json"))?;
+    let coverage = read(store, &layout::COVERAGE_REPORT.at(location))?;
+    let build = read(store, &layout::BUILD_REPORT.at(location))?;
     let mut gates = Vec::new();
     for (file, title) in GATES {
-        if let Some(r) = read(store, &format!("{location}{file}"))? {
-            gates.push((file, title, r));
+        if let Some(r) = read(store, &file.at(location))? {
+            gates.push((file.name(), title, r));
         }
     }
     let version = manifest["release_version"]
@@ -546,7 +544,7 @@ fn distribution(r: &Value) -> String {
 /// Renders and writes `{location}report.html`; returns its key.
 pub fn write(store: &Store, location: &str) -> Result<String, HtmlError> {
     let page = render(store, location)?;
-    let key = format!("{location}report.html");
+    let key = layout::REPORT_HTML.at(location);
     store.put(&key, page.into_bytes())?;
     Ok(key)
 }

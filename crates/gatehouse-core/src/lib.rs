@@ -18,6 +18,7 @@ pub mod doctor;
 pub mod fuzz;
 pub mod gates;
 pub mod html;
+pub mod layout;
 pub mod privacy;
 pub mod publish;
 pub mod qa;

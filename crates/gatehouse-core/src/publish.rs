@@ -19,8 +19,9 @@ use serde::Serialize;
 
 use crate::digest::sha256;
 use crate::doctor::DoctorReport;
+use crate::layout;
 use crate::registry::Registry;
-use crate::release::{Outcome, PUBLISHED_MARKER, ReleaseError};
+use crate::release::{Outcome, ReleaseError};
 use crate::report::{Verdict, generated_by};
 use crate::store::{Store, StoreError};
 
@@ -78,14 +79,6 @@ fn write_once(report: &DoctorReport, reason: Option<&str>) -> Result<Option<Stri
 }
 
 /// The gate reports, in the order the gates run.
-const GATE_REPORTS: [&str; 5] = [
-    "pii_detection_report.json",
-    "provenance_validation_report.json",
-    "deduplication_report.json",
-    "cross_split_leakage_report.json",
-    "distribution_report.json",
-];
-
 fn parse(key: &str, bytes: &[u8]) -> Result<serde_json::Value, ReleaseError> {
     serde_json::from_slice(bytes).map_err(|_| {
         ReleaseError::NotPublishable(format!(
@@ -123,7 +116,7 @@ pub fn publish(
         ));
     }
     // The manifest must still be the one every stage judged.
-    let manifest_key = format!("{loc}manifest.json");
+    let manifest_key = layout::MANIFEST.at(loc);
     let manifest_bytes = store.get_bytes(&manifest_key)?;
     let digest = sha256(&manifest_bytes);
     if digest != *release_digest {
@@ -136,17 +129,17 @@ pub fn publish(
 
     // Evidence is written from the stored reports, whether this run wrote them or resumed
     // an earlier run's: they are what the release is judged by.
-    let manifest = parse("manifest.json", &manifest_bytes)?;
-    let build = read_json(store, &format!("{loc}build_report.json"))?;
-    let gates = GATE_REPORTS
+    let manifest = parse(layout::MANIFEST.name(), &manifest_bytes)?;
+    let build = read_json(store, &layout::BUILD_REPORT.at(loc))?;
+    let gates = layout::GATE_REPORTS
         .iter()
-        .map(|name| {
-            let key = format!("{loc}gates/{name}");
+        .map(|file| {
+            let key = file.at(loc);
             read_json(store, &key).map(|v| (key, v))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let consume = read_json(store, &format!("{loc}tests/training_consumption_test.json"))?;
-    let signoff = read_json(store, &format!("{loc}qa/signoff_record.json"))?;
+    let consume = read_json(store, &layout::CONSUMPTION_TEST.at(loc))?;
+    let signoff = read_json(store, &layout::SIGNOFF_RECORD.at(loc))?;
 
     // Included families (records per split) and what was left out.
     let mut families: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -275,7 +268,7 @@ pub fn publish(
         "human_qa": qa.gate,
         "training_consumption": {
             "verdict": consume["verdict"],
-            "report": format!("{loc}tests/training_consumption_test.json"),
+            "report": layout::CONSUMPTION_TEST.at(loc),
         },
         "waivers": waivers,
         "warnings": warnings,
@@ -390,24 +383,24 @@ pub fn publish(
 
     let mut written = Vec::new();
     let mut evidence = Vec::new();
-    for (name, bytes) in [
+    for (file, bytes) in [
         (
-            "gates/combined_gate_report.json",
+            layout::COMBINED_GATE_REPORT,
             json("the combined gate report", &combined)?,
         ),
-        ("release_notes.json", json("the release notes", &notes)?),
-        ("release_notes.md", notes_md.into_bytes()),
+        (layout::RELEASE_NOTES, json("the release notes", &notes)?),
+        (layout::RELEASE_NOTES_MD, notes_md.into_bytes()),
         (
-            "release_summary.json",
+            layout::RELEASE_SUMMARY,
             json("the release summary", &summary)?,
         ),
-        ("README.md", card.into_bytes()),
+        (layout::DATASET_CARD, card.into_bytes()),
         (
-            crate::croissant::FILE_NAME,
+            layout::CROISSANT,
             json("the Croissant metadata", &croissant)?,
         ),
     ] {
-        let key = format!("{loc}{name}");
+        let key = file.at(loc);
         evidence.push(Evidence {
             key: key.clone(),
             sha256: sha256(&bytes),
@@ -415,13 +408,13 @@ pub fn publish(
         store.put(&key, bytes)?;
         written.push(key);
     }
-    for name in [
-        "manifest.json",
-        "report.html",
-        "qa/signoff_record.json",
-        "tests/training_consumption_test.json",
+    for file in [
+        layout::MANIFEST,
+        layout::REPORT_HTML,
+        layout::SIGNOFF_RECORD,
+        layout::CONSUMPTION_TEST,
     ] {
-        let key = format!("{loc}{name}");
+        let key = file.at(loc);
         evidence.push(Evidence {
             sha256: sha256(&store.get_bytes(&key)?),
             key,
@@ -454,7 +447,7 @@ pub fn publish(
         unenforced_store_override,
         audit_head,
     };
-    let marker_key = format!("{loc}{PUBLISHED_MARKER}");
+    let marker_key = layout::PUBLISHED_MARKER.at(loc);
     match store.put_create(&marker_key, json("the publication marker", &marker)?) {
         Ok(()) => {}
         Err(StoreError::AlreadyExists { .. }) => {

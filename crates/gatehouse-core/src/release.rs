@@ -16,13 +16,14 @@ use crate::audit::{Action, AuditError, AuditLog, Event};
 use crate::config::Settings;
 use crate::coverage::{self, CoverageError, CoverageReport};
 use crate::digest::sha256;
+use crate::layout;
 use crate::registry::Registry;
 use crate::report::Verdict;
 use crate::resume::{self, Decision};
 use crate::store::{Store, StoreError};
 
 /// The file whose presence marks a published release (created with a create-only put).
-pub const PUBLISHED_MARKER: &str = "_PUBLISHED";
+pub const PUBLISHED_MARKER: &str = layout::PUBLISHED_MARKER.name();
 
 /// Pipeline stages in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,7 +183,7 @@ fn check_config(settings: &Settings, registry: &Registry) -> Result<(), ReleaseE
 /// Refuses to touch a published version (for commands that write into a release).
 pub fn refuse_published(store: &Store, version: &str) -> Result<(), ReleaseError> {
     let location = location(store, version);
-    if store.exists(&format!("{location}{PUBLISHED_MARKER}"))? {
+    if store.exists(&layout::PUBLISHED_MARKER.at(&location))? {
         return Err(ReleaseError::AlreadyPublished {
             version: version.to_string(),
             location: store.locate(&location),
@@ -214,7 +215,7 @@ pub fn validate_version(version: &str) -> Result<(), ReleaseError> {
 
 /// `{exports}/releases/{version}/`.
 pub fn location(store: &Store, version: &str) -> String {
-    format!("{}/releases/{version}/", store.exports_prefix())
+    layout::release_location(store.exports_prefix(), version)
 }
 
 /// Builds the plan. Reads one listing page (to prove the store exists) and the published
@@ -223,7 +224,7 @@ pub fn plan(store: &Store, settings: &Settings, version: &str) -> Result<Plan, R
     validate_version(version)?;
     store.probe()?;
     let location = location(store, version);
-    let already_published = store.exists(&format!("{location}{PUBLISHED_MARKER}"))?;
+    let already_published = store.exists(&layout::PUBLISHED_MARKER.at(&location))?;
     let stages = Stage::ALL
         .iter()
         .map(|&stage| PlannedStage {
@@ -612,7 +613,12 @@ fn build_inputs(
         ),
         (
             "blocklists",
-            resume::listing_digest(store, &format!("{exports}blocklists/"), None, |_| true)?,
+            resume::listing_digest(
+                store,
+                &layout::blocklists_prefix(store.exports_prefix()),
+                None,
+                |_| true,
+            )?,
         ),
         ("coverage_report", sha256(coverage_json)),
     ]))
@@ -642,9 +648,9 @@ fn gates_inputs(
             "published_releases",
             resume::listing_digest(
                 store,
-                &format!("{}/releases/", store.exports_prefix()),
+                &layout::releases_prefix(store.exports_prefix()),
                 None,
-                |k| k.ends_with(&format!("/{PUBLISHED_MARKER}")),
+                |k| layout::published_version(store.exports_prefix(), k).is_some(),
             )?,
         ),
     ]))
@@ -658,7 +664,7 @@ fn consume_inputs(
     location: &str,
     release_digest: &str,
 ) -> Result<BTreeMap<String, String>, StoreError> {
-    let signoff = match store.get_bytes(&format!("{location}qa/signoff_record.json")) {
+    let signoff = match store.get_bytes(&layout::SIGNOFF_RECORD.at(location)) {
         Ok(b) => sha256(&b),
         Err(StoreError::NotFound { .. }) => "none".into(),
         Err(e) => return Err(e),
@@ -773,11 +779,11 @@ fn run_stages(
         progress,
     )?;
     let mut written = Vec::new();
-    let json_key = format!("{}coverage_report.json", plan.location);
+    let json_key = layout::COVERAGE_REPORT.at(&plan.location);
     let coverage_json = to_json("coverage", &report)?;
     store.put(&json_key, coverage_json.clone())?;
     written.push(json_key.clone());
-    let md_key = format!("{}coverage_report.md", plan.location);
+    let md_key = layout::COVERAGE_REPORT_MD.at(&plan.location);
     store.put(&md_key, coverage::render_markdown(&report).into_bytes())?;
     written.push(md_key.clone());
     laps.end(store, Stage::Coverage, report.verdict, None)?;
@@ -880,12 +886,12 @@ fn run_stages(
         laps.start(store, Stage::Qa, "");
         let stage = qa_stage(store, registry, settings, &plan.location)?;
         if stage.drawn.is_some() {
-            for name in [
-                "qa_samples.json",
-                "review_template.json",
-                "review_template.csv",
+            for file in [
+                layout::QA_SAMPLES,
+                layout::REVIEW_TEMPLATE,
+                layout::REVIEW_TEMPLATE_CSV,
             ] {
-                written.push(format!("{}qa/{name}", plan.location));
+                written.push(file.at(&plan.location));
             }
         }
         if let Some(a) = store.audit() {

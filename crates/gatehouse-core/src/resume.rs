@@ -64,10 +64,7 @@ impl Stamp {
 
 /// `{exports}/_gatehouse/resume/{version}/{stage}.json`.
 pub fn stamp_key(store: &Store, version: &str, stage: &str) -> String {
-    format!(
-        "{}/_gatehouse/resume/{version}/{stage}.json",
-        store.exports_prefix()
-    )
+    crate::layout::resume_stamp(store.exports_prefix(), version, stage)
 }
 
 /// Decides whether `stage` can be skipped: its stamp exists, every input digest matches and

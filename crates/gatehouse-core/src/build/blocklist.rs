@@ -13,7 +13,7 @@ use crate::store::Store;
 
 /// Where signoffs write their blocklists.
 pub fn prefix(store: &Store) -> String {
-    format!("{}/blocklists/", store.exports_prefix())
+    crate::layout::blocklists_prefix(store.exports_prefix())
 }
 
 /// A blocklist file.

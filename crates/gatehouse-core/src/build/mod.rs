@@ -29,6 +29,7 @@ use gatehouse_text::dedup::{MinHasher, Shingler};
 use gatehouse_text::pii::{Detector, Policy as PiiPolicy, UnsurePolicy};
 
 use crate::digest::sha256;
+use crate::layout;
 use crate::record::HASH_VERSION;
 use crate::registry::Registry;
 use crate::report::{Verdict, generated_by};
@@ -301,22 +302,22 @@ fn inputs(store: &Store, registry: &Registry) -> Result<(Vec<Input>, Vec<Exclusi
 
 /// Files a build writes (besides its shards); a rebuild into the same draft removes them
 /// first, so the draft never holds output that the new manifest does not list.
-const OUTPUTS: [&str; 5] = [
-    "compiled_export.jsonl",
-    "quarantine.jsonl",
-    "build_report.json",
-    "routing_config.json",
-    "manifest.json",
+const OUTPUTS: [layout::File; 5] = [
+    layout::COMPILED_EXPORT,
+    layout::QUARANTINE,
+    layout::BUILD_REPORT,
+    layout::ROUTING_CONFIG,
+    layout::MANIFEST,
 ];
 
 /// Deletes an earlier build's output from the draft folder `loc` (never published: the
 /// release plan refuses published versions before a build starts).
 fn clear_previous(store: &Store, loc: &str) -> Result<(), BuildError> {
     let mut old: Vec<String> = store
-        .list(&format!("{loc}shards/"))
+        .list(&layout::SHARDS.at(loc))
         .map(|o| o.map(|o| o.key))
         .collect::<Result<_, _>>()?;
-    old.extend(OUTPUTS.iter().map(|f| format!("{loc}{f}")));
+    old.extend(OUTPUTS.iter().map(|f| f.at(loc)));
     for key in old {
         match store.delete(&key) {
             Ok(()) | Err(StoreError::NotFound { .. }) => {}
@@ -490,7 +491,7 @@ pub fn run(
     let mut sets: BTreeMap<Split, ShardSet> = Split::ALL
         .iter()
         .map(|s| {
-            let prefix = format!("{loc}shards/{}/", s.as_str());
+            let prefix = layout::shard_prefix(loc, s.as_str());
             (
                 *s,
                 ShardSet::new(prefix, config.shard_max_records, config.shard_max_bytes),
@@ -499,8 +500,8 @@ pub fn run(
         .collect();
     let mut compiled = config
         .compiled_export
-        .then(|| HashedObject::create(store, format!("{loc}compiled_export.jsonl")));
-    let mut quarantine_file = HashedObject::create(store, format!("{loc}quarantine.jsonl"));
+        .then(|| HashedObject::create(store, layout::COMPILED_EXPORT.at(loc)));
+    let mut quarantine_file = HashedObject::create(store, layout::QUARANTINE.at(loc));
     let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
     let tokens = config.tokenizer.counter().map_err(BuildError::Config)?;
     let mut blocklist = blocklist::load(store)?;
@@ -535,7 +536,7 @@ pub fn run(
     )?;
 
     // Phase 2: duplicates across the whole release.
-    let removed_key = format!("{loc}dedup_removed.jsonl");
+    let removed_key = layout::DEDUP_REMOVED.at(loc);
     let families: Vec<String> = outputs.iter().map(|o| o.family.clone()).collect();
     let ranks = config.dedup.family_ranks(registry);
     let (statuses, dedup_summary) = dedup::resolve(
@@ -695,7 +696,7 @@ pub fn run(
         },
         config: config.clone(),
     };
-    let report_key = format!("{loc}build_report.json");
+    let report_key = layout::BUILD_REPORT.at(loc);
     let report_bytes = json_bytes("the build report", &report)?;
     store.put(&report_key, report_bytes.clone())?;
     written.push(report_key.clone());
@@ -708,7 +709,7 @@ pub fn run(
         ctx.release_version,
         &tokens.label(),
     );
-    let routing_key = format!("{loc}routing_config.json");
+    let routing_key = layout::ROUTING_CONFIG.at(loc);
     let routing_bytes = json_bytes("the routing config", &routing)?;
     store.put(&routing_key, routing_bytes.clone())?;
     written.push(routing_key.clone());
@@ -738,7 +739,7 @@ pub fn run(
         blocklist: blocklist.summary,
         tokenizer: tokens.label(),
     });
-    let manifest_key = format!("{loc}manifest.json");
+    let manifest_key = layout::MANIFEST.at(loc);
     let manifest_bytes = json_bytes("the manifest", &manifest)?;
     store.put(&manifest_key, manifest_bytes.clone())?;
     written.push(manifest_key);

@@ -163,7 +163,7 @@ impl ShardSet {
         let current = match &mut self.current {
             Some(c) => c,
             None => {
-                let key = format!("{}part-{:05}.jsonl", self.prefix, self.done.len());
+                let key = crate::layout::shard_key(&self.prefix, self.done.len());
                 self.current.insert(HashedObject::create(store, key))
             }
         };

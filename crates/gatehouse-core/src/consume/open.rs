@@ -8,7 +8,7 @@ use thiserror::Error;
 
 use crate::build::split::Split;
 use crate::digest::sha256;
-use crate::release::PUBLISHED_MARKER;
+use crate::layout;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Error)]
@@ -241,7 +241,7 @@ impl OpenRelease {
             .next()
             .unwrap_or_default()
             .to_string();
-        let key = format!("{location}manifest.json");
+        let key = layout::MANIFEST.at(location);
         let bytes = match store.get_bytes(&key) {
             Ok(b) => b,
             Err(StoreError::NotFound { .. }) => {
@@ -261,7 +261,7 @@ impl OpenRelease {
             })?;
         let digest = sha256(&bytes);
         let binding = bind(store, location, &version, &digest, allow_draft)?;
-        let routing_key = format!("{location}routing_config.json");
+        let routing_key = layout::ROUTING_CONFIG.at(location);
         let routing: RoutingConfig = match store.get_bytes(&routing_key) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| ConsumeError::BadRouting {
                 key: routing_key.clone(),
@@ -393,7 +393,7 @@ fn bind(
             Err(e) => Err(e.into()),
         }
     };
-    let marker = format!("{location}{PUBLISHED_MARKER}");
+    let marker = layout::PUBLISHED_MARKER.at(location);
     if check(marker.clone(), "the publication marker")? {
         return Ok(Binding::Published);
     }
@@ -403,7 +403,7 @@ fn bind(
             marker,
         });
     }
-    if check(format!("{location}qa/signoff_record.json"), "the signoff")? {
+    if check(layout::SIGNOFF_RECORD.at(location), "the signoff")? {
         return Ok(Binding::Signoff);
     }
     Ok(Binding::Unbound)

@@ -366,7 +366,10 @@ pub fn run(
             "CON005",
             "routing-family-not-in-release",
             Severity::Error,
-            format!("{location}routing_config.json names family {f}, which has no records in the manifest"),
+            format!(
+                "{} names family {f}, which has no records in the manifest",
+                crate::layout::ROUTING_CONFIG.at(location)
+            ),
         ));
     }
     for f in in_manifest.difference(&in_routing) {
@@ -542,13 +545,12 @@ pub fn run(
     };
     // A published release is never modified: its later consumption tests go beside it.
     let key = if release.binding == Binding::Published {
-        format!(
-            "{}/_gatehouse/consume/{}/training_consumption_test.json",
+        crate::layout::consumption_scratch(
             store.exports_prefix(),
-            release.manifest.release_version
+            &release.manifest.release_version,
         )
     } else {
-        format!("{location}tests/training_consumption_test.json")
+        crate::layout::CONSUMPTION_TEST.at(location)
     };
     let mut bytes =
         serde_json::to_vec_pretty(&report).map_err(|e| ConsumeError::Serialise("the report", e))?;

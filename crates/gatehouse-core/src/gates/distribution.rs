@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::export::{CheckContext, ExportedRecord};
 use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
-use crate::release::PUBLISHED_MARKER;
+use crate::layout;
 use crate::report::{Finding, Severity};
 use crate::store::Store;
 use crate::waiver::{self, Subject, WaiverStatus};
@@ -449,20 +449,13 @@ pub struct DistributionDetail {
 
 pub type DistributionReport = GateReport<DistributionDetail>;
 
-/// The last published release under `releases_prefix` other than `current`.
-fn last_published(
-    store: &Store,
-    releases_prefix: &str,
-    current: &str,
-) -> Result<Option<String>, GateError> {
+/// The last published release other than `current`.
+fn last_published(store: &Store, current: &str) -> Result<Option<String>, GateError> {
+    let exports = store.exports_prefix();
     let mut published = Vec::new();
-    for info in store.list(releases_prefix) {
+    for info in store.list(&layout::releases_prefix(exports)) {
         let info = info?;
-        if let Some(version) = info
-            .key
-            .strip_prefix(releases_prefix)
-            .and_then(|rest| rest.strip_suffix(&format!("/{PUBLISHED_MARKER}")))
-            && !version.contains('/')
+        if let Some(version) = layout::published_version(exports, &info.key)
             && version != current
         {
             published.push(version.to_string());
@@ -515,7 +508,6 @@ pub fn psi(baseline: &[u64], current: &[u64]) -> f64 {
 pub(super) fn report(
     store: &Store,
     manifest: &super::ExportManifest,
-    location: &str,
     scanned: &mut super::export::Scanned,
     ctx: &CheckContext<'_>,
 ) -> Result<DistributionReport, GateError> {
@@ -652,13 +644,9 @@ pub(super) fn report(
     }
 
     // Regression against the last published release.
-    let releases_prefix = location
-        .trim_end_matches('/')
-        .rsplit_once('/')
-        .map_or(String::new(), |(p, _)| format!("{p}/"));
     let mut baseline = None;
     let mut regression_checks = Vec::new();
-    match last_published(store, &releases_prefix, &manifest.release_version)? {
+    match last_published(store, &manifest.release_version)? {
         None => push(
             NO_BASELINE,
             Severity::Info,
@@ -666,7 +654,8 @@ pub(super) fn report(
             "no earlier release is published: this is the first release, with no baseline to compare against".into(),
         ),
         Some(version) => {
-            let key = format!("{releases_prefix}{version}/gates/distribution_report.json");
+            let key = layout::DISTRIBUTION_REPORT
+                .at(&layout::release_location(store.exports_prefix(), &version));
             let parsed = store
                 .get_bytes(&key)
                 .ok()

@@ -75,7 +75,7 @@ impl ExportManifest {
 }
 
 pub(super) fn read_manifest(store: &Store, location: &str) -> Result<ExportManifest, GateError> {
-    let key = format!("{location}manifest.json");
+    let key = crate::layout::MANIFEST.at(location);
     let bytes = match store.get_bytes(&key) {
         Ok(b) => b,
         Err(StoreError::NotFound { .. }) => return Err(GateError::NotBuilt { key }),

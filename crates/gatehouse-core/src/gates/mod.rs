@@ -28,6 +28,7 @@ use thiserror::Error;
 
 use crate::build::dedup::DedupConfig;
 use crate::config::Settings;
+use crate::layout;
 use crate::privacy::EvaluationConfig;
 use crate::registry::Registry;
 use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
@@ -370,28 +371,28 @@ pub fn run(
     );
     let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);
 
-    let distribution = distribution::report(store, &manifest, location, &mut scanned, &ctx)?;
+    let distribution = distribution::report(store, &manifest, &mut scanned, &ctx)?;
 
     let mut written = Vec::new();
-    let sample_key = format!("{location}gates/pii_spot_check_sample.jsonl");
+    let sample_key = layout::PII_SPOT_CHECK_SAMPLE.at(location);
     store.put(&sample_key, privacy::sample_jsonl(&scanned.privacy.sample))?;
     written.push(sample_key);
-    let privacy_key = format!("{location}gates/pii_detection_report.json");
+    let privacy_key = layout::PII_REPORT.at(location);
     store.put(&privacy_key, json_bytes("the privacy report", &privacy)?)?;
     written.push(privacy_key.clone());
-    let provenance_key = format!("{location}gates/provenance_validation_report.json");
+    let provenance_key = layout::PROVENANCE_REPORT.at(location);
     store.put(
         &provenance_key,
         json_bytes("the provenance report", &provenance)?,
     )?;
     written.push(provenance_key.clone());
-    let dedup_key = format!("{location}gates/deduplication_report.json");
+    let dedup_key = layout::DEDUP_REPORT.at(location);
     store.put(&dedup_key, json_bytes("the dedup report", &dedup)?)?;
     written.push(dedup_key.clone());
-    let leakage_key = format!("{location}gates/cross_split_leakage_report.json");
+    let leakage_key = layout::LEAKAGE_REPORT.at(location);
     store.put(&leakage_key, json_bytes("the leakage report", &leakage)?)?;
     written.push(leakage_key.clone());
-    let distribution_key = format!("{location}gates/distribution_report.json");
+    let distribution_key = layout::DISTRIBUTION_REPORT.at(location);
     store.put(
         &distribution_key,
         json_bytes("the distribution report", &distribution)?,

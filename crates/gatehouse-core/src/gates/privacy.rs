@@ -354,10 +354,9 @@ pub(super) fn report(
             max: config.spot_check.max,
             population: p.records,
             size: sample.len(),
-            key: format!(
-                "{}gates/pii_spot_check_sample.jsonl",
-                manifest.key.trim_end_matches("manifest.json")
-            ),
+            key: crate::layout::PII_SPOT_CHECK_SAMPLE.at(manifest
+                .key
+                .trim_end_matches(crate::layout::MANIFEST.name())),
             ids: sample
                 .iter()
                 .map(|s| s.id.clone().unwrap_or_else(|| s.at.clone()))

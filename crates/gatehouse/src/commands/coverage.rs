@@ -26,12 +26,12 @@ pub fn run(cli: &Cli, args: &CoverageArgs) -> Result<Code> {
     let markdown = coverage::render_markdown(&report);
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-        let json_path = dir.join("coverage_report.json");
+        let json_path = dir.join(gatehouse_core::layout::COVERAGE_REPORT.name());
         let mut json = serde_json::to_vec_pretty(&report)?;
         json.push(b'\n');
         std::fs::write(&json_path, json)
             .with_context(|| format!("write {}", json_path.display()))?;
-        let md_path = dir.join("coverage_report.md");
+        let md_path = dir.join(gatehouse_core::layout::COVERAGE_REPORT_MD.name());
         std::fs::write(&md_path, &markdown)
             .with_context(|| format!("write {}", md_path.display()))?;
         print::note(&format!(
