@@ -82,7 +82,7 @@ impl Sessions {
             created: now,
             last_seen: now,
         };
-        let mut live = super::lock(&self.live);
+        let mut live = crate::app::lock(&self.live);
         // Expired sessions are dropped here, so the map stays as small as the live ones,
         // and bounded: per reviewer and in all, the least recently used session gives way.
         let policy = self.policy;
@@ -117,7 +117,7 @@ impl Sessions {
     /// The live session with this id (refreshing its idle time), or none.
     pub fn get(&self, id: &str) -> Option<Session> {
         let now = Instant::now();
-        let mut live = super::lock(&self.live);
+        let mut live = crate::app::lock(&self.live);
         let s = live.get_mut(id)?;
         if expired(&self.policy, s, now) {
             live.remove(id);
@@ -128,7 +128,7 @@ impl Sessions {
     }
 
     pub fn remove(&self, id: &str) {
-        super::lock(&self.live).remove(id);
+        crate::app::lock(&self.live).remove(id);
     }
 }
 
@@ -197,7 +197,7 @@ mod tests {
         for _ in 0..50_000 {
             s.create("rv-1").unwrap();
         }
-        assert_eq!(super::super::lock(&s.live).len(), MAX_PER_REVIEWER);
+        assert_eq!(crate::app::lock(&s.live).len(), MAX_PER_REVIEWER);
         assert!(
             s.get(&first).is_none(),
             "the least recently used session gave way"
@@ -206,7 +206,7 @@ mod tests {
         for i in 0..(MAX_TOTAL + 10) {
             s.create(&format!("rv-x{i}")).unwrap();
         }
-        assert_eq!(super::super::lock(&s.live).len(), MAX_TOTAL);
+        assert_eq!(crate::app::lock(&s.live).len(), MAX_TOTAL);
         assert!(s.get(&kept).is_none());
     }
 
