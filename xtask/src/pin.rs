@@ -92,15 +92,21 @@ struct Identity {
     digest: String,
 }
 
+/// A commit id, or text that never occurs when the build named none (`unknown`).
+fn commit_id(named: &str) -> String {
+    if named.len() == 40 && named.bytes().all(|b| b.is_ascii_hexdigit()) {
+        named.to_string()
+    } else {
+        "\u{0}no commit".to_string()
+    }
+}
+
 impl Identity {
     fn of(release: &Path) -> Result<Self> {
         let bytes = std::fs::read(release.join("manifest.json"))?;
         let manifest: serde_json::Value = serde_json::from_slice(&bytes)?;
         Ok(Self {
-            commit: manifest["tool"]["git_commit"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            commit: commit_id(manifest["tool"]["git_commit"].as_str().unwrap_or_default()),
             digest: format!("sha256:{}", sha256_hex(&bytes)),
         })
     }
@@ -109,10 +115,7 @@ impl Identity {
         match String::from_utf8(bytes) {
             Ok(text) => text
                 .replace(&self.digest, "sha256:<release-digest>")
-                .replace(
-                    &format!("\"git_commit\": \"{}\"", self.commit),
-                    "\"git_commit\": \"<commit>\"",
-                )
+                .replace(&self.commit, "<commit>")
                 .into_bytes(),
             Err(e) => e.into_bytes(),
         }

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::digest::sha256;
-use crate::store::{Store, StoreError};
+use crate::store::{Access, Store, StoreError, StoreObserver};
 
 /// The `prev` of the very first line of a version's chain.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
@@ -54,30 +54,24 @@ pub enum Action {
     Publish,
 }
 
-/// The optional parts of an event.
-#[derive(Debug, Clone, Default)]
-pub struct Event {
-    pub key: Option<String>,
-    pub bytes: Option<u64>,
-    pub etag: Option<String>,
-    pub sha256: Option<String>,
-    /// Small structured facts (verdicts, reasons, counts, digests); never content.
-    pub detail: Option<Value>,
-}
+pub use crate::store::Event;
 
-impl Event {
-    pub fn key(key: &str) -> Self {
-        Self {
-            key: Some(key.to_string()),
-            ..Self::default()
+impl From<Access> for Action {
+    fn from(a: Access) -> Self {
+        match a {
+            Access::List => Action::List,
+            Access::Read => Action::Read,
+            Access::Write => Action::Write,
+            Access::Create => Action::Create,
+            Access::Delete => Action::Delete,
         }
     }
+}
 
-    pub fn detail(detail: Value) -> Self {
-        Self {
-            detail: Some(detail),
-            ..Self::default()
-        }
+/// The store's accesses become lines of the log.
+impl StoreObserver for AuditLog {
+    fn observe(&self, access: Access, event: Event) {
+        self.record(access.into(), event);
     }
 }
 
@@ -113,7 +107,7 @@ struct State {
 }
 
 /// One run's audit log. Shared by every clone of the audited store (see
-/// [`Store::with_audit`]); events from worker threads are ordered by a lock.
+/// [`Store::observed_by`]); events from worker threads are ordered by a lock.
 #[derive(Debug)]
 pub struct AuditLog {
     /// The store without auditing, to write the log itself.
@@ -144,7 +138,7 @@ impl AuditLog {
     /// Starts the log of a new run of `command` on `version`, chained to the version's
     /// previous run. Reads the previous log's last line; writes nothing yet.
     pub fn start(store: &Store, version: &str, command: &str) -> Result<Self, AuditError> {
-        let store = store.without_audit();
+        let store = store.unobserved();
         let prefix = prefix(&store, version);
         let mut logs: Vec<String> = store
             .list(&prefix)

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::config::SettingOrigin;
+use crate::config::parse::SettingOrigin;
 use crate::report::generated_by;
 use crate::store::{Store, StoreDescription, StoreError};
 

@@ -16,12 +16,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use thiserror::Error;
 
+use crate::coverage::CoverageReport;
 use crate::digest::sha256;
 use crate::doctor::DoctorReport;
 use crate::layout;
 use crate::registry::Registry;
-use crate::release::{Outcome, ReleaseError};
 use crate::report::{Verdict, generated_by};
 use crate::store::{Store, StoreError};
 
@@ -65,53 +66,110 @@ pub struct Published {
 /// Whether publication may rely on the store, from `doctor`'s checks (its create-only
 /// probe): `Ok(None)` when the store enforces create-only writes, `Ok(Some(reason))` when it
 /// does not and the operator gave a reason, an error otherwise.
-fn write_once(report: &DoctorReport, reason: Option<&str>) -> Result<Option<String>, ReleaseError> {
+fn write_once(report: &DoctorReport, reason: Option<&str>) -> Result<Option<String>, PublishError> {
     if report.store_unusable() {
-        return Err(ReleaseError::NotPublishable(
+        return Err(PublishError::NotPublishable(
             "the store failed a check (run `gatehouse doctor` for details)".into(),
         ));
     }
     match (report.publish_safe, reason.map(str::trim)) {
         (true, _) => Ok(None),
         (false, Some(r)) if !r.is_empty() => Ok(Some(r.to_string())),
-        (false, _) => Err(ReleaseError::UnsafeStore),
+        (false, _) => Err(PublishError::UnsafeStore),
     }
 }
 
 /// The gate reports, in the order the gates run.
-fn parse(key: &str, bytes: &[u8]) -> Result<serde_json::Value, ReleaseError> {
+fn parse(key: &str, bytes: &[u8]) -> Result<serde_json::Value, PublishError> {
     serde_json::from_slice(bytes).map_err(|_| {
-        ReleaseError::NotPublishable(format!(
+        PublishError::NotPublishable(format!(
             "{key} is not valid JSON; rebuild the release with --no-resume"
         ))
     })
 }
 
-fn read_json(store: &Store, key: &str) -> Result<serde_json::Value, ReleaseError> {
+fn read_json(store: &Store, key: &str) -> Result<serde_json::Value, PublishError> {
     parse(key, &store.get_bytes(key)?)
 }
 
-fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, ReleaseError> {
-    let mut b = serde_json::to_vec_pretty(v).map_err(|e| ReleaseError::Serialise(what, e))?;
+fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, PublishError> {
+    let mut b = serde_json::to_vec_pretty(v).map_err(|e| PublishError::Serialise(what, e))?;
     b.push(b'\n');
     Ok(b)
 }
 
+/// What the orchestrator hands to publication: the release every stage judged.
+#[derive(Debug)]
+pub struct Candidate<'a, S: Serialize> {
+    /// The release folder (`{exports}/releases/{version}/`).
+    pub location: &'a str,
+    pub version: &'a str,
+    /// The sha256 of the manifest every stage judged; `None` when the build did not run.
+    pub release_digest: Option<&'a str>,
+    pub coverage: &'a CoverageReport,
+    /// The QA stage's gate and whether the stage passed; `None` when it did not run.
+    pub qa: Option<(&'a crate::qa::QaGate, bool)>,
+    /// Each stage that ran, as the release summary lists them.
+    pub stages: &'a S,
+    /// Whether every stage that ran passed.
+    pub passed: bool,
+    /// The run's audit log: the publication is its last event, and the marker anchors it.
+    pub audit: Option<&'a crate::audit::AuditLog>,
+}
+
+#[derive(Debug, Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+    #[error("cannot publish: {0}")]
+    NotPublishable(String),
+    #[error(
+        "the store does not enforce create-only writes, so it cannot guarantee a published version is never overwritten"
+    )]
+    UnsafeStore,
+    #[error(
+        "release {version} is already published at {location}; a published version is never modified"
+    )]
+    AlreadyPublished { version: String, location: String },
+    #[error("cannot serialise the {0} report")]
+    Serialise(&'static str, #[source] serde_json::Error),
+}
+
+impl PublishError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PublishError::Store(e) => e.hint(),
+            PublishError::Audit(e) => e.hint(),
+            PublishError::NotPublishable(_) => Some("run `gatehouse release` again".into()),
+            PublishError::UnsafeStore => Some(
+                "use a store that refuses a second create-only write (`gatehouse doctor` checks), or pass --allow-unenforced-store \"REASON\" to publish anyway with the reason recorded".into(),
+            ),
+            PublishError::AlreadyPublished { .. } => {
+                Some("choose a new version with --release-version".into())
+            }
+            PublishError::Serialise(..) => None,
+        }
+    }
+}
+
 /// Writes the evidence and the marker of a release whose every stage passed.
-pub fn publish(
+pub fn publish<S: Serialize>(
     store: &Store,
     registry: &Registry,
-    outcome: &Outcome,
+    outcome: &Candidate<'_, S>,
     config_digest: &str,
     override_reason: Option<&str>,
-) -> Result<Published, ReleaseError> {
-    let loc = &outcome.plan.location;
-    let version = &outcome.plan.version;
-    let (Some(release_digest), Some(qa)) = (&outcome.release_digest, &outcome.qa) else {
-        return Err(ReleaseError::NotPublishable("a stage did not run".into()));
+) -> Result<Published, PublishError> {
+    let loc = outcome.location;
+    let version = &outcome.version.to_string();
+    let (Some(release_digest), Some((qa_gate, qa_passed))) = (outcome.release_digest, outcome.qa)
+    else {
+        return Err(PublishError::NotPublishable("a stage did not run".into()));
     };
     if !outcome.passed {
-        return Err(ReleaseError::NotPublishable(
+        return Err(PublishError::NotPublishable(
             "a stage failed; a failing release is never published".into(),
         ));
     }
@@ -119,8 +177,8 @@ pub fn publish(
     let manifest_key = layout::MANIFEST.at(loc);
     let manifest_bytes = store.get_bytes(&manifest_key)?;
     let digest = sha256(&manifest_bytes);
-    if digest != *release_digest {
-        return Err(ReleaseError::NotPublishable(format!(
+    if digest != release_digest {
+        return Err(PublishError::NotPublishable(format!(
             "{manifest_key} changed during the run ({release_digest} → {digest})"
         )));
     }
@@ -210,7 +268,7 @@ pub fn publish(
     }
     verdicts.insert(
         "human_qa".into(),
-        if qa.passed() {
+        if qa_passed {
             Verdict::Pass
         } else {
             Verdict::Fail
@@ -265,7 +323,7 @@ pub fn publish(
             "gate": g["gate"], "verdict": g["verdict"], "blocking": g["blocking"],
             "report": key, "counts": g["counts"],
         })).collect::<Vec<_>>(),
-        "human_qa": qa.gate,
+        "human_qa": qa_gate,
         "training_consumption": {
             "verdict": consume["verdict"],
             "report": layout::CONSUMPTION_TEST.at(loc),
@@ -334,7 +392,7 @@ pub fn publish(
             "results": signoff["results"],
             "privacy_spot_check": signoff["privacy_spot_check"],
             "exceptions": signoff["exceptions"],
-            "record_sha256": match &qa.gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
+            "record_sha256": match qa_gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
         },
         "training_consumption": {
             "verdict": consume["verdict"],
@@ -354,7 +412,7 @@ pub fn publish(
         "registry_digest": registry.digest,
         "tool": manifest["tool"],
         "tokenizer": manifest["tokens"]["tokenizer"],
-        "stages": outcome.stage_log,
+        "stages": outcome.stages,
         "verdict": overall,
     });
     let card = dataset_card(
@@ -422,7 +480,7 @@ pub fn publish(
     }
     evidence.sort_by(|a, b| a.key.cmp(&b.key));
     // The audit log is written out up to the publication, and the marker anchors it.
-    let audit_head = match store.audit() {
+    let audit_head = match outcome.audit {
         Some(log) => {
             log.record(
                 crate::audit::Action::Publish,
@@ -451,7 +509,7 @@ pub fn publish(
     match store.put_create(&marker_key, json("the publication marker", &marker)?) {
         Ok(()) => {}
         Err(StoreError::AlreadyExists { .. }) => {
-            return Err(ReleaseError::AlreadyPublished {
+            return Err(PublishError::AlreadyPublished {
                 version: version.clone(),
                 location: store.locate(loc),
             });
@@ -751,11 +809,11 @@ mod tests {
         unsafe_store.publish_safe = false;
         assert!(matches!(
             write_once(&unsafe_store, None),
-            Err(ReleaseError::UnsafeStore)
+            Err(PublishError::UnsafeStore)
         ));
         assert!(matches!(
             write_once(&unsafe_store, Some("  ")),
-            Err(ReleaseError::UnsafeStore)
+            Err(PublishError::UnsafeStore)
         ));
         assert_eq!(
             write_once(&unsafe_store, Some(" vendor confirmed WORM bucket ")).unwrap(),

@@ -20,7 +20,7 @@ use crate::layout;
 use crate::registry::Registry;
 use crate::report::Verdict;
 use crate::resume::{self, Decision};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreObserver};
 
 /// The file whose presence marks a published release (created with a create-only put).
 pub const PUBLISHED_MARKER: &str = layout::PUBLISHED_MARKER.name();
@@ -129,12 +129,8 @@ pub enum ReleaseError {
     Audit(#[from] AuditError),
     #[error("invalid configuration: {}", .0.join("; "))]
     InvalidConfig(Vec<String>),
-    #[error("cannot publish: {0}")]
-    NotPublishable(String),
-    #[error(
-        "the store does not enforce create-only writes, so it cannot guarantee a published version is never overwritten"
-    )]
-    UnsafeStore,
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
     #[error("cannot serialise the {0} report")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
@@ -161,10 +157,7 @@ impl ReleaseError {
                  setting came from); nothing was run"
                     .into(),
             ),
-            ReleaseError::NotPublishable(_) => Some("run `gatehouse release` again".into()),
-            ReleaseError::UnsafeStore => Some(
-                "use a store that refuses a second create-only write (`gatehouse doctor` checks), or pass --allow-unenforced-store \"REASON\" to publish anyway with the reason recorded".into(),
-            ),
+            ReleaseError::Publish(e) => e.hint(),
             ReleaseError::Serialise(..) => None,
         }
     }
@@ -482,7 +475,7 @@ pub fn gates_only(
         store,
         registry,
         &plan.location,
-        crate::gates::Policy::of(settings, &detector),
+        settings.gate_policy(&detector),
     )?)
 }
 
@@ -506,8 +499,8 @@ pub fn run(
     check_config(settings, registry)?;
     let plan = draft_plan(store, settings, version)?;
     let audit = Arc::new(AuditLog::start(store, version, "release")?);
-    let store = &store.with_audit(Arc::clone(&audit));
-    let result = run_stages(store, settings, registry, plan, options, progress);
+    let store = &store.observed_by(Arc::clone(&audit) as Arc<dyn StoreObserver>);
+    let result = run_stages(store, &audit, settings, registry, plan, options, progress);
     let end = match &result {
         Ok(o) => serde_json::json!({
             "passed": o.passed,
@@ -529,38 +522,34 @@ pub fn run(
 struct Laps {
     clock: std::time::Instant,
     log: Vec<StageLog>,
+    audit: Arc<AuditLog>,
 }
 
 impl Laps {
-    fn start(&mut self, store: &Store, stage: Stage, reason: &str) {
+    fn start(&mut self, stage: Stage, reason: &str) {
         self.clock = std::time::Instant::now();
-        if let Some(a) = store.audit() {
-            a.stage_start(stage.as_str(), reason);
-        }
+        self.audit.stage_start(stage.as_str(), reason);
     }
 
     fn end(
         &mut self,
-        store: &Store,
         stage: Stage,
         verdict: Verdict,
         resumed: Option<String>,
     ) -> Result<(), StoreError> {
         let seconds = (self.clock.elapsed().as_secs_f64() * 1e3).round() / 1e3;
-        if let Some(a) = store.audit() {
-            let action = if resumed.is_some() {
-                Action::StageSkip
-            } else {
-                Action::StageEnd
-            };
-            a.record(
-                action,
-                Event::detail(serde_json::json!({
-                    "stage": stage.as_str(), "verdict": verdict, "seconds": seconds, "reason": resumed,
-                })),
-            );
-            a.flush()?;
-        }
+        let action = if resumed.is_some() {
+            Action::StageSkip
+        } else {
+            Action::StageEnd
+        };
+        self.audit.record(
+            action,
+            Event::detail(serde_json::json!({
+                "stage": stage.as_str(), "verdict": verdict, "seconds": seconds, "reason": resumed,
+            })),
+        );
+        self.audit.flush()?;
         self.log.push(StageLog {
             stage,
             verdict,
@@ -724,8 +713,8 @@ fn resumable<T>(
 ) -> Result<Resumed<T>, ReleaseError> {
     match decide(store, options, version, stage, &inputs)? {
         Decision::Skip { stamp } => {
-            laps.start(store, stage, "");
-            laps.end(store, stage, stamp.verdict, Some(stamp.skip_reason()))?;
+            laps.start(stage, "");
+            laps.end(stage, stamp.verdict, Some(stamp.skip_reason()))?;
             Ok(Resumed {
                 passed: stamp.passed,
                 release_digest: stamp.release_digest,
@@ -733,7 +722,7 @@ fn resumable<T>(
             })
         }
         Decision::Run { reason } => {
-            laps.start(store, stage, &reason);
+            laps.start(stage, &reason);
             resume::invalidate(store, version, stage.as_str())?;
             let done = run()?;
             let stamp = resume::record(
@@ -745,7 +734,7 @@ fn resumable<T>(
                 done.verdict,
                 &done.release_digest,
             )?;
-            laps.end(store, stage, done.verdict, None)?;
+            laps.end(stage, done.verdict, None)?;
             Ok(Resumed {
                 passed: stamp.passed,
                 release_digest: done.release_digest,
@@ -757,6 +746,7 @@ fn resumable<T>(
 
 fn run_stages(
     store: &Store,
+    audit: &Arc<AuditLog>,
     settings: &Settings,
     registry: &Registry,
     plan: Plan,
@@ -768,8 +758,9 @@ fn run_stages(
     let mut laps = Laps {
         clock: std::time::Instant::now(),
         log: Vec::new(),
+        audit: Arc::clone(audit),
     };
-    laps.start(store, Stage::Coverage, "");
+    laps.start(Stage::Coverage, "");
     let report = coverage::run(
         store,
         registry,
@@ -786,7 +777,7 @@ fn run_stages(
     let md_key = layout::COVERAGE_REPORT_MD.at(&plan.location);
     store.put(&md_key, coverage::render_markdown(&report).into_bytes())?;
     written.push(md_key.clone());
-    laps.end(store, Stage::Coverage, report.verdict, None)?;
+    laps.end(Stage::Coverage, report.verdict, None)?;
     let coverage_passed = report.verdict != Verdict::Fail;
 
     // One detector for the build and the gates: the gate's scan is the build's fixpoint.
@@ -852,9 +843,9 @@ fn run_stages(
                     store,
                     registry,
                     &plan.location,
-                    crate::gates::Policy::of(settings, &detector),
+                    settings.gate_policy(&detector),
                 )?;
-                audit_waivers(store, &outcome);
+                audit_waivers(audit, &outcome);
                 let verdict = if outcome.passed {
                     outcome
                         .summaries
@@ -883,7 +874,7 @@ fn run_stages(
 
     // QA: always asked afresh, since reviews arrive at any time.
     let qa = if gates_done && (gates_passed || no_fail_fast) {
-        laps.start(store, Stage::Qa, "");
+        laps.start(Stage::Qa, "");
         let stage = qa_stage(store, registry, settings, &plan.location)?;
         if stage.drawn.is_some() {
             for file in [
@@ -894,18 +885,16 @@ fn run_stages(
                 written.push(file.at(&plan.location));
             }
         }
-        if let Some(a) = store.audit() {
-            a.record(
-                Action::Signoff,
-                Event::detail(serde_json::to_value(&stage.gate).unwrap_or_default()),
-            );
-        }
+        audit.record(
+            Action::Signoff,
+            Event::detail(serde_json::to_value(&stage.gate).unwrap_or_default()),
+        );
         let verdict = if stage.passed() {
             Verdict::Pass
         } else {
             Verdict::Fail
         };
-        laps.end(store, Stage::Qa, verdict, None)?;
+        laps.end(Stage::Qa, verdict, None)?;
         Some(stage)
     } else {
         None
@@ -962,26 +951,35 @@ fn run_stages(
     // Every stage passed: publish (evidence, then the create-only marker).
     if outcome.passed {
         laps.log = std::mem::take(&mut outcome.stage_log);
-        laps.start(store, Stage::Publish, "");
+        laps.start(Stage::Publish, "");
         outcome.stage_log = laps.log.clone();
+        let candidate = crate::publish::Candidate {
+            location: &outcome.plan.location,
+            version: &outcome.plan.version,
+            release_digest: outcome.release_digest.as_deref(),
+            coverage: &outcome.coverage,
+            qa: outcome.qa.as_ref().map(|q| (&q.gate, q.passed())),
+            stages: &outcome.stage_log,
+            passed: outcome.passed,
+            audit: Some(audit),
+        };
         let published = crate::publish::publish(
             store,
             registry,
-            &outcome,
+            &candidate,
             &settings.digest(),
             options.unenforced_store_reason,
         )?;
         outcome.written.extend(published.written.iter().cloned());
         outcome.published = Some(published);
-        laps.end(store, Stage::Publish, Verdict::Pass, None)?;
+        laps.end(Stage::Publish, Verdict::Pass, None)?;
         outcome.stage_log = laps.log;
     }
     Ok(outcome)
 }
 
 /// Records every waiver the gates used in the audit log.
-fn audit_waivers(store: &Store, gates: &crate::gates::GatesOutcome) {
-    let Some(a) = store.audit() else { return };
+fn audit_waivers(a: &AuditLog, gates: &crate::gates::GatesOutcome) {
     for (gate, waivers) in [
         ("privacy", serde_json::to_value(&gates.privacy.waivers)),
         (

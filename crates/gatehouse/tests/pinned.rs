@@ -81,12 +81,21 @@ struct Identity {
     digest: String,
 }
 
+/// A commit id, or text that never occurs when the build named none (`unknown`).
+fn commit_id(named: &str) -> String {
+    if named.len() == 40 && named.bytes().all(|b| b.is_ascii_hexdigit()) {
+        named.to_string()
+    } else {
+        "\u{0}no commit".to_string()
+    }
+}
+
 impl Identity {
     fn of(release: &Path) -> Self {
         let bytes = std::fs::read(release.join("manifest.json")).unwrap();
         let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         Self {
-            commit: manifest["tool"]["git_commit"].as_str().unwrap().to_string(),
+            commit: commit_id(manifest["tool"]["git_commit"].as_str().unwrap()),
             digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
         }
     }
@@ -95,14 +104,7 @@ impl Identity {
         match std::str::from_utf8(bytes) {
             Ok(text) => text
                 .replace(&self.digest, "sha256:<release-digest>")
-                .replace(
-                    &format!("\"git_commit\": \"{}\"", self.commit),
-                    "\"git_commit\": \"<commit>\"",
-                )
-                .replace(
-                    &format!("\"git_commit\":\"{}\"", self.commit),
-                    "\"git_commit\":\"<commit>\"",
-                )
+                .replace(&self.commit, "<commit>")
                 .into_bytes(),
             Err(_) => bytes.to_vec(), // Parquet: records only, no digest
         }

@@ -11,16 +11,34 @@ mod render;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::CoverageConfig;
 use crate::registry::{Holdout, Registry};
 use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
 use crate::store::{Store, StoreDescription, StoreError};
 use crate::waiver::{self, Subject, Waiver, WaiverStatus, WaiverUse};
 
 pub use render::render_markdown;
+
+/// `[coverage]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoverageConfig {
+    /// Evidence keys listed per dataset (the first ones in key order).
+    pub evidence_keys: usize,
+    /// Unmapped keys listed as examples (the first ones in key order).
+    pub unmapped_examples: usize,
+}
+
+impl Default for CoverageConfig {
+    fn default() -> Self {
+        Self {
+            evidence_keys: 5,
+            unmapped_examples: 20,
+        }
+    }
+}
 
 /// Coverage report schema version.
 pub const SCHEMA_VERSION: u32 = 1;

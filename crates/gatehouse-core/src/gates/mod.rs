@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::build::dedup::DedupConfig;
-use crate::config::Settings;
 use crate::layout;
 use crate::privacy::EvaluationConfig;
 use crate::registry::Registry;
@@ -298,23 +297,6 @@ pub struct Policy<'a> {
     pub detector: &'a Detector,
     /// `[privacy.evaluation]`: labelled sets the privacy gate scores on every run.
     pub evaluation: &'a EvaluationConfig,
-}
-
-impl<'a> Policy<'a> {
-    /// The gates' settings; `detector` is the run's one detector
-    /// ([`crate::privacy::PrivacyConfig::detector`]).
-    pub fn of(settings: &'a Settings, detector: &'a Detector) -> Self {
-        Self {
-            config: &settings.gates,
-            waivers: &settings.waivers,
-            as_of: settings.as_of,
-            limits: &settings.build.limits,
-            dedup: &settings.build.dedup,
-            tokenizer: &settings.build.tokenizer,
-            detector,
-            evaluation: &settings.privacy.evaluation,
-        }
-    }
 }
 
 /// Runs the privacy, provenance, dedup and leakage gates over the release at `location`

@@ -7,6 +7,7 @@
 //! load error: such a dataset is reported and excluded later (deny by default), which is
 //! what an imported prototype registry looks like until a human fills the gaps.
 
+mod container;
 pub mod import;
 mod mapping;
 mod matcher;
@@ -19,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::config::{ConfigError, line_col, parse_toml};
+use crate::config::parse::{ConfigError, line_col, parse_toml};
 use crate::digest::sha256;
 
+pub use container::Container;
 pub use mapping::{PairMapping, TurnMapping, path_segments};
 pub use matcher::{KeyMatcher, is_glob};
 
@@ -229,7 +231,7 @@ pub struct Dataset {
     pub exclude: Vec<String>,
     pub format: SourceFormat,
     /// How the bytes are laid out; `None` means from the format and file extension.
-    pub container: Option<crate::source::Container>,
+    pub container: Option<Container>,
     pub fields: Fields,
     /// Speaker label → `system|user|assistant`, for sources that name speakers.
     pub speaker_roles: BTreeMap<String, String>,
@@ -272,7 +274,7 @@ struct DatasetEntry {
     exclude: Vec<String>,
     format: SourceFormat,
     #[serde(default)]
-    container: Option<crate::source::Container>,
+    container: Option<Container>,
     #[serde(default)]
     fields: Fields,
     #[serde(default)]
@@ -557,8 +559,7 @@ impl Registry {
             }
             let source_fields_line = e.source_fields.as_ref().map_or(at, |s| line(s.span()));
             let source_fields = e.source_fields.map(Spanned::into_inner).unwrap_or_default();
-            if e.container == Some(crate::source::Container::Parquet) && !e.format.is_json_family()
-            {
+            if e.container == Some(Container::Parquet) && !e.format.is_json_family() {
                 problem(
                     at,
                     format!("{field}.container"),

@@ -21,48 +21,12 @@ use std::io::{self, BufRead, BufReader, Read};
 use serde::{Deserialize, Serialize};
 
 use crate::record::{MergePolicy, Message, Role, normalise};
-use crate::registry::{Dataset, SourceFormat};
+use crate::registry::Dataset;
 use compression::{Compression, Decompressed};
 
 pub use html::strip_html;
 
-/// How an object's bytes are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Container {
-    /// One JSON record per line.
-    Jsonl,
-    /// One JSON document: an array of records, or an object wrapping one.
-    Json,
-    Csv,
-    Text,
-    /// Apache Parquet, read by ranges (see [`parquet`]); for the JSON-family formats.
-    Parquet,
-}
-
-impl Container {
-    /// The container of `key` for `dataset`: the registry's explicit choice, else the format
-    /// and the file extension.
-    pub fn of(dataset: &Dataset, key: &str) -> Container {
-        if let Some(c) = dataset.container {
-            return c;
-        }
-        if dataset.format.is_json_family() && key.to_ascii_lowercase().ends_with(".parquet") {
-            return Container::Parquet;
-        }
-        match dataset.format {
-            SourceFormat::CsvColumns | SourceFormat::UtteranceCsv => Container::Csv,
-            SourceFormat::TextTranscript => Container::Text,
-            _ => {
-                if key.to_ascii_lowercase().ends_with(".json") {
-                    Container::Json
-                } else {
-                    Container::Jsonl
-                }
-            }
-        }
-    }
-}
+pub use crate::registry::Container;
 
 /// Memory and policy bounds for adapters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod lines;
 mod list;
+mod observe;
 mod open;
 mod ranges;
 
@@ -27,8 +28,6 @@ use object_store::{
 };
 use tokio::runtime::Runtime;
 
-use crate::audit::{Action, AuditLog, Event};
-
 pub use config::{
     Backend, Credentials, S3Config, Secret, ServerSideEncryption, StoreConfig, StoreDescription,
     Timeouts,
@@ -37,6 +36,7 @@ pub use error::StoreError;
 pub use lines::{Line, LineReader};
 pub use list::escape_key;
 use list::object_key;
+pub use observe::{Access, Event, StoreObserver};
 pub use ranges::RangeReader;
 
 /// A fault-injection hook for the crash tests: with `GATEHOUSE_TEST_ABORT_AFTER_WRITES=N`
@@ -88,8 +88,8 @@ pub struct Store {
     lister: open::Lister,
     runtime: Arc<Runtime>,
     config: StoreConfig,
-    /// The audit log every read, write and listing is recorded in, when set.
-    audit: Option<Arc<AuditLog>>,
+    /// Told of every read, write, delete and listing, when set (the audit log).
+    observer: Option<Arc<dyn StoreObserver>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -139,34 +139,29 @@ impl Store {
             lister: open::Lister::Generic,
             runtime: Arc::new(runtime),
             config,
-            audit: None,
+            observer: None,
         })
     }
 
-    /// This store, recording every read, write, delete and listing in `log`.
-    pub fn with_audit(&self, log: Arc<AuditLog>) -> Self {
+    /// This store, telling `observer` of every read, write, delete and listing.
+    pub fn observed_by(&self, observer: Arc<dyn StoreObserver>) -> Self {
         Self {
-            audit: Some(log),
+            observer: Some(observer),
             ..self.clone()
         }
     }
 
-    /// This store without auditing.
-    pub fn without_audit(&self) -> Self {
+    /// This store, unobserved (the audit log writes itself through it).
+    pub fn unobserved(&self) -> Self {
         Self {
-            audit: None,
+            observer: None,
             ..self.clone()
         }
     }
 
-    /// The audit log this store records into, if any.
-    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
-        self.audit.as_ref()
-    }
-
-    fn note(&self, action: Action, event: impl FnOnce() -> Event) {
-        if let Some(log) = &self.audit {
-            log.record(action, event());
+    fn note(&self, access: Access, event: impl FnOnce() -> Event) {
+        if let Some(o) = &self.observer {
+            o.observe(access, event());
         }
     }
 
@@ -209,7 +204,7 @@ impl Store {
     /// (a control character, an empty or `.` segment) is left out, logged by name and kept
     /// in [`ObjectList::unusable`]; it does not end the listing.
     pub fn list(&self, prefix: &str) -> ObjectList {
-        self.note(Action::List, || Event::key(prefix));
+        self.note(Access::List, || Event::key(prefix));
         let source = match &self.lister {
             open::Lister::Local(root) => {
                 list::Source::Local(Box::new(list::LocalWalk::new(root.clone(), prefix)))
@@ -279,7 +274,7 @@ impl Store {
             .map_err(|e| StoreError::classify("read", self.locate(key), e))?;
         // The store's identity of what was read; hashing here would hash every shard a
         // second time (the readers that need a sha256 compute it).
-        self.note(Action::Read, || Event {
+        self.note(Access::Read, || Event {
             bytes: Some(bytes.len() as u64),
             etag,
             ..Event::key(key)
@@ -297,7 +292,7 @@ impl Store {
             .block_on(self.inner.get(&path))
             .map_err(|e| StoreError::classify("read", target.clone(), e))?;
         let size = result.meta.size;
-        self.note(Action::Read, || Event {
+        self.note(Access::Read, || Event {
             bytes: Some(size),
             etag: result.meta.e_tag.clone(),
             ..Event::key(key)
@@ -331,11 +326,11 @@ impl Store {
 
     fn put_with(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<(), StoreError> {
         let (op, action) = match mode {
-            PutMode::Create => ("create-only write", Action::Create),
-            _ => ("write", Action::Write),
+            PutMode::Create => ("create-only write", Access::Create),
+            _ => ("write", Access::Write),
         };
         // Whole-object puts are reports and markers: small, so the log carries their sha256.
-        let event = self.audit.as_ref().map(|_| Event {
+        let event = self.observer.as_ref().map(|_| Event {
             bytes: Some(bytes.len() as u64),
             sha256: Some(crate::digest::sha256(&bytes)),
             ..Event::key(key)
@@ -377,10 +372,10 @@ impl Store {
             runtime: Arc::clone(&self.runtime),
             target: self.locate(key),
             written: 0,
-            audit: self
-                .audit
+            observer: self
+                .observer
                 .as_ref()
-                .map(|log| (Arc::clone(log), key.to_string())),
+                .map(|o| (Arc::clone(o), key.to_string())),
         }
     }
 
@@ -391,7 +386,7 @@ impl Store {
         self.runtime
             .block_on(self.inner.delete(&path))
             .map_err(|e| StoreError::classify("delete", self.locate(key), e))?;
-        self.note(Action::Delete, || Event::key(key));
+        self.note(Access::Delete, || Event::key(key));
         fault::wrote();
         Ok(())
     }
@@ -539,9 +534,9 @@ pub struct ObjectWriter {
     runtime: Arc<Runtime>,
     target: String,
     written: u64,
-    /// The audit log and key to record the finished write under. Streamed writes (shards,
-    /// Parquet) record their size; their sha256 is in the manifest, which the log hashes.
-    audit: Option<(Arc<AuditLog>, String)>,
+    /// The observer and key to report the finished write under. Streamed writes (shards,
+    /// Parquet) report their size; their sha256 is in the manifest, which the log hashes.
+    observer: Option<(Arc<dyn StoreObserver>, String)>,
 }
 
 impl std::fmt::Debug for ObjectWriter {
@@ -564,9 +559,9 @@ impl ObjectWriter {
             target: self.target.clone(),
             source,
         })?;
-        if let Some((log, key)) = self.audit.take() {
-            log.record(
-                Action::Write,
+        if let Some((observer, key)) = self.observer.take() {
+            observer.observe(
+                Access::Write,
                 Event {
                     bytes: Some(self.written),
                     ..Event::key(&key)

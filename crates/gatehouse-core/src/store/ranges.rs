@@ -9,8 +9,8 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange};
 
+use super::{Access, Event};
 use super::{Store, StoreError, object_key};
-use crate::audit::{Action, Event};
 
 /// See the module docs. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ impl Store {
     pub fn open_ranges(&self, key: &str) -> Result<RangeReader, StoreError> {
         let path = object_key(key)?;
         let info = self.head(key)?;
-        self.note(Action::Read, || Event {
+        self.note(Access::Read, || Event {
             bytes: Some(info.size),
             etag: info.etag.clone(),
             ..Event::key(key)

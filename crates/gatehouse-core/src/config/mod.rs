@@ -11,12 +11,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
 
 use crate::store::{
     Backend, Credentials, S3Config, Secret, ServerSideEncryption, StoreConfig, Timeouts,
 };
 use crate::waiver::Waiver;
+
+pub mod parse;
+pub use parse::{ConfigError, SettingOrigin, line_col, parse_toml};
+
+pub use crate::coverage::CoverageConfig;
 
 /// The config file looked for in the working directory when `--config` is not given.
 pub const CONFIG_FILE_NAME: &str = "gatehouse.toml";
@@ -165,25 +169,6 @@ pub enum SseKind {
     Kms,
 }
 
-/// `[coverage]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CoverageConfig {
-    /// Evidence keys listed per dataset (the first ones in key order).
-    pub evidence_keys: usize,
-    /// Unmapped keys listed as examples (the first ones in key order).
-    pub unmapped_examples: usize,
-}
-
-impl Default for CoverageConfig {
-    fn default() -> Self {
-        Self {
-            evidence_keys: 5,
-            unmapped_examples: 20,
-        }
-    }
-}
-
 /// What the command line said; `None` means "not given".
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -198,16 +183,6 @@ pub struct Overrides {
     /// `o200k_base`, `cl100k_base` or a `tokenizer.json` path (relative to the working
     /// directory).
     pub tokenizer: Option<String>,
-}
-
-/// Where one resolved setting came from, for `gatehouse doctor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SettingOrigin {
-    pub setting: &'static str,
-    /// The value, or `(set)` for secrets.
-    pub value: String,
-    /// `--flag`, an environment variable's name, `gatehouse.toml` or `default`.
-    pub from: String,
 }
 
 /// The fully resolved configuration a command runs with.
@@ -236,6 +211,24 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The gates' settings; `detector` is the run's one detector
+    /// ([`crate::privacy::PrivacyConfig::detector`]).
+    pub fn gate_policy<'a>(
+        &'a self,
+        detector: &'a gatehouse_text::pii::Detector,
+    ) -> crate::gates::Policy<'a> {
+        crate::gates::Policy {
+            config: &self.gates,
+            waivers: &self.waivers,
+            as_of: self.as_of,
+            limits: &self.build.limits,
+            dedup: &self.build.dedup,
+            tokenizer: &self.build.tokenizer,
+            detector,
+            evaluation: &self.privacy.evaluation,
+        }
+    }
+
     /// Every problem of the policy settings, checked together before anything runs, so a
     /// `release --dry-run` that exits 0 means the run will not stop on its configuration.
     /// (Each stage still checks its own settings when run alone.)
@@ -282,73 +275,6 @@ impl Settings {
         });
         crate::digest::sha256(policy.to_string().as_bytes())
     }
-}
-
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("{message}")]
-    Invalid {
-        message: String,
-        hint: Option<String>,
-    },
-}
-
-impl ConfigError {
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            ConfigError::Invalid { hint, .. } => hint.clone(),
-            ConfigError::Parse { .. } => {
-                Some("see the configuration reference in README.md for the accepted keys".into())
-            }
-            ConfigError::Read { .. } => {
-                Some("pass --config PATH or set GATEHOUSE_CONFIG to an existing file".into())
-            }
-        }
-    }
-
-    fn invalid(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            message: message.into(),
-            hint: Some(hint.into()),
-        }
-    }
-}
-
-/// 1-based line and column of a byte offset in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// Parses TOML into `T`, turning errors into `path:line:column: message`.
-pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
-    path: &Path,
-    text: &str,
-) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        ConfigError::Parse {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }
-    })
 }
 
 struct Resolver<'a> {
