@@ -1030,7 +1030,7 @@ fn qa_stage(
     Ok(QaStage {
         drawn,
         review_types_without_samples,
-        gate: crate::qa::gate(store, registry, location, &settings.qa, max_line)?,
+        gate: crate::qa::gate(store, registry, location, &settings.qa)?,
     })
 }
 

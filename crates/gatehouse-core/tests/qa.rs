@@ -376,7 +376,7 @@ fn reviews_that_do_not_fit_the_release_are_refused() {
 }
 
 #[test]
-fn the_qa_gate_redraws_the_packets_and_refuses_edited_ones() {
+fn the_qa_gate_refuses_packets_edited_to_fewer_samples() {
     let (store, _) = built();
     let reg = registry(&registry_text());
     let config = counting_attested();
@@ -384,7 +384,7 @@ fn the_qa_gate_redraws_the_packets_and_refuses_edited_ones() {
     let key = format!("{LOC}qa/qa_samples.json");
     let mut packets: Value = serde_json::from_str(&text(&store, &key)).unwrap();
     assert!(matches!(
-        qa::gate(&store, &reg, LOC, &config, MAX_LINE).unwrap(),
+        qa::gate(&store, &reg, LOC, &config).unwrap(),
         qa::QaGate::Awaiting { .. }
     ));
     // Fewer samples to review, the digest kept: the gate notices.
@@ -393,12 +393,128 @@ fn the_qa_gate_redraws_the_packets_and_refuses_edited_ones() {
         .put(&key, serde_json::to_vec(&packets).unwrap())
         .unwrap();
     qa::signoff(&store, LOC, &config).unwrap();
-    match qa::gate(&store, &reg, LOC, &config, MAX_LINE).unwrap() {
+    match qa::gate(&store, &reg, LOC, &config).unwrap() {
         qa::QaGate::NotApproved { reasons, .. } => {
             assert!(reasons[0].contains("is not the draw"), "{reasons:?}");
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The gate works from the stored packets: without any, or with packets bound to another
+/// manifest digest, it fails closed, naming the file and the command that draws them.
+#[test]
+fn the_qa_gate_fails_closed_without_packets_of_this_manifest() {
+    let (store, _) = built();
+    let reg = registry(&registry_text());
+    let config = counting_attested();
+    let key = format!("{LOC}qa/qa_samples.json");
+    let draw_them = "gatehouse qa sample --release-version v2026-11-25";
+    let err = qa::gate(&store, &reg, LOC, &config).unwrap_err();
+    assert!(matches!(err, QaError::NoPackets { .. }), "{err}");
+    assert!(err.to_string().contains(&key), "{err}");
+    assert!(err.to_string().contains(draw_them), "{err}");
+
+    qa::sample(&store, &reg, LOC, &config, MAX_LINE).unwrap();
+    qa::signoff(&store, LOC, &config).unwrap();
+    let mut packets: Value = serde_json::from_str(&text(&store, &key)).unwrap();
+    packets["release_digest"] = format!("sha256:{}", "0".repeat(64)).into();
+    store
+        .put(&key, serde_json::to_vec(&packets).unwrap())
+        .unwrap();
+    let err = qa::gate(&store, &reg, LOC, &config).unwrap_err();
+    assert!(matches!(err, QaError::StalePackets { .. }), "{err}");
+    assert!(err.to_string().contains(&key), "{err}");
+    assert!(err.hint().unwrap().contains(draw_them), "{:?}", err.hint());
+
+    store.delete(&key).unwrap();
+    let err = qa::gate(&store, &reg, LOC, &config).unwrap_err();
+    assert!(matches!(err, QaError::NoPackets { .. }), "{err}");
+}
+
+/// Issue 20: the gate reads the drawn packets instead of drawing them again, so it reads no
+/// shard: with every shard gone an approved signoff still passes. Packets that are not the
+/// draw of the rule over this manifest still fail it.
+#[test]
+fn the_qa_gate_reads_the_stored_packets_not_the_shards() {
+    let (store, _) = gated();
+    let reg = registry(&registry_text());
+    let config = counting_attested();
+    let packets = qa::sample(&store, &reg, LOC, &config, MAX_LINE)
+        .unwrap()
+        .samples;
+    for (who, t) in [
+        ("dr-a", ReviewType::ClinicianFoundation),
+        ("dr-b", ReviewType::ClinicianFoundation),
+        ("dr-c", ReviewType::ClinicianEdge),
+        ("dr-d", ReviewType::ClinicianEdge),
+        ("rev-e", ReviewType::BiasCultural),
+    ] {
+        import(&store, &review_file(&store, &packets, &config, who, t, 9.0)).unwrap();
+    }
+    import(&store, &spot_check_file(&store, &packets, "priv-f", &[])).unwrap();
+    let (s, _) = qa::signoff(&store, LOC, &config).unwrap();
+    assert_eq!(s.decision, "approved", "{:?}", s.reasons);
+
+    let manifest: Value =
+        serde_json::from_str(&text(&store, &format!("{LOC}manifest.json"))).unwrap();
+    let mut shards = 0;
+    for split in manifest["contents"].as_array().unwrap() {
+        for shard in split["shards"].as_array().unwrap() {
+            store.delete(shard["key"].as_str().unwrap()).unwrap();
+            shards += 1;
+        }
+    }
+    assert!(shards > 0);
+    let gate = qa::gate(&store, &reg, LOC, &config).unwrap();
+    assert!(gate.passed(), "{gate:?}");
+
+    let not_the_draw = |config: &QaConfig| match qa::gate(&store, &reg, LOC, config).unwrap() {
+        qa::QaGate::NotApproved { reasons, .. } => reasons[0].contains("is not the draw"),
+        _ => false,
+    };
+    // Another seed draws other records.
+    let mut reseeded = config.clone();
+    reseeded.sample.seed = 2;
+    assert!(not_the_draw(&reseeded));
+    // A rule that gives other group sizes draws otherwise; one that gives the same sizes
+    // draws the same packets, which still pass, as when the gate drew them again.
+    let mut more = config.clone();
+    more.sample.min = 6;
+    assert!(not_the_draw(&more));
+    let mut same = config.clone();
+    same.sample.max = 60;
+    assert!(qa::gate(&store, &reg, LOC, &same).unwrap().passed());
+    // Edits that keep every reviewed sample id: a record swapped under a sample id, a sample
+    // moved to another group, the spot-check's draw changed.
+    let key = format!("{LOC}qa/qa_samples.json");
+    let original = text(&store, &key);
+    let edited = |edit: &dyn Fn(&mut Value)| {
+        let mut v: Value = serde_json::from_str(&original).unwrap();
+        edit(&mut v);
+        store.put(&key, serde_json::to_vec(&v).unwrap()).unwrap();
+        let refused = not_the_draw(&config);
+        store.put(&key, original.clone().into_bytes()).unwrap();
+        refused
+    };
+    assert!(edited(
+        &|v| v["samples"][0]["record_id"] = "another-record".into()
+    ));
+    assert!(edited(&|v| {
+        let other = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| {
+                g["review_types"] == v["samples"][0]["review_types"]
+                    && g["split"] != v["samples"][0]["split"]
+            })
+            .map(|g| g["split"].clone())
+            .unwrap();
+        v["samples"][0]["split"] = other;
+    }));
+    assert!(edited(&|v| v["privacy_spot_check"]["seed"] = 99.into()));
+    assert!(qa::gate(&store, &reg, LOC, &config).unwrap().passed());
 }
 
 #[test]
