@@ -12,10 +12,10 @@ use std::path::Path;
 
 /// Layers, lowest first. A module path is placed by its longest prefix in this table.
 const LAYERS: &[&[&str]] = &[
-    // The vocabulary: names, digests, the wire types and the parsing of config files.
+    // The vocabulary: names, digests, findings and the parsing of config files.
     &["digest", "layout"],
     &["waiver", "record", "config::parse"],
-    &["report", "contract"],
+    &["report"],
     // The store, and what observes it.
     &["store"],
     &["audit", "resume"],

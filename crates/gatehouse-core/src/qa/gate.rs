@@ -64,7 +64,7 @@ pub fn gate(
     let digest = packets.release_digest.clone();
     let samples = packets.facts();
     let invited = reviewers::load(store, location, &digest)?.reviewers;
-    let key = format!("{location}qa/signoff_record.json");
+    let key = crate::layout::SIGNOFF_RECORD.at(location);
     let stored = match store.get_bytes(&key) {
         Ok(b) => Some(b),
         Err(StoreError::NotFound { .. }) => None,

@@ -324,7 +324,8 @@ pub fn submit(
 /// Where a reviewer's file is kept: one per reviewer.
 fn review_key(location: &str, review_type: ReviewType, reviewer_id: &str) -> String {
     format!(
-        "{location}qa/reviews/{}-{reviewer_id}.json",
+        "{}{}-{reviewer_id}.json",
+        crate::layout::REVIEWS.at(location),
         review_type.as_str()
     )
 }
@@ -332,7 +333,8 @@ fn review_key(location: &str, review_type: ReviewType, reviewer_id: &str) -> Str
 /// Where the proof of who made a review file is kept ([`proof::Proof`]).
 fn proof_key(location: &str, review_type: ReviewType, reviewer_id: &str) -> String {
     format!(
-        "{location}qa/review_proofs/{}-{reviewer_id}.json",
+        "{}{}-{reviewer_id}.json",
+        crate::layout::REVIEW_PROOFS.at(location),
         review_type.as_str()
     )
 }
@@ -436,7 +438,7 @@ pub(super) fn stored_reviews(
     invited: &[reviewers::Reviewer],
     config: &QaConfig,
 ) -> Result<Stored, QaError> {
-    let prefix = format!("{location}qa/reviews/");
+    let prefix = crate::layout::REVIEWS.at(location);
     let mut keys = Vec::new();
     for info in store.list(&prefix) {
         let info = info?;

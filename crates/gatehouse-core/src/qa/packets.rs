@@ -120,13 +120,13 @@ pub(super) fn read(store: &Store, location: &str) -> Result<StoredPackets, QaErr
         #[serde(default)]
         content: String,
     }
-    let manifest_key = format!("{location}manifest.json");
+    let manifest_key = crate::layout::MANIFEST.at(location);
     let current = match store.get_bytes(&manifest_key) {
         Ok(b) => sha256(&b),
         Err(StoreError::NotFound { .. }) => return Err(QaError::NotBuilt { key: manifest_key }),
         Err(e) => return Err(e.into()),
     };
-    let key = format!("{location}qa/qa_samples.json");
+    let key = crate::layout::QA_SAMPLES.at(location);
     let bytes = match store.get_bytes(&key) {
         Ok(b) => b,
         Err(StoreError::NotFound { .. }) => {
@@ -205,7 +205,7 @@ pub(super) fn is_the_draw(
     if digest != packets.release_digest {
         // Rebuilt since the packets were read.
         return Err(QaError::StalePackets {
-            key: format!("{location}qa/qa_samples.json"),
+            key: crate::layout::QA_SAMPLES.at(location),
             packets: packets.release_digest.clone(),
             current: digest,
             version: super::version_of(location),

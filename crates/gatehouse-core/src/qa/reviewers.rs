@@ -77,7 +77,7 @@ pub struct Invitation {
 }
 
 pub fn reviewers_key(location: &str) -> String {
-    format!("{location}qa/reviewers.json")
+    crate::layout::REVIEWERS.at(location)
 }
 
 /// The token's stored form.

@@ -181,15 +181,18 @@ pub fn sample(
     let mut written = Vec::new();
     // The packets last: their presence is what says the QA draw is complete, so a run cut
     // short between these writes draws again.
-    for (name, bytes) in [
+    for (file, bytes) in [
         (
-            "qa/review_template.json",
+            crate::layout::REVIEW_TEMPLATE,
             json("the review template", &template)?,
         ),
-        ("qa/review_template.csv", template_csv(&template, config)?),
-        ("qa/qa_samples.json", json("the QA samples", &qa)?),
+        (
+            crate::layout::REVIEW_TEMPLATE_CSV,
+            template_csv(&template, config)?,
+        ),
+        (crate::layout::QA_SAMPLES, json("the QA samples", &qa)?),
     ] {
-        let key = format!("{location}{name}");
+        let key = file.at(location);
         store.put(&key, bytes)?;
         written.push(key);
     }
@@ -270,7 +273,7 @@ struct ManifestShard {
 
 /// The manifest of the release at `location`, and its digest.
 pub(super) fn read_manifest(store: &Store, location: &str) -> Result<(Manifest, String), QaError> {
-    let manifest_key = format!("{location}manifest.json");
+    let manifest_key = crate::layout::MANIFEST.at(location);
     let bytes = match store.get_bytes(&manifest_key) {
         Ok(b) => b,
         Err(StoreError::NotFound { .. }) => return Err(QaError::NotBuilt { key: manifest_key }),
@@ -446,7 +449,7 @@ impl<'a> Pass<'a> {
     fn finish(self, location: &str) -> Result<Vec<SampleItem>, QaError> {
         if self.spot_items.len() != self.wanted_spot.len() {
             return Err(QaError::SpotCheckMismatch {
-                key: format!("{location}gates/pii_detection_report.json"),
+                key: crate::layout::PII_REPORT.at(location),
                 missing: self.wanted_spot.len() - self.spot_items.len(),
             });
         }

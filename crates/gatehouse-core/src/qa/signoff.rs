@@ -184,7 +184,7 @@ pub fn signoff(
         spot.is_some(),
     );
     let mut written = Vec::new();
-    let key = format!("{location}qa/signoff_record.json");
+    let key = crate::layout::SIGNOFF_RECORD.at(location);
     store.put(&key, json("the signoff record", &record)?)?;
     written.push(key);
     let blocklist = crate::build::blocklist::BlocklistFile {
@@ -202,7 +202,7 @@ pub fn signoff(
             .collect(),
     };
     let bytes = json("the blocklist", &blocklist)?;
-    let key = format!("{location}qa/blocklist.json");
+    let key = crate::layout::QA_BLOCKLIST.at(location);
     store.put(&key, bytes.clone())?;
     written.push(key);
     // Where every later build looks; one file per signed-off digest, and only when

@@ -230,7 +230,7 @@ pub fn gate_sample(
         key: String,
         ids: Vec<String>,
     }
-    let key = format!("{location}gates/pii_detection_report.json");
+    let key = crate::layout::PII_REPORT.at(location);
     let bytes = match store.get_bytes(&key) {
         Ok(b) => b,
         Err(StoreError::NotFound { .. }) => return Ok(None),
