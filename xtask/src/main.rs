@@ -17,7 +17,9 @@
 //! - `cargo xtask pin [--size 100k] [--write]` releases a generated store to the QA stop in a
 //!   fixed directory and compares every file of the release with `xtask/pins/<size>.txt`: the
 //!   bytes a refactor must not change.
-//! - `cargo xtask ci` runs what CI runs locally: fmt check, clippy, tests.
+//! - `cargo xtask docs [--check]` rewrites the README's tables of finding codes from the
+//!   registry in `gatehouse_core::report::codes` (`--check`: fails, naming the stale table).
+//! - `cargo xtask ci` runs what CI runs locally: fmt check, code tables, clippy, tests.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use gatehouse_synth::{Corpus, Family};
 mod bench_e2e;
 mod bench_pii;
 mod bench_record;
+mod docs;
 mod pin;
 use bench_e2e::bench_e2e;
 use bench_pii::bench_pii;
@@ -39,7 +42,8 @@ use bench_record::bench_record;
 const USAGE: &str = "usage: cargo xtask <sample | gen --out FILE --conversations N [--seed S] \
      | bench pii [--conversations N] [--seed S] [--dates birth|all] [--pii-dev DIR] \
      | bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S] [--keep] \
-     | bench record [--mb 10,30,60] [--work DIR] | pin [--size 100k] [--write] | ci>";
+     | bench record [--mb 10,30,60] [--work DIR] | pin [--size 100k] [--write] | docs [--check] \
+     | ci>";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -52,6 +56,7 @@ fn main() -> Result<()> {
             bench_record(&args[2..])
         }
         Some("pin") => pin::pin(&args[1..]),
+        Some("docs") => docs::docs(&args[1..]),
         Some("ci") => ci(),
         _ => bail!(USAGE),
     }
@@ -112,6 +117,7 @@ fn ci() -> Result<()> {
         Ok(())
     };
     run(&["fmt", "--all", "--", "--check"])?;
+    docs::docs(&["--check".to_string()])?;
     run(&[
         "clippy",
         "--workspace",

@@ -2,9 +2,14 @@
 //!
 //! Reports are versioned wire types (`schema_version`) serialised as JSON; Markdown and HTML
 //! are renderings of that JSON, never a second source of truth. Findings carry locators
-//! (names, keys, `key:line`), never record content.
+//! (names, keys, `key:line`), never record content. Every code a finding can carry is
+//! declared, with its documentation, in [`codes`].
+
+pub mod codes;
 
 use serde::{Deserialize, Serialize};
+
+pub use codes::Code;
 
 use crate::waiver::WaiverUse;
 
@@ -52,9 +57,9 @@ impl Severity {
 /// One finding: a stable code, what it is about, and a content-free message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// Stable code, e.g. `COV001`.
+    /// Stable code, e.g. `COV001`: a [`Code`]'s id.
     pub code: &'static str,
-    /// Stable short name, e.g. `required-family-missing`.
+    /// Stable short name, e.g. `required-family-missing`: the [`Code`]'s name.
     pub name: &'static str,
     pub severity: Severity,
     /// What it is about: a family, dataset, key or `key:line`.
@@ -63,6 +68,20 @@ pub struct Finding {
     /// The waiver that downgraded it, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiver: Option<WaiverUse>,
+}
+
+impl Finding {
+    /// A finding of `code` (no waiver).
+    pub fn new(code: &Code, severity: Severity, subject: String, message: String) -> Self {
+        Finding {
+            code: code.id,
+            name: code.name,
+            severity,
+            subject,
+            message,
+            waiver: None,
+        }
+    }
 }
 
 /// The verdict implied by a set of findings.

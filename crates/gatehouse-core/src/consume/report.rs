@@ -9,7 +9,13 @@ use serde::{Deserialize, Serialize};
 use super::batches::{self, BatchPlan, Item};
 use super::open::{Binding, ConsumeError, ManifestShard, OpenRelease, Record};
 use crate::build::split::Split;
-use crate::report::{Severity, Verdict, generated_by};
+use crate::report::codes::consume::{
+    DIGEST_UNBOUND, NOT_A_CONTRACT_RECORD, OVER_MAX_SEQ_LENGTH, PARQUET_NOT_AS_MANIFEST,
+    RECORDS_NOT_ROUTED, RELEASE_FAMILY_NOT_ROUTED, ROUTING_FAMILY_NOT_IN_RELEASE,
+    ROUTING_STAGE_MISMATCH, SHARD_MISSING, SHARD_NOT_AS_MANIFEST, TOKENIZER_DIFFERS,
+    WEIGHTS_NOT_NORMALISED,
+};
+use crate::report::{Code, Severity, Verdict, generated_by};
 use gatehouse_text::{TokenCounter, TokenizerSpec};
 
 /// Report schema version.
@@ -289,10 +295,10 @@ fn parquet_problem(store: &crate::store::Store, shard: &ManifestShard) -> Option
     }
 }
 
-fn finding(code: &'static str, name: &'static str, severity: Severity, message: String) -> Finding {
+fn finding(code: &Code, severity: Severity, message: String) -> Finding {
     Finding {
-        code,
-        name,
+        code: code.id,
+        name: code.name,
         severity,
         message,
         evidence: Vec::new(),
@@ -320,16 +326,14 @@ pub fn run(
 
     if release.binding == Binding::Unbound {
         findings.push(finding(
-            "CON008",
-            "digest-unbound",
+            &DIGEST_UNBOUND,
             Severity::Warning,
             "a draft without a signoff or publication: its digest is computed but nothing binds it yet".into(),
         ));
     }
     if tokens.label() != release.manifest.tokens.tokenizer {
         findings.push(finding(
-            "CON007",
-            "tokenizer-differs",
+            &TOKENIZER_DIFFERS,
             Severity::Error,
             format!(
                 "the configured tokenizer is {}, the release was counted with {}: training would see different lengths",
@@ -363,8 +367,7 @@ pub fn run(
     for f in in_routing.difference(&in_manifest) {
         consistent = false;
         findings.push(finding(
-            "CON005",
-            "routing-family-not-in-release",
+            &ROUTING_FAMILY_NOT_IN_RELEASE,
             Severity::Error,
             format!(
                 "{} names family {f}, which has no records in the manifest",
@@ -375,8 +378,7 @@ pub fn run(
     for f in in_manifest.difference(&in_routing) {
         consistent = false;
         findings.push(finding(
-            "CON005",
-            "release-family-not-routed",
+            &RELEASE_FAMILY_NOT_ROUTED,
             Severity::Error,
             format!("family {f} has records in the manifest but no weight in {location}routing_config.json"),
         ));
@@ -384,8 +386,7 @@ pub fn run(
     for f in in_routing.symmetric_difference(&staged) {
         consistent = false;
         findings.push(finding(
-            "CON005",
-            "routing-stage-mismatch",
+            &ROUTING_STAGE_MISMATCH,
             Severity::Error,
             format!("family {f} is in routing_config.json's families or stages, not both"),
         ));
@@ -393,8 +394,7 @@ pub fn run(
     if (weights_sum - 1.0).abs() > 1e-4 || release.routing.families.iter().any(|f| f.weight < 0.0) {
         consistent = false;
         findings.push(finding(
-            "CON006",
-            "weights-not-normalised",
+            &WEIGHTS_NOT_NORMALISED,
             Severity::Error,
             format!("routing weights sum to {weights_sum:.6}, not 1"),
         ));
@@ -436,19 +436,18 @@ pub fn run(
         bad_total += o.bad_count;
         bad_listed.extend(o.bad);
         if let Some(e) = o.error {
-            let (code, name) = match &e {
-                ConsumeError::MissingShard { .. } => ("CON001", "shard-missing"),
-                _ => ("CON002", "shard-not-as-manifest"),
+            let code = match &e {
+                ConsumeError::MissingShard { .. } => &SHARD_MISSING,
+                _ => &SHARD_NOT_AS_MANIFEST,
             };
-            findings.push(finding(code, name, Severity::Error, e.to_string()));
+            findings.push(finding(code, Severity::Error, e.to_string()));
         }
         items.extend(o.items);
         shards.push(o.result);
     }
     if bad_total > 0 {
         let mut f = finding(
-            "CON004",
-            "not-a-contract-record",
+            &NOT_A_CONTRACT_RECORD,
             Severity::Error,
             format!("{bad_total} line(s) are not records of the export contract"),
         );
@@ -461,8 +460,7 @@ pub fn run(
     }
     if over_count > 0 {
         let mut f = finding(
-            "CON009",
-            "over-max-seq-length",
+            &OVER_MAX_SEQ_LENGTH,
             Severity::Warning,
             format!(
                 "{over_count} conversation(s) render to more than {} tokens: training truncates or drops them",
@@ -484,20 +482,14 @@ pub fn run(
         .filter_map(|(_, shard)| parquet_problem(store, shard))
         .collect();
     for p in parquet_problems {
-        findings.push(finding(
-            "CON010",
-            "parquet-not-as-manifest",
-            Severity::Error,
-            p,
-        ));
+        findings.push(finding(&PARQUET_NOT_AS_MANIFEST, Severity::Error, p));
     }
     let records_read: u64 = splits.values().map(|s| s.records).sum();
     let tokens_read: u64 = splits.values().map(|s| s.tokens).sum();
     let plan = batches::plan(items, &release.routing, config.batch_size);
     if plan.unrouted_records > 0 {
         findings.push(finding(
-            "CON005",
-            "records-not-routed",
+            &RECORDS_NOT_ROUTED,
             Severity::Error,
             format!(
                 "{} training record(s) belong to no stage of the routing config",

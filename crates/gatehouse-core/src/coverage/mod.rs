@@ -15,7 +15,11 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::registry::{Holdout, Registry};
-use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
+use crate::report::codes::coverage::{
+    DATASET_EMPTY, FAMILY_PARTIAL, MISSING_LICENCE, MISSING_PROVENANCE, OPTIONAL_FAMILY_MISSING,
+    REQUIRED_FAMILY_MISSING, UNMAPPED_OBJECTS, UNUSABLE_KEYS,
+};
+use crate::report::{Code, Finding, Severity, Verdict, generated_by, verdict_of};
 use crate::store::{Store, StoreDescription, StoreError};
 use crate::waiver::{self, Subject, Waiver, WaiverStatus, WaiverUse};
 
@@ -42,27 +46,6 @@ impl Default for CoverageConfig {
 
 /// Coverage report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Finding codes of the coverage stage.
-pub mod codes {
-    /// A required family has no objects.
-    pub const REQUIRED_FAMILY_MISSING: (&str, &str) = ("COV001", "required-family-missing");
-    /// Some datasets of a family have objects, others none.
-    pub const FAMILY_PARTIAL: (&str, &str) = ("COV002", "family-partial");
-    /// A dataset's patterns match no object.
-    pub const DATASET_EMPTY: (&str, &str) = ("COV003", "dataset-no-objects");
-    /// Objects that no dataset claims (excluded from the release).
-    pub const UNMAPPED_OBJECTS: (&str, &str) = ("COV004", "unmapped-objects");
-    /// A dataset without a licence tag (excluded by the build, fails the provenance gate).
-    pub const MISSING_LICENCE: (&str, &str) = ("COV005", "dataset-missing-licence");
-    /// A dataset without provenance (excluded by the build, fails the provenance gate).
-    pub const MISSING_PROVENANCE: (&str, &str) = ("COV006", "dataset-missing-provenance");
-    /// An optional family has no objects.
-    pub const OPTIONAL_FAMILY_MISSING: (&str, &str) = ("COV007", "optional-family-missing");
-    /// Objects whose keys cannot be read back (a control character, an empty or `.`
-    /// segment): named (escaped) and excluded.
-    pub const UNUSABLE_KEYS: (&str, &str) = ("COV008", "unusable-keys");
-}
 
 /// Presence of a family in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -346,18 +329,14 @@ pub fn run(
     }
 
     let mut findings = Vec::new();
-    let mut finding = |code: (&'static str, &'static str),
+    let mut finding = |code: &Code,
                        severity: Severity,
                        subject: String,
                        message: String,
                        waiver: Option<WaiverUse>| {
         findings.push(Finding {
-            code: code.0,
-            name: code.1,
-            severity,
-            subject,
-            message,
             waiver,
+            ..Finding::new(code, severity, subject, message)
         });
     };
 
@@ -395,20 +374,22 @@ pub fn run(
             ..Subject::default()
         };
         let code = match status {
-            FamilyStatus::Missing if fam.required => Some(codes::REQUIRED_FAMILY_MISSING),
-            FamilyStatus::Missing => Some(codes::OPTIONAL_FAMILY_MISSING),
-            FamilyStatus::Partial => Some(codes::FAMILY_PARTIAL),
+            FamilyStatus::Missing if fam.required => Some(&REQUIRED_FAMILY_MISSING),
+            FamilyStatus::Missing => Some(&OPTIONAL_FAMILY_MISSING),
+            FamilyStatus::Partial => Some(&FAMILY_PARTIAL),
             _ => None,
         };
-        let waiver = code.and_then(|c| waiver::find(waivers, c.0, subject, as_of));
+        let waiver = code.and_then(|c| waiver::find(waivers, c.id, subject, as_of));
         let waived = waiver
             .as_ref()
             .is_some_and(|w| w.status == WaiverStatus::Applied);
         if let Some(code) = code {
-            let base = match (code, fam.required) {
-                (codes::REQUIRED_FAMILY_MISSING, _) => Severity::Error,
-                (codes::FAMILY_PARTIAL, true) => Severity::Warning,
-                _ => Severity::Info,
+            let base = if *code == REQUIRED_FAMILY_MISSING {
+                Severity::Error
+            } else if *code == FAMILY_PARTIAL && fam.required {
+                Severity::Warning
+            } else {
+                Severity::Info
             };
             let severity = if waived { Severity::Info } else { base };
             let message = match status {
@@ -445,7 +426,7 @@ pub fn run(
     for d in &datasets {
         if d.objects == 0 {
             finding(
-                codes::DATASET_EMPTY,
+                &DATASET_EMPTY,
                 Severity::Warning,
                 d.dataset.clone(),
                 format!("dataset {} matches no object", d.dataset),
@@ -454,7 +435,7 @@ pub fn run(
         }
         if d.license_tag.is_none() {
             finding(
-                codes::MISSING_LICENCE,
+                &MISSING_LICENCE,
                 Severity::Warning,
                 d.dataset.clone(),
                 format!(
@@ -466,7 +447,7 @@ pub fn run(
         }
         if !d.has_provenance {
             finding(
-                codes::MISSING_PROVENANCE,
+                &MISSING_PROVENANCE,
                 Severity::Warning,
                 d.dataset.clone(),
                 format!(
@@ -482,7 +463,7 @@ pub fn run(
         let names = listing.unusable();
         let more = listing.unusable_count() - names.len().min(SHOWN) as u64;
         finding(
-            codes::UNUSABLE_KEYS,
+            &UNUSABLE_KEYS,
             Severity::Warning,
             "(store)".into(),
             format!(
@@ -506,7 +487,7 @@ pub fn run(
     }
     if unmapped.objects > 0 {
         finding(
-            codes::UNMAPPED_OBJECTS,
+            &UNMAPPED_OBJECTS,
             Severity::Warning,
             "(store)".into(),
             format!(

@@ -27,7 +27,11 @@ use super::export::{CheckContext, ExportedRecord};
 use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
 use crate::layout;
-use crate::report::{Finding, Severity};
+use crate::report::codes::distribution::{
+    BAD_BASELINE, MEAN_REGRESSION, NEAR_BOUND, NO_BASELINE, NO_RANGES, OUT_OF_RANGE,
+    SHAPE_REGRESSION,
+};
+use crate::report::{Code, Finding, Severity};
 use crate::store::Store;
 use crate::waiver::{self, Subject, WaiverStatus};
 use gatehouse_text::TokenCounter;
@@ -154,29 +158,6 @@ impl DistributionConfig {
         }
         None
     }
-}
-
-pub const OUT_OF_RANGE: (&str, &str) = ("DIST001", "outside-expected-range");
-pub const NEAR_BOUND: (&str, &str) = ("DIST002", "near-expected-bound");
-pub const MEAN_REGRESSION: (&str, &str) = ("DIST003", "mean-regression");
-pub const SHAPE_REGRESSION: (&str, &str) = ("DIST004", "distribution-shift");
-pub const NO_BASELINE: (&str, &str) = ("DIST005", "no-published-baseline");
-pub const NO_RANGES: (&str, &str) = ("DIST006", "no-expected-ranges");
-pub const BAD_BASELINE: (&str, &str) = ("DIST007", "baseline-unreadable");
-
-fn code_name(code: &str) -> &'static str {
-    [
-        OUT_OF_RANGE,
-        NEAR_BOUND,
-        MEAN_REGRESSION,
-        SHAPE_REGRESSION,
-        NO_BASELINE,
-        NO_RANGES,
-        BAD_BASELINE,
-    ]
-    .iter()
-    .find(|(c, _)| *c == code)
-    .map_or_else(|| super::export::integrity_name(code), |(_, n)| n)
 }
 
 /// Histogram edges: a value `v` falls in bin `i` when `edges[i] <= v < edges[i + 1]`; the
@@ -556,29 +537,25 @@ pub(super) fn report(
             ctx.as_of,
         )
     };
-    let mut push =
-        |code: (&'static str, &'static str), severity: Severity, family: &str, message: String| {
-            let waiver = if severity >= Severity::Warning {
-                waiver_for(code.0, family)
-            } else {
-                None
-            };
-            let applied = waiver
-                .as_ref()
-                .is_some_and(|w| w.status == WaiverStatus::Applied);
-            release.push(Finding {
-                code: code.0,
-                name: code.1,
-                severity: if applied && severity == Severity::Error {
-                    Severity::Warning
-                } else {
-                    severity
-                },
-                subject: family.to_string(),
-                message,
-                waiver,
-            });
+    let mut push = |code: &Code, severity: Severity, family: &str, message: String| {
+        let waiver = if severity >= Severity::Warning {
+            waiver_for(code.id, family)
+        } else {
+            None
         };
+        let applied = waiver
+            .as_ref()
+            .is_some_and(|w| w.status == WaiverStatus::Applied);
+        let severity = if applied && severity == Severity::Error {
+            Severity::Warning
+        } else {
+            severity
+        };
+        release.push(Finding {
+            waiver,
+            ..Finding::new(code, severity, family.to_string(), message)
+        });
+    };
 
     // Expected ranges, per family over all splits.
     let mut range_checks = Vec::new();
@@ -589,7 +566,7 @@ pub(super) fn report(
             .filter(|r| **r != FamilyRanges::default())
         else {
             push(
-                NO_RANGES,
+                &NO_RANGES,
                 Severity::Info,
                 &g.family,
                 format!("family {} has no expected ranges configured", g.family),
@@ -613,7 +590,7 @@ pub(super) fn report(
             };
             match status {
                 "out_of_range" => push(
-                    OUT_OF_RANGE,
+                    &OUT_OF_RANGE,
                     Severity::Error,
                     &g.family,
                     format!(
@@ -622,7 +599,7 @@ pub(super) fn report(
                     ),
                 ),
                 "near_bound" => push(
-                    NEAR_BOUND,
+                    &NEAR_BOUND,
                     Severity::Warning,
                     &g.family,
                     format!(
@@ -648,7 +625,7 @@ pub(super) fn report(
     let mut regression_checks = Vec::new();
     match last_published(store, &manifest.release_version)? {
         None => push(
-            NO_BASELINE,
+            &NO_BASELINE,
             Severity::Info,
             "release",
             "no earlier release is published: this is the first release, with no baseline to compare against".into(),
@@ -662,7 +639,7 @@ pub(super) fn report(
                 .and_then(|b| serde_json::from_slice::<BaselineReport>(&b).ok());
             match parsed {
                 None => push(
-                    BAD_BASELINE,
+                    &BAD_BASELINE,
                     Severity::Error,
                     "release",
                     format!("published release {version} has no readable {key}: regression cannot be judged"),
@@ -685,7 +662,7 @@ pub(super) fn report(
                             let regressed = change > rc.max_relative_change;
                             if regressed {
                                 push(
-                                    MEAN_REGRESSION,
+                                    &MEAN_REGRESSION,
                                     Severity::Error,
                                     &g.family,
                                     format!(
@@ -713,7 +690,7 @@ pub(super) fn report(
                             let regressed = v > rc.max_psi;
                             if regressed {
                                 push(
-                                    SHAPE_REGRESSION,
+                                    &SHAPE_REGRESSION,
                                     Severity::Error,
                                     &g.family,
                                     format!(
@@ -753,7 +730,6 @@ pub(super) fn report(
             gate: "distribution",
             method: "turns, characters and tokens (counted afresh) of every record, per family × split, family and stage; expected ranges per family; regression against the last published release (relative change of means, PSI of the token histogram)",
             records: &empty,
-            name: code_name,
             release,
             warnings: &[],
         },

@@ -37,7 +37,9 @@ use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
 use crate::build::dedup::DedupConfig;
 use crate::registry::Holdout;
-use crate::report::{Finding, Severity};
+use crate::report::codes::dedup::{EXACT_DUPLICATE, NEAR_DUPLICATE};
+use crate::report::codes::leakage::{HOLDOUT_LEAK, NO_SPLIT, SPLIT_LEAK, TOO_MANY_CANDIDATES};
+use crate::report::{Code, Finding, Severity};
 
 /// `[gates.leakage]` in gatehouse.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,27 +66,6 @@ pub enum LeakPolicy {
     #[default]
     Fail,
     Warn,
-}
-
-pub const EXACT_DUPLICATE: (&str, &str) = ("DUP001", "exact-duplicate-in-export");
-pub const NEAR_DUPLICATE: (&str, &str) = ("DUP002", "near-duplicate-in-export");
-pub const HOLDOUT_LEAK: (&str, &str) = ("LEAK001", "cross-split-pair-with-holdout");
-pub const SPLIT_LEAK: (&str, &str) = ("LEAK002", "cross-split-pair");
-pub const TOO_MANY_CANDIDATES: (&str, &str) = ("LEAK003", "candidates-over-limit");
-pub const NO_SPLIT: (&str, &str) = ("LEAK004", "record-without-split");
-
-fn code_name(code: &str) -> &'static str {
-    [
-        EXACT_DUPLICATE,
-        NEAR_DUPLICATE,
-        HOLDOUT_LEAK,
-        SPLIT_LEAK,
-        TOO_MANY_CANDIDATES,
-        NO_SPLIT,
-    ]
-    .iter()
-    .find(|(c, _)| *c == code)
-    .map_or_else(|| super::export::integrity_name(code), |(_, n)| n)
 }
 
 /// One record as the duplicate checks see it.
@@ -518,7 +499,7 @@ pub(super) fn reports(
     }
     for &(b, a) in &analysis.exact_extra {
         per_family.entry(family(b)).or_default().exact_duplicates += 1;
-        dedup.add(EXACT_DUPLICATE.0, order(b), None, || Locator {
+        dedup.add(&EXACT_DUPLICATE, order(b), None, || Locator {
             detail: Some(format!(
                 "same content as {} ({})",
                 collected.sketches[a as usize]
@@ -542,7 +523,7 @@ pub(super) fn reports(
         rep_of[p.b as usize] = Some(p.a);
         let f = per_family.entry(family(p.b)).or_default();
         f.near_duplicates += 1;
-        dedup.add(NEAR_DUPLICATE.0, order(p.b), None, || Locator {
+        dedup.add(&NEAR_DUPLICATE, order(p.b), None, || Locator {
             detail: Some(format!(
                 "Jaccard {:.3} with {} ({})",
                 p.jaccard,
@@ -578,9 +559,8 @@ pub(super) fn reports(
             gate: "dedup",
             method: "exact keys (xxh3-128 of NFKC, case- and whitespace-folded roles and contents); near pairs: MinHash/LSH candidates verified by the Jaccard index of word-shingle sets",
             records: &dedup,
-            name: code_name,
             release: Vec::new(),
-            warnings: &[NEAR_DUPLICATE.0],
+            warnings: &[&NEAR_DUPLICATE],
         },
         DedupDetail {
             dedup_version: DEDUP_VERSION,
@@ -639,9 +619,9 @@ pub(super) fn reports(
             }
         }
         let code = if is_holdout(p.a) || is_holdout(p.b) {
-            HOLDOUT_LEAK.0
+            &HOLDOUT_LEAK
         } else {
-            SPLIT_LEAK.0
+            &SPLIT_LEAK
         };
         leaks.add(code, order(p.b), None, || Locator {
             detail: Some(format!(
@@ -664,19 +644,17 @@ pub(super) fn reports(
     }
     let mut release = Vec::new();
     if analysis.over_limit {
-        release.push(Finding {
-            code: TOO_MANY_CANDIDATES.0,
-            name: TOO_MANY_CANDIDATES.1,
-            severity: Severity::Error,
-            subject: "export".into(),
-            message: format!(
+        release.push(Finding::new(
+            &TOO_MANY_CANDIDATES,
+            Severity::Error,
+            "export".into(),
+            format!(
                 "{} candidate pairs (largest bucket {}) exceed [gates.leakage] max_candidates {}: near pairs were not verified, so the release cannot be certified",
                 analysis.candidates,
                 analysis.largest_bucket,
                 config.leakage.max_candidates
             ),
-            waiver: None,
-        });
+        ));
     }
     let without_split = collected
         .sketches
@@ -684,20 +662,18 @@ pub(super) fn reports(
         .filter(|s| s.split.is_none())
         .count();
     if without_split > 0 {
-        release.push(Finding {
-            code: NO_SPLIT.0,
-            name: NO_SPLIT.1,
-            severity: Severity::Error,
-            subject: "export".into(),
-            message: format!(
+        release.push(Finding::new(
+            &NO_SPLIT,
+            Severity::Error,
+            "export".into(),
+            format!(
                 "{without_split} records have no valid metadata.split: their leakage cannot be judged"
             ),
-            waiver: None,
-        });
+        ));
     }
-    let warnings: &[&str] = match config.leakage.non_holdout {
+    let warnings: &[&Code] = match config.leakage.non_holdout {
         LeakPolicy::Fail => &[],
-        LeakPolicy::Warn => &[SPLIT_LEAK.0],
+        LeakPolicy::Warn => &[&SPLIT_LEAK],
     };
     let leakage_report = GateReport::new(
         manifest,
@@ -707,7 +683,6 @@ pub(super) fn reports(
             gate: "leakage",
             method: "every exact pair and every LSH candidate pair verified by Jaccard, across train/val/test",
             records: &leaks,
-            name: code_name,
             release,
             warnings,
         },

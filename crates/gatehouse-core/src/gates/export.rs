@@ -21,6 +21,10 @@ use super::{CodeCount, GateError};
 use crate::build::Split;
 use crate::digest::{HashingReader, sha256};
 use crate::registry::Registry;
+use crate::report::Code;
+use crate::report::codes::export::{
+    RECORD_UNREADABLE, SHARD_COUNT_MISMATCH, SHARD_DIGEST_MISMATCH, SHARD_MISSING,
+};
 use crate::source::Limits;
 use crate::store::{Line, LineReader, Store, StoreError};
 use crate::waiver::{self, Subject, Waiver, WaiverUse};
@@ -372,8 +376,8 @@ impl<K: Ord + Copy, V> Capped<K, V> {
 #[derive(Debug, Clone)]
 pub(super) struct Tally {
     cap: usize,
-    pub counts: BTreeMap<&'static str, CodeCount>,
-    pub locators: BTreeMap<&'static str, Capped<Order, Locator>>,
+    pub counts: BTreeMap<&'static Code, CodeCount>,
+    pub locators: BTreeMap<&'static Code, Capped<Order, Locator>>,
     pub waivers: Vec<WaiverUse>,
 }
 
@@ -390,7 +394,7 @@ impl Tally {
     /// Records one occurrence of `code` at `order`; `locator` is built only if it is kept.
     pub fn add(
         &mut self,
-        code: &'static str,
+        code: &'static Code,
         order: Order,
         waiver: Option<WaiverUse>,
         locator: impl FnOnce() -> Locator,
@@ -440,25 +444,6 @@ impl Tally {
             }
         }
     }
-}
-
-/// Finding codes of export integrity; they fail both gates.
-pub(super) const SHARD_MISSING: (&str, &str) = ("EXP001", "shard-missing");
-pub(super) const RECORD_UNREADABLE: (&str, &str) = ("EXP002", "record-unreadable");
-pub(super) const SHARD_DIGEST_MISMATCH: (&str, &str) = ("EXP003", "shard-digest-mismatch");
-pub(super) const SHARD_COUNT_MISMATCH: (&str, &str) = ("EXP004", "shard-count-mismatch");
-
-/// The name of an integrity code.
-pub(super) fn integrity_name(code: &str) -> &'static str {
-    [
-        SHARD_MISSING,
-        RECORD_UNREADABLE,
-        SHARD_DIGEST_MISMATCH,
-        SHARD_COUNT_MISMATCH,
-    ]
-    .iter()
-    .find(|(c, _)| *c == code)
-    .map_or("unknown", |(_, n)| n)
 }
 
 /// One shard as read, against the manifest.
@@ -608,7 +593,7 @@ fn read_shards(
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => {
                 out.integrity
-                    .add(SHARD_MISSING.0, (si, 0, 0), None, || Locator::at(at(0)));
+                    .add(&SHARD_MISSING, (si, 0, 0), None, || Locator::at(at(0)));
                 out.shards.push(ShardCheck {
                     key: shard.key.clone(),
                     records_expected: shard.records,
@@ -644,7 +629,7 @@ fn read_shards(
                 }
                 Line::Oversized { number, .. } => {
                     out.integrity
-                        .add(RECORD_UNREADABLE.0, (si, number, 0), None, || Locator {
+                        .add(&RECORD_UNREADABLE, (si, number, 0), None, || Locator {
                             detail: Some(format!("line longer than {max_line} bytes")),
                             ..Locator::at(at(number))
                         });
@@ -674,14 +659,14 @@ fn read_shards(
         let count_ok = count == shard.records;
         if !sha_ok {
             out.integrity
-                .add(SHARD_DIGEST_MISMATCH.0, (si, 0, 1), None, || Locator {
+                .add(&SHARD_DIGEST_MISMATCH, (si, 0, 1), None, || Locator {
                     detail: Some(format!("manifest {}, read {sha}", shard.sha256)),
                     ..Locator::at(at(0))
                 });
         }
         if !count_ok {
             out.integrity
-                .add(SHARD_COUNT_MISMATCH.0, (si, 0, 2), None, || Locator {
+                .add(&SHARD_COUNT_MISMATCH, (si, 0, 2), None, || Locator {
                     detail: Some(format!(
                         "manifest {} records, read {count} lines",
                         shard.records
@@ -731,7 +716,7 @@ fn check_batch(
             Err(e) => {
                 // The category and column only: serde's message can quote the input.
                 p.integrity
-                    .add(RECORD_UNREADABLE.0, (si, number, 0), None, || Locator {
+                    .add(&RECORD_UNREADABLE, (si, number, 0), None, || Locator {
                         detail: Some(format!(
                             "not an export record ({:?} error at column {})",
                             e.classify(),

@@ -30,7 +30,7 @@ use crate::build::dedup::DedupConfig;
 use crate::layout;
 use crate::privacy::EvaluationConfig;
 use crate::registry::Registry;
-use crate::report::{Finding, Severity, Verdict, generated_by, verdict_of};
+use crate::report::{Code, Finding, Severity, Verdict, generated_by, verdict_of};
 use crate::source::Limits;
 use crate::store::{Store, StoreError};
 use crate::waiver::{Waiver, WaiverStatus, WaiverUse};
@@ -180,12 +180,10 @@ struct GateFindings<'a> {
     method: &'static str,
     /// The gate's per-record findings (the export's integrity findings are added to them).
     records: &'a export::Tally,
-    /// Names of the gate's finding codes.
-    name: fn(&str) -> &'static str,
     /// Findings about the release as a whole, one occurrence each.
     release: Vec<Finding>,
     /// Per-record codes that warn instead of blocking.
-    warnings: &'a [&'a str],
+    warnings: &'a [&'static Code],
 }
 
 impl<D> GateReport<D> {
@@ -201,31 +199,31 @@ impl<D> GateReport<D> {
         let mut counts: BTreeMap<String, CodeCount> = all
             .counts
             .iter()
-            .map(|(k, v)| (k.to_string(), *v))
+            .map(|(k, v)| (k.id.to_string(), *v))
             .collect();
         let mut findings: Vec<Finding> = all
             .counts
             .iter()
-            .map(|(code, c)| Finding {
-                code,
-                name: (found.name)(code),
-                severity: if c.blocking() == 0 {
-                    Severity::Info
-                } else if found.warnings.contains(code) {
-                    Severity::Warning
-                } else {
-                    Severity::Error
-                },
-                subject: "export".into(),
-                message: if c.waived == 0 {
-                    format!("{} occurrences in the export", c.found)
-                } else {
-                    format!(
-                        "{} occurrences in the export, {} of them waived",
-                        c.found, c.waived
-                    )
-                },
-                waiver: None,
+            .map(|(code, c)| {
+                Finding::new(
+                    code,
+                    if c.blocking() == 0 {
+                        Severity::Info
+                    } else if found.warnings.contains(code) {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    },
+                    "export".into(),
+                    if c.waived == 0 {
+                        format!("{} occurrences in the export", c.found)
+                    } else {
+                        format!(
+                            "{} occurrences in the export, {} of them waived",
+                            c.found, c.waived
+                        )
+                    },
+                )
             })
             .collect();
         let mut waivers = all.waivers;
@@ -256,7 +254,7 @@ impl<D> GateReport<D> {
             locators: all
                 .locators
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v.into_values()))
+                .map(|(k, v)| (k.id.to_string(), v.into_values()))
                 .collect(),
             shards: scanned.shards.clone(),
             detail,

@@ -12,14 +12,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::export::{
-    At, Capped, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally,
-    integrity_name, label,
+    At, Capped, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally, label,
 };
 use super::{GateFindings, GateReport, GatesConfig};
+use crate::report::Code;
+use crate::report::codes::privacy::{
+    EVALUATION_SET_UNREADABLE, PII_STATUS, PRECISION_BELOW_MINIMUM, RECALL_BELOW_MINIMUM, detected,
+};
 use gatehouse_text::pii::{Confidence, PiiType, Policy};
-
-/// A record's `pii_status` is missing or says it was not scanned.
-pub const PII_STATUS: (&str, &str) = ("PII012", "pii-status-not-verified");
 
 /// The values of `pii_status` an export may hold.
 const SCANNED: [&str; 2] = ["none_detected", "scrubbed"];
@@ -122,9 +122,10 @@ impl PrivacyCheck {
                 if s.confidence == Confidence::Unsure {
                     self.unsure += 1;
                 }
-                let waiver = ctx.waiver(s.kind.code(), rec);
+                let code = detected(s.kind);
+                let waiver = ctx.waiver(code.id, rec);
                 self.findings
-                    .add(s.kind.code(), (at.shard_index, at.line, n), waiver, || {
+                    .add(code, (at.shard_index, at.line, n), waiver, || {
                         let found = Locator {
                             chars: Some([s.char_start, s.char_end]),
                             bytes: Some([s.start, s.end]),
@@ -157,9 +158,9 @@ impl PrivacyCheck {
             .entry(status.unwrap_or("(missing)").to_string())
             .or_default() += 1;
         if !status.is_some_and(|s| SCANNED.contains(&s)) {
-            let waiver = ctx.waiver(PII_STATUS.0, rec);
+            let waiver = ctx.waiver(PII_STATUS.id, rec);
             self.findings
-                .add(PII_STATUS.0, (at.shard_index, at.line, 0), waiver, || {
+                .add(&PII_STATUS, (at.shard_index, at.line, 0), waiver, || {
                     Locator {
                         detail: Some(format!(
                             "pii_status is {}",
@@ -297,24 +298,6 @@ const METHOD: &str = "every line of every shard in the manifest is read (shard s
      and the dataset's allowlist; any detection, and any record whose pii_status \
      is not none_detected or scrubbed, fails the gate unless a waiver covers it";
 
-fn pii_name(code: &str) -> &'static str {
-    PiiType::ALL
-        .iter()
-        .find(|t| t.code() == code)
-        .map(|t| t.name())
-        .unwrap_or_else(|| {
-            [
-                PII_STATUS,
-                RECALL_BELOW_MINIMUM,
-                PRECISION_BELOW_MINIMUM,
-                EVALUATION_SET_UNREADABLE,
-            ]
-            .iter()
-            .find(|(c, _)| *c == code)
-            .map_or_else(|| integrity_name(code), |(_, n)| n)
-        })
-}
-
 pub(super) fn report(
     manifest: &ExportManifest,
     scanned: &Scanned,
@@ -373,7 +356,6 @@ pub(super) fn report(
             gate: "privacy",
             method: METHOD,
             records: &p.findings,
-            name: pii_name,
             release: evaluation.1,
             warnings: &[],
         },
@@ -407,13 +389,6 @@ pub(super) fn sample_jsonl(sample: &Capped<SampleKey, SampleItem>) -> Vec<u8> {
     }
     out
 }
-
-/// Measured recall of a labelled set is below `[privacy.evaluation] min_recall_direct`.
-pub const RECALL_BELOW_MINIMUM: (&str, &str) = ("PII016", "measured-recall-below-minimum");
-/// Measured precision of a labelled set is below `[privacy.evaluation] min_precision`.
-pub const PRECISION_BELOW_MINIMUM: (&str, &str) = ("PII017", "measured-precision-below-minimum");
-/// A labelled set is missing, unreadable, or has a line that is not a labelled document.
-pub const EVALUATION_SET_UNREADABLE: (&str, &str) = ("PII018", "evaluation-set-unreadable");
 
 /// One labelled set as the privacy gate measured it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -466,27 +441,24 @@ pub(super) fn evaluate_sets(
         min_recall_direct: evaluation.min_recall_direct,
         min_precision: evaluation.min_precision,
     };
-    let finding = |code: (&'static str, &'static str), subject: String, message: String| {
+    let finding = |code: &Code, subject: String, message: String| {
         let waiver = crate::waiver::find(
             ctx.waivers,
-            code.0,
+            code.id,
             crate::waiver::Subject::default(),
             ctx.as_of,
         );
         let applied = waiver
             .as_ref()
             .is_some_and(|w| w.status == crate::waiver::WaiverStatus::Applied);
+        let severity = if applied {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
         Finding {
-            code: code.0,
-            name: code.1,
-            severity: if applied {
-                Severity::Warning
-            } else {
-                Severity::Error
-            },
-            subject,
-            message,
             waiver,
+            ..Finding::new(code, severity, subject, message)
         }
     };
     let mut findings = Vec::new();
@@ -496,7 +468,7 @@ pub(super) fn evaluate_sets(
             Ok(r) => r,
             Err(StoreError::NotFound { .. }) => {
                 findings.push(finding(
-                    EVALUATION_SET_UNREADABLE,
+                    &EVALUATION_SET_UNREADABLE,
                     key.clone(),
                     "the labelled set is not in the store; upload it or remove it from [privacy.evaluation] sets".into(),
                 ));
@@ -527,8 +499,8 @@ pub(super) fn evaluate_sets(
                 let shortfalls = minimums.shortfalls(&e);
                 for (what, message) in &shortfalls {
                     let code = match what {
-                        Shortfall::RecallDirect => RECALL_BELOW_MINIMUM,
-                        Shortfall::Precision => PRECISION_BELOW_MINIMUM,
+                        Shortfall::RecallDirect => &RECALL_BELOW_MINIMUM,
+                        Shortfall::Precision => &PRECISION_BELOW_MINIMUM,
                     };
                     findings.push(finding(code, key.clone(), message.clone()));
                 }
@@ -553,7 +525,7 @@ pub(super) fn evaluate_sets(
                     other => other.to_string(),
                 };
                 findings.push(finding(
-                    EVALUATION_SET_UNREADABLE,
+                    &EVALUATION_SET_UNREADABLE,
                     subject,
                     format!("{detail}; fix the set (`gatehouse pii eval` checks a local copy)"),
                 ));

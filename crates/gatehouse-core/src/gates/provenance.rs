@@ -12,39 +12,15 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::export::{
-    At, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally, integrity_name,
-    label,
+    At, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally, label,
 };
 use super::{GateFindings, GateReport, GatesConfig};
-use crate::report::{Finding, Severity};
+use crate::report::codes::provenance::{
+    DATASET_UNLICENSED, EXCLUDED_DATASET_EXPORTED, FIELD_MISSING, LICENCE_MISMATCH,
+    REGISTRY_CHANGED, SOURCE_DIGEST_MISMATCH, SOURCE_NOT_IN_MANIFEST, UNKNOWN_DATASET,
+};
+use crate::report::{Code, Finding, Severity};
 use crate::waiver::{self, Subject, WaiverStatus};
-
-pub const FIELD_MISSING: (&str, &str) = ("PRV001", "provenance-field-missing");
-pub const UNKNOWN_DATASET: (&str, &str) = ("PRV002", "dataset-not-in-registry");
-pub const LICENCE_MISMATCH: (&str, &str) = ("PRV003", "licence-tag-mismatch");
-pub const SOURCE_NOT_IN_MANIFEST: (&str, &str) = ("PRV004", "source-not-in-manifest");
-pub const SOURCE_DIGEST_MISMATCH: (&str, &str) = ("PRV005", "source-digest-mismatch");
-pub const DATASET_UNLICENSED: (&str, &str) = ("PRV006", "dataset-without-licence-or-provenance");
-pub const EXCLUDED_DATASET_EXPORTED: (&str, &str) = ("PRV007", "excluded-dataset-exported");
-pub const REGISTRY_CHANGED: (&str, &str) = ("PRV008", "registry-changed-since-build");
-
-const CODES: [(&str, &str); 8] = [
-    FIELD_MISSING,
-    UNKNOWN_DATASET,
-    LICENCE_MISMATCH,
-    SOURCE_NOT_IN_MANIFEST,
-    SOURCE_DIGEST_MISMATCH,
-    DATASET_UNLICENSED,
-    EXCLUDED_DATASET_EXPORTED,
-    REGISTRY_CHANGED,
-];
-
-fn name(code: &str) -> &'static str {
-    CODES
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map_or_else(|| integrity_name(code), |(_, n)| n)
-}
 
 /// The provenance check's share of a scan.
 #[derive(Debug, Clone)]
@@ -69,9 +45,9 @@ impl ProvenanceCheck {
     pub fn check(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, at: At<'_>) {
         self.records += 1;
         let mut n = 0u64;
-        let mut add = |findings: &mut Tally, code: &'static str, detail: String| {
+        let mut add = |findings: &mut Tally, code: &'static Code, detail: String| {
             n += 1;
-            let waiver = ctx.waiver(code, rec);
+            let waiver = ctx.waiver(code.id, rec);
             findings.add(code, (at.shard_index, at.line, n), waiver, || Locator {
                 detail: Some(detail),
                 ..Locator::of(at, rec)
@@ -79,10 +55,10 @@ impl ProvenanceCheck {
         };
         let f = &mut self.findings;
         if rec.id.as_deref().is_none_or(str::is_empty) {
-            add(f, FIELD_MISSING.0, "no id".into());
+            add(f, &FIELD_MISSING, "no id".into());
         }
         let Some(meta) = &rec.metadata else {
-            add(f, FIELD_MISSING.0, "no metadata".into());
+            add(f, &FIELD_MISSING, "no metadata".into());
             return;
         };
         let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
@@ -105,7 +81,7 @@ impl ProvenanceCheck {
             ),
         ] {
             if !ok {
-                add(f, FIELD_MISSING.0, format!("{field} is missing or empty"));
+                add(f, &FIELD_MISSING, format!("{field} is missing or empty"));
             }
         }
         let dataset = meta.dataset.as_deref().unwrap_or_default();
@@ -115,7 +91,7 @@ impl ProvenanceCheck {
         match ctx.datasets.get(dataset) {
             None if !dataset.is_empty() => add(
                 f,
-                UNKNOWN_DATASET.0,
+                &UNKNOWN_DATASET,
                 format!("dataset {} is not in the registry", label(dataset)),
             ),
             None => {}
@@ -123,7 +99,7 @@ impl ProvenanceCheck {
                 if facts.license_tag.is_none() || !facts.has_provenance {
                     add(
                         f,
-                        EXCLUDED_DATASET_EXPORTED.0,
+                        &EXCLUDED_DATASET_EXPORTED,
                         format!("dataset {dataset:?} has no licence or provenance in the registry"),
                     );
                 }
@@ -133,7 +109,7 @@ impl ProvenanceCheck {
                 {
                     add(
                         f,
-                        LICENCE_MISMATCH.0,
+                        &LICENCE_MISMATCH,
                         format!("record says {}, the registry says {tag:?}", label(licence)),
                     );
                 }
@@ -145,14 +121,14 @@ impl ProvenanceCheck {
         match ctx.inputs.get(key) {
             None => add(
                 f,
-                SOURCE_NOT_IN_MANIFEST.0,
+                &SOURCE_NOT_IN_MANIFEST,
                 "the source key is not among the manifest's inputs".into(),
             ),
             Some((input_dataset, sha)) => {
                 if !dataset.is_empty() && dataset != *input_dataset {
                     add(
                         f,
-                        SOURCE_NOT_IN_MANIFEST.0,
+                        &SOURCE_NOT_IN_MANIFEST,
                         format!("the manifest lists the source under dataset {input_dataset:?}"),
                     );
                 }
@@ -165,7 +141,7 @@ impl ProvenanceCheck {
                 {
                     add(
                         f,
-                        SOURCE_DIGEST_MISMATCH.0,
+                        &SOURCE_DIGEST_MISMATCH,
                         "source_sha256 differs from the manifest's digest of the source".into(),
                     );
                 }
@@ -247,17 +223,15 @@ pub(super) fn report(
     let p = &scanned.provenance;
     let mut release = Vec::new();
     if ctx.registry.digest != manifest.registry_digest {
-        release.push(Finding {
-            code: REGISTRY_CHANGED.0,
-            name: REGISTRY_CHANGED.1,
-            severity: Severity::Error,
-            subject: ctx.registry.path.display().to_string(),
-            message: format!(
+        release.push(Finding::new(
+            &REGISTRY_CHANGED,
+            Severity::Error,
+            ctx.registry.path.display().to_string(),
+            format!(
                 "the release was built with registry {}, the registry now is {}",
                 manifest.registry_digest, ctx.registry.digest
             ),
-            waiver: None,
-        });
+        ));
     }
     let mut datasets = Vec::new();
     for d in &ctx.registry.datasets {
@@ -274,7 +248,7 @@ pub(super) fn report(
             Some(missing) => {
                 let waiver = waiver::find(
                     ctx.waivers,
-                    DATASET_UNLICENSED.0,
+                    DATASET_UNLICENSED.id,
                     Subject {
                         family: Some(&d.family),
                         dataset: Some(&d.name),
@@ -286,19 +260,20 @@ pub(super) fn report(
                     .as_ref()
                     .is_some_and(|w| w.status == WaiverStatus::Applied);
                 release.push(Finding {
-                    code: DATASET_UNLICENSED.0,
-                    name: DATASET_UNLICENSED.1,
-                    severity: if applied {
-                        Severity::Warning
-                    } else {
-                        Severity::Error
-                    },
-                    subject: d.name.clone(),
-                    message: format!(
-                        "dataset {} ({}) has {missing}; it is excluded from the export",
-                        d.name, d.family
-                    ),
                     waiver,
+                    ..Finding::new(
+                        &DATASET_UNLICENSED,
+                        if applied {
+                            Severity::Warning
+                        } else {
+                            Severity::Error
+                        },
+                        d.name.clone(),
+                        format!(
+                            "dataset {} ({}) has {missing}; it is excluded from the export",
+                            d.name, d.family
+                        ),
+                    )
                 });
                 if applied {
                     DatasetStatus::ExcludedWaived
@@ -337,7 +312,6 @@ pub(super) fn report(
             gate: "provenance",
             method: METHOD,
             records: &p.findings,
-            name,
             release,
             warnings: &[],
         },

@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{MergePolicy, Message, Role, normalise};
 use crate::registry::Dataset;
+use crate::report::Code;
+use crate::report::codes::quarantine;
 use compression::{Compression, Decompressed};
 
 pub use html::strip_html;
@@ -89,42 +91,34 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub fn code(self) -> &'static str {
+    /// The registry entry of this reason: its stable code, name and documentation.
+    pub const fn as_code(self) -> &'static Code {
         match self {
-            Reason::InvalidUtf8 => "Q001",
-            Reason::InvalidJson => "Q002",
-            Reason::NotAnObject => "Q003",
-            Reason::MissingField => "Q004",
-            Reason::WrongType => "Q005",
-            Reason::UnknownRole => "Q006",
-            Reason::EmptyConversation => "Q007",
-            Reason::NoAssistantTurn => "Q008",
-            Reason::OversizedRecord => "Q009",
-            Reason::BrokenStructure => "Q010",
-            Reason::ConflictingRows => "Q011",
-            Reason::InvalidCsvRow => "Q012",
-            Reason::DuplicateKey => "Q013",
-            Reason::PiiRedactionUnsettled => "Q014",
+            Reason::InvalidUtf8 => &quarantine::INVALID_UTF8,
+            Reason::InvalidJson => &quarantine::INVALID_JSON,
+            Reason::NotAnObject => &quarantine::NOT_AN_OBJECT,
+            Reason::MissingField => &quarantine::MISSING_FIELD,
+            Reason::WrongType => &quarantine::WRONG_TYPE,
+            Reason::UnknownRole => &quarantine::UNKNOWN_ROLE,
+            Reason::EmptyConversation => &quarantine::EMPTY_CONVERSATION,
+            Reason::NoAssistantTurn => &quarantine::NO_ASSISTANT_TURN,
+            Reason::OversizedRecord => &quarantine::OVERSIZED_RECORD,
+            Reason::BrokenStructure => &quarantine::BROKEN_STRUCTURE,
+            Reason::ConflictingRows => &quarantine::CONFLICTING_ROWS,
+            Reason::InvalidCsvRow => &quarantine::INVALID_CSV_ROW,
+            Reason::DuplicateKey => &quarantine::DUPLICATE_KEY,
+            Reason::PiiRedactionUnsettled => &quarantine::PII_REDACTION_UNSETTLED,
         }
     }
 
+    /// Stable code, e.g. `Q001`.
+    pub fn code(self) -> &'static str {
+        self.as_code().id
+    }
+
+    /// Stable name, e.g. `invalid-utf8` (also the reason's serialised form).
     pub fn name(self) -> &'static str {
-        match self {
-            Reason::InvalidUtf8 => "invalid-utf8",
-            Reason::InvalidJson => "invalid-json",
-            Reason::NotAnObject => "not-an-object",
-            Reason::MissingField => "missing-field",
-            Reason::WrongType => "wrong-type",
-            Reason::UnknownRole => "unknown-role",
-            Reason::EmptyConversation => "empty-conversation",
-            Reason::NoAssistantTurn => "no-assistant-turn",
-            Reason::OversizedRecord => "oversized-record",
-            Reason::BrokenStructure => "broken-structure",
-            Reason::ConflictingRows => "conflicting-rows",
-            Reason::InvalidCsvRow => "invalid-csv-row",
-            Reason::DuplicateKey => "duplicate-key",
-            Reason::PiiRedactionUnsettled => "pii-redaction-unsettled",
-        }
+        self.as_code().name
     }
 }
 

@@ -55,6 +55,17 @@ fn quarantined(items: &[Item]) -> Vec<(u64, Reason)> {
         .collect()
 }
 
+#[test]
+fn every_quarantine_code_is_a_reason_serialised_by_its_name() {
+    for code in quarantine::ALL {
+        let reason: Reason = serde_json::from_value(serde_json::json!(code.name))
+            .unwrap_or_else(|_| panic!("{} {} is no Reason", code.id, code.name));
+        assert_eq!(reason.as_code(), *code);
+        assert_eq!(serde_json::to_value(reason).unwrap(), code.name);
+        assert_eq!((reason.code(), reason.name()), (code.id, code.name));
+    }
+}
+
 fn ua(u: &str, a: &str) -> Vec<(Role, String)> {
     vec![
         (Role::User, u.to_string()),

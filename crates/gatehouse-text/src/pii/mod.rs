@@ -85,8 +85,9 @@ impl PiiType {
         }
     }
 
-    /// Stable finding code, e.g. `PII001`.
-    pub fn code(self) -> &'static str {
+    /// Stable finding code, e.g. `PII001` (documented in gatehouse-core's finding-code
+    /// registry, `report::codes::privacy`, which takes it from here).
+    pub const fn code(self) -> &'static str {
         match self {
             PiiType::Email => "PII001",
             PiiType::Phone => "PII002",
@@ -106,7 +107,7 @@ impl PiiType {
     }
 
     /// Finding name, e.g. `email-address`.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             PiiType::Email => "email-address",
             PiiType::Phone => "phone-number",
