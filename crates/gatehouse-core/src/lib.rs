@@ -10,6 +10,7 @@ pub mod audit;
 pub mod build;
 pub mod config;
 pub mod consume;
+pub mod contract;
 pub mod coverage;
 pub mod croissant;
 pub mod digest;

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::contract::Manifest;
 use crate::coverage::CoverageReport;
 use crate::digest::sha256;
 use crate::doctor::DoctorReport;
@@ -187,7 +188,13 @@ pub fn publish<S: Serialize>(
 
     // Evidence is written from the stored reports, whether this run wrote them or resumed
     // an earlier run's: they are what the release is judged by.
-    let manifest = parse(layout::MANIFEST.name(), &manifest_bytes)?;
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
+        PublishError::NotPublishable(format!(
+            "{manifest_key} is not a readable manifest ({:?} error at line {})",
+            e.classify(),
+            e.line()
+        ))
+    })?;
     let build = read_json(store, &layout::BUILD_REPORT.at(loc))?;
     let gates = layout::GATE_REPORTS
         .iter()
@@ -201,25 +208,18 @@ pub fn publish<S: Serialize>(
 
     // Included families (records per split) and what was left out.
     let mut families: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for c in manifest["contents"].as_array().into_iter().flatten() {
-        for (f, t) in c["families"].as_object().into_iter().flatten() {
-            families.entry(f.clone()).or_default().insert(
-                c["split"].as_str().unwrap_or("?").to_string(),
-                t["records"].as_u64().unwrap_or(0),
-            );
+    for c in &manifest.contents {
+        for (f, t) in &c.families {
+            families
+                .entry(f.clone())
+                .or_default()
+                .insert(c.split.as_str().to_string(), t.records);
         }
     }
-    let mut exclusions: Vec<String> = manifest["excluded_datasets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            format!(
-                "dataset {}: {}",
-                e["dataset"].as_str().unwrap_or("?"),
-                e["reason"].as_str().unwrap_or("?")
-            )
-        })
+    let mut exclusions: Vec<String> = manifest
+        .excluded_datasets
+        .iter()
+        .map(|e| format!("dataset {}: {}", e.dataset, e.reason))
         .collect();
     for f in &outcome.coverage.families {
         if !families.contains_key(&f.family) {
@@ -332,12 +332,7 @@ pub fn publish<S: Serialize>(
         "warnings": warnings,
     });
 
-    let total_records: u64 = manifest["contents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| count(&c["records"]))
-        .sum();
+    let total_records: u64 = manifest.contents.iter().map(|c| c.records).sum();
     let included: Vec<String> = families.keys().cloned().collect();
     let decision = format!(
         "Publish {version} ({digest}) with {} records of the families {}. Known exclusions: {}.",
@@ -377,7 +372,7 @@ pub fn publish<S: Serialize>(
         "schema_version": SCHEMA_VERSION,
         "release_version": version,
         "release_digest": digest,
-        "release_date": manifest["release_date"],
+        "release_date": manifest.release_date,
         "decision": decision,
         "families": families,
         "exclusions": exclusions,
@@ -410,8 +405,8 @@ pub fn publish<S: Serialize>(
         "release_digest": digest,
         "config_digest": config_digest,
         "registry_digest": registry.digest,
-        "tool": manifest["tool"],
-        "tokenizer": manifest["tokens"]["tokenizer"],
+        "tool": manifest.tool,
+        "tokenizer": manifest.tokens.tokenizer,
         "stages": outcome.stages,
         "verdict": overall,
     });
@@ -430,7 +425,7 @@ pub fn publish<S: Serialize>(
         version,
         digest: &digest,
         registry,
-        manifest: &manifest,
+        manifest: &parse(layout::MANIFEST.name(), &manifest_bytes)?,
         privacy: gates
             .iter()
             .find(|(_, g)| g["gate"] == "privacy")
@@ -718,17 +713,12 @@ fn dataset_card(
     version: &str,
     digest: &str,
     registry: &Registry,
-    manifest: &serde_json::Value,
+    manifest: &Manifest,
     families: &BTreeMap<String, BTreeMap<String, u64>>,
     exclusions: &[String],
     combined: &serde_json::Value,
 ) -> String {
-    let datasets: BTreeSet<&str> = manifest["inputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i["dataset"].as_str())
-        .collect();
+    let datasets: BTreeSet<&str> = manifest.inputs.iter().map(|i| i.dataset.as_str()).collect();
     let licences: BTreeSet<String> = registry
         .datasets
         .iter()
@@ -736,12 +726,7 @@ fn dataset_card(
         .filter_map(|d| d.license_tag.as_deref())
         .map(str::to_ascii_lowercase)
         .collect();
-    let total: u64 = manifest["contents"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["records"].as_u64())
-        .sum();
+    let total: u64 = manifest.contents.iter().map(|c| c.records).sum();
     let mut y = String::from("---\n");
     y.push_str("license:\n");
     for l in &licences {

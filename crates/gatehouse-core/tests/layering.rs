@@ -12,10 +12,11 @@ use std::path::Path;
 
 /// Layers, lowest first. A module path is placed by its longest prefix in this table.
 const LAYERS: &[&[&str]] = &[
-    // The vocabulary: names, digests, findings and the parsing of config files.
+    // The vocabulary: names, digests, findings, the wire types, the parsing of config files.
     &["digest", "layout"],
     &["waiver", "record", "config::parse"],
     &["report"],
+    &["contract"],
     // The store, and what observes it.
     &["store"],
     &["audit", "resume"],

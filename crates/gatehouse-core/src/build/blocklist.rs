@@ -5,49 +5,16 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
-
 use super::BuildError;
+pub use crate::contract::{
+    BlockedRecord, BlocklistFile, BlocklistSource as Source, BlocklistSummary,
+};
 use crate::digest::sha256;
 use crate::store::Store;
 
 /// Where signoffs write their blocklists.
 pub fn prefix(store: &Store) -> String {
     crate::layout::blocklists_prefix(store.exports_prefix())
-}
-
-/// A blocklist file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BlocklistFile {
-    pub release_version: String,
-    pub release_digest: String,
-    pub records: Vec<BlockedRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BlockedRecord {
-    pub record_id: String,
-    pub sample_id: String,
-    pub reviewer: String,
-    pub flag: String,
-}
-
-/// A blocklist the build read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Source {
-    pub key: String,
-    pub sha256: String,
-    pub records: u64,
-}
-
-/// In the manifest and build report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BlocklistSummary {
-    pub sources: Vec<Source>,
-    /// Distinct record ids listed.
-    pub records_listed: u64,
-    /// Records this build left out because they were listed.
-    pub records_removed: u64,
 }
 
 #[derive(Debug, Default)]

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams, estimate_jaccard, jaccard};
 
 use super::BuildError;
+pub use crate::contract::{DedupSummary, FamilyDedup};
 use crate::registry::{Holdout, Registry};
 
 /// `[build.dedup]` in gatehouse.toml.
@@ -176,48 +177,6 @@ pub(super) enum Status {
         kept: (u32, u32),
         jaccard: f64,
     },
-}
-
-/// Counts of one family.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FamilyDedup {
-    /// Records that reached deduplication (after PII policy and quarantine).
-    pub records: u64,
-    pub exact_removed: u64,
-    pub near_removed: u64,
-    /// Kept records with at least one duplicate removed in their favour.
-    pub representatives: u64,
-}
-
-/// The dedup section of the build report and manifest.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DedupSummary {
-    pub version: &'static str,
-    pub exact: bool,
-    pub near: bool,
-    pub near_params: NearDupParams,
-    pub shingle_system: bool,
-    pub boilerplate_phrases: usize,
-    /// Families in keep order.
-    pub keep_order: Vec<String>,
-    pub records: u64,
-    pub exact_removed: u64,
-    pub near_removed: u64,
-    /// Candidate pairs (a representative and a record sharing a bucket) considered.
-    pub candidates: u64,
-    /// Candidates whose signature estimate was under `estimate_floor`: not near.
-    pub candidates_below_estimate: u64,
-    /// Candidates whose exact Jaccard index was computed.
-    pub candidates_verified: u64,
-    /// The largest LSH bucket (records sharing one band key).
-    pub largest_bucket: u64,
-    /// Buckets over `max_bucket`, not used for candidates, and the records in them
-    /// (counted once per bucket).
-    pub oversized_buckets: u64,
-    pub oversized_bucket_records: u64,
-    pub per_family: BTreeMap<String, FamilyDedup>,
-    /// Where every removed record is listed with the record kept in its place.
-    pub removed_list: String,
 }
 
 /// Decides every record's status. `objects[i]` belongs to family `families[i]`.
@@ -389,7 +348,7 @@ pub(super) fn resolve(
     let mut keep_order: Vec<(&String, &usize)> = ranks.iter().collect();
     keep_order.sort_by_key(|(_, r)| **r);
     let summary = DedupSummary {
-        version: DEDUP_VERSION,
+        version: DEDUP_VERSION.to_string(),
         exact: config.exact,
         near: config.near,
         near_params: config.near_params.clone(),

@@ -36,6 +36,7 @@ use crate::report::{Verdict, generated_by};
 use crate::source::Limits;
 use crate::store::{Store, StoreError};
 
+pub use crate::contract::{Exclusion, Tally};
 pub use manifest::{Manifest, RELEASE_DIGEST_NOTE};
 pub use routing::RoutingConfig;
 use shards::{HashedObject, ShardSet};
@@ -65,20 +66,6 @@ pub struct BuildConfig {
     pub limits: Limits,
     /// `[build.dedup]`: exact and near-duplicate removal.
     pub dedup: dedup::DedupConfig,
-}
-
-/// Records and their tokens, summed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Tally {
-    pub records: u64,
-    pub tokens: u64,
-}
-
-impl std::ops::AddAssign for Tally {
-    fn add_assign(&mut self, other: Self) {
-        self.records += other.records;
-        self.tokens += other.tokens;
-    }
 }
 
 impl Default for BuildConfig {
@@ -133,12 +120,6 @@ pub struct ObjectReport {
     /// The object could not be read to its end.
     pub incomplete: bool,
     pub verdict: Verdict,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Exclusion {
-    pub dataset: String,
-    pub reason: String,
 }
 
 /// `build_report.json`.

@@ -5,38 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
-use super::split::Split;
 use super::{BuildConfig, Tally};
+use crate::contract::Split;
+pub use crate::contract::routing::{FamilyRoute, RoutingConfig, StageRoute};
 use crate::registry::{Registry, stage_number};
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RoutingConfig {
-    pub schema_version: u32,
-    pub release_version: String,
-    pub weighting: &'static str,
-    pub tokenizer: String,
-    pub stages: Vec<StageRoute>,
-    pub families: Vec<FamilyRoute>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StageRoute {
-    pub stage: String,
-    pub order: u32,
-    pub families: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FamilyRoute {
-    pub family: String,
-    pub stage: String,
-    pub weight: f64,
-    pub recommended_epochs: f64,
-    pub records: BTreeMap<Split, u64>,
-    pub tokens: BTreeMap<Split, u64>,
-}
 
 pub(super) fn build(
     registry: &Registry,
@@ -102,7 +74,9 @@ pub(super) fn build(
     RoutingConfig {
         schema_version: 1,
         release_version: version.to_string(),
-        weighting: "share of training records, normalised over the included families (rounded to 6 places)",
+        weighting:
+            "share of training records, normalised over the included families (rounded to 6 places)"
+                .to_string(),
         tokenizer: tokenizer.to_string(),
         stages: stages
             .into_iter()

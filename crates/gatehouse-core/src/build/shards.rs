@@ -4,19 +4,9 @@
 
 use std::io::{BufWriter, Write};
 
-use serde::Serialize;
-
+pub use crate::contract::ShardInfo;
 use crate::digest::Sha256Digest;
 use crate::store::{DEFAULT_WRITE_BUFFER, ObjectWriter, Store, StoreError};
-
-/// One finished shard, as listed in the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShardInfo {
-    pub key: String,
-    pub bytes: u64,
-    pub records: u64,
-    pub sha256: String,
-}
 
 /// A writer into the store that hashes and counts every byte written through it (for
 /// outputs another library writes, such as Parquet).

@@ -3,61 +3,10 @@
 //! The hash is of the group key alone, so adding or removing other records never moves a
 //! group, and the same seed always gives the same assignment.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::contract::{Ratios, Split};
 use crate::registry::Holdout;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Split {
-    Train,
-    Val,
-    Test,
-}
-
-impl Split {
-    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Split::Train => "train",
-            Split::Val => "val",
-            Split::Test => "test",
-        }
-    }
-}
-
-/// Train/val/test fractions; they must sum to 1.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ratios {
-    pub train: f64,
-    pub val: f64,
-    pub test: f64,
-}
-
-impl Default for Ratios {
-    fn default() -> Self {
-        Self {
-            train: 0.90,
-            val: 0.05,
-            test: 0.05,
-        }
-    }
-}
-
-impl Ratios {
-    /// A problem with the ratios, if any.
-    pub fn problem(&self) -> Option<String> {
-        let all = [self.train, self.val, self.test];
-        if all.iter().any(|r| !r.is_finite() || *r < 0.0) {
-            return Some("split ratios must be non-negative numbers".into());
-        }
-        let sum: f64 = all.iter().sum();
-        ((sum - 1.0).abs() > 1e-9).then(|| format!("split ratios sum to {sum}, not 1"))
-    }
-}
 
 /// Position of a group in [0, 1): the first 8 bytes of sha256(seed, key) as a fraction.
 pub fn position(seed: u64, group_key: &str) -> f64 {

@@ -164,6 +164,10 @@ mod tests {
     #[test]
     fn stages_in_order_and_families_by_weight() {
         let routing = RoutingConfig {
+            schema_version: 1,
+            release_version: "v1".into(),
+            weighting: "test".into(),
+            tokenizer: "o200k_base".into(),
             stages: vec![
                 RoutingStage {
                     stage: "s2".into(),
@@ -181,16 +185,25 @@ mod tests {
                     family: "a".into(),
                     stage: "s1".into(),
                     weight: 0.6,
+                    recommended_epochs: 1.0,
+                    records: Default::default(),
+                    tokens: Default::default(),
                 },
                 RoutingFamily {
                     family: "b".into(),
                     stage: "s1".into(),
                     weight: 0.2,
+                    recommended_epochs: 1.0,
+                    records: Default::default(),
+                    tokens: Default::default(),
                 },
                 RoutingFamily {
                     family: "c".into(),
                     stage: "s2".into(),
                     weight: 0.2,
+                    recommended_epochs: 1.0,
+                    records: Default::default(),
+                    tokens: Default::default(),
                 },
             ],
         };

@@ -1,7 +1,5 @@
 //! Opening a release by its store prefix, and iterating its verified records.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -95,64 +93,13 @@ pub enum Binding {
     Unbound,
 }
 
-/// The parts of `manifest.json` a consumer reads.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Manifest {
-    pub release_version: String,
-    pub tokens: ManifestTokens,
-    pub contents: Vec<ManifestSplit>,
-}
+/// The manifest as a consumer reads it: the contract's one type.
+pub use crate::contract::{Manifest, ShardInfo as ManifestShard};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestTokens {
-    pub tokenizer: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestSplit {
-    pub split: Split,
-    pub records: u64,
-    pub families: BTreeMap<String, ManifestTally>,
-    pub shards: Vec<ManifestShard>,
-    /// Parquet twins of the shards (none when the build wrote none).
-    #[serde(default)]
-    pub parquet: Vec<ManifestShard>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestTally {
-    pub records: u64,
-    pub tokens: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestShard {
-    pub key: String,
-    pub bytes: u64,
-    pub records: u64,
-    pub sha256: String,
-}
-
-/// `routing_config.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RoutingConfig {
-    pub stages: Vec<RoutingStage>,
-    pub families: Vec<RoutingFamily>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RoutingStage {
-    pub stage: String,
-    pub order: u32,
-    pub families: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RoutingFamily {
-    pub family: String,
-    pub stage: String,
-    pub weight: f64,
-}
+/// `routing_config.json` as a consumer reads it: the contract's one type.
+pub use crate::contract::{
+    FamilyRoute as RoutingFamily, RoutingConfig, StageRoute as RoutingStage,
+};
 
 /// One exported record, as training reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

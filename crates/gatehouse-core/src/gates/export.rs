@@ -18,7 +18,7 @@ use super::duplicates::{self, Collected, SketchBatch, Sketcher};
 use super::privacy::PrivacyCheck;
 use super::provenance::ProvenanceCheck;
 use super::{CodeCount, GateError};
-use crate::build::Split;
+use crate::contract::{Manifest, ShardInfo};
 use crate::digest::{HashingReader, sha256};
 use crate::registry::Registry;
 use crate::report::Code;
@@ -31,45 +31,28 @@ use crate::waiver::{self, Subject, Waiver, WaiverUse};
 use gatehouse_text::TokenCounter;
 use gatehouse_text::pii::{Allowlist, Detector};
 
-/// The parts of `manifest.json` the gates read.
-#[derive(Debug, Clone, Deserialize)]
+/// The manifest the gates judge ([`crate::contract::Manifest`]), with where it was read and
+/// its digest.
+#[derive(Debug, Clone)]
 pub struct ExportManifest {
-    pub release_version: String,
-    pub registry_digest: String,
-    pub inputs: Vec<ManifestInput>,
-    pub contents: Vec<ManifestSplit>,
+    pub manifest: Manifest,
     /// Key of the manifest.
-    #[serde(skip)]
     pub key: String,
     /// sha256 of the manifest's bytes: the release digest.
-    #[serde(skip)]
     pub digest: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestInput {
-    pub key: String,
-    pub dataset: String,
-    pub sha256: String,
-}
+impl std::ops::Deref for ExportManifest {
+    type Target = Manifest;
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestSplit {
-    pub split: Split,
-    pub records: u64,
-    pub shards: Vec<ManifestShard>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ManifestShard {
-    pub key: String,
-    pub records: u64,
-    pub sha256: String,
+    fn deref(&self) -> &Manifest {
+        &self.manifest
+    }
 }
 
 impl ExportManifest {
     /// Shards in manifest order (train, val, test; part order).
-    pub fn shards(&self) -> impl Iterator<Item = &ManifestShard> {
+    pub fn shards(&self) -> impl Iterator<Item = &ShardInfo> {
         self.contents.iter().flat_map(|c| c.shards.iter())
     }
 
@@ -85,14 +68,16 @@ pub(super) fn read_manifest(store: &Store, location: &str) -> Result<ExportManif
         Err(StoreError::NotFound { .. }) => return Err(GateError::NotBuilt { key }),
         Err(e) => return Err(e.into()),
     };
-    let mut manifest: ExportManifest =
+    let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| GateError::BadManifest {
             key: key.clone(),
             detail: format!("{:?} error at line {}", e.classify(), e.line()),
         })?;
-    manifest.digest = sha256(&bytes);
-    manifest.key = key;
-    Ok(manifest)
+    Ok(ExportManifest {
+        manifest,
+        digest: sha256(&bytes),
+        key,
+    })
 }
 
 /// An exported record as the gates read it: every field optional, so a missing one is a
@@ -517,7 +502,7 @@ pub(super) fn scan(
     limits: &Limits,
     sketcher: &Sketcher,
 ) -> Result<Scanned, GateError> {
-    let shards: Vec<&ManifestShard> = manifest.shards().collect();
+    let shards: Vec<&ShardInfo> = manifest.shards().collect();
     let max_line = limits.max_export_line();
     let threads = rayon::current_num_threads().max(1);
     let (tx, rx) = sync_channel::<Batch>(threads * 2);
@@ -571,7 +556,7 @@ struct ReadOutcome {
 
 fn read_shards(
     store: &Store,
-    shards: &[&ManifestShard],
+    shards: &[&ShardInfo],
     max_line: usize,
     ctx: &CheckContext<'_>,
     tx: std::sync::mpsc::SyncSender<Batch>,
@@ -688,7 +673,7 @@ fn read_shards(
 
 fn check_batch(
     ctx: &CheckContext<'_>,
-    shards: &[&ManifestShard],
+    shards: &[&ShardInfo],
     batch: &Batch,
     p: &mut Partial,
     sketcher: &Sketcher,

@@ -17,11 +17,12 @@
 use std::collections::BTreeMap;
 use std::io::BufReader;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::spot_check;
 use super::{QaConfig, QaError, Rubric, SCHEMA_VERSION, SampleRule, json};
+use crate::contract::Manifest;
 use crate::digest::sha256;
 use crate::registry::{Registry, ReviewType};
 use crate::report::generated_by;
@@ -247,30 +248,6 @@ fn draw(
     Ok((qa, template))
 }
 
-/// The part of the manifest the draw needs.
-#[derive(Debug, Deserialize)]
-pub(super) struct Manifest {
-    release_version: String,
-    contents: Vec<ManifestSplit>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ManifestSplit {
-    split: String,
-    families: BTreeMap<String, ManifestTally>,
-    shards: Vec<ManifestShard>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ManifestTally {
-    records: u64,
-}
-
-#[derive(Debug, Deserialize)]
-struct ManifestShard {
-    key: String,
-}
-
 /// The manifest of the release at `location`, and its digest.
 pub(super) fn read_manifest(store: &Store, location: &str) -> Result<(Manifest, String), QaError> {
     let manifest_key = crate::layout::MANIFEST.at(location);
@@ -321,10 +298,10 @@ pub(super) fn plan_groups(
     for c in &manifest.contents {
         for (family, t) in &c.families {
             plans.insert(
-                (family.clone(), c.split.clone()),
+                (family.clone(), c.split.as_str().to_string()),
                 GroupPlan {
                     family: family.clone(),
-                    split: c.split.clone(),
+                    split: c.split.as_str().to_string(),
                     population: t.records,
                     size: config.sample.size(t.records),
                     review_types: review_of(family),
@@ -353,7 +330,7 @@ fn for_each_line(
             })? {
                 match line {
                     Line::Text { number, bytes } => {
-                        each(&c.split, format!("{}:{number}", shard.key), bytes)?;
+                        each(c.split.as_str(), format!("{}:{number}", shard.key), bytes)?;
                     }
                     Line::Oversized { number, .. } => {
                         return Err(QaError::BadRecord {
