@@ -128,7 +128,7 @@ pub struct Head {
 
 /// Who runs gatehouse: `GATEHOUSE_ACTOR`, else the login name, else `unknown`.
 pub fn actor() -> String {
-    ["GATEHOUSE_ACTOR", "USER", "USERNAME"]
+    crate::config::env::ACTOR
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
         .unwrap_or_else(|| "unknown".into())

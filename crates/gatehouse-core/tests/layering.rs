@@ -14,7 +14,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     // The vocabulary: names, digests, findings, the wire types, the parsing of config files.
     &["digest", "layout"],
-    &["waiver", "record", "config::parse"],
+    &["waiver", "record", "config::parse", "config::env"],
     &["report"],
     &["contract"],
     // The store, and what observes it.

@@ -81,13 +81,10 @@ struct Identity {
     digest: String,
 }
 
-/// A commit id, or text that never occurs when the build named none (`unknown`).
+/// A commit id as the manifest names it: 40 hex digits, or `unknown` when the build could
+/// not find one (a git worktree, a source tarball).
 fn commit_id(named: &str) -> String {
-    if named.len() == 40 && named.bytes().all(|b| b.is_ascii_hexdigit()) {
-        named.to_string()
-    } else {
-        "\u{0}no commit".to_string()
-    }
+    named.to_string()
 }
 
 impl Identity {
@@ -104,7 +101,15 @@ impl Identity {
         match std::str::from_utf8(bytes) {
             Ok(text) => text
                 .replace(&self.digest, "sha256:<release-digest>")
-                .replace(&self.commit, "<commit>")
+                .replace(
+                    &format!("\"git_commit\": \"{}\"", self.commit),
+                    "\"git_commit\": \"<commit>\"",
+                )
+                .replace(
+                    &format!("\"git_commit\":\"{}\"", self.commit),
+                    "\"git_commit\":\"<commit>\"",
+                )
+                .replace(&format!("({})", self.commit), "(<commit>)")
                 .into_bytes(),
             Err(_) => bytes.to_vec(), // Parquet: records only, no digest
         }

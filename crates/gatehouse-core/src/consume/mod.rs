@@ -23,4 +23,4 @@ pub use open::{
     Binding, ConsumeError, Message, OpenRelease, Record, RecordMetadata, RoutingConfig,
     RoutingFamily, RoutingStage,
 };
-pub use report::{CHATML, ConsumeConfig, ConsumeOutcome, ConsumeReport, Finding, run};
+pub use report::{CHATML, ConsumeConfig, ConsumeFinding, ConsumeOutcome, ConsumeReport, run};

@@ -109,7 +109,7 @@ impl Template {
 
 /// A finding of the consumption test: a stable code, and locators (never text).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
+pub struct ConsumeFinding {
     pub code: &'static str,
     pub name: &'static str,
     pub severity: Severity,
@@ -173,7 +173,7 @@ pub struct ConsumeReport {
     pub routing: RoutingCheck,
     pub batches: BatchPlan,
     pub throughput: Throughput,
-    pub findings: Vec<Finding>,
+    pub findings: Vec<ConsumeFinding>,
 }
 
 #[derive(Debug, Clone)]
@@ -295,8 +295,8 @@ fn parquet_problem(store: &crate::store::Store, shard: &ManifestShard) -> Option
     }
 }
 
-fn finding(code: &Code, severity: Severity, message: String) -> Finding {
-    Finding {
+fn finding(code: &Code, severity: Severity, message: String) -> ConsumeFinding {
+    ConsumeFinding {
         code: code.id,
         name: code.name,
         severity,

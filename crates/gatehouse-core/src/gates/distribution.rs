@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::export::{CheckContext, ExportedRecord};
+use super::scan::{CheckContext, ExportedRecord};
 use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
 use crate::layout;
@@ -489,7 +489,7 @@ pub fn psi(baseline: &[u64], current: &[u64]) -> f64 {
 pub(super) fn report(
     store: &Store,
     manifest: &super::ExportManifest,
-    scanned: &mut super::export::Scanned,
+    scanned: &mut super::scan::Scanned,
     ctx: &CheckContext<'_>,
 ) -> Result<DistributionReport, GateError> {
     let (registry, config) = (ctx.registry, ctx.config);
@@ -721,7 +721,7 @@ pub(super) fn report(
         }
     }
 
-    let empty = super::export::Tally::new(config.max_locators);
+    let empty = super::scan::CodeTally::new(config.max_locators);
     Ok(GateReport::new(
         manifest,
         scanned,

@@ -32,7 +32,7 @@ use gatehouse_text::dedup::{
     DEDUP_VERSION, MinHasher, NearDupParams, Shingler, estimate_jaccard, exact_key, jaccard,
 };
 
-use super::export::{At, ExportedRecord, Locator, Tally};
+use super::scan::{At, CodeTally, ExportedRecord, Locator};
 use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
 use crate::build::dedup::DedupConfig;
@@ -472,9 +472,9 @@ fn at_of(c: &Collected, shards: &[String], i: u32) -> String {
 /// Builds both reports from the scan's sketches and their analysis.
 pub(super) fn reports(
     manifest: &super::ExportManifest,
-    scanned: &super::export::Scanned,
+    scanned: &super::scan::Scanned,
     analysis: &Analysis,
-    ctx: &super::export::CheckContext<'_>,
+    ctx: &super::scan::CheckContext<'_>,
     params: &NearDupParams,
 ) -> (DedupReport, LeakageReport) {
     let (collected, registry, config) = (&scanned.duplicates, ctx.registry, ctx.config);
@@ -486,7 +486,7 @@ pub(super) fn reports(
     };
 
     // Dedup: exact duplicates, and near clusters around representatives in export order.
-    let mut dedup = Tally::new(cap);
+    let mut dedup = CodeTally::new(cap);
     let mut per_family: BTreeMap<String, FamilyDuplicates> = BTreeMap::new();
     let family = |i: u32| {
         collected.sketches[i as usize]
@@ -587,7 +587,7 @@ pub(super) fn reports(
             .as_ref()
             .is_some_and(|f| holdout.contains(f))
     };
-    let mut leaks = Tally::new(cap);
+    let mut leaks = CodeTally::new(cap);
     let mut counts: BTreeMap<(Split, Split), SplitPairCount> = BTreeMap::new();
     for (k, a) in Split::ALL.iter().enumerate() {
         for b in &Split::ALL[k + 1..] {

@@ -16,9 +16,9 @@
 
 pub mod distribution;
 pub mod duplicates;
-mod export;
 pub mod privacy;
 pub mod provenance;
+mod scan;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -36,7 +36,7 @@ use crate::store::{Store, StoreError};
 use crate::waiver::{Waiver, WaiverStatus, WaiverUse};
 use gatehouse_text::pii::Detector;
 
-pub use export::{ExportManifest, Locator, ShardCheck};
+pub use scan::{ExportManifest, Locator, ShardCheck};
 
 /// Gate report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -179,7 +179,7 @@ struct GateFindings<'a> {
     gate: &'static str,
     method: &'static str,
     /// The gate's per-record findings (the export's integrity findings are added to them).
-    records: &'a export::Tally,
+    records: &'a scan::CodeTally,
     /// Findings about the release as a whole, one occurrence each.
     release: Vec<Finding>,
     /// Per-record codes that warn instead of blocking.
@@ -189,7 +189,7 @@ struct GateFindings<'a> {
 impl<D> GateReport<D> {
     fn new(
         manifest: &ExportManifest,
-        scanned: &export::Scanned,
+        scanned: &scan::Scanned,
         config: &GatesConfig,
         found: GateFindings<'_>,
         detail: D,
@@ -312,9 +312,9 @@ pub fn run(
         ));
     }
     let started = Instant::now();
-    let manifest = export::read_manifest(store, location)?;
+    let manifest = scan::read_manifest(store, location)?;
     let tokens = policy.tokenizer.counter().map_err(GateError::Config)?;
-    let ctx = export::CheckContext::new(registry, &manifest, policy, tokens);
+    let ctx = scan::CheckContext::new(registry, &manifest, policy, tokens);
     if let Some(p) = policy
         .dedup
         .near_params
@@ -324,7 +324,7 @@ pub fn run(
         return Err(GateError::Config(p));
     }
     let sketcher = duplicates::Sketcher::new(policy.dedup);
-    let mut scanned = export::scan(store, &manifest, &ctx, policy.limits, &sketcher)?;
+    let mut scanned = scan::scan(store, &manifest, &ctx, policy.limits, &sketcher)?;
     let elapsed = started.elapsed();
     let analysis = duplicates::analyse(
         &scanned.duplicates,

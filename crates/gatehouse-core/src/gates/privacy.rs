@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::export::{
-    At, Capped, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally, label,
+use super::scan::{
+    At, Capped, CheckContext, CodeTally, ExportManifest, ExportedRecord, Locator, Scanned, label,
 };
 use super::{GateFindings, GateReport, GatesConfig};
 use crate::report::Code;
@@ -27,7 +27,7 @@ const SCANNED: [&str; 2] = ["none_detected", "scrubbed"];
 /// Where in a record a span was found.
 #[derive(Clone, Copy)]
 enum Place<'r> {
-    Message(usize, &'r super::export::ExportedMessage),
+    Message(usize, &'r super::scan::ExportedMessage),
     Field(&'r str),
 }
 
@@ -47,7 +47,7 @@ type SampleKey = (u64, u32, u64);
 /// The privacy check's share of a scan.
 #[derive(Debug, Clone)]
 pub(super) struct PrivacyCheck {
-    pub findings: Tally,
+    pub findings: CodeTally,
     pub records: u64,
     pub messages: u64,
     pub content_bytes: u64,
@@ -64,7 +64,7 @@ pub(super) struct PrivacyCheck {
 impl PrivacyCheck {
     pub fn new(ctx: &CheckContext<'_>) -> Self {
         Self {
-            findings: Tally::new(ctx.config.max_locators),
+            findings: CodeTally::new(ctx.config.max_locators),
             records: 0,
             messages: 0,
             content_bytes: 0,
@@ -141,7 +141,7 @@ impl PrivacyCheck {
                             Place::Field(field) => Locator {
                                 detail: Some(format!(
                                     "in metadata.source_fields {}",
-                                    super::export::label(field)
+                                    super::scan::label(field)
                                 )),
                                 ..found
                             },

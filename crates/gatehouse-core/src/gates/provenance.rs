@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::export::{
-    At, CheckContext, ExportManifest, ExportedRecord, Locator, Scanned, Tally, label,
+use super::scan::{
+    At, CheckContext, CodeTally, ExportManifest, ExportedRecord, Locator, Scanned, label,
 };
 use super::{GateFindings, GateReport, GatesConfig};
 use crate::report::codes::provenance::{
@@ -25,7 +25,7 @@ use crate::waiver::{self, Subject, WaiverStatus};
 /// The provenance check's share of a scan.
 #[derive(Debug, Clone)]
 pub(super) struct ProvenanceCheck {
-    pub findings: Tally,
+    pub findings: CodeTally,
     pub records: u64,
     /// Records per dataset and licence tag, as the records say.
     pub per_dataset: BTreeMap<String, u64>,
@@ -35,7 +35,7 @@ pub(super) struct ProvenanceCheck {
 impl ProvenanceCheck {
     pub fn new(ctx: &CheckContext<'_>) -> Self {
         Self {
-            findings: Tally::new(ctx.config.max_locators),
+            findings: CodeTally::new(ctx.config.max_locators),
             records: 0,
             per_dataset: BTreeMap::new(),
             per_licence: BTreeMap::new(),
@@ -45,7 +45,7 @@ impl ProvenanceCheck {
     pub fn check(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, at: At<'_>) {
         self.records += 1;
         let mut n = 0u64;
-        let mut add = |findings: &mut Tally, code: &'static Code, detail: String| {
+        let mut add = |findings: &mut CodeTally, code: &'static Code, detail: String| {
             n += 1;
             let waiver = ctx.waiver(code.id, rec);
             findings.add(code, (at.shard_index, at.line, n), waiver, || Locator {

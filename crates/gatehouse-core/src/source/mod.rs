@@ -8,10 +8,10 @@
 
 pub mod compression;
 mod csv_source;
-mod html;
 mod json_path;
 mod json_records;
 pub mod json_stream;
+mod markup;
 pub mod parquet;
 mod text;
 
@@ -26,7 +26,7 @@ use crate::report::Code;
 use crate::report::codes::quarantine;
 use compression::{Compression, Decompressed};
 
-pub use html::strip_html;
+pub use markup::strip_html;
 
 pub use crate::registry::Container;
 

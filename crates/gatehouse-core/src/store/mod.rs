@@ -48,7 +48,7 @@ mod fault {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    pub const ENV: &str = "GATEHOUSE_TEST_ABORT_AFTER_WRITES";
+    pub const ENV: &str = crate::config::env::TEST_ABORT_AFTER_WRITES;
 
     static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
     static WRITES: AtomicU64 = AtomicU64::new(0);

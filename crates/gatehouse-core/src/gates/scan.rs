@@ -1,4 +1,4 @@
-//! Reading a built release for the gates: the manifest, then every shard line by line.
+//! The one scan of a built release for the gates: the manifest, then every shard line by line.
 //!
 //! One reader thread streams the shards in manifest order, hashing and counting each, and
 //! hands batches of lines to the rayon pool; each batch is parsed and checked by the privacy
@@ -359,14 +359,14 @@ impl<K: Ord + Copy, V> Capped<K, V> {
 
 /// Occurrences per finding code, the first locators of each, and the waivers applied.
 #[derive(Debug, Clone)]
-pub(super) struct Tally {
+pub(super) struct CodeTally {
     cap: usize,
     pub counts: BTreeMap<&'static Code, CodeCount>,
     pub locators: BTreeMap<&'static Code, Capped<Order, Locator>>,
     pub waivers: Vec<WaiverUse>,
 }
 
-impl Tally {
+impl CodeTally {
     pub fn new(cap: usize) -> Self {
         Self {
             cap,
@@ -409,7 +409,7 @@ impl Tally {
         }
     }
 
-    pub fn merge(&mut self, other: Tally) {
+    pub fn merge(&mut self, other: CodeTally) {
         for (code, c) in other.counts {
             let mine = self.counts.entry(code).or_default();
             mine.found += c.found;
@@ -445,7 +445,7 @@ pub struct ShardCheck {
 /// Everything the scan found.
 #[derive(Debug)]
 pub(super) struct Scanned {
-    pub integrity: Tally,
+    pub integrity: CodeTally,
     pub shards: Vec<ShardCheck>,
     pub lines: u64,
     pub bytes: u64,
@@ -469,7 +469,7 @@ const BATCH_LINES: usize = 2048;
 
 /// Partial results of some batches.
 struct Partial {
-    integrity: Tally,
+    integrity: CodeTally,
     privacy: PrivacyCheck,
     provenance: ProvenanceCheck,
     distribution: DistributionCheck,
@@ -478,7 +478,7 @@ struct Partial {
 impl Partial {
     fn new(ctx: &CheckContext<'_>) -> Self {
         Self {
-            integrity: Tally::new(ctx.config.max_locators),
+            integrity: CodeTally::new(ctx.config.max_locators),
             privacy: PrivacyCheck::new(ctx),
             provenance: ProvenanceCheck::new(ctx),
             distribution: DistributionCheck::default(),
@@ -548,7 +548,7 @@ pub(super) fn scan(
 }
 
 struct ReadOutcome {
-    integrity: Tally,
+    integrity: CodeTally,
     shards: Vec<ShardCheck>,
     lines: u64,
     bytes: u64,
@@ -562,7 +562,7 @@ fn read_shards(
     tx: std::sync::mpsc::SyncSender<Batch>,
 ) -> Result<ReadOutcome, GateError> {
     let mut out = ReadOutcome {
-        integrity: Tally::new(ctx.config.max_locators),
+        integrity: CodeTally::new(ctx.config.max_locators),
         shards: Vec::with_capacity(shards.len()),
         lines: 0,
         bytes: 0,
