@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::registry::Registry;
+use crate::registry::{Dataset, Registry};
 
 /// The Croissant version this file conforms to.
 pub const CONFORMS_TO: &str = "http://mlcommons.org/croissant/1.1";
@@ -90,8 +90,53 @@ pub struct Inputs<'a> {
 /// The `croissant.json` document of a release.
 pub fn document(i: &Inputs<'_>) -> Value {
     let m = i.manifest;
+    let datasets = included_datasets(i);
+    let licences: BTreeSet<String> = datasets
+        .iter()
+        .filter_map(|d| d.license_tag.clone())
+        .collect();
+
+    let mut doc = json!({
+        "@context": context(),
+        "@type": "sc:Dataset",
+        "conformsTo": CONFORMS_TO,
+        "name": format!("gatehouse-release-{}", i.version),
+        "description": format!("Training conversations for a therapy-assistant model, compiled to ChatML, redacted, deduplicated, split by group, gated and reviewed. Release {} (digest {}, the sha256 of manifest.json).", i.version, i.digest),
+        "datePublished": m["release_date"],
+        "license": licences.into_iter().collect::<Vec<_>>(),
+        "inLanguage": "en",
+        "keywords": ["mental health", "counselling", "ChatML", "supervised fine-tuning"],
+        "isLiveDataset": false,
+        "distribution": distribution(i),
+        "recordSet": [{
+            "@type": "cr:RecordSet",
+            "@id": "conversations",
+            "name": "conversations",
+            "description": "One training conversation per record, as in the JSONL and Parquet shards.",
+            "key": { "@id": "conversations/id" },
+            "field": fields(),
+        }],
+        "rai:dataCollection": data_collection(&datasets).trim_end(),
+        "rai:dataCollectionType": datasets.iter().filter_map(|d| d.provenance.as_ref().map(|p| p.method.clone())).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>(),
+        "rai:dataPreprocessingProtocol": preprocessing(m),
+        "rai:dataAnnotationProtocol": annotation(i),
+        "rai:personalSensitiveInformation": personal_information(i),
+        "rai:dataUseCases": "Supervised fine-tuning and evaluation of a therapy-assistant model under clinical oversight. The test split and holdout families are for evaluation only.",
+        "rai:dataLimitations": limitations(i.exclusions),
+        "rai:dataBiases": "A bias and cultural review sampled the release; it did not exhaust it. Synthetic and third-party sources carry their own biases.",
+        "rai:dataSocialImpact": "Intended to make a supportive assistant safer; misuse as a clinical substitute could harm people in crisis.",
+        "rai:dataReleaseMaintenancePlan": "Versions are write-once: a published version is never overwritten; corrections are new versions with their own digest and evidence.",
+        "citeAs": format!("@misc{{gatehouse_release_{key}, title = {{gatehouse release {v}}}, note = {{release digest {d}}}, year = {{{y}}}}}", key = i.version.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), v = i.version, d = i.digest, y = m["release_date"].as_str().and_then(|d| d.get(..4)).unwrap_or("n.d.")),
+    });
+    doc["version"] = json!(croissant_version(i.version));
+    doc
+}
+
+/// One `cr:FileObject` per Parquet shard (relative to the release folder), then the
+/// `cr:FileSet` that claims them all.
+fn distribution(i: &Inputs<'_>) -> Vec<Value> {
     let mut distribution = Vec::new();
-    for c in m["contents"].as_array().into_iter().flatten() {
+    for c in i.manifest["contents"].as_array().into_iter().flatten() {
         for s in c["parquet"].as_array().into_iter().flatten() {
             let key = s["key"].as_str().unwrap_or_default();
             let key = key.strip_prefix(i.location).unwrap_or(key);
@@ -115,16 +160,23 @@ pub fn document(i: &Inputs<'_>) -> Value {
         "encodingFormat": "application/x-parquet",
         "includes": "shards/*/*.parquet",
     }));
-    let column = |id: &str, data_type: &str, description: &str| {
-        json!({
-            "@type": "cr:Field",
-            "@id": format!("conversations/{id}"),
-            "name": id,
-            "description": description,
-            "dataType": data_type,
-            "source": { "fileSet": { "@id": "parquet-shards" }, "extract": { "column": id } },
-        })
-    };
+    distribution
+}
+
+/// A field of the record set read from the shard column of the same name.
+fn column(id: &str, data_type: &str, description: &str) -> Value {
+    json!({
+        "@type": "cr:Field",
+        "@id": format!("conversations/{id}"),
+        "name": id,
+        "description": description,
+        "dataType": data_type,
+        "source": { "fileSet": { "@id": "parquet-shards" }, "extract": { "column": id } },
+    })
+}
+
+/// The fields of the record set `conversations`: the shard columns, in their order.
+fn fields() -> Vec<Value> {
     let messages = json!({
         "@type": "cr:Field",
         "@id": "conversations/messages",
@@ -149,7 +201,7 @@ pub fn document(i: &Inputs<'_>) -> Value {
             },
         ],
     });
-    let fields = vec![
+    vec![
         column(
             "id",
             "sc:Text",
@@ -181,26 +233,28 @@ pub fn document(i: &Inputs<'_>) -> Value {
             "sc:Text",
             "The record's whole metadata as JSON text (provenance, redaction counts).",
         ),
-    ];
+    ]
+}
 
-    let included: BTreeSet<&str> = m["inputs"]
+/// The registry's datasets the manifest lists as inputs, in registry order.
+fn included_datasets<'a>(i: &Inputs<'a>) -> Vec<&'a Dataset> {
+    let included: BTreeSet<&str> = i.manifest["inputs"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|x| x["dataset"].as_str())
         .collect();
-    let datasets: Vec<_> = i
-        .registry
+    i.registry
         .datasets
         .iter()
         .filter(|d| included.contains(d.name.as_str()))
-        .collect();
-    let licences: BTreeSet<String> = datasets
-        .iter()
-        .filter_map(|d| d.license_tag.clone())
-        .collect();
+        .collect()
+}
+
+/// Each dataset's family and provenance, one sentence each.
+fn data_collection(datasets: &[&Dataset]) -> String {
     let mut collection = String::new();
-    for d in &datasets {
+    for d in datasets {
         let _ = write!(collection, "{} (family {}): ", d.name, d.family);
         match &d.provenance {
             Some(p) => {
@@ -213,18 +267,25 @@ pub fn document(i: &Inputs<'_>) -> Value {
             None => collection.push_str("no provenance recorded. "),
         }
     }
-    let inputs = m["inputs"].as_array().map_or(0, Vec::len);
+    collection
+}
 
+/// What the build did to the sources, with the manifest's dedup, split and tokenizer.
+fn preprocessing(m: &Value) -> String {
+    let inputs = m["inputs"].as_array().map_or(0, Vec::len);
     let dedup = &m["dedup"];
     let split = &m["split"];
-    let preprocessing = format!(
+    format!(
         "Every source format adapted to ChatML and normalised (Unicode NFC, whitespace); personal identifiers redacted with typed placeholders, the redacted text re-scanned until the scan finds nothing; duplicates removed ({}); group-aware split ({}, seed {}); every conversation counted with {}. Source: {inputs} objects, each listed with its sha256 in manifest.json.",
         compact(dedup),
         split["method"].as_str().unwrap_or("?"),
         split["seed"],
         m["tokens"]["tokenizer"].as_str().unwrap_or("?"),
-    );
+    )
+}
 
+/// The privacy gate's statement, then the human spot-check's figures from the signoff.
+fn personal_information(i: &Inputs<'_>) -> String {
     let mut pii = match i.privacy {
         Some(p) => privacy_statement(p),
         None => "The privacy gate did not run.".to_string(),
@@ -242,7 +303,11 @@ pub fn document(i: &Inputs<'_>) -> Value {
             spot["bound_method"].as_str().unwrap_or("?"),
         );
     }
+    pii
+}
 
+/// Human QA from the signoff: reviewers, review types, the digest and the decision.
+fn annotation(i: &Inputs<'_>) -> String {
     let reviewers = i.signoff["reviewers"].as_array().map_or(0, Vec::len);
     let review_types: BTreeSet<&str> = i.signoff["results"]
         .as_array()
@@ -250,7 +315,7 @@ pub fn document(i: &Inputs<'_>) -> Value {
         .flatten()
         .filter_map(|r| r["review_type"].as_str().or_else(|| r["role"].as_str()))
         .collect();
-    let annotation = format!(
+    format!(
         "Human QA: {reviewers} authenticated reviewer(s) scored seeded, stratified samples of the release against rubrics ({}); the signoff (qa/signoff_record.json) is bound to the release digest {}. Decision: {}.",
         if review_types.is_empty() {
             "see the signoff record".to_string()
@@ -259,51 +324,19 @@ pub fn document(i: &Inputs<'_>) -> Value {
         },
         i.digest,
         i.signoff["decision"].as_str().unwrap_or("?"),
-    );
+    )
+}
 
+fn limitations(exclusions: &[String]) -> String {
     let mut limitations = String::from(
         "Automatic redaction is not perfect (see rai:personalSensitiveInformation for the measured figures). Crisis resources (988, 741741, hotline names) are kept on purpose. Conversations may discuss suicide, self-harm and abuse. Not a substitute for clinical judgement; not for diagnosis.",
     );
-    if !i.exclusions.is_empty() {
+    if !exclusions.is_empty() {
         limitations.push_str(" Known exclusions: ");
-        limitations.push_str(&i.exclusions.join("; "));
+        limitations.push_str(&exclusions.join("; "));
         limitations.push('.');
     }
-
-    let mut doc = json!({
-        "@context": context(),
-        "@type": "sc:Dataset",
-        "conformsTo": CONFORMS_TO,
-        "name": format!("gatehouse-release-{}", i.version),
-        "description": format!("Training conversations for a therapy-assistant model, compiled to ChatML, redacted, deduplicated, split by group, gated and reviewed. Release {} (digest {}, the sha256 of manifest.json).", i.version, i.digest),
-        "datePublished": m["release_date"],
-        "license": licences.into_iter().collect::<Vec<_>>(),
-        "inLanguage": "en",
-        "keywords": ["mental health", "counselling", "ChatML", "supervised fine-tuning"],
-        "isLiveDataset": false,
-        "distribution": distribution,
-        "recordSet": [{
-            "@type": "cr:RecordSet",
-            "@id": "conversations",
-            "name": "conversations",
-            "description": "One training conversation per record, as in the JSONL and Parquet shards.",
-            "key": { "@id": "conversations/id" },
-            "field": fields,
-        }],
-        "rai:dataCollection": collection.trim_end(),
-        "rai:dataCollectionType": datasets.iter().filter_map(|d| d.provenance.as_ref().map(|p| p.method.clone())).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>(),
-        "rai:dataPreprocessingProtocol": preprocessing,
-        "rai:dataAnnotationProtocol": annotation,
-        "rai:personalSensitiveInformation": pii,
-        "rai:dataUseCases": "Supervised fine-tuning and evaluation of a therapy-assistant model under clinical oversight. The test split and holdout families are for evaluation only.",
-        "rai:dataLimitations": limitations,
-        "rai:dataBiases": "A bias and cultural review sampled the release; it did not exhaust it. Synthetic and third-party sources carry their own biases.",
-        "rai:dataSocialImpact": "Intended to make a supportive assistant safer; misuse as a clinical substitute could harm people in crisis.",
-        "rai:dataReleaseMaintenancePlan": "Versions are write-once: a published version is never overwritten; corrections are new versions with their own digest and evidence.",
-        "citeAs": format!("@misc{{gatehouse_release_{key}, title = {{gatehouse release {v}}}, note = {{release digest {d}}}, year = {{{y}}}}}", key = i.version.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), v = i.version, d = i.digest, y = m["release_date"].as_str().and_then(|d| d.get(..4)).unwrap_or("n.d.")),
-    });
-    doc["version"] = json!(croissant_version(i.version));
-    doc
+    limitations
 }
 
 /// Croissant's `version` is semantic (MAJOR.MINOR.PATCH). A semantic release version is

@@ -335,7 +335,8 @@ pub fn resolve_privacy(
     Ok(file.privacy)
 }
 
-/// Resolves the configuration for one command.
+/// Resolves the configuration for one command: each setting in turn (flag > environment >
+/// file > default, its origin recorded), checked as it is resolved.
 pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigError> {
     let (config_file, file) = load_file(overrides, env)?;
     let base = config_file
@@ -343,105 +344,15 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let rel = |p: &Path| -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
 
     let mut r = Resolver {
         env,
         origins: Vec::new(),
         warnings: Vec::new(),
     };
-    let path_string = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-
-    let registry_path = r
-        .pick(
-            "registry",
-            path_string(&overrides.registry),
-            &[env::REGISTRY],
-            file.registry
-                .as_deref()
-                .map(|p| rel(p).display().to_string()),
-            Some(rel(Path::new("registry.toml")).display().to_string()),
-        )
-        .map(PathBuf::from)
-        .unwrap_or_default();
-
-    // The tokenizer: a flag (relative to the working directory), or the file's
-    // [build] tokenizer (a path relative to the config file's folder).
-    let mut build = file.build.clone();
-    let from_file = match &file.build.tokenizer {
-        gatehouse_text::TokenizerSpec::File(p) => rel(p).display().to_string(),
-        builtin => builtin.to_string(),
-    };
-    if let Some(t) = r.pick(
-        "tokenizer",
-        overrides.tokenizer.clone(),
-        &[],
-        Some(from_file),
-        None,
-    ) {
-        build.tokenizer = gatehouse_text::TokenizerSpec::from(t);
-    }
-
-    let backend_name = r
-        .pick(
-            "backend",
-            overrides.backend.map(|b| format!("{b:?}").to_lowercase()),
-            &[env::BACKEND],
-            file.store.backend.map(|b| format!("{b:?}").to_lowercase()),
-            Some("local".into()),
-        )
-        .unwrap_or_default();
-    let backend_kind: BackendKind = backend_name.parse().map_err(|m: String| {
-        ConfigError::invalid(m, format!("set {} to local or s3", env::BACKEND))
-    })?;
-
-    let exports_prefix = r
-        .pick(
-            "exports_prefix",
-            overrides.exports_prefix.clone(),
-            &[env::EXPORTS_PREFIX],
-            file.store.exports_prefix.clone(),
-            Some("exports".into()),
-        )
-        .unwrap_or_default()
-        .trim_matches('/')
-        .to_string();
-    if exports_prefix.is_empty() {
-        return Err(ConfigError::invalid(
-            "the exports prefix is empty",
-            format!(
-                "set {} to a key prefix such as `exports`",
-                env::EXPORTS_PREFIX
-            ),
-        ));
-    }
-    // A key prefix, not a path: `..` would be written as a literal `%2E%2E` folder inside
-    // the store (while messages showed a path outside it), and the next coverage would list
-    // the release's own output as source objects.
-    if exports_prefix
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-        || exports_prefix.chars().any(char::is_control)
-    {
-        return Err(ConfigError::invalid(
-            format!(
-                "the exports prefix {:?} is not a key prefix (it has an empty, `.` or `..` \
-                 segment, or a control character)",
-                exports_prefix
-            ),
-            format!(
-                "set {} (or [store] exports_prefix) to a prefix inside the store such as \
-                 `exports` or `team/exports`",
-                env::EXPORTS_PREFIX
-            ),
-        ));
-    }
+    let registry_path = r.registry_path(overrides, &file, &base);
+    let build = r.build(overrides, &file, &base);
+    let (backend_kind, exports_prefix) = r.store_location(overrides, &file.store)?;
 
     if let Some(p) = file.privacy.problem(&exports_prefix) {
         return Err(ConfigError::invalid(
@@ -450,47 +361,8 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         ));
     }
 
-    let backend =
-        match backend_kind {
-            BackendKind::Local => {
-                let root = r
-                .pick(
-                    "local_path",
-                    path_string(&overrides.local_path),
-                    &[env::LOCAL_PATH],
-                    file.store.local_path.as_deref().map(|p| rel(p).display().to_string()),
-                    None,
-                )
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "the local backend needs a directory and none is configured",
-                        format!(
-                            "set {} (or [store] local_path in {CONFIG_FILE_NAME}, or --local-path)",
-                            env::LOCAL_PATH
-                        ),
-                    )
-                })?;
-                Backend::Local { root: root.into() }
-            }
-            BackendKind::S3 => Backend::S3(Box::new(resolve_s3(&mut r, overrides, &file.store)?)),
-        };
-
-    let source_date = match env.var(env::SOURCE_DATE_EPOCH) {
-        None => None,
-        Some(v) => Some(
-            v.trim()
-                .parse::<i64>()
-                .ok()
-                .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
-                .map(|t| t.date_naive())
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        format!("{} is not a Unix timestamp", env::SOURCE_DATE_EPOCH),
-                        "set it to whole seconds since 1970-01-01, or unset it",
-                    )
-                })?,
-        ),
-    };
+    let backend = r.backend(backend_kind, overrides, &file.store, &base)?;
+    let source_date = r.source_date()?;
     let as_of = source_date.unwrap_or_else(crate::waiver::today);
     r.origins.push(SettingOrigin {
         setting: "as_of",
@@ -521,6 +393,185 @@ pub fn resolve(overrides: &Overrides, env: &dyn Env) -> Result<Settings, ConfigE
         source_date,
         warnings: r.warnings,
     })
+}
+
+/// A path from the config file, relative to the file's folder `base` unless absolute.
+fn rel(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn path_string(p: &Option<PathBuf>) -> Option<String> {
+    p.as_ref().map(|p| p.display().to_string())
+}
+
+/// The steps of [`resolve`], one setting (or a few that go together) each.
+impl Resolver<'_> {
+    fn registry_path(&mut self, overrides: &Overrides, file: &ConfigFile, base: &Path) -> PathBuf {
+        self.pick(
+            "registry",
+            path_string(&overrides.registry),
+            &[env::REGISTRY],
+            file.registry
+                .as_deref()
+                .map(|p| rel(base, p).display().to_string()),
+            Some(rel(base, Path::new("registry.toml")).display().to_string()),
+        )
+        .map(PathBuf::from)
+        .unwrap_or_default()
+    }
+
+    /// `[build]`, with the tokenizer: a flag (relative to the working directory), or the
+    /// file's `[build] tokenizer` (a path relative to the config file's folder).
+    fn build(
+        &mut self,
+        overrides: &Overrides,
+        file: &ConfigFile,
+        base: &Path,
+    ) -> crate::build::BuildConfig {
+        let mut build = file.build.clone();
+        let from_file = match &file.build.tokenizer {
+            gatehouse_text::TokenizerSpec::File(p) => rel(base, p).display().to_string(),
+            builtin => builtin.to_string(),
+        };
+        if let Some(t) = self.pick(
+            "tokenizer",
+            overrides.tokenizer.clone(),
+            &[],
+            Some(from_file),
+            None,
+        ) {
+            build.tokenizer = gatehouse_text::TokenizerSpec::from(t);
+        }
+        build
+    }
+
+    /// Which backend, and the exports prefix without surrounding `/` (refused when empty or
+    /// not a key prefix).
+    fn store_location(
+        &mut self,
+        overrides: &Overrides,
+        store: &StoreSection,
+    ) -> Result<(BackendKind, String), ConfigError> {
+        let backend_name = self
+            .pick(
+                "backend",
+                overrides.backend.map(|b| format!("{b:?}").to_lowercase()),
+                &[env::BACKEND],
+                store.backend.map(|b| format!("{b:?}").to_lowercase()),
+                Some("local".into()),
+            )
+            .unwrap_or_default();
+        let backend_kind: BackendKind = backend_name.parse().map_err(|m: String| {
+            ConfigError::invalid(m, format!("set {} to local or s3", env::BACKEND))
+        })?;
+        let exports_prefix = self
+            .pick(
+                "exports_prefix",
+                overrides.exports_prefix.clone(),
+                &[env::EXPORTS_PREFIX],
+                store.exports_prefix.clone(),
+                Some("exports".into()),
+            )
+            .unwrap_or_default()
+            .trim_matches('/')
+            .to_string();
+        check_exports_prefix(&exports_prefix)?;
+        Ok((backend_kind, exports_prefix))
+    }
+
+    /// The local directory, or every S3 setting.
+    fn backend(
+        &mut self,
+        kind: BackendKind,
+        overrides: &Overrides,
+        store: &StoreSection,
+        base: &Path,
+    ) -> Result<Backend, ConfigError> {
+        match kind {
+            BackendKind::Local => {
+                let root = self
+                    .pick(
+                        "local_path",
+                        path_string(&overrides.local_path),
+                        &[env::LOCAL_PATH],
+                        store
+                            .local_path
+                            .as_deref()
+                            .map(|p| rel(base, p).display().to_string()),
+                        None,
+                    )
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "the local backend needs a directory and none is configured",
+                            format!(
+                                "set {} (or [store] local_path in {CONFIG_FILE_NAME}, or \
+                                 --local-path)",
+                                env::LOCAL_PATH
+                            ),
+                        )
+                    })?;
+                Ok(Backend::Local { root: root.into() })
+            }
+            BackendKind::S3 => Ok(Backend::S3(Box::new(resolve_s3(self, overrides, store)?))),
+        }
+    }
+
+    /// The date of `SOURCE_DATE_EPOCH`, when set.
+    fn source_date(&self) -> Result<Option<chrono::NaiveDate>, ConfigError> {
+        let Some(v) = self.env.var(env::SOURCE_DATE_EPOCH) else {
+            return Ok(None);
+        };
+        v.trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+            .map(|t| Some(t.date_naive()))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    format!("{} is not a Unix timestamp", env::SOURCE_DATE_EPOCH),
+                    "set it to whole seconds since 1970-01-01, or unset it",
+                )
+            })
+    }
+}
+
+/// An exports prefix is a key prefix inside the store, not empty.
+fn check_exports_prefix(exports_prefix: &str) -> Result<(), ConfigError> {
+    if exports_prefix.is_empty() {
+        return Err(ConfigError::invalid(
+            "the exports prefix is empty",
+            format!(
+                "set {} to a key prefix such as `exports`",
+                env::EXPORTS_PREFIX
+            ),
+        ));
+    }
+    // A key prefix, not a path: `..` would be written as a literal `%2E%2E` folder inside
+    // the store (while messages showed a path outside it), and the next coverage would list
+    // the release's own output as source objects.
+    if exports_prefix
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+        || exports_prefix.chars().any(char::is_control)
+    {
+        return Err(ConfigError::invalid(
+            format!(
+                "the exports prefix {:?} is not a key prefix (it has an empty, `.` or `..` \
+                 segment, or a control character)",
+                exports_prefix
+            ),
+            format!(
+                "set {} (or [store] exports_prefix) to a prefix inside the store such as \
+                 `exports` or `team/exports`",
+                env::EXPORTS_PREFIX
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn resolve_s3(

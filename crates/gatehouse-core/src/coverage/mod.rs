@@ -14,13 +14,13 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::registry::{Holdout, Registry};
+use crate::registry::{Family, Holdout, Registry};
 use crate::report::codes::coverage::{
     DATASET_EMPTY, FAMILY_PARTIAL, MISSING_LICENCE, MISSING_PROVENANCE, OPTIONAL_FAMILY_MISSING,
     REQUIRED_FAMILY_MISSING, UNMAPPED_OBJECTS, UNUSABLE_KEYS,
 };
 use crate::report::{Code, Finding, Severity, Verdict, generated_by, verdict_of};
-use crate::store::{Store, StoreDescription, StoreError};
+use crate::store::{ObjectList, Store, StoreDescription, StoreError};
 use crate::waiver::{self, Subject, Waiver, WaiverStatus, WaiverUse};
 
 pub use render::render_markdown;
@@ -239,6 +239,41 @@ pub fn run(
     as_of: NaiveDate,
     progress: &mut dyn FnMut(u64),
 ) -> Result<CoverageReport, CoverageError> {
+    check_inputs(store, registry, waivers)?;
+    let counts = count(store, registry, config, progress)?;
+    let datasets = dataset_coverage(registry, counts.per_dataset);
+
+    let mut findings = Vec::new();
+    let families = registry
+        .families
+        .iter()
+        .map(|(name, fam)| family_coverage(name, fam, &datasets, waivers, as_of, &mut findings))
+        .collect();
+    dataset_findings(&datasets, &mut findings);
+    store_findings(&counts.listing, &counts.unmapped.tally, &mut findings);
+
+    Ok(CoverageReport {
+        schema_version: SCHEMA_VERSION,
+        generated_by: generated_by(),
+        store: store.describe(),
+        registry_digest: registry.digest.clone(),
+        as_of,
+        verdict: verdict_of(&findings),
+        totals: counts.totals,
+        families,
+        datasets,
+        unmapped: counts.unmapped.into_report(),
+        findings,
+        config: config.clone(),
+    })
+}
+
+/// Refuses invalid waivers and a dataset that includes gatehouse's own output.
+fn check_inputs(
+    store: &Store,
+    registry: &Registry,
+    waivers: &[Waiver],
+) -> Result<(), CoverageError> {
     if let Some(problem) = waivers.iter().flat_map(Waiver::problems).next() {
         return Err(CoverageError::InvalidWaiver(problem));
     }
@@ -256,15 +291,35 @@ pub fn run(
             });
         }
     }
+    Ok(())
+}
+
+/// What one pass over the listing counted, bounded by the datasets and the caps.
+struct Counts {
+    totals: Totals,
+    /// Per dataset, in registry order: objects and bytes, and the first keys.
+    per_dataset: Vec<(Tally, FirstKeys)>,
+    unmapped: UnmappedCounts,
+    /// The listing, read to its end: the keys it could not use.
+    listing: ObjectList,
+}
+
+/// Lists the whole store once and counts every object outside the exports prefix against
+/// the dataset that claims it, if any.
+fn count(
+    store: &Store,
+    registry: &Registry,
+    config: &CoverageConfig,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Counts, CoverageError> {
+    let exports = format!("{}/", store.exports_prefix());
     let mut totals = Totals::default();
     let mut per_dataset: Vec<(Tally, FirstKeys)> = registry
         .datasets
         .iter()
         .map(|_| (Tally::default(), FirstKeys::new(config.evidence_keys)))
         .collect();
-    let mut unmapped = Tally::default();
-    let mut unmapped_examples = FirstKeys::new(config.unmapped_examples);
-    let mut unmapped_folders: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut unmapped = UnmappedCounts::new(config.unmapped_examples);
 
     let mut listed = 0u64;
     // gatehouse's own output under the exports prefix is not input; it is not counted in the
@@ -302,21 +357,7 @@ pub fn run(
                 totals.mapped_objects += 1;
                 totals.mapped_bytes += object.size;
             }
-            None => {
-                unmapped.objects += 1;
-                unmapped.bytes += object.size;
-                unmapped_examples.offer(&object.key);
-                // Bounded: past MAX_FOLDERS distinct folders, the rest are counted together.
-                let mut folder_key = folder_of(&object.key);
-                if unmapped_folders.len() >= MAX_FOLDERS
-                    && !unmapped_folders.contains_key(&folder_key)
-                {
-                    folder_key = OTHER_FOLDERS.to_string();
-                }
-                let folder = unmapped_folders.entry(folder_key).or_default();
-                folder.objects += 1;
-                folder.bytes += object.size;
-            }
+            None => unmapped.add(&object.key, object.size),
         }
     }
     progress(listed);
@@ -327,20 +368,72 @@ pub fn run(
             exports: store.exports_prefix().to_string(),
         });
     }
+    Ok(Counts {
+        totals,
+        per_dataset,
+        unmapped,
+        listing,
+    })
+}
 
-    let mut findings = Vec::new();
-    let mut finding = |code: &Code,
-                       severity: Severity,
-                       subject: String,
-                       message: String,
-                       waiver: Option<WaiverUse>| {
-        findings.push(Finding {
-            waiver,
-            ..Finding::new(code, severity, subject, message)
-        });
-    };
+/// Objects no dataset claims: counted, the first keys kept, and counted per folder.
+struct UnmappedCounts {
+    tally: Tally,
+    examples: FirstKeys,
+    folders: BTreeMap<String, Tally>,
+}
 
-    let datasets: Vec<DatasetCoverage> = registry
+impl UnmappedCounts {
+    fn new(examples: usize) -> Self {
+        Self {
+            tally: Tally::default(),
+            examples: FirstKeys::new(examples),
+            folders: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, key: &str, size: u64) {
+        self.tally.objects += 1;
+        self.tally.bytes += size;
+        self.examples.offer(key);
+        // Bounded: past MAX_FOLDERS distinct folders, the rest are counted together.
+        let mut folder_key = folder_of(key);
+        if self.folders.len() >= MAX_FOLDERS && !self.folders.contains_key(&folder_key) {
+            folder_key = OTHER_FOLDERS.to_string();
+        }
+        let folder = self.folders.entry(folder_key).or_default();
+        folder.objects += 1;
+        folder.bytes += size;
+    }
+
+    /// The report's section: folders largest first, the first 50.
+    fn into_report(self) -> Unmapped {
+        let mut by_prefix: Vec<PrefixCount> = self
+            .folders
+            .into_iter()
+            .map(|(prefix, t)| PrefixCount {
+                prefix,
+                objects: t.objects,
+                bytes: t.bytes,
+            })
+            .collect();
+        by_prefix.sort_by(|a, b| b.objects.cmp(&a.objects).then(a.prefix.cmp(&b.prefix)));
+        by_prefix.truncate(50);
+        Unmapped {
+            objects: self.tally.objects,
+            bytes: self.tally.bytes,
+            by_prefix,
+            examples: self.examples.keys.into_iter().collect(),
+        }
+    }
+}
+
+/// Each dataset of the registry, in its order, with what was counted for it.
+fn dataset_coverage(
+    registry: &Registry,
+    per_dataset: Vec<(Tally, FirstKeys)>,
+) -> Vec<DatasetCoverage> {
+    registry
         .datasets
         .iter()
         .zip(per_dataset)
@@ -355,114 +448,137 @@ pub fn run(
             bytes: tally.bytes,
             evidence_keys: keys.keys.into_iter().collect(),
         })
-        .collect();
+        .collect()
+}
 
-    let mut families = Vec::new();
-    for (name, fam) in &registry.families {
-        let members: Vec<&DatasetCoverage> =
-            datasets.iter().filter(|d| &d.family == name).collect();
-        let present = members.iter().filter(|d| d.objects > 0).count();
-        let status = if members.is_empty() || present == 0 {
-            FamilyStatus::Missing
-        } else if present < members.len() {
-            FamilyStatus::Partial
+/// A family's status from its datasets, with its finding (waived if a waiver applies).
+fn family_coverage(
+    name: &str,
+    fam: &Family,
+    datasets: &[DatasetCoverage],
+    waivers: &[Waiver],
+    as_of: NaiveDate,
+    findings: &mut Vec<Finding>,
+) -> FamilyCoverage {
+    let members: Vec<&DatasetCoverage> = datasets.iter().filter(|d| d.family == name).collect();
+    let present = members.iter().filter(|d| d.objects > 0).count();
+    let status = if members.is_empty() || present == 0 {
+        FamilyStatus::Missing
+    } else if present < members.len() {
+        FamilyStatus::Partial
+    } else {
+        FamilyStatus::Present
+    };
+    let subject = Subject {
+        family: Some(name),
+        ..Subject::default()
+    };
+    let code = match status {
+        FamilyStatus::Missing if fam.required => Some(&REQUIRED_FAMILY_MISSING),
+        FamilyStatus::Missing => Some(&OPTIONAL_FAMILY_MISSING),
+        FamilyStatus::Partial => Some(&FAMILY_PARTIAL),
+        _ => None,
+    };
+    let waiver = code.and_then(|c| waiver::find(waivers, c.id, subject, as_of));
+    let waived = waiver
+        .as_ref()
+        .is_some_and(|w| w.status == WaiverStatus::Applied);
+    if let Some(code) = code {
+        let severity = if waived {
+            Severity::Info
         } else {
-            FamilyStatus::Present
+            family_severity(code, fam.required)
         };
-        let subject = Subject {
-            family: Some(name),
-            ..Subject::default()
-        };
-        let code = match status {
-            FamilyStatus::Missing if fam.required => Some(&REQUIRED_FAMILY_MISSING),
-            FamilyStatus::Missing => Some(&OPTIONAL_FAMILY_MISSING),
-            FamilyStatus::Partial => Some(&FAMILY_PARTIAL),
-            _ => None,
-        };
-        let waiver = code.and_then(|c| waiver::find(waivers, c.id, subject, as_of));
-        let waived = waiver
-            .as_ref()
-            .is_some_and(|w| w.status == WaiverStatus::Applied);
-        if let Some(code) = code {
-            let base = if *code == REQUIRED_FAMILY_MISSING {
-                Severity::Error
-            } else if *code == FAMILY_PARTIAL && fam.required {
-                Severity::Warning
-            } else {
-                Severity::Info
-            };
-            let severity = if waived { Severity::Info } else { base };
-            let message = match status {
-                FamilyStatus::Missing if members.is_empty() => {
-                    format!("family {name} has no datasets in the registry")
-                }
-                FamilyStatus::Missing => {
-                    format!(
-                        "none of the {} dataset(s) of family {name} has objects",
-                        members.len()
-                    )
-                }
-                _ => format!(
-                    "{present} of {} dataset(s) of family {name} have objects",
+        let message = match status {
+            FamilyStatus::Missing if members.is_empty() => {
+                format!("family {name} has no datasets in the registry")
+            }
+            FamilyStatus::Missing => {
+                format!(
+                    "none of the {} dataset(s) of family {name} has objects",
                     members.len()
-                ),
-            };
-            finding(code, severity, name.clone(), message, waiver.clone());
-        }
-        families.push(FamilyCoverage {
-            family: name.clone(),
-            stage: fam.stage.clone(),
-            required: fam.required,
-            holdout: fam.holdout,
-            status: if waived { FamilyStatus::Waived } else { status },
-            datasets: members.len(),
-            datasets_present: present,
-            objects: members.iter().map(|d| d.objects).sum(),
-            bytes: members.iter().map(|d| d.bytes).sum(),
-            waiver,
+                )
+            }
+            _ => format!(
+                "{present} of {} dataset(s) of family {name} have objects",
+                members.len()
+            ),
+        };
+        findings.push(Finding {
+            waiver: waiver.clone(),
+            ..Finding::new(code, severity, name.to_string(), message)
         });
     }
+    FamilyCoverage {
+        family: name.to_string(),
+        stage: fam.stage.clone(),
+        required: fam.required,
+        holdout: fam.holdout,
+        status: if waived { FamilyStatus::Waived } else { status },
+        datasets: members.len(),
+        datasets_present: present,
+        objects: members.iter().map(|d| d.objects).sum(),
+        bytes: members.iter().map(|d| d.bytes).sum(),
+        waiver,
+    }
+}
 
-    for d in &datasets {
-        if d.objects == 0 {
-            finding(
-                &DATASET_EMPTY,
+/// The severity of a family's finding when no waiver applies.
+fn family_severity(code: &Code, required: bool) -> Severity {
+    if *code == REQUIRED_FAMILY_MISSING {
+        Severity::Error
+    } else if *code == FAMILY_PARTIAL && required {
+        Severity::Warning
+    } else {
+        Severity::Info
+    }
+}
+
+/// Datasets that match nothing or lack a licence or provenance.
+fn dataset_findings(datasets: &[DatasetCoverage], findings: &mut Vec<Finding>) {
+    for d in datasets {
+        let mut warn = |code: &Code, message: String| {
+            findings.push(Finding::new(
+                code,
                 Severity::Warning,
                 d.dataset.clone(),
+                message,
+            ));
+        };
+        if d.objects == 0 {
+            warn(
+                &DATASET_EMPTY,
                 format!("dataset {} matches no object", d.dataset),
-                None,
             );
         }
         if d.license_tag.is_none() {
-            finding(
+            warn(
                 &MISSING_LICENCE,
-                Severity::Warning,
-                d.dataset.clone(),
                 format!(
                     "dataset {} has no license_tag: the build excludes it and the provenance gate fails",
                     d.dataset
                 ),
-                None,
             );
         }
         if !d.has_provenance {
-            finding(
+            warn(
                 &MISSING_PROVENANCE,
-                Severity::Warning,
-                d.dataset.clone(),
                 format!(
                     "dataset {} has no provenance: the build excludes it and the provenance gate fails",
                     d.dataset
                 ),
-                None,
             );
         }
     }
+}
+
+/// Keys the listing could not use, and objects no dataset claims.
+fn store_findings(listing: &ObjectList, unmapped: &Tally, findings: &mut Vec<Finding>) {
     if listing.unusable_count() > 0 {
         const SHOWN: usize = 20;
         let names = listing.unusable();
         let more = listing.unusable_count() - names.len().min(SHOWN) as u64;
-        finding(
+        findings.push(Finding::new(
             &UNUSABLE_KEYS,
             Severity::Warning,
             "(store)".into(),
@@ -482,11 +598,10 @@ pub fn run(
                     String::new()
                 }
             ),
-            None,
-        );
+        ));
     }
     if unmapped.objects > 0 {
-        finding(
+        findings.push(Finding::new(
             &UNMAPPED_OBJECTS,
             Severity::Warning,
             "(store)".into(),
@@ -494,40 +609,8 @@ pub fn run(
                 "{} object(s) are claimed by no dataset and are excluded",
                 unmapped.objects
             ),
-            None,
-        );
+        ));
     }
-
-    let mut by_prefix: Vec<PrefixCount> = unmapped_folders
-        .into_iter()
-        .map(|(prefix, t)| PrefixCount {
-            prefix,
-            objects: t.objects,
-            bytes: t.bytes,
-        })
-        .collect();
-    by_prefix.sort_by(|a, b| b.objects.cmp(&a.objects).then(a.prefix.cmp(&b.prefix)));
-    by_prefix.truncate(50);
-
-    Ok(CoverageReport {
-        schema_version: SCHEMA_VERSION,
-        generated_by: generated_by(),
-        store: store.describe(),
-        registry_digest: registry.digest.clone(),
-        as_of,
-        verdict: verdict_of(&findings),
-        totals,
-        families,
-        datasets,
-        unmapped: Unmapped {
-            objects: unmapped.objects,
-            bytes: unmapped.bytes,
-            by_prefix,
-            examples: unmapped_examples.keys.into_iter().collect(),
-        },
-        findings,
-        config: config.clone(),
-    })
 }
 
 #[cfg(test)]

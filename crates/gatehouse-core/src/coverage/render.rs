@@ -19,8 +19,19 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
+/// The report as Markdown: a summary line, then families, datasets, unmapped objects and
+/// findings, one section each.
 pub fn render_markdown(r: &CoverageReport) -> String {
     let mut out = String::new();
+    summary(&mut out, r);
+    families(&mut out, r);
+    datasets(&mut out, r);
+    unmapped(&mut out, r);
+    findings(&mut out, r);
+    out
+}
+
+fn summary(out: &mut String, r: &CoverageReport) {
     let _ = writeln!(out, "# Coverage: {}\n", r.store);
     let _ = writeln!(
         out,
@@ -35,6 +46,10 @@ pub fn render_markdown(r: &CoverageReport) -> String {
         r.as_of,
         r.generated_by,
     );
+}
+
+/// The families table, then the waivers that apply to them.
+fn families(out: &mut String, r: &CoverageReport) {
     let _ = writeln!(out, "## Families\n");
     let _ = writeln!(
         out,
@@ -76,6 +91,10 @@ pub fn render_markdown(r: &CoverageReport) -> String {
             );
         }
     }
+}
+
+/// The datasets table, with each dataset's first keys as evidence.
+fn datasets(out: &mut String, r: &CoverageReport) {
     let _ = writeln!(out, "\n## Datasets\n");
     let _ = writeln!(
         out,
@@ -110,6 +129,10 @@ pub fn render_markdown(r: &CoverageReport) -> String {
             evidence,
         );
     }
+}
+
+/// Objects no dataset claims: per folder, then the first keys.
+fn unmapped(out: &mut String, r: &CoverageReport) {
     let _ = writeln!(out, "\n## Unmapped objects\n");
     if r.unmapped.objects == 0 {
         let _ = writeln!(out, "Every listed object belongs to a dataset.");
@@ -135,6 +158,9 @@ pub fn render_markdown(r: &CoverageReport) -> String {
             let _ = writeln!(out, "- `{k}`");
         }
     }
+}
+
+fn findings(out: &mut String, r: &CoverageReport) {
     let _ = writeln!(out, "\n## Findings\n");
     if r.findings.is_empty() {
         let _ = writeln!(out, "None.");
@@ -149,5 +175,4 @@ pub fn render_markdown(r: &CoverageReport) -> String {
             f.message
         );
     }
-    out
 }

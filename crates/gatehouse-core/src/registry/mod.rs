@@ -5,22 +5,23 @@
 //! Loading validates everything that can be checked without the store and reports every
 //! problem at once as `file:line: field: message`. Missing licence or provenance is *not* a
 //! load error: such a dataset is reported and excluded later (deny by default), which is
-//! what an imported prototype registry looks like until a human fills the gaps.
+//! what an imported prototype registry looks like until a human fills the gaps. The checks
+//! are in `validate.rs`.
 
 mod container;
 pub mod import;
 mod mapping;
 mod matcher;
+mod validate;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use toml::Spanned;
 
-use crate::config::parse::{ConfigError, line_col, parse_toml};
+use crate::config::parse::{ConfigError, parse_toml};
 use crate::digest::sha256;
 
 pub use container::Container;
@@ -253,44 +254,6 @@ impl Dataset {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RegistryFile {
-    schema_version: Spanned<u32>,
-    families: Spanned<BTreeMap<Spanned<String>, Spanned<Family>>>,
-    #[serde(default)]
-    datasets: Vec<Spanned<DatasetEntry>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DatasetEntry {
-    name: Spanned<String>,
-    family: Spanned<String>,
-    #[serde(default)]
-    stage: Option<Spanned<String>>,
-    include: Spanned<Vec<String>>,
-    #[serde(default)]
-    exclude: Vec<String>,
-    format: SourceFormat,
-    #[serde(default)]
-    container: Option<Container>,
-    #[serde(default)]
-    fields: Fields,
-    #[serde(default)]
-    speaker_roles: BTreeMap<String, String>,
-    #[serde(default)]
-    source_fields: Option<Spanned<Vec<String>>>,
-    #[serde(default)]
-    license_tag: Option<Spanned<String>>,
-    #[serde(default)]
-    provenance: Option<Spanned<Provenance>>,
-    #[serde(default)]
-    group_by: Option<String>,
-    #[serde(default)]
-    pii_allowlist: Vec<String>,
-}
-
 /// One validation problem, located in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -353,12 +316,6 @@ fn valid_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn valid_dataset_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-}
-
 /// `stage<N>_<name>`, e.g. `stage1_foundation`.
 pub fn stage_number(stage: &str) -> Option<u32> {
     let rest = stage.strip_prefix("stage")?;
@@ -366,8 +323,6 @@ pub fn stage_number(stage: &str) -> Option<u32> {
     (!name.is_empty() && valid_identifier(name)).then_some(())?;
     n.parse().ok()
 }
-
-const ROLES: &[&str] = &["system", "user", "assistant"];
 
 impl Registry {
     /// Reads and validates a registry file.
@@ -389,278 +344,12 @@ impl Registry {
 
     /// Parses and validates registry text (`path` is used in messages only).
     pub fn parse(path: &Path, text: &str, digest: String) -> Result<Self, RegistryError> {
-        let file: RegistryFile = parse_toml(path, text).map_err(RegistryError::Parse)?;
-        let line = |span: std::ops::Range<usize>| line_col(text, span.start).0;
-        let mut problems = Vec::new();
-        let mut problem = |line: usize, field: String, message: String| {
-            problems.push(Problem {
-                line,
-                field,
-                message,
-            });
-        };
-
-        if *file.schema_version.get_ref() != SCHEMA_VERSION {
-            problem(
-                line(file.schema_version.span()),
-                "schema_version".into(),
-                format!(
-                    "this gatehouse reads registry schema {SCHEMA_VERSION}, the file says {}",
-                    file.schema_version.get_ref()
-                ),
-            );
-        }
-
-        let families_line = line(file.families.span());
-        let mut families = BTreeMap::new();
-        for (name, fam) in file.families.into_inner() {
-            let at = line(fam.span());
-            let fam = fam.into_inner();
-            let field = format!("families.{}", name.get_ref());
-            if !valid_identifier(name.get_ref()) {
-                problem(
-                    line(name.span()),
-                    field.clone(),
-                    "family names are lowercase letters, digits and `_`, starting with a letter"
-                        .into(),
-                );
-            }
-            if stage_number(&fam.stage).is_none() {
-                problem(
-                    at,
-                    format!("{field}.stage"),
-                    format!("stage {:?} is not of the form stage<N>_<name>", fam.stage),
-                );
-            }
-            if fam.review.contains(&ReviewType::PrivacySpotCheck) {
-                problem(
-                    at,
-                    format!("{field}.review"),
-                    "privacy_spot_check is not a family's review: its records are the privacy \
-                     gate's spot-check sample, drawn from every family"
-                        .into(),
-                );
-            }
-            if fam.review.is_empty() {
-                problem(
-                    at,
-                    format!("{field}.review"),
-                    "name at least one review type (clinician_foundation, clinician_edge, \
-                     bias_cultural)"
-                        .into(),
-                );
-            }
-            families.insert(name.into_inner(), fam);
-        }
-        if families.is_empty() {
-            problem(
-                families_line,
-                "families".into(),
-                "the registry defines no families".into(),
-            );
-        }
-
-        let mut datasets = Vec::new();
-        let mut names = BTreeSet::new();
-        for (i, entry) in file.datasets.into_iter().enumerate() {
-            let at = line(entry.span());
-            let e = entry.into_inner();
-            let field = format!("datasets[{i}]");
-            let name = e.name.get_ref().clone();
-            if !valid_dataset_name(&name) {
-                problem(
-                    line(e.name.span()),
-                    format!("{field}.name"),
-                    format!("dataset name {name:?} may use letters, digits, `_`, `-` and `.`"),
-                );
-            }
-            if !names.insert(name.clone()) {
-                problem(
-                    line(e.name.span()),
-                    format!("{field}.name"),
-                    format!("dataset {name:?} is defined twice"),
-                );
-            }
-            let family = e.family.get_ref().clone();
-            let family_stage = match families.get(&family) {
-                Some(f) => f.stage.clone(),
-                None => {
-                    problem(
-                        line(e.family.span()),
-                        format!("{field}.family"),
-                        format!(
-                            "unknown family {family:?} (known: {})",
-                            families.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    );
-                    String::new()
-                }
-            };
-            let stage = match &e.stage {
-                Some(s) => {
-                    if stage_number(s.get_ref()).is_none() {
-                        problem(
-                            line(s.span()),
-                            format!("{field}.stage"),
-                            format!("stage {:?} is not of the form stage<N>_<name>", s.get_ref()),
-                        );
-                    }
-                    s.get_ref().clone()
-                }
-                None => family_stage,
-            };
-            let include_line = line(e.include.span());
-            let include = e.include.into_inner();
-            if include.is_empty() {
-                problem(
-                    include_line,
-                    format!("{field}.include"),
-                    "name at least one key, folder or glob".into(),
-                );
-            }
-            for p in include.iter().chain(&e.exclude) {
-                if p.trim().is_empty() || p.starts_with('/') || p.contains("://") {
-                    problem(
-                        include_line,
-                        format!("{field}.include"),
-                        format!("{p:?} must be a key, folder or glob relative to the store root"),
-                    );
-                }
-            }
-            for required in e.format.required_fields() {
-                let present = match *required {
-                    "user" => e.fields.user.is_some(),
-                    "assistant" => e.fields.assistant.is_some(),
-                    "conversation" => e.fields.conversation.is_some(),
-                    "order" => e.fields.order.is_some(),
-                    "speaker" => e.fields.speaker.is_some(),
-                    "text" => e.fields.text.is_some(),
-                    "messages" => e.fields.messages.is_some(),
-                    "role" => e.fields.role.is_some(),
-                    "content" => e.fields.content.is_some(),
-                    _ => true,
-                };
-                if !present {
-                    problem(
-                        at,
-                        format!("{field}.fields.{required}"),
-                        format!("format {} needs fields.{required}", e.format),
-                    );
-                }
-            }
-            for (speaker, role) in &e.speaker_roles {
-                if !ROLES.contains(&role.as_str()) {
-                    problem(
-                        at,
-                        format!("{field}.speaker_roles.{speaker}"),
-                        format!("role {role:?} is not one of system, user, assistant"),
-                    );
-                }
-            }
-            let source_fields_line = e.source_fields.as_ref().map_or(at, |s| line(s.span()));
-            let source_fields = e.source_fields.map(Spanned::into_inner).unwrap_or_default();
-            if e.container == Some(Container::Parquet) && !e.format.is_json_family() {
-                problem(
-                    at,
-                    format!("{field}.container"),
-                    format!(
-                        "Parquet rows are read with the JSON-family formats (pair for two \
-                         columns, messages for a list of turns), not {}",
-                        e.format
-                    ),
-                );
-            }
-            for (key, message) in mapping::check(e.format, &e.fields, &source_fields) {
-                let at = if key == "source_fields" {
-                    source_fields_line
-                } else {
-                    at
-                };
-                problem(at, format!("{field}.{key}"), message);
-            }
-            if let Some(l) = &e.license_tag
-                && l.get_ref().trim().is_empty()
-            {
-                problem(
-                    line(l.span()),
-                    format!("{field}.license_tag"),
-                    "empty licence tag; leave it out if the licence is unknown".into(),
-                );
-            }
-            if let Some(p) = &e.provenance {
-                let pv = p.get_ref();
-                for (k, v) in [
-                    ("origin", &pv.origin),
-                    ("method", &pv.method),
-                    ("consent", &pv.consent),
-                ] {
-                    if v.trim().is_empty() {
-                        problem(
-                            line(p.span()),
-                            format!("{field}.provenance.{k}"),
-                            "empty; leave provenance out if it is unknown".into(),
-                        );
-                    }
-                }
-            }
-            let matcher = match KeyMatcher::new(&include, &e.exclude) {
-                Ok(m) => m,
-                Err(msg) => {
-                    problem(include_line, format!("{field}.include"), msg);
-                    continue;
-                }
-            };
-            datasets.push(Dataset {
-                name,
-                family,
-                stage,
-                include,
-                exclude: e.exclude,
-                format: e.format,
-                container: e.container,
-                fields: e.fields,
-                speaker_roles: e.speaker_roles,
-                source_fields,
-                license_tag: e.license_tag.map(Spanned::into_inner),
-                provenance: e.provenance.map(Spanned::into_inner),
-                group_by: e.group_by,
-                pii_allowlist: e.pii_allowlist,
-                matcher,
-                line: at,
-            });
-        }
-
-        // Overlaps that are certain from the patterns alone; the listing catches the rest.
-        for (i, a) in datasets.iter().enumerate() {
-            for b in &datasets[i + 1..] {
-                let overlap = a
-                    .matcher
-                    .literal_probes()
-                    .into_iter()
-                    .chain(b.matcher.literal_probes())
-                    .find(|k| a.claims(k) && b.claims(k));
-                if let Some(key) = overlap {
-                    let shown = key.replace("/~probe~", "/…");
-                    problem(
-                        b.line,
-                        "include".into(),
-                        format!(
-                            "datasets {:?} (line {}) and {:?} both claim {shown:?}; an object \
-                             belongs to at most one dataset (narrow one with `exclude`)",
-                            a.name, a.line, b.name
-                        ),
-                    );
-                }
-            }
-        }
-
-        if !problems.is_empty() {
-            problems.sort_by_key(|p| p.line);
-            return Err(RegistryError::Invalid {
+        let file = parse_toml(path, text).map_err(RegistryError::Parse)?;
+        let (families, datasets) =
+            validate::validate(text, file).map_err(|problems| RegistryError::Invalid {
                 path: path.to_path_buf(),
                 problems,
-            });
-        }
+            })?;
         Ok(Registry {
             path: path.to_path_buf(),
             digest,

@@ -10,7 +10,7 @@ use std::io::{self, BufRead};
 
 use super::{Item, Limits, Reason, finish, quarantine, strip_html};
 use crate::record::{Message, Role};
-use crate::registry::{Dataset, SourceFormat};
+use crate::registry::{Dataset, Fields, SourceFormat};
 
 pub(super) fn adapt(
     reader: impl BufRead,
@@ -21,6 +21,61 @@ pub(super) fn adapt(
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(Tracked::new(reader, limits.max_record_bytes));
+    let Some(header) = header(&mut csv, emit)? else {
+        return Ok(());
+    };
+    let column = |name: &str| header.iter().position(|h| h == name);
+    if let Some(missing) = wanted_columns(dataset).iter().find(|w| column(w).is_none()) {
+        emit(quarantine(
+            1,
+            Reason::BrokenStructure,
+            format!("column {missing:?} is not in the header"),
+        ));
+        return Ok(());
+    }
+    let col = |name: Option<&str>| name.and_then(column);
+    let f = &dataset.fields;
+    let width = header.len();
+    match dataset.format {
+        SourceFormat::CsvColumns => {
+            let exchange = Exchange {
+                fields: f,
+                user: col(f.user.as_deref()),
+                assistant: col(f.assistant.as_deref()),
+                system: col(f.system.as_deref()),
+                group: col(dataset.group_by.as_deref()),
+            };
+            rows(
+                &mut csv,
+                width,
+                limits,
+                emit,
+                &mut |line, cells, emit| exchange.row(line, cells, limits, emit),
+                &mut |_| {},
+            )
+        }
+        _ => utterances(
+            &mut csv,
+            width,
+            dataset,
+            limits,
+            emit,
+            [
+                col(f.conversation.as_deref()).unwrap_or(0),
+                col(f.order.as_deref()).unwrap_or(0),
+                col(f.speaker.as_deref()).unwrap_or(0),
+                col(f.text.as_deref()).unwrap_or(0),
+            ],
+        ),
+    }
+}
+
+/// The header's column names (a byte-order mark and surrounding spaces removed); `None`
+/// when the header cannot be read, which is quarantined.
+fn header<R: BufRead>(
+    csv: &mut csv::Reader<Tracked<R>>,
+    emit: &mut dyn FnMut(Item),
+) -> io::Result<Option<Vec<String>>> {
     let header: Vec<String> = match csv.byte_headers() {
         Ok(h) => h
             .iter()
@@ -35,7 +90,7 @@ pub(super) fn adapt(
                 name.trim().to_string()
             })
             .collect(),
-        Err(e) => return csv_failure(e, 1, emit),
+        Err(e) => return csv_failure(e, 1, emit).map(|()| None),
     };
     let header_end = csv.position().byte();
     if let Some(problem) = csv.get_mut().problems_in(0, header_end.max(1)).first() {
@@ -45,11 +100,15 @@ pub(super) fn adapt(
             Reason::BrokenStructure,
             format!("header row: {detail}"),
         ));
-        return Ok(());
+        return Ok(None);
     }
-    let column = |name: &str| header.iter().position(|h| h == name);
+    Ok(Some(header))
+}
+
+/// The columns the dataset's format reads, in the order a missing one is reported.
+fn wanted_columns(dataset: &Dataset) -> Vec<&str> {
     let f = &dataset.fields;
-    let wanted: Vec<&str> = match dataset.format {
+    match dataset.format {
         SourceFormat::CsvColumns => [
             f.user.as_deref(),
             f.assistant.as_deref(),
@@ -68,77 +127,56 @@ pub(super) fn adapt(
         .into_iter()
         .flatten()
         .collect(),
-    };
-    if let Some(missing) = wanted.iter().find(|w| column(w).is_none()) {
-        emit(quarantine(
-            1,
-            Reason::BrokenStructure,
-            format!("column {missing:?} is not in the header"),
-        ));
-        return Ok(());
     }
-    let col = |name: Option<&str>| name.and_then(column);
-    let width = header.len();
-    match dataset.format {
-        SourceFormat::CsvColumns => {
-            let (user, assistant) = (col(f.user.as_deref()), col(f.assistant.as_deref()));
-            let (system, group) = (col(f.system.as_deref()), col(dataset.group_by.as_deref()));
-            rows(
-                &mut csv,
-                width,
-                limits,
-                emit,
-                &mut |line, cells, emit| {
-                    let mut messages = Vec::with_capacity(3);
-                    if let Some(Some(s)) = system.map(|i| cells.get(i)) {
-                        messages.push(Message::new(Role::System, strip_html(s)));
-                    }
-                    for (idx, role, name) in [
-                        (user, Role::User, f.user.as_deref()),
-                        (assistant, Role::Assistant, f.assistant.as_deref()),
-                    ] {
-                        match idx.and_then(|i| cells.get(i)) {
-                            Some(text) => messages.push(Message::new(role, strip_html(text))),
-                            None => {
-                                emit(quarantine(
-                                    line,
-                                    Reason::InvalidCsvRow,
-                                    format!("the row has no {:?} cell", name.unwrap_or_default()),
-                                ));
-                                return;
-                            }
-                        }
-                    }
-                    let group = match group.map(|g| cells.get(g).map(|s| s.trim())) {
-                        None => None,
-                        Some(Some(g)) if !g.is_empty() => Some(g.to_string()),
-                        Some(_) => {
-                            emit(quarantine(
-                                line,
-                                Reason::MissingField,
-                                "the group_by cell is empty",
-                            ));
-                            return;
-                        }
-                    };
-                    emit(finish(line, 0, group, messages, limits.merge));
-                },
-                &mut |_| {},
-            )
+}
+
+/// Where a `csv_columns` row keeps its cells: header positions of the configured columns.
+struct Exchange<'a> {
+    fields: &'a Fields,
+    user: Option<usize>,
+    assistant: Option<usize>,
+    system: Option<usize>,
+    group: Option<usize>,
+}
+
+impl Exchange<'_> {
+    /// One row as one exchange: the system cell if any, the user and assistant cells, and
+    /// the group cell when the dataset is grouped.
+    fn row(&self, line: u64, cells: &[&str], limits: &Limits, emit: &mut dyn FnMut(Item)) {
+        let f = self.fields;
+        let mut messages = Vec::with_capacity(3);
+        if let Some(Some(s)) = self.system.map(|i| cells.get(i)) {
+            messages.push(Message::new(Role::System, strip_html(s)));
         }
-        _ => utterances(
-            &mut csv,
-            width,
-            dataset,
-            limits,
-            emit,
-            [
-                col(f.conversation.as_deref()).unwrap_or(0),
-                col(f.order.as_deref()).unwrap_or(0),
-                col(f.speaker.as_deref()).unwrap_or(0),
-                col(f.text.as_deref()).unwrap_or(0),
-            ],
-        ),
+        for (idx, role, name) in [
+            (self.user, Role::User, f.user.as_deref()),
+            (self.assistant, Role::Assistant, f.assistant.as_deref()),
+        ] {
+            match idx.and_then(|i| cells.get(i)) {
+                Some(text) => messages.push(Message::new(role, strip_html(text))),
+                None => {
+                    emit(quarantine(
+                        line,
+                        Reason::InvalidCsvRow,
+                        format!("the row has no {:?} cell", name.unwrap_or_default()),
+                    ));
+                    return;
+                }
+            }
+        }
+        let group = match self.group.map(|g| cells.get(g).map(|s| s.trim())) {
+            None => None,
+            Some(Some(g)) if !g.is_empty() => Some(g.to_string()),
+            Some(_) => {
+                emit(quarantine(
+                    line,
+                    Reason::MissingField,
+                    "the group_by cell is empty",
+                ));
+                return;
+            }
+        };
+        emit(finish(line, 0, group, messages, limits.merge));
     }
 }
 
@@ -283,12 +321,10 @@ fn utterances<R: BufRead>(
     dataset: &Dataset,
     limits: &Limits,
     emit: &mut dyn FnMut(Item),
-    [conv_col, order_col, speaker_col, text_col]: [usize; 4],
+    columns: [usize; 4],
 ) -> io::Result<()> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut conversations: Vec<(String, u64, Vec<Utterance>)> = Vec::new();
-    let mut held: u64 = 0;
-    let mut too_big = false;
+    let conv_col = columns[0];
+    let mut gathered = Gathered::default();
     // Conversations with a row that could not be read: exporting them would drop a turn.
     let mut incomplete: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     rows(
@@ -296,87 +332,132 @@ fn utterances<R: BufRead>(
         width,
         limits,
         emit,
-        &mut |line, cells, emit| {
-            if too_big {
-                return;
-            }
-            let cell = |i: usize| cells.get(i).copied();
-            let (Some(conv), Some(order), Some(speaker), Some(text)) = (
-                cell(conv_col),
-                cell(order_col),
-                cell(speaker_col),
-                cell(text_col),
-            ) else {
-                emit(quarantine(
-                    line,
-                    Reason::InvalidCsvRow,
-                    "the row is missing a configured column",
-                ));
-                return;
-            };
-            held += (conv.len() + order.len() + speaker.len() + text.len()) as u64 + 64;
-            if held > limits.max_buffered_object_bytes {
-                too_big = true;
-                emit(quarantine(
-                    line,
-                    Reason::BrokenStructure,
-                    format!(
-                        "the object holds more than max_buffered_object_bytes ({}) of utterances",
-                        limits.max_buffered_object_bytes
-                    ),
-                ));
-                return;
-            }
-            let slot = *index.entry(conv.to_string()).or_insert_with(|| {
-                conversations.push((conv.to_string(), line, Vec::new()));
-                conversations.len() - 1
-            });
-            conversations[slot].2.push(Utterance {
-                order: (
-                    order.trim().parse::<f64>().unwrap_or(f64::NAN),
-                    order.trim().to_string(),
-                ),
-                line,
-                speaker: speaker.trim().to_string(),
-                text: strip_html(text),
-            });
-        },
+        &mut |line, cells, emit| gathered.add(line, cells, columns, limits, emit),
         &mut |raw| {
             if let Some(conv) = raw.get(conv_col) {
                 incomplete.insert(String::from_utf8_lossy(conv).to_string());
             }
         },
     )?;
-    if too_big {
+    if gathered.too_big {
         return Ok(());
     }
-    for (conv, first_line, mut rows) in conversations {
-        if incomplete.contains(&conv) {
+    for mut c in gathered.conversations {
+        if incomplete.contains(&c.id) {
             emit(quarantine(
-                first_line,
+                c.first_line,
                 Reason::InvalidCsvRow,
                 "a row of this conversation was quarantined, so the conversation is incomplete",
             ));
             continue;
         }
-        rows.sort_by(|a, b| {
+        match c.messages(dataset) {
+            Err((line, reason, detail)) => emit(quarantine(line, reason, detail)),
+            Ok(messages) => emit(finish(c.first_line, 0, Some(c.id), messages, limits.merge)),
+        }
+    }
+    Ok(())
+}
+
+/// The utterances of one conversation, in row order until sorted.
+struct Conversation {
+    id: String,
+    first_line: u64,
+    utterances: Vec<Utterance>,
+}
+
+/// Conversations in order of first appearance, and the bytes their utterances hold.
+#[derive(Default)]
+struct Gathered {
+    index: HashMap<String, usize>,
+    conversations: Vec<Conversation>,
+    held: u64,
+    /// Past `max_buffered_object_bytes`: the object is quarantined and nothing is emitted.
+    too_big: bool,
+}
+
+impl Gathered {
+    /// Adds a row's utterance to its conversation; `columns` are the conversation, order,
+    /// speaker and text columns.
+    fn add(
+        &mut self,
+        line: u64,
+        cells: &[&str],
+        [conv_col, order_col, speaker_col, text_col]: [usize; 4],
+        limits: &Limits,
+        emit: &mut dyn FnMut(Item),
+    ) {
+        if self.too_big {
+            return;
+        }
+        let cell = |i: usize| cells.get(i).copied();
+        let (Some(conv), Some(order), Some(speaker), Some(text)) = (
+            cell(conv_col),
+            cell(order_col),
+            cell(speaker_col),
+            cell(text_col),
+        ) else {
+            emit(quarantine(
+                line,
+                Reason::InvalidCsvRow,
+                "the row is missing a configured column",
+            ));
+            return;
+        };
+        self.held += (conv.len() + order.len() + speaker.len() + text.len()) as u64 + 64;
+        if self.held > limits.max_buffered_object_bytes {
+            self.too_big = true;
+            emit(quarantine(
+                line,
+                Reason::BrokenStructure,
+                format!(
+                    "the object holds more than max_buffered_object_bytes ({}) of utterances",
+                    limits.max_buffered_object_bytes
+                ),
+            ));
+            return;
+        }
+        let conversations = &mut self.conversations;
+        let slot = *self.index.entry(conv.to_string()).or_insert_with(|| {
+            conversations.push(Conversation {
+                id: conv.to_string(),
+                first_line: line,
+                utterances: Vec::new(),
+            });
+            conversations.len() - 1
+        });
+        conversations[slot].utterances.push(Utterance {
+            order: (
+                order.trim().parse::<f64>().unwrap_or(f64::NAN),
+                order.trim().to_string(),
+            ),
+            line,
+            speaker: speaker.trim().to_string(),
+            text: strip_html(text),
+        });
+    }
+}
+
+impl Conversation {
+    /// The messages in utterance order, or the line, reason and detail of the first
+    /// utterance that stops the conversation.
+    fn messages(&mut self, dataset: &Dataset) -> Result<Vec<Message>, (u64, Reason, String)> {
+        self.utterances.sort_by(|a, b| {
             a.order
                 .0
                 .total_cmp(&b.order.0)
                 .then_with(|| a.order.1.cmp(&b.order.1))
                 .then(a.line.cmp(&b.line))
         });
-        let mut messages = Vec::with_capacity(rows.len());
-        let mut problem = None;
+        let mut messages = Vec::with_capacity(self.utterances.len());
         let mut last: Option<&Utterance> = None;
-        for u in &rows {
+        for u in &self.utterances {
             if u.order.0.is_nan() {
-                problem = Some((
+                return Err((
                     u.line,
                     Reason::WrongType,
                     "an utterance index is not a number".to_string(),
                 ));
-                break;
             }
             if let Some(prev) = last
                 && prev.order.1 == u.order.1
@@ -384,12 +465,11 @@ fn utterances<R: BufRead>(
                 if prev.speaker == u.speaker && prev.text == u.text {
                     continue; // the same utterance again (another annotator's row)
                 }
-                problem = Some((
+                return Err((
                     u.line,
                     Reason::ConflictingRows,
                     "two rows share an utterance index with different text or speaker".to_string(),
                 ));
-                break;
             }
             last = Some(u);
             let role = dataset
@@ -400,21 +480,16 @@ fn utterances<R: BufRead>(
             match role {
                 Some(role) => messages.push(Message::new(role, u.text.clone())),
                 None => {
-                    problem = Some((
+                    return Err((
                         u.line,
                         Reason::UnknownRole,
                         "a speaker label is not in speaker_roles".to_string(),
                     ));
-                    break;
                 }
             }
         }
-        match problem {
-            Some((line, reason, detail)) => emit(quarantine(line, reason, detail)),
-            None => emit(finish(first_line, 0, Some(conv), messages, limits.merge)),
-        }
+        Ok(messages)
     }
-    Ok(())
 }
 
 /// What [`Tracked`] found wrong with the quoting, at byte offsets of the normalised stream

@@ -177,19 +177,47 @@ pub fn run(
     registry_text: &str,
     options: &Options,
 ) -> Result<Report, SuggestError> {
+    let listing = list(store, registry, &options.prefix)?;
+    let drafts = draft_groups(store, &listing.unclaimed, options)?;
+    let mut proposer = Proposer::new(store, registry, registry_text, options, &listing, &drafts);
+    let mut groups = Vec::new();
+    for (g, d) in drafts.iter().enumerate() {
+        groups.extend(proposer.group(g, d)?);
+    }
+    Ok(Report {
+        prefix: options.prefix.clone(),
+        objects: listing.objects,
+        unclaimed: listing.unclaimed.len() as u64,
+        groups,
+    })
+}
+
+/// What the listing found outside the exports prefix.
+struct Listing {
+    objects: u64,
+    /// Sorted by key.
+    unclaimed: Vec<Unclaimed>,
+    /// Folders holding a claimed object at any depth, and (folder, suffix) of claimed
+    /// objects directly in a folder: an include may not reach them.
+    claimed_dirs: BTreeSet<String>,
+    claimed_direct: BTreeSet<(String, String)>,
+}
+
+/// Lists the store under `prefix` and sorts its objects into claimed and unclaimed.
+fn list(store: &Store, registry: &Registry, prefix: &str) -> Result<Listing, SuggestError> {
     let exports = format!("{}/", store.exports_prefix());
-    let mut objects = 0u64;
-    let mut unclaimed: Vec<Unclaimed> = Vec::new();
-    // Folders holding a claimed object at any depth, and (folder, suffix) of claimed
-    // objects directly in a folder: an include may not reach them.
-    let mut claimed_dirs: BTreeSet<String> = BTreeSet::new();
-    let mut claimed_direct: BTreeSet<(String, String)> = BTreeSet::new();
-    for object in store.list(&options.prefix) {
+    let mut listing = Listing {
+        objects: 0,
+        unclaimed: Vec::new(),
+        claimed_dirs: BTreeSet::new(),
+        claimed_direct: BTreeSet::new(),
+    };
+    for object in store.list(prefix) {
         let object = object?;
         if object.key.starts_with(&exports) {
             continue;
         }
-        objects += 1;
+        listing.objects += 1;
         match registry.dataset_for(&object.key) {
             Err((first, second)) => {
                 return Err(SuggestError::AmbiguousKey {
@@ -200,34 +228,53 @@ pub fn run(
             }
             Ok(Some(_)) => {
                 let mut dir = folder_of(&object.key);
-                claimed_direct.insert((dir.to_string(), suffix_of(&object.key)));
+                listing
+                    .claimed_direct
+                    .insert((dir.to_string(), suffix_of(&object.key)));
                 while !dir.is_empty() {
-                    claimed_dirs.insert(dir.to_string());
+                    listing.claimed_dirs.insert(dir.to_string());
                     dir = folder_of(&dir[..dir.len() - 1]);
                 }
             }
-            Ok(None) => unclaimed.push(Unclaimed {
+            Ok(None) => listing.unclaimed.push(Unclaimed {
                 size: object.size,
                 key: object.key,
             }),
         }
     }
-    unclaimed.sort_by(|a, b| a.key.cmp(&b.key));
-    let mut report = Report {
-        prefix: options.prefix.clone(),
-        objects,
-        unclaimed: unclaimed.len() as u64,
-        groups: Vec::new(),
-    };
+    listing.unclaimed.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(listing)
+}
 
-    // Sample the first objects of each folder; group by folder, kind and shape.
-    struct Draft {
-        folder: String,
-        kind: Option<Kind>,
-        samples: Vec<Sample>,
-        proposals: Vec<Proposal>,
-        keys: Vec<usize>,
+/// Unclaimed objects of one folder, kind and shape, gathered before they become a [`Group`].
+struct Draft {
+    folder: String,
+    kind: Option<Kind>,
+    samples: Vec<Sample>,
+    proposals: Vec<Proposal>,
+    /// Indices into the unclaimed objects.
+    keys: Vec<usize>,
+}
+
+impl Draft {
+    fn new(folder: String, kind: Option<Kind>, keys: Vec<usize>) -> Self {
+        Draft {
+            folder,
+            kind,
+            samples: Vec::new(),
+            proposals: Vec::new(),
+            keys,
+        }
     }
+}
+
+/// Samples the first objects of each folder and groups them by folder, kind and shape;
+/// objects past the sampling cap join the largest group of their folder and kind.
+fn draft_groups(
+    store: &Store,
+    unclaimed: &[Unclaimed],
+    options: &Options,
+) -> Result<Vec<Draft>, SuggestError> {
     let mut drafts: Vec<Draft> = Vec::new();
     let mut index: BTreeMap<(String, Option<Kind>, String), usize> = BTreeMap::new();
     let mut sampled_in: BTreeMap<String, usize> = BTreeMap::new();
@@ -241,32 +288,11 @@ pub fn run(
         }
         *n += 1;
         let s = sample::sample(store, &u.key, &options.bounds)?;
-        let kind = kind_of(&u.key).or(match &s.body {
-            Ok(Body::Json { .. }) => Some(Kind::Json),
-            _ => None,
-        });
-        let recognised = match &s.body {
-            Ok(body) => shape::recognise(body, &s.adapter_key),
-            Err(why) => Err(why.clone()),
-        };
-        // What is not recognised is reported together per folder, whatever its kind.
-        let (signature, kind) = match &recognised {
-            Ok(p) => (
-                serde_json::json!([p.format, p.container, p.fields]).to_string(),
-                kind,
-            ),
-            Err(_) => ("unrecognised".to_string(), None),
-        };
+        let (kind, signature, recognised) = classify(&u.key, &s);
         let at = *index
             .entry((folder.clone(), kind, signature))
             .or_insert_with(|| {
-                drafts.push(Draft {
-                    folder: folder.clone(),
-                    kind,
-                    samples: Vec::new(),
-                    proposals: Vec::new(),
-                    keys: Vec::new(),
-                });
+                drafts.push(Draft::new(folder.clone(), kind, Vec::new()));
                 drafts.len() - 1
             });
         let d = &mut drafts[at];
@@ -276,7 +302,6 @@ pub fn run(
         }
         d.samples.push(s);
     }
-    // Objects past the sampling cap join the largest group of their folder and kind.
     for i in unsampled {
         let key = &unclaimed[i].key;
         let (folder, kind) = (folder_of(key), kind_of(key));
@@ -287,63 +312,96 @@ pub fn run(
         {
             d.keys.push(i);
         } else {
-            drafts.push(Draft {
-                folder: folder.to_string(),
-                kind,
-                samples: Vec::new(),
-                proposals: Vec::new(),
-                keys: vec![i],
-            });
+            drafts.push(Draft::new(folder.to_string(), kind, vec![i]));
+        }
+    }
+    Ok(drafts)
+}
+
+/// A sampled object's kind, the signature of its shape (what groups it) and the shape
+/// recognised, or why none was.
+fn classify(key: &str, s: &Sample) -> (Option<Kind>, String, Result<Proposal, String>) {
+    let kind = kind_of(key).or(match &s.body {
+        Ok(Body::Json { .. }) => Some(Kind::Json),
+        _ => None,
+    });
+    let recognised = match &s.body {
+        Ok(body) => shape::recognise(body, &s.adapter_key),
+        Err(why) => Err(why.clone()),
+    };
+    // What is not recognised is reported together per folder, whatever its kind.
+    let (signature, kind) = match &recognised {
+        Ok(p) => (
+            serde_json::json!([p.format, p.container, p.fields]).to_string(),
+            kind,
+        ),
+        Err(_) => ("unrecognised".to_string(), None),
+    };
+    (kind, signature, recognised)
+}
+
+/// Turns drafts into groups with their entries: what every group shares (the listing, the
+/// registry's families) and the dataset names taken so far.
+struct Proposer<'a> {
+    store: &'a Store,
+    registry_text: &'a str,
+    options: &'a Options,
+    listing: &'a Listing,
+    families: Vec<String>,
+    /// The family an entry is proposed in (the registry's first).
+    family: String,
+    names: BTreeSet<String>,
+    /// Unclaimed object → its draft.
+    group_of: BTreeMap<usize, usize>,
+}
+
+/// The entry chosen for a group: its include, its TOML, the dataset it loads as with the
+/// registry (if it does) and why it does not (if it does not).
+struct Choice {
+    include: Vec<String>,
+    toml: String,
+    dataset: Option<Dataset>,
+    problem: Option<String>,
+}
+
+impl<'a> Proposer<'a> {
+    fn new(
+        store: &'a Store,
+        registry: &Registry,
+        registry_text: &'a str,
+        options: &'a Options,
+        listing: &'a Listing,
+        drafts: &[Draft],
+    ) -> Self {
+        let families: Vec<String> = registry.families.keys().cloned().collect();
+        let family = families
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "professional_therapeutic".into());
+        Proposer {
+            store,
+            registry_text,
+            options,
+            listing,
+            families,
+            family,
+            names: registry.datasets.iter().map(|d| d.name.clone()).collect(),
+            group_of: drafts
+                .iter()
+                .enumerate()
+                .flat_map(|(g, d)| d.keys.iter().map(move |&k| (k, g)))
+                .collect(),
         }
     }
 
-    let families: Vec<String> = registry.families.keys().cloned().collect();
-    let family = families
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "professional_therapeutic".into());
-    let mut names: BTreeSet<String> = registry.datasets.iter().map(|d| d.name.clone()).collect();
-    let group_of: BTreeMap<usize, usize> = drafts
-        .iter()
-        .enumerate()
-        .flat_map(|(g, d)| d.keys.iter().map(move |&k| (k, g)))
-        .collect();
-
-    for (g, d) in drafts.iter().enumerate() {
+    /// Draft `g` as a group with its entry, checked by the build's adapter; `None` when no
+    /// include was tried.
+    fn group(&mut self, g: usize, d: &Draft) -> Result<Option<Group>, SuggestError> {
+        let unclaimed = &self.listing.unclaimed;
         let keys: Vec<&str> = d.keys.iter().map(|&i| unclaimed[i].key.as_str()).collect();
         let bytes = d.keys.iter().map(|&i| unclaimed[i].size).sum();
-        let include = include_candidates(
-            &d.folder,
-            &keys,
-            &unclaimed,
-            &group_of,
-            g,
-            &claimed_dirs,
-            &claimed_direct,
-        );
-        let base = if d.folder.is_empty() {
-            dataset_name(keys[0])
-        } else {
-            dataset_name(&d.folder)
-        };
-        let mut name = base.clone();
-        let mut n = 2;
-        while names.contains(&name) {
-            name = format!("{base}_{n}");
-            n += 1;
-        }
-        names.insert(name.clone());
-        let unrecognised: BTreeMap<String, String> = d
-            .samples
-            .iter()
-            .filter_map(|s| {
-                let why = match &s.body {
-                    Err(why) => why.clone(),
-                    Ok(body) => shape::recognise(body, &s.adapter_key).err()?,
-                };
-                Some((s.key.clone(), why))
-            })
-            .collect();
+        let include = include_candidates(&d.folder, &keys, self.listing, &self.group_of, g);
+        let name = self.fresh_name(&d.folder, &keys);
         let mut group = Group {
             folder: d.folder.clone(),
             objects: keys.len() as u64,
@@ -352,53 +410,97 @@ pub fn run(
             name: name.clone(),
             include: include[0].clone(),
             proposal: merge(&d.proposals),
-            unrecognised,
+            unrecognised: unrecognised(&d.samples),
             check: None,
             toml: String::new(),
         };
         if let Some(p) = &group.proposal {
-            // The first include that loads with the registry as it is; else the last
-            // (exact keys), checked on its own and reported.
-            let mut chosen = None;
-            for inc in &include {
-                let toml = entry::render(&EntryParts {
-                    name: &name,
-                    family: &family,
-                    families: &families,
-                    include: inc,
-                    proposal: p,
-                });
-                let text = format!("{registry_text}\n{toml}");
-                match Registry::parse(
-                    Path::new("registry + suggestion"),
-                    &text,
-                    sha256(text.as_bytes()),
-                ) {
-                    Ok(r) => {
-                        let dataset = r.datasets.last().cloned();
-                        chosen = Some((inc.clone(), toml, dataset, None));
-                        break;
-                    }
-                    Err(e) => chosen = Some((inc.clone(), toml, None, Some(e.to_string()))),
-                }
-            }
-            let Some((inc, toml, dataset, problem)) = chosen else {
-                continue;
+            let Some(choice) = self.choose(&name, &include, p) else {
+                return Ok(None);
             };
-            let dataset = dataset.or_else(|| alone(&family, &toml));
+            let dataset = choice.dataset.or_else(|| alone(&self.family, &choice.toml));
             let mut check = match &dataset {
-                Some(ds) => adapter_check(store, ds, &d.samples, options)?,
+                Some(ds) => adapter_check(self.store, ds, &d.samples, self.options)?,
                 None => Check::default(),
             };
-            check.load_problem = problem;
-            group.include = inc;
-            group.toml = toml;
+            check.load_problem = choice.problem;
+            group.include = choice.include;
+            group.toml = choice.toml;
             group.check = Some(check);
         }
         group.toml = header(&group) + &group.toml;
-        report.groups.push(group);
+        Ok(Some(group))
     }
-    Ok(report)
+
+    /// A dataset name from the folder (or the first key at the root) not taken yet, taken.
+    fn fresh_name(&mut self, folder: &str, keys: &[&str]) -> String {
+        let base = if folder.is_empty() {
+            dataset_name(keys[0])
+        } else {
+            dataset_name(folder)
+        };
+        let mut name = base.clone();
+        let mut n = 2;
+        while self.names.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// The first include whose entry loads with the registry as it is; else the last (exact
+    /// keys), with the problem, to be checked on its own and reported.
+    fn choose(&self, name: &str, include: &[Vec<String>], proposal: &Proposal) -> Option<Choice> {
+        let mut chosen = None;
+        for inc in include {
+            let toml = entry::render(&EntryParts {
+                name,
+                family: &self.family,
+                families: &self.families,
+                include: inc,
+                proposal,
+            });
+            let text = format!("{}\n{toml}", self.registry_text);
+            match Registry::parse(
+                Path::new("registry + suggestion"),
+                &text,
+                sha256(text.as_bytes()),
+            ) {
+                Ok(r) => {
+                    return Some(Choice {
+                        include: inc.clone(),
+                        toml,
+                        dataset: r.datasets.last().cloned(),
+                        problem: None,
+                    });
+                }
+                Err(e) => {
+                    chosen = Some(Choice {
+                        include: inc.clone(),
+                        toml,
+                        dataset: None,
+                        problem: Some(e.to_string()),
+                    });
+                }
+            }
+        }
+        chosen
+    }
+}
+
+/// Per sampled object not recognised: key → why.
+fn unrecognised(samples: &[Sample]) -> BTreeMap<String, String> {
+    samples
+        .iter()
+        .filter_map(|s| {
+            let why = match &s.body {
+                Err(why) => why.clone(),
+                Ok(body) => shape::recognise(body, &s.adapter_key).err()?,
+            };
+            Some((s.key.clone(), why))
+        })
+        .collect()
 }
 
 /// `include` choices, best first: the folder, a glob on the folder's suffix, the keys. A
@@ -406,21 +508,20 @@ pub fn run(
 fn include_candidates(
     folder: &str,
     keys: &[&str],
-    unclaimed: &[Unclaimed],
+    listing: &Listing,
     group_of: &BTreeMap<usize, usize>,
     group: usize,
-    claimed_dirs: &BTreeSet<String>,
-    claimed_direct: &BTreeSet<(String, String)>,
 ) -> Vec<Vec<String>> {
     let others = |reaches: &dyn Fn(&str) -> bool| {
-        unclaimed
+        listing
+            .unclaimed
             .iter()
             .enumerate()
             .any(|(i, u)| group_of.get(&i) != Some(&group) && reaches(&u.key))
     };
     let mut out = Vec::new();
     if !folder.is_empty()
-        && !claimed_dirs.contains(folder)
+        && !listing.claimed_dirs.contains(folder)
         && !others(&|k: &str| k.starts_with(folder))
     {
         out.push(vec![literal(folder)]);
@@ -429,7 +530,9 @@ fn include_candidates(
     if let [suffix] = suffixes.into_iter().collect::<Vec<_>>().as_slice()
         && !suffix.is_empty()
         && keys.len() > 1
-        && !claimed_direct.contains(&(folder.to_string(), suffix.clone()))
+        && !listing
+            .claimed_direct
+            .contains(&(folder.to_string(), suffix.clone()))
         && !is_glob(folder)
         && !is_glob(suffix)
         && !others(&|k: &str| folder_of(k) == folder && suffix_of(k) == *suffix)
