@@ -294,7 +294,7 @@ pub struct QaInviteArgs {
     pub name: String,
     /// Their review type
     #[arg(long, value_enum)]
-    pub role: Role,
+    pub role: ReviewerType,
     /// Assign at most this many samples (those with the fewest reviewers of this type so
     /// far) [default: every sample of the type]
     #[arg(long, value_name = "N")]
@@ -326,7 +326,7 @@ pub struct QaRevokeArgs {
 
 /// A reviewer's review type.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Role {
+pub enum ReviewerType {
     /// Licensed clinician: foundation therapy conversations
     ClinicianFoundation,
     /// Crisis-trained clinician: crisis and edge-case conversations

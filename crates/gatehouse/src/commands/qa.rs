@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Release;
 use crate::cli::{
     Cli, QaImportArgs, QaInviteArgs, QaKeygenArgs, QaRevokeArgs, QaSampleArgs, QaServeArgs,
-    QaSignArgs, QaSignoffArgs, Role,
+    QaSignArgs, QaSignoffArgs, ReviewerType,
 };
 use crate::exit::Code;
 use crate::print;
@@ -257,10 +257,10 @@ pub fn invite(cli: &Cli, args: &QaInviteArgs) -> Result<Code> {
         .unwrap_or(qa::reviewers::DEFAULT_INVITATION_DAYS);
     let location = draft_location(&store, &version)?;
     let role = match args.role {
-        Role::ClinicianFoundation => ReviewType::ClinicianFoundation,
-        Role::ClinicianEdge => ReviewType::ClinicianEdge,
-        Role::BiasCultural => ReviewType::BiasCultural,
-        Role::PrivacySpotCheck => ReviewType::PrivacySpotCheck,
+        ReviewerType::ClinicianFoundation => ReviewType::ClinicianFoundation,
+        ReviewerType::ClinicianEdge => ReviewType::ClinicianEdge,
+        ReviewerType::BiasCultural => ReviewType::BiasCultural,
+        ReviewerType::PrivacySpotCheck => ReviewType::PrivacySpotCheck,
     };
     let inv = qa::reviewers::invite(
         &store,
