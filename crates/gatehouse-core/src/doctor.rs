@@ -50,6 +50,10 @@ pub struct DoctorReport {
     /// Settings given twice with different values ([`crate::config::Settings::warnings`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What is wrong with the settings, section by section
+    /// ([`crate::config::Settings::problems`]): a release would refuse to start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_problems: Vec<String>,
     pub checks: Vec<Check>,
     pub create_only: CreateOnly,
     /// Whether write-once publication can rely on this store.
@@ -100,6 +104,7 @@ pub fn run(store: &Store, settings: Vec<SettingOrigin>) -> DoctorReport {
         store: store.describe(),
         settings,
         warnings: Vec::new(),
+        config_problems: Vec::new(),
         publish_safe: create_only == CreateOnly::Enforced,
         checks,
         create_only,

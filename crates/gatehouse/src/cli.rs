@@ -131,8 +131,10 @@ pub enum Command {
     /// and reports each family as present, partial, missing or waived. Exits 1 when a
     /// required family is missing and not waived.
     Coverage(CoverageArgs),
-    /// Check the configuration and the store: reachability, writes, and whether the store
-    /// really refuses a second create-only write (needed for write-once publishing).
+    /// Check the configuration and the store: every setting (the checks `release` makes
+    /// before its first stage), reachability, writes, and whether the store really refuses
+    /// a second create-only write (needed for write-once publishing). Exits 2 when a setting
+    /// is invalid or the store unusable, 1 when the store ignores create-only writes.
     Doctor,
     /// Validate the registry, import the prototype's dataset_registry.json, or propose entries
     /// for objects no dataset claims.

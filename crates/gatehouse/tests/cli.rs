@@ -1080,6 +1080,85 @@ fn a_dry_run_checks_every_setting_before_saying_run() {
     assert!(!p.exports_exist());
 }
 
+/// A `[qa.rubrics]` table replaces the default rubrics: one that leaves out a review type
+/// the registry's families need used to stop the release only at QA, after the build and
+/// the gates. It is refused before anything is written, and `doctor` names it.
+#[test]
+fn a_bad_qa_section_fails_the_dry_run_and_doctor_before_anything_is_written() {
+    let p = Project::new();
+    p.write_config(
+        "[qa.rubrics.clinician_edge]\nreviewers = 2\npass_overall = 7.0\n\
+         criteria = [{ name = \"crisis_handling\", weight = 1.0, minimum = 8 }]",
+    );
+    for args in [
+        &["release", "--dry-run"][..],
+        &["release", "--release-version", "v2026-01-01"],
+    ] {
+        let r = p.run(args);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains("invalid configuration: [qa] family ")
+                && r.stderr.contains("which has no rubric in [qa.rubrics]"),
+            "{r:?}"
+        );
+        assert!(r.stderr.contains("hint:"), "{r:?}");
+        assert!(!p.exports_exist(), "{args:?} wrote to the store");
+    }
+    let r = p.run(&["doctor"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("config check    NOT VALID: a release would refuse to start"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("[qa] family "), "{r:?}");
+    // The store itself is fine: the create-only probe still ran.
+    assert!(r.stdout.contains("write-once publication is safe"), "{r:?}");
+    let r = p.run(&["doctor", "--json"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        v["config_problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("has no rubric"),
+        "{v}"
+    );
+}
+
+/// Every section's checks run before the first stage, all problems reported at once.
+#[test]
+fn every_section_is_checked_before_the_first_stage() {
+    let p = Project::new();
+    p.write_config(
+        "[gates.spot_check]\nrate = 1.5\n[consume]\nbatch_size = 0\n\
+         template = \"<|{role}|>\"\n[qa]\ninvitation_days = 0",
+    );
+    let r = p.run(&["release", "--dry-run"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    for setting in [
+        "[gates] spot_check.rate",
+        "[consume] batch_size",
+        "[consume] template must contain {content}",
+        "[qa] qa.invitation_days",
+    ] {
+        assert!(r.stderr.contains(setting), "{setting}: {r:?}");
+    }
+    assert!(!p.exports_exist());
+    let r = p.run(&["doctor"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("[consume] batch_size"), "{r:?}");
+    // A valid configuration says so.
+    let p = Project::new();
+    let r = p.run(&["doctor"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("config check    valid: every section checked"),
+        "{r:?}"
+    );
+}
+
 #[test]
 fn an_exports_prefix_leaving_the_store_is_refused() {
     let p = Project::new();

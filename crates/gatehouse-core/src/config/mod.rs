@@ -183,11 +183,13 @@ impl Settings {
         }
     }
 
-    /// Every problem of the policy settings, checked together before anything runs, so a
-    /// `release --dry-run` that exits 0 means the run will not stop on its configuration.
-    /// (Each stage still checks its own settings when run alone.)
+    /// Every problem of the policy settings, section by section, checked together before
+    /// anything runs: by `release` (a `release --dry-run` that exits 0 means the run will not
+    /// stop on its configuration) and by `doctor`. Each stage still checks its own settings
+    /// when run alone.
     pub fn problems(&self, registry: &crate::registry::Registry) -> Vec<String> {
         let b = &self.build;
+        let c = &self.consume;
         let mut out: Vec<String> = [
             b.ratios.problem().map(|p| format!("[build] ratios: {p}")),
             (!(0.0..=1.0).contains(&b.max_quarantine_rate))
@@ -195,24 +197,43 @@ impl Settings {
             b.dedup
                 .problem(registry)
                 .map(|p| format!("[build.dedup] {p}")),
+            self.tokenizer_problem(),
+            (!(0.0..=1.0).contains(&self.gates.spot_check.rate))
+                .then(|| "[gates] spot_check.rate must be between 0 and 1".to_string()),
             self.gates
                 .distribution
                 .problem()
                 .map(|p| format!("[gates] {p}")),
-            self.qa.problem().map(|p| format!("[qa] {p}")),
+            self.qa.problem_with(registry).map(|p| format!("[qa] {p}")),
+            (c.batch_size == 0 || c.max_seq_length == 0)
+                .then(|| "[consume] batch_size and max_seq_length must be at least 1".to_string()),
+            (!c.template.contains("{content}"))
+                .then(|| "[consume] template must contain {content}".to_string()),
+            self.privacy
+                .problem(self.store.exports_prefix.trim_matches('/')),
         ]
         .into_iter()
         .flatten()
         .collect();
-        if let gatehouse_text::TokenizerSpec::File(p) = &b.tokenizer
-            && !p.is_file()
-        {
-            out.push(format!("[build] tokenizer: {} is not a file", p.display()));
-        }
         for w in &self.waivers {
             out.extend(w.problems().into_iter().map(|p| format!("[[waivers]] {p}")));
         }
         out
+    }
+
+    /// A tokenizer file that is missing or that the tokenizers library cannot load.
+    fn tokenizer_problem(&self) -> Option<String> {
+        let gatehouse_text::TokenizerSpec::File(p) = &self.build.tokenizer else {
+            return None;
+        };
+        if !p.is_file() {
+            return Some(format!("[build] tokenizer: {} is not a file", p.display()));
+        }
+        self.build
+            .tokenizer
+            .counter()
+            .err()
+            .map(|e| format!("[build] tokenizer: {e}"))
     }
 
     /// sha256 of the resolved policy (everything but where the store is and its secrets);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registry::ReviewType;
+use crate::registry::{Registry, ReviewType};
 
 /// `[qa]` in gatehouse.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +144,7 @@ impl Default for QaConfig {
 }
 
 impl QaConfig {
+    /// What is wrong with the section on its own, if anything.
     pub fn problem(&self) -> Option<String> {
         let s = &self.sample;
         if !(0.0..=1.0).contains(&s.rate) || s.max < s.min {
@@ -174,6 +175,39 @@ impl QaConfig {
             }
         }
         None
+    }
+
+    /// The review type `family` needs that has no rubric, as a problem (a `[qa.rubrics]`
+    /// table replaces the defaults, so it must give every review type the registry names).
+    pub fn missing_rubric(&self, family: &str, review: &[ReviewType]) -> Option<String> {
+        review
+            .iter()
+            .find(|t| !self.rubrics.contains_key(t))
+            .map(|t| {
+                format!(
+                    "family {family} needs {} review, which has no rubric in [qa.rubrics] (a [qa.rubrics] table replaces the defaults: give every review type)",
+                    t.as_str()
+                )
+            })
+    }
+
+    /// Everything [`QaConfig::problem`] checks, and what only matters later: a family of
+    /// the registry whose review has no rubric (found when QA draws the packets, after the
+    /// build) and invitations valid for no day (found by `qa invite`). Checked before any
+    /// stage of a release runs, and by `doctor`.
+    pub fn problem_with(&self, registry: &Registry) -> Option<String> {
+        if let Some(p) = self.problem() {
+            return Some(p);
+        }
+        if self.invitation_days == Some(0) {
+            return Some(
+                "qa.invitation_days: an invitation must be valid for at least one day".into(),
+            );
+        }
+        registry
+            .families
+            .iter()
+            .find_map(|(name, f)| self.missing_rubric(name, &f.review))
     }
 }
 

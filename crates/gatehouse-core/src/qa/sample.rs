@@ -283,14 +283,8 @@ pub(super) fn plan_groups(
     };
     for c in &manifest.contents {
         for family in c.families.keys() {
-            if let Some(t) = review_of(family)
-                .into_iter()
-                .find(|t| !config.rubrics.contains_key(t))
-            {
-                return Err(QaError::Config(format!(
-                    "family {family} needs {} review, which has no rubric in [qa.rubrics] (a [qa.rubrics] table replaces the defaults: give every review type)",
-                    t.as_str()
-                )));
+            if let Some(p) = config.missing_rubric(family, &review_of(family)) {
+                return Err(QaError::Config(p));
             }
         }
     }

@@ -15,6 +15,10 @@ pub fn run(cli: &Cli) -> Result<Code> {
     let mut report = doctor::run(&store, settings.origins.clone());
     report.warnings.clone_from(&settings.warnings);
     let registry = Registry::load(&settings.registry_path);
+    // The same check `release` makes before its first stage (the registry is part of it).
+    if let Ok(r) = &registry {
+        report.config_problems = settings.problems(r);
+    }
 
     if cli.global.json {
         print::json(&report)?;
@@ -44,6 +48,25 @@ pub fn run(cli: &Cli) -> Result<Code> {
             )),
             Err(e) => print::out(&format!("{:<15} NOT VALID: {e}", "registry check")),
         }
+        match (&registry, report.config_problems.as_slice()) {
+            (Err(_), _) => print::out(&format!(
+                "{:<15} not checked: it needs a valid registry",
+                "config check"
+            )),
+            (Ok(_), []) => print::out(&format!(
+                "{:<15} valid: every section checked",
+                "config check"
+            )),
+            (Ok(_), problems) => {
+                print::out(&format!(
+                    "{:<15} NOT VALID: a release would refuse to start",
+                    "config check"
+                ));
+                for p in problems {
+                    print::out(&format!("{:<15} {p}", ""));
+                }
+            }
+        }
         print::out("\nchecks");
         for c in &report.checks {
             let status = match c.status {
@@ -69,11 +92,13 @@ pub fn run(cli: &Cli) -> Result<Code> {
         };
         print::out(&format!("\nresult: {verdict}"));
     }
-    Ok(if report.store_unusable() {
-        Code::Error
-    } else if !report.publish_safe {
-        Code::Blocked
-    } else {
-        Code::Ok
-    })
+    Ok(
+        if report.store_unusable() || !report.config_problems.is_empty() {
+            Code::Error
+        } else if !report.publish_safe {
+            Code::Blocked
+        } else {
+            Code::Ok
+        },
+    )
 }
