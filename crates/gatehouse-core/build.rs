@@ -15,21 +15,25 @@ fn main() {
     };
     let root = Path::new(&manifest_dir).join("../..");
     let git = root.join(".git");
-    if !git.is_dir() {
+    if !git.exists() {
         return;
     }
     // Rebuild when HEAD moves: the HEAD file, and the branch ref it names (loose or packed).
-    println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
-    if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
-        && let Some(reference) = head.strip_prefix("ref: ")
-    {
-        let loose = git.join(reference.trim());
-        if loose.exists() {
-            println!("cargo:rerun-if-changed={}", loose.display());
-        }
-        let packed = git.join("packed-refs");
-        if packed.exists() {
-            println!("cargo:rerun-if-changed={}", packed.display());
+    // In a linked worktree `.git` is a file naming the real git directory: the commit is
+    // still read, but a new commit there is picked up at the next rebuild of this crate.
+    if git.is_dir() {
+        println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
+        if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
+            && let Some(reference) = head.strip_prefix("ref: ")
+        {
+            let loose = git.join(reference.trim());
+            if loose.exists() {
+                println!("cargo:rerun-if-changed={}", loose.display());
+            }
+            let packed = git.join("packed-refs");
+            if packed.exists() {
+                println!("cargo:rerun-if-changed={}", packed.display());
+            }
         }
     }
     let Ok(out) = Command::new("git")
