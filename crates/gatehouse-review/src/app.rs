@@ -37,16 +37,9 @@ pub struct Sample {
     pub record: Record,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Record {
-    pub messages: Vec<Message>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
-}
+/// A sampled record as the packets hold it: the export record of the contract, read the
+/// way training reads it.
+pub use gatehouse_core::consume::{Message, Record};
 
 #[derive(Debug, Deserialize)]
 struct Packets {

@@ -12,8 +12,9 @@ use serde::Serialize;
 use super::dedup::{Entry, ObjectEntries, ShingleSpill};
 use super::split::{self, Split};
 use super::{BuildConfig, BuildError, ObjectReport, manifest};
+use crate::contract::record::{ExportRecordView, MetadataView, ProvenanceView};
 use crate::digest::HashingReader;
-use crate::record::{self, Message, Role};
+use crate::record::{self, Role};
 use crate::registry::{Dataset, Family};
 use crate::report::Verdict;
 use crate::source::{self, Item};
@@ -49,45 +50,6 @@ pub(super) fn destination(t: u8) -> Option<Destination> {
         TAG_QUARANTINE => Some(Destination::Quarantine),
         _ => None,
     }
-}
-
-#[derive(Serialize)]
-struct ExportRecord<'a> {
-    id: &'a str,
-    messages: &'a [Message],
-    metadata: Metadata<'a>,
-}
-
-#[derive(Serialize)]
-struct Metadata<'a> {
-    source_family: &'a str,
-    dataset: &'a str,
-    stage: &'a str,
-    source_key: &'a str,
-    source_line: u64,
-    content_hash: String,
-    /// `none_detected` or `scrubbed`; records held for review never reach the export.
-    pii_status: &'static str,
-    redactions: BTreeMap<&'static str, u32>,
-    license_tag: &'a str,
-    split: Split,
-    group: &'a str,
-    /// The dataset's `source_fields` (redacted like the messages); absent when there are
-    /// none, so records of datasets without them are unchanged. Before `provenance`, which
-    /// must stay the last field that can hold source text (see `patch_sha`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    source_fields: &'a source::SourceFields,
-    provenance: RecordProvenance<'a>,
-    turns: usize,
-    tokens: u64,
-}
-
-#[derive(Serialize)]
-struct RecordProvenance<'a> {
-    source_sha256: &'a str,
-    pipeline: &'a str,
-    dedup_status: &'static str,
-    steps: [&'static str; 5],
 }
 
 #[derive(Serialize)]
@@ -315,10 +277,10 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                 line.push(tag(split));
                 serde_json::to_writer(
                     &mut line,
-                    &ExportRecord {
+                    &ExportRecordView {
                         id: &id,
                         messages: &r.messages,
-                        metadata: Metadata {
+                        metadata: MetadataView {
                             source_family: &dataset.family,
                             dataset: &dataset.name,
                             stage: &dataset.stage,
@@ -339,7 +301,7 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
                             split,
                             group: &group,
                             source_fields: &r.source_fields,
-                            provenance: RecordProvenance {
+                            provenance: ProvenanceView {
                                 source_sha256: PENDING_SHA,
                                 pipeline: job.pipeline,
                                 dedup_status: DEDUP_UNIQUE,

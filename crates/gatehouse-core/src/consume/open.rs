@@ -101,30 +101,7 @@ pub use crate::contract::{
     FamilyRoute as RoutingFamily, RoutingConfig, StageRoute as RoutingStage,
 };
 
-/// One exported record, as training reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub id: String,
-    pub messages: Vec<Message>,
-    pub metadata: RecordMetadata,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
-    pub role: String,
-    pub content: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RecordMetadata {
-    pub source_family: String,
-    pub dataset: String,
-    pub stage: String,
-    pub split: String,
-    /// Every other field of the contract (provenance, redactions, …), as written.
-    #[serde(flatten)]
-    pub other: serde_json::Map<String, serde_json::Value>,
-}
+pub use crate::contract::record::{Message, Record, RecordMetadata};
 
 impl Record {
     /// Parses one export line and checks it against the contract.

@@ -1,11 +1,12 @@
 //! The contract: the wire types of a release, declared once. Every file gatehouse writes and
 //! later reads back (the manifest and what it holds, the build's statements about dedup and
-//! blocklists, the blocklist files, the routing config) is a type here that derives both `Serialize` and
+//! blocklists, the blocklist files, the routing config, the export record) is a type here that derives both `Serialize` and
 //! `Deserialize`; the writer and every reader use the same type, so a field cannot be
 //! renamed on one side only. Serialising what was read gives the same bytes back (tested).
 
 pub mod build;
 pub mod manifest;
+pub mod record;
 pub mod routing;
 pub mod split;
 
