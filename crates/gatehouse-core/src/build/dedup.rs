@@ -180,6 +180,10 @@ pub(super) enum Status {
 }
 
 /// Decides every record's status. `objects[i]` belongs to family `families[i]`.
+///
+/// Four steps, each a function below: records in rank order; exact duplicates (equal keys,
+/// the best-ranked kept); LSH buckets over the rest; clusters around representatives in
+/// rank order, every candidate pair verified by its exact Jaccard index. Then the summary.
 pub(super) fn resolve(
     objects: &[ObjectEntries],
     families: &[String],
@@ -187,147 +191,250 @@ pub(super) fn resolve(
     ranks: &BTreeMap<String, usize>,
     removed_list: String,
 ) -> Result<(Vec<Vec<Status>>, DedupSummary), BuildError> {
-    // Rank order: family rank, then object (key order), then ordinal (source order).
-    let mut order: Vec<(u32, u32)> = Vec::new();
-    let mut by_rank: Vec<usize> = (0..objects.len()).collect();
-    by_rank.sort_by_key(|&o| (ranks.get(&families[o]).copied().unwrap_or(usize::MAX), o));
-    for &o in &by_rank {
-        let n = u32::try_from(objects[o].entries.len())
-            .map_err(|_| BuildError::Internal("more than 2^32 records in one object".into()))?;
-        order.extend((0..n).map(|i| (o as u32, i)));
-    }
-    let entry = |(o, i): (u32, u32)| &objects[o as usize].entries[i as usize];
-    let n = order.len();
+    let ranked = Ranked::new(objects, families, ranks)?;
     let mut status: Vec<Vec<Status>> = objects
         .iter()
         .map(|o| vec![Status::Unique; o.entries.len()])
         .collect();
-    let set_status = |status: &mut Vec<Vec<Status>>, (o, i): (u32, u32), s: Status| {
-        status[o as usize][i as usize] = s;
+    let removed = if config.exact {
+        exact_pass(&ranked, &mut status)
+    } else {
+        vec![false; ranked.len()]
     };
+    let mut near = NearOutcome::default();
+    if config.near {
+        let eligible: Vec<u32> = (0..ranked.len() as u32)
+            .filter(|&r| !removed[r as usize] && ranked.entry(r).shingles_len > 0)
+            .collect();
+        let buckets = Buckets::of(&ranked, &eligible, config);
+        near = near_clusters(&ranked, &eligible, &buckets, config, &mut status)?;
+        near.largest_bucket = buckets.largest;
+        near.oversized = buckets.oversized;
+    }
+    let summary = summarise(&status, families, config, ranks, ranked.len(), near, removed_list);
+    Ok((status, summary))
+}
 
-    // 1. Exact: the best-ranked of equal keys is kept.
-    let mut removed = vec![false; n];
-    if config.exact {
-        let mut keys: Vec<(u128, u32)> =
-            (0..n).map(|r| (entry(order[r]).exact, r as u32)).collect();
-        keys.sort_unstable();
-        for group in keys.chunk_by(|a, b| a.0 == b.0) {
-            let kept = order[group[0].1 as usize];
-            if group.len() > 1 {
-                set_status(&mut status, kept, Status::Representative);
-            }
-            for &(_, r) in &group[1..] {
-                removed[r as usize] = true;
-                set_status(
-                    &mut status,
-                    order[r as usize],
-                    Status::Removed {
-                        kind: Kind::Exact,
-                        kept,
-                        jaccard: 1.0,
-                    },
-                );
-            }
+/// Every record, by rank: family rank, then object (key order), then ordinal (source
+/// order). A record's rank is its index in `order`.
+struct Ranked<'a> {
+    objects: &'a [ObjectEntries],
+    order: Vec<(u32, u32)>,
+}
+
+impl<'a> Ranked<'a> {
+    fn new(
+        objects: &'a [ObjectEntries],
+        families: &[String],
+        ranks: &BTreeMap<String, usize>,
+    ) -> Result<Self, BuildError> {
+        let mut order: Vec<(u32, u32)> = Vec::new();
+        let mut by_rank: Vec<usize> = (0..objects.len()).collect();
+        by_rank.sort_by_key(|&o| (ranks.get(&families[o]).copied().unwrap_or(usize::MAX), o));
+        for &o in &by_rank {
+            let n = u32::try_from(objects[o].entries.len()).map_err(|_| {
+                BuildError::Internal("more than 2^32 records in one object".into())
+            })?;
+            order.extend((0..n).map(|i| (o as u32, i)));
         }
+        Ok(Self { objects, order })
     }
 
-    // 2. Near: LSH buckets, then clusters around representatives in rank order.
-    let mut verified = 0u64;
-    let (mut candidates, mut below_estimate) = (0u64, 0u64);
-    let perms = config.near_params.bands * config.near_params.rows;
-    let floor = config.near_params.estimate_floor();
-    let low =
-        |(o, i): (u32, u32)| &objects[o as usize].low[i as usize * perms..(i as usize + 1) * perms];
-    let mut largest_bucket = 0u64;
-    let mut oversized = (0u64, 0u64);
-    if config.near {
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// (object, ordinal) of the record of rank `r`.
+    fn at(&self, r: u32) -> (u32, u32) {
+        self.order[r as usize]
+    }
+
+    fn entry(&self, r: u32) -> &'a Entry {
+        let (o, i) = self.at(r);
+        &self.objects[o as usize].entries[i as usize]
+    }
+
+    /// The record's band key of `band` (of `bands`).
+    fn band(&self, r: u32, band: usize, bands: usize) -> u64 {
+        let (o, i) = self.at(r);
+        self.objects[o as usize].bands[i as usize * bands + band]
+    }
+
+    /// The low bytes of the record's min-hashes (`perms` of them).
+    fn low(&self, r: u32, perms: usize) -> &'a [u8] {
+        let (o, i) = self.at(r);
+        &self.objects[o as usize].low[i as usize * perms..(i as usize + 1) * perms]
+    }
+}
+
+fn set_status(status: &mut [Vec<Status>], (o, i): (u32, u32), s: Status) {
+    status[o as usize][i as usize] = s;
+}
+
+/// Exact duplicates: of equal keys the best-ranked is kept. Returns which ranks were removed.
+fn exact_pass(ranked: &Ranked<'_>, status: &mut [Vec<Status>]) -> Vec<bool> {
+    let mut removed = vec![false; ranked.len()];
+    let mut keys: Vec<(u128, u32)> = (0..ranked.len() as u32)
+        .map(|r| (ranked.entry(r).exact, r))
+        .collect();
+    keys.sort_unstable();
+    for group in keys.chunk_by(|a, b| a.0 == b.0) {
+        let kept = ranked.at(group[0].1);
+        if group.len() > 1 {
+            set_status(status, kept, Status::Representative);
+        }
+        for &(_, r) in &group[1..] {
+            removed[r as usize] = true;
+            let removed_as = Status::Removed {
+                kind: Kind::Exact,
+                kept,
+                jaccard: 1.0,
+            };
+            set_status(status, ranked.at(r), removed_as);
+        }
+    }
+    removed
+}
+
+/// LSH buckets with two or more members (and at most `max_bucket`), as lists of ranks in
+/// ascending order, and the buckets each rank is in.
+struct Buckets {
+    members: Vec<u32>,
+    /// Bucket `b` is `members[starts[b]..starts[b + 1]]`.
+    starts: Vec<usize>,
+    of_rank: FxHashMap<u32, Vec<u32>>,
+    largest: u64,
+    /// Buckets over `max_bucket` (not used for candidates) and the records in them.
+    oversized: (u64, u64),
+}
+
+impl Buckets {
+    fn of(ranked: &Ranked<'_>, eligible: &[u32], config: &DedupConfig) -> Self {
         let bands = config.near_params.bands;
-        let eligible: Vec<u32> = (0..n as u32)
-            .filter(|&r| !removed[r as usize] && entry(order[r as usize]).shingles_len > 0)
-            .collect();
-        // Buckets with two or more members, as lists of ranks in ascending order.
-        let mut members: Vec<u32> = Vec::new();
-        let mut starts: Vec<usize> = Vec::new();
+        let mut b = Buckets {
+            members: Vec::new(),
+            starts: Vec::new(),
+            of_rank: FxHashMap::default(),
+            largest: 0,
+            oversized: (0, 0),
+        };
         let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(eligible.len());
-        let mut buckets_of_rank: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         for band in 0..bands {
             keyed.clear();
-            keyed.extend(eligible.iter().map(|&r| {
-                let (o, i) = order[r as usize];
-                (objects[o as usize].bands[i as usize * bands + band], r)
-            }));
+            keyed.extend(eligible.iter().map(|&r| (ranked.band(r, band, bands), r)));
             keyed.sort_unstable();
             for run in keyed.chunk_by(|a, b| a.0 == b.0) {
                 if run.len() < 2 {
                     continue;
                 }
-                largest_bucket = largest_bucket.max(run.len() as u64);
+                b.largest = b.largest.max(run.len() as u64);
                 if run.len() > config.max_bucket {
-                    oversized.0 += 1;
-                    oversized.1 += run.len() as u64;
+                    b.oversized.0 += 1;
+                    b.oversized.1 += run.len() as u64;
                     continue;
                 }
-                let id = starts.len() as u32;
-                starts.push(members.len());
+                let id = b.starts.len() as u32;
+                b.starts.push(b.members.len());
                 for &(_, r) in run {
-                    members.push(r);
-                    buckets_of_rank.entry(r).or_default().push(id);
+                    b.members.push(r);
+                    b.of_rank.entry(r).or_default().push(id);
                 }
             }
         }
-        starts.push(members.len());
-        let mut sets = SetReader::new(objects);
-        let mut rep_of: Vec<Option<u32>> = vec![None; n];
-        // The representative that last considered each record: each pair once.
-        let mut considered_by: Vec<u32> = vec![u32::MAX; n];
-        let (mut rep_set, mut other) = (Vec::new(), Vec::new());
-        for &r in &eligible {
-            if rep_of[r as usize].is_some() {
-                continue;
-            }
-            rep_of[r as usize] = Some(r);
-            let Some(buckets) = buckets_of_rank.get(&r) else {
-                continue;
-            };
-            let mut rep_read = false;
-            for &b in buckets {
-                let b = b as usize;
-                for &m in &members[starts[b]..starts[b + 1]] {
-                    if m <= r || rep_of[m as usize].is_some() || considered_by[m as usize] == r {
-                        continue;
-                    }
-                    considered_by[m as usize] = r;
-                    candidates += 1;
-                    if estimate_jaccard(low(order[r as usize]), low(order[m as usize])) < floor {
-                        below_estimate += 1;
-                        continue;
-                    }
-                    if !rep_read {
-                        sets.read(order[r as usize], &mut rep_set)?;
-                        rep_read = true;
-                    }
-                    sets.read(order[m as usize], &mut other)?;
-                    verified += 1;
-                    let j = jaccard(&rep_set, &other);
-                    if j >= config.near_params.threshold {
-                        rep_of[m as usize] = Some(r);
-                        set_status(&mut status, order[r as usize], Status::Representative);
-                        set_status(
-                            &mut status,
-                            order[m as usize],
-                            Status::Removed {
-                                kind: Kind::Near,
-                                kept: order[r as usize],
-                                jaccard: j,
-                            },
-                        );
-                    }
+        b.starts.push(b.members.len());
+        b
+    }
+
+    fn members(&self, bucket: u32) -> &[u32] {
+        let b = bucket as usize;
+        &self.members[self.starts[b]..self.starts[b + 1]]
+    }
+}
+
+/// What the near-duplicate pass counted.
+#[derive(Debug, Default)]
+struct NearOutcome {
+    /// Candidate pairs (a representative and a record sharing a bucket) considered.
+    candidates: u64,
+    below_estimate: u64,
+    verified: u64,
+    largest_bucket: u64,
+    oversized: (u64, u64),
+}
+
+/// Clusters around representatives in rank order: each eligible record not yet in a
+/// cluster becomes a representative, and every later record sharing a bucket with it, not
+/// yet in a cluster, joins it when their shingle sets' Jaccard index reaches the threshold
+/// (pairs whose signature estimate is under the floor are not read). Each pair is
+/// considered once.
+fn near_clusters(
+    ranked: &Ranked<'_>,
+    eligible: &[u32],
+    buckets: &Buckets,
+    config: &DedupConfig,
+    status: &mut [Vec<Status>],
+) -> Result<NearOutcome, BuildError> {
+    let perms = config.near_params.bands * config.near_params.rows;
+    let floor = config.near_params.estimate_floor();
+    let mut out = NearOutcome::default();
+    let mut sets = SetReader::new(ranked.objects);
+    let mut rep_of: Vec<Option<u32>> = vec![None; ranked.len()];
+    // The representative that last considered each record: each pair once.
+    let mut considered_by: Vec<u32> = vec![u32::MAX; ranked.len()];
+    let (mut rep_set, mut other) = (Vec::new(), Vec::new());
+    for &r in eligible {
+        if rep_of[r as usize].is_some() {
+            continue;
+        }
+        rep_of[r as usize] = Some(r);
+        let Some(of_rep) = buckets.of_rank.get(&r) else {
+            continue;
+        };
+        let mut rep_read = false;
+        for &b in of_rep {
+            for &m in buckets.members(b) {
+                if m <= r || rep_of[m as usize].is_some() || considered_by[m as usize] == r {
+                    continue;
+                }
+                considered_by[m as usize] = r;
+                out.candidates += 1;
+                if estimate_jaccard(ranked.low(r, perms), ranked.low(m, perms)) < floor {
+                    out.below_estimate += 1;
+                    continue;
+                }
+                if !rep_read {
+                    sets.read(ranked.at(r), &mut rep_set)?;
+                    rep_read = true;
+                }
+                sets.read(ranked.at(m), &mut other)?;
+                out.verified += 1;
+                let j = jaccard(&rep_set, &other);
+                if j >= config.near_params.threshold {
+                    rep_of[m as usize] = Some(r);
+                    set_status(status, ranked.at(r), Status::Representative);
+                    let removed_as = Status::Removed {
+                        kind: Kind::Near,
+                        kept: ranked.at(r),
+                        jaccard: j,
+                    };
+                    set_status(status, ranked.at(m), removed_as);
                 }
             }
         }
     }
+    Ok(out)
+}
 
+/// The dedup section of the manifest and build report, from every record's status.
+fn summarise(
+    status: &[Vec<Status>],
+    families: &[String],
+    config: &DedupConfig,
+    ranks: &BTreeMap<String, usize>,
+    records: usize,
+    near: NearOutcome,
+    removed_list: String,
+) -> DedupSummary {
     let mut per_family: BTreeMap<String, FamilyDedup> = BTreeMap::new();
     for (o, statuses) in status.iter().enumerate() {
         let f = per_family.entry(families[o].clone()).or_default();
@@ -347,7 +454,7 @@ pub(super) fn resolve(
     }
     let mut keep_order: Vec<(&String, &usize)> = ranks.iter().collect();
     keep_order.sort_by_key(|(_, r)| **r);
-    let summary = DedupSummary {
+    DedupSummary {
         version: DEDUP_VERSION.to_string(),
         exact: config.exact,
         near: config.near,
@@ -355,19 +462,18 @@ pub(super) fn resolve(
         shingle_system: config.shingle_system,
         boilerplate_phrases: config.boilerplate.len(),
         keep_order: keep_order.into_iter().map(|(f, _)| f.clone()).collect(),
-        records: n as u64,
+        records: records as u64,
         exact_removed: per_family.values().map(|f| f.exact_removed).sum(),
         near_removed: per_family.values().map(|f| f.near_removed).sum(),
-        candidates,
-        candidates_below_estimate: below_estimate,
-        candidates_verified: verified,
-        largest_bucket,
-        oversized_buckets: oversized.0,
-        oversized_bucket_records: oversized.1,
+        candidates: near.candidates,
+        candidates_below_estimate: near.below_estimate,
+        candidates_verified: near.verified,
+        largest_bucket: near.largest_bucket,
+        oversized_buckets: near.oversized.0,
+        oversized_bucket_records: near.oversized.1,
         per_family,
         removed_list,
-    };
-    Ok((status, summary))
+    }
 }
 
 /// Reads shingle sets back from the objects' shingle files, keeping a few files open.
