@@ -211,7 +211,15 @@ pub(super) fn resolve(
         near.largest_bucket = buckets.largest;
         near.oversized = buckets.oversized;
     }
-    let summary = summarise(&status, families, config, ranks, ranked.len(), near, removed_list);
+    let summary = summarise(
+        &status,
+        families,
+        config,
+        ranks,
+        ranked.len(),
+        near,
+        removed_list,
+    );
     Ok((status, summary))
 }
 
@@ -232,9 +240,8 @@ impl<'a> Ranked<'a> {
         let mut by_rank: Vec<usize> = (0..objects.len()).collect();
         by_rank.sort_by_key(|&o| (ranks.get(&families[o]).copied().unwrap_or(usize::MAX), o));
         for &o in &by_rank {
-            let n = u32::try_from(objects[o].entries.len()).map_err(|_| {
-                BuildError::Internal("more than 2^32 records in one object".into())
-            })?;
+            let n = u32::try_from(objects[o].entries.len())
+                .map_err(|_| BuildError::Internal("more than 2^32 records in one object".into()))?;
             order.extend((0..n).map(|i| (o as u32, i)));
         }
         Ok(Self { objects, order })

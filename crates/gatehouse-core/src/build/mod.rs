@@ -291,6 +291,265 @@ const OUTPUTS: [layout::File; 5] = [
     layout::MANIFEST,
 ];
 
+/// What `build_report.json` sums up.
+struct BuildTotals<'a> {
+    release_version: &'a str,
+    pipeline: &'a str,
+    objects: Vec<ObjectReport>,
+    excluded: &'a [Exclusion],
+    split_counts: &'a BTreeMap<Split, u64>,
+    per_family: &'a BTreeMap<(Split, String), Tally>,
+    dedup: &'a dedup::DedupSummary,
+    blocklist: &'a blocklist::BlocklistSummary,
+    detector: &'a Detector,
+    config: &'a BuildConfig,
+}
+
+/// `build_report.json`: the objects' reports and their totals; the verdict is the worst
+/// object's, and at least a warning when a dataset was excluded.
+fn build_report(t: BuildTotals<'_>) -> BuildReport {
+    let objects = t.objects;
+    let records_exported: u64 = objects.iter().map(|o| o.exported).sum();
+    let records_quarantined: u64 = objects
+        .iter()
+        .map(|o| o.quarantined.values().sum::<u64>())
+        .sum();
+    let verdict = objects
+        .iter()
+        .map(|o| o.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass)
+        .max(if t.excluded.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        });
+    let records_unsettled = objects
+        .iter()
+        .filter_map(|o| o.quarantined.get(UNSETTLED_KEY))
+        .sum();
+    BuildReport {
+        schema_version: SCHEMA_VERSION,
+        generated_by: t.pipeline.to_string(),
+        release_version: t.release_version.to_string(),
+        verdict,
+        records_read: objects.iter().map(|o| o.read).sum(),
+        records_exported,
+        records_quarantined,
+        records_removed_by_policy: objects.iter().map(|o| o.removed_by_policy).sum(),
+        records_removed_as_duplicates: objects.iter().map(|o| o.duplicates_removed).sum(),
+        tokens_exported: t.per_family.values().map(|t| t.tokens).sum(),
+        split_counts: t.split_counts.clone(),
+        objects,
+        excluded_datasets: t.excluded.to_vec(),
+        dedup: t.dedup.clone(),
+        blocklist: t.blocklist.clone(),
+        privacy: BuildPrivacy {
+            policy: t.detector.policy().clone(),
+            records_unsettled,
+        },
+        config: t.config.clone(),
+    }
+}
+
+/// The build's own settings, checked before anything is read.
+fn check(config: &BuildConfig, registry: &Registry) -> Result<(), BuildError> {
+    if let Some(p) = config.ratios.problem() {
+        return Err(BuildError::Config(p));
+    }
+    if !(0.0..=1.0).contains(&config.max_quarantine_rate) {
+        return Err(BuildError::Config(
+            "max_quarantine_rate must be between 0 and 1".into(),
+        ));
+    }
+    if let Some(p) = config.dedup.problem(registry) {
+        return Err(BuildError::Config(p));
+    }
+    Ok(())
+}
+
+/// The build's outputs being written, object by object in key order: the shards of each
+/// split, the compiled export, the quarantine list, and the counts per split and family.
+struct Assembly<'a> {
+    store: &'a Store,
+    sets: BTreeMap<Split, ShardSet>,
+    compiled: Option<HashedObject>,
+    quarantine: HashedObject,
+    per_family: BTreeMap<(Split, String), Tally>,
+    split_counts: BTreeMap<Split, u64>,
+    /// Reused buffers: a record line with its source sha256 patched in, and a
+    /// removed-duplicate line.
+    patched: Vec<u8>,
+    removed_line: Vec<u8>,
+}
+
+/// What the assembly wrote.
+struct Assembled {
+    written: Vec<String>,
+    artefacts: Vec<manifest::Artefact>,
+    /// Per split: JSONL shards and their Parquet twins.
+    contents: Vec<(Split, Vec<shards::ShardInfo>, Vec<shards::ShardInfo>)>,
+    per_family: BTreeMap<(Split, String), Tally>,
+    split_counts: BTreeMap<Split, u64>,
+}
+
+impl<'a> Assembly<'a> {
+    fn new(store: &'a Store, loc: &str, config: &BuildConfig) -> Self {
+        let sets = Split::ALL
+            .iter()
+            .map(|s| {
+                let prefix = layout::shard_prefix(loc, s.as_str());
+                let set = ShardSet::new(prefix, config.shard_max_records, config.shard_max_bytes);
+                (*s, set)
+            })
+            .collect();
+        Self {
+            store,
+            sets,
+            compiled: config
+                .compiled_export
+                .then(|| HashedObject::create(store, layout::COMPILED_EXPORT.at(loc))),
+            quarantine: HashedObject::create(store, layout::QUARANTINE.at(loc)),
+            per_family: BTreeMap::new(),
+            split_counts: Split::ALL.iter().map(|s| (*s, 0)).collect(),
+            patched: Vec::with_capacity(8192),
+            removed_line: Vec::with_capacity(512),
+        }
+    }
+
+    /// Object `o`'s spill, in source order: each record goes to its split's shard (and the
+    /// compiled export) unless deduplication removed it, then it is listed in `removed`
+    /// with the record kept in its place; quarantined lines go to the quarantine list.
+    /// Returns the records and tokens removed as duplicates.
+    fn object(
+        &mut self,
+        o: usize,
+        out: &process::ObjectOutput,
+        entries: &[dedup::ObjectEntries],
+        statuses: &[dedup::Status],
+        kept_in: &dyn Fn(u32) -> (&'a str, &'a str),
+        removed: &mut HashedObject,
+    ) -> Result<(u64, u64), BuildError> {
+        let object_entries = &entries[o].entries;
+        let mut ordinal = 0usize;
+        let mut removed_here = (0u64, 0u64);
+        process::for_each_spilled(
+            &out.spill,
+            &mut |tag, line| match process::destination(tag) {
+                Some(process::Destination::Record(split)) => {
+                    let e = object_entries.get(ordinal).ok_or_else(|| {
+                        BuildError::Internal("a spill holds more records than its object".into())
+                    })?;
+                    let status = statuses[ordinal];
+                    ordinal += 1;
+                    if let dedup::Status::Removed {
+                        kind,
+                        kept,
+                        jaccard,
+                    } = status
+                    {
+                        removed_here.0 += 1;
+                        removed_here.1 += e.tokens;
+                        let k = &entries[kept.0 as usize].entries[kept.1 as usize];
+                        let (kept_dataset, kept_source_key) = kept_in(kept.0);
+                        self.removed_line.clear();
+                        serde_json::to_writer(
+                            &mut self.removed_line,
+                            &RemovedLine {
+                                id: &e.id,
+                                dataset: &out.report.dataset,
+                                source_key: &out.report.key,
+                                source_line: e.line,
+                                kind,
+                                jaccard: (jaccard * 1e6).round() / 1e6,
+                                kept_id: &k.id,
+                                kept_dataset,
+                                kept_source_key,
+                                kept_source_line: k.line,
+                            },
+                        )
+                        .map_err(|e| BuildError::Serialise("a removed-duplicate line", e))?;
+                        return Ok(removed.write_line(&self.removed_line)?);
+                    }
+                    self.record(split, line, out, e.tokens, status)
+                }
+                Some(process::Destination::Quarantine) => Ok(self.quarantine.write_line(line)?),
+                None => Err(BuildError::Internal("corrupt local spill file".into())),
+            },
+        )?;
+        if ordinal != object_entries.len() {
+            return Err(BuildError::Internal(
+                "a spill holds fewer records than its object".into(),
+            ));
+        }
+        Ok(removed_here)
+    }
+
+    /// One exported record: its source sha256 (and, for a representative, its dedup
+    /// status) patched in, counted, and written to its shard and the compiled export.
+    fn record(
+        &mut self,
+        split: Split,
+        line: &[u8],
+        out: &process::ObjectOutput,
+        tokens: u64,
+        status: dedup::Status,
+    ) -> Result<(), BuildError> {
+        process::patch_sha(line, &out.input.sha256, &mut self.patched)?;
+        if status == dedup::Status::Representative {
+            process::patch_dedup_status(&mut self.patched, process::DEDUP_REPRESENTATIVE)?;
+        }
+        *self.split_counts.entry(split).or_default() += 1;
+        *self
+            .per_family
+            .entry((split, out.family.clone()))
+            .or_default() += Tally { records: 1, tokens };
+        if let Some(c) = &mut self.compiled {
+            c.write_line(&self.patched)?;
+        }
+        if let Some(set) = self.sets.get_mut(&split) {
+            set.write_line(self.store, &self.patched)?;
+        }
+        Ok(())
+    }
+
+    /// Completes every file: shards (with their Parquet twins), the compiled export, the
+    /// quarantine list and the removed-duplicates list.
+    fn finish(self, config: &BuildConfig, removed: HashedObject) -> Result<Assembled, BuildError> {
+        let mut written = Vec::new();
+        let mut artefacts = Vec::new();
+        let mut contents = Vec::new();
+        for (split, set) in self.sets {
+            let parts = set.finish()?;
+            written.extend(parts.iter().map(|p| p.key.clone()));
+            let parquet = if config.parquet {
+                parquet_twins(self.store, &parts, config.limits.max_export_line())?
+            } else {
+                Vec::new()
+            };
+            written.extend(parquet.iter().map(|p| p.key.clone()));
+            contents.push((split, parts, parquet));
+        }
+        if let Some(c) = self.compiled {
+            let info = c.finish()?;
+            written.push(info.key.clone());
+            artefacts.push(manifest::Artefact::from(&info));
+        }
+        for file in [self.quarantine, removed] {
+            let info = file.finish()?;
+            written.push(info.key.clone());
+            artefacts.push(manifest::Artefact::from(&info));
+        }
+        Ok(Assembled {
+            written,
+            artefacts,
+            contents,
+            per_family: self.per_family,
+            split_counts: self.split_counts,
+        })
+    }
+}
+
 /// Deletes an earlier build's output from the draft folder `loc` (never published: the
 /// release plan refuses published versions before a build starts).
 fn clear_previous(store: &Store, loc: &str) -> Result<(), BuildError> {
@@ -437,6 +696,11 @@ fn process_all<'a>(
 }
 
 /// Runs the build; see the module docs.
+///
+/// One sequence on purpose (about 160 lines): inputs, phase 1 (objects in parallel), phase 2
+/// (duplicates across the release), phase 3 (the assembly, in key order), then the build
+/// report, the routing config and, last, the manifest that commits them. Each phase is one
+/// call; what stays here is the order of the writes, which resume and crash safety rely on.
 pub fn run(
     store: &Store,
     registry: &Registry,
@@ -444,17 +708,7 @@ pub fn run(
     ctx: &BuildContext<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BuildOutcome, BuildError> {
-    if let Some(p) = config.ratios.problem() {
-        return Err(BuildError::Config(p));
-    }
-    if !(0.0..=1.0).contains(&config.max_quarantine_rate) {
-        return Err(BuildError::Config(
-            "max_quarantine_rate must be between 0 and 1".into(),
-        ));
-    }
-    if let Some(p) = config.dedup.problem(registry) {
-        return Err(BuildError::Config(p));
-    }
+    check(config, registry)?;
     let (inputs, excluded) = inputs(store, registry)?;
     if inputs.is_empty() {
         return Err(BuildError::Empty);
@@ -469,21 +723,7 @@ pub fn run(
 
     // Then, in key order, the spills become the shards, the compiled export and the
     // quarantine list: the output is the same whatever the thread count.
-    let mut sets: BTreeMap<Split, ShardSet> = Split::ALL
-        .iter()
-        .map(|s| {
-            let prefix = layout::shard_prefix(loc, s.as_str());
-            (
-                *s,
-                ShardSet::new(prefix, config.shard_max_records, config.shard_max_bytes),
-            )
-        })
-        .collect();
-    let mut compiled = config
-        .compiled_export
-        .then(|| HashedObject::create(store, layout::COMPILED_EXPORT.at(loc)));
-    let mut quarantine_file = HashedObject::create(store, layout::QUARANTINE.at(loc));
-    let mut per_family: BTreeMap<(Split, String), Tally> = BTreeMap::new();
+    let mut assembly = Assembly::new(store, loc, config);
     let tokens = config.tokenizer.counter().map_err(BuildError::Config)?;
     let mut blocklist = blocklist::load(store)?;
     let detector = ctx.detector;
@@ -493,7 +733,6 @@ pub fn run(
         shingle_system: config.dedup.shingle_system,
         near: config.dedup.near,
     };
-    let mut split_counts: BTreeMap<Split, u64> = Split::ALL.iter().map(|s| (*s, 0)).collect();
 
     // Phase 1: objects are processed in parallel, each spilling its records in source
     // order and describing them for deduplication.
@@ -533,150 +772,44 @@ pub fn run(
     let mut removed_file = HashedObject::create(store, removed_key);
     let mut objects = Vec::with_capacity(outputs.len());
     let mut input_list = Vec::with_capacity(outputs.len());
-    let mut patched: Vec<u8> = Vec::with_capacity(8192);
-    let mut removed_line: Vec<u8> = Vec::with_capacity(512);
     for (o, mut out) in outputs.into_iter().enumerate() {
-        let mut ordinal = 0usize;
-        let object_entries = &entries[o].entries;
-        let mut removed_here = (0u64, 0u64);
-        process::for_each_spilled(
-            &out.spill,
-            &mut |tag, line| match process::destination(tag) {
-                Some(process::Destination::Record(split)) => {
-                    let e = object_entries.get(ordinal).ok_or_else(|| {
-                        BuildError::Internal("a spill holds more records than its object".into())
-                    })?;
-                    let status = statuses[o][ordinal];
-                    ordinal += 1;
-                    if let dedup::Status::Removed {
-                        kind,
-                        kept,
-                        jaccard,
-                    } = status
-                    {
-                        removed_here.0 += 1;
-                        removed_here.1 += e.tokens;
-                        let k = &entries[kept.0 as usize].entries[kept.1 as usize];
-                        removed_line.clear();
-                        serde_json::to_writer(
-                            &mut removed_line,
-                            &RemovedLine {
-                                id: &e.id,
-                                dataset: &out.report.dataset,
-                                source_key: &out.report.key,
-                                source_line: e.line,
-                                kind,
-                                jaccard: (jaccard * 1e6).round() / 1e6,
-                                kept_id: &k.id,
-                                kept_dataset: objects_dataset(&inputs, registry, kept.0 as usize),
-                                kept_source_key: &inputs[kept.0 as usize].key,
-                                kept_source_line: k.line,
-                            },
-                        )
-                        .map_err(|e| BuildError::Serialise("a removed-duplicate line", e))?;
-                        return Ok(removed_file.write_line(&removed_line)?);
-                    }
-                    process::patch_sha(line, &out.input.sha256, &mut patched)?;
-                    if status == dedup::Status::Representative {
-                        process::patch_dedup_status(&mut patched, process::DEDUP_REPRESENTATIVE)?;
-                    }
-                    *split_counts.entry(split).or_default() += 1;
-                    *per_family.entry((split, out.family.clone())).or_default() += Tally {
-                        records: 1,
-                        tokens: e.tokens,
-                    };
-                    if let Some(c) = &mut compiled {
-                        c.write_line(&patched)?;
-                    }
-                    if let Some(set) = sets.get_mut(&split) {
-                        set.write_line(store, &patched)?;
-                    }
-                    Ok(())
-                }
-                Some(process::Destination::Quarantine) => Ok(quarantine_file.write_line(line)?),
-                None => Err(BuildError::Internal("corrupt local spill file".into())),
-            },
-        )?;
-        if ordinal != object_entries.len() {
-            return Err(BuildError::Internal(
-                "a spill holds fewer records than its object".into(),
-            ));
-        }
+        let kept_in = |object: u32| {
+            let i = object as usize;
+            (
+                objects_dataset(&inputs, registry, i),
+                inputs[i].key.as_str(),
+            )
+        };
+        let removed_here =
+            assembly.object(o, &out, &entries, &statuses[o], &kept_in, &mut removed_file)?;
         out.report.duplicates_removed = removed_here.0;
         out.report.exported -= removed_here.0;
         out.report.tokens -= removed_here.1;
         objects.push(out.report);
         input_list.push(out.input);
     }
+    let Assembled {
+        mut written,
+        mut artefacts,
+        contents,
+        per_family,
+        split_counts,
+    } = assembly.finish(config, removed_file)?;
 
-    let mut written = Vec::new();
-    let mut artefacts = Vec::new();
-    let mut contents = Vec::new();
-    for (split, set) in sets {
-        let parts = set.finish()?;
-        written.extend(parts.iter().map(|p| p.key.clone()));
-        let parquet = if config.parquet {
-            parquet_twins(store, &parts, config.limits.max_export_line())?
-        } else {
-            Vec::new()
-        };
-        written.extend(parquet.iter().map(|p| p.key.clone()));
-        contents.push((split, parts, parquet));
-    }
-    if let Some(c) = compiled {
-        let info = c.finish()?;
-        written.push(info.key.clone());
-        artefacts.push(manifest::Artefact::from(&info));
-    }
-    let q = quarantine_file.finish()?;
-    written.push(q.key.clone());
-    artefacts.push(manifest::Artefact::from(&q));
-    let r = removed_file.finish()?;
-    written.push(r.key.clone());
-    artefacts.push(manifest::Artefact::from(&r));
-
-    let records_exported: u64 = objects.iter().map(|o| o.exported).sum();
-    let records_quarantined: u64 = objects
-        .iter()
-        .map(|o| o.quarantined.values().sum::<u64>())
-        .sum();
-    let verdict = objects
-        .iter()
-        .map(|o| o.verdict)
-        .max()
-        .unwrap_or(Verdict::Pass)
-        .max(if excluded.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Warn
-        });
     blocklist.summary.records_removed = objects.iter().map(|o| o.blocked_by_reviewers).sum();
-    let records_unsettled = objects
-        .iter()
-        .filter_map(|o| o.quarantined.get(UNSETTLED_KEY))
-        .sum();
-    let report = BuildReport {
-        schema_version: SCHEMA_VERSION,
-        generated_by: pipeline.clone(),
-        release_version: ctx.release_version.to_string(),
-        verdict,
-        records_read: objects.iter().map(|o| o.read).sum(),
-        records_exported,
-        records_quarantined,
-        records_removed_by_policy: objects.iter().map(|o| o.removed_by_policy).sum(),
-        records_removed_as_duplicates: objects.iter().map(|o| o.duplicates_removed).sum(),
-        tokens_exported: per_family.values().map(|t| t.tokens).sum(),
-        split_counts: split_counts.clone(),
+    let report = build_report(BuildTotals {
+        release_version: ctx.release_version,
+        pipeline: &pipeline,
         objects,
-        excluded_datasets: excluded.clone(),
-        dedup: dedup_summary.clone(),
-        blocklist: blocklist.summary.clone(),
-        privacy: BuildPrivacy {
-            policy: detector.policy().clone(),
-            records_unsettled,
-        },
-        config: config.clone(),
-    };
+        excluded: &excluded,
+        split_counts: &split_counts,
+        per_family: &per_family,
+        dedup: &dedup_summary,
+        blocklist: &blocklist.summary,
+        detector,
+        config,
+    });
+    let verdict = report.verdict;
     let report_key = layout::BUILD_REPORT.at(loc);
     let report_bytes = json_bytes("the build report", &report)?;
     store.put(&report_key, report_bytes.clone())?;

@@ -137,6 +137,11 @@ pub(super) struct Job<'a> {
 
 /// Processes one object: its output, and its exported records described for deduplication
 /// (in spill order).
+///
+/// Still one long function (about 290 lines): adapt → normalise → redact → sign → count for
+/// every record of the object, with the quarantine and policy branches in line. It is the
+/// per-object kernel a second executor (issue 21) must call, so its recut into pure steps
+/// keyed by (object, ordinal) is that work's first step, not a rename here.
 pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), BuildError> {
     let (store, key, dataset) = (job.store, job.key, job.dataset);
     let spill_err = |source| BuildError::Read {
