@@ -554,6 +554,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_gate_report_has_a_section() {
+        let files: Vec<layout::File> = GATES.iter().map(|(f, _)| *f).collect();
+        assert_eq!(files, layout::GATE_REPORTS);
+    }
+
+    #[test]
     fn values_from_reports_are_escaped() {
         assert_eq!(
             esc("<b>\"x\" & 'y'</b>"),

@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::scan::{CheckContext, ExportedRecord};
+use super::gate::{Finish, Finished, RecordCheck};
+use super::scan::{At, CheckContext, ExportedRecord};
 use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
 use crate::layout;
@@ -34,7 +35,6 @@ use crate::report::codes::distribution::{
 use crate::report::{Code, Finding, Severity};
 use crate::store::Store;
 use crate::waiver::{self, Subject, WaiverStatus};
-use gatehouse_text::TokenCounter;
 
 /// `[gates.distribution]` in gatehouse.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,8 +202,13 @@ pub(super) struct DistributionCheck {
     pub groups: BTreeMap<(String, Option<Split>), Samples>,
 }
 
-impl DistributionCheck {
-    pub fn add(&mut self, rec: &ExportedRecord, counter: &TokenCounter, max_seq_length: u64) {
+impl RecordCheck for DistributionCheck {
+    fn new(_: &CheckContext<'_>) -> Self {
+        Self::default()
+    }
+
+    fn observe(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, _: &[u8], _: At<'_>) {
+        let (counter, max_seq_length) = (&ctx.tokens, ctx.config.distribution.max_seq_length);
         let meta = rec.metadata.as_ref();
         let family = rec.family().unwrap_or("(no family)").to_string();
         let split = meta
@@ -228,7 +233,7 @@ impl DistributionCheck {
         }
     }
 
-    pub fn merge(&mut self, other: DistributionCheck) {
+    fn merge(&mut self, other: DistributionCheck) {
         for (k, s) in other.groups {
             self.groups.entry(k).or_default().merge(s);
         }
@@ -485,6 +490,11 @@ pub fn psi(baseline: &[u64], current: &[u64]) -> f64 {
         .sum()
 }
 
+/// The distribution gate.
+pub(super) fn finish(f: &mut Finish<'_, '_>) -> Result<Finished, GateError> {
+    report(f.store, f.manifest, &mut f.scanned, f.ctx).map(Finished::report)
+}
+
 /// Builds the report from the collected samples.
 pub(super) fn report(
     store: &Store,
@@ -500,7 +510,7 @@ pub(super) fn report(
             .get(family)
             .map_or_else(|| "(unknown)".to_string(), |f| f.stage.clone())
     };
-    let collected = std::mem::take(&mut scanned.distribution.groups);
+    let collected = std::mem::take(&mut scanned.checks.distribution.groups);
     let mut groups = Vec::new();
     let mut per_family: BTreeMap<String, Samples> = BTreeMap::new();
     let mut per_stage: BTreeMap<String, Samples> = BTreeMap::new();
@@ -524,22 +534,59 @@ pub(super) fn report(
         .map(|(stage, mut s)| group("(all)", "all", &stage, &mut s))
         .collect();
 
-    let mut release = Vec::new();
-    let waiver_for = |code: &str, family: &str| {
-        waiver::find(
-            ctx.waivers,
-            code,
-            Subject {
-                family: Some(family),
-                dataset: None,
-                record: None,
-            },
-            ctx.as_of,
-        )
+    let mut out = Findings {
+        ctx,
+        release: Vec::new(),
     };
-    let mut push = |code: &Code, severity: Severity, family: &str, message: String| {
+    let (range_checks, ranges) = check_ranges(&groups, dc, &mut out);
+    let (baseline, regression_checks) = check_regression(store, manifest, &groups, dc, &mut out)?;
+    let release = out.release;
+
+    let empty = super::scan::CodeTally::new(config.max_locators);
+    Ok(GateReport::new(
+        manifest,
+        scanned,
+        config,
+        GateFindings {
+            gate: "distribution",
+            method: "turns, characters and tokens (counted afresh) of every record, per family × split, family and stage; expected ranges per family; regression against the last published release (relative change of means, PSI of the token histogram)",
+            records: &empty,
+            release,
+            warnings: &[],
+        },
+        DistributionDetail {
+            tokenizer: ctx.tokens.label(),
+            tokens_definition: gatehouse_text::tokens::DEFINITION,
+            max_seq_length: dc.max_seq_length,
+            groups,
+            stages,
+            range_checks,
+            baseline,
+            regression_checks,
+            ranges,
+        },
+    ))
+}
+
+/// The distribution gate's findings, each judged against the waivers of its family.
+struct Findings<'x, 'c> {
+    ctx: &'x CheckContext<'c>,
+    release: Vec<Finding>,
+}
+
+impl Findings<'_, '_> {
+    fn push(&mut self, code: &Code, severity: Severity, family: &str, message: String) {
         let waiver = if severity >= Severity::Warning {
-            waiver_for(code.id, family)
+            waiver::find(
+                self.ctx.waivers,
+                code.id,
+                Subject {
+                    family: Some(family),
+                    dataset: None,
+                    record: None,
+                },
+                self.ctx.as_of,
+            )
         } else {
             None
         };
@@ -551,13 +598,19 @@ pub(super) fn report(
         } else {
             severity
         };
-        release.push(Finding {
+        self.release.push(Finding {
             waiver,
             ..Finding::new(code, severity, family.to_string(), message)
         });
-    };
+    }
+}
 
-    // Expected ranges, per family over all splits.
+/// Expected ranges, per family over all splits; returns the checks and the ranges in force.
+fn check_ranges(
+    groups: &[GroupStats],
+    dc: &DistributionConfig,
+    out: &mut Findings<'_, '_>,
+) -> (Vec<RangeCheck>, BTreeMap<String, FamilyRanges>) {
     let mut range_checks = Vec::new();
     let ranges = dc.effective_ranges();
     for g in groups.iter().filter(|g| g.split == "all") {
@@ -565,7 +618,7 @@ pub(super) fn report(
             .get(&g.family)
             .filter(|r| **r != FamilyRanges::default())
         else {
-            push(
+            out.push(
                 &NO_RANGES,
                 Severity::Info,
                 &g.family,
@@ -589,7 +642,7 @@ pub(super) fn report(
                 "ok"
             };
             match status {
-                "out_of_range" => push(
+                "out_of_range" => out.push(
                     &OUT_OF_RANGE,
                     Severity::Error,
                     &g.family,
@@ -598,7 +651,7 @@ pub(super) fn report(
                         g.family
                     ),
                 ),
-                "near_bound" => push(
+                "near_bound" => out.push(
                     &NEAR_BOUND,
                     Severity::Warning,
                     &g.family,
@@ -619,12 +672,21 @@ pub(super) fn report(
             });
         }
     }
+    (range_checks, ranges)
+}
 
-    // Regression against the last published release.
+/// Regression against the last published release: the baseline (if any) and the checks.
+fn check_regression(
+    store: &Store,
+    manifest: &super::ExportManifest,
+    groups: &[GroupStats],
+    dc: &DistributionConfig,
+    out: &mut Findings<'_, '_>,
+) -> Result<(Option<Baseline>, Vec<RegressionCheck>), GateError> {
     let mut baseline = None;
     let mut regression_checks = Vec::new();
     match last_published(store, &manifest.release_version)? {
-        None => push(
+        None => out.push(
             &NO_BASELINE,
             Severity::Info,
             "release",
@@ -638,7 +700,7 @@ pub(super) fn report(
                 .ok()
                 .and_then(|b| serde_json::from_slice::<BaselineReport>(&b).ok());
             match parsed {
-                None => push(
+                None => out.push(
                     &BAD_BASELINE,
                     Severity::Error,
                     "release",
@@ -661,7 +723,7 @@ pub(super) fn report(
                             let change = if was == 0.0 { 0.0 } else { (now - was).abs() / was };
                             let regressed = change > rc.max_relative_change;
                             if regressed {
-                                push(
+                                out.push(
                                     &MEAN_REGRESSION,
                                     Severity::Error,
                                     &g.family,
@@ -689,7 +751,7 @@ pub(super) fn report(
                             let v = psi(&old.tokens.histogram.counts, &g.tokens.histogram.counts);
                             let regressed = v > rc.max_psi;
                             if regressed {
-                                push(
+                                out.push(
                                     &SHAPE_REGRESSION,
                                     Severity::Error,
                                     &g.family,
@@ -720,31 +782,7 @@ pub(super) fn report(
             }
         }
     }
-
-    let empty = super::scan::CodeTally::new(config.max_locators);
-    Ok(GateReport::new(
-        manifest,
-        scanned,
-        config,
-        GateFindings {
-            gate: "distribution",
-            method: "turns, characters and tokens (counted afresh) of every record, per family × split, family and stage; expected ranges per family; regression against the last published release (relative change of means, PSI of the token histogram)",
-            records: &empty,
-            release,
-            warnings: &[],
-        },
-        DistributionDetail {
-            tokenizer: ctx.tokens.label(),
-            tokens_definition: gatehouse_text::tokens::DEFINITION,
-            max_seq_length: dc.max_seq_length,
-            groups,
-            stages,
-            range_checks,
-            baseline,
-            regression_checks,
-            ranges,
-        },
-    ))
+    Ok((baseline, regression_checks))
 }
 
 #[cfg(test)]

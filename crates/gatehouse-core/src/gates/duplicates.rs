@@ -32,6 +32,7 @@ use gatehouse_text::dedup::{
     DEDUP_VERSION, MinHasher, NearDupParams, Shingler, estimate_jaccard, exact_key, jaccard,
 };
 
+use super::gate::{Finish, Finished};
 use super::scan::{At, CodeTally, ExportedRecord, Locator};
 use super::{GateError, GateFindings, GateReport};
 use crate::build::Split;
@@ -469,15 +470,38 @@ fn at_of(c: &Collected, shards: &[String], i: u32) -> String {
     format!("{}:{}", shards[s.shard as usize], s.line)
 }
 
-/// Builds both reports from the scan's sketches and their analysis.
-pub(super) fn reports(
+/// The dedup gate, from the scan's sketches and their analysis.
+pub(super) fn finish_dedup(f: &mut Finish<'_, '_>) -> Result<Finished, GateError> {
+    let params = &f.policy.dedup.near_params;
+    Ok(Finished::report(dedup_report(
+        f.manifest,
+        &f.scanned,
+        &f.analysis,
+        f.ctx,
+        params,
+    )))
+}
+
+/// The leakage gate, from the scan's sketches and their analysis.
+pub(super) fn finish_leakage(f: &mut Finish<'_, '_>) -> Result<Finished, GateError> {
+    let params = &f.policy.dedup.near_params;
+    Ok(Finished::report(leakage_report(
+        f.manifest,
+        &f.scanned,
+        &f.analysis,
+        f.ctx,
+        params,
+    )))
+}
+
+fn dedup_report(
     manifest: &super::ExportManifest,
     scanned: &super::scan::Scanned,
     analysis: &Analysis,
     ctx: &super::scan::CheckContext<'_>,
     params: &NearDupParams,
-) -> (DedupReport, LeakageReport) {
-    let (collected, registry, config) = (&scanned.duplicates, ctx.registry, ctx.config);
+) -> DedupReport {
+    let (collected, config) = (&scanned.duplicates, ctx.config);
     let shards: Vec<String> = manifest.shards().map(|s| s.key.clone()).collect();
     let cap = config.max_locators;
     let order = |i: u32| {
@@ -551,7 +575,7 @@ pub(super) fn reports(
             (f.near_duplicates as f64 / f.records as f64 * 1e6).round() / 1e6
         };
     }
-    let dedup_report = GateReport::new(
+    GateReport::new(
         manifest,
         scanned,
         config,
@@ -572,7 +596,23 @@ pub(super) fn reports(
             largest_bucket: analysis.largest_bucket,
             per_family,
         },
-    );
+    )
+}
+
+fn leakage_report(
+    manifest: &super::ExportManifest,
+    scanned: &super::scan::Scanned,
+    analysis: &Analysis,
+    ctx: &super::scan::CheckContext<'_>,
+    params: &NearDupParams,
+) -> LeakageReport {
+    let (collected, registry, config) = (&scanned.duplicates, ctx.registry, ctx.config);
+    let shards: Vec<String> = manifest.shards().map(|s| s.key.clone()).collect();
+    let cap = config.max_locators;
+    let order = |i: u32| {
+        let s = &collected.sketches[i as usize];
+        (s.shard, s.line, 0u64)
+    };
 
     // Leakage: every pair across splits.
     let holdout: Vec<String> = registry
@@ -642,40 +682,12 @@ pub(super) fn reports(
             ..locator_of(collected, &shards, p.b)
         });
     }
-    let mut release = Vec::new();
-    if analysis.over_limit {
-        release.push(Finding::new(
-            &TOO_MANY_CANDIDATES,
-            Severity::Error,
-            "export".into(),
-            format!(
-                "{} candidate pairs (largest bucket {}) exceed [gates.leakage] max_candidates {}: near pairs were not verified, so the release cannot be certified",
-                analysis.candidates,
-                analysis.largest_bucket,
-                config.leakage.max_candidates
-            ),
-        ));
-    }
-    let without_split = collected
-        .sketches
-        .iter()
-        .filter(|s| s.split.is_none())
-        .count();
-    if without_split > 0 {
-        release.push(Finding::new(
-            &NO_SPLIT,
-            Severity::Error,
-            "export".into(),
-            format!(
-                "{without_split} records have no valid metadata.split: their leakage cannot be judged"
-            ),
-        ));
-    }
+    let (release, without_split) = leakage_release_findings(collected, analysis, config);
     let warnings: &[&Code] = match config.leakage.non_holdout {
         LeakPolicy::Fail => &[],
         LeakPolicy::Warn => &[&SPLIT_LEAK],
     };
-    let leakage_report = GateReport::new(
+    GateReport::new(
         manifest,
         scanned,
         config,
@@ -708,6 +720,44 @@ pub(super) fn reports(
                 non_holdout_policy: config.leakage.non_holdout,
             },
         },
-    );
-    (dedup_report, leakage_report)
+    )
+}
+
+/// The leakage gate's findings about the export as a whole, and how many records have no
+/// split.
+fn leakage_release_findings(
+    collected: &Collected,
+    analysis: &Analysis,
+    config: &super::GatesConfig,
+) -> (Vec<Finding>, usize) {
+    let mut release = Vec::new();
+    if analysis.over_limit {
+        release.push(Finding::new(
+            &TOO_MANY_CANDIDATES,
+            Severity::Error,
+            "export".into(),
+            format!(
+                "{} candidate pairs (largest bucket {}) exceed [gates.leakage] max_candidates {}: near pairs were not verified, so the release cannot be certified",
+                analysis.candidates,
+                analysis.largest_bucket,
+                config.leakage.max_candidates
+            ),
+        ));
+    }
+    let without_split = collected
+        .sketches
+        .iter()
+        .filter(|s| s.split.is_none())
+        .count();
+    if without_split > 0 {
+        release.push(Finding::new(
+            &NO_SPLIT,
+            Severity::Error,
+            "export".into(),
+            format!(
+                "{without_split} records have no valid metadata.split: their leakage cannot be judged"
+            ),
+        ));
+    }
+    (release, without_split)
 }

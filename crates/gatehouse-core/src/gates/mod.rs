@@ -16,10 +16,12 @@
 
 pub mod distribution;
 pub mod duplicates;
+mod gate;
 pub mod privacy;
 pub mod provenance;
 mod scan;
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -37,6 +39,30 @@ use crate::waiver::{Waiver, WaiverStatus, WaiverUse};
 use gatehouse_text::pii::Detector;
 
 pub use scan::{ExportManifest, Locator, ShardCheck};
+
+use gate::{Finish, GateDef, gate, record_checks};
+
+/// Every gate, in the order they run and are shown: name, report file, finish (`gate.rs`).
+/// A new gate is a file with its `finish` and a line here (and, if it checks records, a
+/// line in [`Checks`]); [`layout::GATE_REPORTS`] lists the same files.
+#[rustfmt::skip]
+const GATES: [GateDef; 5] = [
+    gate("privacy", layout::PII_REPORT, privacy::finish),
+    gate("provenance", layout::PROVENANCE_REPORT, provenance::finish),
+    gate("dedup", layout::DEDUP_REPORT, duplicates::finish_dedup),
+    gate("leakage", layout::LEAKAGE_REPORT, duplicates::finish_leakage),
+    gate("distribution", layout::DISTRIBUTION_REPORT, distribution::finish),
+];
+
+record_checks! {
+    /// Every per-record check of the one scan (`gate::RecordCheck`), one line each.
+    #[derive(Debug)]
+    Checks {
+        privacy: privacy::PrivacyCheck,
+        provenance: provenance::ProvenanceCheck,
+        distribution: distribution::DistributionCheck,
+    }
+}
 
 /// Gate report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -106,7 +132,7 @@ pub enum GateError {
     Config(String),
     #[error("internal error: {0}")]
     Internal(String),
-    #[error("cannot serialise {0}")]
+    #[error("cannot serialise the {0} report")]
     Serialise(&'static str, #[source] serde_json::Error),
 }
 
@@ -264,15 +290,27 @@ impl<D> GateReport<D> {
     }
 }
 
+/// The waivers one gate used, as its report lists them.
+#[derive(Debug, Clone)]
+pub struct GateWaivers {
+    pub gate: &'static str,
+    pub waivers: Vec<WaiverUse>,
+}
+
 /// What a gates run produced.
 #[derive(Debug, Clone)]
 pub struct GatesOutcome {
+    // The typed reports, for callers that read a gate's detail (the CLI's summary, tests);
+    // a new gate needs a field here only if one does.
     pub privacy: privacy::PrivacyReport,
     pub provenance: provenance::ProvenanceReport,
     pub dedup: duplicates::DedupReport,
     pub leakage: duplicates::LeakageReport,
     pub distribution: distribution::DistributionReport,
+    /// One per gate, in the order they run.
     pub summaries: Vec<GateSummary>,
+    /// The waivers each gate applied (or found expired), one entry per gate in the same order.
+    pub waivers: Vec<GateWaivers>,
     pub written: Vec<String>,
     /// Every blocking gate passed (warnings allowed).
     pub passed: bool,
@@ -297,8 +335,8 @@ pub struct Policy<'a> {
     pub evaluation: &'a EvaluationConfig,
 }
 
-/// Runs the privacy, provenance, dedup and leakage gates over the release at `location`
-/// (its draft folder).
+/// Runs every gate of `GATES` over the release at `location` (its draft folder): the one
+/// scan, each gate's `finish`, then every report written in table order, and report.html.
 pub fn run(
     store: &Store,
     registry: &Registry,
@@ -324,114 +362,88 @@ pub fn run(
         return Err(GateError::Config(p));
     }
     let sketcher = duplicates::Sketcher::new(policy.dedup);
-    let mut scanned = scan::scan(store, &manifest, &ctx, policy.limits, &sketcher)?;
+    let scanned = scan::scan(store, &manifest, &ctx, policy.limits, &sketcher)?;
     let elapsed = started.elapsed();
     let analysis = duplicates::analyse(
         &scanned.duplicates,
         &policy.dedup.near_params,
         config.leakage.max_candidates,
     )?;
-    let (dedup, leakage) = duplicates::reports(
-        &manifest,
-        &scanned,
-        &analysis,
-        &ctx,
-        &policy.dedup.near_params,
-    );
-
-    // The gate's detector measured on the configured labelled sets.
-    let evaluation = privacy::evaluate_sets(store, &ctx, policy.evaluation)?;
-    let privacy = privacy::report(
-        &manifest,
-        &scanned,
-        config,
-        policy.detector.policy(),
-        evaluation,
+    let mut finish = Finish {
+        store,
+        manifest: &manifest,
+        ctx: &ctx,
+        policy,
+        scanned,
+        analysis,
         elapsed,
-    );
-    let provenance = provenance::report(&manifest, &ctx, &scanned, config, elapsed);
-
-    let distribution = distribution::report(store, &manifest, &mut scanned, &ctx)?;
+    };
+    // Every gate finishes before the first report is written.
+    let finished = GATES
+        .iter()
+        .map(|g| (g.finish)(&mut finish).map(|f| (g, f)))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let mut written = Vec::new();
-    let sample_key = layout::PII_SPOT_CHECK_SAMPLE.at(location);
-    store.put(&sample_key, privacy::sample_jsonl(&scanned.privacy.sample))?;
-    written.push(sample_key);
-    let privacy_key = layout::PII_REPORT.at(location);
-    store.put(&privacy_key, json_bytes("the privacy report", &privacy)?)?;
-    written.push(privacy_key.clone());
-    let provenance_key = layout::PROVENANCE_REPORT.at(location);
-    store.put(
-        &provenance_key,
-        json_bytes("the provenance report", &provenance)?,
-    )?;
-    written.push(provenance_key.clone());
-    let dedup_key = layout::DEDUP_REPORT.at(location);
-    store.put(&dedup_key, json_bytes("the dedup report", &dedup)?)?;
-    written.push(dedup_key.clone());
-    let leakage_key = layout::LEAKAGE_REPORT.at(location);
-    store.put(&leakage_key, json_bytes("the leakage report", &leakage)?)?;
-    written.push(leakage_key.clone());
-    let distribution_key = layout::DISTRIBUTION_REPORT.at(location);
-    store.put(
-        &distribution_key,
-        json_bytes("the distribution report", &distribution)?,
-    )?;
-    written.push(distribution_key.clone());
+    let mut summaries = Vec::new();
+    let mut waivers = Vec::new();
+    let mut reports: BTreeMap<&'static str, Box<dyn Any>> = BTreeMap::new();
+    for (g, f) in finished {
+        for (file, bytes) in f.also {
+            let key = file.at(location);
+            store.put(&key, bytes)?;
+            written.push(key);
+        }
+        let key = g.file.at(location);
+        let json = f
+            .report
+            .json()
+            .map_err(|e| GateError::Serialise(g.name, e))?;
+        store.put(&key, json)?;
+        written.push(key.clone());
+        summaries.push(GateSummary {
+            gate: g.name,
+            verdict: f.report.verdict(),
+            blocking: true,
+            report: key,
+            blocking_counts: blocking_counts(f.report.counts()),
+        });
+        waivers.push(GateWaivers {
+            gate: g.name,
+            waivers: f.report.waivers().to_vec(),
+        });
+        reports.insert(g.name, f.report.into_any());
+    }
     // The page renders the reports just written (and the coverage and build reports).
     written.push(crate::html::write(store, location).map_err(|e| match e {
         crate::html::HtmlError::Store(e) => GateError::Store(e),
         other => GateError::Internal(other.to_string()),
     })?);
 
-    let summaries = vec![
-        GateSummary {
-            gate: "privacy",
-            verdict: privacy.verdict,
-            blocking: true,
-            report: privacy_key,
-            blocking_counts: blocking_counts(&privacy.counts),
-        },
-        GateSummary {
-            gate: "provenance",
-            verdict: provenance.verdict,
-            blocking: true,
-            report: provenance_key,
-            blocking_counts: blocking_counts(&provenance.counts),
-        },
-        GateSummary {
-            gate: "dedup",
-            verdict: dedup.verdict,
-            blocking: true,
-            report: dedup_key,
-            blocking_counts: blocking_counts(&dedup.counts),
-        },
-        GateSummary {
-            gate: "leakage",
-            verdict: leakage.verdict,
-            blocking: true,
-            report: leakage_key,
-            blocking_counts: blocking_counts(&leakage.counts),
-        },
-        GateSummary {
-            gate: "distribution",
-            verdict: distribution.verdict,
-            blocking: true,
-            report: distribution_key,
-            blocking_counts: blocking_counts(&distribution.counts),
-        },
-    ];
     let passed = summaries.iter().all(|s| s.verdict != Verdict::Fail);
     Ok(GatesOutcome {
-        privacy,
-        provenance,
-        dedup,
-        leakage,
-        distribution,
+        privacy: take(&mut reports, "privacy")?,
+        provenance: take(&mut reports, "provenance")?,
+        dedup: take(&mut reports, "dedup")?,
+        leakage: take(&mut reports, "leakage")?,
+        distribution: take(&mut reports, "distribution")?,
         summaries,
+        waivers,
         written,
         passed,
     })
+}
+
+/// The typed report of the gate `name`, for [`GatesOutcome`]'s fields.
+fn take<R: 'static>(
+    reports: &mut BTreeMap<&'static str, Box<dyn Any>>,
+    name: &str,
+) -> Result<R, GateError> {
+    reports
+        .remove(name)
+        .and_then(|r| r.downcast::<R>().ok())
+        .map(|r| *r)
+        .ok_or_else(|| GateError::Internal(format!("no {name} report of the expected type")))
 }
 
 fn blocking_counts(counts: &BTreeMap<String, CodeCount>) -> BTreeMap<String, u64> {
@@ -442,8 +454,17 @@ fn blocking_counts(counts: &BTreeMap<String, CodeCount>) -> BTreeMap<String, u64
         .collect()
 }
 
-fn json_bytes<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, GateError> {
-    let mut b = serde_json::to_vec_pretty(v).map_err(|e| GateError::Serialise(what, e))?;
-    b.push(b'\n');
-    Ok(b)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_table_names_the_report_files_in_layout_order() {
+        let files: Vec<layout::File> = GATES.iter().map(|g| g.file).collect();
+        assert_eq!(files, layout::GATE_REPORTS);
+        let mut names: Vec<&str> = GATES.iter().map(|g| g.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), GATES.len(), "gate names are unique");
+    }
 }

@@ -11,10 +11,11 @@ use std::time::Duration;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::gate::{Finish, Finished, RecordCheck};
 use super::scan::{
     At, Capped, CheckContext, CodeTally, ExportManifest, ExportedRecord, Locator, Scanned, label,
 };
-use super::{GateFindings, GateReport, GatesConfig};
+use super::{GateError, GateFindings, GateReport, GatesConfig};
 use crate::report::Code;
 use crate::report::codes::privacy::{
     EVALUATION_SET_UNREADABLE, PII_STATUS, PRECISION_BELOW_MINIMUM, RECALL_BELOW_MINIMUM, detected,
@@ -61,8 +62,8 @@ pub(super) struct PrivacyCheck {
     seed: u64,
 }
 
-impl PrivacyCheck {
-    pub fn new(ctx: &CheckContext<'_>) -> Self {
+impl RecordCheck for PrivacyCheck {
+    fn new(ctx: &CheckContext<'_>) -> Self {
         Self {
             findings: CodeTally::new(ctx.config.max_locators),
             records: 0,
@@ -78,7 +79,7 @@ impl PrivacyCheck {
         }
     }
 
-    pub fn check(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, raw: &[u8], at: At<'_>) {
+    fn observe(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, raw: &[u8], at: At<'_>) {
         self.records += 1;
         let allow = rec
             .dataset()
@@ -193,7 +194,7 @@ impl PrivacyCheck {
         }
     }
 
-    pub fn merge(&mut self, other: PrivacyCheck) {
+    fn merge(&mut self, other: PrivacyCheck) {
         self.findings.merge(other.findings);
         self.records += other.records;
         self.messages += other.messages;
@@ -306,7 +307,7 @@ pub(super) fn report(
     evaluation: (Option<EvaluationReport>, Vec<crate::report::Finding>),
     elapsed: Duration,
 ) -> PrivacyReport {
-    let p = &scanned.privacy;
+    let p = &scanned.checks.privacy;
     let seconds = elapsed.as_secs_f64();
     let mut sample = p.sample.clone().into_values();
     sample.sort_by_key(|s| s.order);
@@ -361,6 +362,26 @@ pub(super) fn report(
         },
         detail,
     )
+}
+
+/// The privacy gate: the labelled sets measured, the report, and the spot-check sample
+/// beside it.
+pub(super) fn finish(f: &mut Finish<'_, '_>) -> Result<Finished, GateError> {
+    // The gate's detector measured on the configured labelled sets.
+    let evaluation = evaluate_sets(f.store, f.ctx, f.policy.evaluation)?;
+    let report = report(
+        f.manifest,
+        &f.scanned,
+        f.ctx.config,
+        f.policy.detector.policy(),
+        evaluation,
+        f.elapsed,
+    );
+    let sample = sample_jsonl(&f.scanned.checks.privacy.sample);
+    Ok(Finished {
+        also: vec![(crate::layout::PII_SPOT_CHECK_SAMPLE, sample)],
+        ..Finished::report(report)
+    })
 }
 
 /// The spot-check sample file: one JSON object per line, in export order, each with the

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::gate::{Finish, Finished, RecordCheck};
 use super::scan::{
     At, CheckContext, CodeTally, ExportManifest, ExportedRecord, Locator, Scanned, label,
 };
-use super::{GateFindings, GateReport, GatesConfig};
+use super::{GateError, GateFindings, GateReport, GatesConfig};
 use crate::report::codes::provenance::{
     DATASET_UNLICENSED, EXCLUDED_DATASET_EXPORTED, FIELD_MISSING, LICENCE_MISMATCH,
     REGISTRY_CHANGED, SOURCE_DIGEST_MISMATCH, SOURCE_NOT_IN_MANIFEST, UNKNOWN_DATASET,
@@ -32,8 +33,8 @@ pub(super) struct ProvenanceCheck {
     pub per_licence: BTreeMap<String, u64>,
 }
 
-impl ProvenanceCheck {
-    pub fn new(ctx: &CheckContext<'_>) -> Self {
+impl RecordCheck for ProvenanceCheck {
+    fn new(ctx: &CheckContext<'_>) -> Self {
         Self {
             findings: CodeTally::new(ctx.config.max_locators),
             records: 0,
@@ -42,7 +43,7 @@ impl ProvenanceCheck {
         }
     }
 
-    pub fn check(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, at: At<'_>) {
+    fn observe(&mut self, ctx: &CheckContext<'_>, rec: &ExportedRecord, _: &[u8], at: At<'_>) {
         self.records += 1;
         let mut n = 0u64;
         let mut add = |findings: &mut CodeTally, code: &'static Code, detail: String| {
@@ -149,7 +150,7 @@ impl ProvenanceCheck {
         }
     }
 
-    pub fn merge(&mut self, other: ProvenanceCheck) {
+    fn merge(&mut self, other: ProvenanceCheck) {
         self.findings.merge(other.findings);
         self.records += other.records;
         for (k, v) in other.per_dataset {
@@ -213,6 +214,17 @@ const METHOD: &str = "every record of every shard is read; its id, dataset, sour
      source key and sha256 must equal the manifest's input; every registry dataset without a \
      licence or provenance fails the gate unless waived (PRV006)";
 
+/// The provenance gate.
+pub(super) fn finish(f: &mut Finish<'_, '_>) -> Result<Finished, GateError> {
+    Ok(Finished::report(report(
+        f.manifest,
+        f.ctx,
+        &f.scanned,
+        f.ctx.config,
+        f.elapsed,
+    )))
+}
+
 pub(super) fn report(
     manifest: &ExportManifest,
     ctx: &CheckContext<'_>,
@@ -220,7 +232,7 @@ pub(super) fn report(
     config: &GatesConfig,
     elapsed: Duration,
 ) -> ProvenanceReport {
-    let p = &scanned.provenance;
+    let p = &scanned.checks.provenance;
     let mut release = Vec::new();
     if ctx.registry.digest != manifest.registry_digest {
         release.push(Finding::new(

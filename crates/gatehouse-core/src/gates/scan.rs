@@ -1,8 +1,9 @@
 //! The one scan of a built release for the gates: the manifest, then every shard line by line.
 //!
 //! One reader thread streams the shards in manifest order, hashing and counting each, and
-//! hands batches of lines to the rayon pool; each batch is parsed and checked by the privacy
-//! and provenance checks, and the partial results are merged. Every merge is order-free
+//! hands batches of lines to the rayon pool; each batch is parsed, every record goes through
+//! every per-record check (`Checks`, see `gate.rs`) and the sketcher, and the partial
+//! results are merged. Every merge is order-free
 //! (counts add up; locator lists keep the first ones in export order; the spot-check sample
 //! keeps the smallest sample hashes), so the reports do not depend on the thread count.
 
@@ -13,11 +14,9 @@ use std::sync::mpsc::sync_channel;
 use rayon::iter::{ParallelBridge, ParallelIterator};
 use serde::{Deserialize, Serialize};
 
-use super::distribution::DistributionCheck;
 use super::duplicates::{self, Collected, SketchBatch, Sketcher};
-use super::privacy::PrivacyCheck;
-use super::provenance::ProvenanceCheck;
-use super::{CodeCount, GateError};
+use super::gate::RecordCheck;
+use super::{Checks, CodeCount, GateError};
 use crate::contract::{Manifest, ShardInfo};
 use crate::digest::{HashingReader, sha256};
 use crate::registry::Registry;
@@ -449,11 +448,10 @@ pub(super) struct Scanned {
     pub shards: Vec<ShardCheck>,
     pub lines: u64,
     pub bytes: u64,
-    pub privacy: PrivacyCheck,
-    pub provenance: ProvenanceCheck,
+    /// Every per-record check's merged state.
+    pub checks: Checks,
     /// Every record sketched for the duplicate checks.
     pub duplicates: Collected,
-    pub distribution: DistributionCheck,
 }
 
 /// Lines of one shard handed to a worker.
@@ -467,29 +465,23 @@ struct Batch {
 const BATCH_BYTES: usize = 2 << 20;
 const BATCH_LINES: usize = 2048;
 
-/// Partial results of some batches.
+/// Partial results of some batches: unreadable lines, and every check's state.
 struct Partial {
     integrity: CodeTally,
-    privacy: PrivacyCheck,
-    provenance: ProvenanceCheck,
-    distribution: DistributionCheck,
+    checks: Checks,
 }
 
 impl Partial {
     fn new(ctx: &CheckContext<'_>) -> Self {
         Self {
             integrity: CodeTally::new(ctx.config.max_locators),
-            privacy: PrivacyCheck::new(ctx),
-            provenance: ProvenanceCheck::new(ctx),
-            distribution: DistributionCheck::default(),
+            checks: Checks::new(ctx),
         }
     }
 
     fn merge(mut self, other: Partial) -> Partial {
         self.integrity.merge(other.integrity);
-        self.privacy.merge(other.privacy);
-        self.provenance.merge(other.provenance);
-        self.distribution.merge(other.distribution);
+        self.checks.merge(other.checks);
         self
     }
 }
@@ -539,10 +531,8 @@ pub(super) fn scan(
             shards: read.shards,
             lines: read.lines,
             bytes: read.bytes,
-            privacy: partial.privacy,
-            provenance: partial.provenance,
+            checks: partial.checks,
             duplicates,
-            distribution: partial.distribution,
         })
     })
 }
@@ -692,11 +682,8 @@ fn check_batch(
         };
         match serde_json::from_slice::<ExportedRecord>(raw) {
             Ok(rec) => {
-                p.privacy.check(ctx, &rec, raw, at);
-                p.provenance.check(ctx, &rec, at);
+                p.checks.observe(ctx, &rec, raw, at);
                 sketcher.sketch(&rec, at, sketches);
-                p.distribution
-                    .add(&rec, &ctx.tokens, ctx.config.distribution.max_seq_length);
             }
             Err(e) => {
                 // The category and column only: serde's message can quote the input.

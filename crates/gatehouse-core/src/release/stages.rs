@@ -309,29 +309,16 @@ fn gates(ctx: &mut Ctx<'_>, _: Mode) -> Result<Ran, ReleaseError> {
     Ok(ran)
 }
 
-/// Records every waiver the gates used in the audit log.
+/// Records every waiver the gates used in the audit log, gate by gate.
 fn audit_waivers(a: &AuditLog, gates: &crate::gates::GatesOutcome) {
-    for (gate, waivers) in [
-        ("privacy", serde_json::to_value(&gates.privacy.waivers)),
-        (
-            "provenance",
-            serde_json::to_value(&gates.provenance.waivers),
-        ),
-        ("dedup", serde_json::to_value(&gates.dedup.waivers)),
-        ("leakage", serde_json::to_value(&gates.leakage.waivers)),
-        (
-            "distribution",
-            serde_json::to_value(&gates.distribution.waivers),
-        ),
-    ] {
-        for w in waivers
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-        {
+    for g in &gates.waivers {
+        for w in &g.waivers {
+            let Ok(w) = serde_json::to_value(w) else {
+                continue;
+            };
             a.record(
                 Action::Waiver,
-                Event::detail(serde_json::json!({ "gate": gate, "waiver": w })),
+                Event::detail(serde_json::json!({ "gate": g.gate, "waiver": w })),
             );
         }
     }
@@ -450,6 +437,13 @@ mod tests {
             assert_eq!(def(stage).stage, stage);
         }
         assert_eq!(TABLE[0].after, After::Start);
+    }
+
+    #[test]
+    fn the_gates_stage_writes_every_gate_report() {
+        for f in layout::GATE_REPORTS {
+            assert!(def(Stage::Gates).writes.contains(&f), "{}", f.name());
+        }
     }
 
     #[test]
