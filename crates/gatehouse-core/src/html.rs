@@ -191,10 +191,51 @@ figcaption{font-size:12px;color:#475467}\
 svg .bar{fill:#4f6fb3}svg .axis{stroke:#98a2b3}svg .tick{font-size:9px;fill:#475467}\
 code{font-size:12px;background:#f0f2f6;padding:0 4px;border-radius:4px}";
 
+/// A release's reports, as the page shows them.
+struct Reports {
+    /// The release digest: the sha256 of the manifest, when there is one.
+    digest: Option<String>,
+    manifest: Value,
+    coverage: Option<Value>,
+    build: Option<Value>,
+    /// (file, title, report) of each gate that ran, in page order.
+    gates: Vec<(&'static str, &'static str, Value)>,
+}
+
 /// Renders the page for the release at `location` (its folder, ending in `/`).
 pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
+    let reports = read_reports(store, location)?;
+    let version = reports.manifest["release_version"]
+        .as_str()
+        .unwrap_or("(not built)");
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head><meta charset=\"utf-8\"/>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\
+         <title>gatehouse release {v}</title><style>{STYLE}</style></head><body><main>\
+         <h1>Release {v}</h1><p class=\"muted\">Rendered from the release's JSON reports; they are the source of truth. \
+         No conversation text appears here.</p>",
+        v = esc(version)
+    );
+    h.push_str(&summary_section(&reports));
+    if let Some(c) = &reports.coverage {
+        h.push_str(&coverage_section(c));
+    }
+    if let Some(b) = &reports.build {
+        h.push_str(&build_section(b));
+    }
+    for (file, title, r) in &reports.gates {
+        h.push_str(&gate_section(file, title, r));
+    }
+    h.push_str("</main></body></html>\n");
+    Ok(h)
+}
+
+/// Reads the manifest (once: the page shows it and its digest, the release digest) and
+/// whichever reports the release folder holds.
+fn read_reports(store: &Store, location: &str) -> Result<Reports, HtmlError> {
     let manifest_key = layout::MANIFEST.at(location);
-    // Read once: the page shows the manifest and its digest (the release digest).
     let (digest, manifest) = match store.get_bytes(&manifest_key) {
         Ok(bytes) => (
             Some(crate::digest::sha256(&bytes)),
@@ -213,29 +254,26 @@ pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
             gates.push((file.name(), title, r));
         }
     }
-    let version = manifest["release_version"]
-        .as_str()
-        .unwrap_or("(not built)");
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\"><head><meta charset=\"utf-8\"/>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\
-         <title>gatehouse release {v}</title><style>{STYLE}</style></head><body><main>\
-         <h1>Release {v}</h1><p class=\"muted\">Rendered from the release's JSON reports; they are the source of truth. \
-         No conversation text appears here.</p>",
-        v = esc(version)
-    );
+    Ok(Reports {
+        digest,
+        manifest,
+        coverage,
+        build,
+        gates,
+    })
+}
 
-    // Summary.
-    h.push_str("<section><h2>Summary</h2><table><tbody>");
+/// The summary: digests and versions, then each stage's verdict.
+fn summary_section(reports: &Reports) -> String {
+    let manifest = &reports.manifest;
+    let mut h = String::from("<section><h2>Summary</h2><table><tbody>");
     let _ = write!(
         h,
         "<tr><th>Release digest</th><td><code>{}</code></td></tr>\
          <tr><th>Tool</th><td>{} {} ({})</td></tr>\
          <tr><th>Config digest</th><td><code>{}</code></td></tr>\
          <tr><th>Registry digest</th><td><code>{}</code></td></tr>",
-        digest.as_deref().map_or_else(|| "–".into(), esc),
+        reports.digest.as_deref().map_or_else(|| "–".into(), esc),
         show(&manifest["tool"]["name"]),
         show(&manifest["tool"]["version"]),
         show(&manifest["tool"]["git_commit"]),
@@ -243,21 +281,21 @@ pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
         show(&manifest["registry_digest"]),
     );
     h.push_str("</tbody></table><h3>Verdicts</h3><table><thead><tr><th>Stage</th><th>Verdict</th><th>Report</th></tr></thead><tbody>");
-    if let Some(c) = &coverage {
+    if let Some(c) = &reports.coverage {
         let _ = write!(
             h,
             "<tr><td>coverage</td><td>{}</td><td><code>coverage_report.json</code></td></tr>",
             verdict_badge(&c["verdict"])
         );
     }
-    if let Some(b) = &build {
+    if let Some(b) = &reports.build {
         let _ = write!(
             h,
             "<tr><td>build</td><td>{}</td><td><code>build_report.json</code></td></tr>",
             verdict_badge(&b["verdict"])
         );
     }
-    for (file, title, r) in &gates {
+    for (file, title, r) in &reports.gates {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
@@ -267,112 +305,122 @@ pub fn render(store: &Store, location: &str) -> Result<String, HtmlError> {
         );
     }
     h.push_str("</tbody></table></section>");
+    h
+}
 
-    // Coverage.
-    if let Some(c) = &coverage {
-        let _ = write!(
-            h,
-            "<section><h2>Coverage</h2><p>Verdict {}</p>",
-            verdict_badge(&c["verdict"])
-        );
-        h.push_str(&table(
-            c["families"].as_array().map_or(&[][..], Vec::as_slice),
-            &[
-                ("family", "Family"),
-                ("stage", "Stage"),
-                ("required", "Required"),
-                ("holdout", "Holdout"),
-                ("status", "Status"),
-                ("datasets_present", "Datasets present"),
-                ("objects", "Objects"),
-                ("bytes", "Bytes"),
-            ],
-        ));
-        h.push_str(&findings(c));
-        h.push_str("</section>");
-    }
+fn coverage_section(c: &Value) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<section><h2>Coverage</h2><p>Verdict {}</p>",
+        verdict_badge(&c["verdict"])
+    );
+    h.push_str(&table(
+        c["families"].as_array().map_or(&[][..], Vec::as_slice),
+        &[
+            ("family", "Family"),
+            ("stage", "Stage"),
+            ("required", "Required"),
+            ("holdout", "Holdout"),
+            ("status", "Status"),
+            ("datasets_present", "Datasets present"),
+            ("objects", "Objects"),
+            ("bytes", "Bytes"),
+        ],
+    ));
+    h.push_str(&findings(c));
+    h.push_str("</section>");
+    h
+}
 
-    // Build.
-    if let Some(b) = &build {
-        let _ = write!(
-            h,
-            "<section><h2>Build</h2><p>Verdict {}: {} records read, {} exported, {} quarantined, {} held by PII policy, {} duplicates removed; {} tokens.</p>",
-            verdict_badge(&b["verdict"]),
-            show(&b["records_read"]),
-            show(&b["records_exported"]),
-            show(&b["records_quarantined"]),
-            show(&b["records_removed_by_policy"]),
-            show(&b["records_removed_as_duplicates"]),
-            show(&b["tokens_exported"]),
-        );
-        h.push_str(&table(
-            b["objects"].as_array().map_or(&[][..], Vec::as_slice),
-            &[
-                ("key", "Source object"),
-                ("dataset", "Dataset"),
-                ("read", "Read"),
-                ("exported", "Exported"),
-                ("removed_by_policy", "Held"),
-                ("duplicates_removed", "Duplicates"),
-                ("quarantine_rate", "Quarantine rate"),
-                ("verdict", "Verdict"),
-            ],
-        ));
-        let d = &b["dedup"];
-        let _ = write!(
-            h,
-            "<h3>Deduplication</h3><p>{} exact and {} near duplicates removed (threshold {}, {} bands × {} rows); list in <code>{}</code>.</p>",
-            show(&d["exact_removed"]),
-            show(&d["near_removed"]),
-            show(&d["near_params"]["threshold"]),
-            show(&d["near_params"]["bands"]),
-            show(&d["near_params"]["rows"]),
-            show(&d["removed_list"]),
-        );
-        h.push_str("</section>");
-    }
+fn build_section(b: &Value) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<section><h2>Build</h2><p>Verdict {}: {} records read, {} exported, {} quarantined, {} held by PII policy, {} duplicates removed; {} tokens.</p>",
+        verdict_badge(&b["verdict"]),
+        show(&b["records_read"]),
+        show(&b["records_exported"]),
+        show(&b["records_quarantined"]),
+        show(&b["records_removed_by_policy"]),
+        show(&b["records_removed_as_duplicates"]),
+        show(&b["tokens_exported"]),
+    );
+    h.push_str(&table(
+        b["objects"].as_array().map_or(&[][..], Vec::as_slice),
+        &[
+            ("key", "Source object"),
+            ("dataset", "Dataset"),
+            ("read", "Read"),
+            ("exported", "Exported"),
+            ("removed_by_policy", "Held"),
+            ("duplicates_removed", "Duplicates"),
+            ("quarantine_rate", "Quarantine rate"),
+            ("verdict", "Verdict"),
+        ],
+    ));
+    let d = &b["dedup"];
+    let _ = write!(
+        h,
+        "<h3>Deduplication</h3><p>{} exact and {} near duplicates removed (threshold {}, {} bands × {} rows); list in <code>{}</code>.</p>",
+        show(&d["exact_removed"]),
+        show(&d["near_removed"]),
+        show(&d["near_params"]["threshold"]),
+        show(&d["near_params"]["bands"]),
+        show(&d["near_params"]["rows"]),
+        show(&d["removed_list"]),
+    );
+    h.push_str("</section>");
+    h
+}
 
-    // Gates.
-    for (file, title, r) in &gates {
-        let _ = write!(
-            h,
-            "<section><h2>{}</h2><p>Verdict {} · <code>{}</code></p><p class=\"muted\">{}</p>",
-            esc(title),
-            verdict_badge(&r["verdict"]),
-            esc(file),
-            show(&r["method"])
-        );
-        h.push_str(&findings(r));
-        if r["gate"] == "privacy" && r["evaluation"].is_object() {
-            h.push_str(&measured_recall(&r["evaluation"]));
-        }
-        if r["gate"] == "leakage" {
-            let c = &r["certificate"];
-            let _ = write!(
-                h,
-                "<h3>Certificate</h3><p>{} records, {} candidate pairs, {} verified; complete: {}; probability that a pair at the threshold was a candidate: {}.</p>",
-                show(&c["records"]),
-                show(&c["candidates"]),
-                show(&c["candidates_verified"]),
-                show(&c["complete"]),
-                show(&c["candidate_probability_at_threshold"]),
-            );
-            h.push_str(&table(
-                c["pairs"].as_array().map_or(&[][..], Vec::as_slice),
-                &[
-                    ("splits", "Splits"),
-                    ("exact", "Exact pairs"),
-                    ("near", "Near pairs"),
-                ],
-            ));
-        }
-        if r["gate"] == "distribution" {
-            h.push_str(&distribution(r));
-        }
-        h.push_str("</section>");
+/// One gate's section: its findings, and what is particular to the privacy, leakage and
+/// distribution gates.
+fn gate_section(file: &str, title: &str, r: &Value) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<section><h2>{}</h2><p>Verdict {} · <code>{}</code></p><p class=\"muted\">{}</p>",
+        esc(title),
+        verdict_badge(&r["verdict"]),
+        esc(file),
+        show(&r["method"])
+    );
+    h.push_str(&findings(r));
+    if r["gate"] == "privacy" && r["evaluation"].is_object() {
+        h.push_str(&measured_recall(&r["evaluation"]));
     }
-    h.push_str("</main></body></html>\n");
-    Ok(h)
+    if r["gate"] == "leakage" {
+        h.push_str(&certificate(&r["certificate"]));
+    }
+    if r["gate"] == "distribution" {
+        h.push_str(&distribution(r));
+    }
+    h.push_str("</section>");
+    h
+}
+
+/// The leakage gate's certificate: how complete its search for cross-split pairs was.
+fn certificate(c: &Value) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<h3>Certificate</h3><p>{} records, {} candidate pairs, {} verified; complete: {}; probability that a pair at the threshold was a candidate: {}.</p>",
+        show(&c["records"]),
+        show(&c["candidates"]),
+        show(&c["candidates_verified"]),
+        show(&c["complete"]),
+        show(&c["candidate_probability_at_threshold"]),
+    );
+    h.push_str(&table(
+        c["pairs"].as_array().map_or(&[][..], Vec::as_slice),
+        &[
+            ("splits", "Splits"),
+            ("exact", "Exact pairs"),
+            ("near", "Near pairs"),
+        ],
+    ));
+    h
 }
 
 /// A rate with its interval: `0.931 [0.912, 0.946] (540/580)`.

@@ -322,8 +322,70 @@ pub fn run(
     let tokens = tokenizer.counter().map_err(ConsumeError::Config)?;
     let started = Instant::now();
     let release = OpenRelease::open(store, location, allow_draft)?;
-    let mut findings = Vec::new();
+    let mut findings = binding_and_tokenizer(&release, &tokens);
+    let routing = check_routing(&release, location, &mut findings);
 
+    // Every shard, in parallel, verified before it is read.
+    let jobs: Vec<(Split, &ManifestShard)> = release
+        .manifest
+        .contents
+        .iter()
+        .flat_map(|c| c.shards.iter().map(move |s| (c.split, s)))
+        .collect();
+    let outs: Vec<ShardOut> = jobs
+        .par_iter()
+        .map(|(split, shard)| consume_shard(&release, *split, shard, &template, &tokens, config))
+        .collect();
+    let read = Read::tally(outs, &mut findings);
+    read.findings(config, &mut findings);
+    let parquet_files_verified = check_parquet(store, &release, &mut findings);
+    let records_read: u64 = read.splits.values().map(|s| s.records).sum();
+    let tokens_read: u64 = read.splits.values().map(|s| s.tokens).sum();
+    let plan = batches::plan(read.items, &release.routing, config.batch_size);
+    if plan.unrouted_records > 0 {
+        findings.push(finding(
+            &RECORDS_NOT_ROUTED,
+            Severity::Error,
+            format!(
+                "{} training record(s) belong to no stage of the routing config",
+                plan.unrouted_records
+            ),
+        ));
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    let report = ConsumeReport {
+        schema_version: SCHEMA_VERSION,
+        generated_by: generated_by(),
+        release_version: release.manifest.release_version.clone(),
+        release_digest: release.digest.clone(),
+        digest_bound_by: release.binding,
+        verdict: verdict(&findings),
+        tokenizer: tokens.label(),
+        chat_template: config.template.clone(),
+        max_seq_length: config.max_seq_length,
+        shards: read.shards,
+        parquet_files_verified,
+        splits: read.splits.into_values().collect(),
+        routing,
+        batches: plan,
+        throughput: Throughput {
+            seconds: (seconds * 1e3).round() / 1e3,
+            records_per_second: (records_read as f64 / seconds).round(),
+            megabytes_per_second: ((read.bytes as f64 / 1e6 / seconds) * 100.0).round() / 100.0,
+            tokens_per_second: (tokens_read as f64 / seconds).round(),
+        },
+        findings,
+    };
+    let key = write_report(store, location, &release, &report)?;
+    Ok(ConsumeOutcome {
+        report,
+        written: vec![key],
+    })
+}
+
+/// What binds the digest, and whether the release was counted with the configured tokenizer.
+fn binding_and_tokenizer(release: &OpenRelease, tokens: &TokenCounter) -> Vec<ConsumeFinding> {
+    let mut findings = Vec::new();
     if release.binding == Binding::Unbound {
         findings.push(finding(
             &DIGEST_UNBOUND,
@@ -342,8 +404,15 @@ pub fn run(
             ),
         ));
     }
+    findings
+}
 
-    // Routing: the same families as the manifest, weights normalised, stages consistent.
+/// Routing: the same families as the manifest, weights normalised, stages consistent.
+fn check_routing(
+    release: &OpenRelease,
+    location: &str,
+    findings: &mut Vec<ConsumeFinding>,
+) -> RoutingCheck {
     let in_manifest: BTreeSet<String> = release
         .manifest
         .contents
@@ -399,78 +468,115 @@ pub fn run(
             format!("routing weights sum to {weights_sum:.6}, not 1"),
         ));
     }
+    RoutingCheck {
+        families_in_routing: in_routing.into_iter().collect(),
+        families_in_manifest: in_manifest.into_iter().collect(),
+        weights_sum: (weights_sum * 1e6).round() / 1e6,
+        consistent,
+    }
+}
 
-    // Every shard, in parallel, verified before it is read.
-    let jobs: Vec<(Split, &ManifestShard)> = release
-        .manifest
-        .contents
-        .iter()
-        .flat_map(|c| c.shards.iter().map(move |s| (c.split, s)))
-        .collect();
-    let outs: Vec<ShardOut> = jobs
-        .par_iter()
-        .map(|(split, shard)| consume_shard(&release, *split, shard, &template, &tokens, config))
-        .collect();
+/// What the shards gave, summed.
+struct Read {
+    splits: BTreeMap<Split, SplitResult>,
+    items: Vec<Item>,
+    shards: Vec<ShardResult>,
+    bytes: u64,
+    over: Vec<String>,
+    over_count: u64,
+    bad: Vec<ConsumeError>,
+    bad_count: u64,
+}
 
-    let mut splits: BTreeMap<Split, SplitResult> = BTreeMap::new();
-    let mut items = Vec::new();
-    let mut shards = Vec::new();
-    let (mut over_all, mut over_count, mut bytes_read, mut bad_total) =
-        (Vec::new(), 0u64, 0u64, 0u64);
-    let mut bad_listed = Vec::new();
-    for o in outs {
-        let s = splits.entry(o.result.split).or_insert(SplitResult {
-            split: o.result.split,
-            records: 0,
-            tokens: 0,
-            over_max_seq_length: 0,
-            max_tokens: 0,
-        });
-        s.records += o.result.records;
-        s.tokens += o.tokens;
-        s.over_max_seq_length += o.over_count;
-        s.max_tokens = s.max_tokens.max(o.max_tokens);
-        bytes_read += o.result.bytes;
-        over_count += o.over_count;
-        over_all.extend(o.over);
-        bad_total += o.bad_count;
-        bad_listed.extend(o.bad);
-        if let Some(e) = o.error {
-            let code = match &e {
-                ConsumeError::MissingShard { .. } => &SHARD_MISSING,
-                _ => &SHARD_NOT_AS_MANIFEST,
-            };
-            findings.push(finding(code, Severity::Error, e.to_string()));
+impl Read {
+    /// Sums the shards' results by split; a shard that could not be read is a finding.
+    fn tally(outs: Vec<ShardOut>, findings: &mut Vec<ConsumeFinding>) -> Self {
+        let mut read = Read {
+            splits: BTreeMap::new(),
+            items: Vec::new(),
+            shards: Vec::new(),
+            bytes: 0,
+            over: Vec::new(),
+            over_count: 0,
+            bad: Vec::new(),
+            bad_count: 0,
+        };
+        for o in outs {
+            let s = read.splits.entry(o.result.split).or_insert(SplitResult {
+                split: o.result.split,
+                records: 0,
+                tokens: 0,
+                over_max_seq_length: 0,
+                max_tokens: 0,
+            });
+            s.records += o.result.records;
+            s.tokens += o.tokens;
+            s.over_max_seq_length += o.over_count;
+            s.max_tokens = s.max_tokens.max(o.max_tokens);
+            read.bytes += o.result.bytes;
+            read.over_count += o.over_count;
+            read.over.extend(o.over);
+            read.bad_count += o.bad_count;
+            read.bad.extend(o.bad);
+            if let Some(e) = o.error {
+                let code = match &e {
+                    ConsumeError::MissingShard { .. } => &SHARD_MISSING,
+                    _ => &SHARD_NOT_AS_MANIFEST,
+                };
+                findings.push(finding(code, Severity::Error, e.to_string()));
+            }
+            read.items.extend(o.items);
+            read.shards.push(o.result);
         }
-        items.extend(o.items);
-        shards.push(o.result);
+        read
     }
-    if bad_total > 0 {
-        let mut f = finding(
-            &NOT_A_CONTRACT_RECORD,
-            Severity::Error,
-            format!("{bad_total} line(s) are not records of the export contract"),
-        );
-        f.evidence = bad_listed
-            .iter()
-            .take(config.max_locators)
-            .map(ToString::to_string)
-            .collect();
-        findings.push(f);
+
+    /// Lines that are not records, and conversations over `max_seq_length`.
+    fn findings(&self, config: &ConsumeConfig, findings: &mut Vec<ConsumeFinding>) {
+        if self.bad_count > 0 {
+            let mut f = finding(
+                &NOT_A_CONTRACT_RECORD,
+                Severity::Error,
+                format!(
+                    "{} line(s) are not records of the export contract",
+                    self.bad_count
+                ),
+            );
+            f.evidence = self
+                .bad
+                .iter()
+                .take(config.max_locators)
+                .map(ToString::to_string)
+                .collect();
+            findings.push(f);
+        }
+        if self.over_count > 0 {
+            let mut f = finding(
+                &OVER_MAX_SEQ_LENGTH,
+                Severity::Warning,
+                format!(
+                    "{} conversation(s) render to more than {} tokens: training truncates or drops them",
+                    self.over_count, config.max_seq_length
+                ),
+            );
+            f.evidence = self
+                .over
+                .iter()
+                .take(config.max_locators)
+                .cloned()
+                .collect();
+            findings.push(f);
+        }
     }
-    if over_count > 0 {
-        let mut f = finding(
-            &OVER_MAX_SEQ_LENGTH,
-            Severity::Warning,
-            format!(
-                "{over_count} conversation(s) render to more than {} tokens: training truncates or drops them",
-                config.max_seq_length
-            ),
-        );
-        f.evidence = over_all.into_iter().take(config.max_locators).collect();
-        findings.push(f);
-    }
-    // The Parquet twins: present, as the manifest says (sha256), with as many rows.
+}
+
+/// The Parquet twins: present, as the manifest says (sha256), with as many rows. Returns how
+/// many were checked.
+fn check_parquet(
+    store: &crate::store::Store,
+    release: &OpenRelease,
+    findings: &mut Vec<ConsumeFinding>,
+) -> u64 {
     let twins: Vec<(Split, &ManifestShard)> = release
         .manifest
         .contents
@@ -484,21 +590,12 @@ pub fn run(
     for p in parquet_problems {
         findings.push(finding(&PARQUET_NOT_AS_MANIFEST, Severity::Error, p));
     }
-    let records_read: u64 = splits.values().map(|s| s.records).sum();
-    let tokens_read: u64 = splits.values().map(|s| s.tokens).sum();
-    let plan = batches::plan(items, &release.routing, config.batch_size);
-    if plan.unrouted_records > 0 {
-        findings.push(finding(
-            &RECORDS_NOT_ROUTED,
-            Severity::Error,
-            format!(
-                "{} training record(s) belong to no stage of the routing config",
-                plan.unrouted_records
-            ),
-        ));
-    }
-    let seconds = started.elapsed().as_secs_f64().max(1e-9);
-    let verdict = findings
+    twins.len() as u64
+}
+
+/// The worst severity among the findings, as a verdict.
+fn verdict(findings: &[ConsumeFinding]) -> Verdict {
+    findings
         .iter()
         .map(|f| match f.severity {
             Severity::Error => Verdict::Fail,
@@ -506,36 +603,17 @@ pub fn run(
             _ => Verdict::Pass,
         })
         .max()
-        .unwrap_or(Verdict::Pass);
-    let report = ConsumeReport {
-        schema_version: SCHEMA_VERSION,
-        generated_by: generated_by(),
-        release_version: release.manifest.release_version.clone(),
-        release_digest: release.digest.clone(),
-        digest_bound_by: release.binding,
-        verdict,
-        tokenizer: tokens.label(),
-        chat_template: config.template.clone(),
-        max_seq_length: config.max_seq_length,
-        shards,
-        parquet_files_verified: twins.len() as u64,
-        splits: splits.into_values().collect(),
-        routing: RoutingCheck {
-            families_in_routing: in_routing.into_iter().collect(),
-            families_in_manifest: in_manifest.into_iter().collect(),
-            weights_sum: (weights_sum * 1e6).round() / 1e6,
-            consistent,
-        },
-        batches: plan,
-        throughput: Throughput {
-            seconds: (seconds * 1e3).round() / 1e3,
-            records_per_second: (records_read as f64 / seconds).round(),
-            megabytes_per_second: ((bytes_read as f64 / 1e6 / seconds) * 100.0).round() / 100.0,
-            tokens_per_second: (tokens_read as f64 / seconds).round(),
-        },
-        findings,
-    };
-    // A published release is never modified: its later consumption tests go beside it.
+        .unwrap_or(Verdict::Pass)
+}
+
+/// Writes the report; returns its key. A published release is never modified: its later
+/// consumption tests go beside it.
+fn write_report(
+    store: &crate::store::Store,
+    location: &str,
+    release: &OpenRelease,
+    report: &ConsumeReport,
+) -> Result<String, ConsumeError> {
     let key = if release.binding == Binding::Published {
         crate::layout::consumption_scratch(
             store.exports_prefix(),
@@ -545,13 +623,10 @@ pub fn run(
         crate::layout::CONSUMPTION_TEST.at(location)
     };
     let mut bytes =
-        serde_json::to_vec_pretty(&report).map_err(|e| ConsumeError::Serialise("the report", e))?;
+        serde_json::to_vec_pretty(report).map_err(|e| ConsumeError::Serialise("the report", e))?;
     bytes.push(b'\n');
     store.put(&key, bytes)?;
-    Ok(ConsumeOutcome {
-        report,
-        written: vec![key],
-    })
+    Ok(key)
 }
 
 #[cfg(test)]
