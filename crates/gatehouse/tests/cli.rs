@@ -1126,6 +1126,29 @@ fn a_bad_qa_section_fails_the_dry_run_and_doctor_before_anything_is_written() {
     );
 }
 
+/// An invalid registry fails `doctor` as it fails `release`: exit 2, the problem named.
+#[test]
+fn doctor_fails_on_an_invalid_registry() {
+    let p = Project::new();
+    p.set_registry(&format!(
+        "{}\n[[datasets]]\nname = \"broken\"\n",
+        p.registry()
+    ));
+    let r = p.run(&["doctor"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("registry check  NOT VALID"), "{r:?}");
+    let r = p.run(&["doctor", "--json"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        v["config_problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("registry: "),
+        "{v}"
+    );
+}
+
 /// Every section's checks run before the first stage, all problems reported at once.
 #[test]
 fn every_section_is_checked_before_the_first_stage() {

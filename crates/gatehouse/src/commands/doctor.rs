@@ -16,8 +16,10 @@ pub fn run(cli: &Cli) -> Result<Code> {
     report.warnings.clone_from(&settings.warnings);
     let registry = Registry::load(&settings.registry_path);
     // The same check `release` makes before its first stage (the registry is part of it).
-    if let Ok(r) = &registry {
-        report.config_problems = settings.problems(r);
+    match &registry {
+        Ok(r) => report.config_problems = settings.problems(r),
+        // A release refuses to start on it too: a problem, not a note.
+        Err(e) => report.config_problems.push(format!("registry: {e}")),
     }
 
     if cli.global.json {
