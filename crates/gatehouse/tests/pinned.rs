@@ -133,9 +133,43 @@ fn files(root: &Path) -> BTreeMap<String, String> {
     out
 }
 
+/// The fixed path is shared by every checkout on the machine: a lock directory (created
+/// atomically, removed on drop, taken over when older than ten minutes) keeps two runs from
+/// writing into one project.
+struct PathLock(std::path::PathBuf);
+
+impl PathLock {
+    fn take(path: &Path) -> Self {
+        loop {
+            match std::fs::create_dir(path) {
+                Ok(()) => return Self(path.to_path_buf()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > std::time::Duration::from_secs(600));
+                    if stale {
+                        let _ = std::fs::remove_dir(path);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => panic!("cannot take the lock {}: {e}", path.display()),
+            }
+        }
+    }
+}
+
+impl Drop for PathLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 #[test]
 fn the_sample_release_is_byte_identical_to_its_pins() {
     // The coverage report names the store's root, so the project sits at a fixed path.
+    let _lock = PathLock::take(&std::env::temp_dir().join("gatehouse-pinned-outputs.lock"));
     let p = Project::at(&std::env::temp_dir().join("gatehouse-pinned-outputs"));
     assert_eq!(p.run(&["release", "--release-version", V]).code, 1);
     let before_qa = files(&p.path().join(format!("store/exports/releases/{V}")));
