@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::contract::Manifest;
 use crate::registry::{Dataset, Registry};
 
 /// The Croissant version this file conforms to.
@@ -79,7 +80,7 @@ pub struct Inputs<'a> {
     pub version: &'a str,
     pub digest: &'a str,
     pub registry: &'a Registry,
-    pub manifest: &'a Value,
+    pub manifest: &'a Manifest,
     /// `gates/pii_detection_report.json`, when the privacy gate ran.
     pub privacy: Option<&'a Value>,
     pub signoff: &'a Value,
@@ -102,7 +103,7 @@ pub fn document(i: &Inputs<'_>) -> Value {
         "conformsTo": CONFORMS_TO,
         "name": format!("gatehouse-release-{}", i.version),
         "description": format!("Training conversations for a therapy-assistant model, compiled to ChatML, redacted, deduplicated, split by group, gated and reviewed. Release {} (digest {}, the sha256 of manifest.json).", i.version, i.digest),
-        "datePublished": m["release_date"],
+        "datePublished": m.release_date,
         "license": licences.into_iter().collect::<Vec<_>>(),
         "inLanguage": "en",
         "keywords": ["mental health", "counselling", "ChatML", "supervised fine-tuning"],
@@ -126,7 +127,7 @@ pub fn document(i: &Inputs<'_>) -> Value {
         "rai:dataBiases": "A bias and cultural review sampled the release; it did not exhaust it. Synthetic and third-party sources carry their own biases.",
         "rai:dataSocialImpact": "Intended to make a supportive assistant safer; misuse as a clinical substitute could harm people in crisis.",
         "rai:dataReleaseMaintenancePlan": "Versions are write-once: a published version is never overwritten; corrections are new versions with their own digest and evidence.",
-        "citeAs": format!("@misc{{gatehouse_release_{key}, title = {{gatehouse release {v}}}, note = {{release digest {d}}}, year = {{{y}}}}}", key = i.version.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), v = i.version, d = i.digest, y = m["release_date"].as_str().and_then(|d| d.get(..4)).unwrap_or("n.d.")),
+        "citeAs": format!("@misc{{gatehouse_release_{key}, title = {{gatehouse release {v}}}, note = {{release digest {d}}}, year = {{{y}}}}}", key = i.version.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), v = i.version, d = i.digest, y = m.release_date.as_deref().and_then(|d| d.get(..4)).unwrap_or("n.d.")),
     });
     doc["version"] = json!(croissant_version(i.version));
     doc
@@ -136,18 +137,17 @@ pub fn document(i: &Inputs<'_>) -> Value {
 /// `cr:FileSet` that claims them all.
 fn distribution(i: &Inputs<'_>) -> Vec<Value> {
     let mut distribution = Vec::new();
-    for c in i.manifest["contents"].as_array().into_iter().flatten() {
-        for s in c["parquet"].as_array().into_iter().flatten() {
-            let key = s["key"].as_str().unwrap_or_default();
-            let key = key.strip_prefix(i.location).unwrap_or(key);
-            let sha256 = s["sha256"].as_str().unwrap_or_default();
+    for c in &i.manifest.contents {
+        for s in &c.parquet {
+            let key = s.key.strip_prefix(i.location).unwrap_or(&s.key);
+            let sha256 = s.sha256.as_str();
             distribution.push(json!({
                 "@type": "cr:FileObject",
                 "@id": key,
                 "name": key,
                 "contentUrl": key,
                 "encodingFormat": "application/x-parquet",
-                "contentSize": format!("{} B", s["bytes"].as_u64().unwrap_or(0)),
+                "contentSize": format!("{} B", s.bytes),
                 "sha256": sha256.strip_prefix("sha256:").unwrap_or(sha256),
             }));
         }
@@ -238,11 +238,11 @@ fn fields() -> Vec<Value> {
 
 /// The registry's datasets the manifest lists as inputs, in registry order.
 fn included_datasets<'a>(i: &Inputs<'a>) -> Vec<&'a Dataset> {
-    let included: BTreeSet<&str> = i.manifest["inputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x["dataset"].as_str())
+    let included: BTreeSet<&str> = i
+        .manifest
+        .inputs
+        .iter()
+        .map(|x| x.dataset.as_str())
         .collect();
     i.registry
         .datasets
@@ -271,16 +271,16 @@ fn data_collection(datasets: &[&Dataset]) -> String {
 }
 
 /// What the build did to the sources, with the manifest's dedup, split and tokenizer.
-fn preprocessing(m: &Value) -> String {
-    let inputs = m["inputs"].as_array().map_or(0, Vec::len);
-    let dedup = &m["dedup"];
-    let split = &m["split"];
+fn preprocessing(m: &Manifest) -> String {
+    let inputs = m.inputs.len();
+    let dedup = serde_json::to_value(&m.dedup).unwrap_or_default();
+    let split = &m.split;
     format!(
         "Every source format adapted to ChatML and normalised (Unicode NFC, whitespace); personal identifiers redacted with typed placeholders, the redacted text re-scanned until the scan finds nothing; duplicates removed ({}); group-aware split ({}, seed {}); every conversation counted with {}. Source: {inputs} objects, each listed with its sha256 in manifest.json.",
-        compact(dedup),
-        split["method"].as_str().unwrap_or("?"),
-        split["seed"],
-        m["tokens"]["tokenizer"].as_str().unwrap_or("?"),
+        compact(&dedup),
+        split.method,
+        split.seed,
+        m.tokens.tokenizer,
     )
 }
 

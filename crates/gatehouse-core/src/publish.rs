@@ -502,7 +502,7 @@ impl<'a> Judged<'a> {
             version: self.version,
             digest: self.digest,
             registry,
-            manifest: &parse(layout::MANIFEST.name(), &checked.manifest_bytes)?,
+            manifest: &self.manifest,
             privacy: self.privacy_report(),
             signoff: &self.signoff,
             exclusions: &self.exclusions,

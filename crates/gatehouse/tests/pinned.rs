@@ -81,18 +81,12 @@ struct Identity {
     digest: String,
 }
 
-/// A commit id as the manifest names it: 40 hex digits, or `unknown` when the build could
-/// not find one (a git worktree, a source tarball).
-fn commit_id(named: &str) -> String {
-    named.to_string()
-}
-
 impl Identity {
     fn of(release: &Path) -> Self {
         let bytes = std::fs::read(release.join("manifest.json")).unwrap();
         let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         Self {
-            commit: commit_id(manifest["tool"]["git_commit"].as_str().unwrap()),
+            commit: manifest["tool"]["git_commit"].as_str().unwrap().to_string(),
             digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
         }
     }

@@ -352,20 +352,28 @@ fn build_report(t: BuildTotals<'_>) -> BuildReport {
     }
 }
 
+impl BuildConfig {
+    /// Every problem with `[build]`; the build refuses to start on the first, and
+    /// [`crate::config::Settings::problems`] lists them all before any stage runs.
+    pub fn problems(&self, registry: &Registry) -> Vec<String> {
+        [
+            self.ratios.problem(),
+            (!(0.0..=1.0).contains(&self.max_quarantine_rate))
+                .then(|| "max_quarantine_rate must be between 0 and 1".to_string()),
+            self.dedup.problem(registry),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 /// The build's own settings, checked before anything is read.
 fn check(config: &BuildConfig, registry: &Registry) -> Result<(), BuildError> {
-    if let Some(p) = config.ratios.problem() {
-        return Err(BuildError::Config(p));
+    match config.problems(registry).into_iter().next() {
+        Some(p) => Err(BuildError::Config(p)),
+        None => Ok(()),
     }
-    if !(0.0..=1.0).contains(&config.max_quarantine_rate) {
-        return Err(BuildError::Config(
-            "max_quarantine_rate must be between 0 and 1".into(),
-        ));
-    }
-    if let Some(p) = config.dedup.problem(registry) {
-        return Err(BuildError::Config(p));
-    }
-    Ok(())
 }
 
 /// The build's outputs being written, object by object in key order: the shards of each

@@ -188,33 +188,21 @@ impl Settings {
     /// stop on its configuration) and by `doctor`. Each stage still checks its own settings
     /// when run alone.
     pub fn problems(&self, registry: &crate::registry::Registry) -> Vec<String> {
-        let b = &self.build;
-        let c = &self.consume;
-        let mut out: Vec<String> = [
-            b.ratios.problem().map(|p| format!("[build] ratios: {p}")),
-            (!(0.0..=1.0).contains(&b.max_quarantine_rate))
-                .then(|| "[build] max_quarantine_rate must be between 0 and 1".to_string()),
-            b.dedup
-                .problem(registry)
-                .map(|p| format!("[build.dedup] {p}")),
-            self.tokenizer_problem(),
-            (!(0.0..=1.0).contains(&self.gates.spot_check.rate))
-                .then(|| "[gates] spot_check.rate must be between 0 and 1".to_string()),
-            self.gates
-                .distribution
-                .problem()
-                .map(|p| format!("[gates] {p}")),
-            self.qa.problem_with(registry).map(|p| format!("[qa] {p}")),
-            (c.batch_size == 0 || c.max_seq_length == 0)
-                .then(|| "[consume] batch_size and max_seq_length must be at least 1".to_string()),
-            (!c.template.contains("{content}"))
-                .then(|| "[consume] template must contain {content}".to_string()),
+        let section = |name: &str, problems: Vec<String>| {
+            problems
+                .into_iter()
+                .map(|p| format!("[{name}] {p}"))
+                .collect::<Vec<_>>()
+        };
+        let mut out = section("build", self.build.problems(registry));
+        out.extend(self.tokenizer_problem());
+        out.extend(section("gates", self.gates.problems()));
+        out.extend(self.qa.problem_with(registry).map(|p| format!("[qa] {p}")));
+        out.extend(section("consume", self.consume.problems()));
+        out.extend(
             self.privacy
                 .problem(self.store.exports_prefix.trim_matches('/')),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        );
         for w in &self.waivers {
             out.extend(w.problems().into_iter().map(|p| format!("[[waivers]] {p}")));
         }

@@ -38,6 +38,20 @@ pub struct ConsumeConfig {
     pub max_locators: usize,
 }
 
+impl ConsumeConfig {
+    /// Every problem with `[consume]` (the template is parsed as the test will parse it).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.batch_size == 0 || self.max_seq_length == 0 {
+            out.push("batch_size and max_seq_length must be at least 1".to_string());
+        }
+        if Template::parse(&self.template).is_err() {
+            out.push("template must contain {content}".to_string());
+        }
+        out
+    }
+}
+
 impl Default for ConsumeConfig {
     fn default() -> Self {
         Self {
@@ -313,10 +327,8 @@ pub fn run(
     tokenizer: &TokenizerSpec,
     allow_draft: bool,
 ) -> Result<ConsumeOutcome, ConsumeError> {
-    if config.batch_size == 0 || config.max_seq_length == 0 {
-        return Err(ConsumeError::Config(
-            "consume.batch_size and consume.max_seq_length must be at least 1".into(),
-        ));
+    if let Some(p) = config.problems().into_iter().next() {
+        return Err(ConsumeError::Config(format!("consume.{p}")));
     }
     let template = Template::parse(&config.template)?;
     let tokens = tokenizer.counter().map_err(ConsumeError::Config)?;

@@ -82,6 +82,21 @@ pub struct GatesConfig {
     pub distribution: distribution::DistributionConfig,
 }
 
+impl GatesConfig {
+    /// Every problem with `[gates]`: the gates refuse to start on the first, and
+    /// [`crate::config::Settings::problems`] lists them all before any stage runs.
+    pub fn problems(&self) -> Vec<String> {
+        [
+            (!(0.0..=1.0).contains(&self.spot_check.rate))
+                .then(|| "spot_check.rate must be between 0 and 1".to_string()),
+            self.distribution.problem(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
 impl Default for GatesConfig {
     fn default() -> Self {
         Self {
@@ -344,21 +359,14 @@ pub fn run(
     policy: Policy<'_>,
 ) -> Result<GatesOutcome, GateError> {
     let config = policy.config;
-    if !(0.0..=1.0).contains(&config.spot_check.rate) {
-        return Err(GateError::Config(
-            "spot_check.rate must be between 0 and 1".into(),
-        ));
+    if let Some(p) = config.problems().into_iter().next() {
+        return Err(GateError::Config(p));
     }
     let started = Instant::now();
     let manifest = scan::read_manifest(store, location)?;
     let tokens = policy.tokenizer.counter().map_err(GateError::Config)?;
     let ctx = scan::CheckContext::new(registry, &manifest, policy, tokens);
-    if let Some(p) = policy
-        .dedup
-        .near_params
-        .problem()
-        .or_else(|| config.distribution.problem())
-    {
+    if let Some(p) = policy.dedup.near_params.problem() {
         return Err(GateError::Config(p));
     }
     let sketcher = duplicates::Sketcher::new(policy.dedup);
