@@ -8,9 +8,11 @@
 //! reason. The manifest lists inputs, shards and artefacts with their sha256; its own sha256
 //! is the release digest. Same inputs, registry, config and version ⇒ byte-identical output.
 
+mod assembly;
 pub mod blocklist;
 pub mod dedup;
 mod manifest;
+pub mod map;
 pub mod parquet;
 mod process;
 mod routing;
@@ -25,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use gatehouse_text::TokenizerSpec;
-use gatehouse_text::dedup::{MinHasher, Shingler};
 use gatehouse_text::pii::{Detector, Policy as PiiPolicy, UnsurePolicy};
 
 use crate::digest::sha256;
@@ -37,9 +38,9 @@ use crate::source::Limits;
 use crate::store::{Store, StoreError};
 
 pub use crate::contract::{Exclusion, Tally};
+use assembly::{Assembled, Assembly};
 pub use manifest::{Manifest, RELEASE_DIGEST_NOTE};
 pub use routing::RoutingConfig;
-use shards::{HashedObject, ShardSet};
 pub use split::{Ratios, Split};
 
 /// `[build]` in gatehouse.toml.
@@ -204,22 +205,6 @@ impl BuildError {
     }
 }
 
-/// A line of `dedup_removed.jsonl`: a removed record and the record kept in its place.
-#[derive(Serialize)]
-struct RemovedLine<'a> {
-    id: &'a str,
-    dataset: &'a str,
-    source_key: &'a str,
-    source_line: u64,
-    kind: dedup::Kind,
-    /// Jaccard index of the shingle sets (1 for exact duplicates).
-    jaccard: f64,
-    kept_id: &'a str,
-    kept_dataset: &'a str,
-    kept_source_key: &'a str,
-    kept_source_line: u64,
-}
-
 fn objects_dataset<'a>(inputs: &[Input], registry: &'a Registry, object: usize) -> &'a str {
     &registry.datasets[inputs[object].dataset].name
 }
@@ -376,188 +361,6 @@ fn check(config: &BuildConfig, registry: &Registry) -> Result<(), BuildError> {
     }
 }
 
-/// The build's outputs being written, object by object in key order: the shards of each
-/// split, the compiled export, the quarantine list, and the counts per split and family.
-struct Assembly<'a> {
-    store: &'a Store,
-    sets: BTreeMap<Split, ShardSet>,
-    compiled: Option<HashedObject>,
-    quarantine: HashedObject,
-    per_family: BTreeMap<(Split, String), Tally>,
-    split_counts: BTreeMap<Split, u64>,
-    /// Reused buffers: a record line with its source sha256 patched in, and a
-    /// removed-duplicate line.
-    patched: Vec<u8>,
-    removed_line: Vec<u8>,
-}
-
-/// What the assembly wrote.
-struct Assembled {
-    written: Vec<String>,
-    artefacts: Vec<manifest::Artefact>,
-    /// Per split: JSONL shards and their Parquet twins.
-    contents: Vec<(Split, Vec<shards::ShardInfo>, Vec<shards::ShardInfo>)>,
-    per_family: BTreeMap<(Split, String), Tally>,
-    split_counts: BTreeMap<Split, u64>,
-}
-
-impl<'a> Assembly<'a> {
-    fn new(store: &'a Store, loc: &str, config: &BuildConfig) -> Self {
-        let sets = Split::ALL
-            .iter()
-            .map(|s| {
-                let prefix = layout::shard_prefix(loc, s.as_str());
-                let set = ShardSet::new(prefix, config.shard_max_records, config.shard_max_bytes);
-                (*s, set)
-            })
-            .collect();
-        Self {
-            store,
-            sets,
-            compiled: config
-                .compiled_export
-                .then(|| HashedObject::create(store, layout::COMPILED_EXPORT.at(loc))),
-            quarantine: HashedObject::create(store, layout::QUARANTINE.at(loc)),
-            per_family: BTreeMap::new(),
-            split_counts: Split::ALL.iter().map(|s| (*s, 0)).collect(),
-            patched: Vec::with_capacity(8192),
-            removed_line: Vec::with_capacity(512),
-        }
-    }
-
-    /// Object `o`'s spill, in source order: each record goes to its split's shard (and the
-    /// compiled export) unless deduplication removed it, then it is listed in `removed`
-    /// with the record kept in its place; quarantined lines go to the quarantine list.
-    /// Returns the records and tokens removed as duplicates.
-    fn object(
-        &mut self,
-        o: usize,
-        out: &process::ObjectOutput,
-        entries: &[dedup::ObjectEntries],
-        statuses: &[dedup::Status],
-        kept_in: &dyn Fn(u32) -> (&'a str, &'a str),
-        removed: &mut HashedObject,
-    ) -> Result<(u64, u64), BuildError> {
-        let object_entries = &entries[o].entries;
-        let mut ordinal = 0usize;
-        let mut removed_here = (0u64, 0u64);
-        process::for_each_spilled(
-            &out.spill,
-            &mut |tag, line| match process::destination(tag) {
-                Some(process::Destination::Record(split)) => {
-                    let e = object_entries.get(ordinal).ok_or_else(|| {
-                        BuildError::Internal("a spill holds more records than its object".into())
-                    })?;
-                    let status = statuses[ordinal];
-                    ordinal += 1;
-                    if let dedup::Status::Removed {
-                        kind,
-                        kept,
-                        jaccard,
-                    } = status
-                    {
-                        removed_here.0 += 1;
-                        removed_here.1 += e.tokens;
-                        let k = &entries[kept.0 as usize].entries[kept.1 as usize];
-                        let (kept_dataset, kept_source_key) = kept_in(kept.0);
-                        self.removed_line.clear();
-                        serde_json::to_writer(
-                            &mut self.removed_line,
-                            &RemovedLine {
-                                id: &e.id,
-                                dataset: &out.report.dataset,
-                                source_key: &out.report.key,
-                                source_line: e.line,
-                                kind,
-                                jaccard: (jaccard * 1e6).round() / 1e6,
-                                kept_id: &k.id,
-                                kept_dataset,
-                                kept_source_key,
-                                kept_source_line: k.line,
-                            },
-                        )
-                        .map_err(|e| BuildError::Serialise("a removed-duplicate line", e))?;
-                        return Ok(removed.write_line(&self.removed_line)?);
-                    }
-                    self.record(split, line, out, e.tokens, status)
-                }
-                Some(process::Destination::Quarantine) => Ok(self.quarantine.write_line(line)?),
-                None => Err(BuildError::Internal("corrupt local spill file".into())),
-            },
-        )?;
-        if ordinal != object_entries.len() {
-            return Err(BuildError::Internal(
-                "a spill holds fewer records than its object".into(),
-            ));
-        }
-        Ok(removed_here)
-    }
-
-    /// One exported record: its source sha256 (and, for a representative, its dedup
-    /// status) patched in, counted, and written to its shard and the compiled export.
-    fn record(
-        &mut self,
-        split: Split,
-        line: &[u8],
-        out: &process::ObjectOutput,
-        tokens: u64,
-        status: dedup::Status,
-    ) -> Result<(), BuildError> {
-        process::patch_sha(line, &out.input.sha256, &mut self.patched)?;
-        if status == dedup::Status::Representative {
-            process::patch_dedup_status(&mut self.patched, process::DEDUP_REPRESENTATIVE)?;
-        }
-        *self.split_counts.entry(split).or_default() += 1;
-        *self
-            .per_family
-            .entry((split, out.family.clone()))
-            .or_default() += Tally { records: 1, tokens };
-        if let Some(c) = &mut self.compiled {
-            c.write_line(&self.patched)?;
-        }
-        if let Some(set) = self.sets.get_mut(&split) {
-            set.write_line(self.store, &self.patched)?;
-        }
-        Ok(())
-    }
-
-    /// Completes every file: shards (with their Parquet twins), the compiled export, the
-    /// quarantine list and the removed-duplicates list.
-    fn finish(self, config: &BuildConfig, removed: HashedObject) -> Result<Assembled, BuildError> {
-        let mut written = Vec::new();
-        let mut artefacts = Vec::new();
-        let mut contents = Vec::new();
-        for (split, set) in self.sets {
-            let parts = set.finish()?;
-            written.extend(parts.iter().map(|p| p.key.clone()));
-            let parquet = if config.parquet {
-                parquet_twins(self.store, &parts, config.limits.max_export_line())?
-            } else {
-                Vec::new()
-            };
-            written.extend(parquet.iter().map(|p| p.key.clone()));
-            contents.push((split, parts, parquet));
-        }
-        if let Some(c) = self.compiled {
-            let info = c.finish()?;
-            written.push(info.key.clone());
-            artefacts.push(manifest::Artefact::from(&info));
-        }
-        for file in [self.quarantine, removed] {
-            let info = file.finish()?;
-            written.push(info.key.clone());
-            artefacts.push(manifest::Artefact::from(&info));
-        }
-        Ok(Assembled {
-            written,
-            artefacts,
-            contents,
-            per_family: self.per_family,
-            split_counts: self.split_counts,
-        })
-    }
-}
-
 /// Deletes an earlier build's output from the draft folder `loc` (never published: the
 /// release plan refuses published versions before a build starts).
 fn clear_previous(store: &Store, loc: &str) -> Result<(), BuildError> {
@@ -573,42 +376,6 @@ fn clear_previous(store: &Store, loc: &str) -> Result<(), BuildError> {
         }
     }
     Ok(())
-}
-
-/// Writes the Parquet twin of every shard, in parallel, streaming: each shard is read line
-/// by line and written one row group at a time, so memory is bounded by
-/// [`parquet::ROW_GROUP_ROWS`], not by the shard's size.
-fn parquet_twins(
-    store: &Store,
-    parts: &[shards::ShardInfo],
-    max_line: usize,
-) -> Result<Vec<shards::ShardInfo>, BuildError> {
-    use rayon::prelude::*;
-    parts
-        .par_iter()
-        .map(|p| {
-            let key = match p.key.strip_suffix(".jsonl") {
-                Some(stem) => format!("{stem}.parquet"),
-                None => format!("{}.parquet", p.key),
-            };
-            let reader = std::io::BufReader::with_capacity(1 << 20, store.open_read(&p.key)?);
-            let mut out = shards::HashingWriter::create(store, &key);
-            let rows = parquet::convert(&p.key, reader, max_line, &mut out)?;
-            if rows != p.records {
-                return Err(BuildError::Internal(format!(
-                    "{}: {rows} rows converted of {} records",
-                    p.key, p.records
-                )));
-            }
-            let (bytes, sha256) = out.finish()?;
-            Ok(shards::ShardInfo {
-                key,
-                bytes,
-                records: p.records,
-                sha256,
-            })
-        })
-        .collect()
 }
 
 /// What a build produced.
@@ -735,12 +502,7 @@ pub fn run(
     let tokens = config.tokenizer.counter().map_err(BuildError::Config)?;
     let mut blocklist = blocklist::load(store)?;
     let detector = ctx.detector;
-    let tools = process::DedupTools {
-        shingler: Shingler::with_boilerplate(&config.dedup.near_params, &config.dedup.boilerplate),
-        minhasher: MinHasher::new(&config.dedup.near_params),
-        shingle_system: config.dedup.shingle_system,
-        near: config.dedup.near,
-    };
+    let sketcher = map::Sketcher::new(&config.dedup);
 
     // Phase 1: objects are processed in parallel, each spilling its records in source
     // order and describing them for deduplication.
@@ -750,15 +512,17 @@ pub fn run(
         &|input, dataset| process::Job {
             store,
             key: &input.key,
-            dataset,
-            family: &registry.families[&dataset.family],
-            config,
-            pipeline: &pipeline,
+            map: map::MapContext {
+                dataset,
+                family: &registry.families[&dataset.family],
+                config,
+                pipeline: &pipeline,
+                tokens: &tokens,
+                detector,
+                sketcher: &sketcher,
+                blocklist: &blocklist.ids,
+            },
             spill_dir: spill_dir.path(),
-            tokens: &tokens,
-            detector,
-            dedup: &tools,
-            blocklist: &blocklist.ids,
         },
         progress,
     )?;
@@ -767,17 +531,11 @@ pub fn run(
     let removed_key = layout::DEDUP_REMOVED.at(loc);
     let families: Vec<String> = outputs.iter().map(|o| o.family.clone()).collect();
     let ranks = config.dedup.family_ranks(registry);
-    let (statuses, dedup_summary) = dedup::resolve(
-        &entries,
-        &families,
-        &config.dedup,
-        &ranks,
-        removed_key.clone(),
-    )?;
+    let (statuses, dedup_summary) =
+        dedup::resolve(&entries, &families, &config.dedup, &ranks, removed_key)?;
 
     // Phase 3: in key order, the spills become the shards, the compiled export, the
     // quarantine list and the list of removed duplicates.
-    let mut removed_file = HashedObject::create(store, removed_key);
     let mut objects = Vec::with_capacity(outputs.len());
     let mut input_list = Vec::with_capacity(outputs.len());
     for (o, mut out) in outputs.into_iter().enumerate() {
@@ -788,8 +546,14 @@ pub fn run(
                 inputs[i].key.as_str(),
             )
         };
-        let removed_here =
-            assembly.object(o, &out, &entries, &statuses[o], &kept_in, &mut removed_file)?;
+        let removed_here = assembly.object(
+            o,
+            &out,
+            &mut |f| process::for_each_spilled(&out.spill, f),
+            &entries,
+            &statuses[o],
+            &kept_in,
+        )?;
         out.report.duplicates_removed = removed_here.0;
         out.report.exported -= removed_here.0;
         out.report.tokens -= removed_here.1;
@@ -802,7 +566,7 @@ pub fn run(
         contents,
         per_family,
         split_counts,
-    } = assembly.finish(config, removed_file)?;
+    } = assembly.finish(config)?;
 
     blocklist.summary.records_removed = objects.iter().map(|o| o.blocked_by_reviewers).sum();
     let report = build_report(BuildTotals {

@@ -18,17 +18,18 @@
 //! The outcome is a status per record, and counts per family.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 
-use rustc_hash::FxHashMap;
+pub mod near;
+mod sets;
 use serde::{Deserialize, Serialize};
 
-use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams, estimate_jaccard, jaccard};
+use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams};
 
 use super::BuildError;
 pub use crate::contract::{DedupSummary, FamilyDedup};
 use crate::registry::{Holdout, Registry};
+pub use near::{Buckets, JudgedPairs, NearOutcome, PairOracle, PairVerdict};
+pub(super) use sets::ShingleSpill;
 
 /// `[build.dedup]` in gatehouse.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,35 +130,6 @@ pub(super) struct ObjectEntries {
     pub shingles: tempfile::TempPath,
 }
 
-/// Writes an object's shingle sets.
-pub(super) struct ShingleSpill {
-    out: BufWriter<File>,
-    at: u64,
-}
-
-impl ShingleSpill {
-    pub fn new(file: File) -> Self {
-        Self {
-            out: BufWriter::with_capacity(1 << 20, file),
-            at: 0,
-        }
-    }
-
-    /// Appends a set; returns where it starts.
-    pub fn push(&mut self, set: &[u32]) -> std::io::Result<u64> {
-        let at = self.at;
-        for x in set {
-            self.out.write_all(&x.to_le_bytes())?;
-        }
-        self.at += 4 * set.len() as u64;
-        Ok(at)
-    }
-
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -206,10 +178,23 @@ pub(super) fn resolve(
         let eligible: Vec<u32> = (0..ranked.len() as u32)
             .filter(|&r| !removed[r as usize] && ranked.entry(r).shingles_len > 0)
             .collect();
-        let buckets = Buckets::of(&ranked, &eligible, config);
-        near = near_clusters(&ranked, &eligible, &buckets, config, &mut status)?;
-        near.largest_bucket = buckets.largest;
-        near.oversized = buckets.oversized;
+        let p = &config.near_params;
+        let buckets = Buckets::of(&eligible, p.bands, config.max_bucket, |r, band| {
+            ranked.band(r, band, p.bands)
+        });
+        let mut oracle = sets::OnDemand::new(&ranked, p.bands * p.rows, p.estimate_floor());
+        let (joined, counts) = near::clusters(&eligible, &buckets, p.threshold, &mut oracle)?;
+        for j in joined {
+            let kept = ranked.at(j.representative);
+            set_status(&mut status, kept, Status::Representative);
+            let removed_as = Status::Removed {
+                kind: Kind::Near,
+                kept,
+                jaccard: j.jaccard,
+            };
+            set_status(&mut status, ranked.at(j.member), removed_as);
+        }
+        near = counts;
     }
     let summary = summarise(
         &status,
@@ -281,155 +266,31 @@ fn set_status(status: &mut [Vec<Status>], (o, i): (u32, u32), s: Status) {
 /// Exact duplicates: of equal keys the best-ranked is kept. Returns which ranks were removed.
 fn exact_pass(ranked: &Ranked<'_>, status: &mut [Vec<Status>]) -> Vec<bool> {
     let mut removed = vec![false; ranked.len()];
-    let mut keys: Vec<(u128, u32)> = (0..ranked.len() as u32)
-        .map(|r| (ranked.entry(r).exact, r))
-        .collect();
-    keys.sort_unstable();
-    for group in keys.chunk_by(|a, b| a.0 == b.0) {
-        let kept = ranked.at(group[0].1);
-        if group.len() > 1 {
-            set_status(status, kept, Status::Representative);
-        }
-        for &(_, r) in &group[1..] {
-            removed[r as usize] = true;
-            let removed_as = Status::Removed {
-                kind: Kind::Exact,
-                kept,
-                jaccard: 1.0,
-            };
-            set_status(status, ranked.at(r), removed_as);
-        }
+    let keys = (0..ranked.len() as u32).map(|r| (ranked.entry(r).exact, r));
+    for (r, kept) in exact_duplicates(keys.collect()) {
+        removed[r as usize] = true;
+        let kept = ranked.at(kept);
+        set_status(status, kept, Status::Representative);
+        let removed_as = Status::Removed {
+            kind: Kind::Exact,
+            kept,
+            jaccard: 1.0,
+        };
+        set_status(status, ranked.at(r), removed_as);
     }
     removed
 }
 
-/// LSH buckets with two or more members (and at most `max_bucket`), as lists of ranks in
-/// ascending order, and the buckets each rank is in.
-struct Buckets {
-    members: Vec<u32>,
-    /// Bucket `b` is `members[starts[b]..starts[b + 1]]`.
-    starts: Vec<usize>,
-    of_rank: FxHashMap<u32, Vec<u32>>,
-    largest: u64,
-    /// Buckets over `max_bucket` (not used for candidates) and the records in them.
-    oversized: (u64, u64),
-}
-
-impl Buckets {
-    fn of(ranked: &Ranked<'_>, eligible: &[u32], config: &DedupConfig) -> Self {
-        let bands = config.near_params.bands;
-        let mut b = Buckets {
-            members: Vec::new(),
-            starts: Vec::new(),
-            of_rank: FxHashMap::default(),
-            largest: 0,
-            oversized: (0, 0),
-        };
-        let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(eligible.len());
-        for band in 0..bands {
-            keyed.clear();
-            keyed.extend(eligible.iter().map(|&r| (ranked.band(r, band, bands), r)));
-            keyed.sort_unstable();
-            for run in keyed.chunk_by(|a, b| a.0 == b.0) {
-                if run.len() < 2 {
-                    continue;
-                }
-                b.largest = b.largest.max(run.len() as u64);
-                if run.len() > config.max_bucket {
-                    b.oversized.0 += 1;
-                    b.oversized.1 += run.len() as u64;
-                    continue;
-                }
-                let id = b.starts.len() as u32;
-                b.starts.push(b.members.len());
-                for &(_, r) in run {
-                    b.members.push(r);
-                    b.of_rank.entry(r).or_default().push(id);
-                }
-            }
-        }
-        b.starts.push(b.members.len());
-        b
+/// The exact-duplicate kernel: `(exact key, rank)` of every record, in any order → each
+/// removed record with the record kept in its place (the best-ranked of its key), as
+/// `(removed, kept)` in key order.
+pub fn exact_duplicates(mut keys: Vec<(u128, u32)>) -> Vec<(u32, u32)> {
+    keys.sort_unstable();
+    let mut out = Vec::new();
+    for group in keys.chunk_by(|a, b| a.0 == b.0) {
+        out.extend(group[1..].iter().map(|&(_, r)| (r, group[0].1)));
     }
-
-    fn members(&self, bucket: u32) -> &[u32] {
-        let b = bucket as usize;
-        &self.members[self.starts[b]..self.starts[b + 1]]
-    }
-}
-
-/// What the near-duplicate pass counted.
-#[derive(Debug, Default)]
-struct NearOutcome {
-    /// Candidate pairs (a representative and a record sharing a bucket) considered.
-    candidates: u64,
-    below_estimate: u64,
-    verified: u64,
-    largest_bucket: u64,
-    oversized: (u64, u64),
-}
-
-/// Clusters around representatives in rank order: each eligible record not yet in a
-/// cluster becomes a representative, and every later record sharing a bucket with it, not
-/// yet in a cluster, joins it when their shingle sets' Jaccard index reaches the threshold
-/// (pairs whose signature estimate is under the floor are not read). Each pair is
-/// considered once.
-fn near_clusters(
-    ranked: &Ranked<'_>,
-    eligible: &[u32],
-    buckets: &Buckets,
-    config: &DedupConfig,
-    status: &mut [Vec<Status>],
-) -> Result<NearOutcome, BuildError> {
-    let perms = config.near_params.bands * config.near_params.rows;
-    let floor = config.near_params.estimate_floor();
-    let mut out = NearOutcome::default();
-    let mut sets = SetReader::new(ranked.objects);
-    let mut rep_of: Vec<Option<u32>> = vec![None; ranked.len()];
-    // The representative that last considered each record: each pair once.
-    let mut considered_by: Vec<u32> = vec![u32::MAX; ranked.len()];
-    let (mut rep_set, mut other) = (Vec::new(), Vec::new());
-    for &r in eligible {
-        if rep_of[r as usize].is_some() {
-            continue;
-        }
-        rep_of[r as usize] = Some(r);
-        let Some(of_rep) = buckets.of_rank.get(&r) else {
-            continue;
-        };
-        let mut rep_read = false;
-        for &b in of_rep {
-            for &m in buckets.members(b) {
-                if m <= r || rep_of[m as usize].is_some() || considered_by[m as usize] == r {
-                    continue;
-                }
-                considered_by[m as usize] = r;
-                out.candidates += 1;
-                if estimate_jaccard(ranked.low(r, perms), ranked.low(m, perms)) < floor {
-                    out.below_estimate += 1;
-                    continue;
-                }
-                if !rep_read {
-                    sets.read(ranked.at(r), &mut rep_set)?;
-                    rep_read = true;
-                }
-                sets.read(ranked.at(m), &mut other)?;
-                out.verified += 1;
-                let j = jaccard(&rep_set, &other);
-                if j >= config.near_params.threshold {
-                    rep_of[m as usize] = Some(r);
-                    set_status(status, ranked.at(r), Status::Representative);
-                    let removed_as = Status::Removed {
-                        kind: Kind::Near,
-                        kept: ranked.at(r),
-                        jaccard: j,
-                    };
-                    set_status(status, ranked.at(m), removed_as);
-                }
-            }
-        }
-    }
-    Ok(out)
+    out
 }
 
 /// The dedup section of the manifest and build report, from every record's status.
@@ -480,76 +341,5 @@ fn summarise(
         oversized_bucket_records: near.oversized.1,
         per_family,
         removed_list,
-    }
-}
-
-/// Reads shingle sets back from the objects' shingle files, keeping a few files open.
-struct SetReader<'a> {
-    objects: &'a [ObjectEntries],
-    open: FxHashMap<u32, File>,
-    bytes: Vec<u8>,
-    /// Recently read sets (a record is often compared with several representatives),
-    /// bounded in total elements.
-    cache: FxHashMap<(u32, u32), Vec<u32>>,
-    cached: usize,
-}
-
-/// Shingle ids kept in the set cache (4 bytes each): 64 MB.
-const CACHE_ELEMENTS: usize = 16 << 20;
-
-impl<'a> SetReader<'a> {
-    fn new(objects: &'a [ObjectEntries]) -> Self {
-        Self {
-            objects,
-            open: FxHashMap::default(),
-            bytes: Vec::new(),
-            cache: FxHashMap::default(),
-            cached: 0,
-        }
-    }
-
-    fn read(&mut self, (o, i): (u32, u32), out: &mut Vec<u32>) -> Result<(), BuildError> {
-        if let Some(set) = self.cache.get(&(o, i)) {
-            out.clear();
-            out.extend_from_slice(set);
-            return Ok(());
-        }
-        self.read_file((o, i), out)?;
-        if self.cached + out.len() > CACHE_ELEMENTS {
-            self.cache.clear();
-            self.cached = 0;
-        }
-        self.cached += out.len();
-        self.cache.insert((o, i), out.clone());
-        Ok(())
-    }
-
-    fn read_file(&mut self, (o, i): (u32, u32), out: &mut Vec<u32>) -> Result<(), BuildError> {
-        use std::io::{Read, Seek, SeekFrom};
-        let err = |source| BuildError::Read {
-            key: "(local shingle spill file)".into(),
-            source,
-        };
-        let object = &self.objects[o as usize];
-        let e = &object.entries[i as usize];
-        if self.open.len() >= 64 && !self.open.contains_key(&o) {
-            self.open.clear();
-        }
-        let file = match self.open.entry(o) {
-            std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(File::open(&object.shingles).map_err(err)?)
-            }
-        };
-        self.bytes.resize(4 * e.shingles_len as usize, 0);
-        file.seek(SeekFrom::Start(e.shingles_at)).map_err(err)?;
-        file.read_exact(&mut self.bytes).map_err(err)?;
-        out.clear();
-        out.extend(
-            self.bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
-        Ok(())
     }
 }
