@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::phases::MappedOutput;
 use super::process::{self, SpillFn};
 use super::shards::{self, HashedObject, ShardSet};
 use super::{BuildConfig, BuildError, Split, Tally, dedup, manifest, map, parquet};
@@ -90,7 +91,7 @@ impl<'a> Assembly<'a> {
     pub(super) fn object(
         &mut self,
         o: usize,
-        out: &process::ObjectOutput,
+        out: &MappedOutput,
         lines: &mut dyn FnMut(&mut SpillFn<'_>) -> Result<(), BuildError>,
         entries: &[dedup::ObjectEntries],
         statuses: &[dedup::Status],
@@ -154,7 +155,7 @@ impl<'a> Assembly<'a> {
         &mut self,
         split: Split,
         line: &[u8],
-        out: &process::ObjectOutput,
+        out: &MappedOutput,
         tokens: u64,
         status: dedup::Status,
     ) -> Result<(), BuildError> {

@@ -14,6 +14,7 @@ pub mod dedup;
 mod manifest;
 pub mod map;
 pub mod parquet;
+mod phases;
 mod process;
 mod routing;
 pub mod shards;
@@ -21,25 +22,21 @@ pub mod split;
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
-
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use gatehouse_text::TokenizerSpec;
 use gatehouse_text::pii::{Detector, Policy as PiiPolicy, UnsurePolicy};
 
-use crate::digest::sha256;
 use crate::layout;
-use crate::record::HASH_VERSION;
 use crate::registry::Registry;
-use crate::report::{Verdict, generated_by};
+use crate::report::Verdict;
 use crate::source::Limits;
 use crate::store::{Store, StoreError};
 
 pub use crate::contract::{Exclusion, Tally};
-use assembly::{Assembled, Assembly};
 pub use manifest::{Manifest, RELEASE_DIGEST_NOTE};
+pub use phases::Prepared;
 pub use routing::RoutingConfig;
 pub use split::{Ratios, Split};
 
@@ -409,73 +406,9 @@ pub struct BuildContext<'a> {
     pub detector: &'a Detector,
 }
 
-type Processed = (process::ObjectOutput, dedup::ObjectEntries);
-
-/// Processes every object on the rayon pool (reporting each finished key to `progress` on
-/// this thread) and returns the outputs in key order, or the first error in key order.
-/// After an error, objects not yet started are skipped.
-fn process_all<'a>(
-    inputs: &'a [Input],
-    registry: &'a Registry,
-    job: &(dyn Fn(&'a Input, &'a crate::registry::Dataset) -> process::Job<'a> + Sync),
-    progress: &mut dyn FnMut(&str),
-) -> Result<(Vec<process::ObjectOutput>, Vec<dedup::ObjectEntries>), BuildError> {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let cancelled = AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let results: Vec<Option<Result<Processed, BuildError>>> = std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
-            inputs
-                .par_iter()
-                .map_with(tx, |tx, input| {
-                    if cancelled.load(Ordering::Relaxed) {
-                        return None;
-                    }
-                    let result = process::process(&job(input, &registry.datasets[input.dataset]));
-                    match &result {
-                        Ok((out, _)) => {
-                            let _ = tx.send(out.report.key.clone());
-                        }
-                        Err(_) => cancelled.store(true, Ordering::Relaxed),
-                    }
-                    Some(result)
-                })
-                .collect()
-        });
-        for key in rx {
-            progress(&key);
-        }
-        worker.join()
-    })
-    .map_err(|_| BuildError::Internal("a build worker panicked".into()))?;
-    let mut outputs = (
-        Vec::with_capacity(results.len()),
-        Vec::with_capacity(results.len()),
-    );
-    for r in results {
-        match r {
-            Some(Ok((o, e))) => {
-                outputs.0.push(o);
-                outputs.1.push(e);
-            }
-            Some(Err(e)) => return Err(e),
-            None => {}
-        }
-    }
-    if outputs.0.len() != inputs.len() {
-        return Err(BuildError::Internal(
-            "a build worker stopped without a result".into(),
-        ));
-    }
-    Ok(outputs)
-}
-
-/// Runs the build; see the module docs.
-///
-/// One sequence on purpose (about 160 lines): inputs, phase 1 (objects in parallel), phase 2
-/// (duplicates across the release), phase 3 (the assembly, in key order), then the build
-/// report, the routing config and, last, the manifest that commits them. Each phase is one
-/// call; what stays here is the order of the writes, which resume and crash safety rely on.
+/// Runs the build; see the module docs. The rayon executor: the build prepared (inputs in
+/// key order, the draft cleared, the map's tools), every object mapped in parallel into local
+/// spill files, then duplicates across the release and the merge in key order.
 pub fn run(
     store: &Store,
     registry: &Registry,
@@ -483,156 +416,24 @@ pub fn run(
     ctx: &BuildContext<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BuildOutcome, BuildError> {
-    check(config, registry)?;
-    let (inputs, excluded) = inputs(store, registry)?;
-    if inputs.is_empty() {
-        return Err(BuildError::Empty);
-    }
-    let pipeline = generated_by();
-    let loc = ctx.location;
-    clear_previous(store, loc)?;
+    let prepared = Prepared::new(store, registry, config, ctx)?;
     let spill_dir = tempfile::tempdir().map_err(|source| BuildError::Read {
         key: "(local temporary directory for spill files)".into(),
         source,
     })?;
-
-    // Then, in key order, the spills become the shards, the compiled export and the
-    // quarantine list: the output is the same whatever the thread count.
-    let mut assembly = Assembly::new(store, loc, config);
-    let tokens = config.tokenizer.counter().map_err(BuildError::Config)?;
-    let mut blocklist = blocklist::load(store)?;
-    let detector = ctx.detector;
-    let sketcher = map::Sketcher::new(&config.dedup);
-
-    // Phase 1: objects are processed in parallel, each spilling its records in source
-    // order and describing them for deduplication.
-    let (outputs, entries) = process_all(
-        &inputs,
-        registry,
-        &|input, dataset| process::Job {
-            store,
-            key: &input.key,
-            map: map::MapContext {
-                dataset,
-                family: &registry.families[&dataset.family],
-                config,
-                pipeline: &pipeline,
-                tokens: &tokens,
-                detector,
-                sketcher: &sketcher,
-                blocklist: &blocklist.ids,
-            },
-            spill_dir: spill_dir.path(),
-        },
-        progress,
-    )?;
-
-    // Phase 2: duplicates across the whole release.
-    let removed_key = layout::DEDUP_REMOVED.at(loc);
-    let families: Vec<String> = outputs.iter().map(|o| o.family.clone()).collect();
-    let ranks = config.dedup.family_ranks(registry);
-    let (statuses, dedup_summary) =
-        dedup::resolve(&entries, &families, &config.dedup, &ranks, removed_key)?;
-
-    // Phase 3: in key order, the spills become the shards, the compiled export, the
-    // quarantine list and the list of removed duplicates.
-    let mut objects = Vec::with_capacity(outputs.len());
-    let mut input_list = Vec::with_capacity(outputs.len());
-    for (o, mut out) in outputs.into_iter().enumerate() {
-        let kept_in = |object: u32| {
-            let i = object as usize;
-            (
-                objects_dataset(&inputs, registry, i),
-                inputs[i].key.as_str(),
-            )
-        };
-        let removed_here = assembly.object(
-            o,
-            &out,
-            &mut |f| process::for_each_spilled(&out.spill, f),
-            &entries,
-            &statuses[o],
-            &kept_in,
-        )?;
-        out.report.duplicates_removed = removed_here.0;
-        out.report.exported -= removed_here.0;
-        out.report.tokens -= removed_here.1;
-        objects.push(out.report);
-        input_list.push(out.input);
-    }
-    let Assembled {
-        mut written,
-        mut artefacts,
-        contents,
-        per_family,
-        split_counts,
-    } = assembly.finish(config)?;
-
-    blocklist.summary.records_removed = objects.iter().map(|o| o.blocked_by_reviewers).sum();
-    let report = build_report(BuildTotals {
-        release_version: ctx.release_version,
-        pipeline: &pipeline,
-        objects,
-        excluded: &excluded,
-        split_counts: &split_counts,
-        per_family: &per_family,
-        dedup: &dedup_summary,
-        blocklist: &blocklist.summary,
-        detector,
-        config,
-    });
-    let verdict = report.verdict;
-    let report_key = layout::BUILD_REPORT.at(loc);
-    let report_bytes = json_bytes("the build report", &report)?;
-    store.put(&report_key, report_bytes.clone())?;
-    written.push(report_key.clone());
-    artefacts.push(manifest::Artefact::of(&report_key, &report_bytes));
-
-    let routing = routing::build(
-        registry,
-        &per_family,
-        config,
-        ctx.release_version,
-        &tokens.label(),
-    );
-    let routing_key = layout::ROUTING_CONFIG.at(loc);
-    let routing_bytes = json_bytes("the routing config", &routing)?;
-    store.put(&routing_key, routing_bytes.clone())?;
-    written.push(routing_key.clone());
-    artefacts.push(manifest::Artefact::of(&routing_key, &routing_bytes));
-
-    for key in &ctx.artefacts {
-        let bytes = store.get_bytes(key)?;
-        artefacts.push(manifest::Artefact::of(key, &bytes));
-    }
-    artefacts.sort_by(|a, b| a.key.cmp(&b.key));
-
-    let manifest = manifest::Manifest::new(manifest::Parts {
-        release_version: ctx.release_version,
-        release_date: ctx.release_date.clone(),
-        config_digest: &ctx.config_digest,
-        registry_digest: &registry.digest,
-        hash_version: HASH_VERSION,
-        config,
-        split_counts: &split_counts,
-        inputs: input_list,
-        excluded,
-        contents: &contents,
-        per_family: &per_family,
-        artefacts,
-        build_verdict: verdict,
-        dedup: dedup_summary,
-        blocklist: blocklist.summary,
-        tokenizer: tokens.label(),
-    });
-    let manifest_key = layout::MANIFEST.at(loc);
-    let manifest_bytes = json_bytes("the manifest", &manifest)?;
-    store.put(&manifest_key, manifest_bytes.clone())?;
-    written.push(manifest_key);
-    Ok(BuildOutcome {
-        report,
-        manifest,
-        release_digest: sha256(&manifest_bytes),
-        written,
-    })
+    // Phase 1: objects are mapped in parallel, each spilling its records in source order
+    // and describing them for deduplication.
+    let (outputs, entries) = phases::process_all(&prepared, spill_dir.path(), progress)?;
+    let (mapped, files): (Vec<_>, Vec<_>) = outputs
+        .into_iter()
+        .map(|o| (o.mapped, (o.spill, o.shingles)))
+        .unzip();
+    // Phases 2 and 3: duplicates across the release (shingle sets read back from the
+    // spills), then the spills merged in key order.
+    prepared.finish(
+        mapped,
+        &entries,
+        &mut dedup::SpillFiles::new(files.iter().map(|(_, shingles)| &**shingles).collect()),
+        &mut |o, f| process::for_each_spilled(&files[o].0, f),
+    )
 }

@@ -7,10 +7,11 @@
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
+use super::BuildError;
 use super::dedup::{Entry, ObjectEntries, ShingleSpill};
 use super::map::{self, MapContext, Mapped, Outcome, PENDING_SHA};
+use super::phases::MappedOutput;
 use super::split::Split;
-use super::{BuildError, ObjectReport, manifest};
 use crate::store::Store;
 
 /// Spill line tags: a record of a split, or a quarantine entry.
@@ -46,10 +47,10 @@ pub(super) fn destination(t: u8) -> Option<Destination> {
 /// The result of one object, ready to be appended in key order.
 #[derive(Debug)]
 pub(super) struct ObjectOutput {
-    pub report: ObjectReport,
-    pub input: manifest::InputObject,
-    pub family: String,
+    pub mapped: MappedOutput,
     pub spill: tempfile::TempPath,
+    /// The object's shingle sets, at the offsets its entries give.
+    pub shingles: tempfile::TempPath,
 }
 
 /// Replaces the `dedup_status` value of a record line. The key with its bare quotes can
@@ -133,14 +134,16 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
         entries,
         bands,
         low,
-        shingles: shingle_file.into_temp_path(),
     };
     let output = ObjectOutput {
-        input: mapped.input,
-        report: mapped.report,
-        family: job.map.dataset.family.clone(),
-        // Close the file but keep it: thousands of objects must not hold thousands of fds.
+        mapped: MappedOutput {
+            input: mapped.input,
+            report: mapped.report,
+            family: job.map.dataset.family.clone(),
+        },
+        // Close the files but keep them: thousands of objects must not hold thousands of fds.
         spill: spill.into_temp_path(),
+        shingles: shingle_file.into_temp_path(),
     };
     Ok((output, entries))
 }

@@ -29,7 +29,8 @@ use super::BuildError;
 pub use crate::contract::{DedupSummary, FamilyDedup};
 use crate::registry::{Holdout, Registry};
 pub use near::{Buckets, JudgedPairs, NearOutcome, PairOracle, PairVerdict};
-pub(super) use sets::ShingleSpill;
+pub use sets::{SetStore, decode_set};
+pub(super) use sets::{ShingleSpill, SpillFiles};
 
 /// `[build.dedup]` in gatehouse.toml.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,14 +121,13 @@ pub(super) struct Entry {
     pub shingles_len: u32,
 }
 
-/// One object's entries, band keys (`bands` per entry, flat), signature low bytes
-/// (`bands × rows` per entry, flat) and shingle file.
+/// One object's entries, band keys (`bands` per entry, flat) and signature low bytes
+/// (`bands × rows` per entry, flat); its shingle sets are in the executor's `SetStore`.
 #[derive(Debug)]
 pub(super) struct ObjectEntries {
     pub entries: Vec<Entry>,
     pub bands: Vec<u64>,
     pub low: Vec<u8>,
-    pub shingles: tempfile::TempPath,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -158,6 +158,7 @@ pub(super) enum Status {
 /// rank order, every candidate pair verified by its exact Jaccard index. Then the summary.
 pub(super) fn resolve(
     objects: &[ObjectEntries],
+    sets: &mut dyn SetStore,
     families: &[String],
     config: &DedupConfig,
     ranks: &BTreeMap<String, usize>,
@@ -182,7 +183,7 @@ pub(super) fn resolve(
         let buckets = Buckets::of(&eligible, p.bands, config.max_bucket, |r, band| {
             ranked.band(r, band, p.bands)
         });
-        let mut oracle = sets::OnDemand::new(&ranked, p.bands * p.rows, p.estimate_floor());
+        let mut oracle = sets::OnDemand::new(&ranked, sets, p.bands * p.rows, p.estimate_floor());
         let (joined, counts) = near::clusters(&eligible, &buckets, p.threshold, &mut oracle)?;
         for j in joined {
             let kept = ranked.at(j.representative);

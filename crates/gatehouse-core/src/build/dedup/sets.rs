@@ -1,6 +1,7 @@
-//! The rayon executor's shingle sets: written to one local file per object during the map
-//! (`ShingleSpill`), read back by offset during the clustering (`SetReader`, with a bounded
-//! cache), and the pair oracle that judges candidate pairs on demand from them.
+//! Shingle sets: where an executor keeps them (`SetStore`; the rayon executor writes one
+//! local file per object during the map, `ShingleSpill`, and reads it back by offset,
+//! `SpillFiles`), a bounded cache over them (`SetReader`), and the pair oracle that judges
+//! candidate pairs on demand from them (`OnDemand`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -40,11 +41,80 @@ impl ShingleSpill {
     }
 }
 
-/// Reads shingle sets back from the objects' shingle files, keeping a few files open.
-struct SetReader<'a> {
-    objects: &'a [ObjectEntries],
+/// Where an executor keeps the shingle sets: `read_at` reads the set of `len` ids that
+/// starts at `at` in object `object`'s set storage.
+pub trait SetStore {
+    fn read_at(
+        &mut self,
+        object: u32,
+        at: u64,
+        len: u32,
+        out: &mut Vec<u32>,
+    ) -> Result<(), BuildError>;
+}
+
+/// Decodes a set stored as little-endian `u32`s.
+pub fn decode_set(bytes: &[u8], out: &mut Vec<u32>) {
+    out.clear();
+    out.extend(
+        bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+    );
+}
+
+/// The rayon executor's set storage: one local spill file per object, a few kept open.
+#[derive(Debug)]
+pub(in crate::build) struct SpillFiles<'a> {
+    paths: Vec<&'a std::path::Path>,
     open: FxHashMap<u32, File>,
     bytes: Vec<u8>,
+}
+
+impl<'a> SpillFiles<'a> {
+    pub fn new(paths: Vec<&'a std::path::Path>) -> Self {
+        Self {
+            paths,
+            open: FxHashMap::default(),
+            bytes: Vec::new(),
+        }
+    }
+}
+
+impl SetStore for SpillFiles<'_> {
+    fn read_at(
+        &mut self,
+        object: u32,
+        at: u64,
+        len: u32,
+        out: &mut Vec<u32>,
+    ) -> Result<(), BuildError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let err = |source| BuildError::Read {
+            key: "(local shingle spill file)".into(),
+            source,
+        };
+        if self.open.len() >= 64 && !self.open.contains_key(&object) {
+            self.open.clear();
+        }
+        let file = match self.open.entry(object) {
+            std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(File::open(self.paths[object as usize]).map_err(err)?)
+            }
+        };
+        self.bytes.resize(4 * len as usize, 0);
+        file.seek(SeekFrom::Start(at)).map_err(err)?;
+        file.read_exact(&mut self.bytes).map_err(err)?;
+        decode_set(&self.bytes, out);
+        Ok(())
+    }
+}
+
+/// Reads records' shingle sets from an executor's set storage, with a bounded cache.
+struct SetReader<'a> {
+    objects: &'a [ObjectEntries],
+    store: &'a mut dyn SetStore,
     /// Recently read sets (a record is often compared with several representatives),
     /// bounded in total elements.
     cache: FxHashMap<(u32, u32), Vec<u32>>,
@@ -55,11 +125,10 @@ struct SetReader<'a> {
 const CACHE_ELEMENTS: usize = 16 << 20;
 
 impl<'a> SetReader<'a> {
-    fn new(objects: &'a [ObjectEntries]) -> Self {
+    fn new(objects: &'a [ObjectEntries], store: &'a mut dyn SetStore) -> Self {
         Self {
             objects,
-            open: FxHashMap::default(),
-            bytes: Vec::new(),
+            store,
             cache: FxHashMap::default(),
             cached: 0,
         }
@@ -71,42 +140,14 @@ impl<'a> SetReader<'a> {
             out.extend_from_slice(set);
             return Ok(());
         }
-        self.read_file((o, i), out)?;
+        let e = &self.objects[o as usize].entries[i as usize];
+        self.store.read_at(o, e.shingles_at, e.shingles_len, out)?;
         if self.cached + out.len() > CACHE_ELEMENTS {
             self.cache.clear();
             self.cached = 0;
         }
         self.cached += out.len();
         self.cache.insert((o, i), out.clone());
-        Ok(())
-    }
-
-    fn read_file(&mut self, (o, i): (u32, u32), out: &mut Vec<u32>) -> Result<(), BuildError> {
-        use std::io::{Read, Seek, SeekFrom};
-        let err = |source| BuildError::Read {
-            key: "(local shingle spill file)".into(),
-            source,
-        };
-        let object = &self.objects[o as usize];
-        let e = &object.entries[i as usize];
-        if self.open.len() >= 64 && !self.open.contains_key(&o) {
-            self.open.clear();
-        }
-        let file = match self.open.entry(o) {
-            std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(File::open(&object.shingles).map_err(err)?)
-            }
-        };
-        self.bytes.resize(4 * e.shingles_len as usize, 0);
-        file.seek(SeekFrom::Start(e.shingles_at)).map_err(err)?;
-        file.read_exact(&mut self.bytes).map_err(err)?;
-        out.clear();
-        out.extend(
-            self.bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-        );
         Ok(())
     }
 }
@@ -124,10 +165,15 @@ pub(super) struct OnDemand<'a> {
 }
 
 impl<'a> OnDemand<'a> {
-    pub fn new(ranked: &'a Ranked<'a>, perms: usize, floor: f64) -> Self {
+    pub fn new(
+        ranked: &'a Ranked<'a>,
+        sets: &'a mut dyn SetStore,
+        perms: usize,
+        floor: f64,
+    ) -> Self {
         Self {
             ranked,
-            sets: SetReader::new(ranked.objects),
+            sets: SetReader::new(ranked.objects, sets),
             perms,
             floor,
             rep: None,
