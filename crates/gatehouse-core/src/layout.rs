@@ -14,6 +14,22 @@ pub fn release_location(exports_prefix: &str, version: &str) -> String {
     format!("{exports_prefix}/{RELEASES}/{version}/")
 }
 
+/// `{exports}/work/{version}/`: a build's intermediate objects when its map runs in other
+/// processes (one fragment per source object); never part of a release, and removed when
+/// the build that wrote them completes.
+pub fn work_location(exports_prefix: &str, version: &str) -> String {
+    format!("{exports_prefix}/work/{version}/")
+}
+
+/// The map fragment of the source object at `index` in key order: its mapped lines and
+/// its shingle sets. Named by the object's place, never by the worker that wrote it.
+pub fn map_fragment(work: &str, index: usize) -> (String, String) {
+    (
+        format!("{work}map/{index:08}.lines"),
+        format!("{work}map/{index:08}.shingles"),
+    )
+}
+
 /// `{exports}/releases/`: where every release's folder is.
 pub fn releases_prefix(exports_prefix: &str) -> String {
     format!("{exports_prefix}/{RELEASES}/")

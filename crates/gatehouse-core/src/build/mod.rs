@@ -11,6 +11,7 @@
 mod assembly;
 pub mod blocklist;
 pub mod dedup;
+pub mod fragments;
 mod manifest;
 pub mod map;
 pub mod parquet;
@@ -434,6 +435,7 @@ pub fn run(
         mapped,
         &entries,
         &mut dedup::SpillFiles::new(files.iter().map(|(_, shingles)| &**shingles).collect()),
+        dedup::Verdicts::OnDemand,
         &mut |o, f| process::for_each_spilled(&files[o].0, f),
     )
 }

@@ -106,6 +106,11 @@ impl<'a> Prepared<'a> {
         self.store
     }
 
+    /// The version being built.
+    pub fn release_version(&self) -> &str {
+        self.ctx.release_version
+    }
+
     /// Phases 2 and 3, from every object's map output (in key order): `entries` are the
     /// objects' sketches, `sets` their shingle sets, and `lines(o, f)` hands object `o`'s
     /// mapped lines to `f` in source order.
@@ -114,6 +119,7 @@ impl<'a> Prepared<'a> {
         mapped: Vec<MappedOutput>,
         entries: &[dedup::ObjectEntries],
         sets: &mut dyn dedup::SetStore,
+        verdicts: dedup::Verdicts,
         lines: &mut dyn FnMut(usize, &mut SpillFn<'_>) -> Result<(), BuildError>,
     ) -> Result<BuildOutcome, BuildError> {
         let (store, registry, config, ctx) = (self.store, self.registry, self.config, self.ctx);
@@ -130,6 +136,7 @@ impl<'a> Prepared<'a> {
         let (statuses, dedup_summary) = dedup::resolve(
             entries,
             sets,
+            verdicts,
             &families,
             &config.dedup,
             &ranks,

@@ -100,12 +100,43 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
     let spill = tempfile::NamedTempFile::new_in(job.spill_dir).map_err(spill_err)?;
     let mut out = BufWriter::with_capacity(1 << 20, spill.reopen().map_err(spill_err)?);
     let shingle_file = tempfile::NamedTempFile::new_in(job.spill_dir).map_err(spill_err)?;
-    let mut shingle_spill = ShingleSpill::new(shingle_file.reopen().map_err(spill_err)?);
+    let mut shingles = ShingleSpill::new(shingle_file.reopen().map_err(spill_err)?);
+    let (mapped, entries) = map_into(
+        &job.map,
+        job.store,
+        key,
+        &mut out,
+        &mut shingles,
+        &spill_err,
+    )?;
+    out.flush().map_err(spill_err)?;
+    drop(out);
+    shingles.finish().map_err(spill_err)?;
+    let output = ObjectOutput {
+        mapped,
+        // Close the files but keep them: thousands of objects must not hold thousands of fds.
+        spill: spill.into_temp_path(),
+        shingles: shingle_file.into_temp_path(),
+    };
+    Ok((output, entries))
+}
+
+/// Maps object `key`, writing its lines (tagged, in source order) to `lines` and its
+/// shingle sets to `shingles`; returns its output and its entries (sketches, with each
+/// set's offset in `shingles`). Every executor that spills lines uses this layout.
+pub(super) fn map_into<W: Write, S: Write>(
+    ctx: &MapContext<'_>,
+    store: &Store,
+    key: &str,
+    lines: &mut W,
+    shingles: &mut ShingleSpill<S>,
+    io_err: &dyn Fn(std::io::Error) -> BuildError,
+) -> Result<(MappedOutput, ObjectEntries), BuildError> {
     let (mut entries, mut bands, mut low) = (Vec::new(), Vec::new(), Vec::new());
     let mut write = |m: &Mapped| -> Result<(), BuildError> {
         let t = match m.outcome {
             Outcome::Exported(split) => {
-                let shingles_at = shingle_spill.push(&m.sketch.shingles).map_err(spill_err)?;
+                let shingles_at = shingles.push(&m.sketch.shingles).map_err(io_err)?;
                 entries.push(Entry {
                     exact: m.sketch.exact,
                     id: m.id.clone(),
@@ -121,31 +152,26 @@ pub(super) fn process(job: &Job<'_>) -> Result<(ObjectOutput, ObjectEntries), Bu
             Outcome::Quarantined { .. } => TAG_QUARANTINE,
             Outcome::Held | Outcome::Blocked => return Ok(()),
         };
-        out.write_all(&[t])
-            .and_then(|()| out.write_all(&m.line))
-            .and_then(|()| out.write_all(b"\n"))
-            .map_err(spill_err)
+        lines
+            .write_all(&[t])
+            .and_then(|()| lines.write_all(&m.line))
+            .and_then(|()| lines.write_all(b"\n"))
+            .map_err(io_err)
     };
-    let mapped = map::map_object(&job.map, job.store, key, &mut write)?;
-    out.flush().map_err(spill_err)?;
-    drop(out);
-    shingle_spill.finish().map_err(spill_err)?;
-    let entries = ObjectEntries {
-        entries,
-        bands,
-        low,
+    let mapped = map::map_object(ctx, store, key, &mut write)?;
+    let output = MappedOutput {
+        input: mapped.input,
+        report: mapped.report,
+        family: ctx.dataset.family.clone(),
     };
-    let output = ObjectOutput {
-        mapped: MappedOutput {
-            input: mapped.input,
-            report: mapped.report,
-            family: job.map.dataset.family.clone(),
+    Ok((
+        output,
+        ObjectEntries {
+            entries,
+            bands,
+            low,
         },
-        // Close the files but keep them: thousands of objects must not hold thousands of fds.
-        spill: spill.into_temp_path(),
-        shingles: shingle_file.into_temp_path(),
-    };
-    Ok((output, entries))
+    ))
 }
 
 /// Receives a spilled line's tag and the line (without tag and newline).
@@ -160,7 +186,17 @@ pub(super) fn for_each_spilled(
         key: "(local spill file)".into(),
         source,
     };
-    let mut reader = BufReader::with_capacity(1 << 20, std::fs::File::open(spill).map_err(err)?);
+    let file = std::fs::File::open(spill).map_err(err)?;
+    for_each_line(file, &err, f)
+}
+
+/// Reads spilled lines back from `reader`, one by one.
+pub(super) fn for_each_line(
+    reader: impl std::io::Read,
+    err: &dyn Fn(std::io::Error) -> BuildError,
+    f: &mut SpillFn<'_>,
+) -> Result<(), BuildError> {
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut buf = Vec::with_capacity(4096);
     loop {
         buf.clear();

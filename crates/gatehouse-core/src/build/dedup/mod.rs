@@ -159,6 +159,7 @@ pub(super) enum Status {
 pub(super) fn resolve(
     objects: &[ObjectEntries],
     sets: &mut dyn SetStore,
+    verdicts: Verdicts,
     families: &[String],
     config: &DedupConfig,
     ranks: &BTreeMap<String, usize>,
@@ -184,7 +185,19 @@ pub(super) fn resolve(
             ranked.band(r, band, p.bands)
         });
         let mut oracle = sets::OnDemand::new(&ranked, sets, p.bands * p.rows, p.estimate_floor());
-        let (joined, counts) = near::clusters(&eligible, &buckets, p.threshold, &mut oracle)?;
+        let (joined, counts) = match verdicts {
+            Verdicts::OnDemand => near::clusters(&eligible, &buckets, p.threshold, &mut oracle)?,
+            Verdicts::Beforehand => {
+                let mut judged = JudgedPairs::default();
+                for b in 0..buckets.len() as u32 {
+                    let members = buckets.members(b);
+                    judged.extend(near::bucket_pairs(members, &mut |a, b| {
+                        oracle.verdict(a, b)
+                    })?);
+                }
+                near::clusters(&eligible, &buckets, p.threshold, &mut judged)?
+            }
+        };
         for j in joined {
             let kept = ranked.at(j.representative);
             set_status(&mut status, kept, Status::Representative);
@@ -207,6 +220,16 @@ pub(super) fn resolve(
         removed_list,
     );
     Ok((status, summary))
+}
+
+/// How the clustering gets its pair verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdicts {
+    /// Judged when the clustering asks (only those pairs are read): the rayon executor.
+    OnDemand,
+    /// Every pair of every bucket judged first, then looked up: what an executor that
+    /// judges buckets in parallel where a shuffle put them does. Same clusters, same counts.
+    Beforehand,
 }
 
 /// Every record, by rank: family rank, then object (key order), then ordinal (source

@@ -13,15 +13,15 @@ use super::{ObjectEntries, Ranked};
 use crate::build::BuildError;
 
 /// Writes an object's shingle sets.
-pub(in crate::build) struct ShingleSpill {
-    out: BufWriter<File>,
+pub(in crate::build) struct ShingleSpill<W: Write> {
+    out: BufWriter<W>,
     at: u64,
 }
 
-impl ShingleSpill {
-    pub fn new(file: File) -> Self {
+impl<W: Write> ShingleSpill<W> {
+    pub fn new(out: W) -> Self {
         Self {
-            out: BufWriter::with_capacity(1 << 20, file),
+            out: BufWriter::with_capacity(1 << 20, out),
             at: 0,
         }
     }
@@ -36,8 +36,9 @@ impl ShingleSpill {
         Ok(at)
     }
 
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.out.flush()
+    /// Flushes the sets; returns the writer.
+    pub fn finish(self) -> std::io::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error())
     }
 }
 

@@ -1,0 +1,134 @@
+//! Two executors, one release: the store-backed executor (`build::fragments`: objects
+//! mapped one at a time, in any order, into fragments in the store; every LSH bucket's
+//! pairs judged before the clustering) writes the same bytes as the rayon executor
+//! (`build::run`: objects mapped in parallel into local spills; pairs judged when the
+//! clustering asks).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use gatehouse_core::build::{self, BuildConfig, BuildContext, Prepared};
+use gatehouse_core::store::Store;
+use serde_json::json;
+
+/// The sample store, plus an object of exact duplicates, near duplicates and a chain of
+/// near duplicates (so the clustering has representatives, members and pairs it never
+/// asks for).
+fn store() -> Store {
+    let store = Store::memory();
+    sample_into(&store);
+    let text = |seed: &str, edits: &[usize]| {
+        (0..100)
+            .map(|i| {
+                if edits.contains(&i) {
+                    format!("{seed}edit{i}")
+                } else {
+                    format!("{seed}{i}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let pair = |p: String, r: &str| format!("{}\n", json!({"prompt": p, "response": r}));
+    let mut lines = String::new();
+    for seed in ["a", "b", "c"] {
+        lines += &pair(text(seed, &[]), "I hear you.");
+        lines += &pair(text(seed, &[]).to_uppercase(), "i hear you.");
+        lines += &pair(text(seed, &[20, 60]), "I hear you.");
+        lines += &pair(text(seed, &[20, 60, 35, 80]), "I hear you.");
+        lines += &pair(text(seed, &[20, 60, 35, 80, 10, 90]), "I hear you.");
+    }
+    // Appended to a sample object its dataset claims.
+    let key = "sources/priority/pairs.jsonl";
+    let mut bytes = store.get_bytes(key).unwrap().to_vec();
+    bytes.extend_from_slice(lines.as_bytes());
+    store.put(key, bytes).unwrap();
+    store
+}
+
+fn ctx() -> BuildContext<'static> {
+    BuildContext {
+        release_version: "v2026-11-25",
+        location: LOC,
+        release_date: Some("2026-11-25".into()),
+        config_digest: "sha256:test".into(),
+        artefacts: Vec::new(),
+        detector: detector(),
+    }
+}
+
+/// Every object under `prefix`, with its bytes.
+fn files(store: &Store, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    store
+        .list(prefix)
+        .map(|o| {
+            let key = o.unwrap().key;
+            let bytes = store.get_bytes(&key).unwrap().to_vec();
+            (key, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn mapped_in_any_order_through_the_store_the_release_is_byte_identical() {
+    let store = store();
+    let reg = registry(&registry_text());
+    let config = BuildConfig::default();
+    let ctx = ctx();
+
+    let rayon = build::run(&store, &reg, &config, &ctx, &mut |_| {}).unwrap();
+    let want = files(&store, "exports/");
+    let d = &rayon.manifest.dedup;
+    assert!(d.exact_removed >= 3 && d.near_removed >= 6, "{d:?}");
+    assert!(
+        d.candidates_verified > 0 && d.candidates_below_estimate > 0,
+        "{d:?}"
+    );
+
+    for order in ["reverse", "interleaved"] {
+        let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
+        let n = prepared.keys().len();
+        let indices: Vec<usize> = match order {
+            "reverse" => (0..n).rev().collect(),
+            _ => (0..n).step_by(2).chain((1..n).step_by(2)).collect(),
+        };
+        let mut fragments = Vec::new();
+        for i in indices {
+            fragments.push(prepared.map_fragment(i).unwrap());
+        }
+        // Every fragment is in the store until the build completes.
+        assert_eq!(files(&store, &prepared.work_location()).len(), 2 * n);
+        let work = prepared.work_location();
+        let out = prepared.finish_from_fragments(fragments).unwrap();
+        assert_eq!(out.release_digest, rayon.release_digest, "{order}");
+        assert_eq!(
+            files(&store, "exports/"),
+            want,
+            "{order}: the draft differs"
+        );
+        assert!(files(&store, &work).is_empty(), "fragments left behind");
+    }
+}
+
+#[test]
+fn a_missing_or_repeated_fragment_fails_before_anything_is_written() {
+    let store = store();
+    let reg = registry(&registry_text());
+    let config = BuildConfig::default();
+    let ctx = ctx();
+    let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
+    let fragments = vec![
+        prepared.map_fragment(0).unwrap(),
+        prepared.map_fragment(0).unwrap(),
+    ];
+    let err = prepared.finish_from_fragments(fragments).unwrap_err();
+    assert!(
+        err.to_string().contains("each object must be mapped once"),
+        "{err}"
+    );
+    assert!(!store.exists(&format!("{LOC}manifest.json")).unwrap());
+}
