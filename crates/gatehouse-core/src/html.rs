@@ -10,9 +10,14 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::contract::coverage::CoverageReport;
+use crate::contract::gates::read_gate_report;
+use crate::contract::{BuildReport, Manifest};
 use crate::layout;
 use crate::store::{Store, StoreError};
 
@@ -20,8 +25,8 @@ use crate::store::{Store, StoreError};
 pub enum HtmlError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{key} is not valid JSON; rebuild the release")]
-    BadReport { key: String },
+    #[error("{key} is not a readable report ({detail}); rebuild the release")]
+    BadReport { key: String, detail: String },
 }
 
 /// The reports a release folder may hold, in page order: (file, title).
@@ -59,13 +64,26 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn read(store: &Store, key: &str) -> Result<Option<Value>, HtmlError> {
+/// Reads a report into its contract type and back to JSON: what the page shows.
+type Parse = fn(&[u8]) -> Result<Value, serde_json::Error>;
+
+/// A report read with its contract type `T`, so one that does not match fails (naming the
+/// file); the page shows what that type writes, which is what was read.
+fn typed<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(serde_json::from_slice::<T>(bytes)?)
+}
+
+fn bad(key: &str, e: &serde_json::Error) -> HtmlError {
+    HtmlError::BadReport {
+        key: key.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// A report of the release folder: `None` when it is not there (the stage did not run).
+fn read(store: &Store, key: &str, parse: Parse) -> Result<Option<Value>, HtmlError> {
     match store.get_bytes(key) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|_| HtmlError::BadReport {
-                key: key.to_string(),
-            }),
+        Ok(bytes) => parse(&bytes).map(Some).map_err(|e| bad(key, &e)),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -239,18 +257,25 @@ fn read_reports(store: &Store, location: &str) -> Result<Reports, HtmlError> {
     let (digest, manifest) = match store.get_bytes(&manifest_key) {
         Ok(bytes) => (
             Some(crate::digest::sha256(&bytes)),
-            serde_json::from_slice(&bytes).map_err(|_| HtmlError::BadReport {
-                key: manifest_key.clone(),
-            })?,
+            typed::<Manifest>(&bytes).map_err(|e| bad(&manifest_key, &e))?,
         ),
         Err(StoreError::NotFound { .. }) => (None, Value::Null),
         Err(e) => return Err(e.into()),
     };
-    let coverage = read(store, &layout::COVERAGE_REPORT.at(location))?;
-    let build = read(store, &layout::BUILD_REPORT.at(location))?;
+    let coverage = read(
+        store,
+        &layout::COVERAGE_REPORT.at(location),
+        typed::<CoverageReport>,
+    )?;
+    // `config` is `[build]`, the build stage's own type: shown as written.
+    let build = read(
+        store,
+        &layout::BUILD_REPORT.at(location),
+        typed::<BuildReport<Value>>,
+    )?;
     let mut gates = Vec::new();
     for (file, title) in GATES {
-        if let Some(r) = read(store, &file.at(location))? {
+        if let Some(r) = read_gate(store, file, location)? {
             gates.push((file.name(), title, r));
         }
     }
@@ -261,6 +286,23 @@ fn read_reports(store: &Store, location: &str) -> Result<Reports, HtmlError> {
         build,
         gates,
     })
+}
+
+/// A gate report, read with its gate's own type.
+fn read_gate(
+    store: &Store,
+    file: layout::File,
+    location: &str,
+) -> Result<Option<Value>, HtmlError> {
+    let key = file.at(location);
+    match store.get_bytes(&key) {
+        Ok(bytes) => read_gate_report(file.name(), &bytes)
+            .and_then(serde_json::to_value)
+            .map(Some)
+            .map_err(|e| bad(&key, &e)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The summary: digests and versions, then each stage's verdict.
