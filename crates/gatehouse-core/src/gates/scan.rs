@@ -6,6 +6,9 @@
 //! results are merged. Every merge is order-free
 //! (counts add up; locator lists keep the first ones in export order; the spot-check sample
 //! keeps the smallest sample hashes), so the reports do not depend on the thread count.
+//!
+//! Over 600 lines: the scan, its batches and its order-free merge are one algorithm,
+//! kept together so its determinism can be read in one place.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufReader;
