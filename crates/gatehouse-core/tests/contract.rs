@@ -160,7 +160,8 @@ fn round_trips<T: Serialize + DeserializeOwned>(what: &str, bytes: &[u8]) -> T {
     typed
 }
 
-/// The report as JSON with what changes from run to run or commit to commit masked.
+/// The report as JSON with what changes from run to run or commit to commit (the tool's
+/// version, the commit and so the release digest, measured times) masked.
 fn masked(bytes: &[u8]) -> String {
     fn mask(v: &mut Value) {
         match v {
