@@ -167,7 +167,8 @@ fn masked(bytes: &[u8]) -> String {
         match v {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    if k == "generated_by" || k == "git_commit" || (k == "version" && v.is_string())
+                    if ["generated_by", "git_commit", "release_digest"].contains(&k.as_str())
+                        || (k == "version" && v.is_string())
                     {
                         *v = "<masked>".into();
                     } else if k.ends_with("seconds") || k.ends_with("_per_second") {
