@@ -110,7 +110,7 @@ pub struct Locator {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Covered by a waiver (code, reason and approver are in the report's waiver list).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waived: bool,
 }
 
