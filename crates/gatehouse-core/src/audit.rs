@@ -27,6 +27,8 @@ use serde_json::Value;
 use crate::digest::sha256;
 use crate::store::{Access, Store, StoreError, StoreObserver};
 
+pub use crate::contract::publish::Head;
+
 /// The `prev` of the very first line of a version's chain.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -116,14 +118,6 @@ pub struct AuditLog {
     run: String,
     actor: String,
     state: Mutex<State>,
-}
-
-/// Where the chain stands: the last line written.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Head {
-    pub log: String,
-    pub seq: u64,
-    pub sha256: String,
 }
 
 /// Who runs gatehouse: `GATEHOUSE_ACTOR`, else the login name, else `unknown`.

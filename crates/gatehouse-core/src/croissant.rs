@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::contract::Manifest;
+use crate::contract::gates::PrivacyReport;
+use crate::contract::signoff::Signoff;
 use crate::registry::{Dataset, Registry};
 
 /// The Croissant version this file conforms to.
@@ -82,8 +84,9 @@ pub struct Inputs<'a> {
     pub registry: &'a Registry,
     pub manifest: &'a Manifest,
     /// `gates/pii_detection_report.json`, when the privacy gate ran.
-    pub privacy: Option<&'a Value>,
-    pub signoff: &'a Value,
+    pub privacy: Option<&'a PrivacyReport>,
+    /// `qa/signoff_record.json`.
+    pub signoff: &'a Signoff,
     /// The exclusions the release notes list.
     pub exclusions: &'a [String],
 }
@@ -287,10 +290,11 @@ fn preprocessing(m: &Manifest) -> String {
 /// The privacy gate's statement, then the human spot-check's figures from the signoff.
 fn personal_information(i: &Inputs<'_>) -> String {
     let mut pii = match i.privacy {
-        Some(p) => privacy_statement(p),
+        Some(p) => privacy_statement(&as_json(p)),
         None => "The privacy gate did not run.".to_string(),
     };
-    let spot = &i.signoff["privacy_spot_check"];
+    let signoff = as_json(i.signoff);
+    let spot = &signoff["privacy_spot_check"];
     if let (Some(n), Some(upper)) = (
         spot["records_reviewed"].as_u64(),
         spot["residual_identifier_rate_upper_95"].as_f64(),
@@ -306,10 +310,17 @@ fn personal_information(i: &Inputs<'_>) -> String {
     pii
 }
 
+/// A typed report as JSON, for the statements below, which quote its values as JSON writes
+/// them (the report was read with its contract type, so every field is there).
+fn as_json<T: serde::Serialize>(report: &T) -> Value {
+    serde_json::to_value(report).unwrap_or_default()
+}
+
 /// Human QA from the signoff: reviewers, review types, the digest and the decision.
 fn annotation(i: &Inputs<'_>) -> String {
-    let reviewers = i.signoff["reviewers"].as_array().map_or(0, Vec::len);
-    let review_types: BTreeSet<&str> = i.signoff["results"]
+    let signoff = as_json(i.signoff);
+    let reviewers = signoff["reviewers"].as_array().map_or(0, Vec::len);
+    let review_types: BTreeSet<&str> = signoff["results"]
         .as_array()
         .into_iter()
         .flatten()
@@ -323,7 +334,7 @@ fn annotation(i: &Inputs<'_>) -> String {
             review_types.into_iter().collect::<Vec<_>>().join(", ")
         },
         i.digest,
-        i.signoff["decision"].as_str().unwrap_or("?"),
+        signoff["decision"].as_str().unwrap_or("?"),
     )
 }
 

@@ -10,18 +10,26 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::contract::coverage::CoverageReport;
+use crate::contract::gates::read_gate_report;
+use crate::contract::{BuildReport, Manifest};
 use crate::layout;
 use crate::store::{Store, StoreError};
+
+mod svg;
+use svg::histogram_svg;
 
 #[derive(Debug, Error)]
 pub enum HtmlError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{key} is not valid JSON; rebuild the release")]
-    BadReport { key: String },
+    #[error("{key} is not a readable report ({detail}); rebuild the release")]
+    BadReport { key: String, detail: String },
 }
 
 /// The reports a release folder may hold, in page order: (file, title).
@@ -59,13 +67,26 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn read(store: &Store, key: &str) -> Result<Option<Value>, HtmlError> {
+/// Reads a report into its contract type and back to JSON: what the page shows.
+type Parse = fn(&[u8]) -> Result<Value, serde_json::Error>;
+
+/// A report read with its contract type `T`, so one that does not match fails (naming the
+/// file); the page shows what that type writes, which is what was read.
+fn typed<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::to_value(serde_json::from_slice::<T>(bytes)?)
+}
+
+fn bad(key: &str, e: &serde_json::Error) -> HtmlError {
+    HtmlError::BadReport {
+        key: key.to_string(),
+        detail: e.to_string(),
+    }
+}
+
+/// A report of the release folder: `None` when it is not there (the stage did not run).
+fn read(store: &Store, key: &str, parse: Parse) -> Result<Option<Value>, HtmlError> {
     match store.get_bytes(key) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|_| HtmlError::BadReport {
-                key: key.to_string(),
-            }),
+        Ok(bytes) => parse(&bytes).map(Some).map_err(|e| bad(key, &e)),
         Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -74,64 +95,6 @@ fn read(store: &Store, key: &str) -> Result<Option<Value>, HtmlError> {
 fn verdict_badge(v: &Value) -> String {
     let s = v.as_str().unwrap_or("unknown");
     format!("<span class=\"badge {0}\">{0}</span>", esc(s))
-}
-
-/// A bar chart of one histogram as inline SVG.
-fn histogram_svg(title: &str, kind: &str, edges: &[Value], counts: &[Value]) -> String {
-    let counts: Vec<u64> = counts.iter().map(|c| c.as_u64().unwrap_or(0)).collect();
-    let edges: Vec<u64> = edges.iter().map(|e| e.as_u64().unwrap_or(0)).collect();
-    let max = counts.iter().copied().max().unwrap_or(0).max(1);
-    let (w, h, pad_l, pad_b) = (360.0, 150.0, 36.0, 34.0);
-    let n = counts.len().max(1) as f64;
-    let bw = (w - pad_l - 8.0) / n;
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        "<svg class=\"histogram\" data-kind=\"{}\" role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><title>{}</title>",
-        esc(kind),
-        esc(title),
-        esc(title)
-    );
-    let _ = write!(
-        svg,
-        "<line x1=\"{pad_l}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" class=\"axis\"/>",
-        y = h - pad_b,
-        x2 = w - 8.0
-    );
-    let _ = write!(
-        svg,
-        "<text x=\"{}\" y=\"12\" class=\"tick\" text-anchor=\"end\">{max}</text>",
-        pad_l - 4.0
-    );
-    for (i, &c) in counts.iter().enumerate() {
-        let bh = (h - pad_b - 16.0) * c as f64 / max as f64;
-        let x = pad_l + i as f64 * bw;
-        let label = match (edges.get(i), edges.get(i + 1)) {
-            (Some(a), Some(b)) => format!("{a}–{}", b.saturating_sub(1)),
-            (Some(a), None) => format!("{a}+"),
-            _ => String::new(),
-        };
-        let _ = write!(
-            svg,
-            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" class=\"bar\"><title>{}: {c}</title></rect>",
-            x + 1.0,
-            h - pad_b - bh,
-            bw - 2.0,
-            esc(&label)
-        );
-        if let Some(a) = edges.get(i) {
-            let _ = write!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" transform=\"rotate(45 {:.1} {:.1})\">{a}</text>",
-                x + 2.0,
-                h - pad_b + 10.0,
-                x + 2.0,
-                h - pad_b + 10.0
-            );
-        }
-    }
-    svg.push_str("</svg>");
-    svg
 }
 
 /// A table of the given columns over an array of objects.
@@ -239,18 +202,25 @@ fn read_reports(store: &Store, location: &str) -> Result<Reports, HtmlError> {
     let (digest, manifest) = match store.get_bytes(&manifest_key) {
         Ok(bytes) => (
             Some(crate::digest::sha256(&bytes)),
-            serde_json::from_slice(&bytes).map_err(|_| HtmlError::BadReport {
-                key: manifest_key.clone(),
-            })?,
+            typed::<Manifest>(&bytes).map_err(|e| bad(&manifest_key, &e))?,
         ),
         Err(StoreError::NotFound { .. }) => (None, Value::Null),
         Err(e) => return Err(e.into()),
     };
-    let coverage = read(store, &layout::COVERAGE_REPORT.at(location))?;
-    let build = read(store, &layout::BUILD_REPORT.at(location))?;
+    let coverage = read(
+        store,
+        &layout::COVERAGE_REPORT.at(location),
+        typed::<CoverageReport>,
+    )?;
+    // `config` is `[build]`, the build stage's own type: shown as written.
+    let build = read(
+        store,
+        &layout::BUILD_REPORT.at(location),
+        typed::<BuildReport<Value>>,
+    )?;
     let mut gates = Vec::new();
     for (file, title) in GATES {
-        if let Some(r) = read(store, &file.at(location))? {
+        if let Some(r) = read_gate(store, file, location)? {
             gates.push((file.name(), title, r));
         }
     }
@@ -261,6 +231,23 @@ fn read_reports(store: &Store, location: &str) -> Result<Reports, HtmlError> {
         build,
         gates,
     })
+}
+
+/// A gate report, read with its gate's own type.
+fn read_gate(
+    store: &Store,
+    file: layout::File,
+    location: &str,
+) -> Result<Option<Value>, HtmlError> {
+    let key = file.at(location);
+    match store.get_bytes(&key) {
+        Ok(bytes) => read_gate_report(file.name(), &bytes)
+            .and_then(serde_json::to_value)
+            .map(Some)
+            .map_err(|e| bad(&key, &e)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The summary: digests and versions, then each stage's verdict.

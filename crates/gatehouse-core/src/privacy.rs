@@ -13,7 +13,7 @@
 //! precision is below the configured minimum. `gatehouse pii eval FILE` scores a local file
 //! the same way. Nothing here returns or logs document text: counts, keys and line numbers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::BufRead;
 
 use rayon::prelude::*;
@@ -23,6 +23,8 @@ use gatehouse_text::pii::eval::{Document, Evaluation, Rate};
 use gatehouse_text::pii::{Allowlist, DatePolicy, Detector, PiiType, Policy};
 
 use crate::store::{Line, LineReader};
+
+pub use crate::contract::gates::{Measured, Minimums, SetScores};
 
 /// `[privacy]` in gatehouse.toml. The PII settings that predate it (`[build] pii_unsure`, the
 /// registry's per-dataset `pii_allowlist`) stay where they are.
@@ -230,16 +232,6 @@ pub fn evaluate(reader: impl BufRead, detector: &Detector) -> Result<Evaluation,
     Ok(total)
 }
 
-/// A rate as reports show it: hits of total, the share and its 95% Wilson interval.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Measured {
-    pub hits: u64,
-    pub total: u64,
-    pub value: Option<f64>,
-    /// 95% Wilson score interval `[low, high]`.
-    pub wilson_95: Option<[f64; 2]>,
-}
-
 fn round(v: f64) -> f64 {
     (v * 1e4).round() / 1e4
 }
@@ -253,24 +245,6 @@ impl From<Rate> for Measured {
             wilson_95: r.wilson().map(|(lo, hi)| [round(lo), round(hi)]),
         }
     }
-}
-
-/// One labelled set's scores.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SetScores {
-    pub documents: u64,
-    pub characters: u64,
-    /// Caught out of labelled, per labelled type.
-    pub recall_by_type: BTreeMap<String, Measured>,
-    /// Caught out of labelled, over the direct identifiers.
-    pub recall_direct: Measured,
-    /// True positives out of replaced regions, per placeholder type.
-    pub precision_by_type: BTreeMap<String, Measured>,
-    pub precision: Measured,
-    /// F2 of direct recall and overall precision.
-    pub f2_direct: Option<f64>,
-    /// Documents whose redaction did not settle (the build would withhold them).
-    pub unsettled: u64,
 }
 
 impl From<&Evaluation> for SetScores {
@@ -294,13 +268,6 @@ impl From<&Evaluation> for SetScores {
             unsettled: e.unsettled,
         }
     }
-}
-
-/// The minimums a set is held to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Minimums {
-    pub min_recall_direct: Option<f64>,
-    pub min_precision: Option<f64>,
 }
 
 /// Which minimum a measurement fell short of.

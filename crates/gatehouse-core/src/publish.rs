@@ -18,7 +18,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::build::BuildReport;
 use crate::contract::Manifest;
+use crate::contract::consume::ConsumeReport;
+use crate::contract::gates::{GateReport, PrivacyReport, read_gate_report};
+use crate::contract::signoff::Signoff;
 use crate::coverage::CoverageReport;
 use crate::digest::sha256;
 use crate::doctor::DoctorReport;
@@ -26,38 +30,15 @@ use crate::layout;
 use crate::registry::Registry;
 use crate::report::{Verdict, generated_by};
 use crate::store::{Store, StoreError};
+use crate::waiver::WaiverUse;
+
+pub use crate::contract::publish::{Evidence, Marker};
 
 mod card;
 mod notes;
 
 /// Schema version of the publication files.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// `_PUBLISHED`: the completion marker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Marker {
-    pub schema_version: u32,
-    pub release_version: String,
-    pub release_digest: String,
-    pub published_at: String,
-    pub published_by: String,
-    /// Every evidence file with its sha256.
-    pub evidence: Vec<Evidence>,
-    /// Set when the store does not enforce create-only writes and the operator published
-    /// anyway: their reason.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unenforced_store_override: Option<String>,
-    /// The audit log's last line before the marker, so a log cut short is detected
-    /// (`gatehouse audit verify`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit_head: Option<crate::audit::Head>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Evidence {
-    pub key: String,
-    pub sha256: String,
-}
 
 /// What publication wrote.
 #[derive(Debug, Clone)]
@@ -83,17 +64,39 @@ fn write_once(report: &DoctorReport, reason: Option<&str>) -> Result<Option<Stri
     }
 }
 
-/// The gate reports, in the order the gates run.
-fn parse(key: &str, bytes: &[u8]) -> Result<serde_json::Value, PublishError> {
-    serde_json::from_slice(bytes).map_err(|_| {
-        PublishError::NotPublishable(format!(
-            "{key} is not valid JSON; rebuild the release with --no-resume"
-        ))
-    })
+/// A stored report that does not read as its contract type stops publication, naming it.
+fn unreadable(key: &str, e: &serde_json::Error) -> PublishError {
+    PublishError::NotPublishable(format!(
+        "{key} is not a readable report ({e}); rebuild the release with --no-resume"
+    ))
 }
 
-fn read_json(store: &Store, key: &str) -> Result<serde_json::Value, PublishError> {
-    parse(key, &store.get_bytes(key)?)
+/// A stored report, read as its contract type.
+fn read_typed<T: serde::de::DeserializeOwned>(store: &Store, key: &str) -> Result<T, PublishError> {
+    serde_json::from_slice(&store.get_bytes(key)?).map_err(|e| unreadable(key, &e))
+}
+
+/// Each gate report with its key, its gate's own part kept as JSON.
+type GateReports = Vec<(String, GateReport<serde_json::Value>)>;
+
+/// The gate reports, in the order the gates run, each read with its own type (the gate's
+/// own part then kept as JSON); the privacy report also whole.
+fn read_gates(
+    store: &Store,
+    loc: &str,
+) -> Result<(GateReports, Option<PrivacyReport>), PublishError> {
+    let mut gates = Vec::new();
+    let mut privacy = None;
+    for file in layout::GATE_REPORTS {
+        let key = file.at(loc);
+        let bytes = store.get_bytes(&key)?;
+        if file == layout::PII_REPORT {
+            privacy = Some(serde_json::from_slice(&bytes).map_err(|e| unreadable(&key, &e))?);
+        }
+        let report = read_gate_report(file.name(), &bytes).map_err(|e| unreadable(&key, &e))?;
+        gates.push((key, report));
+    }
+    Ok((gates, privacy))
 }
 
 fn json<T: Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, PublishError> {
@@ -178,11 +181,13 @@ struct Judged<'a> {
     version: &'a str,
     digest: &'a str,
     manifest: Manifest,
-    build: serde_json::Value,
+    build: BuildReport,
     /// Each gate report with its key, in the order the gates run.
-    gates: Vec<(String, serde_json::Value)>,
-    consume: serde_json::Value,
-    signoff: serde_json::Value,
+    gates: GateReports,
+    /// The privacy gate's report, when it ran.
+    privacy: Option<PrivacyReport>,
+    consume: ConsumeReport,
+    signoff: Signoff,
     families: Families,
     exclusions: Vec<String>,
 }
@@ -245,16 +250,10 @@ pub fn publish<S: Serialize>(
             e.line()
         ))
     })?;
-    let build = read_json(store, &layout::BUILD_REPORT.at(loc))?;
-    let gates = layout::GATE_REPORTS
-        .iter()
-        .map(|file| {
-            let key = file.at(loc);
-            read_json(store, &key).map(|v| (key, v))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let consume = read_json(store, &layout::CONSUMPTION_TEST.at(loc))?;
-    let signoff = read_json(store, &layout::SIGNOFF_RECORD.at(loc))?;
+    let build: BuildReport = read_typed(store, &layout::BUILD_REPORT.at(loc))?;
+    let (gates, privacy) = read_gates(store, loc)?;
+    let consume: ConsumeReport = read_typed(store, &layout::CONSUMPTION_TEST.at(loc))?;
+    let signoff: Signoff = read_typed(store, &layout::SIGNOFF_RECORD.at(loc))?;
     let families = families(&manifest);
     let exclusions = exclusions(&manifest, &families, outcome.coverage, &build);
     let judged = Judged {
@@ -264,6 +263,7 @@ pub fn publish<S: Serialize>(
         manifest,
         build,
         gates,
+        privacy,
         consume,
         signoff,
         families,
@@ -291,14 +291,6 @@ pub fn publish<S: Serialize>(
     })
 }
 
-fn count(v: &serde_json::Value) -> u64 {
-    v.as_u64().unwrap_or(0)
-}
-
-fn verdict_of(v: &serde_json::Value) -> Verdict {
-    serde_json::from_value(v["verdict"].clone()).unwrap_or(Verdict::Fail)
-}
-
 /// The included families: records per split.
 fn families(manifest: &Manifest) -> Families {
     let mut families = Families::new();
@@ -319,7 +311,7 @@ fn exclusions(
     manifest: &Manifest,
     families: &Families,
     coverage: &CoverageReport,
-    build: &serde_json::Value,
+    build: &BuildReport,
 ) -> Vec<String> {
     let mut exclusions: Vec<String> = manifest
         .excluded_datasets
@@ -334,8 +326,8 @@ fn exclusions(
             ));
         }
     }
-    let unsettled = count(&build["privacy"]["records_unsettled"]);
-    let malformed = count(&build["records_quarantined"]).saturating_sub(unsettled);
+    let unsettled = build.privacy.records_unsettled;
+    let malformed = build.records_quarantined.saturating_sub(unsettled);
     if malformed > 0 {
         exclusions.push(format!(
             "{malformed} record(s) quarantined as malformed (quarantine.jsonl)"
@@ -346,14 +338,14 @@ fn exclusions(
             "{unsettled} record(s) withheld because their PII redaction did not settle (Q014, quarantine.jsonl)"
         ));
     }
-    let removed = count(&build["records_removed_by_policy"]);
+    let removed = build.records_removed_by_policy;
     if removed > 0 {
         exclusions.push(format!(
             "{removed} record(s) removed by policy: held for PII review or flagged by reviewers ({} by the blocklist)",
-            count(&build["blocklist"]["records_removed"])
+            build.blocklist.records_removed
         ));
     }
-    let duplicates = count(&build["records_removed_as_duplicates"]);
+    let duplicates = build.records_removed_as_duplicates;
     if duplicates > 0 {
         exclusions.push(format!(
             "{duplicates} exact or near duplicate(s) removed (dedup_removed.jsonl)"
@@ -363,21 +355,13 @@ fn exclusions(
 }
 
 impl<'a> Judged<'a> {
-    /// The privacy gate's report, when it ran.
-    fn privacy_report(&self) -> Option<&serde_json::Value> {
-        self.gates
-            .iter()
-            .find(|(_, g)| g["gate"] == "privacy")
-            .map(|(_, g)| g)
-    }
-
     /// Each stage's verdict, by stage.
     fn verdicts(&self, coverage: &CoverageReport, qa_passed: bool) -> BTreeMap<String, Verdict> {
         let mut verdicts: BTreeMap<String, Verdict> = BTreeMap::new();
         verdicts.insert("coverage".into(), coverage.verdict);
-        verdicts.insert("build".into(), verdict_of(&self.build));
+        verdicts.insert("build".into(), self.build.verdict);
         for (_, g) in &self.gates {
-            verdicts.insert(g["gate"].as_str().unwrap_or("?").to_string(), verdict_of(g));
+            verdicts.insert(g.gate.to_string(), g.verdict);
         }
         verdicts.insert(
             "human_qa".into(),
@@ -387,7 +371,7 @@ impl<'a> Judged<'a> {
                 Verdict::Fail
             },
         );
-        verdicts.insert("training_consumption".into(), verdict_of(&self.consume));
+        verdicts.insert("training_consumption".into(), self.consume.verdict);
         verdicts
     }
 
@@ -401,27 +385,14 @@ impl<'a> Judged<'a> {
             .chain(
                 self.gates
                     .iter()
-                    .filter(|(_, g)| verdict_of(g) == Verdict::Warn)
-                    .map(|(key, g)| {
-                        format!(
-                            "{} gate: warnings (see {key})",
-                            g["gate"].as_str().unwrap_or("?")
-                        )
-                    }),
+                    .filter(|(_, g)| g.verdict == Verdict::Warn)
+                    .map(|(key, g)| format!("{} gate: warnings (see {key})", g.gate)),
             )
             .chain(
-                self.consume["findings"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|f| {
-                        format!(
-                            "consume {} {}: {}",
-                            f["code"].as_str().unwrap_or("?"),
-                            f["name"].as_str().unwrap_or("?"),
-                            f["message"].as_str().unwrap_or("?")
-                        )
-                    }),
+                self.consume
+                    .findings
+                    .iter()
+                    .map(|f| format!("consume {} {}: {}", f.code, f.name, f.message)),
             )
             .collect()
     }
@@ -434,11 +405,7 @@ impl<'a> Judged<'a> {
     ) -> (serde_json::Value, Verdict) {
         let verdicts = self.verdicts(coverage, checked.qa_passed);
         let overall = verdicts.values().copied().max().unwrap_or(Verdict::Pass);
-        let waivers: Vec<serde_json::Value> = self
-            .gates
-            .iter()
-            .flat_map(|(_, g)| g["waivers"].as_array().cloned().unwrap_or_default())
-            .collect();
+        let waivers: Vec<&WaiverUse> = self.gates.iter().flat_map(|(_, g)| &g.waivers).collect();
         let combined = serde_json::json!({
             "schema_version": SCHEMA_VERSION,
             "generated_by": generated_by(),
@@ -447,12 +414,12 @@ impl<'a> Judged<'a> {
             "verdict": overall,
             "verdicts": verdicts,
             "gates": self.gates.iter().map(|(key, g)| serde_json::json!({
-                "gate": g["gate"], "verdict": g["verdict"], "blocking": g["blocking"],
-                "report": key, "counts": g["counts"],
+                "gate": g.gate, "verdict": g.verdict, "blocking": g.blocking,
+                "report": key, "counts": g.counts,
             })).collect::<Vec<_>>(),
             "human_qa": checked.qa_gate,
             "training_consumption": {
-                "verdict": self.consume["verdict"],
+                "verdict": self.consume.verdict,
                 "report": layout::CONSUMPTION_TEST.at(self.location),
             },
             "waivers": waivers,
@@ -503,7 +470,7 @@ impl<'a> Judged<'a> {
             digest: self.digest,
             registry,
             manifest: &self.manifest,
-            privacy: self.privacy_report(),
+            privacy: self.privacy.as_ref(),
             signoff: &self.signoff,
             exclusions: &self.exclusions,
         });

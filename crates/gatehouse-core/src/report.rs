@@ -35,7 +35,7 @@ impl Verdict {
 }
 
 /// How bad a finding is once waivers are taken into account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -55,12 +55,14 @@ impl Severity {
 }
 
 /// One finding: a stable code, what it is about, and a content-free message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// Stable code, e.g. `COV001`: a [`Code`]'s id.
-    pub code: &'static str,
+    /// Stable code, e.g. `COV001`: a [`Code`]'s id. Read back only if the registry declares it.
+    #[serde(deserialize_with = "registered_id")]
+    pub code: Registered,
     /// Stable short name, e.g. `required-family-missing`: the [`Code`]'s name.
-    pub name: &'static str,
+    #[serde(deserialize_with = "registered_name")]
+    pub name: Registered,
     pub severity: Severity,
     /// What it is about: a family, dataset, key or `key:line`.
     pub subject: String,
@@ -82,6 +84,32 @@ impl Finding {
             waiver: None,
         }
     }
+}
+
+/// A code's id or name: the registry's own string, also when read back. (An alias, so that
+/// serde does not take the field for a string borrowed from the input.)
+pub type Registered = &'static str;
+
+/// A finding code read back: the registry's own `&'static str`, or an error naming it.
+pub(crate) fn registered_id<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<&'static str, D::Error> {
+    let id = String::deserialize(d)?;
+    codes::all()
+        .find(|c| c.id == id)
+        .map(|c| c.id)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown finding code {id:?}")))
+}
+
+/// A finding name read back: the registry's own `&'static str`, or an error naming it.
+pub(crate) fn registered_name<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<&'static str, D::Error> {
+    let name = String::deserialize(d)?;
+    codes::all()
+        .find(|c| c.name == name)
+        .map(|c| c.name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown finding name {name:?}")))
 }
 
 /// The verdict implied by a set of findings.

@@ -24,14 +24,14 @@ pub struct Waiver {
 }
 
 /// A waiver as shown in a report: whether it was applied or had expired.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaiverUse {
     #[serde(flatten)]
     pub waiver: Waiver,
     pub status: WaiverStatus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaiverStatus {
     Applied,

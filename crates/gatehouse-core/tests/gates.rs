@@ -192,7 +192,7 @@ fn a_name_left_in_the_export_fails_the_privacy_gate_by_locator_without_text() {
     assert!(out.privacy.locators["PII011"][0].waived);
     // The uniform list (what the audit log records) holds each gate's waivers, in order.
     let gates: Vec<&str> = out.waivers.iter().map(|g| g.gate).collect();
-    let summaries: Vec<&str> = out.summaries.iter().map(|g| g.gate).collect();
+    let summaries: Vec<&str> = out.summaries.iter().map(|g| g.gate.as_ref()).collect();
     assert_eq!(gates, summaries);
     assert_eq!(out.waivers[0].waivers, out.privacy.waivers);
     assert!(out.waivers[1..].iter().all(|g| g.waivers.is_empty()));

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use gatehouse_text::TokenizerSpec;
-use gatehouse_text::pii::{Detector, Policy as PiiPolicy, UnsurePolicy};
+use gatehouse_text::pii::{Detector, UnsurePolicy};
 
 use crate::layout;
 use crate::registry::Registry;
@@ -35,7 +35,10 @@ use crate::report::Verdict;
 use crate::source::Limits;
 use crate::store::{Store, StoreError};
 
-pub use crate::contract::{Exclusion, Tally};
+pub use crate::contract::{BuildPrivacy, Exclusion, ObjectReport, Tally};
+
+/// `build_report.json` (declared in the contract; its `config` is `[build]`).
+pub type BuildReport = crate::contract::BuildReport<BuildConfig>;
 pub use manifest::{Manifest, RELEASE_DIGEST_NOTE};
 pub use phases::Prepared;
 pub use routing::RoutingConfig;
@@ -91,69 +94,6 @@ const UNSETTLED_KEY: &str = "Q014 pii-redaction-unsettled";
 
 /// Build report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// Where one source object stands after the build.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ObjectReport {
-    pub key: String,
-    pub dataset: String,
-    pub bytes: u64,
-    pub sha256: String,
-    /// Records read: exported + quarantined (+ removed by policy, none yet).
-    pub read: u64,
-    pub exported: u64,
-    /// Tokens of the exported records (tokenizer in the report's config).
-    pub tokens: u64,
-    pub quarantined: BTreeMap<String, u64>,
-    /// Held for review plus blocked by reviewers.
-    pub removed_by_policy: u64,
-    /// Records left out because a reviewer flagged them (the blocklist).
-    pub blocked_by_reviewers: u64,
-    /// Exported records removed as exact or near duplicates of another record.
-    pub duplicates_removed: u64,
-    /// Records the PII policy held back for human review (ids; their text is not exported).
-    pub held_for_review: Vec<String>,
-    pub merged_turns: u64,
-    pub blank_turns_dropped: u64,
-    pub quarantine_rate: f64,
-    /// The object could not be read to its end.
-    pub incomplete: bool,
-    pub verdict: Verdict,
-}
-
-/// `build_report.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BuildReport {
-    pub schema_version: u32,
-    pub generated_by: String,
-    pub release_version: String,
-    pub verdict: Verdict,
-    pub records_read: u64,
-    pub records_exported: u64,
-    pub records_quarantined: u64,
-    pub records_removed_by_policy: u64,
-    pub records_removed_as_duplicates: u64,
-    pub tokens_exported: u64,
-    pub split_counts: BTreeMap<Split, u64>,
-    pub objects: Vec<ObjectReport>,
-    pub excluded_datasets: Vec<Exclusion>,
-    pub dedup: dedup::DedupSummary,
-    /// Reviewers' blocklists read and records they removed.
-    pub blocklist: blocklist::BlocklistSummary,
-    /// The PII policy the records were redacted under, and what it withheld.
-    pub privacy: BuildPrivacy,
-    pub config: BuildConfig,
-}
-
-/// `privacy` in `build_report.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BuildPrivacy {
-    /// `[privacy]` `dates` and `disabled`: what the detector looked for.
-    pub policy: PiiPolicy,
-    /// Records quarantined because their redaction did not settle (Q014, in
-    /// `quarantine.jsonl`; counted in `records_quarantined`).
-    pub records_unsettled: u64,
-}
 
 #[derive(Debug, Error)]
 pub enum BuildError {

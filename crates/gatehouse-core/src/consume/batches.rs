@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::open::RoutingConfig;
+
+pub use crate::contract::consume::{BatchPlan, StageBatches};
 
 /// One training record, as batching needs it.
 #[derive(Debug, Clone)]
@@ -17,30 +18,6 @@ pub struct Item {
     pub id: String,
     pub family: String,
     pub tokens: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StageBatches {
-    pub stage: String,
-    pub order: u32,
-    pub records: u64,
-    pub batches: u64,
-    pub tokens: u64,
-    pub mean_batch_tokens: f64,
-    pub max_batch_tokens: u64,
-    /// Records per family in this stage.
-    pub families: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BatchPlan {
-    pub batch_size: usize,
-    pub batches: u64,
-    pub stages: Vec<StageBatches>,
-    /// sha256 over the record ids in batch order: equal plans have equal digests.
-    pub order_sha256: String,
-    /// Training records whose family is in no stage of the routing config.
-    pub unrouted_records: u64,
 }
 
 /// Builds the batches of `items` (training records in export order).

@@ -1,13 +1,15 @@
 //! Opening a release by its store prefix, and iterating its verified records.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use thiserror::Error;
 
 use crate::build::split::Split;
 use crate::digest::sha256;
 use crate::layout;
 use crate::store::{Store, StoreError};
+
+pub use crate::contract::consume::Binding;
 
 #[derive(Debug, Error)]
 pub enum ConsumeError {
@@ -79,18 +81,6 @@ impl ConsumeError {
             ConsumeError::Serialise(..) => None,
         }
     }
-}
-
-/// What binds the manifest's digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Binding {
-    /// The publication marker names it.
-    Published,
-    /// A draft whose QA signoff names it.
-    Signoff,
-    /// A draft nothing binds yet (tests of a draft before signoff).
-    Unbound,
 }
 
 /// The manifest as a consumer reads it: the contract's one type.

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::batches::{self, BatchPlan, Item};
+use super::batches::{self, Item};
 use super::open::{Binding, ConsumeError, ManifestShard, OpenRelease, Record};
 use crate::build::split::Split;
 use crate::report::codes::consume::{
@@ -17,6 +17,10 @@ use crate::report::codes::consume::{
 };
 use crate::report::{Code, Severity, Verdict, generated_by};
 use gatehouse_text::{TokenCounter, TokenizerSpec};
+
+pub use crate::contract::consume::{
+    ConsumeFinding, ConsumeReport, RoutingCheck, ShardResult, SplitResult, Throughput,
+};
 
 /// Report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -119,75 +123,6 @@ impl Template {
             }
         }
     }
-}
-
-/// A finding of the consumption test: a stable code, and locators (never text).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsumeFinding {
-    pub code: &'static str,
-    pub name: &'static str,
-    pub severity: Severity,
-    pub message: String,
-    /// `shard:line` locators and ids, capped at `max_locators`.
-    pub evidence: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ShardResult {
-    pub key: String,
-    pub split: Split,
-    pub records: u64,
-    pub bytes: u64,
-    /// sha256 and record count as the manifest says.
-    pub verified: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SplitResult {
-    pub split: Split,
-    pub records: u64,
-    pub tokens: u64,
-    pub over_max_seq_length: u64,
-    pub max_tokens: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RoutingCheck {
-    pub families_in_routing: Vec<String>,
-    pub families_in_manifest: Vec<String>,
-    pub weights_sum: f64,
-    pub consistent: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Throughput {
-    pub seconds: f64,
-    pub records_per_second: f64,
-    pub megabytes_per_second: f64,
-    pub tokens_per_second: f64,
-}
-
-/// `tests/training_consumption_test.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsumeReport {
-    pub schema_version: u32,
-    pub generated_by: String,
-    pub release_version: String,
-    pub release_digest: String,
-    /// What the digest was verified against.
-    pub digest_bound_by: Binding,
-    pub verdict: Verdict,
-    pub tokenizer: String,
-    pub chat_template: String,
-    pub max_seq_length: u64,
-    pub shards: Vec<ShardResult>,
-    /// Parquet twins checked (sha256 and row count); problems are CON010 findings.
-    pub parquet_files_verified: u64,
-    pub splits: Vec<SplitResult>,
-    pub routing: RoutingCheck,
-    pub batches: BatchPlan,
-    pub throughput: Throughput,
-    pub findings: Vec<ConsumeFinding>,
 }
 
 #[derive(Debug, Clone)]

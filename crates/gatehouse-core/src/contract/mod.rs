@@ -5,18 +5,24 @@
 //! renamed on one side only. Serialising what was read gives the same bytes back (tested).
 
 pub mod build;
+pub mod consume;
+pub mod coverage;
+pub mod gates;
 pub mod manifest;
+pub mod publish;
 pub mod record;
 pub mod routing;
+pub mod signoff;
 pub mod split;
+pub mod store;
 
 pub use build::{
-    BlockedRecord, BlocklistFile, BlocklistSource, BlocklistSummary, DedupSummary, Exclusion,
-    FamilyDedup, ShardInfo, Tally,
+    BlockedRecord, BlocklistFile, BlocklistSource, BlocklistSummary, BuildPrivacy, BuildReport,
+    DedupSummary, Exclusion, FamilyDedup, ObjectReport, ShardInfo, Tally,
 };
 pub use manifest::{
     Artefact, InputObject, Manifest, RELEASE_DIGEST_NOTE, SCHEMA_VERSION, SplitContents, SplitInfo,
     TokensInfo, Tool,
 };
 pub use routing::{FamilyRoute, RoutingConfig, StageRoute};
-pub use split::{Ratios, Split};
+pub use split::{Holdout, Ratios, Split};

@@ -52,3 +52,26 @@ impl Ratios {
         ((sum - 1.0).abs() > 1e-9).then(|| format!("split ratios sum to {sum}, not 1"))
     }
 }
+
+/// Split policy of a family.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holdout {
+    /// Ordinary seeded train/val/test split.
+    #[default]
+    None,
+    /// Zero cross-split leakage tolerated.
+    Strict,
+    /// Every record goes to test.
+    TestOnly,
+}
+
+impl Holdout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Holdout::None => "none",
+            Holdout::Strict => "strict",
+            Holdout::TestOnly => "test_only",
+        }
+    }
+}

@@ -20,13 +20,14 @@
 //! `[gates.leakage] non_holdout = "warn"`. Its report is a certificate: method, parameters,
 //! candidates verified, the probability that a pair at the threshold became a candidate,
 //! and pair counts per split pair.
+//!
+//! Over 600 lines: the dedup and leakage gates finish from one analysis of the same
+//! sketches; splitting them would expose that analysis between files for no reader.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::Receiver;
-
-use serde::{Deserialize, Serialize};
 
 use gatehouse_text::dedup::{
     DEDUP_VERSION, MinHasher, NearDupParams, Shingler, estimate_jaccard, exact_key, jaccard,
@@ -42,15 +43,10 @@ use crate::report::codes::dedup::{EXACT_DUPLICATE, NEAR_DUPLICATE};
 use crate::report::codes::leakage::{HOLDOUT_LEAK, NO_SPLIT, SPLIT_LEAK, TOO_MANY_CANDIDATES};
 use crate::report::{Code, Finding, Severity};
 
-/// `[gates.leakage]` in gatehouse.toml.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LeakageConfig {
-    /// Cross-split pairs between families without a holdout policy: `fail` or `warn`.
-    pub non_holdout: LeakPolicy,
-    /// Candidate pairs the gates verify at most; beyond it they cannot certify, and fail.
-    pub max_candidates: u64,
-}
+pub use crate::contract::gates::{
+    Certificate, DedupDetail, DedupReport, FamilyDuplicates, LeakPolicy, LeakageConfig,
+    LeakageDetail, LeakageReport, PairKind, SplitPairCount,
+};
 
 impl Default for LeakageConfig {
     fn default() -> Self {
@@ -59,14 +55,6 @@ impl Default for LeakageConfig {
             max_candidates: 1_000_000_000,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LeakPolicy {
-    #[default]
-    Fail,
-    Warn,
 }
 
 /// One record as the duplicate checks see it.
@@ -229,13 +217,6 @@ impl SketchBatch {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PairKind {
-    Exact,
-    Near,
-}
-
 /// Two records (indices in export order, `a < b`) that are duplicates.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Pair {
@@ -385,73 +366,6 @@ pub(super) fn analyse(
     })
 }
 
-/// Near-duplicate clusters and rates of one family.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct FamilyDuplicates {
-    pub records: u64,
-    /// Records equal to an earlier record of the export.
-    pub exact_duplicates: u64,
-    /// Clusters of near duplicates (a representative and the records similar to it).
-    pub near_clusters: u64,
-    /// Records in a near cluster besides its representative.
-    pub near_duplicates: u64,
-    pub near_duplicate_rate: f64,
-}
-
-/// The dedup gate's own part of its report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DedupDetail {
-    pub dedup_version: &'static str,
-    pub near_params: NearDupParams,
-    pub records: u64,
-    pub candidates: u64,
-    pub candidates_below_estimate: u64,
-    pub candidates_verified: u64,
-    pub largest_bucket: u64,
-    pub per_family: BTreeMap<String, FamilyDuplicates>,
-}
-
-pub type DedupReport = GateReport<DedupDetail>;
-
-/// Pairs of one kind between two splits.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SplitPairCount {
-    pub splits: String,
-    pub exact: u64,
-    pub near: u64,
-}
-
-/// The leakage gate's certificate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LeakageDetail {
-    pub certificate: Certificate,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Certificate {
-    pub method: &'static str,
-    pub dedup_version: &'static str,
-    pub near_params: NearDupParams,
-    /// Probability that a pair exactly at the threshold shares a band key (and so is
-    /// verified); higher above it.
-    pub candidate_probability_at_threshold: f64,
-    pub records: u64,
-    pub records_without_split: u64,
-    /// Candidate pairs (sharing a band key) considered.
-    pub candidates: u64,
-    /// Candidates whose signature estimate was under `estimate_floor`: not near.
-    pub estimate_floor: f64,
-    pub candidates_below_estimate: u64,
-    /// Candidates whose exact Jaccard index was computed.
-    pub candidates_verified: u64,
-    pub complete: bool,
-    pub pairs: Vec<SplitPairCount>,
-    pub holdout_families: Vec<String>,
-    pub non_holdout_policy: LeakPolicy,
-}
-
-pub type LeakageReport = GateReport<LeakageDetail>;
-
 fn locator_of(c: &Collected, shards: &[String], i: u32) -> Locator {
     let s = &c.sketches[i as usize];
     Locator {
@@ -587,7 +501,7 @@ fn dedup_report(
             warnings: &[&NEAR_DUPLICATE],
         },
         DedupDetail {
-            dedup_version: DEDUP_VERSION,
+            dedup_version: DEDUP_VERSION.into(),
             near_params: params.clone(),
             records: collected.sketches.len() as u64,
             candidates: analysis.candidates,
@@ -700,8 +614,8 @@ fn leakage_report(
         },
         LeakageDetail {
             certificate: Certificate {
-                method: "exact keys + MinHash/LSH candidates; every candidate pair whose signature estimate reaches estimate_floor is verified by the exact Jaccard index of word-shingle sets (32-bit shingle ids)",
-                dedup_version: DEDUP_VERSION,
+                method: "exact keys + MinHash/LSH candidates; every candidate pair whose signature estimate reaches estimate_floor is verified by the exact Jaccard index of word-shingle sets (32-bit shingle ids)".into(),
+                dedup_version: DEDUP_VERSION.into(),
                 near_params: params.clone(),
                 candidate_probability_at_threshold: (params
                     .candidate_probability(params.threshold)

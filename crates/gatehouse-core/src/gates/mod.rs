@@ -25,7 +25,6 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::build::dedup::DedupConfig;
@@ -64,23 +63,12 @@ record_checks! {
     }
 }
 
+pub use crate::contract::gates::{
+    CodeCount, GateReport, GateSummary, GatesConfig, SpotCheckConfig,
+};
+
 /// Gate report schema version.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// `[gates]` in gatehouse.toml.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GatesConfig {
-    /// Locators listed per finding code in a report (the first ones in export order); the
-    /// counts are always complete.
-    pub max_locators: usize,
-    /// The privacy gate's sample of records for a human spot-check.
-    pub spot_check: SpotCheckConfig,
-    /// `[gates.leakage]`: what a cross-split pair outside holdout families does.
-    pub leakage: duplicates::LeakageConfig,
-    /// `[gates.distribution]`: expected ranges, regression thresholds, max_seq_length.
-    pub distribution: distribution::DistributionConfig,
-}
 
 impl GatesConfig {
     /// Every problem with `[gates]`: the gates refuse to start on the first, and
@@ -106,17 +94,6 @@ impl Default for GatesConfig {
             distribution: distribution::DistributionConfig::default(),
         }
     }
-}
-
-/// `[gates.spot_check]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SpotCheckConfig {
-    /// Share of the exported records drawn (0 to 1).
-    pub rate: f64,
-    /// At most this many records (the ones with the smallest sample hash).
-    pub max: usize,
-    pub seed: u64,
 }
 
 impl Default for SpotCheckConfig {
@@ -167,52 +144,10 @@ impl GateError {
     }
 }
 
-/// Finding counts of one code: how many occurrences, how many of them a waiver covers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct CodeCount {
-    pub found: u64,
-    pub waived: u64,
-}
-
 impl CodeCount {
     pub fn blocking(&self) -> u64 {
         self.found - self.waived
     }
-}
-
-/// One gate's verdict, as `gatehouse gates` and `release` print it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GateSummary {
-    pub gate: &'static str,
-    pub verdict: Verdict,
-    pub blocking: bool,
-    pub report: String,
-    /// Finding code → occurrences that still block.
-    pub blocking_counts: BTreeMap<String, u64>,
-}
-
-/// A gate report: what every gate has, and the gate's own part `D` (flattened in JSON).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GateReport<D> {
-    pub schema_version: u32,
-    pub gate: &'static str,
-    pub generated_by: String,
-    pub release_version: String,
-    pub release_digest: String,
-    pub verdict: Verdict,
-    pub blocking: bool,
-    pub method: &'static str,
-    /// Finding code → occurrences (and how many a waiver covers).
-    pub counts: BTreeMap<String, CodeCount>,
-    pub findings: Vec<Finding>,
-    /// Finding code → the first locators in export order (at most `max_locators`).
-    pub locators: BTreeMap<String, Vec<Locator>>,
-    /// Every shard as read, against the manifest.
-    pub shards: Vec<ShardCheck>,
-    #[serde(flatten)]
-    pub detail: D,
-    pub waivers: Vec<WaiverUse>,
-    pub config: GatesConfig,
 }
 
 /// What one gate found, ready to become its report.
@@ -283,13 +218,13 @@ impl<D> GateReport<D> {
         }
         GateReport {
             schema_version: SCHEMA_VERSION,
-            gate: found.gate,
+            gate: found.gate.into(),
             generated_by: generated_by(),
             release_version: manifest.release_version.clone(),
             release_digest: manifest.digest.clone(),
             verdict: verdict_of(&findings),
             blocking: true,
-            method: found.method,
+            method: found.method.into(),
             counts,
             findings,
             locators: all
@@ -410,7 +345,7 @@ pub fn run(
         store.put(&key, json)?;
         written.push(key.clone());
         summaries.push(GateSummary {
-            gate: g.name,
+            gate: g.name.into(),
             verdict: f.report.verdict(),
             blocking: true,
             report: key,

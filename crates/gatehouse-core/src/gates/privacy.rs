@@ -22,6 +22,10 @@ use crate::report::codes::privacy::{
 };
 use gatehouse_text::pii::{Confidence, PiiType, Policy};
 
+pub use crate::contract::gates::{
+    EvaluationReport, MeasuredSet, PrivacyDetail, PrivacyMetrics, PrivacyReport, SpotCheck,
+};
+
 /// The values of `pii_status` an export may hold.
 const SCANNED: [&str; 2] = ["none_detected", "scrubbed"];
 
@@ -130,7 +134,7 @@ impl RecordCheck for PrivacyCheck {
                         let found = Locator {
                             chars: Some([s.char_start, s.char_end]),
                             bytes: Some([s.start, s.end]),
-                            rule: Some(s.rule),
+                            rule: Some(s.rule.into()),
                             ..Locator::of(at, rec)
                         };
                         match place {
@@ -229,22 +233,6 @@ fn sample_hash(seed: u64, id: Option<&str>, at: At<'_>) -> u64 {
     u64::from_be_bytes(d[..8].try_into().expect("sha256 has 32 bytes"))
 }
 
-/// How the spot-check sample was drawn, and which records it holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SpotCheck {
-    pub method: &'static str,
-    pub seed: u64,
-    pub rate: f64,
-    pub max: usize,
-    pub population: u64,
-    pub size: usize,
-    /// The sample file: whole exported (already redacted) records, in export order.
-    pub key: String,
-    /// Ids of the records drawn, in export order.
-    pub ids: Vec<String>,
-    pub instructions: &'static str,
-}
-
 const SPOT_CHECK_METHOD: &str = "a record is drawn when the first 8 bytes of \
      sha256(\"gatehouse-spot-check-v1\\0\" seed \"\\0\" id), read as a big-endian integer, \
      fall below rate × 2^64; if more than max are drawn, the max with the smallest hash are \
@@ -255,43 +243,6 @@ const SPOT_CHECK_INSTRUCTIONS: &str = "every record of the sample is reviewed by
      then the review app): any personal identifier left in the text is marked by its place \
      (record, message, code points, type; never the identifier itself), blocks the signoff \
      and sends the record to the blocklist";
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PrivacyMetrics {
-    pub records_scanned: u64,
-    pub messages_scanned: u64,
-    pub content_bytes_scanned: u64,
-    pub records_with_detections: u64,
-    /// Detections by placeholder label (e.g. `NAME`), waived ones included.
-    pub detections_by_type: BTreeMap<&'static str, u64>,
-    pub unsure_detections: u64,
-    /// Records by the `pii_status` the build wrote.
-    pub pii_status: BTreeMap<String, u64>,
-    /// What the build says it redacted, by placeholder label (from `metadata.redactions`).
-    pub build_redactions: BTreeMap<String, u64>,
-    /// Lines read from the shards, and their bytes.
-    pub lines_read: u64,
-    pub bytes_read: u64,
-    /// Reading and checking both gates (one shared pass), in seconds.
-    pub scan_seconds: f64,
-    pub scan_mb_per_second: f64,
-}
-
-/// The privacy gate's own part of `gates/pii_detection_report.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PrivacyDetail {
-    /// `[privacy]` `dates` and `disabled`: what the detector looked for (the build's policy).
-    pub policy: Policy,
-    pub metrics: PrivacyMetrics,
-    pub spot_check: SpotCheck,
-    /// `[privacy.evaluation]`: the labelled sets measured this run (absent when none is
-    /// configured).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub evaluation: Option<EvaluationReport>,
-}
-
-/// `gates/pii_detection_report.json`.
-pub type PrivacyReport = GateReport<PrivacyDetail>;
 
 const METHOD: &str = "every line of every shard in the manifest is read (shard sha256 and \
      record count verified); every record is scanned again, all its messages together (a name \
@@ -318,7 +269,11 @@ pub(super) fn report(
             messages_scanned: p.messages,
             content_bytes_scanned: p.content_bytes,
             records_with_detections: p.records_with_detections,
-            detections_by_type: p.detections.iter().map(|(k, v)| (k.label(), *v)).collect(),
+            detections_by_type: p
+                .detections
+                .iter()
+                .map(|(k, v)| (k.label().into(), *v))
+                .collect(),
             unsure_detections: p.unsure,
             pii_status: p.pii_status.clone(),
             build_redactions: p.build_redactions.clone(),
@@ -332,7 +287,7 @@ pub(super) fn report(
             },
         },
         spot_check: SpotCheck {
-            method: SPOT_CHECK_METHOD,
+            method: SPOT_CHECK_METHOD.into(),
             seed: config.spot_check.seed,
             rate: config.spot_check.rate,
             max: config.spot_check.max,
@@ -345,7 +300,7 @@ pub(super) fn report(
                 .iter()
                 .map(|s| s.id.clone().unwrap_or_else(|| s.at.clone()))
                 .collect(),
-            instructions: SPOT_CHECK_INSTRUCTIONS,
+            instructions: SPOT_CHECK_INSTRUCTIONS.into(),
         },
         evaluation: evaluation.0,
     };
@@ -409,30 +364,6 @@ pub(super) fn sample_jsonl(sample: &Capped<SampleKey, SampleItem>) -> Vec<u8> {
         }
     }
     out
-}
-
-/// One labelled set as the privacy gate measured it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MeasuredSet {
-    /// The set's key in the store.
-    pub key: String,
-    /// sha256 of the set as read (absent when it could not be read).
-    pub sha256: Option<String>,
-    pub scores: Option<crate::privacy::SetScores>,
-    /// Why it could not be scored (`line N: …`; never its text).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Scored, and no minimum fell short.
-    pub passed: bool,
-}
-
-/// `evaluation` in `gates/pii_detection_report.json`: how well the gate's own detector was
-/// measured to work on the configured labelled sets, this run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EvaluationReport {
-    pub method: &'static str,
-    pub minimums: crate::privacy::Minimums,
-    pub sets: Vec<MeasuredSet>,
 }
 
 const EVALUATION_METHOD: &str = "each labelled set (one {text, spans:[{start, end, type}]} \
@@ -562,7 +493,7 @@ pub(super) fn evaluate_sets(
     }
     Ok((
         Some(EvaluationReport {
-            method: EVALUATION_METHOD,
+            method: EVALUATION_METHOD.into(),
             minimums,
             sets,
         }),

@@ -9,8 +9,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::gate::{Finish, Finished, RecordCheck};
 use super::scan::{
     At, CheckContext, CodeTally, ExportManifest, ExportedRecord, Locator, Scanned, label,
@@ -22,6 +20,10 @@ use crate::report::codes::provenance::{
 };
 use crate::report::{Code, Finding, Severity};
 use crate::waiver::{self, Subject, WaiverStatus};
+
+pub use crate::contract::gates::{
+    DatasetProvenance, DatasetStatus, ProvenanceDetail, ProvenanceMetrics, ProvenanceReport,
+};
 
 /// The provenance check's share of a scan.
 #[derive(Debug, Clone)]
@@ -161,52 +163,6 @@ impl RecordCheck for ProvenanceCheck {
         }
     }
 }
-
-/// One registry dataset as the provenance gate sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DatasetProvenance {
-    pub dataset: String,
-    pub family: String,
-    pub license_tag: Option<String>,
-    pub has_provenance: bool,
-    /// Records of it in the export.
-    pub records: u64,
-    pub status: DatasetStatus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DatasetStatus {
-    Included,
-    /// Licensed, but no record of it in the export (no objects, or all quarantined).
-    NoRecords,
-    /// Excluded for lack of licence or provenance; fails the gate.
-    Excluded,
-    /// Excluded, and a waiver accepts that.
-    ExcludedWaived,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProvenanceMetrics {
-    pub records_checked: u64,
-    pub records_by_dataset: BTreeMap<String, u64>,
-    pub records_by_licence: BTreeMap<String, u64>,
-    pub lines_read: u64,
-    pub bytes_read: u64,
-}
-
-/// The provenance gate's own part of `gates/provenance_validation_report.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ProvenanceDetail {
-    pub registry_digest: String,
-    pub manifest_registry_digest: String,
-    pub datasets: Vec<DatasetProvenance>,
-    pub metrics: ProvenanceMetrics,
-    pub scan_seconds: f64,
-}
-
-/// `gates/provenance_validation_report.json`.
-pub type ProvenanceReport = GateReport<ProvenanceDetail>;
 
 const METHOD: &str = "every record of every shard is read; its id, dataset, source key and \
      line, source sha256, licence tag and pipeline must be present; the dataset must be in the \

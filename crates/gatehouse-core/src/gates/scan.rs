@@ -6,13 +6,16 @@
 //! results are merged. Every merge is order-free
 //! (counts add up; locator lists keep the first ones in export order; the spot-check sample
 //! keeps the smallest sample hashes), so the reports do not depend on the thread count.
+//!
+//! Over 600 lines: the scan, its batches and its order-free merge are one algorithm,
+//! kept together so its determinism can be read in one place.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufReader;
 use std::sync::mpsc::sync_channel;
 
 use rayon::iter::{ParallelBridge, ParallelIterator};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::duplicates::{self, Collected, SketchBatch, Sketcher};
 use super::gate::RecordCheck;
@@ -29,6 +32,8 @@ use crate::store::{Line, LineReader, Store, StoreError};
 use crate::waiver::{self, Subject, Waiver, WaiverUse};
 use gatehouse_text::TokenCounter;
 use gatehouse_text::pii::{Allowlist, Detector};
+
+pub use crate::contract::gates::{Locator, ShardCheck};
 
 /// The manifest the gates judge ([`crate::contract::Manifest`]), with where it was read and
 /// its digest.
@@ -239,36 +244,6 @@ pub(super) struct At<'a> {
     pub line: u64,
 }
 
-/// A locator in a report: where, never what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Locator {
-    /// `shard_key:line`.
-    pub at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// `source_key:line` of the record's origin.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Index of the message in the record.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    /// `[start, end)` in chars of the message content.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chars: Option<[usize; 2]>,
-    /// `[start, end)` in bytes of the message content.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bytes: Option<[usize; 2]>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// Covered by a waiver (code, reason and approver are in the report's waiver list).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub waived: bool,
-}
-
 impl Locator {
     pub(super) fn at(at: At<'_>) -> Self {
         Self {
@@ -428,17 +403,6 @@ impl CodeTally {
             }
         }
     }
-}
-
-/// One shard as read, against the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ShardCheck {
-    pub key: String,
-    pub records_expected: u64,
-    pub records_read: u64,
-    pub sha256_expected: String,
-    pub sha256_read: Option<String>,
-    pub ok: bool,
 }
 
 /// Everything the scan found.

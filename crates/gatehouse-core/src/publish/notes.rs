@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Checked, Families, Judged, SCHEMA_VERSION, count};
+use super::{Checked, Families, Judged, SCHEMA_VERSION};
 
 /// The release decision record: what is published, and what was left out.
 pub(super) fn decision(r: &Judged<'_>) -> String {
@@ -25,22 +25,26 @@ pub(super) fn decision(r: &Judged<'_>) -> String {
 
 /// The PII policy and how well redaction was measured to work, from the privacy report.
 fn privacy(r: &Judged<'_>) -> Value {
-    r.privacy_report()
+    r.privacy
+        .as_ref()
         .map(|g| {
-            let mut p = serde_json::json!({ "policy": g["policy"] });
-            if g["evaluation"].is_object() {
+            let mut p = serde_json::json!({ "policy": g.detail.policy });
+            if let Some(e) = &g.detail.evaluation {
                 p["evaluation"] = serde_json::json!({
-                    "minimums": g["evaluation"]["minimums"],
-                    "sets": g["evaluation"]["sets"].as_array().into_iter().flatten().map(|s| serde_json::json!({
-                        "key": s["key"],
-                        "sha256": s["sha256"],
-                        "documents": s["scores"]["documents"],
-                        "recall_direct": s["scores"]["recall_direct"],
-                        "precision": s["scores"]["precision"],
-                        "f2_direct": s["scores"]["f2_direct"],
-                        "recall_by_type": s["scores"]["recall_by_type"],
-                        "passed": s["passed"],
-                    })).collect::<Vec<_>>(),
+                    "minimums": e.minimums,
+                    "sets": e.sets.iter().map(|s| {
+                        let scores = s.scores.as_ref();
+                        serde_json::json!({
+                            "key": s.key,
+                            "sha256": s.sha256,
+                            "documents": scores.map(|x| x.documents),
+                            "recall_direct": scores.map(|x| &x.recall_direct),
+                            "precision": scores.map(|x| &x.precision),
+                            "f2_direct": scores.and_then(|x| x.f2_direct),
+                            "recall_by_type": scores.map(|x| &x.recall_by_type),
+                            "passed": s.passed,
+                        })
+                    }).collect::<Vec<_>>(),
                 });
             }
             p
@@ -69,19 +73,19 @@ pub(super) fn release_notes(
         "warnings": combined["warnings"],
         "waivers": combined["waivers"],
         "signoff": {
-            "decision": signoff["decision"],
-            "reviewers": signoff["reviewers"],
-            "authentication": signoff["authentication"],
-            "results": signoff["results"],
-            "privacy_spot_check": signoff["privacy_spot_check"],
-            "exceptions": signoff["exceptions"],
+            "decision": signoff.decision,
+            "reviewers": signoff.reviewers,
+            "authentication": signoff.authentication,
+            "results": signoff.results,
+            "privacy_spot_check": signoff.privacy_spot_check,
+            "exceptions": signoff.exceptions,
             "record_sha256": match checked.qa_gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
         },
         "training_consumption": {
-            "verdict": consume["verdict"],
-            "records": consume["splits"].as_array().into_iter().flatten().map(|s| count(&s["records"])).sum::<u64>(),
-            "batches": consume["batches"]["batches"],
-            "over_max_seq_length": consume["splits"].as_array().into_iter().flatten().map(|s| count(&s["over_max_seq_length"])).sum::<u64>(),
+            "verdict": consume.verdict,
+            "records": consume.splits.iter().map(|s| s.records).sum::<u64>(),
+            "batches": consume.batches.batches,
+            "over_max_seq_length": consume.splits.iter().map(|s| s.over_max_seq_length).sum::<u64>(),
         },
         "unenforced_store_override": checked.unenforced_store_override,
     })

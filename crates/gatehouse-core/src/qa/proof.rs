@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::QaError;
 
+pub use crate::contract::signoff::Authentication;
+
 /// What a signature signs: this prefix, then the file's exact bytes.
 const DOMAIN: &[u8] = b"gatehouse-review-v1\0";
 const PRIVATE_HEADER: &str = "gatehouse-ed25519-private-key-v1";
@@ -29,18 +31,6 @@ pub enum Proof {
     Signature { signature: String, at: String },
     /// Imported without proof; `by` is who ran the import (`GATEHOUSE_ACTOR` or the login).
     OperatorAttested { by: String, at: String },
-}
-
-/// How the signoff judged a review file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Authentication {
-    /// The review app's sign-in (the reviewer's secret link).
-    AppSession,
-    /// A signature by the reviewer's registered key, verified.
-    Signature,
-    /// Nobody but the operator vouches for it.
-    OperatorAttested,
 }
 
 /// A new key pair: the private key file's text (keep it secret) and the public key

@@ -26,6 +26,8 @@ use super::{QaConfig, QaError, Rubric, SCHEMA_VERSION, json};
 use crate::registry::ReviewType;
 use crate::store::Store;
 
+pub use crate::contract::signoff::{Blocked, Exception, ReviewAuth, Signoff, TypeResult};
+
 /// One reviewer's file of reviews.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,72 +69,6 @@ pub struct SampleFacts {
 // read back, lives with the import; re-exported here, where it was.
 pub use super::import::check;
 
-/// A review below its rubric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Exception {
-    pub sample_id: String,
-    pub record_id: String,
-    pub review_type: ReviewType,
-    pub reviewer: String,
-    pub overall: f64,
-    /// Criteria under their minimum.
-    pub below_minimum: Vec<String>,
-}
-
-/// A record a reviewer flagged: the next build leaves it out.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Blocked {
-    pub record_id: String,
-    pub sample_id: String,
-    pub reviewer: String,
-    pub flag: String,
-}
-
-/// One review type's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TypeResult {
-    pub review_type: ReviewType,
-    pub reviewers_required: u32,
-    pub samples: u64,
-    /// Samples with the required number of distinct reviewers.
-    pub samples_complete: u64,
-    pub reviews: u64,
-    pub reviews_passing: u64,
-    pub mean_overall: f64,
-    pub complete: bool,
-    /// Where two reviewers scored the same sample: pairs, mean absolute difference of the
-    /// overall score, and the share of pairs agreeing on pass/fail.
-    pub agreement_pairs: u64,
-    pub mean_overall_difference: Option<f64>,
-    pub pass_fail_agreement: Option<f64>,
-}
-
-/// `qa/signoff_record.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Signoff {
-    pub schema_version: u32,
-    pub release_version: String,
-    pub release_digest: String,
-    /// `approved` only when every review type is complete, no review is below its rubric
-    /// and no record is flagged; otherwise `not_approved` with the reasons.
-    pub decision: &'static str,
-    pub reasons: Vec<String>,
-    pub reviewers: BTreeMap<String, ReviewType>,
-    pub review_files: Vec<String>,
-    /// Review files for another digest (made before a rebuild) or by a revoked reviewer:
-    /// void, not counted.
-    pub void_review_files: Vec<String>,
-    /// How every valid review file was made: in the review app, signed by the reviewer's
-    /// registered key, or attested by the operator who imported it (and whether it counted).
-    pub authentication: Vec<ReviewAuth>,
-    pub results: Vec<TypeResult>,
-    /// The privacy spot-check: records reviewed, misses, marks by type, the residual
-    /// identifier rate and its 95% upper bound.
-    pub privacy_spot_check: SpotCheckResult,
-    pub exceptions: Vec<Exception>,
-    pub blocklist: Vec<Blocked>,
-}
-
 /// The stored review files a signoff is computed from: those that count (`(key, file)`,
 /// checked, at most one per reviewer), the void ones, and who vouches for each valid one.
 #[derive(Debug, Clone, Copy)]
@@ -140,20 +76,6 @@ pub struct StoredFiles<'a> {
     pub files: &'a [(String, ReviewFile)],
     pub void: &'a [String],
     pub auth: &'a [ReviewAuth],
-}
-
-/// Who vouches for one review file.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReviewAuth {
-    pub reviewer: String,
-    pub review_type: ReviewType,
-    pub file: String,
-    pub method: super::proof::Authentication,
-    /// For attested files: who imported them (`GATEHOUSE_ACTOR` or the login name).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
-    /// Attested files count only with `[qa] count_attested = true`.
-    pub counted: bool,
 }
 
 /// Computes the signoff from every stored review file and writes
@@ -304,7 +226,8 @@ pub fn compute(
             "approved"
         } else {
             "not_approved"
-        },
+        }
+        .into(),
         reasons,
         reviewers,
         review_files: files.iter().map(|(k, _)| k.clone()).collect(),

@@ -23,18 +23,7 @@ use sha2::{Digest, Sha256};
 use super::QaError;
 use crate::store::{Store, StoreError};
 
-/// What a reviewer says an identifier left in the text is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentifierKind {
-    Name,
-    Address,
-    Phone,
-    Email,
-    Id,
-    Date,
-    Other,
-}
+pub use crate::contract::signoff::{IdentifierKind, IdentifierMark, Miss, SpotCheckResult};
 
 impl IdentifierKind {
     pub const ALL: [IdentifierKind; 7] = [
@@ -62,19 +51,6 @@ impl IdentifierKind {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s.trim())
     }
-}
-
-/// An identifier the redaction left, by place: `message` (0-based index into the record's
-/// messages) and `start..end` in Unicode code points of that message's content. Never the
-/// text itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentifierMark {
-    pub message: usize,
-    pub start: usize,
-    pub end: usize,
-    #[serde(rename = "type")]
-    pub kind: IdentifierKind,
 }
 
 impl IdentifierMark {
@@ -308,39 +284,6 @@ pub const BOUND_METHOD: &str = "residual-identifier rate = records with at least
      records reviewed; upper bound: one-sided 95% exact binomial (Clopper–Pearson), the rate p \
      at which P(X ≤ misses | n, p) = 0.05 (with no miss, 1 − 0.05^(1/n), about 3/n)";
 
-/// A record of the spot-check in which a reviewer marked an identifier left.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Miss {
-    pub record_id: String,
-    pub sample_id: String,
-    pub reviewer: String,
-    pub marks: Vec<IdentifierMark>,
-}
-
-/// `privacy_spot_check` in `qa/signoff_record.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SpotCheckResult {
-    /// Whether the privacy gate's sample for this manifest is known (the gates ran before the
-    /// packets were drawn).
-    pub drawn: bool,
-    /// Records the gate drew (all of them must be reviewed).
-    pub records: u64,
-    /// Records at least one counted reviewer reviewed.
-    pub records_reviewed: u64,
-    /// Records in which some reviewer marked an identifier left.
-    pub records_with_miss: u64,
-    /// Distinct marks (record, message, start, end, type) by type.
-    pub marks_by_type: BTreeMap<IdentifierKind, u64>,
-    /// records_with_miss / records_reviewed; absent when nothing was reviewed.
-    pub residual_identifier_rate: Option<f64>,
-    /// Its one-sided 95% upper bound (see `bound_method`).
-    pub residual_identifier_rate_upper_95: Option<f64>,
-    pub bound_method: &'static str,
-    /// Every record reviewed.
-    pub complete: bool,
-    pub misses: Vec<Miss>,
-}
-
 fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
 }
@@ -397,7 +340,7 @@ pub fn tally(
         marks_by_type,
         residual_identifier_rate: (n > 0).then(|| round6(x as f64 / n as f64)),
         residual_identifier_rate_upper_95: upper_bound_95(x, n).map(round6),
-        bound_method: BOUND_METHOD,
+        bound_method: BOUND_METHOD.into(),
         complete: drawn && n == samples.len() as u64,
         misses,
     }

@@ -24,6 +24,8 @@ use thiserror::Error;
 use crate::config::parse::{ConfigError, parse_toml};
 use crate::digest::sha256;
 
+pub use crate::contract::signoff::ReviewType;
+pub use crate::contract::split::Holdout;
 pub use container::Container;
 pub use mapping::{PairMapping, TurnMapping, path_segments};
 pub use matcher::{KeyMatcher, is_glob};
@@ -57,41 +59,6 @@ pub struct Family {
     pub review: Vec<ReviewType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-}
-
-/// Split policy of a family.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Holdout {
-    /// Ordinary seeded train/val/test split.
-    #[default]
-    None,
-    /// Zero cross-split leakage tolerated.
-    Strict,
-    /// Every record goes to test.
-    TestOnly,
-}
-
-impl Holdout {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Holdout::None => "none",
-            Holdout::Strict => "strict",
-            Holdout::TestOnly => "test_only",
-        }
-    }
-}
-
-/// Kinds of human review (rubrics are defined in the QA config).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewType {
-    ClinicianFoundation,
-    ClinicianEdge,
-    BiasCultural,
-    /// Reading the privacy gate's spot-check sample for identifiers the redaction left. Not
-    /// a family's review: its packets are the gate's sample ([`crate::qa::spot_check`]).
-    PrivacySpotCheck,
 }
 
 impl ReviewType {

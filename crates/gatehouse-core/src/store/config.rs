@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+pub use crate::contract::store::{ServerSideEncryption, StoreDescription};
 
 /// A string that must never be printed: its `Debug` and `Display` show only that it is set.
 #[derive(Clone, PartialEq, Eq)]
@@ -72,18 +72,6 @@ pub struct Credentials {
     pub source: String,
 }
 
-/// Server-side encryption requested on every write.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-#[serde(tag = "mode", rename_all = "snake_case")]
-pub enum ServerSideEncryption {
-    #[default]
-    None,
-    /// SSE-S3 (`AES256`).
-    S3,
-    /// SSE-KMS with the given key id.
-    Kms { key_id: String },
-}
-
 /// Network timeouts. There is deliberately no whole-request timeout: a GET of a
 /// several-GB object legitimately takes minutes. A stalled connection is caught by
 /// `read_idle` instead.
@@ -115,23 +103,6 @@ pub struct StoreConfig {
     pub exports_prefix: String,
 }
 
-/// A printable, secret-free description of a store, used in reports and `doctor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "backend", rename_all = "snake_case")]
-pub enum StoreDescription {
-    Local {
-        root: String,
-    },
-    S3 {
-        bucket: String,
-        endpoint: String,
-        region: String,
-        addressing: &'static str,
-        server_side_encryption: ServerSideEncryption,
-    },
-    Memory,
-}
-
 impl StoreConfig {
     pub fn describe(&self) -> StoreDescription {
         match &self.backend {
@@ -149,22 +120,11 @@ impl StoreConfig {
                     "virtual-hosted"
                 } else {
                     "path-style"
-                },
+                }
+                .into(),
                 server_side_encryption: s3.sse.clone(),
             },
             Backend::Memory => StoreDescription::Memory,
-        }
-    }
-}
-
-impl fmt::Display for StoreDescription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreDescription::Local { root } => write!(f, "local directory {root}"),
-            StoreDescription::S3 {
-                bucket, endpoint, ..
-            } => write!(f, "s3://{bucket} at {endpoint}"),
-            StoreDescription::Memory => f.write_str("in-memory store"),
         }
     }
 }
