@@ -309,3 +309,78 @@ fn refused_key(e: &object_store::Error) -> Option<String> {
 pub(super) fn listed_key_usable(key: &str) -> bool {
     usable(key, false)
 }
+
+/// Iterator over a listing; fetches pages lazily.
+pub struct ObjectList {
+    pub(super) source: Source,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) target: String,
+    pub(super) raw_prefix: String,
+    pub(super) unusable: Vec<String>,
+    pub(super) unusable_count: u64,
+}
+
+/// Unusable keys kept by name in [`ObjectList::unusable`]; more are only counted.
+const MAX_UNUSABLE_NAMES: usize = 1000;
+
+impl std::fmt::Debug for ObjectList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectList")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectList {
+    /// Keys listed so far that cannot be read back, escaped ([`escape_key`]), in listing
+    /// order: the first 1000 by name.
+    pub fn unusable(&self) -> &[String] {
+        &self.unusable
+    }
+
+    /// How many keys were left out as unusable (all of them, named or not).
+    pub fn unusable_count(&self) -> u64 {
+        self.unusable_count
+    }
+}
+
+impl Iterator for ObjectList {
+    type Item = Result<ObjectInfo, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.source.next(&self.runtime, &self.target)? {
+                Ok(Entry::Object(info)) => {
+                    if !info.key.starts_with(&self.raw_prefix) {
+                        continue;
+                    }
+                    if !listed_key_usable(&info.key) {
+                        self.skip(escape_key(&info.key));
+                        continue;
+                    }
+                    return Some(Ok(info));
+                }
+                Ok(Entry::Unusable(key)) => {
+                    if key.starts_with(&escape_key(&self.raw_prefix)) {
+                        self.skip(key);
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl ObjectList {
+    fn skip(&mut self, key: String) {
+        tracing::warn!(
+            key = %key,
+            "left out an object whose key cannot be read back (a control character, or an \
+             empty or `.` segment); rename it to include it"
+        );
+        self.unusable_count += 1;
+        if self.unusable.len() < MAX_UNUSABLE_NAMES {
+            self.unusable.push(key);
+        }
+    }
+}

@@ -34,8 +34,8 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use lines::{Line, LineReader};
-pub use list::escape_key;
 use list::object_key;
+pub use list::{ObjectList, escape_key};
 pub use observe::{Access, Event, StoreObserver};
 pub use ranges::RangeReader;
 
@@ -389,81 +389,6 @@ impl Store {
         self.note(Access::Delete, || Event::key(key));
         fault::wrote();
         Ok(())
-    }
-}
-
-/// Iterator over a listing; fetches pages lazily.
-pub struct ObjectList {
-    source: list::Source,
-    runtime: Arc<Runtime>,
-    target: String,
-    raw_prefix: String,
-    unusable: Vec<String>,
-    unusable_count: u64,
-}
-
-/// Unusable keys kept by name in [`ObjectList::unusable`]; more are only counted.
-const MAX_UNUSABLE_NAMES: usize = 1000;
-
-impl std::fmt::Debug for ObjectList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectList")
-            .field("target", &self.target)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ObjectList {
-    /// Keys listed so far that cannot be read back, escaped ([`escape_key`]), in listing
-    /// order: the first 1000 by name.
-    pub fn unusable(&self) -> &[String] {
-        &self.unusable
-    }
-
-    /// How many keys were left out as unusable (all of them, named or not).
-    pub fn unusable_count(&self) -> u64 {
-        self.unusable_count
-    }
-}
-
-impl Iterator for ObjectList {
-    type Item = Result<ObjectInfo, StoreError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            match self.source.next(&self.runtime, &self.target)? {
-                Ok(list::Entry::Object(info)) => {
-                    if !info.key.starts_with(&self.raw_prefix) {
-                        continue;
-                    }
-                    if !list::listed_key_usable(&info.key) {
-                        self.skip(list::escape_key(&info.key));
-                        continue;
-                    }
-                    return Some(Ok(info));
-                }
-                Ok(list::Entry::Unusable(key)) => {
-                    if key.starts_with(&list::escape_key(&self.raw_prefix)) {
-                        self.skip(key);
-                    }
-                }
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
-}
-
-impl ObjectList {
-    fn skip(&mut self, key: String) {
-        tracing::warn!(
-            key = %key,
-            "left out an object whose key cannot be read back (a control character, or an \
-             empty or `.` segment); rename it to include it"
-        );
-        self.unusable_count += 1;
-        if self.unusable.len() < MAX_UNUSABLE_NAMES {
-            self.unusable.push(key);
-        }
     }
 }
 
