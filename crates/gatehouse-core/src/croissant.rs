@@ -319,7 +319,7 @@ fn as_json<T: serde::Serialize>(report: &T) -> Value {
 /// Human QA from the signoff: reviewers, review types, the digest and the decision.
 fn annotation(i: &Inputs<'_>) -> String {
     let signoff = as_json(i.signoff);
-    let reviewers = signoff["reviewers"].as_array().map_or(0, Vec::len);
+    let (authenticated, attested) = counted_reviewers(i.signoff);
     let review_types: BTreeSet<&str> = signoff["results"]
         .as_array()
         .into_iter()
@@ -327,7 +327,12 @@ fn annotation(i: &Inputs<'_>) -> String {
         .filter_map(|r| r["review_type"].as_str().or_else(|| r["role"].as_str()))
         .collect();
     format!(
-        "Human QA: {reviewers} authenticated reviewer(s) scored seeded, stratified samples of the release against rubrics ({}); the signoff (qa/signoff_record.json) is bound to the release digest {}. Decision: {}.",
+        "Human QA: {authenticated} authenticated reviewer(s){} scored seeded, stratified samples of the release against rubrics ({}); the signoff (qa/signoff_record.json) is bound to the release digest {}. Decision: {}.",
+        if attested == 0 {
+            String::new()
+        } else {
+            format!(" and {attested} reviewer(s) whose reviews the operator attested")
+        },
         if review_types.is_empty() {
             "see the signoff record".to_string()
         } else {
@@ -336,6 +341,24 @@ fn annotation(i: &Inputs<'_>) -> String {
         i.digest,
         signoff["decision"].as_str().unwrap_or("?"),
     )
+}
+
+/// Distinct reviewers whose counted reviews were authenticated (the review app's sign-in or
+/// a verified signature), and the others whose counted reviews only the operator attested.
+fn counted_reviewers(signoff: &Signoff) -> (usize, usize) {
+    use crate::contract::signoff::Authentication;
+    let mut authenticated = BTreeSet::new();
+    let mut attested = BTreeSet::new();
+    for a in signoff.authentication.iter().filter(|a| a.counted) {
+        match a.method {
+            Authentication::AppSession | Authentication::Signature => {
+                authenticated.insert(a.reviewer.as_str())
+            }
+            Authentication::OperatorAttested => attested.insert(a.reviewer.as_str()),
+        };
+    }
+    let attested_only = attested.difference(&authenticated).count();
+    (authenticated.len(), attested_only)
 }
 
 fn limitations(exclusions: &[String]) -> String {

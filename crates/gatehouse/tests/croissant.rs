@@ -107,6 +107,13 @@ fn a_published_release_is_described_in_croissant() {
         "{annotation}"
     );
     assert!(annotation.contains("clinician_foundation"), "{annotation}");
+    // The reviews were imported by the operator (unsigned): said so, never counted as
+    // authenticated reviewers.
+    assert!(
+        annotation.starts_with("Human QA: 0 authenticated reviewer(s) and ")
+            && annotation.contains(" reviewer(s) whose reviews the operator attested"),
+        "{annotation}"
+    );
     assert!(
         doc["rai:dataCollection"]
             .as_str()

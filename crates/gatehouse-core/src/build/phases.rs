@@ -114,6 +114,10 @@ impl<'a> Prepared<'a> {
     /// Phases 2 and 3, from every object's map output (in key order): `entries` are the
     /// objects' sketches, `sets` their shingle sets, and `lines(o, f)` hands object `o`'s
     /// mapped lines to `f` in source order.
+    ///
+    /// One sequence on purpose (about 130 lines): duplicates, the merge, then the build
+    /// report, the routing config and, last, the manifest that commits them. What stays
+    /// here is the order of the writes, which resume and crash safety rely on.
     pub(super) fn finish(
         self,
         mapped: Vec<MappedOutput>,

@@ -243,6 +243,9 @@ pub(super) struct Analysis {
 }
 
 /// Finds every exact and near pair among the collected records.
+///
+/// About 120 lines on purpose: exact keys, then band buckets, then each candidate verified,
+/// in one pass over the collected sketches whose counts the report states.
 pub(super) fn analyse(
     c: &Collected,
     params: &NearDupParams,
@@ -513,6 +516,10 @@ fn dedup_report(
     )
 }
 
+/// The leakage report: every cross-split pair with its evidence, and the certificate.
+///
+/// About 120 lines on purpose: the findings, the certificate and the counts are read off the
+/// same pairs, and splitting them would pass the pairs around three times.
 fn leakage_report(
     manifest: &super::ExportManifest,
     scanned: &super::scan::Scanned,

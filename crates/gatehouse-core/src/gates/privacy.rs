@@ -377,6 +377,9 @@ const EVALUATION_METHOD: &str = "each labelled set (one {text, spans:[{start, en
 /// Scores every configured labelled set with `ctx`'s detector. Store errors other than a
 /// missing key are errors (the gate cannot do its job); a missing, unreadable or malformed
 /// set, or a score below a minimum, is a finding that fails the gate.
+///
+/// About 120 lines on purpose: read, score and compare each set in one loop, so every way a
+/// set can fail is a finding at the place it is found.
 pub(super) fn evaluate_sets(
     store: &crate::store::Store,
     ctx: &CheckContext<'_>,
