@@ -30,9 +30,11 @@ use crate::layout;
 use crate::registry::Registry;
 use crate::report::{Verdict, generated_by};
 use crate::store::{Store, StoreError};
-use crate::waiver::WaiverUse;
 
-pub use crate::contract::publish::{Evidence, Marker};
+pub use crate::contract::publish::{
+    CombinedGateReport, ConsumptionVerdict, Evidence, GateVerdict, Marker, ReleaseNotes,
+    ReleaseSummary,
+};
 
 mod card;
 mod notes;
@@ -402,30 +404,42 @@ impl<'a> Judged<'a> {
         &self,
         coverage: &CoverageReport,
         checked: &Checked<'_>,
-    ) -> (serde_json::Value, Verdict) {
+    ) -> Result<(CombinedGateReport, Verdict), PublishError> {
         let verdicts = self.verdicts(coverage, checked.qa_passed);
         let overall = verdicts.values().copied().max().unwrap_or(Verdict::Pass);
-        let waivers: Vec<&WaiverUse> = self.gates.iter().flat_map(|(_, g)| &g.waivers).collect();
-        let combined = serde_json::json!({
-            "schema_version": SCHEMA_VERSION,
-            "generated_by": generated_by(),
-            "release_version": self.version,
-            "release_digest": self.digest,
-            "verdict": overall,
-            "verdicts": verdicts,
-            "gates": self.gates.iter().map(|(key, g)| serde_json::json!({
-                "gate": g.gate, "verdict": g.verdict, "blocking": g.blocking,
-                "report": key, "counts": g.counts,
-            })).collect::<Vec<_>>(),
-            "human_qa": checked.qa_gate,
-            "training_consumption": {
-                "verdict": self.consume.verdict,
-                "report": layout::CONSUMPTION_TEST.at(self.location),
+        let waivers = self
+            .gates
+            .iter()
+            .flat_map(|(_, g)| g.waivers.iter().cloned())
+            .collect();
+        let combined = CombinedGateReport {
+            gates: self
+                .gates
+                .iter()
+                .map(|(key, g)| GateVerdict {
+                    blocking: g.blocking,
+                    counts: g.counts.clone(),
+                    gate: g.gate.clone(),
+                    report: key.clone(),
+                    verdict: g.verdict,
+                })
+                .collect(),
+            generated_by: generated_by(),
+            human_qa: serde_json::to_value(checked.qa_gate)
+                .map_err(|e| PublishError::Serialise("the QA gate's decision", e))?,
+            release_digest: self.digest.to_string(),
+            release_version: self.version.to_string(),
+            schema_version: SCHEMA_VERSION,
+            training_consumption: ConsumptionVerdict {
+                report: layout::CONSUMPTION_TEST.at(self.location),
+                verdict: self.consume.verdict,
             },
-            "waivers": waivers,
-            "warnings": self.warnings(coverage),
-        });
-        (combined, overall)
+            verdict: overall,
+            verdicts,
+            waivers,
+            warnings: self.warnings(coverage),
+        };
+        Ok((combined, overall))
     }
 
     /// `release_summary.json`: stages, verdict, versions and digests.
@@ -435,18 +449,19 @@ impl<'a> Judged<'a> {
         stages: &S,
         config_digest: &str,
         overall: Verdict,
-    ) -> serde_json::Value {
-        serde_json::json!({
-            "schema_version": SCHEMA_VERSION,
-            "generated_by": generated_by(),
-            "release_version": self.version,
-            "release_digest": self.digest,
-            "config_digest": config_digest,
-            "registry_digest": registry.digest,
-            "tool": self.manifest.tool,
-            "tokenizer": self.manifest.tokens.tokenizer,
-            "stages": stages,
-            "verdict": overall,
+    ) -> Result<ReleaseSummary, PublishError> {
+        Ok(ReleaseSummary {
+            config_digest: config_digest.to_string(),
+            generated_by: generated_by(),
+            registry_digest: registry.digest.clone(),
+            release_digest: self.digest.to_string(),
+            release_version: self.version.to_string(),
+            schema_version: SCHEMA_VERSION,
+            stages: serde_json::to_value(stages)
+                .map_err(|e| PublishError::Serialise("the stage records", e))?,
+            tokenizer: self.manifest.tokens.tokenizer.clone(),
+            tool: self.manifest.tool.clone(),
+            verdict: overall,
         })
     }
 
@@ -458,11 +473,11 @@ impl<'a> Judged<'a> {
         checked: &Checked<'_>,
         config_digest: &str,
     ) -> Result<[(layout::File, Vec<u8>); 6], PublishError> {
-        let (combined, overall) = self.combined_report(outcome.coverage, checked);
+        let (combined, overall) = self.combined_report(outcome.coverage, checked)?;
         let decision = notes::decision(self);
         let notes = notes::release_notes(self, checked, &decision, &combined);
         let notes_md = notes::markdown(self, &decision, &notes);
-        let summary = self.summary(registry, outcome.stages, config_digest, overall);
+        let summary = self.summary(registry, outcome.stages, config_digest, overall)?;
         let card = card::dataset_card(self, registry, &combined);
         let croissant = crate::croissant::document(&crate::croissant::Inputs {
             location: self.location,

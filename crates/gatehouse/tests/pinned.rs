@@ -188,6 +188,7 @@ fn the_sample_release_is_byte_identical_to_its_pins() {
         Ok(())
     })
     .unwrap();
+    evidence_reads_back_as_its_contract_types(&release);
     // Nothing written before QA changes during QA and publication.
     for (k, h) in &before_qa {
         assert_eq!(after.get(k), Some(h), "{k} changed after the QA stop");
@@ -240,4 +241,31 @@ fn the_sample_release_is_byte_identical_to_its_pins() {
         "outputs differ from {PINS}:\n{}",
         diffs.join("\n")
     );
+}
+
+/// The publication's evidence reads back as its contract types, and written again gives
+/// the same bytes.
+fn evidence_reads_back_as_its_contract_types(release: &Path) {
+    use gatehouse_core::contract::publish::{
+        CombinedGateReport, Marker, ReleaseNotes, ReleaseSummary,
+    };
+    fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(path: &Path) -> T {
+        let bytes = std::fs::read(path).unwrap();
+        let typed: T =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut again = serde_json::to_vec_pretty(&typed).unwrap();
+        again.push(b'\n');
+        assert!(again == bytes, "{} does not round-trip", path.display());
+        typed
+    }
+    let combined: CombinedGateReport = round_trip(&release.join("gates/combined_gate_report.json"));
+    assert_eq!(combined.gates.len(), 5);
+    let notes: ReleaseNotes = round_trip(&release.join("release_notes.json"));
+    assert_eq!(notes.verdicts, combined.verdicts);
+    assert_eq!(notes.signoff.decision, "approved");
+    let summary: ReleaseSummary = round_trip(&release.join("release_summary.json"));
+    assert_eq!(summary.release_digest, combined.release_digest);
+    let marker: Marker =
+        serde_json::from_slice(&std::fs::read(release.join("_PUBLISHED")).unwrap()).unwrap();
+    assert_eq!(marker.release_digest, summary.release_digest);
 }

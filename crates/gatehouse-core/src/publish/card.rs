@@ -61,7 +61,7 @@ fn front_matter(r: &Judged<'_>, registry: &Registry) -> String {
 pub(super) fn dataset_card(
     r: &Judged<'_>,
     registry: &Registry,
-    combined: &serde_json::Value,
+    combined: &super::CombinedGateReport,
 ) -> String {
     let mut y = front_matter(r, registry);
     y.push_str(&format!(
@@ -76,7 +76,7 @@ pub(super) fn dataset_card(
     y.push_str("## Known exclusions\n\n");
     y.push_str(&list(&r.exclusions));
     y.push_str("\n## Gate results\n\n");
-    y.push_str(&verdicts_table(&combined["verdicts"]));
+    y.push_str(&verdicts_table(&combined.verdicts));
     y.push_str("\n## Review\n\nClinician (foundation and crisis) and bias/cultural reviewers scored seeded, stratified samples against their rubrics; the signoff (`qa/signoff_record.json`) is bound to this release digest. See `release_notes.md`.\n");
     y
 }

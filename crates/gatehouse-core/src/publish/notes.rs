@@ -1,7 +1,12 @@
 //! The release notes: `release_notes.json` with the release decision record, and its
 //! Markdown rendering `release_notes.md`; and the Markdown tables the dataset card shares.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
+
+use crate::contract::publish::{CombinedGateReport, NotesConsumption, NotesSignoff, ReleaseNotes};
+use crate::report::Verdict;
 
 use super::{Checked, Families, Judged, SCHEMA_VERSION};
 
@@ -57,42 +62,45 @@ pub(super) fn release_notes(
     r: &Judged<'_>,
     checked: &Checked<'_>,
     decision: &str,
-    combined: &Value,
-) -> Value {
+    combined: &CombinedGateReport,
+) -> ReleaseNotes {
     let (signoff, consume) = (&r.signoff, &r.consume);
-    serde_json::json!({
-        "schema_version": SCHEMA_VERSION,
-        "release_version": r.version,
-        "release_digest": r.digest,
-        "release_date": r.manifest.release_date,
-        "decision": decision,
-        "families": r.families,
-        "exclusions": r.exclusions,
-        "verdicts": combined["verdicts"],
-        "privacy": privacy(r),
-        "warnings": combined["warnings"],
-        "waivers": combined["waivers"],
-        "signoff": {
-            "decision": signoff.decision,
-            "reviewers": signoff.reviewers,
-            "authentication": signoff.authentication,
-            "results": signoff.results,
-            "privacy_spot_check": signoff.privacy_spot_check,
-            "exceptions": signoff.exceptions,
-            "record_sha256": match checked.qa_gate { crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(), _ => String::new() },
+    ReleaseNotes {
+        decision: decision.to_string(),
+        exclusions: r.exclusions.clone(),
+        families: r.families.clone(),
+        privacy: privacy(r),
+        release_date: r.manifest.release_date.clone(),
+        release_digest: r.digest.to_string(),
+        release_version: r.version.to_string(),
+        schema_version: SCHEMA_VERSION,
+        signoff: NotesSignoff {
+            authentication: signoff.authentication.clone(),
+            decision: signoff.decision.clone(),
+            exceptions: signoff.exceptions.clone(),
+            privacy_spot_check: signoff.privacy_spot_check.clone(),
+            record_sha256: match checked.qa_gate {
+                crate::qa::QaGate::Approved { signoff_sha256, .. } => signoff_sha256.clone(),
+                _ => String::new(),
+            },
+            results: signoff.results.clone(),
+            reviewers: signoff.reviewers.clone(),
         },
-        "training_consumption": {
-            "verdict": consume.verdict,
-            "records": consume.splits.iter().map(|s| s.records).sum::<u64>(),
-            "batches": consume.batches.batches,
-            "over_max_seq_length": consume.splits.iter().map(|s| s.over_max_seq_length).sum::<u64>(),
+        training_consumption: NotesConsumption {
+            batches: consume.batches.batches,
+            over_max_seq_length: consume.splits.iter().map(|s| s.over_max_seq_length).sum(),
+            records: consume.splits.iter().map(|s| s.records).sum(),
+            verdict: consume.verdict,
         },
-        "unenforced_store_override": checked.unenforced_store_override,
-    })
+        unenforced_store_override: checked.unenforced_store_override.clone(),
+        verdicts: combined.verdicts.clone(),
+        waivers: combined.waivers.clone(),
+        warnings: combined.warnings.clone(),
+    }
 }
 
 /// `release_notes.md`: the notes for people.
-pub(super) fn markdown(r: &Judged<'_>, decision: &str, notes: &Value) -> String {
+pub(super) fn markdown(r: &Judged<'_>, decision: &str, notes: &ReleaseNotes) -> String {
     let mut md = format!(
         "# Release notes: {}\n\nRelease digest `{}`.\n\n",
         r.version, r.digest
@@ -100,30 +108,32 @@ pub(super) fn markdown(r: &Judged<'_>, decision: &str, notes: &Value) -> String 
     md.push_str(&format!("## Decision\n\n{decision}\n\n## Families\n\n"));
     md.push_str(&families_table(&r.families));
     md.push_str("\n## Gates\n\n");
-    md.push_str(&verdicts_table(&notes["verdicts"]));
-    md.push_str(&privacy_markdown(&notes["privacy"]));
+    md.push_str(&verdicts_table(&notes.verdicts));
+    md.push_str(&privacy_markdown(&notes.privacy));
     md.push_str("\n## Known exclusions\n\n");
     md.push_str(&list(&r.exclusions));
     md.push_str("\n## Warnings and waivers\n\n");
-    let warnings = notes["warnings"].as_array().cloned().unwrap_or_default();
-    let waivers = notes["waivers"].as_array().cloned().unwrap_or_default();
-    if warnings.is_empty() && waivers.is_empty() {
+    if notes.warnings.is_empty() && notes.waivers.is_empty() {
         md.push_str("None.\n");
     }
-    for w in warnings {
-        md.push_str(&format!("- {}\n", w.as_str().unwrap_or_default()));
+    for w in &notes.warnings {
+        md.push_str(&format!("- {w}\n"));
     }
-    for w in waivers {
+    for w in &notes.waivers {
+        // As JSON, keys sorted, as the notes' JSON holds it.
+        let w = serde_json::to_value(w).unwrap_or_default();
         md.push_str(&format!("- waiver: {w}\n"));
     }
     md.push_str("\n## Human review\n\n");
-    md.push_str(&signoff_markdown(&notes["signoff"]));
-    let t = &notes["training_consumption"];
+    md.push_str(&signoff_markdown(
+        &serde_json::to_value(&notes.signoff).unwrap_or_default(),
+    ));
+    let t = &notes.training_consumption;
     md.push_str(&format!(
         "\n## Training consumption\n\n{} records loaded and verified, {} curriculum batches, {} over max_seq_length.\n",
-        t["records"], t["batches"], t["over_max_seq_length"]
+        t.records, t.batches, t.over_max_seq_length
     ));
-    if let Some(r) = notes["unenforced_store_override"].as_str() {
+    if let Some(r) = &notes.unenforced_store_override {
         md.push_str(&format!(
             "\n## Store override\n\nThe store does not enforce create-only writes; published anyway because: {r}\n"
         ));
@@ -280,12 +290,10 @@ pub(super) fn families_table(families: &Families) -> String {
 }
 
 /// Each stage's verdict (the combined report's `verdicts`), as a Markdown table.
-pub(super) fn verdicts_table(verdicts: &Value) -> String {
+pub(super) fn verdicts_table(verdicts: &BTreeMap<String, Verdict>) -> String {
     let mut md = String::from("| stage | verdict |\n|---|---|\n");
-    if let Some(v) = verdicts.as_object() {
-        for (k, v) in v {
-            md.push_str(&format!("| {k} | {} |\n", v.as_str().unwrap_or("?")));
-        }
+    for (k, v) in verdicts {
+        md.push_str(&format!("| {k} | {} |\n", v.as_str()));
     }
     md
 }
