@@ -658,6 +658,31 @@ fn check_regression(
     Ok((baseline, regression_checks))
 }
 
+/// `distribution pass: N family × split groups, … range checks, … over max_seq_length …`.
+impl super::gate::Headline for DistributionDetail {
+    fn headline(&self, verdict: crate::report::Verdict) -> Vec<String> {
+        let over: u64 = self
+            .groups
+            .iter()
+            .filter(|g| g.split == "all")
+            .map(|g| g.over_max_seq_length)
+            .sum();
+        vec![format!(
+            "distribution {}: {} family × split groups, {} range checks, {} over max_seq_length {} ({}); {}",
+            verdict.as_str(),
+            self.groups.iter().filter(|g| g.split != "all").count(),
+            self.range_checks.len(),
+            over,
+            self.max_seq_length,
+            self.tokenizer,
+            match &self.baseline {
+                Some(b) => format!("compared with published {}", b.release_version),
+                None => "first release: no baseline".to_string(),
+            }
+        )]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -682,3 +682,37 @@ fn leakage_release_findings(
     }
     (release, without_split)
 }
+/// `dedup     pass: N records, … duplicates left (… candidate pairs, … verified)`.
+impl super::gate::Headline for DedupDetail {
+    fn headline(&self, verdict: crate::report::Verdict) -> Vec<String> {
+        let (exact, near): (u64, u64) = self.per_family.values().fold((0, 0), |(e, n), f| {
+            (e + f.exact_duplicates, n + f.near_duplicates)
+        });
+        vec![format!(
+            "dedup     {}: {} records, {} exact and {} near duplicates left ({} candidate pairs, {} verified)",
+            verdict.as_str(),
+            self.records,
+            exact,
+            near,
+            self.candidates,
+            self.candidates_verified,
+        )]
+    }
+}
+
+/// `leakage   pass: <pairs per split pair>; certificate complete`.
+impl super::gate::Headline for LeakageDetail {
+    fn headline(&self, verdict: crate::report::Verdict) -> Vec<String> {
+        let c = &self.certificate;
+        vec![format!(
+            "leakage   {}: {}; certificate {}",
+            verdict.as_str(),
+            c.pairs
+                .iter()
+                .map(|p| format!("{} {} exact + {} near", p.splits, p.exact, p.near))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if c.complete { "complete" } else { "INCOMPLETE" },
+        )]
+    }
+}

@@ -9,7 +9,8 @@
 //! - A gate is a line of `GATES` in `gates/mod.rs` ([`GateDef`]): its name, its report file
 //!   and its `finish`, which turns the merged scan ([`Finish`]) into a [`Finished`] report
 //!   (any [`GateReport`]) and the files written beside it. `gates::run` writes every
-//!   report, summary and waiver list in one loop over that table.
+//!   report, summary and waiver list in one loop over that table. The report's detail type
+//!   implements [`Headline`]: what `gatehouse gates` prints for the gate, above its findings.
 //!
 //! The dedup and leakage gates do not have a per-record check of this shape: the
 //! sketcher (`duplicates.rs`) streams each batch's sketches to one collector thread, and
@@ -88,8 +89,19 @@ pub(super) struct Finish<'a, 'c> {
 }
 
 /// A gate's report, whatever its detail: what the run loop needs of it.
+/// What a gate says about itself in one line (or a few) for people: `gatehouse gates` and
+/// `gatehouse release` print it above the gate's findings. Implemented by each gate's
+/// detail type, in the gate's own file.
+pub(super) trait Headline {
+    /// The lines, the first starting with the gate's name and `verdict`. Counts and
+    /// settings only: never record text.
+    fn headline(&self, verdict: Verdict) -> Vec<String>;
+}
+
 pub(super) trait Report: Send {
     fn verdict(&self) -> Verdict;
+    fn headline(&self) -> Vec<String>;
+    fn findings(&self) -> &[crate::report::Finding];
     fn counts(&self) -> &BTreeMap<String, CodeCount>;
     /// The waivers the gate applied (or found expired), in the report's order.
     fn waivers(&self) -> &[WaiverUse];
@@ -99,9 +111,17 @@ pub(super) trait Report: Send {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
 }
 
-impl<D: Serialize + Send + 'static> Report for GateReport<D> {
+impl<D: Serialize + Send + Headline + 'static> Report for GateReport<D> {
     fn verdict(&self) -> Verdict {
         self.verdict
+    }
+
+    fn headline(&self) -> Vec<String> {
+        self.detail.headline(self.verdict)
+    }
+
+    fn findings(&self) -> &[crate::report::Finding] {
+        &self.findings
     }
 
     fn counts(&self) -> &BTreeMap<String, CodeCount> {
@@ -130,7 +150,7 @@ pub(super) struct Finished {
 }
 
 impl Finished {
-    pub fn report<D: Serialize + Send + 'static>(report: GateReport<D>) -> Self {
+    pub fn report<D: Serialize + Send + Headline + 'static>(report: GateReport<D>) -> Self {
         Self {
             report: Box::new(report),
             also: Vec::new(),

@@ -42,8 +42,9 @@ pub use scan::{ExportManifest, Locator, ShardCheck};
 use gate::{Finish, GateDef, gate, record_checks};
 
 /// Every gate, in the order they run and are shown: name, report file, finish (`gate.rs`).
-/// A new gate is a file with its `finish` and a line here (and, if it checks records, a
-/// line in [`Checks`]); [`layout::GATE_REPORTS`] lists the same files.
+/// A new gate is a file with its `finish` and its detail's `Headline`, and a line here
+/// (and, if it checks records, a line in [`Checks`]); [`layout::GATE_REPORTS`] lists the
+/// same files.
 #[rustfmt::skip]
 const GATES: [GateDef; 5] = [
     gate("privacy", layout::PII_REPORT, privacy::finish),
@@ -259,11 +260,22 @@ pub struct GatesOutcome {
     pub distribution: distribution::DistributionReport,
     /// One per gate, in the order they run.
     pub summaries: Vec<GateSummary>,
+    /// What each gate says for people, in the order they run: its headline and findings.
+    pub lines: Vec<GateLines>,
     /// The waivers each gate applied (or found expired), one entry per gate in the same order.
     pub waivers: Vec<GateWaivers>,
     pub written: Vec<String>,
     /// Every blocking gate passed (warnings allowed).
     pub passed: bool,
+}
+
+/// A gate's headline (its name, verdict and what it measured) and its findings, for
+/// people; the CLI prints them for every gate alike.
+#[derive(Debug, Clone)]
+pub struct GateLines {
+    pub gate: &'static str,
+    pub headline: Vec<String>,
+    pub findings: Vec<crate::report::Finding>,
 }
 
 /// The settings the gates judge by.
@@ -329,6 +341,7 @@ pub fn run(
 
     let mut written = Vec::new();
     let mut summaries = Vec::new();
+    let mut lines = Vec::new();
     let mut waivers = Vec::new();
     let mut reports: BTreeMap<&'static str, Box<dyn Any>> = BTreeMap::new();
     for (g, f) in finished {
@@ -351,6 +364,11 @@ pub fn run(
             report: key,
             blocking_counts: blocking_counts(f.report.counts()),
         });
+        lines.push(GateLines {
+            gate: g.name,
+            headline: f.report.headline(),
+            findings: f.report.findings().to_vec(),
+        });
         waivers.push(GateWaivers {
             gate: g.name,
             waivers: f.report.waivers().to_vec(),
@@ -371,6 +389,7 @@ pub fn run(
         leakage: take(&mut reports, "leakage")?,
         distribution: take(&mut reports, "distribution")?,
         summaries,
+        lines,
         waivers,
         written,
         passed,

@@ -503,3 +503,50 @@ pub(super) fn evaluate_sets(
         findings,
     ))
 }
+/// `privacy   pass: N records, …`, and a line per labelled set.
+impl super::gate::Headline for PrivacyDetail {
+    fn headline(&self, verdict: crate::report::Verdict) -> Vec<String> {
+        let p = &self.metrics;
+        let mut lines = vec![format!(
+            "privacy   {}: {} records, {} messages scanned ({:.1} MB/s); {} detections; spot-check sample of {} records",
+            verdict.as_str(),
+            p.records_scanned,
+            p.messages_scanned,
+            p.scan_mb_per_second,
+            p.detections_by_type.values().sum::<u64>(),
+            self.spot_check.size,
+        )];
+        if let Some(e) = &self.evaluation {
+            for set in &e.sets {
+                lines.push(format!(
+                    "          labelled set {}: {}",
+                    set.key,
+                    measured(set)
+                ));
+            }
+        }
+        lines
+    }
+}
+
+/// One measured labelled set, as a line: direct recall and precision with their intervals.
+fn measured(set: &MeasuredSet) -> String {
+    let Some(s) = &set.scores else {
+        return format!(
+            "not scored ({})",
+            set.error.as_deref().unwrap_or("unreadable")
+        );
+    };
+    let rate = |m: &crate::privacy::Measured| match (m.value, m.wilson_95) {
+        (Some(v), Some([lo, hi])) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
+        _ => "n/a".to_string(),
+    };
+    format!(
+        "{} documents; direct recall {}, precision {}, F2 {}",
+        s.documents,
+        rate(&s.recall_direct),
+        rate(&s.precision),
+        s.f2_direct
+            .map_or_else(|| "n/a".into(), |f| format!("{f:.3}"))
+    )
+}

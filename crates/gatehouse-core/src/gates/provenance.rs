@@ -286,3 +286,15 @@ pub(super) fn report(
         detail,
     )
 }
+/// `provenance pass: N records checked across M datasets`.
+impl super::gate::Headline for ProvenanceDetail {
+    fn headline(&self, verdict: crate::report::Verdict) -> Vec<String> {
+        let v = &self.metrics;
+        vec![format!(
+            "provenance {}: {} records checked across {} datasets",
+            verdict.as_str(),
+            v.records_checked,
+            v.records_by_dataset.len(),
+        )]
+    }
+}

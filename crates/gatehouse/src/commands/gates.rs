@@ -39,83 +39,14 @@ pub fn run(cli: &Cli, args: &GatesArgs) -> Result<Code> {
     })
 }
 
-/// Prints one line per gate and its blocking findings.
+/// Prints every gate's headline and its findings, in the order the gates run.
 pub fn summary(o: &GatesOutcome) {
-    let p = &o.privacy.detail.metrics;
-    print::out(&format!(
-        "privacy   {}: {} records, {} messages scanned ({:.1} MB/s); {} detections; spot-check sample of {} records",
-        o.privacy.verdict.as_str(),
-        p.records_scanned,
-        p.messages_scanned,
-        p.scan_mb_per_second,
-        p.detections_by_type.values().sum::<u64>(),
-        o.privacy.detail.spot_check.size,
-    ));
-    if let Some(e) = &o.privacy.detail.evaluation {
-        for set in &e.sets {
-            print::out(&format!(
-                "          labelled set {}: {}",
-                set.key,
-                measured(set)
-            ));
+    for gate in &o.lines {
+        for line in &gate.headline {
+            print::out(line);
         }
+        findings(&gate.findings);
     }
-    findings(&o.privacy.findings);
-    let v = &o.provenance.detail.metrics;
-    print::out(&format!(
-        "provenance {}: {} records checked across {} datasets",
-        o.provenance.verdict.as_str(),
-        v.records_checked,
-        v.records_by_dataset.len(),
-    ));
-    findings(&o.provenance.findings);
-    let d = &o.dedup.detail;
-    let (exact, near): (u64, u64) = d.per_family.values().fold((0, 0), |(e, n), f| {
-        (e + f.exact_duplicates, n + f.near_duplicates)
-    });
-    print::out(&format!(
-        "dedup     {}: {} records, {} exact and {} near duplicates left ({} candidate pairs, {} verified)",
-        o.dedup.verdict.as_str(),
-        d.records,
-        exact,
-        near,
-        d.candidates,
-        d.candidates_verified,
-    ));
-    findings(&o.dedup.findings);
-    let c = &o.leakage.detail.certificate;
-    print::out(&format!(
-        "leakage   {}: {}; certificate {}",
-        o.leakage.verdict.as_str(),
-        c.pairs
-            .iter()
-            .map(|p| format!("{} {} exact + {} near", p.splits, p.exact, p.near))
-            .collect::<Vec<_>>()
-            .join(", "),
-        if c.complete { "complete" } else { "INCOMPLETE" },
-    ));
-    findings(&o.leakage.findings);
-    let d = &o.distribution.detail;
-    let over: u64 = d
-        .groups
-        .iter()
-        .filter(|g| g.split == "all")
-        .map(|g| g.over_max_seq_length)
-        .sum();
-    print::out(&format!(
-        "distribution {}: {} family × split groups, {} range checks, {} over max_seq_length {} ({}); {}",
-        o.distribution.verdict.as_str(),
-        d.groups.iter().filter(|g| g.split != "all").count(),
-        d.range_checks.len(),
-        over,
-        d.max_seq_length,
-        d.tokenizer,
-        match &d.baseline {
-            Some(b) => format!("compared with published {}", b.release_version),
-            None => "first release: no baseline".to_string(),
-        }
-    ));
-    findings(&o.distribution.findings);
 }
 
 fn findings(list: &[gatehouse_core::report::Finding]) {
@@ -129,26 +60,4 @@ fn findings(list: &[gatehouse_core::report::Finding]) {
             if f.waiver.is_some() { " (waived)" } else { "" }
         ));
     }
-}
-
-/// One measured labelled set, as a line: direct recall and precision with their intervals.
-fn measured(set: &gatehouse_core::gates::privacy::MeasuredSet) -> String {
-    let Some(s) = &set.scores else {
-        return format!(
-            "not scored ({})",
-            set.error.as_deref().unwrap_or("unreadable")
-        );
-    };
-    let rate = |m: &gatehouse_core::privacy::Measured| match (m.value, m.wilson_95) {
-        (Some(v), Some([lo, hi])) => format!("{v:.3} [{lo:.3}, {hi:.3}]"),
-        _ => "n/a".to_string(),
-    };
-    format!(
-        "{} documents; direct recall {}, precision {}, F2 {}",
-        s.documents,
-        rate(&s.recall_direct),
-        rate(&s.precision),
-        s.f2_direct
-            .map_or_else(|| "n/a".into(), |f| format!("{f:.3}"))
-    )
 }
