@@ -101,7 +101,7 @@ fn mapped_in_any_order_through_the_store_the_release_is_byte_identical() {
             fragments.push(prepared.map_fragment(i).unwrap());
         }
         // Every fragment is in the store until the build completes.
-        assert_eq!(files(&store, &prepared.work_location()).len(), 2 * n);
+        assert_eq!(files(&store, &prepared.work_location()).len(), 3 * n);
         let work = prepared.work_location();
         let out = prepared.finish_from_fragments(fragments).unwrap();
         assert_eq!(out.release_digest, rayon.release_digest, "{order}");
@@ -131,4 +131,79 @@ fn a_missing_or_repeated_fragment_fails_before_anything_is_written() {
         "{err}"
     );
     assert!(!store.exists(&format!("{LOC}manifest.json")).unwrap());
+}
+
+#[test]
+fn a_driver_that_died_resumes_from_the_fragments_in_the_store() {
+    let store = store();
+    let reg = registry(&registry_text());
+    let config = BuildConfig::default();
+    let ctx = ctx();
+    let want = build::run(&store, &reg, &config, &ctx, &mut |_| {})
+        .unwrap()
+        .release_digest;
+
+    // The first driver maps half the objects, then dies.
+    let first = Prepared::new(&store, &reg, &config, &ctx).unwrap();
+    let n = first.keys().len();
+    for i in (0..n).step_by(2) {
+        first.map_fragment(i).unwrap();
+    }
+    drop(first);
+
+    // A worker of the second run plans the same build without writing anything.
+    let worker = Prepared::open(&store, &reg, &config, &ctx).unwrap();
+    let mut reused = 0;
+    for i in 0..n {
+        let (_, was_there) = worker.map_or_resume(i).unwrap();
+        reused += usize::from(was_there);
+    }
+    assert_eq!(
+        reused,
+        n.div_ceil(2),
+        "the first run's fragments are reused"
+    );
+    let out = Prepared::new(&store, &reg, &config, &ctx)
+        .unwrap()
+        .finish_from_store()
+        .unwrap();
+    assert_eq!(out.release_digest, want);
+}
+
+#[test]
+fn a_fragment_made_for_other_settings_or_another_object_is_not_reused() {
+    let store = store();
+    let reg = registry(&registry_text());
+    let ctx = ctx();
+    let config = BuildConfig::default();
+    let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
+    prepared.map_fragment(0).unwrap();
+    assert!(prepared.load_fragment(0).unwrap().is_some());
+
+    let other = BuildConfig {
+        seed: config.seed + 1,
+        ..BuildConfig::default()
+    };
+    let reseeded = Prepared::open(&store, &reg, &other, &ctx).unwrap();
+    assert!(
+        reseeded.load_fragment(0).unwrap().is_none(),
+        "other settings"
+    );
+
+    // The source object changes after its fragment was made.
+    let key = prepared.keys().next().unwrap().to_string();
+    let mut bytes = store.get_bytes(&key).unwrap().to_vec();
+    bytes.extend_from_slice(b"\n");
+    store.put(&key, bytes).unwrap();
+    let changed = Prepared::open(&store, &reg, &config, &ctx).unwrap();
+    assert!(
+        changed.load_fragment(0).unwrap().is_none(),
+        "the object changed"
+    );
+    let err = changed.finish_from_store().unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no map fragment made for this build"),
+        "{err}"
+    );
 }

@@ -2,9 +2,14 @@
 //! or machines (issue 21: Ray), through the same kernels as the rayon executor.
 //!
 //! [`Prepared::map_fragment`] maps one source object and writes its fragment to the store
-//! (`{exports}/work/{version}/map/{index}.lines` and `.shingles`, named by the object's
-//! place in key order): any worker, in any order, and again after a failure. It returns the
-//! object's [`Fragment`]: its report entry and sketches, no text. [`Prepared::finish_from_fragments`]
+//! (`{exports}/work/{version}/map/{index}.lines`, `.shingles`, then `.fragment`, named by
+//! the object's place in key order): any worker, in any order, and again after a failure.
+//! It returns the object's [`Fragment`]: its report entry and sketches, no text; the
+//! `.fragment` object holds the same, written last, so a fragment in the store is complete.
+//! [`Prepared::map_or_resume`] reuses a fragment already in the store when its fingerprint
+//! (the object as listed, the settings, the registry, the blocklist, the version, the
+//! code) matches, so a driver that died resumes from completed map outputs;
+//! [`Prepared::finish_from_store`] finishes from the fragments in the store. [`Prepared::finish_from_fragments`]
 //! takes every object's fragment (in key order), judges every LSH bucket's pairs first and
 //! clusters from those verdicts ([`dedup::Verdicts::Beforehand`], what a shuffle by band
 //! key gives), merges the fragments' lines in key order, and removes the fragments. The
@@ -72,11 +77,56 @@ impl Prepared<'_> {
         let lines = lines.into_inner().map_err(|e| io_err(e.into_error()))?;
         lines.finish()?;
         sets.finish().map_err(io_err)?.finish()?;
-        Ok(Fragment {
+        let fragment = Fragment {
             index,
             mapped,
             entries,
-        })
+        };
+        // Last: the fragment's own record commits its lines and sets.
+        let bytes = codec::encode(&self.fingerprint(index), &fragment)?;
+        store.put(&fragment_key(&self.work_location(), index), bytes)?;
+        Ok(fragment)
+    }
+
+    /// Object `index`'s fragment from the store, when one is there and was made for this
+    /// build (same fingerprint); `None` otherwise. A fragment that cannot be decoded is an
+    /// error naming its key.
+    pub fn load_fragment(&self, index: usize) -> Result<Option<Fragment>, BuildError> {
+        let key = fragment_key(&self.work_location(), index);
+        let bytes = match self.store().get_bytes(&key) {
+            Ok(b) => b,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (fingerprint, fragment) = codec::decode(&bytes)
+            .map_err(|e| BuildError::Internal(format!("{key}: a broken map fragment: {e}")))?;
+        Ok((fingerprint == self.fingerprint(index) && fragment.index == index).then_some(fragment))
+    }
+
+    /// Object `index`'s fragment: the one in the store if it was made for this build,
+    /// else mapped now.
+    pub fn map_or_resume(&self, index: usize) -> Result<(Fragment, bool), BuildError> {
+        match self.load_fragment(index)? {
+            Some(f) => Ok((f, true)),
+            None => Ok((self.map_fragment(index)?, false)),
+        }
+    }
+
+    /// Phases 2 and 3 from the fragments in the store: every object must have one made for
+    /// this build.
+    pub fn finish_from_store(self) -> Result<BuildOutcome, BuildError> {
+        let mut fragments = Vec::with_capacity(self.keys().len());
+        for (i, key) in self.keys().enumerate() {
+            match self.load_fragment(i)? {
+                Some(f) => fragments.push(f),
+                None => {
+                    return Err(BuildError::Internal(format!(
+                        "{key} has no map fragment made for this build: map it first"
+                    )));
+                }
+            }
+        }
+        self.finish_from_fragments(fragments)
     }
 
     /// Phases 2 and 3 from every object's fragment; `fragments` in any order, one per
@@ -117,8 +167,8 @@ impl Prepared<'_> {
                 process::for_each_line(store.open_read(key)?, &err, f)
             },
         )?;
-        for (lines, sets) in &keys {
-            for key in [lines, sets] {
+        for (i, (lines, sets)) in keys.iter().enumerate() {
+            for key in [lines, sets, &fragment_key(&work, i)] {
                 match store.delete(key) {
                     Ok(()) | Err(StoreError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
@@ -126,6 +176,15 @@ impl Prepared<'_> {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// `{work}map/{index}.fragment`: the fragment's record, written last.
+fn fragment_key(work: &str, index: usize) -> String {
+    let (lines, _) = layout::map_fragment(work, index);
+    match lines.strip_suffix(".lines") {
+        Some(stem) => format!("{stem}.fragment"),
+        None => format!("{lines}.fragment"),
     }
 }
 
@@ -155,5 +214,129 @@ impl SetStore for FragmentSets<'_> {
         let bytes = reader.read(at..at + 4 * u64::from(len))?;
         decode_set(&bytes, out);
         Ok(())
+    }
+}
+
+/// The `.fragment` record: a magic line, the JSON header (fingerprint, index, the object's
+/// output) and the sketches in little-endian binary (exact key, line, tokens, set offset
+/// and length, id; then the band keys and the signature bytes).
+mod codec {
+    use super::super::dedup::{Entry, ObjectEntries};
+    use super::super::phases::MappedOutput;
+    use super::{BuildError, Fragment};
+
+    const MAGIC: &[u8] = b"gatehouse map fragment v1\n";
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Header {
+        fingerprint: String,
+        index: usize,
+        mapped: MappedOutput,
+    }
+
+    pub(super) fn encode(fingerprint: &str, f: &Fragment) -> Result<Vec<u8>, BuildError> {
+        let header = serde_json::to_vec(&Header {
+            fingerprint: fingerprint.to_string(),
+            index: f.index,
+            mapped: f.mapped.clone(),
+        })
+        .map_err(|e| BuildError::Serialise("a map fragment", e))?;
+        let e = &f.entries;
+        let mut out = Vec::with_capacity(header.len() + 64 * e.entries.len() + 8 * e.bands.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&(e.entries.len() as u64).to_le_bytes());
+        for x in &e.entries {
+            out.extend_from_slice(&x.exact.to_le_bytes());
+            out.extend_from_slice(&x.line.to_le_bytes());
+            out.extend_from_slice(&x.tokens.to_le_bytes());
+            out.extend_from_slice(&x.shingles_at.to_le_bytes());
+            out.extend_from_slice(&x.shingles_len.to_le_bytes());
+            out.extend_from_slice(&(x.id.len() as u32).to_le_bytes());
+            out.extend_from_slice(x.id.as_bytes());
+        }
+        out.extend_from_slice(&(e.bands.len() as u64).to_le_bytes());
+        for b in &e.bands {
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+        out.extend_from_slice(&(e.low.len() as u64).to_le_bytes());
+        out.extend_from_slice(&e.low);
+        Ok(out)
+    }
+
+    struct Cursor<'a>(&'a [u8]);
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+            if self.0.len() < n {
+                return Err("cut short".into());
+            }
+            let (a, b) = self.0.split_at(n);
+            self.0 = b;
+            Ok(a)
+        }
+        fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+            let mut a = [0u8; N];
+            a.copy_from_slice(self.take(N)?);
+            Ok(a)
+        }
+        fn u64(&mut self) -> Result<u64, String> {
+            Ok(u64::from_le_bytes(self.array()?))
+        }
+        fn len(&mut self) -> Result<usize, String> {
+            usize::try_from(self.u64()?).map_err(|_| "a length out of range".to_string())
+        }
+    }
+
+    /// The fingerprint and the fragment, or what is wrong with the bytes.
+    pub(super) fn decode(bytes: &[u8]) -> Result<(String, Fragment), String> {
+        let mut c = Cursor(bytes);
+        if c.take(MAGIC.len())? != MAGIC {
+            return Err("not a map fragment of this format".into());
+        }
+        let n = c.len()?;
+        let header: Header = serde_json::from_slice(c.take(n)?).map_err(|e| e.to_string())?;
+        let n = c.len()?;
+        let mut entries = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            let exact = u128::from_le_bytes(c.array()?);
+            let line = c.u64()?;
+            let tokens = c.u64()?;
+            let shingles_at = c.u64()?;
+            let shingles_len = u32::from_le_bytes(c.array()?);
+            let id_len = u32::from_le_bytes(c.array()?) as usize;
+            let id = String::from_utf8(c.take(id_len)?.to_vec()).map_err(|e| e.to_string())?;
+            entries.push(Entry {
+                exact,
+                id,
+                line,
+                tokens,
+                shingles_at,
+                shingles_len,
+            });
+        }
+        let n = c.len()?;
+        let mut bands = Vec::with_capacity(n.min(1 << 24));
+        for _ in 0..n {
+            bands.push(c.u64()?);
+        }
+        let n = c.len()?;
+        let low = c.take(n)?.to_vec();
+        if !c.0.is_empty() {
+            return Err("bytes after the end".into());
+        }
+        Ok((
+            header.fingerprint,
+            Fragment {
+                index: header.index,
+                mapped: header.mapped,
+                entries: ObjectEntries {
+                    entries,
+                    bands,
+                    low,
+                },
+            },
+        ))
     }
 }

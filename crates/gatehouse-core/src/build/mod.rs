@@ -152,6 +152,9 @@ fn objects_dataset<'a>(inputs: &[Input], registry: &'a Registry, object: usize) 
 struct Input {
     key: String,
     dataset: usize,
+    /// Size and etag as listed: what a map fragment of the object is checked against.
+    size: u64,
+    etag: Option<String>,
 }
 
 /// The sources of a build: every object of an eligible dataset, in key order.
@@ -194,6 +197,8 @@ fn inputs(store: &Store, registry: &Registry) -> Result<(Vec<Input>, Vec<Exclusi
                     out.push(Input {
                         key: object.key,
                         dataset: i,
+                        size: object.size,
+                        etag: object.etag,
                     });
                 }
             }

@@ -45,7 +45,7 @@ pub struct Prepared<'a> {
 
 /// One object as the map left it: its identity, its report entry before deduplication and
 /// its family.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MappedOutput {
     pub input: manifest::InputObject,
     pub report: ObjectReport,
@@ -61,12 +61,25 @@ impl<'a> Prepared<'a> {
         config: &'a BuildConfig,
         ctx: &'a BuildContext<'a>,
     ) -> Result<Self, BuildError> {
+        let prepared = Self::open(store, registry, config, ctx)?;
+        clear_previous(store, ctx.location)?;
+        Ok(prepared)
+    }
+
+    /// The same build, planned again without writing anything: for the workers of an
+    /// executor whose map runs in other processes (the draft is cleared once, by the
+    /// driver's [`Prepared::new`]).
+    pub fn open(
+        store: &'a Store,
+        registry: &'a Registry,
+        config: &'a BuildConfig,
+        ctx: &'a BuildContext<'a>,
+    ) -> Result<Self, BuildError> {
         check(config, registry)?;
         let (inputs, excluded) = inputs(store, registry)?;
         if inputs.is_empty() {
             return Err(BuildError::Empty);
         }
-        clear_previous(store, ctx.location)?;
         Ok(Self {
             store,
             registry,
@@ -104,6 +117,29 @@ impl<'a> Prepared<'a> {
     /// The store the build reads and writes.
     pub fn store(&self) -> &'a Store {
         self.store
+    }
+
+    /// What a map fragment of object `index` depends on besides the code's version: the
+    /// object as listed (key, size, etag), the settings, the registry, the reviewers'
+    /// blocklist and the version being built. A fragment with another fingerprint is not
+    /// reused.
+    pub(super) fn fingerprint(&self, index: usize) -> String {
+        let input = &self.inputs[index];
+        let mut blocked: Vec<&String> = self.blocklist.ids.iter().collect();
+        blocked.sort_unstable();
+        let identity = serde_json::json!({
+            "fragment_version": 1,
+            "pipeline": self.pipeline,
+            "release_version": self.ctx.release_version,
+            "config_digest": self.ctx.config_digest,
+            "registry_digest": self.registry.digest,
+            "build_config": self.config,
+            "blocklist": blocked,
+            "key": input.key,
+            "size": input.size,
+            "etag": input.etag,
+        });
+        sha256(identity.to_string().as_bytes())
     }
 
     /// The version being built.
