@@ -171,6 +171,23 @@ impl Browser {
         v[ELEMENT].as_str().unwrap().to_string()
     }
 
+    /// Waits until `css` matches `n` elements: after a click that reloads the page, the
+    /// title can match before the new page has loaded.
+    fn wait_for_count(&self, css: &str, n: usize) {
+        let started = Instant::now();
+        loop {
+            let found = self.count(css);
+            if found == n {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "waited for {n} of {css:?}, found {found}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn count(&self, css: &str) -> usize {
         self.call(
             "POST",
@@ -362,8 +379,8 @@ fn a_spot_checker_marks_a_selection_in_a_browser() {
     browser.click("#type option[value='name']");
     browser.screenshot("spot_check");
     browser.click("#add-mark");
+    browser.wait_for_count("mark.ident", 1);
     browser.wait_for("Conversation 1 of 2");
-    assert_eq!(browser.count("mark.ident"), 1);
     assert_eq!(browser.count("#marks tbody tr"), 1);
     assert_eq!(browser.count("#none-left"), 0);
 
