@@ -1,0 +1,30 @@
+"""gatehouse on Ray (preview).
+
+The native module ``gatehouse_ray._native`` (Rust, PyO3, abi3) exposes gatehouse-core over
+Arrow: ``Store`` (opened from arguments, environment and gatehouse.toml like the CLI),
+``list_objects``, ``object_digest`` and ``digest_batch`` (a map kernel over an Arrow batch).
+``python -m gatehouse_ray`` is the Ray driver.
+"""
+
+from ._native import (
+    ConfigError,
+    GatehouseError,
+    Store,
+    StoreError,
+    digest_batch,
+    list_objects,
+    object_digest,
+    version,
+)
+
+__all__ = [
+    "ConfigError",
+    "GatehouseError",
+    "Store",
+    "StoreError",
+    "digest_batch",
+    "list_objects",
+    "object_digest",
+    "version",
+]
+__version__ = version()

@@ -1,0 +1,341 @@
+//! `gatehouse_ray._native`: gatehouse-core for Python, built by maturin into an abi3 wheel.
+//!
+//! The Ray driver (`python/gatehouse_ray/`) calls these functions inside Ray tasks. Data
+//! crosses the boundary as Arrow, through the Arrow PyCapsule interface (`pyo3-arrow`):
+//! columns come in and go out without a copy, and every function that reads the store or
+//! works on a batch releases the GIL while it does (`Python::detach`).
+//!
+//! What is exposed so far proves the path end to end (a store opened from the same settings
+//! as the CLI, a listing as an Arrow table, digests per object and per batch); the build's
+//! kernels (per-object map, pair verification, clustering) are wired in the same way.
+//!
+//! Errors become Python exceptions (`GatehouseError` and its subclasses `ConfigError`,
+//! `StoreError`) carrying the core's message and hint: keys, paths and operations, never
+//! object content.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{StringBuilder, UInt64Builder};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use gatehouse_core::config::{self, BackendKind, Overrides, ProcessEnv};
+use gatehouse_core::digest::HashingReader;
+use gatehouse_core::store::{Backend, Store};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use pyo3_arrow::PyTable;
+
+create_exception!(
+    _native,
+    GatehouseError,
+    PyException,
+    "An error reported by gatehouse-core."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    GatehouseError,
+    "The configuration (gatehouse.toml, environment, arguments) is invalid."
+);
+create_exception!(
+    _native,
+    StoreError,
+    GatehouseError,
+    "A store operation failed (listing, reading)."
+);
+
+/// The core's message, then its hint on a line of its own, as the CLI prints them.
+fn message(text: String, hint: Option<String>) -> String {
+    match hint {
+        Some(h) => format!("{text}\nhint: {h}"),
+        None => text,
+    }
+}
+
+fn store_err(e: gatehouse_core::store::StoreError) -> PyErr {
+    let hint = e.hint();
+    StoreError::new_err(message(e.to_string(), hint))
+}
+
+fn config_err(e: gatehouse_core::config::ConfigError) -> PyErr {
+    let hint = e.hint();
+    ConfigError::new_err(message(e.to_string(), hint))
+}
+
+/// The settings a store was opened with, kept so the handle can be pickled into Ray tasks
+/// and reopened there: the config file and the local root as absolute paths, so a worker
+/// with another working directory opens the same store. Secrets are never kept; a worker
+/// reads them from its environment, as the CLI does.
+#[derive(Debug, Clone, Default)]
+struct OpenArgs {
+    config: Option<String>,
+    local_path: Option<String>,
+    backend: Option<String>,
+    bucket: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    exports_prefix: Option<String>,
+}
+
+/// A gatehouse store (local directory or S3 bucket), resolved from arguments, environment
+/// and `gatehouse.toml` exactly as the CLI resolves its global flags
+/// (flag > environment > file > default). Picklable: Ray tasks reopen it from the same
+/// settings and their own environment.
+#[pyclass(name = "Store", module = "gatehouse_ray._native", frozen)]
+#[derive(Debug)]
+struct PyStore {
+    store: Store,
+    args: OpenArgs,
+}
+
+#[pymethods]
+impl PyStore {
+    #[new]
+    #[pyo3(signature = (config=None, local_path=None, backend=None, bucket=None, endpoint=None, region=None, exports_prefix=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        config: Option<String>,
+        local_path: Option<String>,
+        backend: Option<String>,
+        bucket: Option<String>,
+        endpoint: Option<String>,
+        region: Option<String>,
+        exports_prefix: Option<String>,
+    ) -> PyResult<Self> {
+        let args = OpenArgs {
+            config,
+            local_path,
+            backend,
+            bucket,
+            endpoint,
+            region,
+            exports_prefix,
+        };
+        py.detach(|| open(args))
+    }
+
+    /// `(Store, (config, local_path, backend, bucket, endpoint, region, exports_prefix))`.
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, pyo3::types::PyType>, Bound<'py, PyTuple>)> {
+        let a = &slf.get().args;
+        let args = PyTuple::new(
+            slf.py(),
+            [
+                &a.config,
+                &a.local_path,
+                &a.backend,
+                &a.bucket,
+                &a.endpoint,
+                &a.region,
+                &a.exports_prefix,
+            ],
+        )?;
+        Ok((slf.get_type(), args))
+    }
+
+    /// Where the store is, without secrets: `local:/abs/root` or `s3://bucket`.
+    fn describe(&self) -> String {
+        match &self.store.config().backend {
+            Backend::Local { root } => format!("local:{}", root.display()),
+            Backend::S3(s3) => format!("s3://{}", s3.bucket),
+            Backend::Memory => "memory".to_string(),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Store({:?})", self.describe())
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn open(mut args: OpenArgs) -> PyResult<PyStore> {
+    let backend = args
+        .backend
+        .as_deref()
+        .map(str::parse::<BackendKind>)
+        .transpose()
+        .map_err(PyValueError::new_err)?;
+    let overrides = Overrides {
+        config: args.config.as_ref().map(PathBuf::from),
+        local_path: args.local_path.as_ref().map(PathBuf::from),
+        backend,
+        bucket: args.bucket.clone(),
+        endpoint: args.endpoint.clone(),
+        region: args.region.clone(),
+        exports_prefix: args.exports_prefix.clone(),
+        ..Overrides::default()
+    };
+    let settings = config::resolve(&overrides, &ProcessEnv).map_err(config_err)?;
+    let store = Store::open(&settings.store).map_err(store_err)?;
+    // What a worker needs to open the same store wherever it runs: the file actually read
+    // (or none: /dev/null, as `config::store_from_env` does) and the canonical local root.
+    args.config = Some(settings.config_file.as_deref().map_or_else(
+        || "/dev/null".to_string(),
+        |p| absolute(p).display().to_string(),
+    ));
+    if let Backend::Local { root } = &store.config().backend {
+        args.local_path = Some(root.display().to_string());
+        args.backend = Some("local".to_string());
+    }
+    Ok(PyStore { store, args })
+}
+
+/// The gatehouse version these bindings were built from.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+fn listing_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("size", DataType::UInt64, false),
+        Field::new("etag", DataType::Utf8, true),
+    ]))
+}
+
+/// Every object whose key starts with `prefix`, as a `pyarrow.Table` with columns `key`
+/// (utf8), `size` (uint64) and `etag` (utf8, nullable), in the store's listing order. Keys
+/// gatehouse cannot read back are left out, as everywhere in gatehouse; their number is in
+/// the schema metadata `gatehouse.unusable_keys`.
+#[pyfunction]
+#[pyo3(signature = (store, prefix=""))]
+fn list_objects<'py>(
+    py: Python<'py>,
+    store: &Bound<'py, PyStore>,
+    prefix: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let store = store.get().store.clone();
+    let prefix = prefix.to_string();
+    let (batch, schema) = py.detach(move || -> PyResult<_> {
+        let mut keys = StringBuilder::new();
+        let mut sizes = UInt64Builder::new();
+        let mut etags = StringBuilder::new();
+        let mut list = store.list(&prefix);
+        for info in list.by_ref() {
+            let info = info.map_err(store_err)?;
+            keys.append_value(&info.key);
+            sizes.append_value(info.size);
+            etags.append_option(info.etag.as_deref());
+        }
+        let metadata = [(
+            "gatehouse.unusable_keys".to_string(),
+            list.unusable_count().to_string(),
+        )]
+        .into();
+        let schema = Arc::new(listing_schema().as_ref().clone().with_metadata(metadata));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(keys.finish()),
+            Arc::new(sizes.finish()),
+            Arc::new(etags.finish()),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok((batch, schema))
+    })?;
+    PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+}
+
+/// `sha256:<hex>` and byte count of one object, streamed from the store.
+fn digest_of(store: &Store, key: &str) -> PyResult<(String, u64)> {
+    let reader = store.open_read(key).map_err(store_err)?;
+    let mut hashing = HashingReader::new(reader);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match hashing.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // ObjectReader's errors name the operation and the key, never content.
+            Err(e) => return Err(StoreError::new_err(e.to_string())),
+        }
+    }
+    Ok(hashing.finish())
+}
+
+/// The sha256 of one object, as gatehouse writes digests (`sha256:<64 hex>`). The GIL is
+/// released while the object is read.
+#[pyfunction]
+fn object_digest(py: Python<'_>, store: &Bound<'_, PyStore>, key: &str) -> PyResult<String> {
+    let store = store.get().store.clone();
+    let key = key.to_string();
+    py.detach(move || digest_of(&store, &key).map(|(d, _)| d))
+}
+
+/// The shape of a map kernel: an Arrow batch in (a table with a string column `key`, e.g.
+/// a slice of `list_objects`), an Arrow batch out, one row per input row in input order:
+/// `key` (utf8), `size` (uint64, bytes read) and `digest` (utf8, `sha256:<hex>`). Columns
+/// are imported and exported zero-copy (Arrow PyCapsule interface); the GIL is released
+/// for the whole batch. For `ray.data.Dataset.map_batches(batch_format="pyarrow")`.
+#[pyfunction]
+fn digest_batch<'py>(
+    py: Python<'py>,
+    store: &Bound<'py, PyStore>,
+    batch: PyTable,
+) -> PyResult<Bound<'py, PyAny>> {
+    let store = store.get().store.clone();
+    let (batches, schema) = batch.into_inner();
+    let index = schema
+        .index_of("key")
+        .map_err(|_| PyTypeError::new_err("digest_batch needs a column named `key`"))?;
+    let out = py.detach(move || -> PyResult<RecordBatch> {
+        let mut keys = StringBuilder::new();
+        let mut sizes = UInt64Builder::new();
+        let mut digests = StringBuilder::new();
+        for b in &batches {
+            let column = arrow_cast::cast(b.column(index), &DataType::Utf8)
+                .map_err(|e| PyTypeError::new_err(format!("column `key`: {e}")))?;
+            let Some(column) = column.as_any().downcast_ref::<StringArray>() else {
+                return Err(PyTypeError::new_err("column `key` must be strings"));
+            };
+            for i in 0..column.len() {
+                if column.is_null(i) {
+                    return Err(PyValueError::new_err(format!(
+                        "column `key` has a null at row {i}"
+                    )));
+                }
+                let key = column.value(i);
+                let (digest, size) = digest_of(&store, key)?;
+                keys.append_value(key);
+                sizes.append_value(size);
+                digests.append_value(digest);
+            }
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("size", DataType::UInt64, false),
+            Field::new("digest", DataType::Utf8, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(keys.finish()),
+            Arc::new(sizes.finish()),
+            Arc::new(digests.finish()),
+        ];
+        RecordBatch::try_new(schema, columns).map_err(|e| PyValueError::new_err(e.to_string()))
+    })?;
+    let schema = out.schema();
+    PyTable::try_new(vec![out], schema)?.into_pyarrow(py)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("GatehouseError", py.get_type::<GatehouseError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("StoreError", py.get_type::<StoreError>())?;
+    m.add_class::<PyStore>()?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(list_objects, m)?)?;
+    m.add_function(wrap_pyfunction!(object_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(digest_batch, m)?)?;
+    Ok(())
+}

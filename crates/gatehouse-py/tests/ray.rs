@@ -1,0 +1,203 @@
+//! The Ray driver's smoke path, end to end: a real local Ray cluster (2 CPUs) lists the
+//! sample store through the wheel and digests every object in Ray Data tasks; the digests
+//! must be gatehouse-core's own, object for object. Once on a local copy of the sample store,
+//! once on an S3 bucket (the in-process server, or moto when `GATEHOUSE_TEST_S3_ENDPOINT` is
+//! set, as in the S3 suites).
+//!
+//! Needs a Python with `ray[data]`, `pyarrow` and the gatehouse-py wheel installed, named by
+//! `GATEHOUSE_TEST_RAY_PYTHON` (`.ci/run` builds the wheel into a venv and sets it). Without
+//! it the tests are skipped with a message; in CI (`CI` set) they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // tests
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use gatehouse_core::config::store_from_env;
+use gatehouse_core::digest::sha256;
+use gatehouse_core::store::Store;
+use gatehouse_test::TestS3;
+
+const ENV: &str = "GATEHOUSE_TEST_RAY_PYTHON";
+
+static RAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn python() -> Option<OsString> {
+    let python = std::env::var_os(ENV);
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set {ENV} to a Python with ray[data], pyarrow and the gatehouse-py wheel"
+        );
+        eprintln!(
+            "skipped: set {ENV} to a Python with ray[data], pyarrow and the gatehouse-py wheel"
+        );
+    }
+    python
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A copy of the sample store (without any exports a local release left there).
+fn sample_store_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    gatehouse_test::for_each_file(
+        &repo_root().join("examples/sample-store"),
+        &mut |key, bytes| {
+            if key.starts_with("exports/") {
+                return Ok(());
+            }
+            let path = dir.path().join(key);
+            std::fs::create_dir_all(path.parent().unwrap())?;
+            std::fs::write(path, bytes)?;
+            Ok(())
+        },
+    )
+    .unwrap();
+    dir
+}
+
+/// gatehouse-core's digest of every object under `prefix`: key → (size, `sha256:<hex>`),
+/// each object read whole (`get_bytes`, not the streaming reader the kernel uses).
+fn core_digests(store: &Store, prefix: &str) -> BTreeMap<String, (u64, String)> {
+    store
+        .list(prefix)
+        .map(|info| {
+            let info = info.unwrap();
+            let bytes = store.get_bytes(&info.key).unwrap();
+            (info.key, (bytes.len() as u64, sha256(&bytes)))
+        })
+        .collect()
+}
+
+/// Runs `python -m gatehouse_ray <store> --num-cpus 2 list <list>` in `cwd` with only `env`
+/// set (plus what Python and Ray need to run), and returns its JSON summary as
+/// key → (size, digest).
+fn ray_list(
+    python: &OsString,
+    cwd: &Path,
+    env: &[(String, String)],
+    store: &[&str],
+    list: &[&str],
+) -> BTreeMap<String, (u64, String)> {
+    let mut cmd = Command::new(python);
+    cmd.current_dir(cwd)
+        .env_clear()
+        .args(["-m", "gatehouse_ray"])
+        .args(store)
+        .args(["--num-cpus", "2", "list"])
+        .args(list)
+        .env("RAY_USAGE_STATS_ENABLED", "0")
+        .env("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0");
+    for k in ["PATH", "HOME", "TMPDIR", "LANG"] {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    // One Ray cluster at a time: the tests of this file run on parallel threads, and two
+    // local clusters on a 2-CPU machine only slow each other down.
+    let _one_at_a_time = RAY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let started = Instant::now();
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "python -m gatehouse_ray {store:?} list {list:?}: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        out.status.success(),
+        "gatehouse_ray list failed ({}):\n{stderr}",
+        out.status
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stderr}"));
+    assert_eq!(summary["missing"], serde_json::json!([]), "{summary}");
+    let objects = summary["objects"].as_array().unwrap();
+    let keys: Vec<&str> = objects.iter().map(|o| o["key"].as_str().unwrap()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(keys, sorted, "objects are printed sorted by key");
+    objects
+        .iter()
+        .map(|o| {
+            (
+                o["key"].as_str().unwrap().to_string(),
+                (
+                    o["size"].as_u64().unwrap(),
+                    o["digest"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn assert_same(ray: &BTreeMap<String, (u64, String)>, core: &BTreeMap<String, (u64, String)>) {
+    assert!(!core.is_empty(), "the sample store has objects");
+    let ray_keys: Vec<_> = ray.keys().collect();
+    let core_keys: Vec<_> = core.keys().collect();
+    assert_eq!(ray_keys, core_keys, "the same objects");
+    for (key, expected) in core {
+        assert_eq!(&ray[key], expected, "{key}: size and digest");
+    }
+}
+
+#[test]
+fn ray_digests_the_local_sample_store_as_the_core_does() {
+    let Some(python) = python() else { return };
+    let store_dir = sample_store_copy();
+    let work = tempfile::tempdir().unwrap();
+    let core = core_digests(
+        &Store::open(&gatehouse_core::store::StoreConfig {
+            backend: gatehouse_core::store::Backend::Local {
+                root: store_dir.path().to_path_buf(),
+            },
+            exports_prefix: "exports".into(),
+        })
+        .unwrap(),
+        "",
+    );
+    let store_path = store_dir.path().to_str().unwrap();
+    let store = ["--local-path", store_path];
+    let ray = ray_list(&python, work.path(), &[], &store, &[]);
+    assert_same(&ray, &core);
+    let cot: BTreeMap<_, _> = core
+        .iter()
+        .filter(|(k, _)| k.starts_with("sources/cot/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let ray = ray_list(
+        &python,
+        work.path(),
+        &[],
+        &store,
+        &["--prefix", "sources/cot/"],
+    );
+    assert_same(&ray, &cot);
+}
+
+#[test]
+fn ray_digests_an_s3_bucket_as_the_core_does() {
+    let Some(python) = python() else { return };
+    let s3 = TestS3::start().unwrap();
+    let bucket = s3.create_bucket("ray-list").unwrap();
+    let env = s3.env(&bucket);
+    let env_map: BTreeMap<_, _> = env.iter().cloned().collect();
+    let store = Store::open(&store_from_env(&env_map).unwrap()).unwrap();
+    let source = sample_store_copy();
+    gatehouse_test::for_each_file(source.path(), &mut |k, b| {
+        store.put(k, b).map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .unwrap();
+    let core = core_digests(&store, "");
+    let work = tempfile::tempdir().unwrap();
+    let ray = ray_list(&python, work.path(), &env, &[], &[]);
+    assert_same(&ray, &core);
+}
