@@ -104,7 +104,9 @@ fn ray_list(
     }
     // One Ray cluster at a time: the tests of this file run on parallel threads, and two
     // local clusters on a 2-CPU machine only slow each other down.
-    let _one_at_a_time = RAY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one_at_a_time = RAY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
