@@ -89,6 +89,7 @@ struct OpenArgs {
 #[derive(Debug)]
 struct PyStore {
     store: Store,
+    settings: gatehouse_core::config::Settings,
     args: OpenArgs,
 }
 
@@ -186,7 +187,69 @@ fn open(mut args: OpenArgs) -> PyResult<PyStore> {
         args.local_path = Some(root.display().to_string());
         args.backend = Some("local".to_string());
     }
-    Ok(PyStore { store, args })
+    Ok(PyStore {
+        store,
+        settings,
+        args,
+    })
+}
+
+fn release_err(e: gatehouse_core::release::ReleaseError) -> PyErr {
+    GatehouseError::new_err(message(e.to_string(), None))
+}
+
+/// One step of `gatehouse build` run by the store-backed executor, GIL released.
+fn build_step(
+    py: Python<'_>,
+    store: &PyStore,
+    version: &str,
+    step: gatehouse_core::release::BuildStep<'_>,
+) -> PyResult<gatehouse_core::release::BuildStepOutcome> {
+    py.detach(|| {
+        let registry = gatehouse_core::registry::Registry::load(&store.settings.registry_path)
+            .map_err(|e| GatehouseError::new_err(message(e.to_string(), None)))?;
+        gatehouse_core::release::build_step(&store.store, &store.settings, &registry, version, step)
+            .map_err(release_err)
+    })
+}
+
+/// The driver's first call: plans `version`'s build (the same inputs and settings as
+/// `gatehouse build`) and clears its draft. Returns how many source objects there are;
+/// object `i` is the `i`-th in key order.
+#[pyfunction]
+fn build_prepare(py: Python<'_>, store: &Bound<'_, PyStore>, version: &str) -> PyResult<usize> {
+    use gatehouse_core::release::{BuildStep, BuildStepOutcome};
+    match build_step(py, store.get(), version, BuildStep::Prepare)? {
+        BuildStepOutcome::Prepared { objects } => Ok(objects),
+        _ => Err(GatehouseError::new_err("unexpected build step outcome")),
+    }
+}
+
+/// A worker's call: maps the objects `indices` into their fragments in the store, reusing
+/// fragments already made for this build. Returns `(mapped, reused)`.
+#[pyfunction]
+fn build_map(
+    py: Python<'_>,
+    store: &Bound<'_, PyStore>,
+    version: &str,
+    indices: Vec<usize>,
+) -> PyResult<(usize, usize)> {
+    use gatehouse_core::release::{BuildStep, BuildStepOutcome};
+    match build_step(py, store.get(), version, BuildStep::Map(&indices))? {
+        BuildStepOutcome::Mapped { mapped, reused } => Ok((mapped, reused)),
+        _ => Err(GatehouseError::new_err("unexpected build step outcome")),
+    }
+}
+
+/// The driver's last call: finishes the build from the fragments (dedup, merge in key
+/// order, reports, manifest). Returns the release digest.
+#[pyfunction]
+fn build_finish(py: Python<'_>, store: &Bound<'_, PyStore>, version: &str) -> PyResult<String> {
+    use gatehouse_core::release::{BuildStep, BuildStepOutcome};
+    match build_step(py, store.get(), version, BuildStep::Finish)? {
+        BuildStepOutcome::Finished(outcome) => Ok(outcome.release_digest),
+        _ => Err(GatehouseError::new_err("unexpected build step outcome")),
+    }
 }
 
 /// The gatehouse version these bindings were built from.
@@ -337,5 +400,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_objects, m)?)?;
     m.add_function(wrap_pyfunction!(object_digest, m)?)?;
     m.add_function(wrap_pyfunction!(digest_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(build_prepare, m)?)?;
+    m.add_function(wrap_pyfunction!(build_map, m)?)?;
+    m.add_function(wrap_pyfunction!(build_finish, m)?)?;
     Ok(())
 }

@@ -203,3 +203,116 @@ fn ray_digests_an_s3_bucket_as_the_core_does() {
     let ray = ray_list(&python, work.path(), &env, &[], &[]);
     assert_same(&ray, &core);
 }
+
+/// The project for a build: the sample store, the example registry and the repository's
+/// gatehouse.toml pointed at them.
+fn sample_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sample_store_copy();
+    gatehouse_test::for_each_file(store.path(), &mut |key, bytes| {
+        let path = dir.path().join("store").join(key);
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(path, bytes)?;
+        Ok(())
+    })
+    .unwrap();
+    std::fs::copy(
+        repo_root().join("examples/registry.toml"),
+        dir.path().join("registry.toml"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(repo_root().join("gatehouse.toml"))
+        .unwrap()
+        .replace(
+            "registry = \"examples/registry.toml\"",
+            &format!("registry = {:?}", dir.path().join("registry.toml")),
+        )
+        .replace(
+            "local_path = \"examples/sample-store\"",
+            &format!("local_path = {:?}", dir.path().join("store")),
+        );
+    std::fs::write(dir.path().join("gatehouse.toml"), config).unwrap();
+    dir
+}
+
+/// Every file of the draft; the manifest with its `git_commit` neutralised (the wheel and
+/// this test binary may be built from different commits).
+fn draft(root: &Path, version: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let dir = root.join("store/exports/releases").join(version);
+    gatehouse_test::for_each_file(&dir, &mut |key, bytes| {
+        let bytes = if key == "manifest.json" {
+            let mut m: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+            m["tool"]["git_commit"] = "<commit>".into();
+            serde_json::to_vec_pretty(&m).unwrap()
+        } else {
+            bytes.to_vec()
+        };
+        files.insert(key.to_string(), bytes);
+        Ok(())
+    })
+    .unwrap();
+    files
+}
+
+#[test]
+fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
+    let Some(python) = python() else { return };
+    const V: &str = "v2026-12-05";
+    let project = sample_project();
+    // Single node, in this process: what `gatehouse build` runs.
+    let overrides = gatehouse_core::config::Overrides {
+        config: Some(project.path().join("gatehouse.toml")),
+        ..Default::default()
+    };
+    let settings =
+        gatehouse_core::config::resolve(&overrides, &gatehouse_core::config::ProcessEnv).unwrap();
+    let store = Store::open(&settings.store).unwrap();
+    let registry = gatehouse_core::registry::Registry::load(&settings.registry_path).unwrap();
+    gatehouse_core::release::build_only(&store, &settings, &registry, V, &mut |_| {}).unwrap();
+    let single = draft(project.path(), V);
+    assert!(single.len() > 5, "{:?}", single.keys());
+
+    // On Ray: the same project, built again into the same draft.
+    let mut cmd = Command::new(&python);
+    cmd.current_dir(project.path())
+        .env_clear()
+        .args([
+            "-m",
+            "gatehouse_ray",
+            "--num-cpus",
+            "2",
+            "build",
+            "--release-version",
+            V,
+        ])
+        .env("RAY_USAGE_STATS_ENABLED", "0")
+        .env("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0");
+    for k in ["PATH", "HOME", "TMPDIR", "LANG"] {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    let _one_at_a_time = RAY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "gatehouse_ray build failed:\n{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["mapped"], summary["objects"], "{summary}");
+    let ray = draft(project.path(), V);
+    assert_eq!(
+        ray.keys().collect::<Vec<_>>(),
+        single.keys().collect::<Vec<_>>()
+    );
+    for (key, bytes) in &single {
+        assert!(
+            &ray[key] == bytes,
+            "{key} differs between Ray and single node"
+        );
+    }
+}

@@ -379,6 +379,63 @@ pub fn build_only(
     )?)
 }
 
+/// One step of `build_only` run by a distributed executor (the store-backed one,
+/// [`crate::build::fragments`]): the same inputs, settings and context as `gatehouse build`.
+#[derive(Debug, Clone, Copy)]
+pub enum BuildStep<'i> {
+    /// The driver plans the build and clears the draft: how many objects there are.
+    Prepare,
+    /// A worker maps these objects (indices in key order) into fragments, reusing those
+    /// already made for this build.
+    Map(&'i [usize]),
+    /// The driver finishes from the fragments in the store.
+    Finish,
+}
+
+/// What a [`BuildStep`] did.
+#[derive(Debug)]
+pub enum BuildStepOutcome {
+    Prepared { objects: usize },
+    Mapped { mapped: usize, reused: usize },
+    Finished(Box<crate::build::BuildOutcome>),
+}
+
+/// Runs one [`BuildStep`] of `version`'s build.
+pub fn build_step(
+    store: &Store,
+    settings: &Settings,
+    registry: &Registry,
+    version: &str,
+    step: BuildStep<'_>,
+) -> Result<BuildStepOutcome, ReleaseError> {
+    use crate::build::Prepared;
+    let plan = draft_plan(store, settings, version)?;
+    let detector = settings.privacy.detector();
+    let ctx = stages::build_context(settings, version, &plan.location, Vec::new(), &detector);
+    let config = &settings.build;
+    Ok(match step {
+        BuildStep::Prepare => BuildStepOutcome::Prepared {
+            objects: Prepared::new(store, registry, config, &ctx)?.keys().len(),
+        },
+        BuildStep::Map(indices) => {
+            let prepared = Prepared::open(store, registry, config, &ctx)?;
+            let (mut mapped, mut reused) = (0, 0);
+            for &i in indices {
+                let (_, was_there) = prepared.map_or_resume(i)?;
+                if was_there {
+                    reused += 1;
+                } else {
+                    mapped += 1;
+                }
+            }
+            BuildStepOutcome::Mapped { mapped, reused }
+        }
+        BuildStep::Finish => BuildStepOutcome::Finished(Box::new(
+            Prepared::open(store, registry, config, &ctx)?.finish_from_store()?,
+        )),
+    })
+}
+
 /// Runs the gates over the built draft of `version`.
 pub fn gates_only(
     store: &Store,
