@@ -14,6 +14,9 @@
 //!   per-stage times, wall time and peak RSS (docs/benchmarks-e2e.md).
 //! - `cargo xtask bench record [--mb 10,30,60] [--work DIR]` measures a build's peak RSS
 //!   against the size of its largest record (one worker).
+//! - `cargo xtask bench ray --python PATH [--size 100k] [--num-cpus N]` builds a generated
+//!   store with `gatehouse build` and with the Ray driver, times both and compares every
+//!   file of the two drafts.
 //! - `cargo xtask pin [--size 100k] [--write]` releases a generated store to the QA stop in a
 //!   fixed directory and compares every file of the release with `xtask/pins/<size>.txt`: the
 //!   bytes a refactor must not change.
@@ -32,17 +35,20 @@ use gatehouse_synth::{Corpus, Family};
 
 mod bench_e2e;
 mod bench_pii;
+mod bench_ray;
 mod bench_record;
 mod docs;
 mod pin;
 use bench_e2e::bench_e2e;
 use bench_pii::bench_pii;
+use bench_ray::bench_ray;
 use bench_record::bench_record;
 
 const USAGE: &str = "usage: cargo xtask <sample | gen --out FILE --conversations N [--seed S] \
      | bench pii [--conversations N] [--seed S] [--dates birth|all] [--pii-dev DIR] \
      | bench e2e [--sizes 10k,100k,1m] [--bin PATH] [--work DIR] [--seed S] [--keep] \
-     | bench record [--mb 10,30,60] [--work DIR] | pin [--size 100k] [--write] | docs [--check] \
+     | bench record [--mb 10,30,60] [--work DIR] \
+     | bench ray --python PATH [--size 100k] [--num-cpus N] | pin [--size 100k] [--write] | docs [--check] \
      | ci>";
 
 fn main() -> Result<()> {
@@ -55,6 +61,7 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("record") => {
             bench_record(&args[2..])
         }
+        Some("bench") if args.get(1).map(String::as_str) == Some("ray") => bench_ray(&args[2..]),
         Some("pin") => pin::pin(&args[1..]),
         Some("docs") => docs::docs(&args[1..]),
         Some("ci") => ci(),
@@ -82,7 +89,7 @@ fn sample() -> Result<()> {
     Ok(())
 }
 
-fn flag(args: &[String], name: &str) -> Option<String> {
+pub(crate) fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())

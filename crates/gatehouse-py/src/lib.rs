@@ -195,60 +195,59 @@ fn open(mut args: OpenArgs) -> PyResult<PyStore> {
 }
 
 fn release_err(e: gatehouse_core::release::ReleaseError) -> PyErr {
-    GatehouseError::new_err(message(e.to_string(), None))
+    let hint = e.hint();
+    GatehouseError::new_err(message(e.to_string(), hint))
 }
 
-/// One step of `gatehouse build` run by the store-backed executor, GIL released.
-fn build_step(
-    py: Python<'_>,
-    store: &PyStore,
-    version: &str,
-    step: gatehouse_core::release::BuildStep<'_>,
-) -> PyResult<gatehouse_core::release::BuildStepOutcome> {
-    py.detach(|| {
-        let registry = gatehouse_core::registry::Registry::load(&store.settings.registry_path)
-            .map_err(|e| GatehouseError::new_err(message(e.to_string(), None)))?;
-        gatehouse_core::release::build_step(&store.store, &store.settings, &registry, version, step)
-            .map_err(release_err)
-    })
+/// `gatehouse build` of one version, cut into the steps the Ray driver runs in different
+/// processes (gatehouse-core's `release::BuildSteps`): the driver calls `prepare()`, each
+/// Ray actor holds one `Build` and calls `map(indices)`, the driver calls `finish()`. The
+/// registry is loaded and the PII detector built once, when the `Build` is made. Every
+/// step releases the GIL.
+#[pyclass(name = "Build", module = "gatehouse_ray._native", frozen)]
+#[derive(Debug)]
+struct PyBuild {
+    steps: gatehouse_core::release::BuildSteps,
 }
 
-/// The driver's first call: plans `version`'s build (the same inputs and settings as
-/// `gatehouse build`) and clears its draft. Returns how many source objects there are;
-/// object `i` is the `i`-th in key order.
-#[pyfunction]
-fn build_prepare(py: Python<'_>, store: &Bound<'_, PyStore>, version: &str) -> PyResult<usize> {
-    use gatehouse_core::release::{BuildStep, BuildStepOutcome};
-    match build_step(py, store.get(), version, BuildStep::Prepare)? {
-        BuildStepOutcome::Prepared { objects } => Ok(objects),
-        _ => Err(GatehouseError::new_err("unexpected build step outcome")),
+#[pymethods]
+impl PyBuild {
+    #[new]
+    fn new(py: Python<'_>, store: &Bound<'_, PyStore>, version: String) -> PyResult<Self> {
+        let store = store.get();
+        let (handle, settings) = (store.store.clone(), store.settings.clone());
+        py.detach(move || {
+            let registry = gatehouse_core::registry::Registry::load(&settings.registry_path)
+                .map_err(|e| {
+                    let hint = e.hint();
+                    ConfigError::new_err(message(e.to_string(), hint))
+                })?;
+            let steps =
+                gatehouse_core::release::BuildSteps::new(handle, settings, registry, &version);
+            Ok(Self { steps })
+        })
     }
-}
 
-/// A worker's call: maps the objects `indices` into their fragments in the store, reusing
-/// fragments already made for this build. Returns `(mapped, reused)`.
-#[pyfunction]
-fn build_map(
-    py: Python<'_>,
-    store: &Bound<'_, PyStore>,
-    version: &str,
-    indices: Vec<usize>,
-) -> PyResult<(usize, usize)> {
-    use gatehouse_core::release::{BuildStep, BuildStepOutcome};
-    match build_step(py, store.get(), version, BuildStep::Map(&indices))? {
-        BuildStepOutcome::Mapped { mapped, reused } => Ok((mapped, reused)),
-        _ => Err(GatehouseError::new_err("unexpected build step outcome")),
+    /// Plans the build (the same inputs and settings as `gatehouse build`) and clears its
+    /// draft. Returns how many source objects there are; object `i` is the `i`-th in key
+    /// order.
+    fn prepare(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.steps.prepare().map_err(release_err))
     }
-}
 
-/// The driver's last call: finishes the build from the fragments (dedup, merge in key
-/// order, reports, manifest). Returns the release digest.
-#[pyfunction]
-fn build_finish(py: Python<'_>, store: &Bound<'_, PyStore>, version: &str) -> PyResult<String> {
-    use gatehouse_core::release::{BuildStep, BuildStepOutcome};
-    match build_step(py, store.get(), version, BuildStep::Finish)? {
-        BuildStepOutcome::Finished(outcome) => Ok(outcome.release_digest),
-        _ => Err(GatehouseError::new_err("unexpected build step outcome")),
+    /// Maps the objects `indices` into their fragments in the store, reusing fragments
+    /// already made for this build (a re-run resumes). Returns `(mapped, reused)`.
+    fn map(&self, py: Python<'_>, indices: Vec<usize>) -> PyResult<(usize, usize)> {
+        py.detach(|| self.steps.map(&indices).map_err(release_err))
+    }
+
+    /// Finishes the build from the fragments (duplicates, the merge in key order, reports,
+    /// manifest) and removes them. Returns the release digest.
+    fn finish(&self, py: Python<'_>) -> PyResult<String> {
+        py.detach(|| {
+            let outcome = self.steps.finish().map_err(release_err)?;
+            Ok(outcome.release_digest)
+        })
     }
 }
 
@@ -400,8 +399,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_objects, m)?)?;
     m.add_function(wrap_pyfunction!(object_digest, m)?)?;
     m.add_function(wrap_pyfunction!(digest_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(build_prepare, m)?)?;
-    m.add_function(wrap_pyfunction!(build_map, m)?)?;
-    m.add_function(wrap_pyfunction!(build_finish, m)?)?;
+    m.add_class::<PyBuild>()?;
     Ok(())
 }

@@ -204,18 +204,11 @@ fn ray_digests_an_s3_bucket_as_the_core_does() {
     assert_same(&ray, &core);
 }
 
-/// The project for a build: the sample store, the example registry and the repository's
-/// gatehouse.toml pointed at them.
-fn sample_project() -> tempfile::TempDir {
+/// A project for a build: `gatehouse.toml` (the repository's, pointed at the example
+/// registry copied here and, for the local backend, at `store/` here) and the registry.
+/// Paths are absolute, so any working directory reads the same project.
+fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let store = sample_store_copy();
-    gatehouse_test::for_each_file(store.path(), &mut |key, bytes| {
-        let path = dir.path().join("store").join(key);
-        std::fs::create_dir_all(path.parent().unwrap())?;
-        std::fs::write(path, bytes)?;
-        Ok(())
-    })
-    .unwrap();
     std::fs::copy(
         repo_root().join("examples/registry.toml"),
         dir.path().join("registry.toml"),
@@ -235,57 +228,103 @@ fn sample_project() -> tempfile::TempDir {
     dir
 }
 
-/// Every file of the draft; the manifest with its `git_commit` neutralised (the wheel and
-/// this test binary may be built from different commits).
-fn draft(root: &Path, version: &str) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let dir = root.join("store/exports/releases").join(version);
-    gatehouse_test::for_each_file(&dir, &mut |key, bytes| {
-        let bytes = if key == "manifest.json" {
-            let mut m: serde_json::Value = serde_json::from_slice(bytes).unwrap();
-            m["tool"]["git_commit"] = "<commit>".into();
-            serde_json::to_vec_pretty(&m).unwrap()
-        } else {
-            bytes.to_vec()
-        };
-        files.insert(key.to_string(), bytes);
+/// Writes the sample store's sources through `put`.
+fn put_sample_sources(put: &mut dyn FnMut(&str, Vec<u8>)) {
+    let source = sample_store_copy();
+    gatehouse_test::for_each_file(source.path(), &mut |key, bytes| {
+        put(key, bytes);
         Ok(())
     })
     .unwrap();
+}
+
+/// `n` generated conversations with planted exact and near duplicates (gatehouse-synth's
+/// dedup stream, seed 7) as ChatML objects of 1,000 conversations under the sample
+/// registry's session dataset, so copies land in other objects than their originals.
+fn put_generated_sessions(n: u64, put: &mut dyn FnMut(&str, Vec<u8>)) {
+    let stream = gatehouse_synth::dups::Stream::new(7);
+    for part in 0..n.div_ceil(1000) {
+        let mut bytes = Vec::new();
+        for i in part * 1000..((part + 1) * 1000).min(n) {
+            let record = stream.record(i);
+            gatehouse_synth::formats::chatml_jsonl(
+                &mut bytes,
+                &record.conversation,
+                gatehouse_synth::formats::Eol::Lf,
+            )
+            .unwrap();
+        }
+        put(
+            &format!("sources/professional/sessions/generated-{part:03}.jsonl"),
+            bytes,
+        );
+    }
+}
+
+/// The project's settings with `env` as the whole environment.
+fn settings(project: &Path, env: &[(String, String)]) -> gatehouse_core::config::Settings {
+    let overrides = gatehouse_core::config::Overrides {
+        config: Some(project.join("gatehouse.toml")),
+        ..Default::default()
+    };
+    let env: BTreeMap<String, String> = env.iter().cloned().collect();
+    gatehouse_core::config::resolve(&overrides, &env).unwrap()
+}
+
+/// Every file the build wrote in `version`'s draft (the gates' reports and `report.html`
+/// left out); the manifest's
+/// `git_commit` neutralised (the wheel and this test binary may be built from different
+/// commits, and the manifest names it).
+fn draft(store: &Store, version: &str) -> BTreeMap<String, Vec<u8>> {
+    let prefix = format!("{}/releases/{version}/", store.exports_prefix());
+    let mut files = BTreeMap::new();
+    for info in store.list(&prefix) {
+        let key = info.unwrap().key;
+        if key[prefix.len()..].starts_with("gates/") || key.ends_with("/report.html") {
+            continue;
+        }
+        let mut bytes = store.get_bytes(&key).unwrap().to_vec();
+        if key.ends_with("/manifest.json") {
+            let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            m["tool"]["git_commit"] = "<commit>".into();
+            bytes = serde_json::to_vec_pretty(&m).unwrap();
+        }
+        files.insert(key[prefix.len()..].to_string(), bytes);
+    }
     files
 }
 
-#[test]
-fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
-    let Some(python) = python() else { return };
-    const V: &str = "v2026-12-05";
-    let project = sample_project();
-    // Single node, in this process: what `gatehouse build` runs.
-    let overrides = gatehouse_core::config::Overrides {
-        config: Some(project.path().join("gatehouse.toml")),
-        ..Default::default()
-    };
-    let settings =
-        gatehouse_core::config::resolve(&overrides, &gatehouse_core::config::ProcessEnv).unwrap();
-    let store = Store::open(&settings.store).unwrap();
+/// `gatehouse build` in this process: the draft's files, and the release digest.
+fn single_node_build(
+    store: &Store,
+    settings: &gatehouse_core::config::Settings,
+    version: &str,
+) -> (BTreeMap<String, Vec<u8>>, String) {
     let registry = gatehouse_core::registry::Registry::load(&settings.registry_path).unwrap();
-    gatehouse_core::release::build_only(&store, &settings, &registry, V, &mut |_| {}).unwrap();
-    let single = draft(project.path(), V);
-    assert!(single.len() > 5, "{:?}", single.keys());
+    let started = Instant::now();
+    let outcome =
+        gatehouse_core::release::build_only(store, settings, &registry, version, &mut |_| {})
+            .unwrap();
+    eprintln!(
+        "gatehouse build {version}: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    (draft(store, version), outcome.release_digest)
+}
 
-    // On Ray: the same project, built again into the same draft.
-    let mut cmd = Command::new(&python);
-    cmd.current_dir(project.path())
+/// `python -m gatehouse_ray --num-cpus 2 build --release-version VERSION` in `project` with
+/// `env` (and `extra`) as its environment; its JSON summary.
+fn ray_build(
+    python: &OsString,
+    project: &Path,
+    env: &[(String, String)],
+    version: &str,
+) -> serde_json::Value {
+    let mut cmd = Command::new(python);
+    cmd.current_dir(project)
         .env_clear()
-        .args([
-            "-m",
-            "gatehouse_ray",
-            "--num-cpus",
-            "2",
-            "build",
-            "--release-version",
-            V,
-        ])
+        .args(["-m", "gatehouse_ray", "--num-cpus", "2", "build"])
+        .args(["--release-version", version])
         .env("RAY_USAGE_STATS_ENABLED", "0")
         .env("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0");
     for k in ["PATH", "HOME", "TMPDIR", "LANG"] {
@@ -293,26 +332,190 @@ fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
             cmd.env(k, v);
         }
     }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let _one_at_a_time = RAY
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let started = Instant::now();
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!(
+        "python -m gatehouse_ray build {version}: {:.1} s ({})",
+        started.elapsed().as_secs_f64(),
+        stderr
+            .lines()
+            .rfind(|l| l.starts_with("gatehouse_ray build:"))
+            .unwrap_or("no timings")
+    );
     assert!(
         out.status.success(),
-        "gatehouse_ray build failed:\n{stderr}"
+        "gatehouse_ray build failed ({}):\n{stderr}",
+        out.status
     );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["mapped"], summary["objects"], "{summary}");
-    let ray = draft(project.path(), V);
+    // stdout is the driver's summary (ids, counts, digests; never content).
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The same files, byte for byte (named, never printed: they hold conversation text).
+fn assert_same_draft(ray: &BTreeMap<String, Vec<u8>>, single: &BTreeMap<String, Vec<u8>>) {
+    assert!(single.contains_key("manifest.json"), "{:?}", single.keys());
     assert_eq!(
         ray.keys().collect::<Vec<_>>(),
-        single.keys().collect::<Vec<_>>()
+        single.keys().collect::<Vec<_>>(),
+        "the same files"
     );
-    for (key, bytes) in &single {
+    for (key, bytes) in single {
         assert!(
             &ray[key] == bytes,
-            "{key} differs between Ray and single node"
+            "{key} differs between the Ray and the single-node build"
         );
     }
+}
+
+#[test]
+fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
+    let Some(python) = python() else { return };
+    const V: &str = "v2026-12-05";
+    let project = project();
+    put_sample_sources(&mut |key, bytes| {
+        let path = project.path().join("store").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    });
+    let settings = settings(project.path(), &[]);
+    let store = Store::open(&settings.store).unwrap();
+    let (single, digest) = single_node_build(&store, &settings, V);
+
+    let summary = ray_build(&python, project.path(), &[], V);
+    assert_eq!(summary["release_digest"], digest, "{summary}");
+    assert_eq!(summary["mapped"], summary["objects"], "{summary}");
+    assert_same_draft(&draft(&store, V), &single);
+    let work = format!("{}/work/", store.exports_prefix());
+    assert_eq!(
+        store.list(&work).count(),
+        0,
+        "the map fragments are removed when the build is finished"
+    );
+}
+
+/// Issue 21's acceptance test: 10,000 generated conversations (with planted duplicates)
+/// and the sample sources in an S3 bucket (moto when `GATEHOUSE_TEST_S3_ENDPOINT` is set, as
+/// in CI); the Ray build's release digest, dedup removals and every draft file equal the
+/// single-node build's, and the gates pass on the Ray-built draft with the same leakage
+/// certificate.
+#[test]
+fn ten_thousand_conversations_on_s3_build_on_ray_as_on_one_node() {
+    let Some(python) = python() else { return };
+    const V: &str = "v2026-12-05";
+    let s3 = TestS3::start().unwrap();
+    let bucket = s3.create_bucket("ray-build").unwrap();
+    let env = s3.env(&bucket);
+    let project = project();
+    let settings = settings(project.path(), &env);
+    let store = Store::open(&settings.store).unwrap();
+    let mut put = |key: &str, bytes: Vec<u8>| store.put(key, bytes).unwrap();
+    put_sample_sources(&mut put);
+    put_generated_sessions(10_000, &mut put);
+    let (single, digest) = single_node_build(&store, &settings, V);
+    let registry = gatehouse_core::registry::Registry::load(&settings.registry_path).unwrap();
+    // The gates' verdicts and the dedup and leakage certificates, as JSON.
+    let gates = |store: &Store| {
+        let outcome = gatehouse_core::release::gates_only(store, &settings, &registry, V).unwrap();
+        (
+            outcome.summaries,
+            serde_json::to_string(&outcome.dedup).unwrap(),
+            serde_json::to_string(&outcome.leakage).unwrap(),
+        )
+    };
+    let single_gates = gates(&store);
+
+    let summary = ray_build(&python, project.path(), &env, V);
+    assert_eq!(summary["release_digest"], digest, "{summary}");
+    let ray = draft(&store, V);
+    assert_same_draft(&ray, &single);
+    let manifest: serde_json::Value = serde_json::from_slice(&ray["manifest.json"]).unwrap();
+    eprintln!("dedup: {}", manifest["dedup"]);
+    let ray_gates = gates(&store);
+    assert_eq!(ray_gates.0, single_gates.0, "the same gate verdicts");
+    assert!(ray_gates.1 == single_gates.1, "the same dedup certificate");
+    assert!(
+        ray_gates.2 == single_gates.2,
+        "the same leakage certificate"
+    );
+}
+
+/// Faults: a driver that died after mapping three objects (their fragments are in the
+/// store), then a run in which one map actor is killed with `ray.kill` after writing its
+/// fragment and before returning its result (the driver's test hook
+/// `GATEHOUSE_RAY_FAULT_KILL_ONE_ACTOR`). Ray Data restarts the actor and runs its batch
+/// again; the re-run reuses the completed fragments; the release is the same.
+#[test]
+fn a_dead_driver_and_a_killed_map_actor_do_not_change_the_release() {
+    let Some(python) = python() else { return };
+    const V: &str = "v2026-12-05";
+    let project = project();
+    put_sample_sources(&mut |key, bytes| {
+        let path = project.path().join("store").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    });
+    let settings = settings(project.path(), &[]);
+    let store = Store::open(&settings.store).unwrap();
+    let (single, digest) = single_node_build(&store, &settings, V);
+
+    // A driver that planned the build, mapped objects 0 to 2, and died.
+    let out = Command::new(&python)
+        .current_dir(project.path())
+        .env_clear()
+        .envs(
+            ["PATH", "HOME", "TMPDIR", "LANG"]
+                .iter()
+                .filter_map(|k| Some((k, std::env::var_os(k)?))),
+        )
+        .args([
+            "-c",
+            &format!(
+                "from gatehouse_ray import _native as n\n\
+                 b = n.Build(n.Store(), {V:?})\n\
+                 b.prepare()\n\
+                 assert b.map([0, 1, 2]) == (3, 0)\n"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marker = tempfile::tempdir().unwrap();
+    let marker = marker.path().join("killed");
+    let fault = [(
+        "GATEHOUSE_RAY_FAULT_KILL_ONE_ACTOR".to_string(),
+        marker.display().to_string(),
+    )];
+    let summary = ray_build(&python, project.path(), &fault, V);
+    assert!(marker.exists(), "an actor was killed");
+    let (mapped, reused) = (
+        summary["mapped"].as_u64().unwrap(),
+        summary["reused"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        mapped + reused,
+        summary["objects"].as_u64().unwrap(),
+        "{summary}"
+    );
+    assert!(
+        reused >= 3,
+        "the dead driver's fragments are reused: {summary}"
+    );
+    assert_eq!(summary["release_digest"], digest, "{summary}");
+    assert_same_draft(&draft(&store, V), &single);
 }

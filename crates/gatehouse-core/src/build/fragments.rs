@@ -17,12 +17,12 @@
 
 use std::io::Write;
 
-use super::dedup::{self, ObjectEntries, SetStore, ShingleSpill, decode_set};
+use super::dedup::{self, ObjectEntries, SetStore, ShingleSpill};
 use super::phases::{MappedOutput, Prepared};
 use super::process;
 use super::{BuildError, BuildOutcome};
 use crate::layout;
-use crate::store::{RangeReader, StoreError};
+use crate::store::StoreError;
 
 /// What mapping one object gives its driver: the object's output and its records'
 /// sketches (ids, keys, signatures; never text). The lines and shingle sets are in the
@@ -148,11 +148,7 @@ impl Prepared<'_> {
         let keys: Vec<(String, String)> = (0..n).map(|i| layout::map_fragment(&work, i)).collect();
         let (mapped, entries): (Vec<_>, Vec<_>) =
             fragments.into_iter().map(|f| (f.mapped, f.entries)).unzip();
-        let mut sets = FragmentSets {
-            store,
-            keys: &keys,
-            open: None,
-        };
+        let mut sets = FragmentSets::new(store, &keys)?;
         let outcome = self.finish(
             mapped,
             &entries,
@@ -188,12 +184,52 @@ fn fragment_key(work: &str, index: usize) -> String {
     }
 }
 
-/// Shingle sets read by ranges from the fragments' `.shingles` objects.
+/// Shingle sets from the fragments' `.shingles` objects. An object is downloaded once, the
+/// first time one of its sets is needed, into a local temporary file (one GET per object,
+/// not one ranged GET per set: verifying a candidate pair reads two sets), then read like
+/// the rayon executor's spill files.
 struct FragmentSets<'a> {
     store: &'a crate::store::Store,
     keys: &'a [(String, String)],
-    /// The object last read from, and its reader.
-    open: Option<(u32, RangeReader)>,
+    dir: tempfile::TempDir,
+    downloaded: Vec<bool>,
+    files: dedup::SpillFiles,
+}
+
+impl<'a> FragmentSets<'a> {
+    fn new(
+        store: &'a crate::store::Store,
+        keys: &'a [(String, String)],
+    ) -> Result<Self, BuildError> {
+        let dir = tempfile::tempdir().map_err(|source| BuildError::Read {
+            key: "(local directory for shingle sets)".into(),
+            source,
+        })?;
+        let paths = (0..keys.len())
+            .map(|i| dir.path().join(format!("{i:08}.shingles")))
+            .collect();
+        Ok(Self {
+            store,
+            keys,
+            dir,
+            downloaded: vec![false; keys.len()],
+            files: dedup::SpillFiles::new(paths),
+        })
+    }
+
+    fn download(&mut self, object: usize) -> Result<(), BuildError> {
+        let key = &self.keys[object].1;
+        let path = self.dir.path().join(format!("{object:08}.shingles"));
+        let err = |source| BuildError::Read {
+            key: key.clone(),
+            source,
+        };
+        let mut reader = self.store.open_read(key)?;
+        let mut file = std::fs::File::create(&path).map_err(err)?;
+        std::io::copy(&mut reader, &mut file).map_err(err)?;
+        self.downloaded[object] = true;
+        Ok(())
+    }
 }
 
 impl SetStore for FragmentSets<'_> {
@@ -204,16 +240,10 @@ impl SetStore for FragmentSets<'_> {
         len: u32,
         out: &mut Vec<u32>,
     ) -> Result<(), BuildError> {
-        if self.open.as_ref().map(|(o, _)| *o) != Some(object) {
-            let reader = self.store.open_ranges(&self.keys[object as usize].1)?;
-            self.open = Some((object, reader));
+        if !self.downloaded[object as usize] {
+            self.download(object as usize)?;
         }
-        let Some((_, reader)) = &self.open else {
-            return Err(BuildError::Internal("no open fragment".into()));
-        };
-        let bytes = reader.read(at..at + 4 * u64::from(len))?;
-        decode_set(&bytes, out);
-        Ok(())
+        self.files.read_at(object, at, len, out)
     }
 }
 

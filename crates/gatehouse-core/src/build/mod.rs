@@ -379,7 +379,12 @@ pub fn run(
     prepared.finish(
         mapped,
         &entries,
-        &mut dedup::SpillFiles::new(files.iter().map(|(_, shingles)| &**shingles).collect()),
+        &mut dedup::SpillFiles::new(
+            files
+                .iter()
+                .map(|(_, shingles)| shingles.to_path_buf())
+                .collect(),
+        ),
         dedup::Verdicts::OnDemand,
         &mut |o, f| process::for_each_spilled(&files[o].0, f),
     )

@@ -17,6 +17,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::audit::{Action, AuditError, AuditLog, Event};
+use crate::build::Prepared;
 use crate::config::Settings;
 use crate::coverage::{CoverageError, CoverageReport};
 use crate::layout;
@@ -379,61 +380,87 @@ pub fn build_only(
     )?)
 }
 
-/// One step of `build_only` run by a distributed executor (the store-backed one,
-/// [`crate::build::fragments`]): the same inputs, settings and context as `gatehouse build`.
-#[derive(Debug, Clone, Copy)]
-pub enum BuildStep<'i> {
-    /// The driver plans the build and clears the draft: how many objects there are.
-    Prepare,
-    /// A worker maps these objects (indices in key order) into fragments, reusing those
-    /// already made for this build.
-    Map(&'i [usize]),
-    /// The driver finishes from the fragments in the store.
-    Finish,
+/// `gatehouse build` of one version cut into the steps a distributed executor runs in
+/// different processes, over the store-backed executor ([`crate::build::fragments`]): the
+/// driver [`prepare`](Self::prepare)s, workers [`map`](Self::map) objects into fragments in
+/// the store, the driver [`finish`](Self::finish)es from them. The same inputs, settings and
+/// context as [`build_only`], so the same draft, byte for byte. Each process builds one of
+/// these and keeps it: the detector is built once, here.
+pub struct BuildSteps {
+    store: Store,
+    settings: Settings,
+    registry: Registry,
+    detector: gatehouse_text::pii::Detector,
+    version: String,
 }
 
-/// What a [`BuildStep`] did.
-#[derive(Debug)]
-pub enum BuildStepOutcome {
-    Prepared { objects: usize },
-    Mapped { mapped: usize, reused: usize },
-    Finished(Box<crate::build::BuildOutcome>),
+impl std::fmt::Debug for BuildSteps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildSteps")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
 }
 
-/// Runs one [`BuildStep`] of `version`'s build.
-pub fn build_step(
-    store: &Store,
-    settings: &Settings,
-    registry: &Registry,
-    version: &str,
-    step: BuildStep<'_>,
-) -> Result<BuildStepOutcome, ReleaseError> {
-    use crate::build::Prepared;
-    let plan = draft_plan(store, settings, version)?;
-    let detector = settings.privacy.detector();
-    let ctx = stages::build_context(settings, version, &plan.location, Vec::new(), &detector);
-    let config = &settings.build;
-    Ok(match step {
-        BuildStep::Prepare => BuildStepOutcome::Prepared {
-            objects: Prepared::new(store, registry, config, &ctx)?.keys().len(),
-        },
-        BuildStep::Map(indices) => {
-            let prepared = Prepared::open(store, registry, config, &ctx)?;
-            let (mut mapped, mut reused) = (0, 0);
-            for &i in indices {
-                let (_, was_there) = prepared.map_or_resume(i)?;
-                if was_there {
-                    reused += 1;
-                } else {
-                    mapped += 1;
-                }
-            }
-            BuildStepOutcome::Mapped { mapped, reused }
+impl BuildSteps {
+    pub fn new(store: Store, settings: Settings, registry: Registry, version: &str) -> Self {
+        let detector = settings.privacy.detector();
+        Self {
+            store,
+            settings,
+            registry,
+            detector,
+            version: version.to_string(),
         }
-        BuildStep::Finish => BuildStepOutcome::Finished(Box::new(
-            Prepared::open(store, registry, config, &ctx)?.finish_from_store()?,
-        )),
-    })
+    }
+
+    /// The driver's first step: plans the build, clears the draft, and returns how many
+    /// source objects there are (object `i` is the `i`-th in key order).
+    pub fn prepare(&self) -> Result<usize, ReleaseError> {
+        let plan = draft_plan(&self.store, &self.settings, &self.version)?;
+        let ctx = self.context(&plan);
+        let prepared = Prepared::new(&self.store, &self.registry, &self.settings.build, &ctx)?;
+        Ok(prepared.keys().len())
+    }
+
+    /// A worker's step: maps the objects `indices` into their fragments in the store,
+    /// reusing fragments already made for this build. Returns `(mapped, reused)`. The build
+    /// is planned again here (the store listed): a worker needs nothing from the driver but
+    /// the version, and a fragment of a plan that changed since is refused by its
+    /// fingerprint.
+    pub fn map(&self, indices: &[usize]) -> Result<(usize, usize), ReleaseError> {
+        let plan = draft_plan(&self.store, &self.settings, &self.version)?;
+        let ctx = self.context(&plan);
+        let prepared = Prepared::open(&self.store, &self.registry, &self.settings.build, &ctx)?;
+        let (mut mapped, mut reused) = (0, 0);
+        for &i in indices {
+            if prepared.map_or_resume(i)?.1 {
+                reused += 1;
+            } else {
+                mapped += 1;
+            }
+        }
+        Ok((mapped, reused))
+    }
+
+    /// The driver's last step: finishes the build from the fragments in the store
+    /// (duplicates, the merge in key order, reports, manifest), and removes them.
+    pub fn finish(&self) -> Result<crate::build::BuildOutcome, ReleaseError> {
+        let plan = draft_plan(&self.store, &self.settings, &self.version)?;
+        let ctx = self.context(&plan);
+        let prepared = Prepared::open(&self.store, &self.registry, &self.settings.build, &ctx)?;
+        Ok(prepared.finish_from_store()?)
+    }
+
+    fn context<'s>(&'s self, plan: &'s Plan) -> crate::build::BuildContext<'s> {
+        stages::build_context(
+            &self.settings,
+            &self.version,
+            &plan.location,
+            Vec::new(),
+            &self.detector,
+        )
+    }
 }
 
 /// Runs the gates over the built draft of `version`.

@@ -2,11 +2,13 @@
 
 The native module ``gatehouse_ray._native`` (Rust, PyO3, abi3) exposes gatehouse-core over
 Arrow: ``Store`` (opened from arguments, environment and gatehouse.toml like the CLI),
-``list_objects``, ``object_digest`` and ``digest_batch`` (a map kernel over an Arrow batch).
-``python -m gatehouse_ray`` is the Ray driver.
+``list_objects``, ``object_digest`` and ``digest_batch`` (a map kernel over an Arrow batch),
+and ``Build``: ``gatehouse build`` cut into the steps a driver and its workers run
+(``prepare``, ``map(indices)``, ``finish``). ``python -m gatehouse_ray`` is the Ray driver.
 """
 
 from ._native import (
+    Build,
     ConfigError,
     GatehouseError,
     Store,
@@ -18,6 +20,7 @@ from ._native import (
 )
 
 __all__ = [
+    "Build",
     "ConfigError",
     "GatehouseError",
     "Store",

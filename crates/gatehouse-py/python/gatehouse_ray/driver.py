@@ -1,10 +1,21 @@
 """The Ray driver: argument parsing, Ray start-up, and the subcommands.
 
-``list`` is the smoke path of issue 21: it lists the store through the wheel (as coverage
-lists it) and digests every object in Ray tasks, with Ray Data ``map_batches`` over Arrow
-batches calling the native kernel ``digest_batch`` (GIL released inside). It prints one JSON
-document on stdout: the objects sorted by key, with size and ``sha256:`` digest. Timings and
-Ray's own logging go to stderr. Nothing printed is object content.
+``build`` builds a release draft with the map on Ray, the same bytes as ``gatehouse build``:
+the driver plans the build and clears the draft (``Build.prepare``); a Ray Data actor pool
+maps the source objects, one batch of object indices (key order) at a time, into fragments
+in the store (``Build.map``: adapt, normalise, redact, sign, count, GIL released); the
+driver finishes from the fragments (``Build.finish``: duplicates, the merge in key order,
+shards, reports, manifest). Fragments carry a fingerprint of the object and the settings, so
+a re-run resumes from completed map work, and a killed actor's batch, run again, gives the
+same fragment. Nothing is named by Ray: fragments are named by object index, shards by the
+build.
+
+``list`` is the smoke path: it lists the store through the wheel (as coverage lists it) and
+digests every object in Ray tasks, with Ray Data ``map_batches`` over Arrow batches calling
+the native kernel ``digest_batch``.
+
+Each subcommand prints one JSON document on stdout. Timings and Ray's own logging go to
+stderr. Nothing printed is object content.
 """
 
 from __future__ import annotations
@@ -75,7 +86,50 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--batch-size", type=int, default=1, help="objects per Ray Data batch (default 1)"
     )
+    b.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        help="map actors, one CPU each (default: the cluster's CPUs, at most one per object)",
+    )
     return p
+
+
+# Fault injection for the tests (tests/ray.rs): when set to a path, the first map actor
+# that creates that file kills itself with `ray.kill` after its fragments are written and
+# before its result is returned, so Ray Data must restart the actor and run the batch again.
+FAULT_KILL_ONE_ACTOR = "GATEHOUSE_RAY_FAULT_KILL_ONE_ACTOR"
+
+
+class _MapObjects:
+    """A Ray Data actor of the build's map stage: it holds one native ``Build`` (the
+    registry loaded and the PII detector built once per actor) and maps the objects of each
+    batch (their indices in key order) into fragments in the store."""
+
+    def __init__(self, store: _native.Store, version: str, kill_marker: str | None):
+        self._build = _native.Build(store, version)
+        self._kill_marker = kill_marker
+
+    def __call__(self, batch):
+        import pyarrow as pa
+
+        indices = [int(i) for i in batch.column("id").to_pylist()]
+        mapped, reused = self._build.map(indices)
+        if self._kill_marker:
+            _kill_self_once(self._kill_marker)
+        return pa.table({"mapped": [mapped], "reused": [reused]})
+
+
+def _kill_self_once(marker: str) -> None:
+    import ray
+
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    ray.kill(ray.get_runtime_context().current_actor, no_restart=False)
+    time.sleep(600)  # killed during this sleep; the batch's result is never returned
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -84,50 +138,61 @@ def cmd_build(args: argparse.Namespace) -> int:
     store = _store(args)
     version = args.release_version
     t0 = time.monotonic()
-    objects = _native.build_prepare(store, version)
+    driver = _native.Build(store, version)
+    objects = driver.prepare()
     prepare_s = time.monotonic() - t0
 
     ray, init_s = _init_ray(args)
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-
-    def map_objects(batch: pa.Table) -> pa.Table:
-        # Runs in a Ray worker: `store` arrives pickled and reopens there.
-        indices = [int(i) for i in batch.column("id").to_pylist()]
-        mapped, reused = _native.build_map(store, version, indices)
-        return pa.table({"mapped": [mapped], "reused": [reused]})
+    actors = args.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     t1 = time.monotonic()
     mapped = reused = 0
     if objects:
-        ds = ray.data.range(objects).map_batches(
-            map_objects, batch_format="pyarrow", batch_size=args.batch_size
+        # The object indices as in-memory blocks of one batch each: no read tasks (an actor
+        # pool holding every CPU would starve them) and one block per actor call.
+        step = max(1, args.batch_size)
+        blocks = [
+            pa.table({"id": pa.array(range(i, min(i + step, objects)), pa.uint64())})
+            for i in range(0, objects, step)
+        ]
+        ds = ray.data.from_arrow(blocks).map_batches(
+            _MapObjects,
+            fn_constructor_args=(store, version, os.environ.get(FAULT_KILL_ONE_ACTOR)),
+            batch_format="pyarrow",
+            batch_size=args.batch_size,
+            concurrency=min(actors, objects),
+            num_cpus=1,
         )
         for row in ds.iter_rows():
             mapped += row["mapped"]
             reused += row["reused"]
     map_s = time.monotonic() - t1
     t2 = time.monotonic()
-    digest = _native.build_finish(store, version)
+    digest = driver.finish()
     finish_s = time.monotonic() - t2
-    json.dump(
+    _print_summary(
         {
             "release_version": version,
             "release_digest": digest,
             "objects": objects,
             "mapped": mapped,
             "reused": reused,
-        },
-        sys.stdout,
-        indent=2,
-        sort_keys=True,
+            "actors": min(actors, objects),
+            "seconds": {
+                "prepare": round(prepare_s, 3),
+                "ray_init": round(init_s, 3),
+                "map": round(map_s, 3),
+                "finish": round(finish_s, 3),
+            },
+        }
     )
-    sys.stdout.write("\n")
     print(
-        f"gatehouse_ray build: {objects} objects ({mapped} mapped, {reused} reused); "
-        f"prepare {prepare_s:.2f} s, ray.init {init_s:.2f} s, map {map_s:.2f} s, "
-        f"finish {finish_s:.2f} s",
+        f"gatehouse_ray build: {objects} objects ({mapped} mapped, {reused} reused) on "
+        f"{min(actors, objects)} actors; prepare {prepare_s:.2f} s, ray.init {init_s:.2f} s, "
+        f"map {map_s:.2f} s, finish {finish_s:.2f} s",
         file=sys.stderr,
     )
     return EXIT_OK
@@ -207,8 +272,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "unusable_keys": unusable,
         "missing": missing,
     }
-    json.dump(summary, sys.stdout, indent=2, sort_keys=True)
-    sys.stdout.write("\n")
+    _print_summary(summary)
     print(
         f"gatehouse_ray list: {len(rows)} objects; listed in {listed_s:.2f} s, "
         f"ray.init {init_s:.2f} s, digests {digest_s:.2f} s "
@@ -218,8 +282,29 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK if not missing else EXIT_ERROR
 
 
+# The JSON summary's stream: the process's stdout as it was when `main` started. Everything
+# else written to stdout afterwards (Ray forwards its workers' and raylet's log lines to the
+# driver's stdout) goes to stderr, so stdout holds the one JSON document and nothing else.
+_summary_out = None
+
+
+def _print_summary(summary: dict) -> None:
+    out = _summary_out or sys.stdout
+    json.dump(summary, out, indent=2, sort_keys=True)
+    out.write("\n")
+    out.flush()
+
+
+def _keep_stdout_for_the_summary() -> None:
+    global _summary_out
+    sys.stdout.flush()
+    _summary_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _keep_stdout_for_the_summary()
     try:
         if args.command == "list":
             return cmd_list(args)

@@ -66,14 +66,14 @@ pub fn decode_set(bytes: &[u8], out: &mut Vec<u32>) {
 
 /// The rayon executor's set storage: one local spill file per object, a few kept open.
 #[derive(Debug)]
-pub(in crate::build) struct SpillFiles<'a> {
-    paths: Vec<&'a std::path::Path>,
+pub(in crate::build) struct SpillFiles {
+    paths: Vec<std::path::PathBuf>,
     open: FxHashMap<u32, File>,
     bytes: Vec<u8>,
 }
 
-impl<'a> SpillFiles<'a> {
-    pub fn new(paths: Vec<&'a std::path::Path>) -> Self {
+impl SpillFiles {
+    pub fn new(paths: Vec<std::path::PathBuf>) -> Self {
         Self {
             paths,
             open: FxHashMap::default(),
@@ -82,7 +82,7 @@ impl<'a> SpillFiles<'a> {
     }
 }
 
-impl SetStore for SpillFiles<'_> {
+impl SetStore for SpillFiles {
     fn read_at(
         &mut self,
         object: u32,
@@ -101,7 +101,7 @@ impl SetStore for SpillFiles<'_> {
         let file = match self.open.entry(object) {
             std::collections::hash_map::Entry::Occupied(f) => f.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(File::open(self.paths[object as usize]).map_err(err)?)
+                v.insert(File::open(&self.paths[object as usize]).map_err(err)?)
             }
         };
         self.bytes.resize(4 * len as usize, 0);
