@@ -198,6 +198,31 @@ pub fn bench_e2e(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A generated project in `dir` for `cargo xtask pin` and `bench ray`: the gatehouse binary
+/// (`bin`, or the release build), `n` conversations of `seed` under `dir/store` (reused when
+/// already there), this benchmark's registry and configuration, and no exports yet.
+pub(crate) fn generated_project(
+    dir: &Path,
+    bin: Option<String>,
+    n: u64,
+    seed: u64,
+) -> Result<(PathBuf, Generated)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let bin = match bin {
+        Some(b) => absolute(Path::new(&b))?,
+        None => build_binary(dir)?,
+    };
+    let generated = generate(dir, n, seed)?;
+    std::fs::write(dir.join("registry.toml"), registry_toml(seed))?;
+    std::fs::write(dir.join("gatehouse.toml"), CONFIG)?;
+    let exports = dir.join("store/exports");
+    if exports.exists() {
+        std::fs::remove_dir_all(&exports)
+            .with_context(|| format!("remove {}", exports.display()))?;
+    }
+    Ok((bin, generated))
+}
+
 /// `cargo build --release -p gatehouse`, then a private copy so a concurrent build cannot
 /// replace the binary mid-benchmark.
 pub(crate) fn build_binary(work: &Path) -> Result<PathBuf> {

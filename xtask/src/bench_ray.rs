@@ -6,6 +6,7 @@
 //! hash must agree (the manifest's build commit is the same: the binary and the wheel are
 //! built from this tree). On one machine this measures the Ray path's overhead, not a
 //! speed-up: the single-node build already uses every core.
+#![allow(clippy::print_stdout)] // a benchmark report: stdout is its interface
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::bench_e2e::{
-    CONFIG, VERSION, absolute, build_binary, expect, generate, label, loadavg, parse_size,
-    registry_toml, run_plain,
+    VERSION, absolute, expect, generated_project, label, loadavg, parse_size, run_plain,
 };
 use crate::flag;
 
@@ -40,12 +40,7 @@ pub fn bench_ray(args: &[String]) -> Result<()> {
         Some(w) => absolute(Path::new(&w))?,
         None => PathBuf::from(format!("/tmp/gatehouse-bench-ray-{}", label(n))),
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let bin = match flag(args, "--bin") {
-        Some(b) => absolute(Path::new(&b))?,
-        None => build_binary(&dir)?,
-    };
-    let generated = generate(&dir, n, seed)?;
+    let (bin, generated) = generated_project(&dir, flag(args, "--bin"), n, seed)?;
     println!(
         "bench ray {}: {} objects, {:.1} MB ({}), {cpus} CPUs, load {}",
         label(n),
@@ -54,14 +49,7 @@ pub fn bench_ray(args: &[String]) -> Result<()> {
         dir.display(),
         loadavg().unwrap_or_default()
     );
-    std::fs::write(dir.join("registry.toml"), registry_toml(seed))?;
-    std::fs::write(dir.join("gatehouse.toml"), CONFIG)?;
-    let exports = dir.join("store/exports");
-    if exports.exists() {
-        std::fs::remove_dir_all(&exports)
-            .with_context(|| format!("remove {}", exports.display()))?;
-    }
-    let draft = exports.join("releases").join(VERSION);
+    let draft = dir.join("store/exports/releases").join(VERSION);
 
     let build = ["build", "--release-version", VERSION];
     let started = Instant::now();

@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::bench_e2e::{
-    CONFIG, VERSION, absolute, build_binary, expect, generate, label, mb, parse_size,
-    registry_toml, run_plain,
-};
+use super::bench_e2e::{VERSION, expect, generated_project, label, mb, parse_size, run_plain};
 use super::{flag, repo_root};
 
 /// `cargo xtask pin`: a generated store of `--size` conversations in a fixed directory
@@ -23,12 +20,7 @@ pub fn pin(args: &[String]) -> Result<()> {
     let seed: u64 = flag(args, "--seed").map_or(Ok(7), |s| s.parse())?;
     let write = args.iter().any(|a| a == "--write");
     let dir = PathBuf::from(format!("/tmp/gatehouse-pin-{}", label(n)));
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let bin = match flag(args, "--bin") {
-        Some(b) => absolute(Path::new(&b))?,
-        None => build_binary(&dir)?,
-    };
-    let generated = generate(&dir, n, seed)?;
+    let (bin, generated) = generated_project(&dir, flag(args, "--bin"), n, seed)?;
     println!(
         "pin {}: {} objects, {} ({})",
         label(n),
@@ -36,13 +28,6 @@ pub fn pin(args: &[String]) -> Result<()> {
         mb(generated.bytes),
         dir.display()
     );
-    std::fs::write(dir.join("registry.toml"), registry_toml(seed))?;
-    std::fs::write(dir.join("gatehouse.toml"), CONFIG)?;
-    let exports = dir.join("store/exports");
-    if exports.exists() {
-        std::fs::remove_dir_all(&exports)
-            .with_context(|| format!("remove {}", exports.display()))?;
-    }
     let args = ["release", "--release-version", VERSION];
     let ran = run_plain(&bin, &args, &dir, Some(&dir.join("gatehouse.toml")))?;
     expect("release to the QA stop", &args, &ran, 1, &dir)?;

@@ -11,6 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use gatehouse_core::build::dedup::Verdicts;
 use gatehouse_core::build::{self, BuildConfig, BuildContext, Prepared};
 use gatehouse_core::store::Store;
 use serde_json::json;
@@ -103,7 +104,10 @@ fn mapped_in_any_order_through_the_store_the_release_is_byte_identical() {
         // Every fragment is in the store until the build completes.
         assert_eq!(files(&store, &prepared.work_location()).len(), 3 * n);
         let work = prepared.work_location();
-        let out = prepared.finish_from_fragments(fragments).unwrap();
+        // Every bucket's pairs judged first, as an executor that shuffles band rows does.
+        let out = prepared
+            .finish_from_fragments(fragments, Verdicts::Beforehand)
+            .unwrap();
         assert_eq!(out.release_digest, rayon.release_digest, "{order}");
         assert_eq!(
             files(&store, "exports/"),
@@ -125,7 +129,9 @@ fn a_missing_or_repeated_fragment_fails_before_anything_is_written() {
         prepared.map_fragment(0).unwrap(),
         prepared.map_fragment(0).unwrap(),
     ];
-    let err = prepared.finish_from_fragments(fragments).unwrap_err();
+    let err = prepared
+        .finish_from_fragments(fragments, Verdicts::OnDemand)
+        .unwrap_err();
     assert!(
         err.to_string().contains("each object must be mapped once"),
         "{err}"

@@ -75,23 +75,11 @@ fn core_digests(store: &Store, prefix: &str) -> BTreeMap<String, (u64, String)> 
         .collect()
 }
 
-/// Runs `python -m gatehouse_ray <store> --num-cpus 2 list <list>` in `cwd` with only `env`
-/// set (plus what Python and Ray need to run), and returns its JSON summary as
-/// key → (size, digest).
-fn ray_list(
-    python: &OsString,
-    cwd: &Path,
-    env: &[(String, String)],
-    store: &[&str],
-    list: &[&str],
-) -> BTreeMap<String, (u64, String)> {
+/// `python` in `cwd` with an empty environment but for what Python and Ray need to run.
+fn python_command(python: &OsString, cwd: &Path) -> Command {
     let mut cmd = Command::new(python);
     cmd.current_dir(cwd)
         .env_clear()
-        .args(["-m", "gatehouse_ray"])
-        .args(store)
-        .args(["--num-cpus", "2", "list"])
-        .args(list)
         .env("RAY_USAGE_STATS_ENABLED", "0")
         .env("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0");
     for k in ["PATH", "HOME", "TMPDIR", "LANG"] {
@@ -99,6 +87,19 @@ fn ray_list(
             cmd.env(k, v);
         }
     }
+    cmd
+}
+
+/// Runs `python -m gatehouse_ray ARGS` in `cwd` with `env` added, one at a time, and returns
+/// its JSON summary (stdout) and its stderr; fails the test, showing both, if it fails.
+fn run_driver(
+    python: &OsString,
+    cwd: &Path,
+    env: &[(String, String)],
+    args: &[&str],
+) -> (serde_json::Value, String) {
+    let mut cmd = python_command(python, cwd);
+    cmd.args(["-m", "gatehouse_ray"]).args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -109,18 +110,42 @@ fn ray_list(
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
     let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!(
-        "python -m gatehouse_ray {store:?} list {list:?}: {:.1} s",
-        started.elapsed().as_secs_f64()
+        "python -m gatehouse_ray {args:?}: {:.1} s ({})",
+        started.elapsed().as_secs_f64(),
+        stderr
+            .lines()
+            .rfind(|l| l.starts_with("gatehouse_ray "))
+            .unwrap_or("no timings")
     );
+    // stdout is the driver's summary (keys, counts, digests; never content).
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "gatehouse_ray list failed ({}):\n{stderr}",
+        "gatehouse_ray {args:?} failed ({}):\n{stdout}\nstderr:\n{stderr}",
         out.status
     );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stderr}"));
+    let summary = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}");
+    });
+    (summary, stderr)
+}
+
+/// Runs `python -m gatehouse_ray <store> --num-cpus 2 list <list>` in `cwd` with only `env`
+/// set (plus what Python and Ray need to run), and returns its JSON summary as
+/// key → (size, digest).
+fn ray_list(
+    python: &OsString,
+    cwd: &Path,
+    env: &[(String, String)],
+    store: &[&str],
+    list: &[&str],
+) -> BTreeMap<String, (u64, String)> {
+    let mut args: Vec<&str> = store.to_vec();
+    args.extend(["--num-cpus", "2", "list"]);
+    args.extend(list);
+    let (summary, _) = run_driver(python, cwd, env, &args);
     assert_eq!(summary["missing"], serde_json::json!([]), "{summary}");
     let objects = summary["objects"].as_array().unwrap();
     let keys: Vec<&str> = objects.iter().map(|o| o["key"].as_str().unwrap()).collect();
@@ -313,54 +338,15 @@ fn single_node_build(
 }
 
 /// `python -m gatehouse_ray --num-cpus 2 build --release-version VERSION` in `project` with
-/// `env` (and `extra`) as its environment; its JSON summary.
+/// `env`; its JSON summary.
 fn ray_build(
     python: &OsString,
     project: &Path,
     env: &[(String, String)],
     version: &str,
 ) -> serde_json::Value {
-    let mut cmd = Command::new(python);
-    cmd.current_dir(project)
-        .env_clear()
-        .args(["-m", "gatehouse_ray", "--num-cpus", "2", "build"])
-        .args(["--release-version", version])
-        .env("RAY_USAGE_STATS_ENABLED", "0")
-        .env("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0");
-    for k in ["PATH", "HOME", "TMPDIR", "LANG"] {
-        if let Some(v) = std::env::var_os(k) {
-            cmd.env(k, v);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let _one_at_a_time = RAY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let started = Instant::now();
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!(
-        "python -m gatehouse_ray build {version}: {:.1} s ({})",
-        started.elapsed().as_secs_f64(),
-        stderr
-            .lines()
-            .rfind(|l| l.starts_with("gatehouse_ray build:"))
-            .unwrap_or("no timings")
-    );
-    assert!(
-        out.status.success(),
-        "gatehouse_ray build failed ({}):\n{stderr}",
-        out.status
-    );
-    // stdout is the driver's summary (ids, counts, digests; never content).
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}):\n{}\nstderr:\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let args = ["--num-cpus", "2", "build", "--release-version", version];
+    run_driver(python, project, env, &args).0
 }
 
 /// The same files, byte for byte (named, never printed: they hold conversation text).
@@ -471,14 +457,7 @@ fn a_dead_driver_and_a_killed_map_actor_do_not_change_the_release() {
     let (single, digest) = single_node_build(&store, &settings, V);
 
     // A driver that planned the build, mapped objects 0 to 2, and died.
-    let out = Command::new(&python)
-        .current_dir(project.path())
-        .env_clear()
-        .envs(
-            ["PATH", "HOME", "TMPDIR", "LANG"]
-                .iter()
-                .filter_map(|k| Some((k, std::env::var_os(k)?))),
-        )
+    let out = python_command(&python, project.path())
         .args([
             "-c",
             &format!(

@@ -9,11 +9,13 @@
 //! [`Prepared::map_or_resume`] reuses a fragment already in the store when its fingerprint
 //! (the object as listed, the settings, the registry, the blocklist, the version, the
 //! code) matches, so a driver that died resumes from completed map outputs;
-//! [`Prepared::finish_from_store`] finishes from the fragments in the store. [`Prepared::finish_from_fragments`]
-//! takes every object's fragment (in key order), judges every LSH bucket's pairs first and
-//! clusters from those verdicts ([`dedup::Verdicts::Beforehand`], what a shuffle by band
-//! key gives), merges the fragments' lines in key order, and removes the fragments. The
-//! release is byte-identical to the rayon executor's (`tests/executors.rs`).
+//! [`Prepared::finish_from_store`] finishes from the fragments in the store, with pair
+//! verdicts judged on demand, as the rayon executor does. [`Prepared::finish_from_fragments`]
+//! takes every object's fragment (in any order) and how verdicts are had (on demand, or
+//! every LSH bucket's pairs judged first, [`dedup::Verdicts::Beforehand`], what a shuffle
+//! by band key gives), merges the fragments' lines in key order, and removes the
+//! fragments. The release is byte-identical to the rayon executor's either way
+//! (`tests/executors.rs`).
 
 use std::io::Write;
 
@@ -126,7 +128,7 @@ impl Prepared<'_> {
                 }
             }
         }
-        self.finish_from_fragments(fragments)
+        self.finish_from_fragments(fragments, dedup::Verdicts::OnDemand)
     }
 
     /// Phases 2 and 3 from every object's fragment; `fragments` in any order, one per
@@ -134,6 +136,7 @@ impl Prepared<'_> {
     pub fn finish_from_fragments(
         self,
         mut fragments: Vec<Fragment>,
+        verdicts: dedup::Verdicts,
     ) -> Result<BuildOutcome, BuildError> {
         fragments.sort_by_key(|f| f.index);
         let n = self.keys().len();
@@ -149,20 +152,14 @@ impl Prepared<'_> {
         let (mapped, entries): (Vec<_>, Vec<_>) =
             fragments.into_iter().map(|f| (f.mapped, f.entries)).unzip();
         let mut sets = FragmentSets::new(store, &keys)?;
-        let outcome = self.finish(
-            mapped,
-            &entries,
-            &mut sets,
-            dedup::Verdicts::Beforehand,
-            &mut |o, f| {
-                let key = &keys[o].0;
-                let err = |source| BuildError::Read {
-                    key: key.clone(),
-                    source,
-                };
-                process::for_each_line(store.open_read(key)?, &err, f)
-            },
-        )?;
+        let outcome = self.finish(mapped, &entries, &mut sets, verdicts, &mut |o, f| {
+            let key = &keys[o].0;
+            let err = |source| BuildError::Read {
+                key: key.clone(),
+                source,
+            };
+            process::for_each_line(store.open_read(key)?, &err, f)
+        })?;
         for (i, (lines, sets)) in keys.iter().enumerate() {
             for key in [lines, sets, &fragment_key(&work, i)] {
                 match store.delete(key) {
