@@ -365,10 +365,11 @@ fn assert_same_draft(ray: &BTreeMap<String, Vec<u8>>, single: &BTreeMap<String, 
     }
 }
 
-#[test]
-fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
-    let Some(python) = python() else { return };
-    const V: &str = "v2026-12-05";
+/// A project with a local copy of the sample store, built by `gatehouse build` into
+/// `version`'s draft: the project, its store, the draft's files and the release digest.
+fn sample_store_built(
+    version: &str,
+) -> (tempfile::TempDir, Store, BTreeMap<String, Vec<u8>>, String) {
     let project = project();
     put_sample_sources(&mut |key, bytes| {
         let path = project.path().join("store").join(key);
@@ -377,7 +378,15 @@ fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
     });
     let settings = settings(project.path(), &[]);
     let store = Store::open(&settings.store).unwrap();
-    let (single, digest) = single_node_build(&store, &settings, V);
+    let (single, digest) = single_node_build(&store, &settings, version);
+    (project, store, single, digest)
+}
+
+#[test]
+fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
+    let Some(python) = python() else { return };
+    const V: &str = "v2026-12-05";
+    let (project, store, single, digest) = sample_store_built(V);
 
     let summary = ray_build(&python, project.path(), &[], V);
     assert_eq!(summary["release_digest"], digest, "{summary}");
@@ -446,15 +455,7 @@ fn ten_thousand_conversations_on_s3_build_on_ray_as_on_one_node() {
 fn a_dead_driver_and_a_killed_map_actor_do_not_change_the_release() {
     let Some(python) = python() else { return };
     const V: &str = "v2026-12-05";
-    let project = project();
-    put_sample_sources(&mut |key, bytes| {
-        let path = project.path().join("store").join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    });
-    let settings = settings(project.path(), &[]);
-    let store = Store::open(&settings.store).unwrap();
-    let (single, digest) = single_node_build(&store, &settings, V);
+    let (project, store, single, digest) = sample_store_built(V);
 
     // A driver that planned the build, mapped objects 0 to 2, and died.
     let out = python_command(&python, project.path())

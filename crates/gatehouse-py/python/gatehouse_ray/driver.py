@@ -75,12 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     b = sub.add_parser(
         "build",
-        help="build a release draft with the map in Ray tasks (same bytes as `gatehouse build`)",
+        help="build a release draft with the map on Ray (same bytes as `gatehouse build`)",
         description="Plan the build of VERSION (the same inputs and settings as `gatehouse "
-        "build`), map its source objects into fragments in the store in Ray Data tasks "
-        "(fragments already made for this build are reused: a re-run resumes), then finish "
-        "on the driver: duplicates, the merge in key order, reports and manifest. Prints "
-        "the release digest as JSON.",
+        "build`; the draft is cleared), map its source objects into fragments in the store "
+        "in a Ray Data actor pool (fragments already made for this build are reused: a "
+        "re-run resumes), then finish on the driver: duplicates, the merge in key order, "
+        "shards, reports and manifest. Prints a JSON summary (release digest, objects "
+        "mapped and reused, seconds per step) on stdout; then run `gatehouse gates` on the "
+        "draft as after `gatehouse build`.",
     )
     b.add_argument("--release-version", required=True, help="the version to build")
     b.add_argument(
