@@ -213,3 +213,44 @@ fn a_fragment_made_for_other_settings_or_another_object_is_not_reused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fragment_whose_lines_or_sets_are_gone_or_rewritten_is_mapped_again() {
+    let store = store();
+    let reg = registry(&registry_text());
+    let config = BuildConfig::default();
+    let ctx = ctx();
+    let want = build::run(&store, &reg, &config, &ctx, &mut |_| {})
+        .unwrap()
+        .release_digest;
+    let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
+    let n = prepared.keys().len();
+    assert!(n >= 2, "two objects at least");
+    for i in 0..n {
+        prepared.map_fragment(i).unwrap();
+    }
+    let work = prepared.work_location();
+    let data = |i: usize, ext: &str| {
+        files(&store, &work)
+            .into_keys()
+            .find(|k| k.ends_with(&format!("{i:08}.{ext}")))
+            .unwrap_or_else(|| panic!("no .{ext} of fragment {i}"))
+    };
+    // A finish that died after removing object 0's lines (its record still there), and a
+    // run for other settings that rewrote object 1's sets, then died before its record.
+    store.delete(&data(0, "lines")).unwrap();
+    let sets = data(1, "shingles");
+    let mut bytes = store.get_bytes(&sets).unwrap().to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    store.put(&sets, bytes).unwrap();
+
+    let worker = Prepared::open(&store, &reg, &config, &ctx).unwrap();
+    assert!(worker.load_fragment(0).unwrap().is_none(), "lines gone");
+    assert!(worker.load_fragment(1).unwrap().is_none(), "sets rewritten");
+    let reused: usize = (0..n)
+        .map(|i| usize::from(worker.map_or_resume(i).unwrap().1))
+        .sum();
+    assert_eq!(reused, n - 2);
+    let out = worker.finish_from_store().unwrap();
+    assert_eq!(out.release_digest, want);
+}

@@ -5,9 +5,10 @@
 //! columns come in and go out without a copy, and every function that reads the store or
 //! works on a batch releases the GIL while it does (`Python::detach`).
 //!
-//! What is exposed so far proves the path end to end (a store opened from the same settings
-//! as the CLI, a listing as an Arrow table, digests per object and per batch); the build's
-//! kernels (per-object map, pair verification, clustering) are wired in the same way.
+//! Exposed: a store opened from the same settings as the CLI, a listing as an Arrow table,
+//! digests per object and per batch, and `Build`, the build's steps (prepare, map objects
+//! into fragments, finish). Pair verification and clustering run inside `finish`, on the
+//! driver; they are not exposed on their own yet.
 //!
 //! Errors become Python exceptions (`GatehouseError` and its subclasses `ConfigError`,
 //! `StoreError`) carrying the core's message and hint: keys, paths and operations, never
@@ -67,12 +68,15 @@ fn config_err(e: gatehouse_core::config::ConfigError) -> PyErr {
 }
 
 /// The settings a store was opened with, kept so the handle can be pickled into Ray tasks
-/// and reopened there: the config file and the local root as absolute paths, so a worker
-/// with another working directory opens the same store. Secrets are never kept; a worker
-/// reads them from its environment, as the CLI does.
+/// and reopened there: as resolved where it was opened (the config file, the registry and
+/// the local root as absolute paths; the bucket, endpoint, region and exports prefix as
+/// values), so a worker with another working directory and environment opens the same
+/// store and registry. Secrets are never kept; a worker reads them from its environment,
+/// as the CLI does.
 #[derive(Debug, Clone, Default)]
 struct OpenArgs {
     config: Option<String>,
+    registry: Option<String>,
     local_path: Option<String>,
     backend: Option<String>,
     bucket: Option<String>,
@@ -96,7 +100,7 @@ struct PyStore {
 #[pymethods]
 impl PyStore {
     #[new]
-    #[pyo3(signature = (config=None, local_path=None, backend=None, bucket=None, endpoint=None, region=None, exports_prefix=None))]
+    #[pyo3(signature = (config=None, local_path=None, backend=None, bucket=None, endpoint=None, region=None, exports_prefix=None, registry=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -107,9 +111,11 @@ impl PyStore {
         endpoint: Option<String>,
         region: Option<String>,
         exports_prefix: Option<String>,
+        registry: Option<String>,
     ) -> PyResult<Self> {
         let args = OpenArgs {
             config,
+            registry,
             local_path,
             backend,
             bucket,
@@ -120,7 +126,8 @@ impl PyStore {
         py.detach(|| open(args))
     }
 
-    /// `(Store, (config, local_path, backend, bucket, endpoint, region, exports_prefix))`.
+    /// `(Store, (config, local_path, backend, bucket, endpoint, region, exports_prefix,
+    /// registry))`.
     fn __reduce__<'py>(
         slf: &Bound<'py, Self>,
     ) -> PyResult<(Bound<'py, pyo3::types::PyType>, Bound<'py, PyTuple>)> {
@@ -135,6 +142,7 @@ impl PyStore {
                 &a.endpoint,
                 &a.region,
                 &a.exports_prefix,
+                &a.registry,
             ],
         )?;
         Ok((slf.get_type(), args))
@@ -167,6 +175,7 @@ fn open(mut args: OpenArgs) -> PyResult<PyStore> {
         .map_err(PyValueError::new_err)?;
     let overrides = Overrides {
         config: args.config.as_ref().map(PathBuf::from),
+        registry: args.registry.as_ref().map(PathBuf::from),
         local_path: args.local_path.as_ref().map(PathBuf::from),
         backend,
         bucket: args.bucket.clone(),
@@ -183,10 +192,21 @@ fn open(mut args: OpenArgs) -> PyResult<PyStore> {
         || "/dev/null".to_string(),
         |p| absolute(p).display().to_string(),
     ));
-    if let Backend::Local { root } = &store.config().backend {
-        args.local_path = Some(root.display().to_string());
-        args.backend = Some("local".to_string());
+    args.registry = Some(absolute(&settings.registry_path).display().to_string());
+    match &store.config().backend {
+        Backend::Local { root } => {
+            args.local_path = Some(root.display().to_string());
+            args.backend = Some("local".to_string());
+        }
+        Backend::S3(s3) => {
+            args.backend = Some("s3".to_string());
+            args.bucket = Some(s3.bucket.clone());
+            args.endpoint.clone_from(&s3.endpoint);
+            args.region = Some(s3.region.clone());
+        }
+        Backend::Memory => {}
     }
+    args.exports_prefix = Some(store.exports_prefix().to_string());
     Ok(PyStore {
         store,
         settings,

@@ -23,6 +23,10 @@ use gatehouse_test::TestS3;
 
 const ENV: &str = "GATEHOUSE_TEST_RAY_PYTHON";
 
+/// The release digest covers the manifest, which names the commit the code was built from.
+const SAME_COMMIT: &str = "(the wheel and this test must be built from the same commit: \
+     rebuild and reinstall the wheel)";
+
 static RAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn python() -> Option<OsString> {
@@ -90,6 +94,43 @@ fn python_command(python: &OsString, cwd: &Path) -> Command {
     cmd
 }
 
+/// `cmd`'s output; the test fails, and the process is killed, if it takes over `limit`
+/// (a hung driver must not hang CI).
+fn output_within(mut cmd: Command, limit: std::time::Duration) -> std::process::Output {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        let mut r = r.unwrap();
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            r.read_to_end(&mut b).map(|_| b)
+        })
+    };
+    let stdout = pipe(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = pipe(child.stderr.take().map(|p| Box::new(p) as _));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} took over {limit:?}: killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap().unwrap(),
+        stderr: stderr.join().unwrap().unwrap(),
+    }
+}
+
 /// Runs `python -m gatehouse_ray ARGS` in `cwd` with `env` added, one at a time, and returns
 /// its JSON summary (stdout) and its stderr; fails the test, showing both, if it fails.
 fn run_driver(
@@ -109,7 +150,7 @@ fn run_driver(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let started = Instant::now();
-    let out = cmd.output().unwrap();
+    let out = output_within(cmd, std::time::Duration::from_secs(600));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!(
         "python -m gatehouse_ray {args:?}: {:.1} s ({})",
@@ -389,7 +430,10 @@ fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
     let (project, store, single, digest) = sample_store_built(V);
 
     let summary = ray_build(&python, project.path(), &[], V);
-    assert_eq!(summary["release_digest"], digest, "{summary}");
+    assert_eq!(
+        summary["release_digest"], digest,
+        "{summary}\n{SAME_COMMIT}"
+    );
     assert_eq!(summary["mapped"], summary["objects"], "{summary}");
     assert_same_draft(&draft(&store, V), &single);
     let work = format!("{}/work/", store.exports_prefix());
@@ -432,7 +476,10 @@ fn ten_thousand_conversations_on_s3_build_on_ray_as_on_one_node() {
     let single_gates = gates(&store);
 
     let summary = ray_build(&python, project.path(), &env, V);
-    assert_eq!(summary["release_digest"], digest, "{summary}");
+    assert_eq!(
+        summary["release_digest"], digest,
+        "{summary}\n{SAME_COMMIT}"
+    );
     let ray = draft(&store, V);
     assert_same_draft(&ray, &single);
     let manifest: serde_json::Value = serde_json::from_slice(&ray["manifest.json"]).unwrap();
@@ -496,6 +543,9 @@ fn a_dead_driver_and_a_killed_map_actor_do_not_change_the_release() {
         reused >= 3,
         "the dead driver's fragments are reused: {summary}"
     );
-    assert_eq!(summary["release_digest"], digest, "{summary}");
+    assert_eq!(
+        summary["release_digest"], digest,
+        "{summary}\n{SAME_COMMIT}"
+    );
     assert_same_draft(&draft(&store, V), &single);
 }

@@ -8,7 +8,8 @@
 //! `.fragment` object holds the same, written last, so a fragment in the store is complete.
 //! [`Prepared::map_or_resume`] reuses a fragment already in the store when its fingerprint
 //! (the object as listed, the settings, the registry, the blocklist, the version, the
-//! code) matches, so a driver that died resumes from completed map outputs;
+//! code's version and commit) matches and its lines and sets are there at the sizes it
+//! recorded, so a driver that died resumes from completed map outputs;
 //! [`Prepared::finish_from_store`] finishes from the fragments in the store, with pair
 //! verdicts judged on demand, as the rayon executor does. [`Prepared::finish_from_fragments`]
 //! takes every object's fragment (in any order) and how verdicts are had (on demand, or
@@ -56,7 +57,16 @@ impl Prepared<'_> {
             .keys()
             .nth(index)
             .ok_or_else(|| BuildError::Internal(format!("no source object at index {index}")))?;
-        let (lines_key, sets_key) = layout::map_fragment(&self.work_location(), index);
+        let work = self.work_location();
+        let (lines_key, sets_key) = layout::map_fragment(&work, index);
+        // First: an earlier record of this object no longer commits anything, so a run that
+        // dies while rewriting the lines and sets below never leaves them under an old
+        // record that a later run would trust.
+        let record_key = fragment_key(&work, index);
+        match store.delete(&record_key) {
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         let io_err = |source| BuildError::Read {
             key: format!("(map fragment of {key})"),
             source,
@@ -84,25 +94,43 @@ impl Prepared<'_> {
             mapped,
             entries,
         };
-        // Last: the fragment's own record commits its lines and sets.
-        let bytes = codec::encode(&self.fingerprint(index), &fragment)?;
-        store.put(&fragment_key(&self.work_location(), index), bytes)?;
+        // Last: the fragment's own record commits its lines and sets, by their sizes.
+        let sizes = [store.head(&lines_key)?.size, store.head(&sets_key)?.size];
+        let bytes = codec::encode(&self.fingerprint(index), sizes, &fragment)?;
+        store.put(&record_key, bytes)?;
         Ok(fragment)
     }
 
-    /// Object `index`'s fragment from the store, when one is there and was made for this
-    /// build (same fingerprint); `None` otherwise. A fragment that cannot be decoded is an
-    /// error naming its key.
+    /// Object `index`'s fragment from the store, when one is there, was made for this build
+    /// (same fingerprint) and its lines and sets are there at the sizes it recorded; `None`
+    /// otherwise (also for a record of another format version). A record that cannot be
+    /// decoded is an error naming its key.
     pub fn load_fragment(&self, index: usize) -> Result<Option<Fragment>, BuildError> {
-        let key = fragment_key(&self.work_location(), index);
-        let bytes = match self.store().get_bytes(&key) {
+        let store = self.store();
+        let work = self.work_location();
+        let key = fragment_key(&work, index);
+        let bytes = match store.get_bytes(&key) {
             Ok(b) => b,
             Err(StoreError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let (fingerprint, fragment) = codec::decode(&bytes)
+        if codec::other_version(&bytes) {
+            return Ok(None);
+        }
+        let (fingerprint, sizes, fragment) = codec::decode(&bytes)
             .map_err(|e| BuildError::Internal(format!("{key}: a broken map fragment: {e}")))?;
-        Ok((fingerprint == self.fingerprint(index) && fragment.index == index).then_some(fragment))
+        if fingerprint != self.fingerprint(index) || fragment.index != index {
+            return Ok(None);
+        }
+        let (lines_key, sets_key) = layout::map_fragment(&work, index);
+        for (data, size) in [lines_key, sets_key].iter().zip(sizes) {
+            match store.head(data) {
+                Ok(info) if info.size == size => {}
+                Ok(_) | Err(StoreError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(fragment))
     }
 
     /// Object `index`'s fragment: the one in the store if it was made for this build,
@@ -160,8 +188,10 @@ impl Prepared<'_> {
             };
             process::for_each_line(store.open_read(key)?, &err, f)
         })?;
+        // The record first: a run that dies here leaves data no record commits (mapped
+        // again), never a record whose data is gone.
         for (i, (lines, sets)) in keys.iter().enumerate() {
-            for key in [lines, sets, &fragment_key(&work, i)] {
+            for key in [&fragment_key(&work, i), lines, sets] {
                 match store.delete(key) {
                     Ok(()) | Err(StoreError::NotFound { .. }) => {}
                     Err(e) => return Err(e.into()),
@@ -252,19 +282,32 @@ mod codec {
     use super::super::phases::MappedOutput;
     use super::{BuildError, Fragment};
 
-    const MAGIC: &[u8] = b"gatehouse map fragment v1\n";
+    const FORMAT: &[u8] = b"gatehouse map fragment ";
+    const MAGIC: &[u8] = b"gatehouse map fragment v2\n";
 
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Header {
         fingerprint: String,
         index: usize,
+        /// Sizes of the `.lines` and `.shingles` objects this record commits.
+        data_sizes: [u64; 2],
         mapped: MappedOutput,
     }
 
-    pub(super) fn encode(fingerprint: &str, f: &Fragment) -> Result<Vec<u8>, BuildError> {
+    /// A fragment record of another format version (not reusable, not broken).
+    pub(super) fn other_version(bytes: &[u8]) -> bool {
+        bytes.starts_with(FORMAT) && !bytes.starts_with(MAGIC)
+    }
+
+    pub(super) fn encode(
+        fingerprint: &str,
+        data_sizes: [u64; 2],
+        f: &Fragment,
+    ) -> Result<Vec<u8>, BuildError> {
         let header = serde_json::to_vec(&Header {
             fingerprint: fingerprint.to_string(),
             index: f.index,
+            data_sizes,
             mapped: f.mapped.clone(),
         })
         .map_err(|e| BuildError::Serialise("a map fragment", e))?;
@@ -316,8 +359,8 @@ mod codec {
         }
     }
 
-    /// The fingerprint and the fragment, or what is wrong with the bytes.
-    pub(super) fn decode(bytes: &[u8]) -> Result<(String, Fragment), String> {
+    /// The fingerprint, the data sizes and the fragment, or what is wrong with the bytes.
+    pub(super) fn decode(bytes: &[u8]) -> Result<(String, [u64; 2], Fragment), String> {
         let mut c = Cursor(bytes);
         if c.take(MAGIC.len())? != MAGIC {
             return Err("not a map fragment of this format".into());
@@ -355,6 +398,7 @@ mod codec {
         }
         Ok((
             header.fingerprint,
+            header.data_sizes,
             Fragment {
                 index: header.index,
                 mapped: header.mapped,

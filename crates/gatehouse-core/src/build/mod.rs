@@ -157,6 +157,23 @@ struct Input {
     etag: Option<String>,
 }
 
+/// The sources of a build as listed: every object of an eligible dataset in key order, and
+/// the datasets left out. A process that plans the same build many times (a Ray actor
+/// mapping batch after batch) lists the store once and passes this to
+/// [`Prepared::open_listed`].
+#[derive(Debug, Clone)]
+pub struct Sources {
+    inputs: Vec<Input>,
+    excluded: Vec<Exclusion>,
+}
+
+impl Sources {
+    pub fn list(store: &Store, registry: &Registry) -> Result<Self, BuildError> {
+        let (inputs, excluded) = inputs(store, registry)?;
+        Ok(Self { inputs, excluded })
+    }
+}
+
 /// The sources of a build: every object of an eligible dataset, in key order.
 fn inputs(store: &Store, registry: &Registry) -> Result<(Vec<Input>, Vec<Exclusion>), BuildError> {
     let exports = format!("{}/", store.exports_prefix());

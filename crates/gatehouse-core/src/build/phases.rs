@@ -16,9 +16,9 @@ use super::assembly::{Assembled, Assembly};
 use super::map::{self, MapContext};
 use super::process::{self, SpillFn};
 use super::{
-    BuildConfig, BuildContext, BuildError, BuildOutcome, BuildTotals, Input, ObjectReport,
-    blocklist, build_report, check, clear_previous, dedup, inputs, json_bytes, manifest,
-    objects_dataset, routing,
+    BuildConfig, BuildContext, BuildError, BuildOutcome, BuildTotals, Input, ObjectReport, Sources,
+    blocklist, build_report, check, clear_previous, dedup, json_bytes, manifest, objects_dataset,
+    routing,
 };
 use crate::digest::sha256;
 use crate::layout;
@@ -76,7 +76,25 @@ impl<'a> Prepared<'a> {
         ctx: &'a BuildContext<'a>,
     ) -> Result<Self, BuildError> {
         check(config, registry)?;
-        let (inputs, excluded) = inputs(store, registry)?;
+        Self::open_listed(
+            store,
+            registry,
+            config,
+            ctx,
+            Sources::list(store, registry)?,
+        )
+    }
+
+    /// [`Prepared::open`] from sources listed earlier, for this store and registry.
+    pub fn open_listed(
+        store: &'a Store,
+        registry: &'a Registry,
+        config: &'a BuildConfig,
+        ctx: &'a BuildContext<'a>,
+        sources: Sources,
+    ) -> Result<Self, BuildError> {
+        check(config, registry)?;
+        let Sources { inputs, excluded } = sources;
         if inputs.is_empty() {
             return Err(BuildError::Empty);
         }
@@ -128,8 +146,11 @@ impl<'a> Prepared<'a> {
         let mut blocked: Vec<&String> = self.blocklist.ids.iter().collect();
         blocked.sort_unstable();
         let identity = serde_json::json!({
-            "fragment_version": 1,
+            "fragment_version": 2,
             "pipeline": self.pipeline,
+            // The commit the code was built from (the version alone does not change when a
+            // map bug is fixed); `unknown` outside a checkout.
+            "commit": option_env!("GATEHOUSE_GIT_COMMIT").unwrap_or("unknown"),
             "release_version": self.ctx.release_version,
             "config_digest": self.ctx.config_digest,
             "registry_digest": self.registry.digest,

@@ -392,6 +392,9 @@ pub struct BuildSteps {
     registry: Registry,
     detector: gatehouse_text::pii::Detector,
     version: String,
+    /// The sources as a worker first listed them: one listing per process, not one per
+    /// batch (the store is listed whole, fragments included).
+    listed: std::sync::OnceLock<crate::build::Sources>,
 }
 
 impl std::fmt::Debug for BuildSteps {
@@ -411,6 +414,7 @@ impl BuildSteps {
             registry,
             detector,
             version: version.to_string(),
+            listed: std::sync::OnceLock::new(),
         }
     }
 
@@ -425,13 +429,26 @@ impl BuildSteps {
 
     /// A worker's step: maps the objects `indices` into their fragments in the store,
     /// reusing fragments already made for this build. Returns `(mapped, reused)`. The build
-    /// is planned again here (the store listed): a worker needs nothing from the driver but
-    /// the version, and a fragment of a plan that changed since is refused by its
-    /// fingerprint.
+    /// is planned again here, from the store as this process first listed it: a worker
+    /// needs nothing from the driver but the version, and the finish refuses a fragment
+    /// whose object changed since (its fingerprint holds the object's size and etag).
     pub fn map(&self, indices: &[usize]) -> Result<(usize, usize), ReleaseError> {
         let plan = draft_plan(&self.store, &self.settings, &self.version)?;
         let ctx = self.context(&plan);
-        let prepared = Prepared::open(&self.store, &self.registry, &self.settings.build, &ctx)?;
+        let sources = match self.listed.get() {
+            Some(s) => s.clone(),
+            None => {
+                let s = crate::build::Sources::list(&self.store, &self.registry)?;
+                self.listed.get_or_init(|| s).clone()
+            }
+        };
+        let prepared = Prepared::open_listed(
+            &self.store,
+            &self.registry,
+            &self.settings.build,
+            &ctx,
+            sources,
+        )?;
         let (mut mapped, mut reused) = (0, 0);
         for &i in indices {
             if prepared.map_or_resume(i)?.1 {

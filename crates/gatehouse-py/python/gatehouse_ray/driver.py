@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     ray_.add_argument(
         "--address",
         default=os.environ.get("RAY_ADDRESS"),
-        help="Ray cluster to attach to (default: $RAY_ADDRESS, else start a local one)",
+        help="Ray cluster to attach to: HOST:PORT, or `auto` for the one `ray start` "
+        "started on this host (default: $RAY_ADDRESS, else start a local one for this run)",
     )
     ray_.add_argument(
         "--num-cpus",
@@ -102,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
 # before its result is returned, so Ray Data must restart the actor and run the batch again.
 FAULT_KILL_ONE_ACTOR = "GATEHOUSE_RAY_FAULT_KILL_ONE_ACTOR"
 
+# How often a map actor is restarted, and its batch retried, after it dies.
+MAX_RESTARTS = 3
+
 
 class _MapObjects:
     """A Ray Data actor of the build's map stage: it holds one native ``Build`` (the
@@ -131,7 +135,8 @@ def _kill_self_once(marker: str) -> None:
         return
     os.close(fd)
     ray.kill(ray.get_runtime_context().current_actor, no_restart=False)
-    time.sleep(600)  # killed during this sleep; the batch's result is never returned
+    time.sleep(120)  # killed during this sleep; the batch's result is never returned
+    raise RuntimeError(f"{FAULT_KILL_ONE_ACTOR}: ray.kill did not stop this actor")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -139,15 +144,18 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     store = _store(args)
     version = args.release_version
-    t0 = time.monotonic()
     driver = _native.Build(store, version)
-    objects = driver.prepare()
-    prepare_s = time.monotonic() - t0
-
+    # Ray first: a cluster that cannot be reached must not cost the draft prepare clears.
     ray, init_s = _init_ray(args)
     import ray.data
 
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    # A map error (a gatehouse error naming the key) ends the build as itself, not wrapped.
+    ctx.raise_original_map_exception = True
+    t0 = time.monotonic()
+    objects = driver.prepare()
+    prepare_s = time.monotonic() - t0
     actors = args.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     t1 = time.monotonic()
@@ -167,6 +175,11 @@ def cmd_build(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             concurrency=min(actors, objects),
             num_cpus=1,
+            # A killed or crashed actor is restarted and its batch run again (the fragment
+            # is reused or made again), a few times, not forever: an object that kills
+            # every actor it meets (out of memory, say) ends the build.
+            max_restarts=MAX_RESTARTS,
+            max_task_retries=MAX_RESTARTS,
         )
         for row in ds.iter_rows():
             mapped += row["mapped"]
@@ -217,7 +230,9 @@ def _init_ray(args: argparse.Namespace):
 
     started = time.monotonic()
     ray.init(
-        address=args.address or None,
+        # "local" starts a cluster for this run even when one was started on this host with
+        # `ray start`; attach to that one with --address auto.
+        address=args.address or "local",
         num_cpus=None if args.address else args.num_cpus,
         include_dashboard=False,
         log_to_driver=True,
@@ -312,7 +327,19 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args)
         if args.command == "build":
             return cmd_build(args)
-    except _native.GatehouseError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:  # a gatehouse error, perhaps raised in a worker and wrapped by Ray
+        cause = _gatehouse_error(e)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_ERROR
+
+
+def _gatehouse_error(e: BaseException | None) -> BaseException | None:
+    """The gatehouse error `e` is, or wraps (Ray wraps a worker's exception in its own)."""
+    for _ in range(16):
+        if e is None or isinstance(e, _native.GatehouseError):
+            return e
+        e = e.__cause__ or getattr(e, "cause", None)
+    return None
