@@ -62,6 +62,18 @@ fn ctx() -> BuildContext<'static> {
     }
 }
 
+/// The release digest of the rayon executor's build (what `gatehouse build` runs).
+fn rayon_digest(
+    store: &Store,
+    reg: &gatehouse_core::registry::Registry,
+    config: &BuildConfig,
+    ctx: &BuildContext<'_>,
+) -> String {
+    build::run(store, reg, config, ctx, &mut |_| {})
+        .unwrap()
+        .release_digest
+}
+
 /// Every object under `prefix`, with its bytes.
 fn files(store: &Store, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     store
@@ -141,13 +153,13 @@ fn a_missing_or_repeated_fragment_fails_before_anything_is_written() {
 
 #[test]
 fn a_driver_that_died_resumes_from_the_fragments_in_the_store() {
-    let store = store();
-    let reg = registry(&registry_text());
-    let config = BuildConfig::default();
-    let ctx = ctx();
-    let want = build::run(&store, &reg, &config, &ctx, &mut |_| {})
-        .unwrap()
-        .release_digest;
+    let (store, reg, config, ctx) = (
+        store(),
+        registry(&registry_text()),
+        BuildConfig::default(),
+        ctx(),
+    );
+    let want = rayon_digest(&store, &reg, &config, &ctx);
 
     // The first driver maps half the objects, then dies.
     let first = Prepared::new(&store, &reg, &config, &ctx).unwrap();
@@ -216,13 +228,13 @@ fn a_fragment_made_for_other_settings_or_another_object_is_not_reused() {
 
 #[test]
 fn a_fragment_whose_lines_or_sets_are_gone_or_rewritten_is_mapped_again() {
-    let store = store();
-    let reg = registry(&registry_text());
-    let config = BuildConfig::default();
-    let ctx = ctx();
-    let want = build::run(&store, &reg, &config, &ctx, &mut |_| {})
-        .unwrap()
-        .release_digest;
+    let (store, reg, config, ctx) = (
+        store(),
+        registry(&registry_text()),
+        BuildConfig::default(),
+        ctx(),
+    );
+    let want = rayon_digest(&store, &reg, &config, &ctx);
     let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
     let n = prepared.keys().len();
     assert!(n >= 2, "two objects at least");
