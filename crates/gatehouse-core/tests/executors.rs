@@ -62,6 +62,21 @@ fn ctx() -> BuildContext<'static> {
     }
 }
 
+/// The store, registry, default build settings and context every test here starts from.
+fn setup() -> (
+    Store,
+    gatehouse_core::registry::Registry,
+    BuildConfig,
+    BuildContext<'static>,
+) {
+    (
+        store(),
+        registry(&registry_text()),
+        BuildConfig::default(),
+        ctx(),
+    )
+}
+
 /// The release digest of the rayon executor's build (what `gatehouse build` runs).
 fn rayon_digest(
     store: &Store,
@@ -153,12 +168,7 @@ fn a_missing_or_repeated_fragment_fails_before_anything_is_written() {
 
 #[test]
 fn a_driver_that_died_resumes_from_the_fragments_in_the_store() {
-    let (store, reg, config, ctx) = (
-        store(),
-        registry(&registry_text()),
-        BuildConfig::default(),
-        ctx(),
-    );
+    let (store, reg, config, ctx) = setup();
     let want = rayon_digest(&store, &reg, &config, &ctx);
 
     // The first driver maps half the objects, then dies.
@@ -228,12 +238,7 @@ fn a_fragment_made_for_other_settings_or_another_object_is_not_reused() {
 
 #[test]
 fn a_fragment_whose_lines_or_sets_are_gone_or_rewritten_is_mapped_again() {
-    let (store, reg, config, ctx) = (
-        store(),
-        registry(&registry_text()),
-        BuildConfig::default(),
-        ctx(),
-    );
+    let (store, reg, config, ctx) = setup();
     let want = rayon_digest(&store, &reg, &config, &ctx);
     let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
     let n = prepared.keys().len();
