@@ -243,7 +243,8 @@ impl PyBuild {
                     ConfigError::new_err(message(e.to_string(), hint))
                 })?;
             let steps =
-                gatehouse_core::release::BuildSteps::new(handle, settings, registry, &version);
+                gatehouse_core::release::BuildSteps::new(handle, settings, registry, &version)
+                    .map_err(release_err)?;
             Ok(Self { steps })
         })
     }

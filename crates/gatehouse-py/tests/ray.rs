@@ -549,3 +549,30 @@ fn a_dead_driver_and_a_killed_map_actor_do_not_change_the_release() {
     );
     assert_same_draft(&draft(&store, V), &single);
 }
+
+/// A gatehouse error ends the driver with `error: …` and its hint on stderr, exit 2, and
+/// nothing on stdout; a bad version is refused before Ray starts.
+#[test]
+fn the_driver_reports_a_gatehouse_error_with_exit_2_and_no_summary() {
+    let Some(python) = python() else { return };
+    let project = project();
+    std::fs::create_dir_all(project.path().join("store")).unwrap();
+    let out = output_within(
+        {
+            let mut cmd = python_command(&python, project.path());
+            cmd.args(["-m", "gatehouse_ray", "--num-cpus", "2", "build"])
+                .args(["--release-version", "../v1"]);
+            cmd
+        },
+        std::time::Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: invalid release version \"../v1\"\nhint: "),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no summary on stdout");
+    // Ray warns on start-up that token authentication is on "for this Ray cluster".
+    assert!(!stderr.contains("Ray cluster"), "refused before Ray starts");
+}

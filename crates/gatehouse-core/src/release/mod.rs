@@ -406,16 +406,23 @@ impl std::fmt::Debug for BuildSteps {
 }
 
 impl BuildSteps {
-    pub fn new(store: Store, settings: Settings, registry: Registry, version: &str) -> Self {
+    /// Fails on a version that is not a valid release version, before anything runs.
+    pub fn new(
+        store: Store,
+        settings: Settings,
+        registry: Registry,
+        version: &str,
+    ) -> Result<Self, ReleaseError> {
+        validate_version(version)?;
         let detector = settings.privacy.detector();
-        Self {
+        Ok(Self {
             store,
             settings,
             registry,
             detector,
             version: version.to_string(),
             listed: std::sync::OnceLock::new(),
-        }
+        })
     }
 
     /// The driver's first step: plans the build, clears the draft, and returns how many
