@@ -218,7 +218,8 @@ fn fragment_key(work: &str, index: usize) -> String {
 struct FragmentSets<'a> {
     store: &'a crate::store::Store,
     keys: &'a [(String, String)],
-    dir: tempfile::TempDir,
+    /// Holds the downloaded files; removed with them when the finish is done.
+    _dir: tempfile::TempDir,
     downloaded: Vec<bool>,
     files: dedup::SpillFiles,
 }
@@ -238,7 +239,7 @@ impl<'a> FragmentSets<'a> {
         Ok(Self {
             store,
             keys,
-            dir,
+            _dir: dir,
             downloaded: vec![false; keys.len()],
             files: dedup::SpillFiles::new(paths),
         })
@@ -246,13 +247,12 @@ impl<'a> FragmentSets<'a> {
 
     fn download(&mut self, object: usize) -> Result<(), BuildError> {
         let key = &self.keys[object].1;
-        let path = self.dir.path().join(format!("{object:08}.shingles"));
         let err = |source| BuildError::Read {
             key: key.clone(),
             source,
         };
         let mut reader = self.store.open_read(key)?;
-        let mut file = std::fs::File::create(&path).map_err(err)?;
+        let mut file = std::fs::File::create(self.files.path(object)).map_err(err)?;
         std::io::copy(&mut reader, &mut file).map_err(err)?;
         self.downloaded[object] = true;
         Ok(())

@@ -163,14 +163,18 @@ struct Input {
 /// [`Prepared::open_listed`].
 #[derive(Debug, Clone)]
 pub struct Sources {
-    inputs: Vec<Input>,
-    excluded: Vec<Exclusion>,
+    /// Shared, so a plan made again from the same listing copies nothing.
+    inputs: std::sync::Arc<[Input]>,
+    excluded: std::sync::Arc<[Exclusion]>,
 }
 
 impl Sources {
     pub fn list(store: &Store, registry: &Registry) -> Result<Self, BuildError> {
         let (inputs, excluded) = inputs(store, registry)?;
-        Ok(Self { inputs, excluded })
+        Ok(Self {
+            inputs: inputs.into(),
+            excluded: excluded.into(),
+        })
     }
 }
 

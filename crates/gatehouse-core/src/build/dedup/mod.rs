@@ -29,7 +29,7 @@ use super::BuildError;
 pub use crate::contract::{DedupSummary, FamilyDedup};
 use crate::registry::{Holdout, Registry};
 pub use near::{Buckets, JudgedPairs, NearOutcome, PairOracle, PairVerdict};
-pub use sets::{SetStore, decode_set};
+pub use sets::SetStore;
 pub(super) use sets::{ShingleSpill, SpillFiles};
 
 /// `[build.dedup]` in gatehouse.toml.

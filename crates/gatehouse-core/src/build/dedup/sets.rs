@@ -55,7 +55,7 @@ pub trait SetStore {
 }
 
 /// Decodes a set stored as little-endian `u32`s.
-pub fn decode_set(bytes: &[u8], out: &mut Vec<u32>) {
+fn decode_set(bytes: &[u8], out: &mut Vec<u32>) {
     out.clear();
     out.extend(
         bytes
@@ -79,6 +79,11 @@ impl SpillFiles {
             open: FxHashMap::default(),
             bytes: Vec::new(),
         }
+    }
+
+    /// Where object `object`'s sets are.
+    pub fn path(&self, object: usize) -> &std::path::Path {
+        &self.paths[object]
     }
 }
 
