@@ -1,8 +1,8 @@
 //! Two executors, one release: the store-backed executor (`build::fragments`: objects
-//! mapped one at a time, in any order, into fragments in the store; every LSH bucket's
-//! pairs judged before the clustering) writes the same bytes as the rayon executor
-//! (`build::run`: objects mapped in parallel into local spills; pairs judged when the
-//! clustering asks).
+//! mapped one at a time, in any order, into fragments in the store; the LSH buckets judged
+//! in the partitions of a shuffle by band key before the clustering) writes the same bytes
+//! as the rayon executor (`build::run`: objects mapped in parallel into local spills; pairs
+//! judged when the clustering asks).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use gatehouse_core::build::dedup::Verdicts;
+use gatehouse_core::build::dedup::shuffle::{BandRow, JudgedPartition, ShuffleVerdicts};
 use gatehouse_core::build::{self, BuildConfig, BuildContext, Prepared};
 use gatehouse_core::store::Store;
 use serde_json::json;
@@ -101,48 +102,87 @@ fn files(store: &Store, prefix: &str) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// The band rows of every object, grouped into `parts` partitions by band key and each
+/// judged by a worker of its own, in reverse order: what a shuffle by band key gives.
+fn judged_in_partitions(prepared: &Prepared<'_>, parts: u32) -> Vec<JudgedPartition> {
+    let all: Vec<usize> = (0..prepared.keys().len()).collect();
+    let mut by_part: BTreeMap<u32, Vec<BandRow>> = BTreeMap::new();
+    for (part, row) in prepared.band_rows(&all, parts).unwrap() {
+        by_part.entry(part).or_default().push(row);
+    }
+    by_part
+        .iter()
+        .rev()
+        .map(|(&part, rows)| {
+            let mut worker = prepared.judge_state().unwrap();
+            prepared.judge(&mut worker, part, rows).unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn mapped_in_any_order_through_the_store_the_release_is_byte_identical() {
     let store = store();
     let reg = registry(&registry_text());
-    let config = BuildConfig::default();
     let ctx = ctx();
+    // The default settings, and buckets of more than 3 left out (so pairs the partitions
+    // did not judge are judged on the finishing process).
+    let mut small_buckets = BuildConfig::default();
+    small_buckets.dedup.max_bucket = 3;
 
-    let rayon = build::run(&store, &reg, &config, &ctx, &mut |_| {}).unwrap();
-    let want = files(&store, "exports/");
-    let d = &rayon.manifest.dedup;
-    assert!(d.exact_removed >= 3 && d.near_removed >= 6, "{d:?}");
-    assert!(
-        d.candidates_verified > 0 && d.candidates_below_estimate > 0,
-        "{d:?}"
-    );
-
-    for order in ["reverse", "interleaved"] {
-        let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
-        let n = prepared.keys().len();
-        let indices: Vec<usize> = match order {
-            "reverse" => (0..n).rev().collect(),
-            _ => (0..n).step_by(2).chain((1..n).step_by(2)).collect(),
-        };
-        let mut fragments = Vec::new();
-        for i in indices {
-            fragments.push(prepared.map_fragment(i).unwrap());
-        }
-        // Every fragment is in the store until the build completes.
-        assert_eq!(files(&store, &prepared.work_location()).len(), 3 * n);
-        let work = prepared.work_location();
-        // Every bucket's pairs judged first, as an executor that shuffles band rows does.
-        let out = prepared
-            .finish_from_fragments(fragments, Verdicts::Beforehand)
-            .unwrap();
-        assert_eq!(out.release_digest, rayon.release_digest, "{order}");
-        assert_eq!(
-            files(&store, "exports/"),
-            want,
-            "{order}: the draft differs"
+    for config in [BuildConfig::default(), small_buckets] {
+        let rayon = build::run(&store, &reg, &config, &ctx, &mut |_| {}).unwrap();
+        let want = files(&store, "exports/");
+        let d = &rayon.manifest.dedup;
+        assert!(d.exact_removed >= 3 && d.near_removed >= 3, "{d:?}");
+        assert!(
+            d.candidates_verified > 0 && d.candidates_below_estimate > 0,
+            "{d:?}"
         );
-        assert!(files(&store, &work).is_empty(), "fragments left behind");
+
+        for (order, parts) in [("reverse", 1), ("interleaved", 4)] {
+            let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
+            let n = prepared.keys().len();
+            let indices: Vec<usize> = match order {
+                "reverse" => (0..n).rev().collect(),
+                _ => (0..n).step_by(2).chain((1..n).step_by(2)).collect(),
+            };
+            let mut fragments = Vec::new();
+            for i in indices {
+                fragments.push(prepared.map_fragment(i).unwrap());
+            }
+            // Every fragment is in the store until the build completes.
+            assert_eq!(files(&store, &prepared.work_location()).len(), 3 * n);
+            let work = prepared.work_location();
+            let judged = judged_in_partitions(&prepared, parts);
+            let verdicts = Verdicts::Shuffled(ShuffleVerdicts::new(judged).unwrap());
+            let out = prepared.finish_from_fragments(fragments, verdicts).unwrap();
+            let what = format!(
+                "{order}, {parts} partitions, max_bucket {}",
+                config.dedup.max_bucket
+            );
+            assert_eq!(out.release_digest, rayon.release_digest, "{what}");
+            assert_eq!(files(&store, "exports/"), want, "{what}: the draft differs");
+            assert!(files(&store, &work).is_empty(), "fragments left behind");
+        }
     }
+}
+
+#[test]
+fn a_partition_of_band_rows_that_is_missing_fails_the_finish() {
+    let (store, reg, config, ctx) = setup();
+    let prepared = Prepared::new(&store, &reg, &config, &ctx).unwrap();
+    let fragments: Vec<_> = (0..prepared.keys().len())
+        .map(|i| prepared.map_fragment(i).unwrap())
+        .collect();
+    let mut judged = judged_in_partitions(&prepared, 3);
+    judged.pop();
+    let verdicts = Verdicts::Shuffled(ShuffleVerdicts::new(judged).unwrap());
+    let err = prepared
+        .finish_from_fragments(fragments, verdicts)
+        .unwrap_err();
+    assert!(err.to_string().contains("a partition is missing"), "{err}");
+    assert!(!store.exists(&format!("{LOC}manifest.json")).unwrap());
 }
 
 #[test]
@@ -193,7 +233,7 @@ fn a_driver_that_died_resumes_from_the_fragments_in_the_store() {
     );
     let out = Prepared::new(&store, &reg, &config, &ctx)
         .unwrap()
-        .finish_from_store()
+        .finish_from_store(Verdicts::OnDemand)
         .unwrap();
     assert_eq!(out.release_digest, want);
 }
@@ -228,7 +268,7 @@ fn a_fragment_made_for_other_settings_or_another_object_is_not_reused() {
         changed.load_fragment(0).unwrap().is_none(),
         "the object changed"
     );
-    let err = changed.finish_from_store().unwrap_err();
+    let err = changed.finish_from_store(Verdicts::OnDemand).unwrap_err();
     assert!(
         err.to_string()
             .contains("no map fragment made for this build"),
@@ -268,6 +308,6 @@ fn a_fragment_whose_lines_or_sets_are_gone_or_rewritten_is_mapped_again() {
         .map(|i| usize::from(worker.map_or_resume(i).unwrap().1))
         .sum();
     assert_eq!(reused, n - 2);
-    let out = worker.finish_from_store().unwrap();
+    let out = worker.finish_from_store(Verdicts::OnDemand).unwrap();
     assert_eq!(out.release_digest, want);
 }

@@ -6,9 +6,11 @@
 //! works on a batch releases the GIL while it does (`Python::detach`).
 //!
 //! Exposed: a store opened from the same settings as the CLI, a listing as an Arrow table,
-//! digests per object and per batch, and `Build`, the build's steps (prepare, map objects
-//! into fragments, finish). Pair verification and clustering run inside `finish`, on the
-//! driver; they are not exposed on their own yet.
+//! digests per object and per batch, and `Build`, the build's steps: prepare, map objects
+//! into fragments, band rows out of the fragments (an Arrow table to shuffle by band key),
+//! judge one partition's LSH buckets (an Arrow table in, one Arrow row out), finish. The
+//! clustering, the merge in key order, shards and manifest run inside `finish`, on the
+//! driver.
 //!
 //! Errors become Python exceptions (`GatehouseError` and its subclasses `ConfigError`,
 //! `StoreError`) carrying the core's message and hint: keys, paths and operations, never
@@ -19,8 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::builder::{StringBuilder, UInt64Builder};
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use gatehouse_core::build::dedup::shuffle::{BandRow, JudgedPartition, Member, RowsReceipt};
 use gatehouse_core::config::{self, BackendKind, Overrides, ProcessEnv};
 use gatehouse_core::digest::HashingReader;
 use gatehouse_core::store::{Backend, Store};
@@ -221,7 +226,9 @@ fn release_err(e: gatehouse_core::release::ReleaseError) -> PyErr {
 
 /// `gatehouse build` of one version, cut into the steps the Ray driver runs in different
 /// processes (gatehouse-core's `release::BuildSteps`): the driver calls `prepare()`, each
-/// Ray actor holds one `Build` and calls `map(indices)`, the driver calls `finish()`. The
+/// Ray actor holds one `Build` and calls `map(indices)`, then `band_rows(indices, parts)`;
+/// after a group-by on `part`, `judge(rows)` per partition; the driver calls
+/// `finish(judged)`. The
 /// registry is loaded and the PII detector built once, when the `Build` is made. Every
 /// step releases the GIL.
 #[pyclass(name = "Build", module = "gatehouse_ray._native", frozen)]
@@ -262,14 +269,228 @@ impl PyBuild {
         py.detach(|| self.steps.map(&indices).map_err(release_err))
     }
 
+    /// The band rows of the objects `indices`, read from their fragments: a
+    /// `pyarrow.Table` with `part` (uint32, the row's partition of `parts`, a function of
+    /// the band key), `band` (uint32), `key` (uint64, the band key) and `member` (uint64,
+    /// object index << 32 | ordinal). Empty when near duplicates are not looked for.
+    fn band_rows<'py>(
+        &self,
+        py: Python<'py>,
+        indices: Vec<usize>,
+        parts: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let batch = py.detach(|| -> PyResult<RecordBatch> {
+            let rows = self.steps.band_rows(&indices, parts).map_err(release_err)?;
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.1.band))),
+                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.1.key))),
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.1.member.packed()),
+                )),
+            ];
+            RecordBatch::try_new(band_rows_schema(), columns)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        })?;
+        let schema = batch.schema();
+        PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+    }
+
+    /// Judges the LSH buckets in one partition's band rows (a table as `band_rows` makes
+    /// it, every row of one `part`; e.g. one group of `groupby("part")`). Returns a
+    /// one-row `pyarrow.Table`: the partition, the receipt of its rows (`rows`, `digest`)
+    /// and, as list columns, the similar pairs, the members' cuts and the skipped buckets
+    /// (see gatehouse-core's `build::dedup::shuffle`). No text.
+    fn judge<'py>(&self, py: Python<'py>, rows: PyTable) -> PyResult<Bound<'py, PyAny>> {
+        let (batches, _) = rows.into_inner();
+        let batch = py.detach(move || -> PyResult<RecordBatch> {
+            let (part, rows) = read_band_rows(&batches)?;
+            let judged = self.steps.judge(part, &rows).map_err(release_err)?;
+            judged_to_arrow(&judged)
+        })?;
+        let schema = batch.schema();
+        PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
+    }
+
     /// Finishes the build from the fragments (duplicates, the merge in key order, reports,
-    /// manifest) and removes them. Returns the release digest.
-    fn finish(&self, py: Python<'_>) -> PyResult<String> {
-        py.detach(|| {
-            let outcome = self.steps.finish().map_err(release_err)?;
+    /// manifest) and removes them. `judged`: every partition's row from `judge`, in one
+    /// table (in any order), or `None` to judge the candidate pairs here. Returns the
+    /// release digest.
+    #[pyo3(signature = (judged=None))]
+    fn finish(&self, py: Python<'_>, judged: Option<PyTable>) -> PyResult<String> {
+        let judged = judged.map(|t| t.into_inner().0);
+        py.detach(move || {
+            let judged = judged.map(|b| judged_from_arrow(&b)).transpose()?;
+            let outcome = self.steps.finish(judged).map_err(release_err)?;
             Ok(outcome.release_digest)
         })
     }
+}
+
+fn band_rows_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("part", DataType::UInt32, false),
+        Field::new("band", DataType::UInt32, false),
+        Field::new("key", DataType::UInt64, false),
+        Field::new("member", DataType::UInt64, false),
+    ]))
+}
+
+/// A column of `batch` by name, as `T`'s array (after a cast, so any integer type reads).
+fn column<T: arrow_array::ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    name: &str,
+) -> PyResult<arrow_array::PrimitiveArray<T>> {
+    let c = batch
+        .column_by_name(name)
+        .ok_or_else(|| PyTypeError::new_err(format!("no column named `{name}`")))?;
+    let c = arrow_cast::cast(c, &T::DATA_TYPE)
+        .map_err(|e| PyTypeError::new_err(format!("column `{name}`: {e}")))?;
+    if c.null_count() > 0 {
+        return Err(PyValueError::new_err(format!("column `{name}` has nulls")));
+    }
+    Ok(c.as_primitive::<T>().clone())
+}
+
+/// One partition's band rows: its number (every row's `part`) and the rows.
+fn read_band_rows(batches: &[RecordBatch]) -> PyResult<(u32, Vec<BandRow>)> {
+    let mut part = None;
+    let mut rows = Vec::new();
+    for b in batches {
+        let parts = column::<UInt32Type>(b, "part")?;
+        let bands = column::<UInt32Type>(b, "band")?;
+        let keys = column::<UInt64Type>(b, "key")?;
+        let members = column::<UInt64Type>(b, "member")?;
+        for i in 0..b.num_rows() {
+            if *part.get_or_insert(parts.value(i)) != parts.value(i) {
+                return Err(PyValueError::new_err(
+                    "judge takes the rows of one partition: column `part` has two values",
+                ));
+            }
+            rows.push(BandRow {
+                band: bands.value(i),
+                key: keys.value(i),
+                member: Member::unpacked(members.value(i)),
+            });
+        }
+    }
+    let part = part.ok_or_else(|| PyValueError::new_err("judge needs at least one band row"))?;
+    Ok((part, rows))
+}
+
+fn list<T: arrow_array::ArrowPrimitiveType>(values: Vec<T::Native>) -> ArrayRef {
+    Arc::new(ListArray::from_iter_primitive::<T, _, _>([Some(
+        values.into_iter().map(Some),
+    )]))
+}
+
+fn judged_to_arrow(j: &JudgedPartition) -> PyResult<RecordBatch> {
+    let item = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("part", DataType::UInt32, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("digest", DataType::UInt64, false),
+        Field::new("similar_band", item(DataType::UInt32), false),
+        Field::new("similar_member", item(DataType::UInt64), false),
+        Field::new("similar_other", item(DataType::UInt64), false),
+        Field::new("similar_jaccard", item(DataType::Float64), false),
+        Field::new("cut_band", item(DataType::UInt32), false),
+        Field::new("cut_member", item(DataType::UInt64), false),
+        Field::new("cut_after", item(DataType::UInt64), false),
+        Field::new("skipped_band", item(DataType::UInt32), false),
+        Field::new("skipped_key", item(DataType::UInt64), false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(UInt32Array::from(vec![j.part])),
+        Arc::new(UInt64Array::from(vec![j.receipt.rows])),
+        Arc::new(UInt64Array::from(vec![j.receipt.digest])),
+        list::<UInt32Type>(j.similar.iter().map(|s| s.0).collect()),
+        list::<UInt64Type>(j.similar.iter().map(|s| s.1.packed()).collect()),
+        list::<UInt64Type>(j.similar.iter().map(|s| s.2.packed()).collect()),
+        list::<Float64Type>(j.similar.iter().map(|s| s.3).collect()),
+        list::<UInt32Type>(j.cut.iter().map(|c| c.0).collect()),
+        list::<UInt64Type>(j.cut.iter().map(|c| c.1.packed()).collect()),
+        list::<UInt64Type>(j.cut.iter().map(|c| c.2.packed()).collect()),
+        list::<UInt32Type>(j.skipped.iter().map(|s| s.0).collect()),
+        list::<UInt64Type>(j.skipped.iter().map(|s| s.1).collect()),
+    ];
+    RecordBatch::try_new(schema, columns).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Row `row`'s list in column `name`, as `T`'s values.
+fn list_at<T: arrow_array::ArrowPrimitiveType>(
+    batch: &RecordBatch,
+    name: &str,
+    row: usize,
+) -> PyResult<Vec<T::Native>> {
+    let c = batch
+        .column_by_name(name)
+        .ok_or_else(|| PyTypeError::new_err(format!("no column named `{name}`")))?;
+    let lists = c
+        .as_list_opt::<i32>()
+        .ok_or_else(|| PyTypeError::new_err(format!("column `{name}` is not a list")))?;
+    let values = lists.value(row);
+    let values = values
+        .as_primitive_opt::<T>()
+        .ok_or_else(|| PyTypeError::new_err(format!("column `{name}` has the wrong type")))?;
+    if values.null_count() > 0 {
+        return Err(PyValueError::new_err(format!("column `{name}` has nulls")));
+    }
+    Ok(values.values().to_vec())
+}
+
+fn judged_from_arrow(batches: &[RecordBatch]) -> PyResult<Vec<JudgedPartition>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let parts = column::<UInt32Type>(b, "part")?;
+        let rows = column::<UInt64Type>(b, "rows")?;
+        let digests = column::<UInt64Type>(b, "digest")?;
+        for i in 0..b.num_rows() {
+            let unequal = |what: &str| {
+                PyValueError::new_err(format!(
+                    "partition row {i}: the {what} lists differ in length"
+                ))
+            };
+            let (sb, sm, so, sj) = (
+                list_at::<UInt32Type>(b, "similar_band", i)?,
+                list_at::<UInt64Type>(b, "similar_member", i)?,
+                list_at::<UInt64Type>(b, "similar_other", i)?,
+                list_at::<Float64Type>(b, "similar_jaccard", i)?,
+            );
+            if [sm.len(), so.len(), sj.len()] != [sb.len(); 3] {
+                return Err(unequal("similar"));
+            }
+            let (cb, cm, ca) = (
+                list_at::<UInt32Type>(b, "cut_band", i)?,
+                list_at::<UInt64Type>(b, "cut_member", i)?,
+                list_at::<UInt64Type>(b, "cut_after", i)?,
+            );
+            if [cm.len(), ca.len()] != [cb.len(); 2] {
+                return Err(unequal("cut"));
+            }
+            let (kb, kk) = (
+                list_at::<UInt32Type>(b, "skipped_band", i)?,
+                list_at::<UInt64Type>(b, "skipped_key", i)?,
+            );
+            if kk.len() != kb.len() {
+                return Err(unequal("skipped"));
+            }
+            let m = Member::unpacked;
+            out.push(JudgedPartition {
+                part: parts.value(i),
+                receipt: RowsReceipt {
+                    rows: rows.value(i),
+                    digest: digests.value(i),
+                },
+                similar: (0..sb.len())
+                    .map(|k| (sb[k], m(sm[k]), m(so[k]), sj[k]))
+                    .collect(),
+                cut: (0..cb.len()).map(|k| (cb[k], m(cm[k]), m(ca[k]))).collect(),
+                skipped: kb.into_iter().zip(kk).collect(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The gatehouse version these bindings were built from.

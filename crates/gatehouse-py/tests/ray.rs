@@ -435,12 +435,36 @@ fn a_build_on_ray_writes_the_same_draft_as_the_single_node_build() {
         "{summary}\n{SAME_COMMIT}"
     );
     assert_eq!(summary["mapped"], summary["objects"], "{summary}");
+    assert_shuffled(&summary);
     assert_same_draft(&draft(&store, V), &single);
     let work = format!("{}/work/", store.exports_prefix());
     assert_eq!(
         store.list(&work).count(),
         0,
         "the map fragments are removed when the build is finished"
+    );
+
+    // Without the shuffle (near duplicates judged on the driver): the same release.
+    let args = [
+        "--num-cpus",
+        "2",
+        "build",
+        "--release-version",
+        V,
+        "--judge-on-driver",
+    ];
+    let summary = run_driver(&python, project.path(), &[], &args).0;
+    assert_eq!(summary["near_duplicates"], "on the driver", "{summary}");
+    assert_eq!(summary["release_digest"], digest, "{summary}");
+    assert_same_draft(&draft(&store, V), &single);
+}
+
+/// The near duplicates were judged in partitions of a shuffle by band key.
+fn assert_shuffled(summary: &serde_json::Value) {
+    assert_eq!(summary["near_duplicates"], "shuffled", "{summary}");
+    assert!(
+        summary["partitions"].as_u64().unwrap() > 0,
+        "partitions were judged: {summary}"
     );
 }
 
@@ -480,6 +504,7 @@ fn ten_thousand_conversations_on_s3_build_on_ray_as_on_one_node() {
         summary["release_digest"], digest,
         "{summary}\n{SAME_COMMIT}"
     );
+    assert_shuffled(&summary);
     let ray = draft(&store, V);
     assert_same_draft(&ray, &single);
     let manifest: serde_json::Value = serde_json::from_slice(&ray["manifest.json"]).unwrap();
@@ -495,9 +520,11 @@ fn ten_thousand_conversations_on_s3_build_on_ray_as_on_one_node() {
 
 /// Faults: a driver that died after mapping three objects (their fragments are in the
 /// store), then a run in which one map actor is killed with `ray.kill` after writing its
-/// fragment and before returning its result (the driver's test hook
+/// fragment and before returning its result, and one near-duplicate judge's worker process
+/// dies before judging its partition (the driver's test hook
 /// `GATEHOUSE_RAY_FAULT_KILL_ONE_ACTOR`). Ray Data restarts the actor and runs its batch
-/// again; the re-run reuses the completed fragments; the release is the same.
+/// again, and runs the partition again; the re-run reuses the completed fragments; the
+/// release is the same.
 #[test]
 fn a_dead_driver_and_a_killed_map_actor_do_not_change_the_release() {
     let Some(python) = python() else { return };
@@ -529,7 +556,12 @@ fn a_dead_driver_and_a_killed_map_actor_do_not_change_the_release() {
         marker.display().to_string(),
     )];
     let summary = ray_build(&python, project.path(), &fault, V);
-    assert!(marker.exists(), "an actor was killed");
+    assert!(marker.exists(), "a map actor was killed");
+    assert!(
+        marker.with_extension("judge").exists(),
+        "a judge's worker died"
+    );
+    assert_shuffled(&summary);
     let (mapped, reused) = (
         summary["mapped"].as_u64().unwrap(),
         summary["reused"].as_u64().unwrap(),

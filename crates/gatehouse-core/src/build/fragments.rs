@@ -20,6 +20,7 @@
 
 use std::io::Write;
 
+use super::dedup::shuffle::{self, BandRow, JudgeParams, JudgedPartition, Member};
 use super::dedup::{self, ObjectEntries, SetStore, ShingleSpill};
 use super::phases::{MappedOutput, Prepared};
 use super::process;
@@ -143,8 +144,9 @@ impl Prepared<'_> {
     }
 
     /// Phases 2 and 3 from the fragments in the store: every object must have one made for
-    /// this build.
-    pub fn finish_from_store(self) -> Result<BuildOutcome, BuildError> {
+    /// this build. `verdicts`: judged on demand here, or judged in the partitions of a
+    /// shuffle by band key.
+    pub fn finish_from_store(self, verdicts: dedup::Verdicts) -> Result<BuildOutcome, BuildError> {
         let mut fragments = Vec::with_capacity(self.keys().len());
         for (i, key) in self.keys().enumerate() {
             match self.load_fragment(i)? {
@@ -156,7 +158,7 @@ impl Prepared<'_> {
                 }
             }
         }
-        self.finish_from_fragments(fragments, dedup::Verdicts::OnDemand)
+        self.finish_from_fragments(fragments, verdicts)
     }
 
     /// Phases 2 and 3 from every object's fragment; `fragments` in any order, one per
@@ -179,7 +181,7 @@ impl Prepared<'_> {
         let keys: Vec<(String, String)> = (0..n).map(|i| layout::map_fragment(&work, i)).collect();
         let (mapped, entries): (Vec<_>, Vec<_>) =
             fragments.into_iter().map(|f| (f.mapped, f.entries)).unzip();
-        let mut sets = FragmentSets::new(store, &keys)?;
+        let mut sets = FragmentSets::new(store, keys.clone())?;
         let outcome = self.finish(mapped, &entries, &mut sets, verdicts, &mut |o, f| {
             let key = &keys[o].0;
             let err = |source| BuildError::Read {
@@ -202,6 +204,144 @@ impl Prepared<'_> {
     }
 }
 
+impl Prepared<'_> {
+    /// Object `index`'s fragment, which must be in the store and made for this build.
+    fn required_fragment(&self, index: usize) -> Result<Fragment, BuildError> {
+        self.load_fragment(index)?.ok_or_else(|| {
+            let key = self.keys().nth(index).unwrap_or("(no such object)");
+            BuildError::Internal(format!(
+                "{key} has no map fragment made for this build: map it first"
+            ))
+        })
+    }
+
+    /// The band rows of the objects `indices` (from their fragments), each with its
+    /// partition of `parts`: what a shuffle by band key groups (see [`dedup::shuffle`]).
+    pub fn band_rows(
+        &self,
+        indices: &[usize],
+        parts: u32,
+    ) -> Result<Vec<(u32, BandRow)>, BuildError> {
+        let bands = self.config().dedup.near_params.bands;
+        let mut rows = Vec::new();
+        if self.config().dedup.near {
+            for &i in indices {
+                let object = u32::try_from(i)
+                    .map_err(|_| BuildError::Internal("more than 2^32 source objects".into()))?;
+                shuffle::band_rows(
+                    object,
+                    &self.required_fragment(i)?.entries,
+                    bands,
+                    &mut rows,
+                )?;
+            }
+        }
+        Ok(rows.into_iter().map(|r| (r.part(parts), r)).collect())
+    }
+
+    /// A partition judge's state for this build: nothing read yet.
+    pub fn judge_state(&self) -> Result<JudgeState, BuildError> {
+        let work = self.work_location();
+        let keys = (0..self.keys().len())
+            .map(|i| layout::map_fragment(&work, i))
+            .collect();
+        Ok(JudgeState {
+            objects: (0..self.keys().len()).map(|_| None).collect(),
+            family_rank: vec![u32::MAX; self.keys().len()],
+            sets: FragmentSets::new(self.store(), keys)?,
+        })
+    }
+
+    /// Judges the rows of partition `part` (see [`dedup::shuffle::judge_partition`]),
+    /// reading the sketches and shingle sets of their objects from the fragments (once per
+    /// `state`).
+    pub fn judge(
+        &self,
+        state: &mut JudgeState,
+        part: u32,
+        rows: &[BandRow],
+    ) -> Result<JudgedPartition, BuildError> {
+        let ranks = self.family_ranks();
+        for row in rows {
+            let o = row.member.object as usize;
+            if o >= state.objects.len() {
+                return Err(BuildError::Internal(format!(
+                    "a band row names object {o} of {}",
+                    state.objects.len()
+                )));
+            }
+            if state.objects[o].is_none() {
+                let f = self.required_fragment(o)?;
+                state.family_rank[o] = ranks
+                    .get(&f.mapped.family)
+                    .map_or(u32::MAX, |&r| u32::try_from(r).unwrap_or(u32::MAX));
+                state.objects[o] = Some(f.entries);
+            }
+        }
+        let p = &self.config().dedup.near_params;
+        let index = StateIndex {
+            objects: &state.objects,
+            family_rank: &state.family_rank,
+            bands: p.bands,
+            perms: p.bands * p.rows,
+        };
+        let params = JudgeParams {
+            threshold: p.threshold,
+            floor: p.estimate_floor(),
+            max_bucket: self.config().dedup.max_bucket,
+            similar_per_member: shuffle::SIMILAR_PER_MEMBER,
+        };
+        shuffle::judge_partition(part, rows, &index, &mut state.sets, &params)
+    }
+}
+
+/// What one worker process keeps between partitions: the fragments' sketches and the
+/// downloaded shingle sets of the objects its partitions named.
+#[derive(Debug)]
+pub struct JudgeState {
+    objects: Vec<Option<ObjectEntries>>,
+    family_rank: Vec<u32>,
+    sets: FragmentSets,
+}
+
+/// [`JudgeState`]'s sketches as the partition judge reads them.
+struct StateIndex<'a> {
+    objects: &'a [Option<ObjectEntries>],
+    family_rank: &'a [u32],
+    bands: usize,
+    perms: usize,
+}
+
+impl StateIndex<'_> {
+    fn entries(&self, m: Member) -> &ObjectEntries {
+        // `judge` loaded every object its rows name.
+        self.objects[m.object as usize]
+            .as_ref()
+            .expect("the object's sketches are loaded")
+    }
+}
+
+impl shuffle::SketchIndex for StateIndex<'_> {
+    fn rank(&self, m: Member) -> (u32, u32, u32) {
+        (self.family_rank[m.object as usize], m.object, m.ordinal)
+    }
+
+    fn bands(&self, m: Member) -> &[u64] {
+        let i = m.ordinal as usize;
+        &self.entries(m).bands[i * self.bands..(i + 1) * self.bands]
+    }
+
+    fn low(&self, m: Member) -> &[u8] {
+        let i = m.ordinal as usize;
+        &self.entries(m).low[i * self.perms..(i + 1) * self.perms]
+    }
+
+    fn set_at(&self, m: Member) -> (u64, u32) {
+        let e = &self.entries(m).entries[m.ordinal as usize];
+        (e.shingles_at, e.shingles_len)
+    }
+}
+
 /// `{work}map/{index}.fragment`: the fragment's record, written last.
 fn fragment_key(work: &str, index: usize) -> String {
     let (lines, _) = layout::map_fragment(work, index);
@@ -215,20 +355,25 @@ fn fragment_key(work: &str, index: usize) -> String {
 /// first time one of its sets is needed, into a local temporary file (one GET per object,
 /// not one ranged GET per set: verifying a candidate pair reads two sets), then read like
 /// the rayon executor's spill files.
-struct FragmentSets<'a> {
-    store: &'a crate::store::Store,
-    keys: &'a [(String, String)],
+pub struct FragmentSets {
+    store: crate::store::Store,
+    keys: Vec<(String, String)>,
     /// Holds the downloaded files; removed with them when the finish is done.
     _dir: tempfile::TempDir,
     downloaded: Vec<bool>,
     files: dedup::SpillFiles,
 }
 
-impl<'a> FragmentSets<'a> {
-    fn new(
-        store: &'a crate::store::Store,
-        keys: &'a [(String, String)],
-    ) -> Result<Self, BuildError> {
+impl std::fmt::Debug for FragmentSets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FragmentSets")
+            .field("objects", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FragmentSets {
+    fn new(store: &crate::store::Store, keys: Vec<(String, String)>) -> Result<Self, BuildError> {
         let dir = tempfile::tempdir().map_err(|source| BuildError::Read {
             key: "(local directory for shingle sets)".into(),
             source,
@@ -237,10 +382,10 @@ impl<'a> FragmentSets<'a> {
             .map(|i| dir.path().join(format!("{i:08}.shingles")))
             .collect();
         Ok(Self {
-            store,
+            store: store.clone(),
+            downloaded: vec![false; keys.len()],
             keys,
             _dir: dir,
-            downloaded: vec![false; keys.len()],
             files: dedup::SpillFiles::new(paths),
         })
     }
@@ -259,7 +404,7 @@ impl<'a> FragmentSets<'a> {
     }
 }
 
-impl SetStore for FragmentSets<'_> {
+impl SetStore for FragmentSets {
     fn read_at(
         &mut self,
         object: u32,

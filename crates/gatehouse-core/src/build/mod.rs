@@ -39,6 +39,7 @@ pub use crate::contract::{BuildPrivacy, Exclusion, ObjectReport, Tally};
 
 /// `build_report.json` (declared in the contract; its `config` is `[build]`).
 pub type BuildReport = crate::contract::BuildReport<BuildConfig>;
+pub use fragments::JudgeState;
 pub use manifest::{Manifest, RELEASE_DIGEST_NOTE};
 pub use phases::Prepared;
 pub use routing::RoutingConfig;

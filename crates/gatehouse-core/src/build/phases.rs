@@ -137,6 +137,16 @@ impl<'a> Prepared<'a> {
         self.store
     }
 
+    /// The build's settings.
+    pub(super) fn config(&self) -> &'a BuildConfig {
+        self.config
+    }
+
+    /// The keep rank of each registry family (see [`dedup::DedupConfig::family_ranks`]).
+    pub(super) fn family_ranks(&self) -> std::collections::BTreeMap<String, usize> {
+        self.config.dedup.family_ranks(self.registry)
+    }
+
     /// What a map fragment of object `index` depends on besides the code's version: the
     /// object as listed (key, size, etag), the settings, the registry, the reviewers'
     /// blocklist and the version being built. A fragment with another fingerprint is not

@@ -18,6 +18,8 @@ use thiserror::Error;
 
 use crate::audit::{Action, AuditError, AuditLog, Event};
 use crate::build::Prepared;
+use crate::build::dedup::Verdicts;
+use crate::build::dedup::shuffle::{BandRow, JudgedPartition, ShuffleVerdicts};
 use crate::config::Settings;
 use crate::coverage::{CoverageError, CoverageReport};
 use crate::layout;
@@ -383,7 +385,9 @@ pub fn build_only(
 /// `gatehouse build` of one version cut into the steps a distributed executor runs in
 /// different processes, over the store-backed executor ([`crate::build::fragments`]): the
 /// driver [`prepare`](Self::prepare)s, workers [`map`](Self::map) objects into fragments in
-/// the store, the driver [`finish`](Self::finish)es from them. The same inputs, settings and
+/// the store; for near duplicates, workers turn fragments into [`band_rows`](Self::band_rows)
+/// and, after a shuffle by band key, [`judge`](Self::judge) each partition's LSH buckets;
+/// the driver [`finish`](Self::finish)es from the fragments and the judged partitions. The same inputs, settings and
 /// context as [`build_only`], so the same draft, byte for byte. Each process builds one of
 /// these and keeps it: the detector is built once, here.
 pub struct BuildSteps {
@@ -395,6 +399,8 @@ pub struct BuildSteps {
     /// The sources as a worker first listed them: one listing per process, not one per
     /// batch (the store is listed whole, fragments included).
     listed: std::sync::OnceLock<crate::build::Sources>,
+    /// What [`BuildSteps::judge`] has read, kept for the next partition.
+    judge_state: std::sync::Mutex<Option<crate::build::JudgeState>>,
 }
 
 impl std::fmt::Debug for BuildSteps {
@@ -422,6 +428,7 @@ impl BuildSteps {
             detector,
             version: version.to_string(),
             listed: std::sync::OnceLock::new(),
+            judge_state: std::sync::Mutex::new(None),
         })
     }
 
@@ -440,6 +447,73 @@ impl BuildSteps {
     /// needs nothing from the driver but the version, and the finish refuses a fragment
     /// whose object changed since (its fingerprint holds the object's size and etag).
     pub fn map(&self, indices: &[usize]) -> Result<(usize, usize), ReleaseError> {
+        self.on_worker(|prepared| {
+            let (mut mapped, mut reused) = (0, 0);
+            for &i in indices {
+                if prepared.map_or_resume(i)?.1 {
+                    reused += 1;
+                } else {
+                    mapped += 1;
+                }
+            }
+            Ok((mapped, reused))
+        })
+    }
+
+    /// A worker's step after the map: the band rows of the objects `indices`, read from
+    /// their fragments, each with its partition of `parts` (a function of the band key).
+    /// None when near duplicates are not looked for.
+    pub fn band_rows(
+        &self,
+        indices: &[usize],
+        parts: u32,
+    ) -> Result<Vec<(u32, BandRow)>, ReleaseError> {
+        self.on_worker(|prepared| prepared.band_rows(indices, parts))
+    }
+
+    /// A worker's step after the shuffle: judges the LSH buckets in the rows of partition
+    /// `part` (all of that partition's rows, in any order). The sketches and shingle sets
+    /// this reads from the fragments are kept for the process's next partition.
+    pub fn judge(&self, part: u32, rows: &[BandRow]) -> Result<JudgedPartition, ReleaseError> {
+        let mut state = self
+            .judge_state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.on_worker(|prepared| {
+            if state.is_none() {
+                *state = Some(prepared.judge_state()?);
+            }
+            let state = state.as_mut().expect("set above");
+            prepared.judge(state, part, rows)
+        })
+    }
+
+    /// The driver's last step: finishes the build from the fragments in the store
+    /// (duplicates, the merge in key order, reports, manifest), and removes them. `judged`:
+    /// every partition of the band rows as [`BuildSteps::judge`] judged it, or `None` to
+    /// judge candidate pairs here, on demand.
+    pub fn finish(
+        &self,
+        judged: Option<Vec<JudgedPartition>>,
+    ) -> Result<crate::build::BuildOutcome, ReleaseError> {
+        let verdicts = match judged {
+            Some(parts) => Verdicts::Shuffled(ShuffleVerdicts::new(parts)?),
+            None => Verdicts::OnDemand,
+        };
+        let plan = draft_plan(&self.store, &self.settings, &self.version)?;
+        let ctx = self.context(&plan);
+        let prepared = Prepared::open(&self.store, &self.registry, &self.settings.build, &ctx)?;
+        Ok(prepared.finish_from_store(verdicts)?)
+    }
+
+    /// Runs `step` on the build planned again in this process, from the store as this
+    /// process first listed it: a worker needs nothing from the driver but the version, and
+    /// the finish refuses a fragment whose object changed since (its fingerprint holds the
+    /// object's size and etag).
+    fn on_worker<T>(
+        &self,
+        step: impl FnOnce(&Prepared<'_>) -> Result<T, crate::build::BuildError>,
+    ) -> Result<T, ReleaseError> {
         let plan = draft_plan(&self.store, &self.settings, &self.version)?;
         let ctx = self.context(&plan);
         let sources = match self.listed.get() {
@@ -456,24 +530,7 @@ impl BuildSteps {
             &ctx,
             sources,
         )?;
-        let (mut mapped, mut reused) = (0, 0);
-        for &i in indices {
-            if prepared.map_or_resume(i)?.1 {
-                reused += 1;
-            } else {
-                mapped += 1;
-            }
-        }
-        Ok((mapped, reused))
-    }
-
-    /// The driver's last step: finishes the build from the fragments in the store
-    /// (duplicates, the merge in key order, reports, manifest), and removes them.
-    pub fn finish(&self) -> Result<crate::build::BuildOutcome, ReleaseError> {
-        let plan = draft_plan(&self.store, &self.settings, &self.version)?;
-        let ctx = self.context(&plan);
-        let prepared = Prepared::open(&self.store, &self.registry, &self.settings.build, &ctx)?;
-        Ok(prepared.finish_from_store()?)
+        Ok(step(&prepared)?)
     }
 
     fn context<'s>(&'s self, plan: &'s Plan) -> crate::build::BuildContext<'s> {

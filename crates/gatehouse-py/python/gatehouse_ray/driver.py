@@ -1,14 +1,22 @@
 """The Ray driver: argument parsing, Ray start-up, and the subcommands.
 
-``build`` builds a release draft with the map on Ray, the same bytes as ``gatehouse build``:
-the driver plans the build and clears the draft (``Build.prepare``); a Ray Data actor pool
-maps the source objects, one batch of object indices (key order) at a time, into fragments
-in the store (``Build.map``: adapt, normalise, redact, sign, count, GIL released); the
-driver finishes from the fragments (``Build.finish``: duplicates, the merge in key order,
-shards, reports, manifest). Fragments carry a fingerprint of the object and the settings, so
-a re-run resumes from completed map work, and a killed actor's batch, run again, gives the
-same fragment. Nothing is named by Ray: fragments are named by object index, shards by the
-build.
+``build`` builds a release draft on Ray, the same bytes as ``gatehouse build``:
+
+1. the driver plans the build and clears the draft (``Build.prepare``);
+2. a Ray Data actor pool maps the source objects, one batch of object indices (key order) at
+   a time, into fragments in the store (``Build.map``: adapt, normalise, redact, sign,
+   count; GIL released);
+3. near duplicates: tasks turn the fragments into band rows (``Build.band_rows``: band,
+   band key, record; no text), Ray's ``groupby`` shuffles them by partition (a function of
+   the band key, so every LSH bucket lands whole in one partition), and a task per
+   partition judges its buckets in Rust (``Build.judge``);
+4. the driver finishes (``Build.finish``): the clustering in rank order over the judged
+   pairs, the merge in key order, shards, reports, manifest.
+
+Fragments carry a fingerprint of the object and the settings, so a re-run resumes from
+completed map work, and a killed actor's batch, run again, gives the same fragment; a
+partition judged again gives the same report. Nothing is named by Ray: fragments are named by
+object index, partitions by band key, shards by the build.
 
 ``list`` is the smoke path: it lists the store through the wheel (as coverage lists it) and
 digests every object in Ray tasks, with Ray Data ``map_batches`` over Arrow batches calling
@@ -95,12 +103,27 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="map actors, one CPU each (default: the cluster's CPUs, at most one per object)",
     )
+    b.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="partitions of the band rows for the near-duplicate shuffle (default: 4 per "
+        "map actor; more keeps each partition smaller in memory)",
+    )
+    b.add_argument(
+        "--judge-on-driver",
+        action="store_true",
+        help="skip the shuffle: judge near-duplicate candidates on the driver during the "
+        "finish, as `gatehouse build` does (less overhead on small stores; same release)",
+    )
     return p
 
 
 # Fault injection for the tests (tests/ray.rs): when set to a path, the first map actor
 # that creates that file kills itself with `ray.kill` after its fragments are written and
-# before its result is returned, so Ray Data must restart the actor and run the batch again.
+# before its result is returned, so Ray Data must restart the actor and run the batch again;
+# and the first judge task that creates that path + ".judge" ends its worker process, so
+# Ray must run the partition again.
 FAULT_KILL_ONE_ACTOR = "GATEHOUSE_RAY_FAULT_KILL_ONE_ACTOR"
 
 # How often a map actor is restarted, and its batch retried, after it dies.
@@ -126,6 +149,49 @@ class _MapObjects:
         return pa.table({"mapped": [mapped], "reused": [reused]})
 
 
+# One native `Build` per worker process and build, made by the first task that needs it
+# and kept for the next (Ray reuses a worker process for the tasks of a job): the registry
+# is loaded and the detector built once, and a judge keeps the fragments' sketches and
+# shingle sets it has read. The near-duplicate stages run as tasks, not actor pools: an
+# actor holds its CPU for the whole stage, and the shuffle's reduce tasks between the two
+# stages would wait for a CPU that the judges hold while they wait for the reduce.
+_BUILDS: dict = {}
+
+
+def _build_for(store: _native.Store, version: str) -> _native.Build:
+    import pickle
+
+    key = (pickle.dumps(store), version)
+    build = _BUILDS.get(key)
+    if build is None:
+        build = _BUILDS[key] = _native.Build(store, version)
+    return build
+
+
+def _band_rows(batch, store: _native.Store, version: str, parts: int):
+    """A Ray Data task: the band rows of a batch of objects, read from their fragments."""
+    indices = [int(i) for i in batch.column("id").to_pylist()]
+    return _build_for(store, version).band_rows(indices, parts)
+
+
+def _judge_partition(rows, store: _native.Store, version: str, kill_marker: str | None):
+    """A Ray Data task: judges the LSH buckets of one partition of band rows (one group of
+    ``groupby("part")``)."""
+    if kill_marker:
+        _crash_once(kill_marker + ".judge")
+    return _build_for(store, version).judge(rows)
+
+
+def _crash_once(marker: str) -> None:
+    """The first task to create `marker` ends its worker process, as a crash does."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os._exit(1)
+
+
 def _kill_self_once(marker: str) -> None:
     import ray
 
@@ -140,7 +206,6 @@ def _kill_self_once(marker: str) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    import pyarrow as pa
 
     store = _store(args)
     version = args.release_version
@@ -161,14 +226,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     t1 = time.monotonic()
     mapped = reused = 0
     if objects:
-        # The object indices as in-memory blocks of one batch each: no read tasks (an actor
-        # pool holding every CPU would starve them) and one block per actor call.
-        step = max(1, args.batch_size)
-        blocks = [
-            pa.table({"id": pa.array(range(i, min(i + step, objects)), pa.uint64())})
-            for i in range(0, objects, step)
-        ]
-        ds = ray.data.from_arrow(blocks).map_batches(
+        ds = ray.data.from_arrow(_index_blocks(objects, args.batch_size)).map_batches(
             _MapObjects,
             fn_constructor_args=(store, version, os.environ.get(FAULT_KILL_ONE_ACTOR)),
             batch_format="pyarrow",
@@ -185,9 +243,18 @@ def cmd_build(args: argparse.Namespace) -> int:
             mapped += row["mapped"]
             reused += row["reused"]
     map_s = time.monotonic() - t1
+
     t2 = time.monotonic()
-    digest = driver.finish()
-    finish_s = time.monotonic() - t2
+    judged, parts, partitions_judged = None, 0, 0
+    if objects and not args.judge_on_driver:
+        parts = max(1, args.partitions or 4 * actors)
+        judged, partitions_judged = _judge_near_duplicates(
+            ray, store, version, objects, parts, args.batch_size
+        )
+    shuffle_s = time.monotonic() - t2
+    t3 = time.monotonic()
+    digest = driver.finish(judged)
+    finish_s = time.monotonic() - t3
     _print_summary(
         {
             "release_version": version,
@@ -196,21 +263,70 @@ def cmd_build(args: argparse.Namespace) -> int:
             "mapped": mapped,
             "reused": reused,
             "actors": min(actors, objects),
+            "near_duplicates": "on the driver" if judged is None else "shuffled",
+            "partitions": partitions_judged,
             "seconds": {
                 "prepare": round(prepare_s, 3),
                 "ray_init": round(init_s, 3),
                 "map": round(map_s, 3),
+                "shuffle": round(shuffle_s, 3),
                 "finish": round(finish_s, 3),
             },
         }
     )
     print(
         f"gatehouse_ray build: {objects} objects ({mapped} mapped, {reused} reused) on "
-        f"{min(actors, objects)} actors; prepare {prepare_s:.2f} s, ray.init {init_s:.2f} s, "
-        f"map {map_s:.2f} s, finish {finish_s:.2f} s",
+        f"{min(actors, objects)} actors; {partitions_judged} partitions judged; prepare "
+        f"{prepare_s:.2f} s, ray.init {init_s:.2f} s, map {map_s:.2f} s, shuffle "
+        f"{shuffle_s:.2f} s, finish {finish_s:.2f} s",
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _index_blocks(objects: int, step: int):
+    """The object indices 0..objects as in-memory blocks of `step` each: no read tasks (an
+    actor pool holding every CPU would starve them) and one block per actor call."""
+    import pyarrow as pa
+
+    step = max(1, step)
+    return [
+        pa.table({"id": pa.array(range(i, min(i + step, objects)), pa.uint64())})
+        for i in range(0, objects, step)
+    ]
+
+
+def _judge_near_duplicates(ray, store, version, objects, parts, batch_size):
+    """Band rows out of the fragments, shuffled by partition with Ray's groupby, each
+    partition's buckets judged in a task; returns the judged partitions (one table, or
+    None when there were no band rows: nothing to judge) and how many there were."""
+    import pyarrow as pa
+
+    rows = ray.data.from_arrow(_index_blocks(objects, batch_size)).map_batches(
+        _band_rows,
+        fn_kwargs={"store": store, "version": version, "parts": parts},
+        batch_format="pyarrow",
+        batch_size=batch_size,
+        num_cpus=1,
+        max_retries=MAX_RESTARTS,
+    )
+    judged = rows.groupby("part", num_partitions=parts).map_groups(
+        _judge_partition,
+        fn_kwargs={
+            "store": store,
+            "version": version,
+            "kill_marker": os.environ.get(FAULT_KILL_ONE_ACTOR),
+        },
+        batch_format="pyarrow",
+        num_cpus=1,
+        max_retries=MAX_RESTARTS,
+    )
+    tables = [ray.get(ref) for ref in judged.to_arrow_refs()]
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return None, 0
+    table = pa.concat_tables(tables)
+    return table, table.num_rows
 
 
 def _store(args: argparse.Namespace) -> _native.Store:

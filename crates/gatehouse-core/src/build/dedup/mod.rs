@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 pub mod near;
 mod sets;
+pub mod shuffle;
 use serde::{Deserialize, Serialize};
 
 use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams};
@@ -28,7 +29,7 @@ use gatehouse_text::dedup::{DEDUP_VERSION, NearDupParams};
 use super::BuildError;
 pub use crate::contract::{DedupSummary, FamilyDedup};
 use crate::registry::{Holdout, Registry};
-pub use near::{Buckets, JudgedPairs, NearOutcome, PairOracle, PairVerdict};
+pub use near::{Buckets, NearOutcome, PairOracle, PairVerdict};
 pub use sets::SetStore;
 pub(super) use sets::{ShingleSpill, SpillFiles};
 
@@ -184,18 +185,28 @@ pub(super) fn resolve(
         let buckets = Buckets::of(&eligible, p.bands, config.max_bucket, |r, band| {
             ranked.band(r, band, p.bands)
         });
-        let mut oracle = sets::OnDemand::new(&ranked, sets, p.bands * p.rows, p.estimate_floor());
+        let perms = p.bands * p.rows;
+        let mut oracle = sets::OnDemand::new(&ranked, sets, perms, p.estimate_floor());
         let (joined, counts) = match verdicts {
             Verdicts::OnDemand => near::clusters(&eligible, &buckets, p.threshold, &mut oracle)?,
-            Verdicts::Beforehand => {
-                let mut judged = JudgedPairs::default();
-                for b in 0..buckets.len() as u32 {
-                    let members = buckets.members(b);
-                    judged.extend(near::bucket_pairs(members, &mut |a, b| {
-                        oracle.verdict(a, b)
-                    })?);
-                }
-                near::clusters(&eligible, &buckets, p.threshold, &mut judged)?
+            Verdicts::Shuffled(judged) => {
+                judged.check(band_rows_receipt(objects, p.bands)?)?;
+                let view = RankedView::new(&ranked, p.bands, perms);
+                let mut shuffled = shuffle::ShuffleOracle {
+                    verdicts: &judged,
+                    sketches: &view,
+                    buckets: &buckets,
+                    bands: p.bands,
+                    floor: p.estimate_floor(),
+                    fallback: &mut oracle,
+                    judged_here: 0,
+                };
+                let out = near::clusters(&eligible, &buckets, p.threshold, &mut shuffled)?;
+                tracing::debug!(
+                    pairs_judged_on_finish = shuffled.judged_here,
+                    "near duplicates from the shuffle"
+                );
+                out
             }
         };
         for j in joined {
@@ -223,13 +234,75 @@ pub(super) fn resolve(
 }
 
 /// How the clustering gets its pair verdicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Verdicts {
     /// Judged when the clustering asks (only those pairs are read): the rayon executor.
     OnDemand,
-    /// Every pair of every bucket judged first, then looked up: what an executor that
-    /// judges buckets in parallel where a shuffle put them does. Same clusters, same counts.
-    Beforehand,
+    /// Judged beforehand in the partitions of a shuffle by band key (see [`shuffle`]),
+    /// looked up; the few pairs they left are judged on demand. Same clusters, same counts.
+    Shuffled(shuffle::ShuffleVerdicts),
+}
+
+/// The receipt of every band row the objects' sketches give: what the partitions of a
+/// shuffle must together have judged.
+fn band_rows_receipt(
+    objects: &[ObjectEntries],
+    bands: usize,
+) -> Result<shuffle::RowsReceipt, BuildError> {
+    let mut receipt = shuffle::RowsReceipt::default();
+    let mut rows = Vec::new();
+    for (o, entries) in objects.iter().enumerate() {
+        rows.clear();
+        shuffle::band_rows(o as u32, entries, bands, &mut rows)?;
+        rows.iter().for_each(|r| receipt.add(r));
+    }
+    Ok(receipt)
+}
+
+/// [`Ranked`] as the shuffle's oracle reads it: records by rank and by member.
+struct RankedView<'a> {
+    ranked: &'a Ranked<'a>,
+    bands: usize,
+    perms: usize,
+    /// The rank of each object's first record.
+    first: Vec<u32>,
+}
+
+impl<'a> RankedView<'a> {
+    fn new(ranked: &'a Ranked<'a>, bands: usize, perms: usize) -> Self {
+        let mut first = vec![u32::MAX; ranked.objects.len()];
+        for (r, &(o, i)) in ranked.order.iter().enumerate() {
+            if i == 0 {
+                first[o as usize] = r as u32;
+            }
+        }
+        Self {
+            ranked,
+            bands,
+            perms,
+            first,
+        }
+    }
+}
+
+impl shuffle::RankedSketches for RankedView<'_> {
+    fn member(&self, rank: u32) -> shuffle::Member {
+        let (object, ordinal) = self.ranked.at(rank);
+        shuffle::Member { object, ordinal }
+    }
+
+    fn rank_of(&self, m: shuffle::Member) -> Option<u32> {
+        let entries = &self.ranked.objects.get(m.object as usize)?.entries;
+        ((m.ordinal as usize) < entries.len()).then(|| self.first[m.object as usize] + m.ordinal)
+    }
+
+    fn band(&self, rank: u32, band: usize) -> u64 {
+        self.ranked.band(rank, band, self.bands)
+    }
+
+    fn low(&self, rank: u32) -> &[u8] {
+        self.ranked.low(rank, self.perms)
+    }
 }
 
 /// Every record, by rank: family rank, then object (key order), then ordinal (source

@@ -3,8 +3,9 @@
 //!
 //! - [`Buckets`]: LSH buckets from band keys (any order in, the same buckets out).
 //! - [`judge`]: one candidate pair → [`PairVerdict`] (the signature estimate, then, above its
-//!   floor, the exact Jaccard index of the shingle sets). [`bucket_pairs`] judges every pair
-//!   of one bucket: the kernel an executor that shuffles band rows runs per bucket.
+//!   floor, the exact Jaccard index of the shingle sets). The rayon executor judges on
+//!   demand; an executor that shuffles band rows judges each bucket where it lands
+//!   ([`super::shuffle`]).
 //! - [`clusters`]: kept/removed. In rank order, a record not yet in a cluster becomes a
 //!   representative, and each later record sharing a bucket with it, not yet in a cluster,
 //!   joins it when the pair's Jaccard index reaches the threshold. Verdicts come from a
@@ -27,6 +28,10 @@ pub enum PairVerdict {
     BelowEstimate,
     /// The exact Jaccard index of the two shingle sets.
     Verified { jaccard: f64 },
+    /// The shingle sets were compared and their Jaccard index is under the threshold (its
+    /// value was not kept: an executor that judged the pair elsewhere reports only the
+    /// pairs that reach the threshold).
+    Dissimilar,
 }
 
 /// Judges a pair from the low bytes of both signatures and, when the estimate reaches
@@ -46,55 +51,10 @@ pub fn judge<'s>(
     })
 }
 
-/// Every pair `(a, b)`, `a < b`, of one bucket (members in ascending rank), judged.
-pub fn bucket_pairs(
-    members: &[u32],
-    judge: &mut dyn FnMut(u32, u32) -> Result<PairVerdict, BuildError>,
-) -> Result<Vec<(u32, u32, PairVerdict)>, BuildError> {
-    let mut out = Vec::with_capacity(members.len() * members.len().saturating_sub(1) / 2);
-    for (i, &a) in members.iter().enumerate() {
-        for &b in &members[i + 1..] {
-            out.push((a, b, judge(a, b)?));
-        }
-    }
-    Ok(out)
-}
-
 /// Where verdicts come from during the clustering.
 pub trait PairOracle {
     /// The verdict of `(representative, other)`; `representative < other`.
     fn verdict(&mut self, representative: u32, other: u32) -> Result<PairVerdict, BuildError>;
-}
-
-/// Verdicts judged beforehand (by [`bucket_pairs`] over every bucket), looked up.
-#[derive(Debug, Default)]
-pub struct JudgedPairs(FxHashMap<(u32, u32), PairVerdict>);
-
-impl JudgedPairs {
-    pub fn insert(&mut self, a: u32, b: u32, verdict: PairVerdict) {
-        self.0.insert((a.min(b), a.max(b)), verdict);
-    }
-}
-
-impl Extend<(u32, u32, PairVerdict)> for JudgedPairs {
-    fn extend<I: IntoIterator<Item = (u32, u32, PairVerdict)>>(&mut self, pairs: I) {
-        for (a, b, v) in pairs {
-            self.insert(a, b, v);
-        }
-    }
-}
-
-impl PairOracle for JudgedPairs {
-    fn verdict(&mut self, representative: u32, other: u32) -> Result<PairVerdict, BuildError> {
-        self.0
-            .get(&(representative, other))
-            .copied()
-            .ok_or_else(|| {
-                BuildError::Internal(format!(
-                    "no verdict for the candidate pair ({representative}, {other})"
-                ))
-            })
-    }
 }
 
 /// LSH buckets with two or more members (and at most `max_bucket`), as lists of ranks in
@@ -109,6 +69,8 @@ pub struct Buckets {
     pub largest: u64,
     /// Buckets over `max_bucket` (not used for candidates) and the records in them.
     pub oversized: (u64, u64),
+    /// `(band, key)` of each oversized bucket, when the buckets were made by [`Buckets::of`].
+    oversized_at: rustc_hash::FxHashSet<(u32, u64)>,
 }
 
 impl Default for Buckets {
@@ -120,6 +82,7 @@ impl Default for Buckets {
             of_rank: FxHashMap::default(),
             largest: 0,
             oversized: (0, 0),
+            oversized_at: Default::default(),
         }
     }
 }
@@ -140,6 +103,9 @@ impl Buckets {
             keyed.extend(eligible.iter().map(|&r| (key(r, band), r)));
             keyed.sort_unstable();
             for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+                if run.len() > max_bucket {
+                    b.oversized_at.insert((band as u32, run[0].0));
+                }
                 b.add(run.iter().map(|&(_, r)| r), run.len(), max_bucket);
             }
         }
@@ -171,6 +137,11 @@ impl Buckets {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the bucket of `key` in band `band` was left out for being over `max_bucket`.
+    pub fn is_oversized(&self, band: u32, key: u64) -> bool {
+        self.oversized_at.contains(&(band, key))
     }
 
     /// The members of bucket `bucket`, ranks ascending.
@@ -236,6 +207,7 @@ pub fn clusters(
                 out.candidates += 1;
                 match oracle.verdict(r, m)? {
                     PairVerdict::BelowEstimate => out.below_estimate += 1,
+                    PairVerdict::Dissimilar => out.verified += 1,
                     PairVerdict::Verified { jaccard } => {
                         out.verified += 1;
                         if jaccard >= threshold {
@@ -253,122 +225,4 @@ pub fn clusters(
     }
     joined.sort_unstable_by_key(|j| j.member);
     Ok((joined, out))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gatehouse_text::dedup::{MinHasher, NearDupParams};
-    use proptest::prelude::*;
-
-    /// Records as shingle sets drawn from a small universe, so that many pairs collide and
-    /// some pass the threshold; a few are variants of a shared template.
-    fn records() -> impl Strategy<Value = Vec<Vec<u32>>> {
-        let template: Vec<u32> = (0..40).collect();
-        prop::collection::vec(
-            prop_oneof![
-                prop::collection::btree_set(0u32..120, 5..40)
-                    .prop_map(|s| s.into_iter().collect::<Vec<u32>>()),
-                prop::collection::btree_set(0u32..40, 0..6).prop_map(move |drop| {
-                    template
-                        .iter()
-                        .copied()
-                        .filter(|x| !drop.contains(x))
-                        .collect::<Vec<u32>>()
-                }),
-            ],
-            2..60,
-        )
-    }
-
-    struct Sketches {
-        sets: Vec<Vec<u32>>,
-        bands: Vec<Vec<u64>>,
-        low: Vec<Vec<u8>>,
-        params: NearDupParams,
-    }
-
-    fn sketch(sets: Vec<Vec<u32>>) -> Sketches {
-        let params = NearDupParams {
-            bands: 8,
-            rows: 2,
-            threshold: 0.7,
-            ..NearDupParams::default()
-        };
-        let h = MinHasher::new(&params);
-        let (mut bands, mut low) = (Vec::new(), Vec::new());
-        for s in &sets {
-            let (mut sig, mut b, mut l) = (Vec::new(), Vec::new(), Vec::new());
-            h.signature(s, &mut sig);
-            h.band_keys(&sig, &mut b);
-            MinHasher::low_bytes(&sig, &mut l);
-            bands.push(b);
-            low.push(l);
-        }
-        Sketches {
-            sets,
-            bands,
-            low,
-            params,
-        }
-    }
-
-    fn judge_pair(s: &Sketches, a: u32, b: u32) -> Result<PairVerdict, BuildError> {
-        let (a, b) = (a as usize, b as usize);
-        judge(&s.low[a], &s.low[b], s.params.estimate_floor(), || {
-            Ok((s.sets[a].as_slice(), s.sets[b].as_slice()))
-        })
-    }
-
-    struct OnDemand<'a>(&'a Sketches);
-
-    impl PairOracle for OnDemand<'_> {
-        fn verdict(&mut self, r: u32, m: u32) -> Result<PairVerdict, BuildError> {
-            judge_pair(self.0, r, m)
-        }
-    }
-
-    proptest! {
-        /// A second executor's way, every bucket judged beforehand (in any order) and the
-        /// verdicts looked up, gives the same clusters and the same counts as judging on
-        /// demand.
-        #[test]
-        fn judged_beforehand_or_on_demand_the_clusters_and_counts_are_the_same(
-            sets in records(),
-            rotate in 0usize..7,
-        ) {
-            let s = sketch(sets);
-            let eligible: Vec<u32> = (0..s.sets.len() as u32).collect();
-            let bands = s.params.bands;
-            let buckets = Buckets::of(&eligible, bands, 1000, |r, b| s.bands[r as usize][b]);
-            let on_demand = clusters(&eligible, &buckets, s.params.threshold, &mut OnDemand(&s))
-                .expect("on demand");
-
-            // The same buckets, added in another order, judged pair by pair.
-            let mut order: Vec<u32> = (0..buckets.len() as u32).collect();
-            let k = rotate.min(order.len());
-            order.rotate_left(k);
-            order.reverse();
-            let mut shuffled = Buckets::default();
-            let mut judged = JudgedPairs::default();
-            for &b in &order {
-                let m = buckets.members(b);
-                shuffled.add(m.iter().copied(), m.len(), 1000);
-                let pairs = bucket_pairs(m, &mut |a, b| judge_pair(&s, a, b)).expect("pairs");
-                judged.extend(pairs);
-            }
-            shuffled.largest = buckets.largest;
-            let beforehand = clusters(&eligible, &shuffled, s.params.threshold, &mut judged)
-                .expect("beforehand");
-            prop_assert_eq!(on_demand, beforehand);
-        }
-    }
-
-    #[test]
-    fn a_missing_verdict_fails_closed() {
-        let mut b = Buckets::default();
-        b.add([0, 1].into_iter(), 2, 10);
-        let err = clusters(&[0, 1], &b, 0.7, &mut JudgedPairs::default()).expect_err("no verdict");
-        assert!(err.to_string().contains("(0, 1)"), "{err}");
-    }
 }
