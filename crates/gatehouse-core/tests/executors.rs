@@ -115,7 +115,7 @@ fn judged_in_partitions(prepared: &Prepared<'_>, parts: u32) -> Vec<JudgedPartit
         .rev()
         .map(|(&part, rows)| {
             let mut worker = prepared.judge_state().unwrap();
-            prepared.judge(&mut worker, part, rows).unwrap()
+            prepared.judge(&mut worker, (part, parts), rows).unwrap()
         })
         .collect()
 }

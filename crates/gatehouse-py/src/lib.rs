@@ -296,16 +296,24 @@ impl PyBuild {
         PyTable::try_new(vec![batch], schema)?.into_pyarrow(py)
     }
 
-    /// Judges the LSH buckets in one partition's band rows (a table as `band_rows` makes
-    /// it, every row of one `part`; e.g. one group of `groupby("part")`). Returns a
-    /// one-row `pyarrow.Table`: the partition, the receipt of its rows (`rows`, `digest`)
-    /// and, as list columns, the similar pairs, the members' cuts and the skipped buckets
-    /// (see gatehouse-core's `build::dedup::shuffle`). No text.
-    fn judge<'py>(&self, py: Python<'py>, rows: PyTable) -> PyResult<Bound<'py, PyAny>> {
+    /// Judges the LSH buckets in one partition's band rows (a table as `band_rows(...,
+    /// parts)` makes it, every row of one `part`; e.g. one group of `groupby("part")`).
+    /// Returns a one-row `pyarrow.Table`: the partition, the receipt of its rows (`rows`,
+    /// `digest`) and, as list columns, the similar pairs, the members' cuts and the skipped
+    /// buckets (see gatehouse-core's `build::dedup::shuffle`). No text.
+    fn judge<'py>(
+        &self,
+        py: Python<'py>,
+        rows: PyTable,
+        parts: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (batches, _) = rows.into_inner();
         let batch = py.detach(move || -> PyResult<RecordBatch> {
             let (part, rows) = read_band_rows(&batches)?;
-            let judged = self.steps.judge(part, &rows).map_err(release_err)?;
+            let judged = self
+                .steps
+                .judge((part, parts), &rows)
+                .map_err(release_err)?;
             judged_to_arrow(&judged)
         })?;
         let schema = batch.schema();
@@ -313,12 +321,13 @@ impl PyBuild {
     }
 
     /// Finishes the build from the fragments (duplicates, the merge in key order, reports,
-    /// manifest) and removes them. `judged`: every partition's row from `judge`, in one
-    /// table (in any order), or `None` to judge the candidate pairs here. Returns the
-    /// release digest.
+    /// manifest) and removes them. `judged`: the tables `judge` returned, every partition
+    /// once, in any order (an empty list when there were no band rows: that too is
+    /// checked), or `None` to judge the candidate pairs here. Returns the release digest.
     #[pyo3(signature = (judged=None))]
-    fn finish(&self, py: Python<'_>, judged: Option<PyTable>) -> PyResult<String> {
-        let judged = judged.map(|t| t.into_inner().0);
+    fn finish(&self, py: Python<'_>, judged: Option<Vec<PyTable>>) -> PyResult<String> {
+        let judged: Option<Vec<RecordBatch>> =
+            judged.map(|ts| ts.into_iter().flat_map(|t| t.into_inner().0).collect());
         py.detach(move || {
             let judged = judged.map(|b| judged_from_arrow(&b)).transpose()?;
             let outcome = self.steps.finish(judged).map_err(release_err)?;
@@ -336,7 +345,8 @@ fn band_rows_schema() -> SchemaRef {
     ]))
 }
 
-/// A column of `batch` by name, as `T`'s array (after a cast, so any integer type reads).
+/// An integer column of `batch` by name, as `T`'s array: another integer type is cast
+/// (a value out of range fails), anything else is refused.
 fn column<T: arrow_array::ArrowPrimitiveType>(
     batch: &RecordBatch,
     name: &str,
@@ -344,6 +354,12 @@ fn column<T: arrow_array::ArrowPrimitiveType>(
     let c = batch
         .column_by_name(name)
         .ok_or_else(|| PyTypeError::new_err(format!("no column named `{name}`")))?;
+    if !c.data_type().is_integer() {
+        return Err(PyTypeError::new_err(format!(
+            "column `{name}` must be integers, not {}",
+            c.data_type()
+        )));
+    }
     let c = arrow_cast::cast(c, &T::DATA_TYPE)
         .map_err(|e| PyTypeError::new_err(format!("column `{name}`: {e}")))?;
     if c.null_count() > 0 {
@@ -426,10 +442,21 @@ fn list_at<T: arrow_array::ArrowPrimitiveType>(
     let c = batch
         .column_by_name(name)
         .ok_or_else(|| PyTypeError::new_err(format!("no column named `{name}`")))?;
-    let lists = c
-        .as_list_opt::<i32>()
-        .ok_or_else(|| PyTypeError::new_err(format!("column `{name}` is not a list")))?;
-    let values = lists.value(row);
+    let values = match (c.as_list_opt::<i32>(), c.as_list_opt::<i64>()) {
+        (Some(l), _) if !l.is_null(row) => l.value(row),
+        (_, Some(l)) if !l.is_null(row) => l.value(row),
+        (None, None) => {
+            return Err(PyTypeError::new_err(format!(
+                "column `{name}` is not a list"
+            )));
+        }
+        // A missing list is not an empty one: it would read as "nothing similar".
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "column `{name}` has a null list"
+            )));
+        }
+    };
     let values = values
         .as_primitive_opt::<T>()
         .ok_or_else(|| PyTypeError::new_err(format!("column `{name}` has the wrong type")))?;

@@ -252,13 +252,13 @@ impl Prepared<'_> {
         })
     }
 
-    /// Judges the rows of partition `part` (see [`dedup::shuffle::judge_partition`]),
+    /// Judges the rows of partition `part` of `parts` (see [`dedup::shuffle::judge_partition`]),
     /// reading the sketches and shingle sets of their objects from the fragments (once per
     /// `state`).
     pub fn judge(
         &self,
         state: &mut JudgeState,
-        part: u32,
+        (part, parts): (u32, u32),
         rows: &[BandRow],
     ) -> Result<JudgedPartition, BuildError> {
         let ranks = self.family_ranks();
@@ -290,8 +290,9 @@ impl Prepared<'_> {
             floor: p.estimate_floor(),
             max_bucket: self.config().dedup.max_bucket,
             similar_per_member: shuffle::SIMILAR_PER_MEMBER,
+            walk_limit: shuffle::WALK_LIMIT,
         };
-        shuffle::judge_partition(part, rows, &index, &mut state.sets, &params)
+        shuffle::judge_partition((part, parts), rows, &index, &mut state.sets, &params)
     }
 }
 
@@ -322,7 +323,7 @@ impl StateIndex<'_> {
 }
 
 impl shuffle::SketchIndex for StateIndex<'_> {
-    fn rank(&self, m: Member) -> (u32, u32, u32) {
+    fn rank(&self, m: Member) -> shuffle::Rank {
         (self.family_rank[m.object as usize], m.object, m.ordinal)
     }
 

@@ -472,9 +472,13 @@ impl BuildSteps {
     }
 
     /// A worker's step after the shuffle: judges the LSH buckets in the rows of partition
-    /// `part` (all of that partition's rows, in any order). The sketches and shingle sets
-    /// this reads from the fragments are kept for the process's next partition.
-    pub fn judge(&self, part: u32, rows: &[BandRow]) -> Result<JudgedPartition, ReleaseError> {
+    /// `part` of `parts` (all of that partition's rows, in any order). The sketches and
+    /// shingle sets this reads from the fragments are kept for the process's next partition.
+    pub fn judge(
+        &self,
+        (part, parts): (u32, u32),
+        rows: &[BandRow],
+    ) -> Result<JudgedPartition, ReleaseError> {
         let mut state = self
             .judge_state
             .lock()
@@ -484,7 +488,7 @@ impl BuildSteps {
                 *state = Some(prepared.judge_state()?);
             }
             let state = state.as_mut().expect("set above");
-            prepared.judge(state, part, rows)
+            prepared.judge(state, (part, parts), rows)
         })
     }
 

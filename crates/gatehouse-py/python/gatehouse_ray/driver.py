@@ -174,12 +174,14 @@ def _band_rows(batch, store: _native.Store, version: str, parts: int):
     return _build_for(store, version).band_rows(indices, parts)
 
 
-def _judge_partition(rows, store: _native.Store, version: str, kill_marker: str | None):
+def _judge_partition(
+    rows, store: _native.Store, version: str, parts: int, kill_marker: str | None
+):
     """A Ray Data task: judges the LSH buckets of one partition of band rows (one group of
     ``groupby("part")``)."""
     if kill_marker:
         _crash_once(kill_marker + ".judge")
-    return _build_for(store, version).judge(rows)
+    return _build_for(store, version).judge(rows, parts)
 
 
 def _crash_once(marker: str) -> None:
@@ -298,9 +300,9 @@ def _index_blocks(objects: int, step: int):
 
 def _judge_near_duplicates(ray, store, version, objects, parts, batch_size):
     """Band rows out of the fragments, shuffled by partition with Ray's groupby, each
-    partition's buckets judged in a task; returns the judged partitions (one table, or
-    None when there were no band rows: nothing to judge) and how many there were."""
-    import pyarrow as pa
+    partition's buckets judged in a task; returns the judged partitions' tables (none when
+    there were no band rows; the finish checks that against the fragments) and how many
+    partitions there were."""
 
     rows = ray.data.from_arrow(_index_blocks(objects, batch_size)).map_batches(
         _band_rows,
@@ -315,6 +317,7 @@ def _judge_near_duplicates(ray, store, version, objects, parts, batch_size):
         fn_kwargs={
             "store": store,
             "version": version,
+            "parts": parts,
             "kill_marker": os.environ.get(FAULT_KILL_ONE_ACTOR),
         },
         batch_format="pyarrow",
@@ -323,10 +326,7 @@ def _judge_near_duplicates(ray, store, version, objects, parts, batch_size):
     )
     tables = [ray.get(ref) for ref in judged.to_arrow_refs()]
     tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return None, 0
-    table = pa.concat_tables(tables)
-    return table, table.num_rows
+    return tables, sum(t.num_rows for t in tables)
 
 
 def _store(args: argparse.Namespace) -> _native.Store:

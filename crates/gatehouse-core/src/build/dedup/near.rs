@@ -10,10 +10,10 @@
 //!   representative, and each later record sharing a bucket with it, not yet in a cluster,
 //!   joins it when the pair's Jaccard index reaches the threshold. Verdicts come from a
 //!   [`PairOracle`]: judged on demand (the rayon executor: only the pairs the clustering
-//!   asks for are read) or looked up in pairs judged beforehand (an executor that judged
-//!   every bucket in parallel). The verdict of a pair does not depend on when it is asked,
-//!   so both give the same clusters and, because the counts are taken here from the pairs
-//!   the clustering asked for, the same counts.
+//!   asks for are read) or answered from the reports of a shuffle's partitions
+//!   ([`super::shuffle::ShuffleOracle`]). The verdict of a pair does not depend on when or
+//!   where it is judged, so both give the same clusters and, because the counts are taken
+//!   here from the pairs the clustering asked for, the same counts.
 
 use rustc_hash::FxHashMap;
 

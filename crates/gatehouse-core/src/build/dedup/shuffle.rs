@@ -41,6 +41,15 @@ use crate::build::BuildError;
 /// module docs).
 pub const SIMILAR_PER_MEMBER: usize = 4;
 
+/// Predecessors a member's walk looks at, at most, in one bucket: past them it stops with a
+/// cut, and the clustering judges whatever it asks beyond the cut on demand. Without this
+/// a bucket of many records that are alike but under the threshold (or that first met in
+/// another band) would be judged whole, quadratic, where the clustering asks few pairs.
+pub const WALK_LIMIT: usize = 256;
+
+/// Shingle ids a partition judge keeps in its per-bucket cache (4 bytes each): 64 MB.
+const CACHE_ELEMENTS: usize = 16 << 20;
+
 /// A record as the shuffle names it: its object's place in key order and its ordinal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Member {
@@ -138,10 +147,13 @@ pub(in crate::build) fn band_rows(
     Ok(())
 }
 
+/// A keep rank: family rank, object, ordinal (lower is kept first).
+pub type Rank = (u32, u32, u32);
+
 /// What a partition judge reads of a record besides its shingle set.
 pub trait SketchIndex {
-    /// The keep rank: family rank, object, ordinal (lower is kept first).
-    fn rank(&self, m: Member) -> (u32, u32, u32);
+    /// The record's keep rank.
+    fn rank(&self, m: Member) -> Rank;
     /// The record's band keys, one per band.
     fn bands(&self, m: Member) -> &[u64];
     /// The low bytes of the record's min-hashes.
@@ -157,6 +169,7 @@ pub struct JudgeParams {
     pub floor: f64,
     pub max_bucket: usize,
     pub similar_per_member: usize,
+    pub walk_limit: usize,
 }
 
 /// What judging one partition gives back: small, and no text.
@@ -179,9 +192,10 @@ fn first_shared_band(a: &[u64], b: &[u64]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| x == y)
 }
 
-/// Judges one partition's rows (see the module docs). `sets` reads shingle sets by object.
+/// Judges one partition's rows (see the module docs): every row must be of partition `part`
+/// of `parts`. `sets` reads shingle sets by object.
 pub fn judge_partition(
-    part: u32,
+    (part, parts): (u32, u32),
     rows: &[BandRow],
     index: &dyn SketchIndex,
     sets: &mut dyn SetStore,
@@ -191,14 +205,20 @@ pub fn judge_partition(
         part,
         ..JudgedPartition::default()
     };
-    let mut keyed: Vec<(u32, u64, (u32, u32, u32), Member)> = Vec::with_capacity(rows.len());
+    let mut keyed: Vec<(u32, u64, Rank, Member)> = Vec::with_capacity(rows.len());
     for row in rows {
+        if row.part(parts) != part {
+            return Err(BuildError::Internal(format!(
+                "a band row of partition {} of {parts} was given to partition {part}",
+                row.part(parts)
+            )));
+        }
         out.receipt.add(row);
         keyed.push((row.band, row.key, index.rank(row.member), row.member));
     }
     keyed.sort_unstable();
-    // The bucket's shingle sets, each read once per bucket.
-    let mut cache: FxHashMap<Member, Vec<u32>> = FxHashMap::default();
+    // The bucket's shingle sets, each read once per bucket (bounded: see `load`).
+    let mut cache = SetCache::default();
     for bucket in keyed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
         let (band, key) = (bucket[0].0, bucket[0].1);
         if bucket.len() < 2 {
@@ -211,15 +231,19 @@ pub fn judge_partition(
         for (j, &(.., m)) in bucket.iter().enumerate().skip(1) {
             let mut hits = 0;
             for (i, &(.., r)) in bucket[..j].iter().enumerate() {
+                if i == p.walk_limit {
+                    // Looked at enough: the rest is judged on demand, if it is asked.
+                    out.cut.push((band, m, bucket[i - 1].3));
+                    break;
+                }
                 if first_shared_band(index.bands(r), index.bands(m)) != Some(band as usize) {
                     continue;
                 }
                 let verdict = {
                     let (cache, sets) = (&mut cache, &mut *sets);
                     judge(index.low(r), index.low(m), p.floor, move || {
-                        load(cache, index, sets, r)?;
-                        load(cache, index, sets, m)?;
-                        Ok((cache[&r].as_slice(), cache[&m].as_slice()))
+                        cache.load(index, sets, &[r, m])?;
+                        Ok((cache.sets[&r].as_slice(), cache.sets[&m].as_slice()))
                     })?
                 };
                 let PairVerdict::Verified { jaccard } = verdict else {
@@ -243,20 +267,46 @@ pub fn judge_partition(
     Ok(out)
 }
 
-/// Reads `m`'s shingle set into `cache` unless it is there.
-fn load(
-    cache: &mut FxHashMap<Member, Vec<u32>>,
-    index: &dyn SketchIndex,
-    sets: &mut dyn SetStore,
-    m: Member,
-) -> Result<(), BuildError> {
-    if let std::collections::hash_map::Entry::Vacant(v) = cache.entry(m) {
-        let (at, len) = index.set_at(m);
-        let mut set = Vec::with_capacity(len as usize);
-        sets.read_at(m.object, at, len, &mut set)?;
-        v.insert(set);
+/// A partition judge's shingle sets, by member, bounded in total elements.
+#[derive(Default)]
+struct SetCache {
+    sets: FxHashMap<Member, Vec<u32>>,
+    elements: usize,
+}
+
+impl SetCache {
+    /// Reads the sets of `members` that are not here; when the cache is full it is emptied
+    /// first (the sets asked for are always in it afterwards).
+    fn load(
+        &mut self,
+        index: &dyn SketchIndex,
+        sets: &mut dyn SetStore,
+        members: &[Member],
+    ) -> Result<(), BuildError> {
+        let missing: u64 = members
+            .iter()
+            .filter(|m| !self.sets.contains_key(m))
+            .map(|&m| u64::from(index.set_at(m).1))
+            .sum();
+        if self.elements + missing as usize > CACHE_ELEMENTS {
+            self.clear();
+        }
+        for &m in members {
+            if let std::collections::hash_map::Entry::Vacant(v) = self.sets.entry(m) {
+                let (at, len) = index.set_at(m);
+                let mut set = Vec::with_capacity(len as usize);
+                sets.read_at(m.object, at, len, &mut set)?;
+                self.elements += set.len();
+                v.insert(set);
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn clear(&mut self) {
+        self.sets.clear();
+        self.elements = 0;
+    }
 }
 
 /// What the finishing process reads of a record, by keep rank.
@@ -452,7 +502,7 @@ mod tests {
     }
 
     impl SketchIndex for Corpus {
-        fn rank(&self, m: Member) -> (u32, u32, u32) {
+        fn rank(&self, m: Member) -> Rank {
             (self.family_rank[m.object as usize], m.object, m.ordinal)
         }
         fn bands(&self, m: Member) -> &[u64] {
@@ -519,11 +569,12 @@ mod tests {
         }
     }
 
+    /// Every record's band rows (the excluded ones too, as workers keep exact duplicates),
+    /// judged in `parts` partitions, clustered over `eligible` through the shuffle's oracle.
     fn shuffled(
         c: &Corpus,
         parts: u32,
-        max_bucket: usize,
-        similar_per_member: usize,
+        (max_bucket, similar_per_member, walk_limit): (usize, usize, usize),
         buckets: &Buckets,
         eligible: &[u32],
     ) -> (Vec<near::Joined>, near::NearOutcome) {
@@ -545,6 +596,7 @@ mod tests {
             floor: c.params.estimate_floor(),
             max_bucket,
             similar_per_member,
+            walk_limit,
         };
         let mut judged = Vec::new();
         for part in (0..parts).rev() {
@@ -553,7 +605,7 @@ mod tests {
                 .filter(|r| r.part(parts) == part)
                 .copied()
                 .collect();
-            judged.push(judge_partition(part, &mine, c, &mut Sets(c), &p).expect("judge"));
+            judged.push(judge_partition((part, parts), &mine, c, &mut Sets(c), &p).expect("judge"));
         }
         let verdicts = ShuffleVerdicts::new(judged).expect("verdicts");
         verdicts.check(expected).expect("every row judged");
@@ -572,16 +624,22 @@ mod tests {
 
     proptest! {
         /// Buckets judged where a shuffle by band key put them, in any number of
-        /// partitions, with few similar pairs reported per member and small buckets left
-        /// out: the same clusters and the same counts as judging on demand.
+        /// partitions, with few similar pairs reported per member, short walks, small
+        /// buckets left out, and records the clustering leaves out (exact duplicates) still
+        /// in the partitions' buckets: the same clusters and the same counts as judging on
+        /// demand.
         #[test]
         fn a_shuffle_by_band_key_gives_the_clusters_and_counts_of_judging_on_demand(
             c in corpus(),
             parts in 1u32..6,
             max_bucket in prop_oneof![Just(1000usize), 2usize..8],
             similar_per_member in 1usize..4,
+            walk_limit in prop_oneof![Just(WALK_LIMIT), 1usize..4],
+            excluded in prop::collection::btree_set(0u32..80, 0..6),
         ) {
-            let eligible: Vec<u32> = (0..c.order.len() as u32).collect();
+            let eligible: Vec<u32> = (0..c.order.len() as u32)
+                .filter(|r| !excluded.contains(r))
+                .collect();
             let bands = c.params.bands;
             let buckets = Buckets::of(&eligible, bands, max_bucket, |r, b| {
                 RankedSketches::band(&c, r, b)
@@ -589,7 +647,8 @@ mod tests {
             let on_demand =
                 near::clusters(&eligible, &buckets, c.params.threshold, &mut OnDemand(&c))
                     .expect("on demand");
-            let shuffled = shuffled(&c, parts, max_bucket, similar_per_member, &buckets, &eligible);
+            let limits = (max_bucket, similar_per_member, walk_limit);
+            let shuffled = shuffled(&c, parts, limits, &buckets, &eligible);
             prop_assert_eq!(on_demand.1, shuffled.1);
             prop_assert_eq!(on_demand.0.len(), shuffled.0.len());
             for (a, b) in on_demand.0.iter().zip(&shuffled.0) {
@@ -627,7 +686,8 @@ mod tests {
         let on_demand = near::clusters(&eligible, &buckets, c.params.threshold, &mut OnDemand(&c))
             .expect("on demand");
         assert_eq!(on_demand.0.len(), 1, "the near copies are one cluster");
-        let shuffled = shuffled(&c, 2, 3, SIMILAR_PER_MEMBER, &buckets, &eligible);
+        let limits = (3, SIMILAR_PER_MEMBER, WALK_LIMIT);
+        let shuffled = shuffled(&c, 2, limits, &buckets, &eligible);
         assert_eq!(on_demand.1, shuffled.1);
         assert_eq!(on_demand.0, shuffled.0);
     }
