@@ -217,7 +217,7 @@ pub fn judge_partition(
         keyed.push((row.band, row.key, index.rank(row.member), row.member));
     }
     keyed.sort_unstable();
-    // The bucket's shingle sets, each read once per bucket (bounded: see `load`).
+    // Shingle sets read, kept across buckets (a record is in one bucket per band), bounded.
     let mut cache = SetCache::default();
     for bucket in keyed.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
         let (band, key) = (bucket[0].0, bucket[0].1);
@@ -262,7 +262,6 @@ pub fn judge_partition(
                 }
             }
         }
-        cache.clear();
     }
     Ok(out)
 }
