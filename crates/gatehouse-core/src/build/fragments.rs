@@ -147,17 +147,9 @@ impl Prepared<'_> {
     /// this build. `verdicts`: judged on demand here, or judged in the partitions of a
     /// shuffle by band key.
     pub fn finish_from_store(self, verdicts: dedup::Verdicts) -> Result<BuildOutcome, BuildError> {
-        let mut fragments = Vec::with_capacity(self.keys().len());
-        for (i, key) in self.keys().enumerate() {
-            match self.load_fragment(i)? {
-                Some(f) => fragments.push(f),
-                None => {
-                    return Err(BuildError::Internal(format!(
-                        "{key} has no map fragment made for this build: map it first"
-                    )));
-                }
-            }
-        }
+        let fragments = (0..self.keys().len())
+            .map(|i| self.required_fragment(i))
+            .collect::<Result<Vec<_>, _>>()?;
         self.finish_from_fragments(fragments, verdicts)
     }
 

@@ -184,24 +184,27 @@ def _judge_partition(
     return _build_for(store, version).judge(rows, parts)
 
 
-def _crash_once(marker: str) -> None:
-    """The first task to create `marker` ends its worker process, as a crash does."""
+def _first_to_claim(marker: str) -> bool:
+    """Whether this call created `marker`: true for one caller only."""
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        return
+        return False
     os.close(fd)
-    os._exit(1)
+    return True
+
+
+def _crash_once(marker: str) -> None:
+    """The first task to create `marker` ends its worker process, as a crash does."""
+    if _first_to_claim(marker):
+        os._exit(1)
 
 
 def _kill_self_once(marker: str) -> None:
     import ray
 
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+    if not _first_to_claim(marker):
         return
-    os.close(fd)
     ray.kill(ray.get_runtime_context().current_actor, no_restart=False)
     time.sleep(120)  # killed during this sleep; the batch's result is never returned
     raise RuntimeError(f"{FAULT_KILL_ONE_ACTOR}: ray.kill did not stop this actor")

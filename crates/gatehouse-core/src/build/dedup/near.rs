@@ -69,12 +69,12 @@ pub struct Buckets {
     pub largest: u64,
     /// Buckets over `max_bucket` (not used for candidates) and the records in them.
     pub oversized: (u64, u64),
-    /// `(band, key)` of each oversized bucket, when the buckets were made by [`Buckets::of`].
+    /// `(band, key)` of each oversized bucket.
     oversized_at: rustc_hash::FxHashSet<(u32, u64)>,
 }
 
 impl Default for Buckets {
-    /// No buckets yet; [`Buckets::add`] adds them.
+    /// No buckets yet (what [`Buckets::of`] starts from).
     fn default() -> Self {
         Self {
             members: Vec::new(),
@@ -103,17 +103,21 @@ impl Buckets {
             keyed.extend(eligible.iter().map(|&r| (key(r, band), r)));
             keyed.sort_unstable();
             for run in keyed.chunk_by(|a, b| a.0 == b.0) {
-                if run.len() > max_bucket {
-                    b.oversized_at.insert((band as u32, run[0].0));
-                }
-                b.add(run.iter().map(|&(_, r)| r), run.len(), max_bucket);
+                let at = (band as u32, run[0].0);
+                b.add(at, run.iter().map(|&(_, r)| r), run.len(), max_bucket);
             }
         }
         b
     }
 
-    /// Adds one bucket (ranks ascending) of `len` members.
-    pub fn add(&mut self, ranks: impl Iterator<Item = u32>, len: usize, max_bucket: usize) {
+    /// Adds the bucket of band `at.0`, key `at.1`: `len` members, ranks ascending.
+    fn add(
+        &mut self,
+        at: (u32, u64),
+        ranks: impl Iterator<Item = u32>,
+        len: usize,
+        max_bucket: usize,
+    ) {
         if len < 2 {
             return;
         }
@@ -121,6 +125,7 @@ impl Buckets {
         if len > max_bucket {
             self.oversized.0 += 1;
             self.oversized.1 += len as u64;
+            self.oversized_at.insert(at);
             return;
         }
         let id = (self.starts.len() - 1) as u32;
